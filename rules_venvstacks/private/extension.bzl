@@ -1,0 +1,121 @@
+"""The `venvstacks` module extension: declares python-build-standalone runtimes.
+
+    venvstacks = use_extension("@rules_venvstacks//rules_venvstacks:extensions.bzl", "venvstacks")
+    venvstacks.runtime(name = "cpython3_12", python_version = "3.12")
+    use_repo(venvstacks, "cpython3_12")
+"""
+
+load(":pbs.bzl", "asset_urls", "host_platform", "python_minor", "release_epoch", "resolve_version")
+load(":runtime_repository.bzl", "runtime_repository")
+
+_runtime_tag = tag_class(
+    doc = """A CPython runtime from python-build-standalone, fetched for the host platform.
+
+Three ways to say where it comes from:
+
+* the built-in table of PBS releases (default): give `python_version`, "3.12" for the newest
+  patch in the table or "3.12.7" to pin it; `base_urls` points at mirrors of the same files;
+* a custom build: `urls` + `sha256` (+ `strip_prefix`), with the exact `python_version`;
+* a local archive: `archive` (a label of a file in your repository), with the exact
+  `python_version` and, optionally, `sha256`.
+""",
+    attrs = {
+        "archive": attr.label(doc = "A local PBS-layout archive file, instead of downloading one."),
+        "base_urls": attr.string_list(
+            doc = "Mirrors of the PBS release assets (`<base>/<release>/<file>`), tried in order; the table's sha256 still applies.",
+        ),
+        "name": attr.string(mandatory = True, doc = "Repository name, e.g. 'cpython3_12'; also the target name in it."),
+        "python_version": attr.string(mandatory = True, doc = "'3.12' (newest in the table) or an exact '3.12.7'."),
+        "release": attr.string(doc = "PBS release tag of a custom build, recorded in metadata (optional)."),
+        "sha256": attr.string(doc = "sha256 of the custom or local archive (required with `urls`)."),
+        "strip_prefix": attr.string(default = "python", doc = "Directory inside a custom archive that holds the installation."),
+        "urls": attr.string_list(doc = "Download URLs of a custom PBS-layout build, tried in order."),
+    },
+)
+
+def _read_json(module_ctx, label):
+    return json.decode(module_ctx.read(module_ctx.path(label)))
+
+def _tool_wheels(wheel_table, what, minor, platform):
+    """The {url, sha256} wheels the tool needs on a runtime of `minor` on `platform`."""
+    wheels = []
+    for package, entry in sorted(wheel_table["packages"].items()):
+        wheel = entry["wheels"].get(minor, {}).get(platform)
+        if wheel == None:
+            fail("%s: rules_venvstacks has no '%s' wheel for Python %s on %s (see rules_venvstacks/private/tool_wheels.json)" % (
+                what,
+                package,
+                minor,
+                platform,
+            ))
+        wheels.append({"sha256": wheel["sha256"], "url": wheel["url"]})
+    return json.encode(wheels)
+
+def _runtime_source(tag, table, platform, what):
+    """Resolves a runtime tag to struct(version, urls, sha256, strip_prefix, release)."""
+    if tag.urls or tag.archive:
+        if tag.urls and tag.archive:
+            fail("%s: give either `urls` or `archive`, not both" % what)
+        if tag.urls and not tag.sha256:
+            fail("%s: a custom build from `urls` needs its `sha256`" % what)
+        if len(tag.python_version.split(".")) != 3:
+            fail("%s: a custom build needs the exact python_version (e.g. '3.12.7'), got '%s'" % (what, tag.python_version))
+        return struct(
+            version = tag.python_version,
+            urls = tag.urls,
+            sha256 = tag.sha256,
+            strip_prefix = tag.strip_prefix,
+            release = tag.release,
+        )
+    resolved = resolve_version(table, tag.python_version)
+    if resolved.error:
+        fail("%s: %s" % (what, resolved.error))
+    asset = asset_urls(table, resolved.version, platform, tag.base_urls)
+    if asset.error:
+        fail("%s: %s" % (what, asset.error))
+    return struct(
+        version = resolved.version,
+        urls = asset.urls,
+        sha256 = asset.sha256,
+        strip_prefix = asset.strip_prefix,
+        release = asset.release,
+    )
+
+def _venvstacks_impl(module_ctx):
+    table = _read_json(module_ctx, Label(":pbs_releases.json"))
+    wheel_table = _read_json(module_ctx, Label(":tool_wheels.json"))
+    platform = host_platform(module_ctx.os.name, module_ctx.os.arch)
+    declared = {}
+    for mod in module_ctx.modules:
+        for tag in mod.tags.runtime:
+            what = "runtime '%s' (module '%s')" % (tag.name, mod.name)
+            if tag.name in declared:
+                fail("%s: the name is already declared by module '%s'; runtime names must be unique" % (what, declared[tag.name]))
+            declared[tag.name] = mod.name
+            if platform == None:
+                fail("%s: unsupported host platform %s/%s; PBS runtimes are known for x86_64/aarch64 Linux (gnu), x86_64/arm64 macOS and x86_64 Windows" % (
+                    what,
+                    module_ctx.os.name,
+                    module_ctx.os.arch,
+                ))
+            source = _runtime_source(tag, table, platform, what)
+            runtime_repository(
+                name = tag.name,
+                runtime_name = tag.name,
+                python_version = source.version,
+                platform = platform,
+                release = source.release,
+                urls = source.urls,
+                sha256 = source.sha256,
+                strip_prefix = source.strip_prefix,
+                archive = tag.archive,
+                source_date_epoch = release_epoch(source.release),
+                tool_wheels = _tool_wheels(wheel_table, what, python_minor(source.version), platform),
+            )
+    return module_ctx.extension_metadata(reproducible = True)
+
+venvstacks = module_extension(
+    implementation = _venvstacks_impl,
+    doc = "Declares the CPython runtimes that venvstacks layers are built on.",
+    tag_classes = {"runtime": _runtime_tag},
+)

@@ -1,0 +1,282 @@
+"""The runtime layer through a real Bazel: fetch from 127.0.0.1, pack, unpack, run; and failures."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from support.bazel_workspace import CHECKOUT, Workspace
+from support.http_server import serve_directory
+from support.local_pbs import LocalRuntime, make_local_runtime
+
+pytestmark = pytest.mark.integration
+
+BUILD_FILE = """\
+load("@rules_venvstacks//rules_venvstacks:defs.bzl", "runtime_layer")
+
+runtime_layer(name = "cpython_layer", runtime = "@cpython_local")
+
+[
+    runtime_layer(
+        name = "cpython_layer_" + kind,
+        archive_format = archive_format,
+        layer_name = "cpython_layer",
+        runtime = "@cpython_local",
+    )
+    for kind, archive_format in [("xz", "tar.xz"), ("zip", "zip")]
+]
+"""
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRuntime, str]]:
+    """The host CPython as a PBS-layout archive, served on 127.0.0.1."""
+    directory = tmp_path_factory.mktemp("pbs")
+    runtime = make_local_runtime(directory)
+    (directory / "broken-layout.tar.gz").write_bytes(_archive_with_member("other/bin/python3"))
+    # A "mirror" that serves wrong bytes under the real PBS file name, for the table path.
+    table = json.loads((CHECKOUT / "rules_venvstacks/private/pbs_releases.json").read_text())
+    version = table["latest"]["3.12"]
+    entry = table["versions"][version]
+    mirror = directory / "mirror" / entry["release"] / entry["assets"]["x86_64-unknown-linux-gnu"]["file"]
+    mirror.parent.mkdir(parents=True)
+    shutil.copy(runtime.path, mirror)
+    with serve_directory(directory) as url:
+        yield runtime, url
+
+
+def _archive_with_member(name: str) -> bytes:
+    """A .tar.gz holding one empty file; byte-stable (no gzip header time)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = 0
+        tar.addfile(info, io.BytesIO(b""))
+    return gzip.compress(buffer.getvalue(), mtime=0)
+
+
+def _module(runtime: LocalRuntime, url: str) -> str:
+    return f"""\
+        venvstacks.runtime(
+            name = "cpython_local",
+            python_version = "{runtime.python_version}",
+            urls = ["{url}/{runtime.path.name}"],
+            sha256 = "{runtime.sha256}",
+        )
+        use_repo(venvstacks, "cpython_local")
+        """
+
+
+def _make_workspace(root: Path, runtime: LocalRuntime, url: str, rules_path: Path = CHECKOUT) -> Workspace:
+    workspace = Workspace(root, rules_path)
+    workspace.write_module(_module(runtime, url))
+    workspace.write("BUILD.bazel", BUILD_FILE)
+    return workspace
+
+
+@pytest.fixture(scope="module")
+def built(served: tuple[LocalRuntime, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    """A workspace with the three runtime layers built."""
+    runtime, url = served
+    workspace = _make_workspace(tmp_path_factory.mktemp("ws_a"), runtime, url)
+    workspace.bazel("build", "//:all")
+    yield workspace
+    workspace.shutdown()
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_layer_unpacks_and_its_interpreter_runs(
+    built: Workspace, tmp_path: Path, served: tuple[LocalRuntime, str]
+) -> None:
+    archive = built.output("cpython_layer.tar.zst")
+    with (
+        archive.open("rb") as raw,
+        zstandard.ZstdDecompressor().stream_reader(raw) as stream,
+        tarfile.open(fileobj=stream, mode="r|") as tar,
+    ):
+        tar.extractall(tmp_path, filter="tar")
+    python = tmp_path / "cpython_layer" / "bin" / "python3"
+    assert python.is_symlink(), "the PBS bin/python3 symlink is kept as a symlink"
+    code = "import sys, json; print(json.dumps([sys.prefix, sys.version.split()[0]]))"
+    prefix, version = json.loads(
+        subprocess.run([python, "-I", "-c", code], check=True, capture_output=True, text=True).stdout
+    )
+    assert Path(prefix) == tmp_path / "cpython_layer"
+    assert version == served[0].python_version
+    config = json.loads((tmp_path / "cpython_layer/share/venv/metadata/venvstacks_layer.json").read_text())
+    assert config["py_version"] == version
+
+
+def test_metadata_describes_archive_and_source(built: Workspace, served: tuple[LocalRuntime, str]) -> None:
+    runtime, url = served
+    metadata = json.loads(built.output("cpython_layer.json").read_text())
+    archive = built.output("cpython_layer.tar.zst")
+    assert metadata["layer_name"] == "cpython_layer"
+    assert metadata["python_version"] == runtime.python_version
+    assert metadata["archive"]["sha256"] == _sha256(archive)
+    assert metadata["archive"]["size"] == archive.stat().st_size
+    assert metadata["source"]["sha256"] == runtime.sha256
+    assert metadata["source"]["urls"] == [f"{url}/{runtime.path.name}"]
+    assert str(built.root) not in built.output("cpython_layer.json").read_text()
+
+
+def test_xz_and_zip_formats_hold_the_same_members(built: Workspace) -> None:
+    import zipfile
+
+    with tarfile.open(built.output("cpython_layer_xz.tar.xz")) as tar:
+        tar_names = sorted(m.name for m in tar.getmembers() if not m.isdir())
+    with zipfile.ZipFile(built.output("cpython_layer_zip.zip")) as archive:
+        zip_names = sorted(n for n in archive.namelist() if not n.endswith("/"))
+    assert tar_names == zip_names
+    assert "cpython_layer/bin/python3" in tar_names
+
+
+def test_same_bytes_from_a_checkout_at_another_path(
+    built: Workspace, served: tuple[LocalRuntime, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    runtime, url = served
+    other = tmp_path_factory.mktemp("checkout_b") / "rules_venvstacks"
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=CHECKOUT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    for name in files:
+        if (CHECKOUT / name).is_file():
+            (other / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(CHECKOUT / name, other / name)
+    workspace = _make_workspace(tmp_path_factory.mktemp("ws_b"), runtime, url, rules_path=other)
+    try:
+        workspace.bazel("build", "//:all")
+        for name in (
+            "cpython_layer.tar.zst",
+            "cpython_layer_xz.tar.xz",
+            "cpython_layer_zip.zip",
+            "cpython_layer.json",
+        ):
+            assert _sha256(workspace.output(name)) == _sha256(built.output(name)), name
+    finally:
+        workspace.shutdown()
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    """One workspace whose MODULE.bazel each failure case rewrites (one Bazel server for all)."""
+    workspace = Workspace(tmp_path_factory.mktemp("ws_fail"))
+    workspace.write("BUILD.bazel", BUILD_FILE)
+    yield workspace
+    workspace.shutdown()
+
+
+def _fails(workspace: Workspace, module: str, *expected: str) -> None:
+    workspace.write_module(module)
+    result = workspace.bazel("build", "//:cpython_layer", check=False)
+    assert result.returncode != 0
+    for text in expected:
+        assert text in result.stderr, f"{text!r} not in:\n{result.stderr[-4000:]}"
+
+
+def test_wrong_sha256_names_runtime_expected_and_found(scratch: Workspace, served: tuple[LocalRuntime, str]) -> None:
+    runtime, url = served
+    wrong = "0" * 64
+    module = _module(runtime, url).replace(runtime.sha256, wrong)
+    _fails(
+        scratch,
+        module,
+        "runtime 'cpython_local'",
+        f"sha256 {wrong}",
+        f"Checksum was {runtime.sha256}",
+    )
+
+
+def test_mirror_of_the_table_is_checked_against_the_real_pbs_sha256(
+    scratch: Workspace, served: tuple[LocalRuntime, str]
+) -> None:
+    runtime, url = served
+    table = json.loads((CHECKOUT / "rules_venvstacks/private/pbs_releases.json").read_text())
+    version = table["latest"]["3.12"]
+    real = table["versions"][version]["assets"]["x86_64-unknown-linux-gnu"]["sha256"]
+    module = f"""\
+        venvstacks.runtime(name = "cpython_local", python_version = "3.12", base_urls = ["{url}/mirror"])
+        use_repo(venvstacks, "cpython_local")
+        """
+    _fails(
+        scratch,
+        module,
+        "runtime 'cpython_local'",
+        f"sha256 {real}",
+        f"Checksum was {runtime.sha256}",
+    )
+
+
+def test_unknown_version_lists_known_ones(scratch: Workspace) -> None:
+    module = """\
+        venvstacks.runtime(name = "cpython_local", python_version = "3.99")
+        use_repo(venvstacks, "cpython_local")
+        """
+    _fails(
+        scratch,
+        module,
+        "runtime 'cpython_local'",
+        "python_version '3.99' is not in the built-in PBS table",
+        "known:",
+    )
+
+
+def test_wrong_layout_says_what_was_expected_and_found(scratch: Workspace, served: tuple[LocalRuntime, str]) -> None:
+    runtime, url = served
+    broken = hashlib.sha256(_archive_with_member("other/bin/python3")).hexdigest()
+    module = f"""\
+        venvstacks.runtime(
+            name = "cpython_local",
+            python_version = "{runtime.python_version}",
+            urls = ["{url}/broken-layout.tar.gz"],
+            sha256 = "{broken}",
+        )
+        use_repo(venvstacks, "cpython_local")
+        """
+    _fails(
+        scratch,
+        module,
+        "runtime 'cpython_local'",
+        "'python/bin/python3'",
+        "found top-level entries: other/",
+    )
+
+
+def test_custom_build_without_sha256_is_refused(scratch: Workspace, served: tuple[LocalRuntime, str]) -> None:
+    runtime, url = served
+    module = _module(runtime, url).replace(f'sha256 = "{runtime.sha256}",', "")
+    _fails(scratch, module, "runtime 'cpython_local'", "needs its `sha256`")
+
+
+def test_local_archive_file(scratch: Workspace, served: tuple[LocalRuntime, str]) -> None:
+    runtime, _ = served
+    shutil.copy(runtime.path, scratch.root / "runtime.tar.gz")
+    scratch.write_module(f"""\
+        venvstacks.runtime(
+            name = "cpython_local",
+            python_version = "{runtime.python_version}",
+            archive = "//:runtime.tar.gz",
+            sha256 = "{runtime.sha256}",
+        )
+        use_repo(venvstacks, "cpython_local")
+        """)
+    scratch.bazel("build", "//:cpython_layer")
+    metadata = json.loads(scratch.output("cpython_layer.json").read_text())
+    assert metadata["source"] == {"sha256": runtime.sha256, "strip_prefix": "python", "urls": []}

@@ -1,0 +1,19 @@
+"""The Starlark unit tests (bazel_skylib unittest) of the checkout itself, through real Bazel."""
+
+from __future__ import annotations
+
+import pytest
+
+from support.bazel_workspace import CHECKOUT, Workspace
+
+pytestmark = pytest.mark.integration
+
+
+def test_starlark_unit_tests_pass() -> None:
+    workspace = Workspace(CHECKOUT)
+    try:
+        result = workspace.bazel("test", "--nocache_test_results", "//tests/starlark:all", check=False)
+        assert result.returncode == 0, result.stderr[-6000:]
+        assert "Executed 4 out of 4 tests: 4 tests pass" in result.stdout + result.stderr
+    finally:
+        workspace.shutdown()

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, unit tests and the Bazel integration tests.
+#
+#   tests/run_all.sh            # everything (what CI runs)
+#   tests/run_all.sh -k archive # extra arguments go to pytest
+#
+# Installs what it needs (pip packages for the test runner, buildifier from npm, and a Bazel 7
+# through tests/bazel.sh), so it works on a fresh Debian machine as root.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { echo "== $*" >&2; }
+
+step "python test dependencies"
+python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+
+if ! command -v buildifier >/dev/null; then
+  step "buildifier (npm @bazel/buildifier)"
+  npm install -g --silent @bazel/buildifier@8.2.1 >&2
+fi
+if ! [[ -x /usr/bin/python3.11 || -x /usr/bin/python3.12 || -x /usr/bin/python3.13 ]]; then
+  step "distro CPython (the tests package it as a PBS-layout runtime)"
+  apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3 >&2
+fi
+
+step "ruff"
+python3 -m ruff check tools tests examples
+python3 -m ruff format --check tools tests examples
+
+step "buildifier"
+buildifier -mode=check -lint=warn -r MODULE.bazel BUILD.bazel rules_venvstacks tools tests examples
+
+step "bazel (provisioned once, then reused)"
+tests/bazel.sh --version
+
+step "pytest: unit and integration tests"
+python3 -m pytest tests "$@"

@@ -1,0 +1,7 @@
+"""`python -m venvstacks_tool`: same as the `tools/bin/venvstacks_tool.py` entry script."""
+
+import sys
+
+from venvstacks_tool.cli import main
+
+sys.exit(main(sys.argv[1:]))
