@@ -42,6 +42,11 @@ host_bazel_major() {
   echo "${version%%.*}"
 }
 
+# The rc file for this checkout (the one settings file per checkout, so checkouts do not race).
+rc_file() {
+  echo "$CACHE/rc/$(echo "$CHECKOUT" | tr '/' '_').bazelrc"
+}
+
 # --- Inside the new mount namespace: build the root's view, pivot into it, run Bazel. ---
 enter_root() {
   local cwd=$1
@@ -71,7 +76,7 @@ enter_root() {
     exec update-ca-certificates -f >/dev/null
   fi
   exec bazel "--output_user_root=$CACHE/output_user_root" \
-    "--bazelrc=$CACHE/venvstacks.bazelrc" --max_idle_secs=900 "$@"
+    "--bazelrc=$(rc_file)" --max_idle_secs=900 "$@"
 }
 
 provision_root() {
@@ -104,8 +109,15 @@ provision_root() {
     grep -q -- "--override_module=$name=" "$rc" ||
       echo "common --override_module=$name=/opt/venvstacks-stub-modules/$name" >>"$rc"
   done
-  mkdir -p "$CACHE"
-  echo "common --repository_cache=$CACHE/repository_cache" >"$CACHE/venvstacks.bazelrc"
+  mkdir -p "$CACHE/rc"
+  {
+    echo "common --repository_cache=$CACHE/repository_cache"
+    # Bazel 7's sandbox gives actions an empty /tmp; a checkout under /tmp (a CI clone, a test's
+    # copy) that a workspace uses through local_path_override must stay visible in it.
+    if [[ $CHECKOUT == /tmp/* ]]; then
+      echo "common --sandbox_add_mount_pair=$CHECKOUT"
+    fi
+  } >"$(rc_file)"
   # Carry the host's extra CA certificates in (they change rarely: compare before updating).
   local host_cas=/usr/local/share/ca-certificates
   if [[ -d $host_cas ]] && ! diff -rq "$host_cas" "$ROOT$host_cas" >/dev/null 2>&1; then
