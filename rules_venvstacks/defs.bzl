@@ -1,8 +1,13 @@
 """Public API of rules_venvstacks: the rules and providers for layered Python environments."""
 
+load("//rules_venvstacks/private:layer_macros.bzl", _application_layer = "application_layer", _framework_layer = "framework_layer")
 load("//rules_venvstacks/private:providers.bzl", _VenvstacksLayerInfo = "VenvstacksLayerInfo", _VenvstacksRuntimeInfo = "VenvstacksRuntimeInfo")
 load("//rules_venvstacks/private:runtime_layer.bzl", _runtime_layer = "runtime_layer")
+load("//rules_venvstacks/private:stack.bzl", _layer_stack = "layer_stack")
 
+application_layer = _application_layer
+framework_layer = _framework_layer
+layer_stack = _layer_stack
 runtime_layer = _runtime_layer
 VenvstacksLayerInfo = _VenvstacksLayerInfo
 VenvstacksRuntimeInfo = _VenvstacksRuntimeInfo

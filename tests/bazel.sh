@@ -112,6 +112,8 @@ provision_root() {
   mkdir -p "$CACHE/rc"
   {
     echo "common --repository_cache=$CACHE/repository_cache"
+    # Debian's system bazelrc turns on --sandbox_debug, which floods every failure report.
+    echo "build --nosandbox_debug"
     # Bazel 7's sandbox gives actions an empty /tmp; a checkout under /tmp (a CI clone, a test's
     # copy) that a workspace uses through local_path_override must stay visible in it.
     if [[ $CHECKOUT == /tmp/* ]]; then

@@ -6,7 +6,9 @@
 """
 
 load(":pbs.bzl", "asset_urls", "host_platform", "python_minor", "release_epoch", "resolve_version")
+load(":pylock.bzl", "parse_pylock")
 load(":runtime_repository.bzl", "runtime_repository")
+load(":wheel_repository.bzl", "wheel_repository", "wheels_hub")
 
 _runtime_tag = tag_class(
     doc = """A CPython runtime from python-build-standalone, fetched for the host platform.
@@ -33,6 +35,57 @@ Three ways to say where it comes from:
     },
 )
 
+_lock_tag = tag_class(
+    doc = """A layer's lock file, whose wheels the extension declares as repositories.
+
+Each wheel becomes a repository fetched by Bazel's downloader with the lock's sha256, lazily
+(only the layers being built pull their wheels). The hub repository (`hub`, default
+`venvstacks_wheels`) has one target per lock, named `name`, that the layer's `wheels` attribute
+points at (`@venvstacks_wheels//:<name>` by default). A lock that does not exist yet gives an
+empty target; building the layer then says to run `bazel run <layer>.lock`.
+""",
+    attrs = {
+        "file": attr.label(mandatory = True, doc = "The layer's pylock.toml, e.g. '//stacks:app.pylock.toml'."),
+        "hub": attr.string(default = "venvstacks_wheels", doc = "Name of the hub repository."),
+        "name": attr.string(mandatory = True, doc = "Target name in the hub; by convention the layer's name."),
+    },
+)
+
+def _repo_name(text):
+    return "".join([char if char.isalnum() else "_" for char in text.elems()])
+
+def _declare_locks(module_ctx):
+    """Declares one repository per locked wheel and the hub repositories."""
+    hubs = {}
+    wheel_repos = {}
+    for mod in module_ctx.modules:
+        for tag in mod.tags.lock:
+            hub = hubs.setdefault(tag.hub, {})
+            if tag.name in hub:
+                fail("venvstacks.lock(name = '%s'): declared twice in hub '%s'" % (tag.name, tag.hub))
+            path = module_ctx.path(tag.file)
+            module_ctx.watch(path)
+            entry = {"lock": str(tag.file), "missing": not path.exists, "wheels": []}
+            hub[tag.name] = entry
+            if not path.exists:
+                continue
+            for package in parse_pylock(module_ctx.read(path), str(tag.file)):
+                for wheel in package.wheels:
+                    repo = "%s__%s_%s" % (tag.hub, _repo_name(package.name.lower()), wheel.sha256[:12])
+                    if repo not in wheel_repos:
+                        wheel_repos[repo] = True
+                        wheel_repository(
+                            name = repo,
+                            file_name = wheel.name,
+                            url = wheel.url,
+                            sha256 = wheel.sha256,
+                            package = "%s %s" % (package.name, package.version),
+                            lock = str(tag.file),
+                        )
+                    entry["wheels"].append([repo, wheel.sha256])
+    for hub, locks in hubs.items():
+        wheels_hub(name = hub, locks = json.encode(locks))
+
 def _read_json(module_ctx, label):
     return json.decode(module_ctx.read(module_ctx.path(label)))
 
@@ -40,7 +93,9 @@ def _tool_wheels(wheel_table, what, minor, platform):
     """The {url, sha256} wheels the tool needs on a runtime of `minor` on `platform`."""
     wheels = []
     for package, entry in sorted(wheel_table["packages"].items()):
-        wheel = entry["wheels"].get(minor, {}).get(platform)
+        if "python" in entry and minor not in entry["python"]:
+            continue
+        wheel = entry["wheels"].get("any") or entry["wheels"].get(minor, {}).get(platform)
         if wheel == None:
             fail("%s: rules_venvstacks has no '%s' wheel for Python %s on %s (see rules_venvstacks/private/tool_wheels.json)" % (
                 what,
@@ -112,10 +167,11 @@ def _venvstacks_impl(module_ctx):
                 source_date_epoch = release_epoch(source.release),
                 tool_wheels = _tool_wheels(wheel_table, what, python_minor(source.version), platform),
             )
+    _declare_locks(module_ctx)
     return module_ctx.extension_metadata(reproducible = True)
 
 venvstacks = module_extension(
     implementation = _venvstacks_impl,
-    doc = "Declares the CPython runtimes that venvstacks layers are built on.",
-    tag_classes = {"runtime": _runtime_tag},
+    doc = "Declares the CPython runtimes that venvstacks layers are built on, and the wheels their locks pin.",
+    tag_classes = {"lock": _lock_tag, "runtime": _runtime_tag},
 )

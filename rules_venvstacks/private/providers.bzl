@@ -14,7 +14,7 @@ VenvstacksRuntimeInfo = provider(
         "interpreter": "File: the unpacked interpreter, used to run the tool in actions.",
         "files": "depset of File: what the interpreter needs at run time (stdlib).",
         "tool_site": "depset of File: the wheels the tool needs (zstandard), unpacked.",
-        "tool_site_path": "Execroot-relative directory of the tool's wheels, for sys.path.",
+        "tool_site_marker": "File: <tool site>/zstandard/__init__.py, locating the tool's wheels.",
         "source_date_epoch": "int: the mtime of every archive member, from the PBS release date.",
     },
 )
@@ -22,11 +22,41 @@ VenvstacksRuntimeInfo = provider(
 VenvstacksLayerInfo = provider(
     doc = "A built layer: its archive and its metadata JSON.",
     fields = {
+        "label": "Label of the layer target, for error messages.",
         "layer_name": "The layer's directory name inside the archive and when deployed.",
         "kind": "'runtime', 'framework' or 'application'.",
         "archive": "File: the deterministic layer archive.",
         "metadata": "File: the layer's metadata JSON.",
         "python_version": "The exact CPython version of the layer's runtime.",
         "runtime": "VenvstacksRuntimeInfo of the runtime the layer is built on.",
+        "runtime_layer_name": "layer_name of the runtime layer this layer runs on (itself for a runtime).",
+        "lower_layers": "list of VenvstacksLayerInfo below this one, in deployment order (runtime first).",
+        "frameworks": "list of layer_name of the framework layers whose site-packages this layer sees, in order.",
+        "launch_module": "The module `python -m` runs for an application layer, else ''.",
+    },
+)
+
+VenvstacksLockInfo = provider(
+    doc = "What a layer's lock is resolved from; carries no wheels, so locking never fetches them.",
+    fields = {
+        "label": "The layer's label as a string, e.g. '//stacks:app' (not a dependency).",
+        "layer_name": "The layer's name.",
+        "kind": "'framework' or 'application'.",
+        "runtime_layer": "VenvstacksLayerInfo of the runtime layer.",
+        "lock": "File: the checked-in lock, or None before the first `bazel run <layer>.lock`.",
+        "lock_path": "Workspace-relative path of the lock file (where `.lock` writes it).",
+        "requirements": "list of requirement strings given inline.",
+        "requirements_in": "list of File: requirements.in files.",
+        "lower": "list of VenvstacksLockInfo of the frameworks below, nearest-declared first.",
+        "index": "struct(index_url, extra_index_urls, find_links) for the resolver.",
+    },
+)
+
+VenvstacksWheelsInfo = provider(
+    doc = "The wheels one lock file pins, fetched by the `venvstacks` extension's hub repository.",
+    fields = {
+        "lock": "Label string of the lock file the wheels come from.",
+        "missing": "True when the lock file does not exist yet.",
+        "wheels": "list of struct(file = File, sha256 = hex string).",
     },
 )

@@ -20,7 +20,7 @@ def _venvstacks_runtime_impl(ctx):
             interpreter = ctx.file.interpreter,
             files = depset(ctx.files.files),
             tool_site = depset(ctx.files.tool_site),
-            tool_site_path = ctx.file.tool_site_marker.dirname.rpartition("/")[0],
+            tool_site_marker = ctx.file.tool_site_marker,
             source_date_epoch = ctx.attr.source_date_epoch,
         ),
     ]

@@ -38,12 +38,17 @@ def _runtime_layer_impl(ctx):
     return [
         DefaultInfo(files = depset([archive, metadata])),
         VenvstacksLayerInfo(
+            label = ctx.label,
             layer_name = layer_name,
             kind = "runtime",
             archive = archive,
             metadata = metadata,
             python_version = runtime.python_version,
             runtime = runtime,
+            runtime_layer_name = layer_name,
+            lower_layers = [],
+            frameworks = [],
+            launch_module = "",
         ),
     ]
 

@@ -6,6 +6,7 @@ all apply. The archive is kept as downloaded (the runtime layer is re-packed fro
 its symlinks and modes) and also unpacked (the tool runs on that interpreter in actions).
 """
 
+load(":download.bzl", "download_verified")
 load(":pbs.bzl", "python_minor")
 
 # Kept out of the interpreter's action inputs: not needed to run the tool, and large.
@@ -17,26 +18,6 @@ _RUNTIME_GLOB_EXCLUDES = [
     "**/__pycache__/**",
     "**/* *",
 ]
-
-def _download_verified(rctx, what, urls, sha256, output):
-    """Downloads `urls` to `output`, failing with a message that names `what` on mismatch."""
-    result = rctx.download(url = urls, output = output, sha256 = sha256, allow_fail = True)
-    if result.success:
-        return result.sha256
-
-    # Fetch again unverified only to say what was found instead; never used further. Bazel's
-    # downloader refuses plain-http URLs without a checksum, so those rely on its own warning.
-    probe_urls = [url for url in urls if not url.startswith("http://")]
-    if sha256 and probe_urls:
-        probe = rctx.download(url = probe_urls, output = output + ".unverified", allow_fail = True)
-        if probe.success:
-            rctx.delete(output + ".unverified")
-            fail("%s: sha256 mismatch for %s: expected %s, found %s" % (what, probe_urls[0], sha256, probe.sha256))
-    fail("%s: could not download an archive with sha256 %s from any of: %s (the downloader's warnings above say why; 'Checksum was X but wanted Y' means the file differs from the pinned one)" % (
-        what,
-        sha256 or "(any)",
-        ", ".join(urls),
-    ))
 
 def _layout_error(rctx, what, archive_name, root_name, expected):
     found = sorted([entry.basename + ("/" if entry.is_dir else "") for entry in rctx.path("unpacked").readdir()])
@@ -87,7 +68,7 @@ def _runtime_repository_impl(rctx):
         urls = rctx.attr.urls
     archive_path = "archive/" + archive_name
     rctx.report_progress("Fetching %s from %s" % (what, urls[0]))
-    sha256 = _download_verified(rctx, what, urls, rctx.attr.sha256, archive_path)
+    sha256 = download_verified(rctx, what, urls, rctx.attr.sha256, archive_path)
     rctx.extract(archive = archive_path, output = "unpacked")
     windows = "windows" in rctx.attr.platform
     interpreter = _check_layout(rctx, what, archive_name, rctx.attr.strip_prefix, rctx.attr.python_version, windows)

@@ -14,6 +14,6 @@ def test_starlark_unit_tests_pass() -> None:
     try:
         result = workspace.bazel("test", "--nocache_test_results", "//tests/starlark:all", check=False)
         assert result.returncode == 0, result.stderr[-6000:]
-        assert "Executed 4 out of 4 tests: 4 tests pass" in result.stdout + result.stderr
+        assert "Executed 5 out of 5 tests: 5 tests pass" in result.stdout + result.stderr
     finally:
         workspace.shutdown()

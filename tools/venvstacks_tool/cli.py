@@ -11,10 +11,15 @@ import sys
 
 from venvstacks_tool.errors import VenvstacksError
 
-# Subcommand name -> module that implements it (each module defines `main(argv) -> int`).
+# Subcommand name -> "module" (whose `main(argv) -> int` implements it) or "module:function".
 SUBCOMMANDS: dict[str, str] = {
+    "build-layer": "venvstacks_tool.layer_build",
+    "check-lock": "venvstacks_tool.lock:check_lock_main",
+    "deploy": "venvstacks_tool.deploy",
+    "lock": "venvstacks_tool.lock",
     "pack-runtime": "venvstacks_tool.runtime_layer",
     "pbs-table": "venvstacks_tool.pbs_table",
+    "stack-metadata": "venvstacks_tool.stack_metadata",
 }
 
 
@@ -24,9 +29,10 @@ def main(argv: list[str]) -> int:
         known = ", ".join(sorted(SUBCOMMANDS))
         print(f"usage: venvstacks_tool SUBCOMMAND [ARGS...]; subcommands: {known}", file=sys.stderr)
         return 2
-    module = importlib.import_module(SUBCOMMANDS[argv[0]])
+    module_name, _, function_name = SUBCOMMANDS[argv[0]].partition(":")
+    entry = getattr(importlib.import_module(module_name), function_name or "main")
     try:
-        return int(module.main(argv[1:]))
+        return int(entry(argv[1:]))
     except VenvstacksError as error:
         print(f"venvstacks: error: {error}", file=sys.stderr)
         return 1

@@ -1,0 +1,128 @@
+"""The `venvstacks_layer` rule: builds a framework or application layer archive in one action."""
+
+load(":providers.bzl", "VenvstacksLayerInfo", "VenvstacksLockInfo", "VenvstacksWheelsInfo")
+load(":runtime_layer.bzl", "ARCHIVE_FORMATS")
+load(":tool.bzl", "TOOL_ATTRS", "run_tool")
+
+def _app_destination(ctx, file):
+    """Where an application file goes in site-packages: its path below the layer's package."""
+    path = file.short_path
+    prefix = ctx.label.package + "/" if ctx.label.package else ""
+    if file.owner.workspace_name == ctx.label.workspace_name and path.startswith(prefix):
+        return path[len(prefix):]
+    return path.removeprefix("../").partition("/")[2] if path.startswith("../") else path
+
+def _check_stack(ctx, runtime_layer, frameworks):
+    """Analysis-time checks: one runtime, no duplicate layer names, complete framework lists."""
+    names = {runtime_layer.layer_name: runtime_layer.label}
+    for framework in frameworks:
+        if framework.kind != "framework":
+            fail("%s: %s is a %s layer; only framework layers can be stacked under another layer" % (ctx.label, framework.label, framework.kind))
+        if framework.runtime_layer_name != runtime_layer.layer_name:
+            fail("%s: framework %s is built on runtime layer '%s', but this layer is on '%s'; all layers of a stack share one runtime" % (
+                ctx.label,
+                framework.label,
+                framework.runtime_layer_name,
+                runtime_layer.layer_name,
+            ))
+        for name in framework.frameworks:
+            if name not in [f.layer_name for f in frameworks]:
+                fail("%s: framework %s sits on framework '%s', which is missing from this layer's `frameworks`" % (ctx.label, framework.label, name))
+        if framework.layer_name in names:
+            fail("%s: two layers of the stack are named '%s': %s and %s" % (ctx.label, framework.layer_name, names[framework.layer_name], framework.label))
+        names[framework.layer_name] = framework.label
+    if ctx.attr.layer_name in names:
+        fail("%s: layer name '%s' is already used by %s in this stack" % (ctx.label, ctx.attr.layer_name, names[ctx.attr.layer_name]))
+
+def _lower_layers(runtime_layer, frameworks):
+    """Every layer below, in deployment order (runtime first, each layer after what it needs)."""
+    ordered = [runtime_layer]
+    seen = {runtime_layer.layer_name: True}
+    for framework in frameworks:
+        for layer in framework.lower_layers + [framework]:
+            if layer.layer_name not in seen:
+                seen[layer.layer_name] = True
+                ordered.append(layer)
+    return ordered
+
+def _venvstacks_layer_impl(ctx):
+    runtime_layer = ctx.attr.runtime[VenvstacksLayerInfo]
+    if runtime_layer.kind != "runtime":
+        fail("%s: `runtime` must be a runtime_layer target, got %s" % (ctx.label, ctx.attr.runtime.label))
+    frameworks = [f[VenvstacksLayerInfo] for f in ctx.attr.frameworks]
+    _check_stack(ctx, runtime_layer, frameworks)
+    wheels = ctx.attr.wheels[VenvstacksWheelsInfo]
+    lock = ctx.attr.lock_inputs[VenvstacksLockInfo]
+    lock_target = "//%s:%s.lock" % (ctx.label.package, ctx.label.name)
+    if wheels.missing or lock.lock == None:
+        fail("%s: the lock %s does not exist yet; run `bazel run %s`" % (ctx.label, lock.lock_path, lock_target))
+    if ctx.attr.kind == "application" and not ctx.attr.launch_module:
+        fail("%s: an application layer needs a `launch_module`" % ctx.label)
+    runtime = runtime_layer.runtime
+    lower_layers = _lower_layers(runtime_layer, frameworks)
+
+    archive = ctx.actions.declare_file("%s.%s" % (ctx.label.name, ctx.attr.archive_format))
+    metadata = ctx.actions.declare_file("%s.json" % ctx.label.name)
+    args = ctx.actions.args()
+    args.add("--layer-name", ctx.attr.layer_name)
+    args.add("--kind", ctx.attr.kind)
+    args.add("--runtime-layer", runtime_layer.layer_name)
+    args.add("--python-version", runtime.python_version)
+    args.add("--platform", runtime.platform)
+    args.add_all([f.layer_name for f in frameworks], before_each = "--lower-layer")
+    for wheel in sorted(wheels.wheels, key = lambda w: w.file.basename):
+        args.add("--wheel", "%s=%s" % (wheel.file.path, wheel.sha256))
+    for file in sorted(ctx.files.srcs, key = lambda f: f.short_path):
+        args.add("--app-file", "%s=%s" % (_app_destination(ctx, file), file.path))
+    if ctx.attr.launch_module:
+        args.add("--launch-module", ctx.attr.launch_module)
+    args.add("--bytecode", ctx.attr.bytecode)
+    args.add("--archive-format", ctx.attr.archive_format)
+    args.add("--mtime", str(runtime.source_date_epoch))
+    args.add("--lock-file", lock.lock)
+    args.add_all([layer.metadata for layer in lower_layers], before_each = "--required-layer-metadata")
+    args.add("--output", archive)
+    args.add("--metadata", metadata)
+    run_tool(
+        ctx,
+        runtime = runtime,
+        subcommand = "build-layer",
+        arguments = args,
+        inputs = [w.file for w in wheels.wheels] + ctx.files.srcs + [lock.lock] + [layer.metadata for layer in lower_layers],
+        outputs = [archive, metadata],
+        mnemonic = "VenvstacksLayer",
+        progress_message = "Building %s layer '%s' %%{label} (%d wheels)" % (ctx.attr.kind, ctx.attr.layer_name, len(wheels.wheels)),
+    )
+    return [
+        DefaultInfo(files = depset([archive, metadata])),
+        VenvstacksLayerInfo(
+            label = ctx.label,
+            layer_name = ctx.attr.layer_name,
+            kind = ctx.attr.kind,
+            archive = archive,
+            metadata = metadata,
+            python_version = runtime.python_version,
+            runtime = runtime,
+            runtime_layer_name = runtime_layer.layer_name,
+            lower_layers = lower_layers,
+            frameworks = [f.layer_name for f in frameworks],
+            launch_module = ctx.attr.launch_module,
+        ),
+    ]
+
+venvstacks_layer = rule(
+    implementation = _venvstacks_layer_impl,
+    doc = "A framework or application layer archive; use the `framework_layer`/`application_layer` macros.",
+    attrs = dict(TOOL_ATTRS, **{
+        "archive_format": attr.string(default = "tar.zst", values = ARCHIVE_FORMATS, doc = "Archive format."),
+        "bytecode": attr.string(default = "compiled", values = ["compiled", "none"], doc = "Compile .pyc files (deterministically) or not."),
+        "frameworks": attr.label_list(providers = [VenvstacksLayerInfo], doc = "Framework layers below, in sys.path order."),
+        "kind": attr.string(mandatory = True, values = ["framework", "application"], doc = "Layer kind."),
+        "launch_module": attr.string(doc = "Application layers: the module `python -m` runs."),
+        "layer_name": attr.string(mandatory = True, doc = "Directory name of the layer when deployed."),
+        "lock_inputs": attr.label(mandatory = True, providers = [VenvstacksLockInfo], doc = "The layer's lock inputs."),
+        "runtime": attr.label(mandatory = True, providers = [VenvstacksLayerInfo], doc = "The runtime layer."),
+        "srcs": attr.label_list(allow_files = True, doc = "Application code placed in site-packages."),
+        "wheels": attr.label(mandatory = True, providers = [VenvstacksWheelsInfo], doc = "The lock's wheels (hub target)."),
+    }),
+)

@@ -1,0 +1,166 @@
+"""`framework_layer` and `application_layer`: one call, the targets a layer needs.
+
+    NAME               the layer archive + metadata JSON (bazel build)
+    NAME.lock          re-resolve the requirements into the lock (bazel run)
+    NAME.lock_test     fails when the lock is stale (bazel test)
+    NAME.deploy        unpack the stack into a directory (bazel run ... -- DIR)
+    NAME.test          deploy into a temporary directory and run the launch module (applications)
+    NAME.lock_inputs   internal: what the lock is resolved from
+"""
+
+load(":deploy_rules.bzl", "venvstacks_deploy", "venvstacks_test")
+load(":layer.bzl", "venvstacks_layer")
+load(":lock_rules.bzl", "venvstacks_lock", "venvstacks_lock_inputs", "venvstacks_lock_test")
+
+def _sibling(label, suffix):
+    """The label of `label`'s generated `<name><suffix>` target, as a string."""
+    label = str(label)
+    if ":" in label:
+        return label + suffix
+    if label.startswith("//") or label.startswith("@"):
+        return "%s:%s%s" % (label, label.rpartition("/")[2], suffix)
+    return ":" + label + suffix
+
+def _layer(
+        kind,
+        name,
+        runtime,
+        frameworks,
+        requirements,
+        requirements_in,
+        lock,
+        wheels,
+        index_url,
+        extra_index_urls,
+        find_links,
+        layer_name,
+        archive_format,
+        bytecode,
+        srcs,
+        launch_module,
+        test_script,
+        **kwargs):
+    lock = lock or "pylock.%s.toml" % name
+    package = native.package_name()
+    visibility = kwargs.pop("visibility", None)
+    tags = kwargs.pop("tags", [])
+    venvstacks_lock_inputs(
+        name = name + ".lock_inputs",
+        layer = "//%s:%s" % (package, name),
+        layer_name = layer_name or name,
+        kind = kind,
+        runtime = runtime,
+        frameworks = [_sibling(f, ".lock_inputs") for f in frameworks],
+        requirements = requirements,
+        requirements_in = requirements_in,
+        lock = (native.glob([lock], allow_empty = True) or [None])[0],
+        lock_path = (package + "/" if package else "") + lock,
+        index_url = index_url,
+        extra_index_urls = extra_index_urls,
+        find_links = find_links,
+        visibility = visibility,
+        tags = tags,
+    )
+    venvstacks_lock(name = name + ".lock", inputs = ":%s.lock_inputs" % name, tags = tags + ["manual"])
+    venvstacks_lock_test(name = name + ".lock_test", inputs = ":%s.lock_inputs" % name, tags = tags)
+    venvstacks_layer(
+        name = name,
+        kind = kind,
+        layer_name = layer_name or name,
+        runtime = runtime,
+        frameworks = frameworks,
+        wheels = wheels or "@venvstacks_wheels//:" + name,
+        lock_inputs = ":%s.lock_inputs" % name,
+        srcs = srcs,
+        launch_module = launch_module,
+        archive_format = archive_format,
+        bytecode = bytecode,
+        visibility = visibility,
+        tags = tags,
+        **kwargs
+    )
+    venvstacks_deploy(name = name + ".deploy", layer = ":" + name, tags = tags + ["manual"])
+    if kind == "application" or test_script:
+        venvstacks_test(name = name + ".test", layer = ":" + name, script = test_script, tags = tags)
+
+def framework_layer(
+        name,
+        runtime,
+        frameworks = [],
+        requirements = [],
+        requirements_in = [],
+        lock = None,
+        wheels = None,
+        index_url = "https://pypi.org/simple",
+        extra_index_urls = [],
+        find_links = [],
+        layer_name = None,
+        archive_format = "tar.zst",
+        bytecode = "compiled",
+        test_script = None,
+        **kwargs):
+    """A framework layer: a virtual environment of shared packages on one runtime.
+
+    Args:
+      name: target name; also the layer's name unless `layer_name` is given.
+      runtime: a `runtime_layer` target (-> NAME, NAME.lock_inputs).
+      frameworks: framework layers below this one, in sys.path order; list every framework of
+        the stack (-> NAME, and their `.lock_inputs` to NAME.lock_inputs).
+      requirements: top-level requirements, e.g. ["numpy>=2"] (-> NAME.lock_inputs).
+      requirements_in: requirements.in files (-> NAME.lock_inputs).
+      lock: the checked-in lock, default `pylock.NAME.toml` in this package; `NAME.lock` writes
+        it and a `NAME.requirements.txt` beside it.
+      wheels: the hub target of the lock's wheels; default `@venvstacks_wheels//:NAME`
+        (declare the lock in MODULE.bazel with `venvstacks.lock(name = NAME, file = ...)`).
+      index_url: the package index the lock resolves against (-> NAME.lock_inputs).
+      extra_index_urls: more indexes (-> NAME.lock_inputs).
+      find_links: local wheel directories, workspace-relative, or URLs (-> NAME.lock_inputs).
+      layer_name: the layer's directory name when deployed (default: name).
+      archive_format: 'tar.zst' (default), 'tar.xz' or 'zip' (-> NAME).
+      bytecode: 'compiled' (default; deterministic .pyc files) or 'none' (-> NAME).
+      test_script: a Python script run by NAME.test with the layer's interpreter after deploying.
+      **kwargs: common attributes (visibility, tags) for the generated targets.
+    """
+    _layer("framework", name, runtime, frameworks, requirements, requirements_in, lock, wheels, index_url, extra_index_urls, find_links, layer_name, archive_format, bytecode, [], "", test_script, **kwargs)
+
+def application_layer(
+        name,
+        runtime,
+        frameworks,
+        launch_module,
+        srcs = [],
+        requirements = [],
+        requirements_in = [],
+        lock = None,
+        wheels = None,
+        index_url = "https://pypi.org/simple",
+        extra_index_urls = [],
+        find_links = [],
+        layer_name = None,
+        archive_format = "tar.zst",
+        bytecode = "compiled",
+        test_script = None,
+        **kwargs):
+    """An application layer: the application's code and its own packages, on frameworks.
+
+    Args:
+      name: target name; also the layer's name unless `layer_name` is given.
+      runtime: a `runtime_layer` target.
+      frameworks: the framework layers it runs on, in sys.path order (all of the stack).
+      launch_module: the module `python -m` runs (-> NAME, NAME.test).
+      srcs: application code (files or targets, e.g. a py_library's sources or a wheel); each
+        file lands in site-packages at its path below this package (-> NAME).
+      requirements: top-level requirements (-> NAME.lock_inputs).
+      requirements_in: requirements.in files (-> NAME.lock_inputs).
+      lock: the checked-in lock, default `pylock.NAME.toml` in this package.
+      wheels: the hub target of the lock's wheels; default `@venvstacks_wheels//:NAME`.
+      index_url: the package index the lock resolves against.
+      extra_index_urls: more indexes.
+      find_links: local wheel directories, workspace-relative, or URLs.
+      layer_name: the layer's directory name when deployed (default: name).
+      archive_format: 'tar.zst' (default), 'tar.xz' or 'zip'.
+      bytecode: 'compiled' (default) or 'none'.
+      test_script: run by NAME.test instead of the launch module.
+      **kwargs: common attributes (visibility, tags) for the generated targets.
+    """
+    _layer("application", name, runtime, frameworks, requirements, requirements_in, lock, wheels, index_url, extra_index_urls, find_links, layer_name, archive_format, bytecode, srcs, launch_module, test_script, **kwargs)

@@ -1,0 +1,317 @@
+"""Tests of `deploy` (venvstacks_tool.deploy), and of built layers running once deployed.
+
+The runtime layer of the deployed stacks is a directory made here that stands for a PBS
+runtime: `bin/python3` is a symlink to the host interpreter and `lib/pythonX.Y/` holds symlinks
+to the host's standard library, with an empty site-packages of its own, so nothing of the host's
+site-packages is visible. (A runtime layer *archive* cannot point at the host interpreter: deploy
+rightly refuses symlinks leaving the deploy directory.)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import lzma
+import os
+import stat
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_layer_build import (
+    SITE,
+    XY,
+    build,
+    build_argv,
+    make_app_sources,
+    make_appdep_wheel,
+    make_fw_wheel,
+    sha256,
+)
+
+from venvstacks_tool import cli, deploy, layer_build
+from venvstacks_tool.archive import ArchiveEntry, write_archive
+from venvstacks_tool.errors import VenvstacksError
+
+RUNTIME = "cpython_rt"
+MTIME = 1_700_000_000
+
+
+def make_runtime_dir(dest: Path, name: str = RUNTIME) -> Path:
+    """A runtime layer directory in `dest` backed by the host interpreter (see the module doc)."""
+    runtime = dest / name
+    (runtime / "bin").mkdir(parents=True)
+    os.symlink(os.path.realpath(sys.executable), runtime / "bin" / "python3")
+    stdlib = Path(sysconfig.get_path("stdlib"))
+    lib = runtime / "lib" / f"python{XY}"
+    (lib / "site-packages").mkdir(parents=True)
+    for entry in sorted(os.listdir(stdlib)):
+        if entry != "site-packages":
+            os.symlink(stdlib / entry, lib / entry)
+    config = {"base_python": "bin/python3", "python": "bin/python3", "kind": "runtime", "layer_name": name}
+    (runtime / "share/venv/metadata").mkdir(parents=True)
+    (runtime / layer_build.LAYER_CONFIG_PATH).write_text(json.dumps(config))
+    return runtime
+
+
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A framework layer (tar.zst) and an application layer on it (zip)."""
+    root = tmp_path_factory.mktemp("build")
+    fw_wheel = make_fw_wheel(root / "wheels")
+    appdep_wheel = make_appdep_wheel(root / "wheels")
+    out = root / "out"
+    build(build_argv(out, "fw", runtime=RUNTIME, wheels=[fw_wheel]))
+    build(
+        build_argv(
+            out,
+            "app",
+            kind="application",
+            runtime=RUNTIME,
+            wheels=[appdep_wheel],
+            lower=("fw",),
+            app_files=make_app_sources(root / "src"),
+            launch_module="myapp",
+            fmt="zip",
+            required={"fw": sha256(out / "fw.tar.zst")},
+        )
+    )
+    return {"fw": out / "fw.tar.zst", "app": out / "app.zip"}
+
+
+def run(command: list[str | Path], **kwargs: Any) -> str:
+    """Run `command` without the host's Python environment variables; return its stdout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    result = subprocess.run([str(c) for c in command], capture_output=True, text=True, env=env, check=False, **kwargs)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def leftovers(dest: Path) -> list[str]:
+    return sorted(p.name for p in dest.iterdir() if p.name.startswith((deploy.TMP_PREFIX, deploy.OLD_PREFIX)))
+
+
+def test_deployed_stack_runs_anywhere(
+    tmp_path: Path, archives: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    probe = "import fwpkg, json, sys; print(json.dumps({'fwpkg': fwpkg.__file__, 'path': sys.path}))"
+    for dest in (tmp_path / "first", tmp_path / "elsewhere" / "second"):
+        make_runtime_dir(dest)
+        assert (
+            cli.main(
+                ["deploy", "--archive", str(archives["fw"]), "--archive", str(archives["app"]), "--dest", str(dest)]
+            )
+            == 0
+        )
+        assert (
+            capsys.readouterr().out == f"deployed layer 'fw' to {dest / 'fw'}\ndeployed layer 'app' to {dest / 'app'}\n"
+        )
+        assert sorted(p.name for p in dest.iterdir()) == ["app", RUNTIME, "fw"]
+        assert (dest / "app/pyvenv.cfg").read_text() == (
+            f"home = {dest / RUNTIME / 'bin'}\n"
+            "include-system-site-packages = false\n"
+            f"version = {json.loads((dest / 'app' / layer_build.LAYER_CONFIG_PATH).read_text())['py_version']}\n"
+            f"executable = {dest / RUNTIME / 'bin/python3'}\n"
+        )
+
+        # The application's interpreter imports the framework's package from the framework layer,
+        # with its own site-packages first, then the framework's, then the runtime's.
+        seen = json.loads(run([dest / "app/bin/python", "-c", probe], cwd=tmp_path))
+        assert seen["fwpkg"] == str(dest / f"fw/{SITE}/fwpkg/__init__.py")
+        sites = [p for p in seen["path"] if p.endswith("site-packages")]
+        assert sites == [str(dest / f"{layer}/{SITE}") for layer in ("app", "fw", RUNTIME)]
+        host_sites = set(sysconfig.get_paths().values()) | {sysconfig.get_path("purelib")}
+        assert not host_sites & set(seen["path"])
+
+        # The launch module, and console scripts of both layers, run from the deployed location.
+        out = run([dest / "app/bin/python", "-m", "myapp"], cwd=tmp_path)
+        assert out == f"myapp sees framework {dest / f'fw/{SITE}/fwpkg/__init__.py'}\n"
+        assert run([dest / "fw/bin/fwtool"], cwd=tmp_path) == f"fwtool {dest / 'fw'}\n"
+        assert run([dest / "app/bin/apptool"], cwd=tmp_path) == f"apptool {dest / 'app'}\n"
+        # ... also through a symlink to the script, from another directory.
+        link = tmp_path / f"apptool-link-{dest.name}"
+        link.symlink_to(dest / "app/bin/apptool")
+        assert run([link], cwd=dest) == f"apptool {dest / 'app'}\n"
+        assert leftovers(dest) == []
+
+
+def test_redeploy_replaces_the_layer(tmp_path: Path, archives: dict[str, Path]) -> None:
+    make_runtime_dir(tmp_path)
+    deploy.deploy([archives["fw"]], tmp_path)
+    marker = tmp_path / "fw" / "stale-file"
+    marker.write_text("from the previous deployment")
+    deploy.deploy([archives["fw"]], tmp_path)
+    assert not marker.exists()
+    assert (tmp_path / "fw/pyvenv.cfg").is_file()
+    assert leftovers(tmp_path) == []
+
+
+def test_missing_runtime_is_named(tmp_path: Path, archives: dict[str, Path]) -> None:
+    with pytest.raises(
+        VenvstacksError, match=rf"needs the runtime layer '{RUNTIME}'.*deploy the runtime's archive first"
+    ):
+        deploy.deploy([archives["fw"]], tmp_path)
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def _tar_xz(path: Path, members: list[tuple[str, str, Any]]) -> Path:
+    """Write a .tar.xz from (name, kind, content or link target) without any checks."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, kind, payload in members:
+            info = tarfile.TarInfo(name)
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                tf.addfile(info)
+            elif kind in ("symlink", "hardlink"):
+                info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
+                info.linkname = payload
+                tf.addfile(info)
+            else:
+                info.size = len(payload)
+                info.mode = 0o644
+                tf.addfile(info, io.BytesIO(payload))
+    path.write_bytes(lzma.compress(buf.getvalue()))
+    return path
+
+
+def _zip(path: Path, members: list[tuple[str, str, Any]]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, kind, payload in members:
+            info = zipfile.ZipInfo(name + ("/" if kind == "dir" else ""))
+            info.create_system = 3
+            kind_bits = {"dir": stat.S_IFDIR, "symlink": stat.S_IFLNK}.get(kind, stat.S_IFREG)
+            info.external_attr = (kind_bits | 0o755) << 16
+            data = payload.encode() if isinstance(payload, str) else (payload or b"")
+            zf.writestr(info, data)
+    return path
+
+
+def _layer_members(layer: str = "fw", postinstall: bytes = b"") -> list[tuple[str, str, Any]]:
+    config = {"python": "bin/python", "base_python": f"../{RUNTIME}/bin/python3", "kind": "framework"}
+    members: list[tuple[str, str, Any]] = [
+        (layer, "dir", None),
+        (f"{layer}/share/venv/metadata/venvstacks_layer.json", "file", json.dumps(config).encode()),
+        (f"{layer}/lib/data.txt", "file", b"new"),
+    ]
+    if postinstall:
+        members.append((f"{layer}/postinstall.py", "file", postinstall))
+    return members
+
+
+UNSAFE: dict[str, tuple[list[tuple[str, str, Any]], str]] = {
+    "dotdot": ([("fw/../escaped.txt", "file", b"x")], "contains a '..' component"),
+    "absolute": ([("/tmp/escaped.txt", "file", b"x")], "has an absolute name"),
+    "symlink-out-of-dest": ([("fw/up", "symlink", "../../..")], "points outside"),
+    "absolute-symlink": ([("fw/etc", "symlink", "/etc")], "points outside"),
+    "through-symlink": (
+        [("fw/sub", "dir", None), ("fw/link", "symlink", "sub"), ("fw/link/x.txt", "file", b"x")],
+        "which is not a directory",
+    ),
+    "chained-symlink": (
+        [("fw/a", "symlink", "b/../.."), ("fw/b", "symlink", "../..")],
+        "points outside",
+    ),
+    "hardlink-out": ([("fw/passwd", "hardlink", "../../etc/passwd")], "contains a '..' component"),
+    "hardlink-dangling": ([("fw/passwd", "hardlink", "fw/nothing")], "not a link to an earlier regular file"),
+    "second-top-level": ([("other/file.txt", "file", b"x")], "is outside the layer directory 'fw'"),
+}
+
+
+@pytest.mark.parametrize("fmt", ["tar.xz", "zip"])
+@pytest.mark.parametrize("case", sorted(UNSAFE))
+def test_unsafe_members_are_refused(tmp_path: Path, case: str, fmt: str) -> None:
+    if fmt == "zip" and "hardlink" in case:
+        pytest.skip("zip has no hard links")
+    extra, message = UNSAFE[case]
+    dest = tmp_path / "dest"
+    make_runtime_dir(dest)
+    previous = dest / "fw"
+    previous.mkdir()
+    (previous / "keep.txt").write_text("previous layer")
+    members = _layer_members()
+    members[1:1] = extra
+    writer = _tar_xz if fmt == "tar.xz" else _zip
+    archive = writer(tmp_path / f"bad.{fmt}", members)
+    with pytest.raises(VenvstacksError, match=message) as info:
+        deploy.deploy([archive], dest)
+    assert f"archive 'bad.{fmt}'" in str(info.value)
+    assert sorted(os.listdir(previous)) == ["keep.txt"]
+    assert leftovers(dest) == []
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_failed_postinstall_keeps_the_previous_layer(tmp_path: Path) -> None:
+    make_runtime_dir(tmp_path)
+    good = _tar_xz(tmp_path / "good.tar.xz", _layer_members(postinstall=b"print('fine')\n"))
+    deploy.deploy([good], tmp_path)
+    assert (tmp_path / "fw/lib/data.txt").read_text() == "new"
+    failing = _layer_members(postinstall=b"import sys\nprint('cannot finish')\nsys.exit(3)\n")
+    failing[2] = ("fw/lib/data.txt", "file", b"newer")
+    bad = _tar_xz(tmp_path / "bad.tar.xz", failing)
+    with pytest.raises(VenvstacksError, match=r"postinstall\.py of layer 'fw' failed \(exit 3\):\ncannot finish"):
+        deploy.deploy([bad], tmp_path)
+    assert (tmp_path / "fw/lib/data.txt").read_text() == "new"
+    assert leftovers(tmp_path) == []
+
+
+def test_corrupt_archive(tmp_path: Path) -> None:
+    good = _tar_xz(tmp_path / "fw.tar.xz", _layer_members())
+    truncated = tmp_path / "truncated.tar.xz"
+    truncated.write_bytes(good.read_bytes()[:-40])
+    with pytest.raises(VenvstacksError, match=r"archive 'truncated\.tar\.xz': corrupt or truncated"):
+        deploy.deploy([truncated], tmp_path / "dest")
+    assert leftovers(tmp_path / "dest") == []
+
+
+@pytest.mark.parametrize("with_postinstall", [False, True])
+def test_runtime_archive_deploys_with_its_own_interpreter(tmp_path: Path, with_postinstall: bool) -> None:
+    """A runtime layer archive: its postinstall.py (if any) runs on its own bin/python3."""
+    wrapper = f'#!/bin/sh\nexec "{os.path.realpath(sys.executable)}" "$@"\n'.encode()
+    config = {"python": "bin/python3", "base_python": "bin/python3", "kind": "runtime", "layer_name": RUNTIME}
+    entries = [
+        ArchiveEntry(f"{RUNTIME}/bin/python3", "file", 0o755, data=wrapper),
+        ArchiveEntry(f"{RUNTIME}/{layer_build.LAYER_CONFIG_PATH}", "file", 0o644, data=json.dumps(config).encode()),
+        ArchiveEntry(f"{RUNTIME}/lib/python{XY}/site-packages/README.txt", "file", 0o644, data=b"site\n"),
+    ]
+    if with_postinstall:
+        entries.append(
+            ArchiveEntry(f"{RUNTIME}/postinstall.py", "file", 0o644, data=layer_build.POSTINSTALL_TEMPLATE.read_bytes())
+        )
+    archive = tmp_path / f"{RUNTIME}.tar.zst"
+    write_archive(entries, archive, "tar.zst", MTIME)
+    dest = tmp_path / "dest"
+    assert deploy.deploy([archive], dest) == [RUNTIME]
+    deployed = sorted(str(p.relative_to(dest)) for p in dest.rglob("*"))
+    expected = [
+        RUNTIME,
+        f"{RUNTIME}/bin",
+        f"{RUNTIME}/bin/python3",
+        f"{RUNTIME}/lib",
+        f"{RUNTIME}/lib/python{XY}",
+        f"{RUNTIME}/lib/python{XY}/site-packages",
+        f"{RUNTIME}/lib/python{XY}/site-packages/README.txt",
+        f"{RUNTIME}/share",
+        f"{RUNTIME}/share/venv",
+        f"{RUNTIME}/share/venv/metadata",
+        f"{RUNTIME}/share/venv/metadata/venvstacks_layer.json",
+    ]
+    if with_postinstall:
+        expected.append(f"{RUNTIME}/postinstall.py")
+    assert deployed == sorted(expected)  # the runtime's post-install wrote nothing
+    assert os.access(dest / RUNTIME / "bin/python3", os.X_OK)
+    assert stat.S_IMODE(os.stat(dest / RUNTIME).st_mode) == 0o755
+
+
+def test_layer_without_postinstall_is_refused(tmp_path: Path) -> None:
+    make_runtime_dir(tmp_path)
+    archive = _zip(tmp_path / "fw.zip", _layer_members())
+    with pytest.raises(VenvstacksError, match=r"layer 'fw' has no postinstall\.py"):
+        deploy.deploy([archive], tmp_path)
+    assert not (tmp_path / "fw").exists()

@@ -1,0 +1,574 @@
+"""Tests of `build-layer` (venvstacks_tool.layer_build), on small real wheels built here.
+
+The host interpreter stands in for the layer's runtime: `build-layer` runs in-process and runs
+pip (from the host environment) and the bytecode compiler on `sys.executable`.
+`tests/unit/test_deploy.py` imports the helpers defined here.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import lzma
+import marshal
+import os
+import platform
+import shutil
+import stat
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zstandard
+
+from venvstacks_tool import cli, layer_build, postinstall_template
+from venvstacks_tool.errors import VenvstacksError
+
+MTIME = 1_700_000_000
+PY_VERSION = platform.python_version()
+XY = f"{sys.version_info[0]}.{sys.version_info[1]}"
+SITE = f"lib/python{XY}/site-packages"
+PYC_TAG = sys.implementation.cache_tag
+PLATFORM = "x86_64-unknown-linux-gnu"
+
+FW_INIT = b"VALUE = 'framework'\n\n\ndef main():\n    import sys\n    print('fwtool', sys.prefix)\n"
+FW_UTIL = b"def double(x):\n    return 2 * x\n\n\nKNOWN = {'a', 'b', 'c', 'd'}\n"
+FW_PY2 = b"print 'a Python 2 leftover'\n"
+APPDEP_INIT = b"def main():\n    import sys\n    print('apptool', sys.prefix)\n"
+APP_INIT = b""
+APP_MAIN = b"import fwpkg\n\nprint('myapp sees', fwpkg.VALUE, fwpkg.__file__)\n"
+
+
+def record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def make_wheel(
+    directory: Path,
+    name: str,
+    version: str,
+    files: dict[str, bytes],
+    *,
+    console_scripts: dict[str, str] | None = None,
+) -> Path:
+    """Write a minimal real pure-Python wheel (METADATA, WHEEL, entry points, RECORD)."""
+    dist_info = f"{name}-{version}.dist-info"
+    members = dict(files)
+    members[f"{dist_info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    members[f"{dist_info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    if console_scripts:
+        lines = "".join(f"{script} = {target}\n" for script, target in console_scripts.items())
+        members[f"{dist_info}/entry_points.txt"] = f"[console_scripts]\n{lines}".encode()
+    rows = [f"{member},{record_hash(data)},{len(data)}\n" for member, data in members.items()]
+    members[f"{dist_info}/RECORD"] = ("".join(rows) + f"{dist_info}/RECORD,,\n").encode()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for member, data in members.items():
+            zf.writestr(member, data)
+    return path
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def make_fw_wheel(directory: Path) -> Path:
+    return make_wheel(
+        directory,
+        "fwpkg",
+        "1.0",
+        {"fwpkg/__init__.py": FW_INIT, "fwpkg/util.py": FW_UTIL, "fwpkg/py2only.py": FW_PY2},
+        console_scripts={"fwtool": "fwpkg:main"},
+    )
+
+
+def make_appdep_wheel(directory: Path) -> Path:
+    return make_wheel(
+        directory, "appdep", "2.0", {"appdep/__init__.py": APPDEP_INIT}, console_scripts={"apptool": "appdep:main"}
+    )
+
+
+def make_app_sources(directory: Path) -> dict[str, Path]:
+    """The application's own files: DEST under site-packages -> source path."""
+    (directory / "myapp").mkdir(parents=True, exist_ok=True)
+    (directory / "myapp" / "__init__.py").write_bytes(APP_INIT)
+    (directory / "myapp" / "__main__.py").write_bytes(APP_MAIN)
+    return {"myapp/__init__.py": directory / "myapp/__init__.py", "myapp/__main__.py": directory / "myapp/__main__.py"}
+
+
+def build_argv(
+    out_dir: Path,
+    layer: str,
+    *,
+    kind: str = "framework",
+    runtime: str = "cpython_rt",
+    wheels: list[Path] = (),  # type: ignore[assignment]
+    lower: tuple[str, ...] = (),
+    app_files: dict[str, Path] | None = None,
+    launch_module: str = "",
+    fmt: str = "tar.zst",
+    bytecode: str = "compiled",
+    required: dict[str, str] | None = None,
+    extra: tuple[str, ...] = (),
+) -> list[str]:
+    """`build-layer` arguments writing `<out_dir>/<layer>.<fmt>` and `<out_dir>/<layer>.json`."""
+    argv = [
+        "--layer-name",
+        layer,
+        "--kind",
+        kind,
+        "--runtime-layer",
+        runtime,
+        "--python-version",
+        PY_VERSION,
+        "--platform",
+        PLATFORM,
+        "--archive-format",
+        fmt,
+        "--bytecode",
+        bytecode,
+        "--mtime",
+        str(MTIME),
+        "--lock-hash",
+        f"lock-of-{layer}",
+        "--output",
+        str(out_dir / f"{layer}.{fmt}"),
+        "--metadata",
+        str(out_dir / f"{layer}.json"),
+    ]
+    for wheel in wheels:
+        argv += ["--wheel", f"{wheel}={sha256(wheel)}"]
+    for name in lower:
+        argv += ["--lower-layer", name]
+    for dest, source in (app_files or {}).items():
+        argv += ["--app-file", f"{dest}={source}"]
+    if launch_module:
+        argv += ["--launch-module", launch_module]
+    for name, digest in (required or {}).items():
+        argv += ["--required-layer", f"{name}={digest}"]
+    return argv + list(extra)
+
+
+def build(argv: list[str]) -> None:
+    """Run `build-layer` in-process through the CLI entry point."""
+    assert cli.main(["build-layer", *argv]) == 0
+
+
+def archive_listing(path: Path) -> dict[str, tuple[str, int, Any]]:
+    """name -> (kind, mode, content or link target) for a .tar.zst/.tar.xz/.zip archive."""
+    result: dict[str, tuple[str, int, Any]] = {}
+    if path.name.endswith(".zip"):
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                mode = info.external_attr >> 16
+                if stat.S_ISDIR(mode):
+                    result[info.filename.rstrip("/")] = ("dir", stat.S_IMODE(mode), None)
+                elif stat.S_ISLNK(mode):
+                    result[info.filename] = ("symlink", 0o777, zf.read(info).decode())
+                else:
+                    result[info.filename] = ("file", stat.S_IMODE(mode), zf.read(info))
+        return result
+    data = path.read_bytes()
+    data = zstandard.ZstdDecompressor().decompress(data) if path.name.endswith(".zst") else lzma.decompress(data)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        for m in tf.getmembers():
+            if m.isdir():
+                result[m.name] = ("dir", m.mode, None)
+            elif m.issym():
+                result[m.name] = ("symlink", m.mode, m.linkname)
+            else:
+                f = tf.extractfile(m)
+                assert f is not None
+                result[m.name] = ("file", m.mode, f.read())
+    return result
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("inputs")
+    return {
+        "fw_wheel": make_fw_wheel(root / "wheels"),
+        "appdep_wheel": make_appdep_wheel(root / "wheels"),
+        "app_files": make_app_sources(root / "src"),
+    }
+
+
+@pytest.fixture(scope="module")
+def fw_build(tmp_path_factory: pytest.TempPathFactory, inputs: dict[str, Any]) -> Path:
+    out = tmp_path_factory.mktemp("fw")
+    build(build_argv(out, "fw", wheels=[inputs["fw_wheel"]]))
+    return out
+
+
+def test_framework_layer_layout(fw_build: Path) -> None:
+    listing = archive_listing(fw_build / "fw.tar.zst")
+    pyc = f"__pycache__/__init__.{PYC_TAG}.pyc"
+    assert sorted(listing) == sorted(
+        [
+            "fw",
+            "fw/bin",
+            "fw/bin/fwtool",
+            "fw/bin/python",
+            "fw/bin/python3",
+            f"fw/bin/python{XY}",
+            "fw/lib",
+            f"fw/lib/python{XY}",
+            f"fw/{SITE}",
+            f"fw/{SITE}/_venvstacks_stack.pth",
+            f"fw/{SITE}/fwpkg",
+            f"fw/{SITE}/fwpkg/__init__.py",
+            f"fw/{SITE}/fwpkg/__pycache__",
+            f"fw/{SITE}/fwpkg/{pyc}",
+            f"fw/{SITE}/fwpkg/__pycache__/util.{PYC_TAG}.pyc",
+            f"fw/{SITE}/fwpkg/py2only.py",  # does not compile: kept, without a pyc
+            f"fw/{SITE}/fwpkg/util.py",
+            f"fw/{SITE}/fwpkg-1.0.dist-info",
+            f"fw/{SITE}/fwpkg-1.0.dist-info/INSTALLER",
+            f"fw/{SITE}/fwpkg-1.0.dist-info/METADATA",
+            f"fw/{SITE}/fwpkg-1.0.dist-info/RECORD",
+            f"fw/{SITE}/fwpkg-1.0.dist-info/REQUESTED",
+            f"fw/{SITE}/fwpkg-1.0.dist-info/WHEEL",
+            f"fw/{SITE}/fwpkg-1.0.dist-info/entry_points.txt",
+            "fw/postinstall.py",
+            "fw/share",
+            "fw/share/venv",
+            "fw/share/venv/metadata",
+            "fw/share/venv/metadata/venvstacks_layer.json",
+        ]
+    )
+    # The interpreter links are relative, into the sibling runtime layer.
+    for name in ("python", "python3", f"python{XY}"):
+        assert listing[f"fw/bin/{name}"] == ("symlink", 0o777, "../../cpython_rt/bin/python3")
+    assert listing[f"fw/{SITE}/_venvstacks_stack.pth"][2] == (
+        b"# Written by rules_venvstacks: lower layers' site-packages, in sys.path order.\n"
+        + f"../../../../cpython_rt/{SITE}\n".encode()
+    )
+    assert listing["fw/postinstall.py"] == ("file", 0o644, layer_build.POSTINSTALL_TEMPLATE.read_bytes())
+    config_bytes = listing["fw/share/venv/metadata/venvstacks_layer.json"][2]
+    assert json.loads(config_bytes) == {
+        "base_python": "../cpython_rt/bin/python3",
+        "dynlib_dirs": [],
+        "install_target": "fw",
+        "kind": "framework",
+        "layer_name": "fw",
+        "lower_layers": [],
+        "py_version": PY_VERSION,
+        "pylib_dirs": [f"../cpython_rt/{SITE}"],
+        "python": "bin/python",
+        "python_implementation": "cpython",
+        "runtime_name": "cpython_rt",
+        "site_dir": SITE,
+    }
+    # Modes are normalized: only the console script is executable.
+    assert listing["fw/bin/fwtool"][1] == 0o755
+    assert listing[f"fw/{SITE}/fwpkg/__init__.py"][1] == 0o644
+    # Nothing but the outputs is left next to them (the scratch directory is gone).
+    assert sorted(p.name for p in fw_build.iterdir()) == ["fw.json", "fw.tar.zst"]
+
+
+def test_console_script_is_relocatable_and_record_matches(fw_build: Path) -> None:
+    listing = archive_listing(fw_build / "fw.tar.zst")
+    script = listing["fw/bin/fwtool"][2]
+    assert script.startswith(layer_build.RELOCATABLE_SHEBANG)
+    assert b"from fwpkg import main" in script
+    assert os.fsencode(sys.executable) not in script
+    # direct_url.json (the sandbox file:// URL of the wheel) is gone, and RECORD is consistent.
+    record = listing[f"fw/{SITE}/fwpkg-1.0.dist-info/RECORD"][2].decode()
+    assert "direct_url.json" not in record
+    rows = [line.split(",") for line in record.splitlines() if line]
+    checked = set()
+    for path, digest, size in rows:
+        member = os.path.normpath(f"fw/{SITE}/{path}")
+        if not digest:
+            assert path.endswith("RECORD")
+            continue
+        data = listing[member][2]
+        assert (digest, int(size)) == (record_hash(data), len(data)), path
+        checked.add(path)
+    assert {"../../../bin/fwtool", "fwpkg/__init__.py", "fwpkg-1.0.dist-info/entry_points.txt"} <= checked
+
+
+def test_bytecode_is_relative_and_unchecked_hash(fw_build: Path) -> None:
+    listing = archive_listing(fw_build / "fw.tar.zst")
+    data = listing[f"fw/{SITE}/fwpkg/__pycache__/__init__.{PYC_TAG}.pyc"][2]
+    flags = int.from_bytes(data[4:8], "little")
+    assert flags == 0b01  # hash-based, not checked against the source
+    code = marshal.loads(data[16:])
+    assert code.co_filename == f"fw/{SITE}/fwpkg/__init__.py"
+    # The scratch directory was inside the output directory: no file mentions either.
+    for name, (kind, _, content) in listing.items():
+        if kind == "file":
+            assert os.fsencode(fw_build.parent) not in content and b".fw.build-" not in content, name
+
+
+def test_metadata(fw_build: Path) -> None:
+    text = (fw_build / "fw.json").read_text()
+    metadata = json.loads(text)
+    assert text == json.dumps(metadata, indent=2, sort_keys=True) + "\n"
+    archive = fw_build / "fw.tar.zst"
+    assert metadata == {
+        "archive": {
+            "file": "fw.tar.zst",
+            "format": "tar.zst",
+            "sha256": sha256(archive),
+            "size": archive.stat().st_size,
+        },
+        "kind": "framework",
+        "launch_module": None,
+        "layer_name": "fw",
+        "lock_hash": "lock-of-fw",
+        "platform": PLATFORM,
+        "python_version": PY_VERSION,
+        "required_layers": [],
+    }
+
+
+def test_application_layer(tmp_path: Path, inputs: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    required = {"cpython_rt": "a" * 64, "fw_b": "b" * 64, "fw_a": "c" * 64}
+    build(
+        build_argv(
+            out,
+            "app",
+            kind="application",
+            wheels=[inputs["appdep_wheel"]],
+            lower=("fw_b", "fw_a"),
+            app_files=inputs["app_files"],
+            launch_module="myapp",
+            fmt="zip",
+            required=required,
+        )
+    )
+    assert capsys.readouterr().out == "built application layer 'app': 1 wheel(s), 2 app file(s)\n"
+    listing = archive_listing(out / "app.zip")
+    assert listing[f"app/{SITE}/myapp/__main__.py"] == ("file", 0o644, APP_MAIN)
+    assert f"app/{SITE}/myapp/__pycache__/__main__.{PYC_TAG}.pyc" in listing
+    assert listing["app/bin/apptool"][2].startswith(layer_build.RELOCATABLE_SHEBANG)
+    # Lower frameworks in declared order, then the runtime.
+    assert listing[f"app/{SITE}/_venvstacks_stack.pth"][2].decode().splitlines()[1:] == [
+        f"../../../../fw_b/{SITE}",
+        f"../../../../fw_a/{SITE}",
+        f"../../../../cpython_rt/{SITE}",
+    ]
+    config = json.loads(listing["app/share/venv/metadata/venvstacks_layer.json"][2])
+    assert config["launch_module"] == "myapp"
+    assert config["kind"] == "application"
+    assert config["lower_layers"] == ["fw_b", "fw_a"]
+    assert config["pylib_dirs"] == [f"../fw_b/{SITE}", f"../fw_a/{SITE}", f"../cpython_rt/{SITE}"]
+    metadata = json.loads((out / "app.json").read_text())
+    assert metadata["launch_module"] == "myapp"
+    assert metadata["kind"] == "application"
+    assert metadata["required_layers"] == [{"name": n, "archive_sha256": d} for n, d in required.items()]
+
+
+def _pycs(listing: dict[str, tuple[str, int, Any]]) -> dict[str, bytes]:
+    return {name: content for name, (_, _, content) in listing.items() if name.endswith(".pyc")}
+
+
+def test_rebuild_is_byte_identical(tmp_path: Path, inputs: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Different scratch/output dir, TMPDIR, cwd, umask, input paths, mtimes and modes: same bytes."""
+    runs = []
+    for i, (umask, tmpdir_name) in enumerate([(0o022, "tmp-a"), (0o077, "tmp-bb")]):
+        run_dir = tmp_path / f"run{i}" / ("deeper" * i)
+        wheels_dir = run_dir / "wheels"
+        wheels_dir.mkdir(parents=True)
+        wheel = wheels_dir / inputs["fw_wheel"].name
+        shutil.copyfile(inputs["fw_wheel"], wheel)
+        sources = make_app_sources(run_dir / "src")
+        for path in [wheel, *sources.values()]:
+            os.chmod(path, 0o600 if i else 0o664)
+            os.utime(path, (1_000_000 * (i + 1), 1_000_000 * (i + 1)))
+        tmpdir = tmp_path / tmpdir_name
+        tmpdir.mkdir()
+        monkeypatch.setenv("TMPDIR", str(tmpdir))
+        monkeypatch.chdir(run_dir)
+        out = run_dir / "out"
+        argv = build_argv(
+            out,
+            "app",
+            kind="application",
+            wheels=[wheel],
+            lower=("fw",),
+            app_files=sources,
+            launch_module="myapp",
+        )
+        old_umask = os.umask(umask)
+        try:
+            build(argv)
+        finally:
+            os.umask(old_umask)
+        runs.append(out)
+    first, second = ((out / "app.tar.zst").read_bytes() for out in runs)
+    assert first == second
+    assert (runs[0] / "app.json").read_bytes() == (runs[1] / "app.json").read_bytes()
+    pycs = _pycs(archive_listing(runs[0] / "app.tar.zst"))
+    assert len(pycs) == 4  # fwpkg/__init__, fwpkg/util, myapp/__init__, myapp/__main__
+    assert pycs == _pycs(archive_listing(runs[1] / "app.tar.zst"))
+
+
+def test_bytecode_none(tmp_path: Path, inputs: dict[str, Any]) -> None:
+    build(build_argv(tmp_path, "fw", wheels=[inputs["fw_wheel"]], bytecode="none", fmt="tar.xz"))
+    listing = archive_listing(tmp_path / "fw.tar.xz")
+    assert f"fw/{SITE}/fwpkg/__init__.py" in listing
+    assert not [name for name in listing if "__pycache__" in name]
+
+
+def test_hash_mismatch_names_the_wheel(
+    tmp_path: Path, inputs: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = build_argv(tmp_path, "fw")
+    argv += ["--wheel", f"{inputs['fw_wheel']}={'0' * 64}"]
+    assert cli.main(["build-layer", *argv]) == 1
+    err = capsys.readouterr().err
+    assert "fwpkg-1.0-py3-none-any.whl" in err
+    assert "0" * 64 in err
+    assert not (tmp_path / "fw.tar.zst").exists()
+
+
+def test_pip_rejects_a_wheel_its_hash_does_not_cover(tmp_path: Path, inputs: dict[str, Any]) -> None:
+    """pip's own --require-hashes check runs too (here: the wheel changes after our check)."""
+    wheel = tmp_path / "wheels" / inputs["fw_wheel"].name
+    wheel.parent.mkdir()
+    shutil.copyfile(inputs["fw_wheel"], wheel)
+    args = layer_build.build_parser().parse_args(build_argv(tmp_path, "fw", wheels=[wheel]))
+    real_check = layer_build._check_wheels
+
+    def check_then_tamper(wheels: list[layer_build.Wheel], layer: str) -> None:
+        real_check(wheels, layer)
+        with zipfile.ZipFile(wheel, "a") as zf:
+            zf.writestr("fwpkg/extra.py", b"")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(layer_build, "_check_wheels", check_then_tamper)
+        with pytest.raises(VenvstacksError, match=r"pip could not install .*fwpkg-1\.0-py3-none-any\.whl"):
+            layer_build.build_layer(args)
+
+
+def test_build_machine_path_is_refused(tmp_path: Path) -> None:
+    wheels_dir = tmp_path / "wheels"
+    wheel_path = wheels_dir / "leaky-1.0-py3-none-any.whl"
+    make_wheel(wheels_dir, "leaky", "1.0", {"leaky/__init__.py": b"", "leaky/where.txt": os.fsencode(wheel_path)})
+    with pytest.raises(VenvstacksError) as info:
+        layer_build.build_layer(layer_build.build_parser().parse_args(build_argv(tmp_path, "fw", wheels=[wheel_path])))
+    message = str(info.value)
+    assert f"'fw/{SITE}/leaky/where.txt'" in message
+    assert "leaky-1.0-py3-none-any.whl" in message
+    assert not (tmp_path / "fw.tar.zst").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".fw.build-")]
+
+
+def test_app_file_clashing_with_a_wheel_file(tmp_path: Path, inputs: dict[str, Any]) -> None:
+    source = tmp_path / "init.py"
+    source.write_bytes(b"")
+    argv = build_argv(
+        tmp_path,
+        "app",
+        kind="application",
+        wheels=[inputs["fw_wheel"]],
+        app_files={"fwpkg/__init__.py": source},
+        launch_module="fwpkg",
+    )
+    with pytest.raises(VenvstacksError, match=r"'fwpkg/__init__\.py' is also installed by one of the layer's wheels"):
+        layer_build.build_layer(layer_build.build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"launch_module": "myapp"}, "--launch-module is only for application layers"),
+        ({"kind": "application"}, "--launch-module is required"),
+        ({"kind": "application", "launch_module": "my-app"}, "not a dotted module name"),
+        ({"lower": ("fw_a", "fw_a")}, "--lower-layer 'fw_a' is also an earlier --lower-layer"),
+        ({"lower": ("cpython_rt",)}, "is also the runtime layer"),
+        ({"lower": ("../x",)}, "--lower-layer '../x' must be"),
+        ({"extra": ("--python-version", "2.7.18")}, "the tool runs on Python"),
+        ({"extra": ("--python-version", "3.12")}, "is not a full X.Y.Z version"),
+        ({"extra": ("--wheel", "pkg.tar.gz=" + "0" * 64)}, "is not a .whl file"),
+        ({"extra": ("--wheel", "pkg.whl=xyz")}, "is not a hex sha256"),
+        ({"extra": ("--required-layer", "fw=abc")}, "is not a hex sha256"),
+        ({"extra": ("--mtime", "-1")}, "--mtime must not be negative"),
+    ],
+)
+def test_argument_errors(tmp_path: Path, change: dict[str, Any], message: str) -> None:
+    argv = build_argv(tmp_path, "fw", **change)
+    with pytest.raises(VenvstacksError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        layer_build.build_layer(layer_build.build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("dest", ["../evil.py", "/abs.py", "a/./b.py", "a//b.py", "a/../b.py"])
+def test_app_file_destination_must_stay_in_site_packages(tmp_path: Path, dest: str) -> None:
+    source = tmp_path / "x.py"
+    source.write_bytes(b"")
+    argv = build_argv(tmp_path, "app", kind="application", launch_module="x", app_files={dest: source})
+    with pytest.raises(VenvstacksError, match="must be a relative path inside site-packages"):
+        layer_build.build_layer(layer_build.build_parser().parse_args(argv))
+
+
+def _script(header: bytes) -> bytes:
+    return header + b"# -*- coding: utf-8 -*-\nimport sys\nfrom pkg import main\nsys.exit(main())\n"
+
+
+def test_rewrite_shebang_forms() -> None:
+    python = b"/sandbox/execroot/external/runtime/bin/python3"
+    spaced = b"/sandbox/with space/runtime/bin/python3"
+    polyglot_start = b"#!/bin/sh\n'''exec' "
+    polyglot_end = b' "$0" "$@"\n' + b"' '''\n"
+    cases = [
+        (b"#!" + python + b"\n", True),
+        (b"#!" + python + b" -E\n", True),
+        (b'#!"' + spaced + b'"\n', True),
+        (polyglot_start + python + polyglot_end, True),  # distlib's form for long paths
+        (polyglot_start + b'"' + spaced + b'"' + polyglot_end, True),  # and for paths with spaces
+        (b"#!/usr/bin/env python3\n", False),
+        (b"#!/some/other/python\n", False),
+    ]
+    for header, rewritten in cases:
+        result = layer_build._rewrite_shebang(_script(header), {python, spaced})
+        if rewritten:
+            assert result == _script(layer_build.RELOCATABLE_SHEBANG), header
+        else:
+            assert result is None, header
+    assert layer_build._rewrite_shebang(b"\x7fELF binary", {python}) is None
+
+
+def test_postinstall_template_stack_pth_matches_config() -> None:
+    config = {"site_dir": SITE, "pylib_dirs": [f"../a/{SITE}", f"../rt/{SITE}"]}
+    assert postinstall_template.stack_pth_text(config).splitlines()[1:] == [
+        f"../../../../a/{SITE}",
+        f"../../../../rt/{SITE}",
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["tar.xz", "zip"])
+def test_other_formats_hold_the_same_tree(tmp_path: Path, fw_build: Path, inputs: dict[str, Any], fmt: str) -> None:
+    build(build_argv(tmp_path, "fw", wheels=[inputs["fw_wheel"]], fmt=fmt))
+    assert archive_listing(tmp_path / f"fw.{fmt}") == archive_listing(fw_build / "fw.tar.zst")
+
+
+def test_lock_file_and_required_layer_metadata(tmp_path: Path, fw_build: Path) -> None:
+    """The forms the Bazel rules pass: the lock file itself, and lower layers' metadata files."""
+    lock = tmp_path / "pylock.toml"
+    lock.write_bytes(b'lock-version = "1.0"\n')
+    out = tmp_path / "out"
+    source = tmp_path / "main.py"
+    source.write_bytes(b"print('hi')\n")
+    argv = build_argv(
+        out, "app", kind="application", lower=("fw",), app_files={"main.py": source}, launch_module="main"
+    )
+    argv = [a for a in argv if not a.startswith(("--lock-hash", "lock-of-"))]
+    build([*argv, "--lock-file", str(lock), "--required-layer-metadata", str(fw_build / "fw.json")])
+    metadata = json.loads((out / "app.json").read_text())
+    assert metadata["lock_hash"] == "sha256:" + sha256(lock)
+    assert metadata["required_layers"] == [{"name": "fw", "archive_sha256": sha256(fw_build / "fw.tar.zst")}]
+    with pytest.raises(VenvstacksError, match="is not a layer metadata file"):
+        layer_build.build_layer(layer_build.build_parser().parse_args([*argv, "--required-layer-metadata", str(lock)]))
+    with pytest.raises(VenvstacksError, match="not both"):
+        layer_build.build_layer(
+            layer_build.build_parser().parse_args([*argv, "--lock-file", str(lock), "--lock-hash", "x"])
+        )
