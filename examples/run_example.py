@@ -1,10 +1,18 @@
-"""The README's main job: build the example runtime layer, unpack it, run its interpreter.
+"""The README's main job: lock, build, test and deploy the example stack, then run both apps.
 
-    python3 examples/run_example.py [--dest DIR]
+    python3 examples/run_example.py [--dest DIR] [--local-runtime]
 
-Builds examples/runtime_layer with a real Bazel (tests/bazel.sh). python-build-standalone is
-downloaded from GitHub; where GitHub is unreachable (as on the project's CI machines), the
-example's runtime declaration is swapped, in a temporary copy, for a PBS-layout archive made
+Works on a copy of examples/stack (a runtime, a numpy framework layer, two application layers)
+with a real Bazel (tests/bazel.sh) and real PyPI:
+
+1. `bazel run //stacks:<layer>.lock` for each layer, framework first (the example ships no locks:
+   a lock is specific to the runtime it was resolved on);
+2. `bazel build //stacks:stack` and `bazel test //stacks:all`;
+3. `bazel run //stacks:<app>.deploy -- DEST` for both applications, then runs each with
+   `DEST/<app>/bin/python -m <app>` and checks that numpy came from the framework layer.
+
+python-build-standalone is downloaded from GitHub; where GitHub is unreachable (as on the
+project's CI machines), the copy's runtime declaration is swapped for a PBS-layout archive made
 from this machine's CPython and served on 127.0.0.1, and the script says so.
 """
 
@@ -17,7 +25,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -28,7 +35,9 @@ from support.bazel_workspace import Workspace  # noqa: E402
 from support.http_server import serve_directory  # noqa: E402
 from support.local_pbs import make_local_runtime  # noqa: E402
 
-EXAMPLE = CHECKOUT / "examples" / "runtime_layer"
+EXAMPLE = CHECKOUT / "examples" / "stack"
+LAYERS = ["numpy_framework", "app_report", "app_stats"]
+APPS = ["app_report", "app_stats"]
 _RUNTIME_BLOCK = re.compile(r"# RUNTIME-BEGIN.*?# RUNTIME-END", re.DOTALL)
 
 
@@ -41,7 +50,8 @@ def github_reachable() -> bool:
     return True
 
 
-def _copy_example(destination: Path, runtime_block: str | None) -> Workspace:
+def copy_example(destination: Path, runtime_block: str | None) -> Workspace:
+    """Copies examples/stack to `destination`, pointing it at this checkout's rules."""
     shutil.copytree(EXAMPLE, destination)
     module = (destination / "MODULE.bazel").read_text()
     module = module.replace('path = "../.."', f'path = "{CHECKOUT}"')
@@ -51,59 +61,59 @@ def _copy_example(destination: Path, runtime_block: str | None) -> Workspace:
     return Workspace(destination)
 
 
-def _unpack_tar_zst(archive: Path, destination: Path) -> None:
-    import zstandard
+def run_stack(workspace: Workspace, dest: Path) -> dict[str, dict[str, str]]:
+    """Locks, builds, tests and deploys the stack; runs each app; returns what each printed."""
+    try:
+        for layer in LAYERS:
+            print(f"run_example: bazel run //stacks:{layer}.lock", flush=True)
+            workspace.bazel("run", f"//stacks:{layer}.lock")
+        print("run_example: bazel build //stacks:stack && bazel test //stacks:all", flush=True)
+        workspace.bazel("build", "//stacks:stack")
+        workspace.bazel("test", "//stacks:all")
+        metadata = json.loads(workspace.output("stacks/stack.json").read_text())
+        for name, layer in sorted(metadata["layers"].items()):
+            print(f"run_example: layer {name}: {layer['archive']['size']} bytes, sha256 {layer['archive']['sha256']}")
+        for app in APPS:
+            workspace.bazel("run", f"//stacks:{app}.deploy", "--", str(dest))
+    finally:
+        workspace.shutdown()
+    results = {}
+    for app in APPS:
+        python = dest / app / "bin" / "python"
+        output = subprocess.run([python, "-m", app], check=True, capture_output=True, text=True).stdout
+        print(output, end="")
+        results[app] = json.loads(output.strip().splitlines()[-1])
+        numpy_file = Path(results[app]["numpy_file"])
+        if not numpy_file.is_relative_to(dest / "numpy_framework"):
+            raise SystemExit(f"run_example: {app} imported numpy from {numpy_file}, not from the framework layer")
+    print(f"run_example: both applications ran from {dest}, numpy from {dest / 'numpy_framework'}")
+    return results
 
-    with (
-        archive.open("rb") as raw,
-        zstandard.ZstdDecompressor().stream_reader(raw) as stream,
-        tarfile.open(fileobj=stream, mode="r|") as tar,
-    ):
-        tar.extractall(destination, filter="tar")
 
-
-def run(dest: Path, scratch: Path, local_runtime: bool) -> dict[str, str]:
-    """Builds, unpacks into `dest` and runs the layer's interpreter; returns what it printed."""
+def run(dest: Path, scratch: Path, local_runtime: bool) -> dict[str, dict[str, str]]:
+    """Runs the example, with the local runtime when asked or when GitHub is unreachable."""
     if not local_runtime and github_reachable():
         print("run_example: building the example as written (PBS from GitHub)")
-        return _build_and_run(_copy_example(scratch / "example", None), dest)
+        return run_stack(copy_example(scratch / "example", None), dest)
     runtime = make_local_runtime(scratch)
     reason = "asked for" if local_runtime else "GitHub is unreachable"
-    print(f"run_example: {reason}: using {runtime.path.name} (made from this machine's CPython) served on 127.0.0.1")
+    print(f"run_example: {reason}: using {runtime.path.name} (this machine's CPython) served on 127.0.0.1")
     with serve_directory(scratch) as url:
         block = (
             "venvstacks.runtime(\n"
-            '    name = "cpython3_12",\n'
+            '    name = "cpython3_11",\n'
             f'    python_version = "{runtime.python_version}",\n'
             f'    urls = ["{url}/{runtime.path.name}"],\n'
             f'    sha256 = "{runtime.sha256}",\n'
             ")"
         )
-        return _build_and_run(_copy_example(scratch / "example", block), dest)
-
-
-def _build_and_run(workspace: Workspace, dest: Path) -> dict[str, str]:
-    try:
-        workspace.bazel("build", "//:cpython3_12_layer")
-        archive = workspace.output("cpython3_12_layer.tar.zst")
-        metadata = json.loads(workspace.output("cpython3_12_layer.json").read_text())
-    finally:
-        workspace.shutdown()
-    size, sha256 = metadata["archive"]["size"], metadata["archive"]["sha256"]
-    print(f"run_example: built {archive.name}: {size} bytes, sha256 {sha256}")
-    _unpack_tar_zst(archive, dest)
-    python = dest / metadata["layer_name"] / "bin" / "python3"
-    code = "import json, sys; print(json.dumps({'version': sys.version.split()[0], 'prefix': sys.prefix}))"
-    output = subprocess.run([python, "-I", "-c", code], check=True, capture_output=True, text=True).stdout
-    result = json.loads(output)
-    print(f"run_example: {python} runs CPython {result['version']} with sys.prefix {result['prefix']}")
-    return result
+        return run_stack(copy_example(scratch / "example", block), dest)
 
 
 def main(argv: list[str]) -> int:
     """Command-line entry."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dest", type=Path, help="where to unpack the layer (default: a temporary directory)")
+    parser.add_argument("--dest", type=Path, help="where to deploy the stack (default: a temporary directory)")
     parser.add_argument(
         "--local-runtime",
         action="store_true",
@@ -111,7 +121,7 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="venvstacks-example-") as scratch:
-        dest = args.dest or Path(scratch) / "deployed"
+        dest = args.dest.resolve() if args.dest else Path(scratch) / "deployed"
         dest.mkdir(parents=True, exist_ok=True)
         run(dest, Path(scratch), args.local_runtime)
     return 0

@@ -12,28 +12,6 @@ def _app_destination(ctx, file):
         return path[len(prefix):]
     return path.removeprefix("../").partition("/")[2] if path.startswith("../") else path
 
-def _check_stack(ctx, runtime_layer, frameworks):
-    """Analysis-time checks: one runtime, no duplicate layer names, complete framework lists."""
-    names = {runtime_layer.layer_name: runtime_layer.label}
-    for framework in frameworks:
-        if framework.kind != "framework":
-            fail("%s: %s is a %s layer; only framework layers can be stacked under another layer" % (ctx.label, framework.label, framework.kind))
-        if framework.runtime_layer_name != runtime_layer.layer_name:
-            fail("%s: framework %s is built on runtime layer '%s', but this layer is on '%s'; all layers of a stack share one runtime" % (
-                ctx.label,
-                framework.label,
-                framework.runtime_layer_name,
-                runtime_layer.layer_name,
-            ))
-        for name in framework.frameworks:
-            if name not in [f.layer_name for f in frameworks]:
-                fail("%s: framework %s sits on framework '%s', which is missing from this layer's `frameworks`" % (ctx.label, framework.label, name))
-        if framework.layer_name in names:
-            fail("%s: two layers of the stack are named '%s': %s and %s" % (ctx.label, framework.layer_name, names[framework.layer_name], framework.label))
-        names[framework.layer_name] = framework.label
-    if ctx.attr.layer_name in names:
-        fail("%s: layer name '%s' is already used by %s in this stack" % (ctx.label, ctx.attr.layer_name, names[ctx.attr.layer_name]))
-
 def _lower_layers(runtime_layer, frameworks):
     """Every layer below, in deployment order (runtime first, each layer after what it needs)."""
     ordered = [runtime_layer]
@@ -46,11 +24,9 @@ def _lower_layers(runtime_layer, frameworks):
     return ordered
 
 def _venvstacks_layer_impl(ctx):
+    # The stack's structure was checked by the lock inputs target (see lock_rules.bzl).
     runtime_layer = ctx.attr.runtime[VenvstacksLayerInfo]
-    if runtime_layer.kind != "runtime":
-        fail("%s: `runtime` must be a runtime_layer target, got %s" % (ctx.label, ctx.attr.runtime.label))
     frameworks = [f[VenvstacksLayerInfo] for f in ctx.attr.frameworks]
-    _check_stack(ctx, runtime_layer, frameworks)
     wheels = ctx.attr.wheels[VenvstacksWheelsInfo]
     lock = ctx.attr.lock_inputs[VenvstacksLockInfo]
     lock_target = "//%s:%s.lock" % (ctx.label.package, ctx.label.name)

@@ -2,30 +2,27 @@
 
 Both read a `VenvstacksLockInfo` from `<layer>.lock_inputs`, which depends on the runtime layer
 and on the lower layers' lock inputs, never on wheels: locking must work before any wheel exists.
+The stack's structure is checked there too, so a bad stack fails at analysis before anything
+else of the layer is looked at.
 """
 
 load(":providers.bzl", "VenvstacksLayerInfo", "VenvstacksLockInfo")
 load(":tool.bzl", "TOOL_ATTRS", "shell_quote", "tool_launcher")
 
-def _lock_inputs_impl(ctx):
-    runtime_layer = ctx.attr.runtime[VenvstacksLayerInfo]
-    if runtime_layer.kind != "runtime":
-        fail("%s: `runtime` must be a runtime_layer target, got %s layer %s" % (ctx.label, runtime_layer.kind, ctx.attr.runtime.label))
-    lower = []
-    for framework in ctx.attr.frameworks:
-        info = framework[VenvstacksLockInfo]
+def _check_stack(ctx, runtime_layer, lower):
+    """Analysis-time stack checks: one runtime, frameworks only, complete and uniquely named."""
+    names = {runtime_layer.layer_name: str(runtime_layer.label), ctx.attr.layer_name: ctx.attr.layer}
+    declared = [info.label for info in lower]
+    for info in lower:
         if info.kind != "framework":
-            fail("%s: %s is an %s layer; only framework layers can be stacked under another layer" % (ctx.label, info.label, info.kind))
+            fail("%s: %s is an %s layer; only framework layers can be stacked under another layer" % (ctx.attr.layer, info.label, info.kind))
         if info.runtime_layer.label != runtime_layer.label:
             fail("%s: framework %s is built on runtime %s, but this layer is on %s; all layers of a stack share one runtime" % (
-                ctx.label,
+                ctx.attr.layer,
                 info.label,
                 info.runtime_layer.label,
                 runtime_layer.label,
             ))
-        lower.append(info)
-    declared = [info.label for info in lower]
-    for info in lower:
         for below in info.lower:
             if below.label not in declared:
                 fail("%s: framework %s sits on framework %s, which is missing from this layer's `frameworks`; list every framework of the stack, in sys.path order" % (
@@ -33,6 +30,16 @@ def _lock_inputs_impl(ctx):
                     info.label,
                     below.label,
                 ))
+        if info.layer_name in names:
+            fail("%s: two layers of the stack are named '%s': %s and %s" % (ctx.attr.layer, info.layer_name, names[info.layer_name], info.label))
+        names[info.layer_name] = info.label
+
+def _lock_inputs_impl(ctx):
+    runtime_layer = ctx.attr.runtime[VenvstacksLayerInfo]
+    if runtime_layer.kind != "runtime":
+        fail("%s: `runtime` must be a runtime_layer target, got %s layer %s" % (ctx.attr.layer, runtime_layer.kind, ctx.attr.runtime.label))
+    lower = [framework[VenvstacksLockInfo] for framework in ctx.attr.frameworks]
+    _check_stack(ctx, runtime_layer, lower)
     return [VenvstacksLockInfo(
         label = ctx.attr.layer,
         layer_name = ctx.attr.layer_name,

@@ -1,7 +1,8 @@
-"""The README's main job (examples/run_example.py) works end to end."""
+"""The README's main job (examples/run_example.py) works end to end, against real PyPI."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,19 +14,20 @@ from support.bazel_workspace import CHECKOUT
 pytestmark = pytest.mark.integration
 
 
-def test_run_example_builds_unpacks_and_runs_the_runtime_layer(tmp_path: Path) -> None:
-    dest = tmp_path / "deployed"
+def test_example_stack_locks_builds_deploys_and_runs_both_apps_on_the_shared_framework(tmp_path: Path) -> None:
+    dest = tmp_path / "deployed elsewhere"
     result = subprocess.run(
-        [
-            sys.executable,
-            CHECKOUT / "examples" / "run_example.py",
-            "--local-runtime",
-            "--dest",
-            dest,
-        ],
+        [sys.executable, CHECKOUT / "examples" / "run_example.py", "--local-runtime", "--dest", dest],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert f"with sys.prefix {dest / 'cpython3_12'}" in result.stdout
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-4000:]
+    reports = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"app"')]
+    assert sorted(report["app"] for report in reports) == ["app_report", "app_stats"]
+    for report in reports:
+        numpy_file = Path(report["numpy_file"])
+        assert numpy_file.is_relative_to(dest / "numpy_framework"), report
+        assert not numpy_file.is_relative_to(dest / report["app"]), report
+    # numpy is installed once, in the framework layer only.
+    assert not list(dest.glob("app_*/lib/python3*/site-packages/numpy"))

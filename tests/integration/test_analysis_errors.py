@@ -1,0 +1,90 @@
+"""Bad stacks fail at analysis time, with errors that name the targets at fault."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from support.bazel_workspace import Workspace
+from support.http_server import serve_directory
+from support.local_pbs import make_local_runtime
+
+pytestmark = pytest.mark.integration
+
+BUILD_FILE = """\
+load("@rules_venvstacks//rules_venvstacks:defs.bzl", "application_layer", "framework_layer", "runtime_layer")
+
+runtime_layer(name = "rt_a", runtime = "@rt_a")
+
+runtime_layer(name = "rt_b", runtime = "@rt_b")
+
+framework_layer(name = "fw_a", runtime = ":rt_a")
+
+framework_layer(name = "fw_b", runtime = ":rt_b")
+
+framework_layer(name = "fw_on_a", frameworks = [":fw_a"], runtime = ":rt_a")
+
+framework_layer(name = "cycle_1", frameworks = [":cycle_2"], runtime = ":rt_a")
+
+framework_layer(name = "cycle_2", frameworks = [":cycle_1"], runtime = ":rt_a")
+
+framework_layer(name = "fw_named_like_a", layer_name = "fw_a", runtime = ":rt_a")
+
+application_layer(name = "app_other_runtime", frameworks = [":fw_b"], launch_module = "m", runtime = ":rt_a")
+
+application_layer(name = "app_missing_framework", frameworks = [":fw_on_a"], launch_module = "m", runtime = ":rt_a")
+
+application_layer(
+    name = "app_same_name",
+    frameworks = [":fw_a", ":fw_named_like_a"],
+    launch_module = "m",
+    runtime = ":rt_a",
+)
+
+application_layer(name = "app_ok", frameworks = [":fw_a"], launch_module = "m", runtime = ":rt_a")
+
+application_layer(name = "app_on_app", frameworks = [":app_ok"], launch_module = "m", runtime = ":rt_a")
+"""
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    """Two runtimes (the same archive under two names) and a set of badly stacked layers."""
+    directory = tmp_path_factory.mktemp("pbs")
+    runtime = make_local_runtime(directory)
+    with serve_directory(directory) as url:
+        workspace = Workspace(tmp_path_factory.mktemp("ws_errors"))
+        declarations = "".join(
+            f'venvstacks.runtime(name = "{name}", python_version = "{runtime.python_version}", '
+            f'urls = ["{url}/{runtime.path.name}"], sha256 = "{runtime.sha256}")\n'
+            for name in ("rt_a", "rt_b")
+        )
+        layers = ["fw_a", "fw_b", "fw_on_a", "cycle_1", "cycle_2", "fw_named_like_a"]
+        layers += ["app_other_runtime", "app_missing_framework", "app_same_name", "app_ok", "app_on_app"]
+        # Locks that do not exist yet: the hub still resolves, so analysis reaches the stack checks.
+        declarations += "".join(f'venvstacks.lock(name = "{n}", file = "//:pylock.{n}.toml")\n' for n in layers)
+        workspace.write_module(declarations + 'use_repo(venvstacks, "rt_a", "rt_b", "venvstacks_wheels")\n')
+        workspace.write("BUILD.bazel", BUILD_FILE)
+        yield workspace
+        workspace.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("app_other_runtime", ["//:app_other_runtime", "//:fw_b", "share one runtime"]),
+        ("app_missing_framework", ["//:app_missing_framework", "//:fw_on_a", "fw_a", "missing"]),
+        ("app_same_name", ["//:app_same_name", "named 'fw_a'", "//:fw_named_like_a"]),
+        ("app_on_app", ["//:app_on_app", "//:app_ok", "only framework layers"]),
+        ("cycle_1", ["cycle in dependency graph", "//:cycle_1", "//:cycle_2"]),
+        ("fw_a", ["//:fw_a", "pylock.fw_a.toml does not exist yet", "bazel run //:fw_a.lock"]),
+    ],
+)
+def test_bad_stack_fails_at_analysis_naming_the_targets(workspace: Workspace, target: str, expected: list[str]) -> None:
+    # --keep_going: a dependency with no lock yet must not hide the stack error.
+    result = workspace.bazel("build", "--nobuild", "--keep_going", f"//:{target}", check=False)
+    assert result.returncode != 0
+    # --nobuild stops after analysis: failing here means the error is an analysis-time error.
+    for text in expected:
+        assert text in result.stderr, f"{text!r} not in:\n{result.stderr[-3000:]}"
