@@ -25,20 +25,20 @@ def _layer(
         kind,
         name,
         runtime,
-        frameworks,
-        requirements,
-        requirements_in,
-        lock,
-        wheels,
-        index_url,
-        extra_index_urls,
-        find_links,
-        layer_name,
-        archive_format,
-        bytecode,
-        srcs,
-        launch_module,
-        test_script,
+        frameworks = [],
+        requirements = [],
+        requirements_in = [],
+        lock = None,
+        wheels = None,
+        index_url = "https://pypi.org/simple",
+        extra_index_urls = [],
+        find_links = [],
+        layer_name = None,
+        archive_format = "tar.zst",
+        bytecode = "compiled",
+        srcs = [],
+        launch_module = "",
+        test_script = None,
         **kwargs):
     lock = lock or "pylock.%s.toml" % name
     package = native.package_name()
@@ -83,84 +83,46 @@ def _layer(
     if kind == "application" or test_script:
         venvstacks_test(name = name + ".test", layer = ":" + name, script = test_script, tags = tags)
 
-def framework_layer(
-        name,
-        runtime,
-        frameworks = [],
-        requirements = [],
-        requirements_in = [],
-        lock = None,
-        wheels = None,
-        index_url = "https://pypi.org/simple",
-        extra_index_urls = [],
-        find_links = [],
-        layer_name = None,
-        archive_format = "tar.zst",
-        bytecode = "compiled",
-        test_script = None,
-        **kwargs):
+def framework_layer(name, runtime, **kwargs):
     """A framework layer: a virtual environment of shared packages on one runtime.
 
     Args:
       name: target name; also the layer's name unless `layer_name` is given.
       runtime: a `runtime_layer` target (-> NAME, NAME.lock_inputs).
-      frameworks: framework layers below this one, in sys.path order; list every framework of
-        the stack (-> NAME, and their `.lock_inputs` to NAME.lock_inputs).
-      requirements: top-level requirements, e.g. ["numpy>=2"] (-> NAME.lock_inputs).
-      requirements_in: requirements.in files (-> NAME.lock_inputs).
-      lock: the checked-in lock, default `pylock.NAME.toml` in this package; `NAME.lock` writes
-        it and a `NAME.requirements.txt` beside it.
-      wheels: the hub target of the lock's wheels; default `@venvstacks_wheels//:NAME`
-        (declare the lock in MODULE.bazel with `venvstacks.lock(name = NAME, file = ...)`).
-      index_url: the package index the lock resolves against (-> NAME.lock_inputs).
-      extra_index_urls: more indexes (-> NAME.lock_inputs).
-      find_links: local wheel directories, workspace-relative, or URLs (-> NAME.lock_inputs).
-      layer_name: the layer's directory name when deployed (default: name).
-      archive_format: 'tar.zst' (default), 'tar.xz' or 'zip' (-> NAME).
-      bytecode: 'compiled' (default; deterministic .pyc files) or 'none' (-> NAME).
-      test_script: a Python script run by NAME.test with the layer's interpreter after deploying.
-      **kwargs: common attributes (visibility, tags) for the generated targets.
-    """
-    _layer("framework", name, runtime, frameworks, requirements, requirements_in, lock, wheels, index_url, extra_index_urls, find_links, layer_name, archive_format, bytecode, [], "", test_script, **kwargs)
+      **kwargs: the optional arguments below, and common attributes (visibility, tags):
 
-def application_layer(
-        name,
-        runtime,
-        frameworks,
-        launch_module,
-        srcs = [],
-        requirements = [],
-        requirements_in = [],
-        lock = None,
-        wheels = None,
-        index_url = "https://pypi.org/simple",
-        extra_index_urls = [],
-        find_links = [],
-        layer_name = None,
-        archive_format = "tar.zst",
-        bytecode = "compiled",
-        test_script = None,
-        **kwargs):
+        frameworks: framework layers below this one, in sys.path order; list every framework
+          of the stack (-> NAME, and their `.lock_inputs` to NAME.lock_inputs).
+        requirements: top-level requirements, e.g. ["numpy>=2"] (-> NAME.lock_inputs).
+        requirements_in: requirements.in files (-> NAME.lock_inputs).
+        lock: the checked-in lock, default `pylock.NAME.toml` in this package; `NAME.lock`
+          writes it and a `NAME.requirements.txt` beside it.
+        wheels: the hub target of the lock's wheels, default `@venvstacks_wheels//:NAME`
+          (declare the lock in MODULE.bazel with `venvstacks.lock(name = NAME, file = ...)`).
+        index_url: the index the lock resolves against, default PyPI (-> NAME.lock_inputs).
+        extra_index_urls: more indexes (-> NAME.lock_inputs).
+        find_links: local wheel directories, workspace-relative, or URLs (-> NAME.lock_inputs).
+        layer_name: the layer's directory name when deployed (default: name).
+        archive_format: 'tar.zst' (default), 'tar.xz' or 'zip' (-> NAME).
+        bytecode: 'compiled' (default; deterministic .pyc files) or 'none' (-> NAME).
+        test_script: a Python script that NAME.test runs with the layer's interpreter after
+          deploying the stack into a temporary directory.
+    """
+    _layer("framework", name, runtime, **kwargs)
+
+def application_layer(name, runtime, frameworks, launch_module, srcs = [], **kwargs):
     """An application layer: the application's code and its own packages, on frameworks.
+
+    Takes every optional argument of `framework_layer`, plus the ones below. NAME.test deploys
+    the stack into a temporary directory and runs `python -m <launch_module>` (or `test_script`).
 
     Args:
       name: target name; also the layer's name unless `layer_name` is given.
       runtime: a `runtime_layer` target.
       frameworks: the framework layers it runs on, in sys.path order (all of the stack).
       launch_module: the module `python -m` runs (-> NAME, NAME.test).
-      srcs: application code (files or targets, e.g. a py_library's sources or a wheel); each
-        file lands in site-packages at its path below this package (-> NAME).
-      requirements: top-level requirements (-> NAME.lock_inputs).
-      requirements_in: requirements.in files (-> NAME.lock_inputs).
-      lock: the checked-in lock, default `pylock.NAME.toml` in this package.
-      wheels: the hub target of the lock's wheels; default `@venvstacks_wheels//:NAME`.
-      index_url: the package index the lock resolves against.
-      extra_index_urls: more indexes.
-      find_links: local wheel directories, workspace-relative, or URLs.
-      layer_name: the layer's directory name when deployed (default: name).
-      archive_format: 'tar.zst' (default), 'tar.xz' or 'zip'.
-      bytecode: 'compiled' (default) or 'none'.
-      test_script: run by NAME.test instead of the launch module.
-      **kwargs: common attributes (visibility, tags) for the generated targets.
+      srcs: application code (files or targets, e.g. a py_library's sources); each file lands
+        in site-packages at its path below this package (-> NAME).
+      **kwargs: as for `framework_layer`.
     """
-    _layer("application", name, runtime, frameworks, requirements, requirements_in, lock, wheels, index_url, extra_index_urls, find_links, layer_name, archive_format, bytecode, srcs, launch_module, test_script, **kwargs)
+    _layer("application", name, runtime, frameworks = frameworks, launch_module = launch_module, srcs = srcs, **kwargs)

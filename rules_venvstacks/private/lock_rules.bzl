@@ -110,57 +110,47 @@ def _lock_target(info):
     return info.label + ".lock"
 
 def _lock_impl(ctx):
+    """Shared by `.lock` (re-resolve and write the lock) and `.lock_test` (check it is fresh)."""
     info = ctx.attr.inputs[VenvstacksLockInfo]
     arguments, files = _lock_arguments(info)
-    lock_dir = info.lock_path.rpartition("/")[0]
-    stem = info.lock_path.rpartition("/")[2].removesuffix(".toml").removesuffix(".pylock").removeprefix("pylock.")
-    arguments += [
-        "--lock-target",
-        _lock_target(info),
-        "--output-lock",
-        info.lock_path,
-        "--output-requirements",
-        (lock_dir + "/" if lock_dir else "") + stem + ".requirements.txt",
-    ]
+    arguments += ["--lock-target", _lock_target(info)]
+    if ctx.attr._subcommand == "check-lock":
+        if info.lock != None:
+            files.append(info.lock)
+        arguments += ["--lock", info.lock.short_path if info.lock != None else info.lock_path]
+    else:
+        lock_dir, _, lock_name = info.lock_path.rpartition("/")
+        stem = lock_name.removesuffix(".toml").removesuffix(".pylock").removeprefix("pylock.")
+        arguments += [
+            "--output-lock",
+            info.lock_path,
+            "--output-requirements",
+            (lock_dir + "/" if lock_dir else "") + stem + ".requirements.txt",
+        ]
     return [tool_launcher(
         ctx,
         runtime = info.runtime_layer.runtime,
-        subcommand = "lock",
+        subcommand = ctx.attr._subcommand,
         arguments = [shell_quote(a) for a in arguments],
         extra_runfiles = files,
     )]
+
+def _lock_attrs(subcommand):
+    return dict(TOOL_ATTRS, **{
+        "inputs": attr.label(mandatory = True, providers = [VenvstacksLockInfo], doc = "The layer's lock inputs."),
+        "_subcommand": attr.string(default = subcommand),
+    })
 
 venvstacks_lock = rule(
     implementation = _lock_impl,
     doc = "`bazel run` target that re-resolves a layer's requirements into its lock, in the source tree.",
     executable = True,
-    attrs = dict(TOOL_ATTRS, **{
-        "inputs": attr.label(mandatory = True, providers = [VenvstacksLockInfo], doc = "The layer's lock inputs."),
-    }),
+    attrs = _lock_attrs("lock"),
 )
 
-def _lock_test_impl(ctx):
-    info = ctx.attr.inputs[VenvstacksLockInfo]
-    arguments, files = _lock_arguments(info)
-    if info.lock != None:
-        files.append(info.lock)
-        lock = info.lock.short_path
-    else:
-        lock = info.lock_path
-    arguments += ["--lock", lock, "--lock-target", _lock_target(info)]
-    return [tool_launcher(
-        ctx,
-        runtime = info.runtime_layer.runtime,
-        subcommand = "check-lock",
-        arguments = [shell_quote(a) for a in arguments],
-        extra_runfiles = files,
-    )]
-
 venvstacks_lock_test = rule(
-    implementation = _lock_test_impl,
+    implementation = _lock_impl,
     doc = "Test that fails, with the command to run, when a layer's lock is stale against its inputs.",
     test = True,
-    attrs = dict(TOOL_ATTRS, **{
-        "inputs": attr.label(mandatory = True, providers = [VenvstacksLockInfo], doc = "The layer's lock inputs."),
-    }),
+    attrs = _lock_attrs("check-lock"),
 )
