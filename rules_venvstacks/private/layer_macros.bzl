@@ -120,9 +120,14 @@ def application_layer(name, runtime, frameworks, launch_module, srcs = [], **kwa
       name: target name; also the layer's name unless `layer_name` is given.
       runtime: a `runtime_layer` target.
       frameworks: the framework layers it runs on, in sys.path order (all of the stack).
-      launch_module: the module `python -m` runs (-> NAME, NAME.test).
+      launch_module: the module `python -m` runs (-> NAME, NAME.test); or a `.py` file of this
+        package, which is added to `srcs` and becomes that module (`main.py` -> `main`,
+        `cli/run.py` -> `cli.run`).
       srcs: application code (files or targets, e.g. a py_library's sources); each file lands
         in site-packages at its path below this package (-> NAME).
       **kwargs: as for `framework_layer`.
     """
+    if launch_module.endswith(".py"):
+        srcs = srcs + [launch_module]
+        launch_module = launch_module.removeprefix(":").removesuffix(".py").replace("/", ".")
     _layer("application", name, runtime, frameworks = frameworks, launch_module = launch_module, srcs = srcs, **kwargs)

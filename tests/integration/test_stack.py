@@ -60,7 +60,15 @@ application_layer(
     runtime = ":cpython",
 )
 
-layer_stack(name = "stack", layers = [":app"])
+application_layer(
+    name = "hello",
+    frameworks = [":framework"],
+    index_url = "{index_url}",
+    launch_module = "hello.py",
+    runtime = ":cpython",
+)
+
+layer_stack(name = "stack", layers = [":app", ":hello"])
 """
 
 
@@ -98,13 +106,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             )
             venvstacks.lock(name = "framework", file = "//:pylock.framework.toml")
             venvstacks.lock(name = "app", file = "//:pylock.app.toml")
+            venvstacks.lock(name = "hello", file = "//:pylock.hello.toml")
             use_repo(venvstacks, "cpython_local", "venvstacks_wheels")
             """)
         workspace.write("app/__main__.py", APP_MAIN)
+        workspace.write("hello.py", 'import fwpkg\nprint("hello from", fwpkg.__name__)\n')
         result = Stack(workspace, index, index_url)
         result.set_app_requirements(["apppkg"])
         workspace.bazel("run", "//:framework.lock")
         workspace.bazel("run", "//:app.lock")
+        workspace.bazel("run", "//:hello.lock")
         try:
             yield result
         finally:
@@ -153,7 +164,15 @@ def test_deployed_app_imports_framework_packages_from_the_framework_layer(stack:
     assert not list((dest / "app" / "lib").glob("python3*/site-packages/shared")), "installed twice"
     stack.workspace.bazel("build", "//:stack")
     metadata = json.loads(stack.workspace.output("stack.json").read_text())
-    assert sorted(metadata["layers"]) == ["app", "cpython", "framework"]
+    assert sorted(metadata["layers"]) == ["app", "cpython", "framework", "hello"]
+
+
+def test_a_launch_module_given_as_a_file_becomes_that_module(stack: Stack, tmp_path: Path) -> None:
+    stack.workspace.bazel("run", "//:hello.deploy", "--", str(tmp_path))
+    result = subprocess.run([tmp_path / "hello" / "bin" / "python", "-m", "hello"], capture_output=True, text=True)
+    assert result.stdout == "hello from fwpkg\n", result.stderr
+    config = json.loads((tmp_path / "hello/share/venv/metadata/venvstacks_layer.json").read_text())
+    assert config["launch_module"] == "hello"
 
 
 def test_stale_lock_fails_its_test_with_the_command_to_run(stack: Stack) -> None:
