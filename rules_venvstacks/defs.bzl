@@ -1,4 +1,9 @@
-"""Public API of rules_venvstacks: the rules and providers for layered Python environments."""
+"""Public API of rules_venvstacks: layered Python environments built as archives.
+
+`runtime_layer` packs a CPython runtime; `framework_layer` and `application_layer` are macros
+that create a layer and its `.lock`, `.lock_test`, `.deploy` and `.test` targets; `layer_stack`
+gathers layers and their metadata. The providers let your own rules read layers.
+"""
 
 load("//rules_venvstacks/private:layer_macros.bzl", _application_layer = "application_layer", _framework_layer = "framework_layer")
 load("//rules_venvstacks/private:providers.bzl", _VenvstacksLayerInfo = "VenvstacksLayerInfo", _VenvstacksRuntimeInfo = "VenvstacksRuntimeInfo")

@@ -45,7 +45,7 @@ points at (`@venvstacks_wheels//:<name>` by default). A lock that does not exist
 empty target; building the layer then says to run `bazel run <layer>.lock`.
 """,
     attrs = {
-        "file": attr.label(mandatory = True, doc = "The layer's pylock.toml, e.g. '//stacks:app.pylock.toml'."),
+        "file": attr.label(mandatory = True, doc = "The layer's pylock.toml, e.g. '//stacks:pylock.app.toml'."),
         "hub": attr.string(default = "venvstacks_wheels", doc = "Name of the hub repository."),
         "name": attr.string(mandatory = True, doc = "Target name in the hub; by convention the layer's name."),
     },

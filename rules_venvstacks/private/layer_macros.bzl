@@ -83,49 +83,88 @@ def _layer(
     if kind == "application" or test_script:
         venvstacks_test(name = name + ".test", layer = ":" + name, script = test_script, tags = tags)
 
-def framework_layer(name, runtime, **kwargs):
+def framework_layer(
+        name,
+        runtime,
+        frameworks = [],
+        requirements = [],
+        requirements_in = [],
+        lock = None,
+        wheels = None,
+        index_url = "https://pypi.org/simple",
+        extra_index_urls = [],
+        find_links = [],
+        layer_name = None,
+        archive_format = "tar.zst",
+        bytecode = "compiled",
+        test_script = None,
+        **kwargs):
     """A framework layer: a virtual environment of shared packages on one runtime.
+
+    Creates NAME (the archive and NAME.json), NAME.lock (`bazel run`: resolve the requirements
+    into the lock), NAME.lock_test (fails when the lock is stale), NAME.deploy (`bazel run ...
+    -- DIR`: unpack the stack into DIR), NAME.test (with `test_script`) and NAME.lock_inputs
+    (internal). The arrows say which target an argument goes to.
 
     Args:
       name: target name; also the layer's name unless `layer_name` is given.
       runtime: a `runtime_layer` target (-> NAME, NAME.lock_inputs).
-      **kwargs: the optional arguments below, and common attributes (visibility, tags):
-
-        frameworks: framework layers below this one, in sys.path order; list every framework
-          of the stack (-> NAME, and their `.lock_inputs` to NAME.lock_inputs).
-        requirements: top-level requirements, e.g. ["numpy>=2"] (-> NAME.lock_inputs).
-        requirements_in: requirements.in files (-> NAME.lock_inputs).
-        lock: the checked-in lock, default `pylock.NAME.toml` in this package; `NAME.lock`
-          writes it and a `NAME.requirements.txt` beside it.
-        wheels: the hub target of the lock's wheels, default `@venvstacks_wheels//:NAME`
-          (declare the lock in MODULE.bazel with `venvstacks.lock(name = NAME, file = ...)`).
-        index_url: the index the lock resolves against, default PyPI (-> NAME.lock_inputs).
-        extra_index_urls: more indexes (-> NAME.lock_inputs).
-        find_links: local wheel directories, workspace-relative, or URLs (-> NAME.lock_inputs).
-        layer_name: the layer's directory name when deployed (default: name).
-        archive_format: 'tar.zst' (default), 'tar.xz' or 'zip' (-> NAME).
-        bytecode: 'compiled' (default; deterministic .pyc files) or 'none' (-> NAME).
-        test_script: a Python script that NAME.test runs with the layer's interpreter after
-          deploying the stack into a temporary directory.
+      frameworks: framework layers below this one, in sys.path order; list every framework of
+        the stack (-> NAME, and their `.lock_inputs` to NAME.lock_inputs).
+      requirements: top-level requirements, e.g. `["numpy>=2"]` (-> NAME.lock_inputs).
+      requirements_in: requirements.in files (-> NAME.lock_inputs).
+      lock: the checked-in lock, default `pylock.NAME.toml` in this package; NAME.lock writes it
+        and a `NAME.requirements.txt` beside it (-> NAME.lock_inputs).
+      wheels: the hub target of the lock's wheels, default `@venvstacks_wheels//:NAME`; declare
+        the lock in MODULE.bazel with `venvstacks.lock(name = NAME, file = ...)` (-> NAME).
+      index_url: the index the lock resolves against (-> NAME.lock_inputs).
+      extra_index_urls: more indexes (-> NAME.lock_inputs).
+      find_links: local wheel directories (workspace-relative) or URLs (-> NAME.lock_inputs).
+      layer_name: the layer's directory name when deployed (default: `name`).
+      archive_format: `tar.zst`, `tar.xz` or `zip` (-> NAME).
+      bytecode: `compiled` (deterministic .pyc files) or `none` (-> NAME).
+      test_script: a Python script that NAME.test runs with the layer's interpreter after
+        deploying the stack into a temporary directory.
+      **kwargs: common attributes (visibility, tags) for the generated targets.
     """
-    _layer("framework", name, runtime, **kwargs)
+    _layer(
+        "framework",
+        name,
+        runtime,
+        frameworks = frameworks,
+        requirements = requirements,
+        requirements_in = requirements_in,
+        lock = lock,
+        wheels = wheels,
+        index_url = index_url,
+        extra_index_urls = extra_index_urls,
+        find_links = find_links,
+        layer_name = layer_name,
+        archive_format = archive_format,
+        bytecode = bytecode,
+        test_script = test_script,
+        **kwargs
+    )
 
 def application_layer(name, runtime, frameworks, launch_module, srcs = [], **kwargs):
     """An application layer: the application's code and its own packages, on frameworks.
 
-    Takes every optional argument of `framework_layer`, plus the ones below. NAME.test deploys
-    the stack into a temporary directory and runs `python -m <launch_module>` (or `test_script`).
+    Creates the same targets as `framework_layer`, and always NAME.test: it deploys the stack
+    into a temporary directory and runs `python -m <launch_module>` (or `test_script`).
 
     Args:
       name: target name; also the layer's name unless `layer_name` is given.
-      runtime: a `runtime_layer` target.
-      frameworks: the framework layers it runs on, in sys.path order (all of the stack).
+      runtime: a `runtime_layer` target (-> NAME, NAME.lock_inputs).
+      frameworks: the framework layers it runs on, in sys.path order, all of the stack
+        (-> NAME, and their `.lock_inputs` to NAME.lock_inputs).
       launch_module: the module `python -m` runs (-> NAME, NAME.test); or a `.py` file of this
         package, which is added to `srcs` and becomes that module (`main.py` -> `main`,
         `cli/run.py` -> `cli.run`).
       srcs: application code (files or targets, e.g. a py_library's sources); each file lands
         in site-packages at its path below this package (-> NAME).
-      **kwargs: as for `framework_layer`.
+      **kwargs: any optional argument of `framework_layer` (requirements, requirements_in,
+        lock, wheels, index_url, extra_index_urls, find_links, layer_name, archive_format,
+        bytecode, test_script), and common attributes (visibility, tags).
     """
     if launch_module.endswith(".py"):
         srcs = srcs + [launch_module]

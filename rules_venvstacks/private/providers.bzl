@@ -1,7 +1,7 @@
 """Providers shared by the rules_venvstacks rules."""
 
 VenvstacksRuntimeInfo = provider(
-    doc = "A fetched python-build-standalone runtime, as declared with `venvstacks.runtime`.",
+    doc = "A CPython runtime in python-build-standalone layout (from the PBS table, a custom build or a local archive), as declared with `venvstacks.runtime`.",
     fields = {
         "name": "The runtime's name in MODULE.bazel, e.g. 'cpython3_12'.",
         "python_version": "The exact CPython version, e.g. '3.12.7'.",
@@ -14,7 +14,7 @@ VenvstacksRuntimeInfo = provider(
         "interpreter": "File: the unpacked interpreter, used to run the tool in actions.",
         "files": "depset of File: what the interpreter needs at run time (stdlib).",
         "tool_site": "depset of File: the wheels the tool needs (zstandard), unpacked.",
-        "tool_site_marker": "File: <tool site>/zstandard/__init__.py, locating the tool's wheels.",
+        "tool_site_marker": "File: `zstandard/__init__.py` in the directory of the tool's unpacked wheels, which locates that directory.",
         "source_date_epoch": "int: the mtime of every archive member, from the PBS release date.",
     },
 )

@@ -31,7 +31,7 @@ def _layer_stack_impl(ctx):
 
 layer_stack = rule(
     implementation = _layer_stack_impl,
-    doc = "Every layer of the given layers' stacks, and `<name>.json`: their metadata in one file, keyed by layer name.",
+    doc = "A set of stacks: builds every layer below the given layers, and writes `<name>.json`, all their metadata in one file keyed by layer name.",
     attrs = dict(TOOL_ATTRS, **{
         "layers": attr.label_list(mandatory = True, allow_empty = False, providers = [VenvstacksLayerInfo], doc = "Top layers (their lower layers come along)."),
     }),
