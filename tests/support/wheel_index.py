@@ -20,9 +20,13 @@ import io
 import re
 import tarfile
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 from support.http_server import serve_directory
 
@@ -40,34 +44,42 @@ def _dist_name(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name).lower()
 
 
-def _record_hash(data: bytes) -> str:
+def record_hash(data: bytes) -> str:
+    """The `sha256=<urlsafe base64, unpadded>` digest of `data` as a wheel's RECORD holds it."""
     digest = hashlib.sha256(data).digest()
     return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+class WheelOptions(TypedDict, total=False):
+    """Keyword options of `build_wheel` and `WheelIndex.add_wheel`, all optional."""
+
+    tag: str  # the wheel's tag; default "py3-none-any"
+    requires_python: str | None  # the Requires-Python metadata; default none
+    files: Mapping[str, bytes]  # the wheel's own files; default `<module>/__init__.py` with `__version__`
+    console_scripts: Mapping[str, str]  # entry points, script name -> "module:function"; default none
+
+
 def build_wheel(
-    directory: Path,
-    name: str,
-    version: str,
-    requires: Sequence[str] = (),
-    *,
-    tag: str = "py3-none-any",
-    requires_python: str | None = None,
+    directory: Path, name: str, version: str, requires: Sequence[str] = (), **options: Unpack[WheelOptions]
 ) -> Path:
     """Write a minimal, installable wheel of `name` `version` into `directory`; return its path.
 
-    It holds `<module>/__init__.py` (defining `__version__`) and a `.dist-info` with METADATA
-    (one `Requires-Dist` per entry of `requires`), WHEEL (`Root-Is-Purelib`, the given `tag`)
-    and RECORD with sha256 of every file.
+    It holds `options["files"]` (by default `<module>/__init__.py`, defining `__version__`) and a
+    `.dist-info` with METADATA (one `Requires-Dist` per entry of `requires`), WHEEL
+    (`Root-Is-Purelib`, the given `tag`), `entry_points.txt` when there are console scripts, and
+    RECORD with sha256 of every file.
     """
+    tag = options.get("tag", "py3-none-any")
+    requires_python = options.get("requires_python")
     dist = _dist_name(name)
     dist_info = f"{dist}-{version}.dist-info"
     metadata_lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     if requires_python:
         metadata_lines.append(f"Requires-Python: {requires_python}")
     metadata_lines += [f"Requires-Dist: {requirement}" for requirement in requires]
+    own_files = options.get("files", {f"{dist}/__init__.py": f'__version__ = "{version}"\n'.encode()})
     files: list[tuple[str, bytes]] = [
-        (f"{dist}/__init__.py", f'__version__ = "{version}"\n'.encode()),
+        *own_files.items(),
         (f"{dist_info}/METADATA", ("\n".join(metadata_lines) + "\n").encode()),
         (
             f"{dist_info}/WHEEL",
@@ -77,7 +89,11 @@ def build_wheel(
             ).encode(),
         ),
     ]
-    record = "".join(f"{path},{_record_hash(data)},{len(data)}\n" for path, data in files)
+    console_scripts = options.get("console_scripts")
+    if console_scripts:
+        lines = "".join(f"{script} = {target}\n" for script, target in console_scripts.items())
+        files.append((f"{dist_info}/entry_points.txt", f"[console_scripts]\n{lines}".encode()))
+    record = "".join(f"{path},{record_hash(data)},{len(data)}\n" for path, data in files)
     record += f"{dist_info}/RECORD,,\n"
     files.append((f"{dist_info}/RECORD", record.encode()))
 
@@ -127,17 +143,9 @@ class WheelIndex:
         self._projects: dict[str, list[Path]] = {}
         self._write_pages()
 
-    def add_wheel(
-        self,
-        name: str,
-        version: str,
-        requires: Sequence[str] = (),
-        *,
-        tag: str = "py3-none-any",
-        requires_python: str | None = None,
-    ) -> Path:
+    def add_wheel(self, name: str, version: str, requires: Sequence[str] = (), **options: Unpack[WheelOptions]) -> Path:
         """Build a wheel (see `build_wheel`), list it in the index, and return its path."""
-        path = build_wheel(self.files_dir, name, version, requires, tag=tag, requires_python=requires_python)
+        path = build_wheel(self.files_dir, name, version, requires, **options)
         self._add(name, path)
         return path
 

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_layer_build import (
+
+from support.layer_inputs import (
+    MTIME,
     SITE,
     XY,
     build,
@@ -33,13 +35,11 @@ from test_layer_build import (
     make_fw_wheel,
     sha256,
 )
-
 from venvstacks_tool import cli, deploy, layer_build
 from venvstacks_tool.archive import ArchiveEntry, write_archive
 from venvstacks_tool.errors import VenvstacksError
 
 RUNTIME = "cpython_rt"
-MTIME = 1_700_000_000
 
 
 def make_runtime_dir(dest: Path, name: str = RUNTIME) -> Path:
@@ -210,6 +210,8 @@ UNSAFE: dict[str, tuple[list[tuple[str, str, Any]], str]] = {
     "absolute": ([("/tmp/escaped.txt", "file", b"x")], "has an absolute name"),
     "symlink-out-of-dest": ([("fw/up", "symlink", "../../..")], "points outside"),
     "absolute-symlink": ([("fw/etc", "symlink", "/etc")], "points outside"),
+    "backslash-rooted-symlink": ([("fw/etc", "symlink", "\\etc")], "points outside"),
+    "backslash-symlink-out-of-dest": ([("fw/up", "symlink", "..\\..\\..")], "points outside"),
     "through-symlink": (
         [("fw/sub", "dir", None), ("fw/link", "symlink", "sub"), ("fw/link/x.txt", "file", b"x")],
         "which is not a directory",

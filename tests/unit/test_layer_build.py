@@ -1,192 +1,42 @@
 """Tests of `build-layer` (venvstacks_tool.layer_build), on small real wheels built here.
 
 The host interpreter stands in for the layer's runtime: `build-layer` runs in-process and runs
-pip (from the host environment) and the bytecode compiler on `sys.executable`.
-`tests/unit/test_deploy.py` imports the helpers defined here.
+pip (from the host environment) and the bytecode compiler on `sys.executable`. The inputs come
+from tests/support/layer_inputs.py, shared with tests/unit/test_deploy.py.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
 import json
-import lzma
 import marshal
 import os
-import platform
 import shutil
-import stat
 import sys
-import tarfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-import zstandard
 
+from support.archives import archive_listing
+from support.layer_inputs import (
+    APP_MAIN,
+    PLATFORM,
+    PY_VERSION,
+    SITE,
+    XY,
+    build,
+    build_argv,
+    make_app_sources,
+    make_appdep_wheel,
+    make_fw_wheel,
+    sha256,
+)
+from support.wheel_index import build_wheel, record_hash
 from venvstacks_tool import cli, layer_build, postinstall_template
 from venvstacks_tool.errors import VenvstacksError
 
-MTIME = 1_700_000_000
-PY_VERSION = platform.python_version()
-XY = f"{sys.version_info[0]}.{sys.version_info[1]}"
-SITE = f"lib/python{XY}/site-packages"
 PYC_TAG = sys.implementation.cache_tag
-PLATFORM = "x86_64-unknown-linux-gnu"
-
-FW_INIT = b"VALUE = 'framework'\n\n\ndef main():\n    import sys\n    print('fwtool', sys.prefix)\n"
-FW_UTIL = b"def double(x):\n    return 2 * x\n\n\nKNOWN = {'a', 'b', 'c', 'd'}\n"
-FW_PY2 = b"print 'a Python 2 leftover'\n"
-APPDEP_INIT = b"def main():\n    import sys\n    print('apptool', sys.prefix)\n"
-APP_INIT = b""
-APP_MAIN = b"import fwpkg\n\nprint('myapp sees', fwpkg.VALUE, fwpkg.__file__)\n"
-
-
-def record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-
-def make_wheel(
-    directory: Path,
-    name: str,
-    version: str,
-    files: dict[str, bytes],
-    *,
-    console_scripts: dict[str, str] | None = None,
-) -> Path:
-    """Write a minimal real pure-Python wheel (METADATA, WHEEL, entry points, RECORD)."""
-    dist_info = f"{name}-{version}.dist-info"
-    members = dict(files)
-    members[f"{dist_info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
-    members[f"{dist_info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-    if console_scripts:
-        lines = "".join(f"{script} = {target}\n" for script, target in console_scripts.items())
-        members[f"{dist_info}/entry_points.txt"] = f"[console_scripts]\n{lines}".encode()
-    rows = [f"{member},{record_hash(data)},{len(data)}\n" for member, data in members.items()]
-    members[f"{dist_info}/RECORD"] = ("".join(rows) + f"{dist_info}/RECORD,,\n").encode()
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for member, data in members.items():
-            zf.writestr(member, data)
-    return path
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def make_fw_wheel(directory: Path) -> Path:
-    return make_wheel(
-        directory,
-        "fwpkg",
-        "1.0",
-        {"fwpkg/__init__.py": FW_INIT, "fwpkg/util.py": FW_UTIL, "fwpkg/py2only.py": FW_PY2},
-        console_scripts={"fwtool": "fwpkg:main"},
-    )
-
-
-def make_appdep_wheel(directory: Path) -> Path:
-    return make_wheel(
-        directory, "appdep", "2.0", {"appdep/__init__.py": APPDEP_INIT}, console_scripts={"apptool": "appdep:main"}
-    )
-
-
-def make_app_sources(directory: Path) -> dict[str, Path]:
-    """The application's own files: DEST under site-packages -> source path."""
-    (directory / "myapp").mkdir(parents=True, exist_ok=True)
-    (directory / "myapp" / "__init__.py").write_bytes(APP_INIT)
-    (directory / "myapp" / "__main__.py").write_bytes(APP_MAIN)
-    return {"myapp/__init__.py": directory / "myapp/__init__.py", "myapp/__main__.py": directory / "myapp/__main__.py"}
-
-
-def build_argv(
-    out_dir: Path,
-    layer: str,
-    *,
-    kind: str = "framework",
-    runtime: str = "cpython_rt",
-    wheels: list[Path] = (),  # type: ignore[assignment]
-    lower: tuple[str, ...] = (),
-    app_files: dict[str, Path] | None = None,
-    launch_module: str = "",
-    fmt: str = "tar.zst",
-    bytecode: str = "compiled",
-    required: dict[str, str] | None = None,
-    extra: tuple[str, ...] = (),
-) -> list[str]:
-    """`build-layer` arguments writing `<out_dir>/<layer>.<fmt>` and `<out_dir>/<layer>.json`."""
-    argv = [
-        "--layer-name",
-        layer,
-        "--kind",
-        kind,
-        "--runtime-layer",
-        runtime,
-        "--python-version",
-        PY_VERSION,
-        "--platform",
-        PLATFORM,
-        "--archive-format",
-        fmt,
-        "--bytecode",
-        bytecode,
-        "--mtime",
-        str(MTIME),
-        "--lock-hash",
-        f"lock-of-{layer}",
-        "--output",
-        str(out_dir / f"{layer}.{fmt}"),
-        "--metadata",
-        str(out_dir / f"{layer}.json"),
-    ]
-    for wheel in wheels:
-        argv += ["--wheel", f"{wheel}={sha256(wheel)}"]
-    for name in lower:
-        argv += ["--lower-layer", name]
-    for dest, source in (app_files or {}).items():
-        argv += ["--app-file", f"{dest}={source}"]
-    if launch_module:
-        argv += ["--launch-module", launch_module]
-    for name, digest in (required or {}).items():
-        argv += ["--required-layer", f"{name}={digest}"]
-    return argv + list(extra)
-
-
-def build(argv: list[str]) -> None:
-    """Run `build-layer` in-process through the CLI entry point."""
-    assert cli.main(["build-layer", *argv]) == 0
-
-
-def archive_listing(path: Path) -> dict[str, tuple[str, int, Any]]:
-    """name -> (kind, mode, content or link target) for a .tar.zst/.tar.xz/.zip archive."""
-    result: dict[str, tuple[str, int, Any]] = {}
-    if path.name.endswith(".zip"):
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                mode = info.external_attr >> 16
-                if stat.S_ISDIR(mode):
-                    result[info.filename.rstrip("/")] = ("dir", stat.S_IMODE(mode), None)
-                elif stat.S_ISLNK(mode):
-                    result[info.filename] = ("symlink", 0o777, zf.read(info).decode())
-                else:
-                    result[info.filename] = ("file", stat.S_IMODE(mode), zf.read(info))
-        return result
-    data = path.read_bytes()
-    data = zstandard.ZstdDecompressor().decompress(data) if path.name.endswith(".zst") else lzma.decompress(data)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
-        for m in tf.getmembers():
-            if m.isdir():
-                result[m.name] = ("dir", m.mode, None)
-            elif m.issym():
-                result[m.name] = ("symlink", m.mode, m.linkname)
-            else:
-                f = tf.extractfile(m)
-                assert f is not None
-                result[m.name] = ("file", m.mode, f.read())
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -453,7 +303,9 @@ def test_pip_rejects_a_wheel_its_hash_does_not_cover(tmp_path: Path, inputs: dic
 def test_build_machine_path_is_refused(tmp_path: Path) -> None:
     wheels_dir = tmp_path / "wheels"
     wheel_path = wheels_dir / "leaky-1.0-py3-none-any.whl"
-    make_wheel(wheels_dir, "leaky", "1.0", {"leaky/__init__.py": b"", "leaky/where.txt": os.fsencode(wheel_path)})
+    build_wheel(
+        wheels_dir, "leaky", "1.0", files={"leaky/__init__.py": b"", "leaky/where.txt": os.fsencode(wheel_path)}
+    )
     with pytest.raises(VenvstacksError) as info:
         layer_build.build_layer(layer_build.build_parser().parse_args(build_argv(tmp_path, "fw", wheels=[wheel_path])))
     message = str(info.value)

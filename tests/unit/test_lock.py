@@ -13,7 +13,7 @@ import os
 import platform
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -155,6 +155,12 @@ class Layer:
         return pylock.read_lock(self.workspace / self.lock_path)
 
 
+def lock_failure(layer: Layer, capsys: pytest.CaptureFixture[str]) -> str:
+    """The last line `lock` prints to stderr when it fails (exit status 1) for `layer`."""
+    assert cli.main(layer.lock_argv()) == 1
+    return capsys.readouterr().err.splitlines()[-1]
+
+
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A source tree that is also the cwd (as the runfiles dir mirrors it under `bazel run`)."""
@@ -194,8 +200,7 @@ def write_fake_lock(workspace: Path, name: str, packages: dict[str, str], kind: 
 def test_conflict_with_a_lower_layer_pin_names_both_layers(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     framework = write_fake_lock(workspace, "framework", {"numpy": "2.1.2"})
     app = Layer(workspace, "app", requirements=("requests", "numpy <2"), lower=(("framework", framework),))
-    assert cli.main(app.lock_argv()) == 1
-    assert capsys.readouterr().err.splitlines()[-1] == (
+    assert lock_failure(app, capsys) == (
         "venvstacks: error: layer 'app' requires 'numpy<2' but layer 'framework' pins numpy==2.1.2"
         " (stacks/framework.pylock.toml)"
     )
@@ -208,8 +213,7 @@ def test_conflict_found_in_a_requirements_in_file_and_by_normalized_name(
     framework = write_fake_lock(workspace, "framework", {"Typing_Extensions": "4.12.2"})
     (workspace / "stacks" / "app.in").write_text("# tools\nrich\ntyping.extensions >= 5 ; python_version >= '3'\n")
     app = Layer(workspace, "app", requirements_in=("stacks/app.in",), lower=(("framework", framework),))
-    assert cli.main(app.lock_argv()) == 1
-    assert capsys.readouterr().err.splitlines()[-1] == (
+    assert lock_failure(app, capsys) == (
         "venvstacks: error: layer 'app' requires 'typing.extensions>=5; python_version >= \"3\"' but layer"
         " 'framework' pins typing-extensions==4.12.2 (stacks/framework.pylock.toml)"
     )
@@ -314,13 +318,7 @@ def test_check_lock_fresh_stale_and_missing(workspace: Path, capsys: pytest.Capt
 
     # The same content at another path is the same input.
     (workspace / "elsewhere.in").write_text("rich\n")
-    moved = Layer(
-        workspace,
-        "app",
-        requirements=("requests",),
-        requirements_in=("elsewhere.in",),
-        lower=(("framework", framework),),
-    )
+    moved = replace(app, requirements_in=("elsewhere.in",))
     assert cli.main(moved.check_argv()) == 0
 
     # Stale: each kind of input.
@@ -460,8 +458,7 @@ def test_stacking_takes_the_lower_layers_version_and_marks_it_provided(
     assert cli.main(framework.lock_argv()) == 0
     capsys.readouterr()
     app.requirements = ("eps",)
-    assert cli.main(app.lock_argv()) == 1
-    assert capsys.readouterr().err.splitlines()[-1] == (
+    assert lock_failure(app, capsys) == (
         "venvstacks: error: layer 'app': the requirements conflict: eps 1.0 depends on gamma>=0.6;"
         " layer 'framework' pins gamma==0.5 (stacks/framework.pylock.toml)"
     )
@@ -472,8 +469,7 @@ def test_conflicting_requirements_of_one_layer(
 ) -> None:
     _, url = index
     app = Layer(workspace, "app", index_url=url, requirements=("eps", "gamma < 0.6"))
-    assert cli.main(app.lock_argv()) == 1
-    assert capsys.readouterr().err.splitlines()[-1] == (
+    assert lock_failure(app, capsys) == (
         "venvstacks: error: layer 'app': the requirements conflict: layer 'app' requires 'gamma<0.6';"
         " eps 1.0 depends on gamma>=0.6"
     )
@@ -485,8 +481,7 @@ def test_a_package_without_a_compatible_wheel_fails_by_name(
 ) -> None:
     _, url = index
     app = Layer(workspace, "app", index_url=url, requirements=("alpha", package))
-    assert cli.main(app.lock_argv()) == 1
-    assert capsys.readouterr().err.splitlines()[-1] == (
+    assert lock_failure(app, capsys) == (
         f"venvstacks: error: layer 'app': no compatible wheel of '{package}' for Python {PY} on {TRIPLE};"
         " layers are installed from wheels only, so a package with only an sdist, or only wheels for other"
         " Pythons or platforms, cannot be locked"
@@ -499,8 +494,7 @@ def test_no_version_satisfies_the_requirement(
 ) -> None:
     _, url = index
     app = Layer(workspace, "app", index_url=url, requirements=("beta>=3",))
-    assert cli.main(app.lock_argv()) == 1
-    assert capsys.readouterr().err.splitlines()[-1] == (
+    assert lock_failure(app, capsys) == (
         f"venvstacks: error: layer 'app': no version of 'beta' that satisfies 'beta>=3' has a wheel for"
         f" Python {PY} on {TRIPLE} (versions with a compatible wheel: 1.0, 2.0)"
     )

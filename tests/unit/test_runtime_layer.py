@@ -8,16 +8,14 @@ import io
 import json
 import lzma
 import random
-import re
-import stat
 import tarfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import zstandard
 
+from support.archives import archive_listing
 from venvstacks_tool import cli, runtime_layer
 from venvstacks_tool.errors import VenvstacksError
 
@@ -145,36 +143,6 @@ def run_args(
         str(out_dir / f"{layer}.json"),
         *extra,
     ]
-
-
-def archive_listing(path: Path) -> dict[str, tuple[str, int, bytes | str | None]]:
-    """name -> (kind, mode, content or link target) for a .tar.zst/.tar.xz/.zip layer."""
-    result: dict[str, tuple[str, int, bytes | str | None]] = {}
-    if path.name.endswith(".zip"):
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                mode = info.external_attr >> 16
-                if stat.S_ISDIR(mode):
-                    result[info.filename.rstrip("/")] = ("dir", stat.S_IMODE(mode), None)
-                elif stat.S_ISLNK(mode):
-                    result[info.filename] = ("symlink", 0o777, zf.read(info).decode())
-                else:
-                    result[info.filename] = ("file", stat.S_IMODE(mode), zf.read(info))
-        return result
-    data = path.read_bytes()
-    decompress = zstandard.ZstdDecompressor().decompress if path.name.endswith(".zst") else lzma.decompress
-    data = decompress(data)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
-        for m in tf.getmembers():
-            if m.isdir():
-                result[m.name] = ("dir", m.mode, None)
-            elif m.issym():
-                result[m.name] = ("symlink", m.mode, m.linkname)
-            else:
-                f = tf.extractfile(m)
-                assert f is not None
-                result[m.name] = ("file", m.mode, f.read())
-    return result
 
 
 @pytest.mark.parametrize("fmt", ["tar.zst", "tar.xz", "zip"])
@@ -320,8 +288,12 @@ def test_pack_runtime_windows_layout(tmp_path: Path) -> None:
         runtime_layer.main(args)
 
 
-def _assert_no_outputs(out: Path) -> None:
+def refusal(source: Path, out: Path, **run_args_overrides: Any) -> str:
+    """The message `pack-runtime` fails with on `source`; checks that it wrote nothing to `out`."""
+    with pytest.raises(VenvstacksError) as info:
+        runtime_layer.main(run_args(source, out, **run_args_overrides))
     assert not out.exists() or list(out.iterdir()) == []
+    return str(info.value)
 
 
 def test_wrong_layout_is_reported_with_top_level_entries(tmp_path: Path) -> None:
@@ -331,36 +303,26 @@ def test_wrong_layout_is_reported_with_top_level_entries(tmp_path: Path) -> None
         ("c.txt", "file", b"", 0o644),
     ]
     source = make_pbs_archive(tmp_path / "foo.tar.gz", tree, prefix="")
-    out = tmp_path / "out"
-    with pytest.raises(VenvstacksError) as info:
-        runtime_layer.main(run_args(source, out))
-    assert str(info.value) == (
+    assert refusal(source, tmp_path / "out") == (
         "runtime layer 'cpython3_12': archive 'foo.tar.gz' does not have the"
         " python-build-standalone install_only layout: expected 'python/bin/python3' and"
         " 'python/lib/python3.12/os.py'; found top-level entries: a/, b/, c.txt"
     )
-    _assert_no_outputs(out)
 
 
 def test_missing_stdlib_is_a_layout_error(tmp_path: Path) -> None:
     tree = [row for row in PBS_TREE if not row[0].startswith("lib/python3.12/os")]
     source = make_pbs_archive(tmp_path / "foo.tar.gz", tree)
-    with pytest.raises(VenvstacksError, match="expected 'python/bin/python3' and 'python/lib"):
-        runtime_layer.main(run_args(source, tmp_path / "out"))
-    _assert_no_outputs(tmp_path / "out")
+    assert "expected 'python/bin/python3' and 'python/lib" in refusal(source, tmp_path / "out")
 
 
 def test_version_mismatch_names_expected_and_found(tmp_path: Path) -> None:
     source = make_pbs_archive(tmp_path / "pbs.tar.gz")
-    out = tmp_path / "out"
-    with pytest.raises(VenvstacksError) as info:
-        runtime_layer.main(run_args(source, out, layer="cpython3_11", version="3.11.9"))
-    assert str(info.value) == (
+    assert refusal(source, tmp_path / "out", layer="cpython3_11", version="3.11.9") == (
         "runtime layer 'cpython3_11': archive 'pbs.tar.gz' holds Python 3.12"
         " ('python/lib/python3.12/'), but --python-version is 3.11.9"
         " (expected 'python/lib/python3.11/')"
     )
-    _assert_no_outputs(out)
 
 
 def test_member_outside_strip_prefix_is_named(tmp_path: Path) -> None:
@@ -377,34 +339,28 @@ def test_member_outside_strip_prefix_is_named(tmp_path: Path) -> None:
         stray = tarfile.TarInfo("STRAY.txt")
         dst.addfile(stray, io.BytesIO(b""))
     source.write_bytes(gzip.compress(buf.getvalue()))
-    with pytest.raises(VenvstacksError, match=re.escape("'pbs.tar.gz': member 'STRAY.txt' is not under")):
-        runtime_layer.main(run_args(source, tmp_path / "out"))
-    _assert_no_outputs(tmp_path / "out")
+    assert "'pbs.tar.gz': member 'STRAY.txt' is not under" in refusal(source, tmp_path / "out")
 
 
 def test_source_sha256_is_checked(tmp_path: Path) -> None:
     source = make_pbs_archive(tmp_path / "pbs.tar.gz")
     good = hashlib.sha256(source.read_bytes()).hexdigest()
     out = tmp_path / "out"
-    with pytest.raises(VenvstacksError, match=f"'pbs.tar.gz' has sha256 {good}, but"):
-        runtime_layer.main(run_args(source, out, extra=("--source-sha256", "0" * 64)))
-    _assert_no_outputs(out)
+    assert f"'pbs.tar.gz' has sha256 {good}, but" in refusal(source, out, extra=("--source-sha256", "0" * 64))
     assert runtime_layer.main(run_args(source, out, extra=("--source-sha256", good.upper()))) == 0
 
 
 @pytest.mark.parametrize(
-    ("extra_or_override", "message"),
+    ("run_args_overrides", "message"),
     [
         ({"layer": "../evil"}, "the layer name must be"),
         ({"version": "3.12"}, "'3.12' is not a full X.Y.Z version"),
         ({"extra": ("--source-sha256", "xyz")}, "'xyz' is not a hex sha256"),
     ],
 )
-def test_bad_arguments(tmp_path: Path, extra_or_override: dict[str, Any], message: str) -> None:
+def test_bad_arguments(tmp_path: Path, run_args_overrides: dict[str, Any], message: str) -> None:
     source = make_pbs_archive(tmp_path / "pbs.tar.gz")
-    with pytest.raises(VenvstacksError, match=message):
-        runtime_layer.main(run_args(source, tmp_path / "out", **extra_or_override))
-    _assert_no_outputs(tmp_path / "out")
+    assert message in refusal(source, tmp_path / "out", **run_args_overrides)
 
 
 def test_cli_reports_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,4 @@
-"""Deterministic archive writing and source-archive reading.
+"""Deterministic archive writing, and archive reading.
 
 `write_archive` turns a list of `ArchiveEntry` into a `.tar.zst`, `.tar.xz` or `.zip` whose bytes
 depend only on the entries' names, kinds, executable bits, contents and link targets, and on the
@@ -8,7 +8,9 @@ the host. Members are sorted by the bytes of their UTF-8 name, missing parent di
 synthesized, and every owner is 0 with empty user and group names.
 
 `read_tar_entries` reads a downloaded tar (gzip, zstd, xz or plain) into entries, so a fetched
-python-build-standalone runtime can be re-packed under a new top-level name.
+python-build-standalone runtime can be re-packed under a new top-level name. `iter_archive_members`
+streams the members of any archive the tool reads or writes (tar of every compression, or zip),
+with their metadata, for `deploy` and `diff-archives`.
 
 Compression modules (`zstandard`, `lzma`, `gzip`, `zipfile`) are imported inside the functions
 that use them: every action imports this module, and most need one format only.
@@ -17,16 +19,20 @@ that use them: every action imports this module, and most need one format only.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import posixpath
 import stat
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO, Literal, cast
 
 from venvstacks_tool.errors import VenvstacksError
+from venvstacks_tool.fsutil import CHUNK_SIZE, atomic_output
+from venvstacks_tool.fsutil import sha256_file as sha256_file  # re-exported: callers import it from here
+from venvstacks_tool.fsutil import write_bytes_atomic as write_bytes_atomic  # re-exported, likewise
 
 if TYPE_CHECKING:
     import zipfile
@@ -61,7 +67,7 @@ ZIP_DEFAULT_LEVEL = 6
 # many actions side by side.
 _ZSTD_MAX_THREADS = 4
 
-_CHUNK = 1 << 20
+_CHUNK = CHUNK_SIZE
 # 1980-01-01T00:00:00Z and 2107-12-31T23:59:58Z: the range a zip (MS-DOS) timestamp can hold.
 _ZIP_MIN_MTIME = 315532800
 _ZIP_MAX_MTIME = 4354819198
@@ -105,42 +111,6 @@ class _Member:
     entry: ArchiveEntry | None  # None for a synthesized parent directory
 
 
-def sha256_file(path: Path | str) -> str:
-    """Return the hex sha256 of the file at `path`, read in chunks."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def _atomic_output(output: Path) -> Iterator[BinaryIO]:
-    """Yield a temp file next to `output`, moved onto `output` only if the block succeeds."""
-    import tempfile
-
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-        # mkstemp creates 0600; give the output the same mode whatever the umask.
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, output)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temp file in the same directory and `os.replace`."""
-    with _atomic_output(path) as f:
-        f.write(data)
-
-
 def _sort_key(name: str) -> bytes:
     return name.encode("utf-8", "surrogateescape")
 
@@ -159,16 +129,29 @@ def _check_name(name: str) -> None:
             raise VenvstacksError(f"archive entry {name!r}: empty or '.' components are not allowed")
 
 
-def _symlink_escapes(name: str, target: str, links: dict[str, str]) -> bool:
-    """Whether symlink `name` -> `target` resolves outside the archive root.
+# How many symlinks of the tree one resolution may follow before it counts as a loop.
+_MAX_SYMLINK_HOPS = 64
+SymlinkResolution = Literal["inside", "outside", "loop"]
 
-    Follows other symlinks in the archive while resolving, so `a -> up/..` with `up -> ..` is
-    caught; targets that do not exist in the archive are judged by their path alone.
+
+def _is_absolute_target(target: str) -> bool:
+    return target.startswith(("/", "\\")) or (len(target) > 1 and target[1] == ":")
+
+
+def resolve_symlink(parent: Sequence[str], target: str, links: Mapping[tuple[str, ...], str]) -> SymlinkResolution:
+    """Whether a symlink in directory `parent` pointing to `target` stays inside the tree's root.
+
+    `parent` holds the path components of the link's directory below the root (empty for a link
+    at the top); `links` maps the components of every symlink in the tree to its target. Symlinks
+    met on the way are followed, so `a -> up/..` with `up -> ..` is caught; a target that does not
+    exist in the tree is judged by its path alone. `\\` counts as a separator and a drive letter
+    as absolute, as on Windows, so the writer and `deploy` accept the same links on every system.
+    Returns "inside", "outside", or "loop" after following too many links.
     """
-    if target.startswith("/"):
-        return True
-    resolved = name.split("/")[:-1]
-    pending = list(reversed(target.split("/")))
+    if _is_absolute_target(target) or "\x00" in target:
+        return "outside"
+    resolved = list(parent)
+    pending = list(reversed(target.replace("\\", "/").split("/")))
     hops = 0
     while pending:
         part = pending.pop()
@@ -176,20 +159,20 @@ def _symlink_escapes(name: str, target: str, links: dict[str, str]) -> bool:
             continue
         if part == "..":
             if not resolved:
-                return True
+                return "outside"
             resolved.pop()
             continue
         resolved.append(part)
-        link = links.get("/".join(resolved))
+        link = links.get(tuple(resolved))
         if link is not None:
             hops += 1
-            if hops > 64:
-                raise VenvstacksError(f"archive entry {name!r}: symlink loop through {target!r}")
-            if link.startswith("/"):
-                return True
+            if hops > _MAX_SYMLINK_HOPS:
+                return "loop"
+            if _is_absolute_target(link):
+                return "outside"
             resolved.pop()
-            pending.extend(reversed(link.split("/")))
-    return False
+            pending.extend(reversed(link.replace("\\", "/").split("/")))
+    return "inside"
 
 
 def _normalized_mode(kind: EntryKind, mode: int) -> int:
@@ -227,7 +210,7 @@ def _plan(entries: Iterable[ArchiveEntry]) -> list[_Member]:
             raise VenvstacksError(f"archive entry {name!r}: duplicate name")
         by_name[name] = entry
 
-    links = {n: e.link_target for n, e in by_name.items() if e.link_target is not None}
+    links = {tuple(n.split("/")): e.link_target for n, e in by_name.items() if e.link_target is not None}
     members: dict[str, _Member] = {}
     for name, entry in by_name.items():
         parts = name.split("/")
@@ -245,7 +228,10 @@ def _plan(entries: Iterable[ArchiveEntry]) -> list[_Member]:
             assert target is not None
             if not target or "\x00" in target:
                 raise VenvstacksError(f"archive entry {name!r}: invalid symlink target {target!r}")
-            if _symlink_escapes(name, target, links):
+            resolution = resolve_symlink(parts[:-1], target, links)
+            if resolution == "loop":
+                raise VenvstacksError(f"archive entry {name!r}: symlink loop through {target!r}")
+            if resolution == "outside":
                 raise VenvstacksError(f"archive entry {name!r}: symlink target {target!r} points outside the archive")
         size = _file_size(entry) if entry.kind == "file" else 0
         members[name] = _Member(name, entry.kind, _normalized_mode(entry.kind, entry.mode), size, entry)
@@ -438,7 +424,7 @@ def write_archive(
     if isinstance(mtime, bool) or not isinstance(mtime, int) or mtime < 0:
         raise VenvstacksError(f"archive mtime must be a non-negative integer, not {mtime!r}")
     members = _plan(entries)
-    with _atomic_output(output) as out:
+    with atomic_output(output) as out:
         if archive_format == "tar.zst":
             _write_tar_zst(members, mtime, out, level)
         elif archive_format == "tar.xz":
@@ -447,53 +433,122 @@ def write_archive(
             _write_zip(members, mtime, out, level)
 
 
-# --- reading source archives -----------------------------------------------------------------
+def tree_entries(root: Path, top: str) -> Iterator[ArchiveEntry]:
+    """Archive entries for the directory tree at `root`, named under the top directory `top`.
+
+    Symlinks are kept as symlinks (never followed); files are read when the archive is written.
+    The walk is sorted, so entries come in a fixed order. A device, FIFO or socket is a
+    VenvstacksError naming it.
+    """
+    yield ArchiveEntry(top, "dir", 0o755)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        relative_dir = Path(dirpath).relative_to(root)
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath, name)
+            member = posixpath.join(top, *relative_dir.parts, name)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                yield ArchiveEntry(member, "symlink", 0o777, link_target=os.readlink(path))
+            elif stat.S_ISDIR(st.st_mode):
+                yield ArchiveEntry(member, "dir", 0o755)
+            elif stat.S_ISREG(st.st_mode):
+                yield ArchiveEntry(member, "file", st.st_mode, source_path=str(path))
+            else:
+                raise VenvstacksError(f"layer {top!r}: {member!r} is not a file, directory or symlink")
+
+
+# --- reading archives --------------------------------------------------------------------------
+
+MemberKind = Literal["file", "dir", "symlink", "hardlink", "special"]
+
+
+@dataclass(frozen=True)
+class ArchiveMember:
+    """One member of an archive being read, in the same terms for tar and zip.
+
+    `name` is as stored (a zip directory keeps its trailing `/`; see `normalized_member_name`).
+    `mode` holds the permission bits, or None for a zip member without Unix attributes. `mtime`
+    is in seconds since the epoch; a zip's MS-DOS fields are read as UTC (as `write_archive`
+    stores them), at two-second resolution. A zip has no owners: `uid`, `gid`, `uname` and
+    `gname` are None there. `link_target` is a symlink's target or the member a hard link names.
+    `open_content` returns a "file" member's content as a binary stream; tar archives are
+    streamed, so it is only valid until the next member is read.
+    """
+
+    name: str
+    kind: MemberKind
+    mode: int | None
+    mtime: float
+    size: int
+    link_target: str = ""
+    uid: int | None = None
+    gid: int | None = None
+    uname: str | None = None
+    gname: str | None = None
+    open_content: Callable[[], IO[bytes]] | None = None
+
 
 _MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x1f\x8b", "gz"),
-    (b"\x28\xb5\x2f\xfd", "zst"),
-    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x1f\x8b", "tar.gz"),
+    (b"\x28\xb5\x2f\xfd", "tar.zst"),
+    (b"\xfd7zXZ\x00", "tar.xz"),
+    (b"PK\x03\x04", "zip"),
+    (b"PK\x05\x06", "zip"),  # an empty zip: only the end of the central directory
 )
 _SUFFIXES: tuple[tuple[str, str], ...] = (
-    (".tar.gz", "gz"),
-    (".tgz", "gz"),
-    (".tar.zst", "zst"),
-    (".tar.zstd", "zst"),
-    (".tar.xz", "xz"),
-    (".txz", "xz"),
+    (".tar.gz", "tar.gz"),
+    (".tgz", "tar.gz"),
+    (".tar.zst", "tar.zst"),
+    (".tar.zstd", "tar.zst"),
+    (".tar.xz", "tar.xz"),
+    (".txz", "tar.xz"),
     (".tar", "tar"),
+    (".zip", "zip"),
 )
+# Enough of the start of a file for every magic number above and the ustar one.
+ARCHIVE_HEAD_SIZE = 512
 
 
-def _detect_compression(path: Path, head: bytes) -> str:
-    for magic, kind in _MAGIC:
+def detect_archive_format(path: Path, head: bytes) -> str | None:
+    """ "tar.gz", "tar.zst", "tar.xz", "tar" or "zip" for the file at `path` starting with `head`.
+
+    Decided by the magic bytes (`ARCHIVE_HEAD_SIZE` bytes of `head` are enough), else by the
+    file name's suffix; None when neither tells.
+    """
+    for magic, archive_format in _MAGIC:
         if head.startswith(magic):
-            return kind
+            return archive_format
     if len(head) >= 262 and head[257:262] == b"ustar":
         return "tar"
     name = path.name.lower()
-    for suffix, kind in _SUFFIXES:
+    for suffix, archive_format in _SUFFIXES:
         if name.endswith(suffix):
-            return kind
-    raise VenvstacksError(f"archive {path.name!r}: not a tar archive compressed with gzip, zstd or xz")
+            return archive_format
+    return None
+
+
+def read_archive_format(path: Path) -> str | None:
+    """`detect_archive_format` of the file at `path` (OSError if it cannot be read)."""
+    with open(path, "rb") as f:
+        return detect_archive_format(path, f.read(ARCHIVE_HEAD_SIZE))
 
 
 @contextlib.contextmanager
-def _open_decompressed(path: Path) -> Iterator[IO[bytes]]:
+def _open_tar_stream(path: Path, archive_format: str) -> Iterator[IO[bytes]]:
+    """The decompressed byte stream of the tar archive at `path`."""
     with open(path, "rb") as raw:
-        kind = _detect_compression(path, raw.read(512))
-        raw.seek(0)
-        if kind == "gz":
+        if archive_format == "tar.gz":
             import gzip
 
             with gzip.GzipFile(fileobj=raw, mode="rb") as gz_stream:
                 yield cast("IO[bytes]", gz_stream)
-        elif kind == "xz":
+        elif archive_format == "tar.xz":
             import lzma
 
             with lzma.LZMAFile(raw, "rb") as xz_stream:
                 yield xz_stream
-        elif kind == "zst":
+        elif archive_format == "tar.zst":
             import zstandard
 
             # read_across_frames: some tools write one frame per chunk.
@@ -503,7 +558,105 @@ def _open_decompressed(path: Path) -> Iterator[IO[bytes]]:
             yield raw
 
 
-def _member_name(name: str) -> str:
+def _tar_content_opener(tf: tarfile.TarFile, info: tarfile.TarInfo) -> Callable[[], IO[bytes]]:
+    def open_content() -> IO[bytes]:
+        stream = tf.extractfile(info)
+        assert stream is not None  # a regular file always has content
+        return stream
+
+    return open_content
+
+
+def _tar_members(path: Path, archive_format: str) -> Iterator[ArchiveMember]:
+    with _open_tar_stream(path, archive_format) as stream, tarfile.open(fileobj=stream, mode="r|") as tf:
+        for info in tf:
+            if info.isreg():
+                kind: MemberKind = "file"
+            elif info.isdir():
+                kind = "dir"
+            elif info.issym():
+                kind = "symlink"
+            elif info.islnk():
+                kind = "hardlink"
+            else:
+                kind = "special"
+            yield ArchiveMember(
+                name=info.name,
+                kind=kind,
+                mode=info.mode & 0o7777,
+                mtime=info.mtime,
+                size=info.size if kind == "file" else 0,
+                link_target=info.linkname,
+                uid=info.uid,
+                gid=info.gid,
+                uname=info.uname,
+                gname=info.gname,
+                open_content=_tar_content_opener(tf, info) if kind == "file" else None,
+            )
+
+
+def _zip_members(path: Path) -> Iterator[ArchiveMember]:
+    import calendar
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            st_mode = info.external_attr >> 16 if info.create_system == 3 else 0
+            link_target = ""
+            if info.is_dir() or stat.S_ISDIR(st_mode):
+                kind: MemberKind = "dir"
+            elif stat.S_ISLNK(st_mode):
+                kind = "symlink"
+                link_target = zf.read(info).decode("utf-8", "surrogateescape")
+            elif st_mode and not stat.S_ISREG(st_mode):
+                kind = "special"
+            else:
+                kind = "file"
+            yield ArchiveMember(
+                name=info.filename,
+                kind=kind,
+                mode=stat.S_IMODE(st_mode) if st_mode else None,
+                mtime=calendar.timegm(info.date_time),
+                size=info.file_size if kind == "file" else 0,
+                link_target=link_target,
+                open_content=functools.partial(zf.open, info) if kind == "file" else None,
+            )
+
+
+def iter_archive_members(path: Path, archive_format: str | None = None) -> Iterator[ArchiveMember]:
+    """Stream the members of the archive at `path` in stored order: .tar(.gz/.zst/.xz) or .zip.
+
+    `archive_format` is detected (`read_archive_format`) when not given; an unknown format is a
+    VenvstacksError naming the file. Errors of a corrupt archive surface while iterating, as the
+    decompressor raises them: wrap the loop in `archive_read_errors`.
+    """
+    if archive_format is None:
+        archive_format = read_archive_format(path)
+    if archive_format is None:
+        raise VenvstacksError(f"archive {path.name!r}: not a zip archive nor a tar archive (plain, gzip, zstd or xz)")
+    if archive_format == "zip":
+        return _zip_members(path)
+    return _tar_members(path, archive_format)
+
+
+@contextlib.contextmanager
+def archive_read_errors(origin: str) -> Iterator[None]:
+    """Turn what reading a bad archive raises into a VenvstacksError naming the archive `origin`."""
+    try:
+        yield
+    except VenvstacksError:
+        raise
+    except OSError as error:
+        if error.filename is not None:
+            raise VenvstacksError(f"archive {origin!r}: cannot read: {error.strerror}") from error
+        raise VenvstacksError(f"archive {origin!r}: corrupt or truncated: {error}") from error
+    except Exception as error:
+        # tarfile.TarError, zipfile.BadZipFile, EOFError, lzma.LZMAError, zstandard.ZstdError.
+        raise VenvstacksError(f"archive {origin!r}: corrupt or truncated: {error}") from error
+
+
+def normalized_member_name(name: str) -> str:
+    """A member name without leading `./` or trailing `/` ("" for the archive's own root)."""
     while name.startswith("./"):
         name = name[2:]
     return "" if name == "." else name.rstrip("/")
@@ -523,50 +676,43 @@ def read_tar_entries(path: Path, strip_prefix: str, add_prefix: str) -> list[Arc
 def _read_all_tar_entries(path: Path) -> list[ArchiveEntry]:
     origin = path.name
     entries: list[ArchiveEntry] = []
+    file_data: dict[str, bytes] = {}
     seen: set[str] = set()
-    file_data: dict[str, tuple[bytes, int]] = {}
-    try:
-        with _open_decompressed(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tf:
-            for member in tf:
-                name = _member_name(member.name)
-                if not name:
-                    continue  # the archive's own root, "./"
-                if name in seen:
-                    raise VenvstacksError(f"archive {origin!r}: member {name!r} appears twice")
-                seen.add(name)
-                if member.isreg():
-                    extracted = tf.extractfile(member)
-                    assert extracted is not None
-                    data = extracted.read()
-                    file_data[name] = (data, member.mode)
-                    entries.append(ArchiveEntry(name, "file", member.mode, data=data))
-                elif member.isdir():
-                    entries.append(ArchiveEntry(name, "dir", member.mode))
-                elif member.issym():
-                    entries.append(ArchiveEntry(name, "symlink", 0o777, link_target=member.linkname))
-                elif member.islnk():
-                    linked = file_data.get(_member_name(member.linkname))
-                    if linked is None:
-                        raise VenvstacksError(
-                            f"archive {origin!r}: hard link {name!r} points to"
-                            f" {member.linkname!r}, which is not an earlier regular file"
-                        )
-                    # A hard link's own header usually carries the same mode as its target.
-                    entries.append(ArchiveEntry(name, "file", member.mode, data=linked[0]))
-                else:
+    with archive_read_errors(origin):
+        archive_format = read_archive_format(path)
+        if archive_format is None or archive_format == "zip":
+            raise VenvstacksError(f"archive {origin!r}: not a tar archive compressed with gzip, zstd or xz")
+        for member in _tar_members(path, archive_format):
+            name = normalized_member_name(member.name)
+            if not name:
+                continue  # the archive's own root, "./"
+            if name in seen:
+                raise VenvstacksError(f"archive {origin!r}: member {name!r} appears twice")
+            seen.add(name)
+            mode = member.mode or 0
+            if member.kind == "file":
+                assert member.open_content is not None
+                data = member.open_content().read()
+                file_data[name] = data
+                entries.append(ArchiveEntry(name, "file", mode, data=data))
+            elif member.kind == "dir":
+                entries.append(ArchiveEntry(name, "dir", mode))
+            elif member.kind == "symlink":
+                entries.append(ArchiveEntry(name, "symlink", 0o777, link_target=member.link_target))
+            elif member.kind == "hardlink":
+                linked = file_data.get(normalized_member_name(member.link_target))
+                if linked is None:
                     raise VenvstacksError(
-                        f"archive {origin!r}: member {name!r} is a device, FIFO or other special"
-                        " file, which a layer cannot contain"
+                        f"archive {origin!r}: hard link {name!r} points to"
+                        f" {member.link_target!r}, which is not an earlier regular file"
                     )
-    except VenvstacksError:
-        raise
-    except OSError as error:
-        if error.filename is not None:
-            raise VenvstacksError(f"archive {origin!r}: cannot read: {error.strerror}") from error
-        raise VenvstacksError(f"archive {origin!r}: corrupt or truncated: {error}") from error
-    except Exception as error:
-        # tarfile.TarError, EOFError, lzma.LZMAError, zstandard.ZstdError: bad archive data.
-        raise VenvstacksError(f"archive {origin!r}: corrupt or truncated: {error}") from error
+                # A hard link's own header usually carries the same mode as its target.
+                entries.append(ArchiveEntry(name, "file", mode, data=linked))
+            else:
+                raise VenvstacksError(
+                    f"archive {origin!r}: member {name!r} is a device, FIFO or other special"
+                    " file, which a layer cannot contain"
+                )
     return entries
 
 

@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, str] = {
     "build-layer": "venvstacks_tool.layer_build",
     "check-lock": "venvstacks_tool.lock:check_lock_main",
     "deploy": "venvstacks_tool.deploy",
+    "diff-archives": "venvstacks_tool.archive_diff",
     "lock": "venvstacks_tool.lock",
     "pack-runtime": "venvstacks_tool.runtime_layer",
     "pbs-table": "venvstacks_tool.pbs_table",

@@ -18,42 +18,22 @@ directory all layers of a stack share, not the layer directory.)
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
-import stat
-import subprocess
-import tarfile
 import tempfile
-import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any
 
+from venvstacks_tool import postinstall_template
+from venvstacks_tool.archive import iter_archive_members, resolve_symlink
 from venvstacks_tool.errors import VenvstacksError
-from venvstacks_tool.layer_build import LAYER_CONFIG_PATH, LAYER_NAME_RE, POSTINSTALL_NAME
+from venvstacks_tool.fsutil import CHUNK_SIZE
+from venvstacks_tool.layer_metadata import LAYER_CONFIG_PATH, POSTINSTALL_NAME, is_layer_name
+from venvstacks_tool.process import output_tail, run_captured
 
 TMP_PREFIX = ".venvstacks-tmp-"
 OLD_PREFIX = ".venvstacks-old-"
-_CHUNK = 1 << 20
-_MAX_OUTPUT = 4000
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_XZ_MAGIC = b"\xfd7zXZ\x00"
-_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
-
-
-@dataclass(frozen=True)
-class Member:
-    """One archive member, independent of the archive format."""
-
-    name: str  # as stored, for messages
-    parts: tuple[str, ...]  # the validated path components (parts[0] is the layer directory)
-    kind: str  # "file", "dir", "symlink" or "hardlink"
-    executable: bool = False
-    link_target: str = ""
-    open_data: Any = None  # a callable returning a binary file object, for a "file"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,120 +69,6 @@ def _split_name(raw: str, origin: str) -> tuple[str, ...]:
     return parts
 
 
-def _resolves_inside(parts: tuple[str, ...], target: str, links: dict[tuple[str, ...], str]) -> bool:
-    """Whether symlink `parts` -> `target` stays inside the archive root (DEST).
-
-    Symlinks of the same archive met on the way are followed; anything else is judged by the
-    path alone.
-    """
-    if target.startswith("/") or (len(target) > 1 and target[1] == ":") or "\x00" in target:
-        return False
-    resolved = list(parts[:-1])
-    pending = list(reversed(target.replace("\\", "/").split("/")))
-    hops = 0
-    while pending:
-        part = pending.pop()
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not resolved:
-                return False
-            resolved.pop()
-            continue
-        resolved.append(part)
-        link = links.get(tuple(resolved))
-        if link is not None:
-            hops += 1
-            if hops > 64 or link.startswith("/"):
-                return False
-            resolved.pop()
-            pending.extend(reversed(link.replace("\\", "/").split("/")))
-    return True
-
-
-@contextlib.contextmanager
-def _open_tar(path: Path, head: bytes) -> Iterator[IO[bytes]]:
-    """A decompressed stream of the tar archive at `path` (zstd, xz or plain, by magic)."""
-    with open(path, "rb") as raw:
-        if head.startswith(_ZSTD_MAGIC):
-            import zstandard
-
-            with zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True) as zst_stream:
-                yield cast("IO[bytes]", zst_stream)
-        elif head.startswith(_XZ_MAGIC):
-            import lzma
-
-            with lzma.LZMAFile(raw, "rb") as xz_stream:
-                yield xz_stream
-        else:
-            yield raw
-
-
-def _tar_members(path: Path) -> Iterator[Member]:
-    origin = path.name
-    with open(path, "rb") as f:
-        head = f.read(8)
-    with _open_tar(path, head) as stream, tarfile.open(fileobj=stream, mode="r|") as tf:
-        for info in tf:
-            parts = _split_name(info.name, origin)
-            if not parts:
-                continue
-            if info.isreg():
-                yield Member(
-                    info.name,
-                    parts,
-                    "file",
-                    executable=bool(info.mode & 0o111),
-                    open_data=lambda info=info: tf.extractfile(info),
-                )
-            elif info.isdir():
-                yield Member(info.name, parts, "dir")
-            elif info.issym():
-                yield Member(info.name, parts, "symlink", link_target=info.linkname)
-            elif info.islnk():
-                yield Member(info.name, parts, "hardlink", link_target=info.linkname)
-            else:
-                raise VenvstacksError(
-                    f"archive {origin!r}: member {info.name!r} is a device, FIFO or other special file"
-                )
-
-
-def _zip_members(path: Path) -> Iterator[Member]:
-    origin = path.name
-    with zipfile.ZipFile(path) as zf:
-        for info in zf.infolist():
-            parts = _split_name(info.filename, origin)
-            if not parts:
-                continue
-            mode = info.external_attr >> 16 if info.create_system == 3 else 0
-            if info.is_dir() or stat.S_ISDIR(mode):
-                yield Member(info.filename, parts, "dir")
-            elif stat.S_ISLNK(mode):
-                target = zf.read(info).decode("utf-8", "surrogateescape")
-                yield Member(info.filename, parts, "symlink", link_target=target)
-            elif mode and not stat.S_ISREG(mode):
-                raise VenvstacksError(
-                    f"archive {origin!r}: member {info.filename!r} is not a file, directory or symlink"
-                )
-            else:
-                yield Member(
-                    info.filename,
-                    parts,
-                    "file",
-                    executable=bool(mode & 0o111),
-                    open_data=lambda info=info: zf.open(info),
-                )
-
-
-def _iter_members(path: Path) -> Iterator[Member]:
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head.startswith(_ZIP_MAGIC):
-        yield from _zip_members(path)
-    else:
-        yield from _tar_members(path)
-
-
 def extract_layer(archive: Path, dest: Path, target: Path) -> str:
     """Unpack the layer in `archive` into the empty directory `target` (a sibling in `dest`).
 
@@ -214,11 +80,17 @@ def extract_layer(archive: Path, dest: Path, target: Path) -> str:
     links: dict[tuple[str, ...], str] = {}
     seen: dict[tuple[str, ...], str] = {}  # parts -> kind
     try:
-        for member in _iter_members(archive):
-            parts = member.parts
+        for member in iter_archive_members(archive):
+            parts = _split_name(member.name, origin)
+            if not parts:
+                continue
+            if member.kind == "special":
+                raise VenvstacksError(
+                    f"archive {origin!r}: member {member.name!r} is a device, FIFO or other special file"
+                )
             if not layer:
                 layer = parts[0]
-                if not LAYER_NAME_RE.fullmatch(layer) or layer.startswith((TMP_PREFIX, OLD_PREFIX)):
+                if not is_layer_name(layer) or layer.startswith((TMP_PREFIX, OLD_PREFIX)):
                     raise VenvstacksError(f"archive {origin!r}: {layer!r} is not a valid layer directory name")
             if parts[0] != layer:
                 raise VenvstacksError(
@@ -242,7 +114,7 @@ def extract_layer(archive: Path, dest: Path, target: Path) -> str:
             if member.kind == "dir":
                 path.mkdir(exist_ok=True)
             elif member.kind == "symlink":
-                if not _resolves_inside(parts, member.link_target, links):
+                if resolve_symlink(parts[:-1], member.link_target, links) != "inside":
                     raise VenvstacksError(
                         f"archive {origin!r}: symlink {member.name!r} -> {member.link_target!r} points outside {dest}"
                     )
@@ -258,14 +130,15 @@ def extract_layer(archive: Path, dest: Path, target: Path) -> str:
                 shutil.copyfile(target.joinpath(*linked[1:]), path, follow_symlinks=False)
                 os.chmod(path, os.stat(target.joinpath(*linked[1:])).st_mode & 0o777)
             else:
-                source = member.open_data()
-                with source, open(path, "xb") as out:
-                    shutil.copyfileobj(source, out, _CHUNK)
-                os.chmod(path, 0o755 if member.executable else 0o644)
+                assert member.open_content is not None
+                with member.open_content() as source, open(path, "xb") as out:
+                    shutil.copyfileobj(source, out, CHUNK_SIZE)
+                os.chmod(path, 0o755 if (member.mode or 0) & 0o111 else 0o644)
             seen[parts] = "file" if member.kind == "hardlink" else member.kind
     except VenvstacksError:
         raise
     except OSError as error:
+        # Not archive.archive_read_errors: an OSError here is mostly a failed write into DEST.
         raise VenvstacksError(f"archive {origin!r}: cannot unpack into {dest}: {error}") from error
     except Exception as error:
         # tarfile/zipfile errors, EOFError, lzma.LZMAError, zstandard.ZstdError: bad archive data.
@@ -274,7 +147,7 @@ def extract_layer(archive: Path, dest: Path, target: Path) -> str:
         raise VenvstacksError(f"archive {origin!r}: the archive is empty")
     # A later symlink may change where an earlier one resolves: check them all again.
     for parts, link_target in links.items():
-        if not _resolves_inside(parts, link_target, links):
+        if resolve_symlink(parts[:-1], link_target, links) != "inside":
             raise VenvstacksError(
                 f"archive {origin!r}: symlink {'/'.join(parts)!r} -> {link_target!r} points outside {dest}"
             )
@@ -297,7 +170,7 @@ def _load_config(layer_dir: Path, origin: str) -> dict[str, Any]:
 def _run_postinstall(layer: str, staged: Path, final: Path, origin: str) -> None:
     """Run the staged layer's postinstall.py with the interpreter of its runtime."""
     config = _load_config(staged, origin)
-    is_runtime = os.path.normpath(config["python"]) == os.path.normpath(config["base_python"])
+    is_runtime = not postinstall_template.is_layered(config)
     script = staged / POSTINSTALL_NAME
     if not script.is_file():
         if is_runtime:
@@ -313,20 +186,9 @@ def _run_postinstall(layer: str, staged: Path, final: Path, origin: str) -> None
             f"archive {origin!r}: layer {layer!r} needs the runtime layer {runtime!r} at {python.parent.parent};"
             " deploy the runtime's archive first (archives go in dependency order)"
         )
-    result = subprocess.run(
-        [str(python), "-I", str(script)],
-        cwd=staged,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        check=False,
-    )
+    result = run_captured([str(python), "-I", str(script)], cwd=staged)
     if result.returncode != 0:
-        output = (result.stdout + result.stderr).strip()
-        if len(output) > _MAX_OUTPUT:
-            output = "..." + output[-_MAX_OUTPUT:]
+        output = output_tail(result.stdout + result.stderr)
         raise VenvstacksError(
             f"archive {origin!r}: {POSTINSTALL_NAME} of layer {layer!r} failed (exit {result.returncode}):\n{output}"
         )

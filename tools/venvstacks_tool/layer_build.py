@@ -38,31 +38,33 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 import sys
 import sysconfig
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from venvstacks_tool import postinstall_template
-from venvstacks_tool.archive import ARCHIVE_FORMATS, ArchiveEntry, sha256_file, write_archive, write_bytes_atomic
+from venvstacks_tool.archive import ARCHIVE_FORMATS, tree_entries, write_archive
 from venvstacks_tool.errors import VenvstacksError
+from venvstacks_tool.fsutil import CHUNK_SIZE, json_bytes, sha256_file, write_bytes_atomic
+from venvstacks_tool.layer_metadata import (
+    LAYER_CONFIG_PATH,
+    POSTINSTALL_NAME,
+    PYTHON_VERSION_RE,
+    SHA256_RE,
+    STACK_PTH_NAME,
+    archive_record,
+    is_layer_name,
+)
+from venvstacks_tool.process import output_tail, pip_command, run_captured
 
-# Where venvstacks' deployment protocol keeps a layer's config, relative to the layer root.
-LAYER_CONFIG_PATH = postinstall_template.LAYER_CONFIG_PATH
-STACK_PTH_NAME = postinstall_template.STACK_PTH_NAME
-POSTINSTALL_NAME = "postinstall.py"
 POSTINSTALL_TEMPLATE = Path(__file__).with_name("postinstall_template.py")
 
 LAYER_KINDS = ("framework", "application")
 BYTECODE_MODES = ("compiled", "none")
 
-LAYER_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-_PYTHON_VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)(?:(?:a|b|rc)\d+)?")
-_SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _SITE_DIR_RE = re.compile(r"lib/python(\d+\.\d+)t?/site-packages")
 
@@ -107,12 +109,6 @@ for source in sources:
     except Exception:
         print(source)
 """
-# Prepends the tool's own sys.path (which holds pip) in the isolated child, then runs pip.
-_PIP_BOOTSTRAP = (
-    'import runpy, sys; sys.path[0:0] = {paths!r}; runpy.run_module("pip", run_name="__main__", alter_sys=True)'
-)
-_CHUNK = 1 << 20
-_MAX_OUTPUT = 4000
 
 
 @dataclass(frozen=True)
@@ -200,10 +196,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _json_bytes(value: Any) -> bytes:
-    return (json.dumps(value, indent=2, sort_keys=True) + "\n").encode("utf-8")
-
-
 def _split_pair(value: str, option: str, layer: str) -> tuple[str, str]:
     left, sep, right = value.rpartition("=")
     if not sep or not left or not right:
@@ -212,7 +204,7 @@ def _split_pair(value: str, option: str, layer: str) -> tuple[str, str]:
 
 
 def _check_layer_name(name: str, what: str, layer: str) -> None:
-    if not LAYER_NAME_RE.fullmatch(name) or name in (".", ".."):
+    if not is_layer_name(name):
         raise VenvstacksError(f"layer {layer!r}: {what} {name!r} must be letters, digits, '_', '.' and '-'")
 
 
@@ -241,7 +233,7 @@ def _parse_arguments(args: argparse.Namespace) -> tuple[list[Wheel], list[AppFil
         if lower in seen_layers:
             raise VenvstacksError(f"layer {layer!r}: --lower-layer {lower!r} is also {seen_layers[lower]}")
         seen_layers[lower] = "an earlier --lower-layer"
-    version = _PYTHON_VERSION_RE.fullmatch(args.python_version)
+    version = PYTHON_VERSION_RE.fullmatch(args.python_version)
     if version is None:
         raise VenvstacksError(f"layer {layer!r}: --python-version {args.python_version!r} is not a full X.Y.Z version")
     running = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -273,7 +265,7 @@ def _parse_arguments(args: argparse.Namespace) -> tuple[list[Wheel], list[AppFil
         path_text, sha256 = _split_pair(value, "--wheel", layer)
         path = Path(path_text)
         sha256 = sha256.lower()
-        if not _SHA256_RE.fullmatch(sha256):
+        if not SHA256_RE.fullmatch(sha256):
             raise VenvstacksError(f"layer {layer!r}: --wheel {path.name!r}: {sha256!r} is not a hex sha256")
         if not path.name.endswith(".whl"):
             raise VenvstacksError(f"layer {layer!r}: --wheel {path_text!r} is not a .whl file")
@@ -298,7 +290,7 @@ def _parse_arguments(args: argparse.Namespace) -> tuple[list[Wheel], list[AppFil
     for value in args.required_layers:
         name, sha256 = _split_pair(value, "--required-layer", layer)
         _check_layer_name(name, "--required-layer", layer)
-        if not _SHA256_RE.fullmatch(sha256.lower()):
+        if not SHA256_RE.fullmatch(sha256.lower()):
             raise VenvstacksError(f"layer {layer!r}: --required-layer {name!r}: {sha256!r} is not a hex sha256")
         required.append({"archive_sha256": sha256.lower(), "name": name})
     required += [_required_from_metadata(path, layer) for path in args.required_layer_metadata]
@@ -320,7 +312,7 @@ def _required_from_metadata(path: Path, layer: str) -> dict[str, str]:
         raise VenvstacksError(
             f"layer {layer!r}: --required-layer-metadata {str(path)!r} is not a layer metadata file: {error}"
         ) from error
-    if not isinstance(name, str) or not isinstance(sha256, str) or not _SHA256_RE.fullmatch(sha256):
+    if not isinstance(name, str) or not isinstance(sha256, str) or not SHA256_RE.fullmatch(sha256):
         raise VenvstacksError(f"layer {layer!r}: --required-layer-metadata {str(path)!r} has no valid name and sha256")
     return {"archive_sha256": sha256, "name": name}
 
@@ -381,56 +373,39 @@ def _child_env(tmp: Path, mtime: int) -> dict[str, str]:
     return env
 
 
-def _tail(text: str) -> str:
-    text = text.strip()
-    return text if len(text) <= _MAX_OUTPUT else "..." + text[-_MAX_OUTPUT:]
-
-
 def _install_wheels(wheels: list[Wheel], layer_dir: Path, tmp: Path, mtime: int, layer: str) -> None:
     """Install `wheels` into the prefix `layer_dir` with pip, offline and hash-checked."""
     requirements = tmp / "requirements.txt"
     lines = [f"{wheel.path.absolute().as_uri()} --hash=sha256:{wheel.sha256}\n" for wheel in wheels]
     requirements.write_text("".join(lines), encoding="utf-8")
-    command = [
-        sys.executable,
-        "-I",
-        "-X",
-        "utf8",
-        "-c",
-        _PIP_BOOTSTRAP.format(paths=[os.path.abspath(p) for p in sys.path if p]),
-        "install",
-        "--no-index",
-        "--no-deps",
-        "--no-compile",
-        "--no-cache-dir",
-        "--disable-pip-version-check",
-        "--no-warn-script-location",
-        "--no-input",
-        "--ignore-installed",
-        "--root-user-action=ignore",
-        "--require-hashes",
-        "--quiet",
-        "--prefix",
-        str(layer_dir),
-        "-r",
-        str(requirements),
-    ]
-    result = subprocess.run(
-        command,
-        cwd=tmp,
-        env=_child_env(tmp, mtime),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        check=False,
+    command = pip_command(
+        [
+            "install",
+            "--no-index",
+            "--no-deps",
+            "--no-compile",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--no-warn-script-location",
+            "--no-input",
+            "--ignore-installed",
+            "--root-user-action=ignore",
+            "--require-hashes",
+            "--quiet",
+            "--prefix",
+            str(layer_dir),
+            "-r",
+            str(requirements),
+        ]
     )
+    result = run_captured(command, cwd=tmp, env=_child_env(tmp, mtime))
     if result.returncode != 0:
         output = result.stdout + result.stderr
         culprits = [w.path.name for w in wheels if w.path.name in output]
         named = f" (pip names {', '.join(repr(c) for c in culprits)})" if culprits else ""
-        raise VenvstacksError(f"layer {layer!r}: pip could not install the layer's wheels{named}:\n{_tail(output)}")
+        raise VenvstacksError(
+            f"layer {layer!r}: pip could not install the layer's wheels{named}:\n{output_tail(output)}"
+        )
 
 
 def _check_install_layout(layer_dir: Path, paths: LayerPaths, layer: str) -> None:
@@ -605,7 +580,7 @@ def _add_stacking_files(layer_dir: Path, args: argparse.Namespace, paths: LayerP
     site.mkdir(parents=True, exist_ok=True)
     generated = {
         site / STACK_PTH_NAME: postinstall_template.stack_pth_text(config).encode("utf-8"),
-        layer_dir.joinpath(*LAYER_CONFIG_PATH.split("/")): _json_bytes(config),
+        layer_dir.joinpath(*LAYER_CONFIG_PATH.split("/")): json_bytes(config),
         layer_dir / POSTINSTALL_NAME: POSTINSTALL_TEMPLATE.read_bytes(),
     }
     for path, data in generated.items():
@@ -639,20 +614,10 @@ def _compile_bytecode(scratch: Path, site: Path, tmp: Path, mtime: int, layer: s
         list_file = tmp / f"compile-{index}.txt"
         list_file.write_text("".join(s + "\n" for s in chunks[index]), encoding="utf-8")
         command = [sys.executable, "-S", "-B", "-X", "utf8", "-c", _COMPILE_SCRIPT, str(list_file)]
-        result = subprocess.run(
-            command,
-            cwd=scratch,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            check=False,
-        )
+        result = run_captured(command, cwd=scratch, env=env)
         if result.returncode != 0:
             raise VenvstacksError(
-                f"layer {layer!r}: compiling bytecode failed:\n{_tail(result.stdout + result.stderr)}"
+                f"layer {layer!r}: compiling bytecode failed:\n{output_tail(result.stdout + result.stderr)}"
             )
         return result.stdout.splitlines()
 
@@ -692,7 +657,7 @@ def _find_needle(path: Path, needles: dict[bytes, str]) -> bytes | None:
     overlap = max(len(n) for n in needles) - 1
     tail = b""
     with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
+        while chunk := f.read(CHUNK_SIZE):
             window = tail + chunk
             for needle in needles:
                 if needle in window:
@@ -718,26 +683,6 @@ def _check_no_build_paths(layer_dir: Path, needles: dict[bytes, str], layer: str
                     f"layer {layer!r}: {where!r} contains {needles[hit]} ({os.fsdecode(hit)!r});"
                     " a layer archive must not hold absolute paths of the build machine"
                 )
-
-
-def _tree_entries(root: Path, top: str) -> Iterator[ArchiveEntry]:
-    """Archive entries for the tree at `root`, named under `top`, symlinks kept as symlinks."""
-    yield ArchiveEntry(top, "dir", 0o755)
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        relative_dir = Path(dirpath).relative_to(root)
-        for name in sorted(dirnames + filenames):
-            path = Path(dirpath, name)
-            member = PurePosixPath(top, *relative_dir.parts, name).as_posix()
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
-                yield ArchiveEntry(member, "symlink", 0o777, link_target=os.readlink(path))
-            elif stat.S_ISDIR(st.st_mode):
-                yield ArchiveEntry(member, "dir", 0o755)
-            elif stat.S_ISREG(st.st_mode):
-                yield ArchiveEntry(member, "file", st.st_mode, source_path=str(path))
-            else:
-                raise VenvstacksError(f"layer {top!r}: {member!r} is not a file, directory or symlink")
 
 
 def build_layer(args: argparse.Namespace) -> str:
@@ -766,17 +711,12 @@ def build_layer(args: argparse.Namespace) -> str:
         _add_stacking_files(layer_dir, args, paths)
         skipped = _compile_bytecode(scratch, site, tmp, args.mtime, layer) if args.bytecode == "compiled" else 0
         _check_no_build_paths(layer_dir, _needles(scratch, wheels, app_files), layer)
-        write_archive(_tree_entries(layer_dir, layer), output, args.archive_format, args.mtime)
+        write_archive(tree_entries(layer_dir, layer), output, args.archive_format, args.mtime)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
     metadata = {
-        "archive": {
-            "file": output.name,
-            "format": args.archive_format,
-            "sha256": sha256_file(output),
-            "size": os.path.getsize(output),
-        },
+        "archive": archive_record(output, args.archive_format),
         "kind": args.kind,
         "launch_module": args.launch_module or None,
         "layer_name": layer,
@@ -785,7 +725,7 @@ def build_layer(args: argparse.Namespace) -> str:
         "python_version": args.python_version,
         "required_layers": required,
     }
-    write_bytes_atomic(args.metadata, _json_bytes(metadata))
+    write_bytes_atomic(args.metadata, json_bytes(metadata))
     note = f", {skipped} source(s) not compiled" if skipped else ""
     return f"built {args.kind} layer {layer!r}: {len(wheels)} wheel(s), {len(app_files)} app file(s){note}"
 

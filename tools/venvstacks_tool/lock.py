@@ -39,8 +39,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from venvstacks_tool import pylock
-from venvstacks_tool.archive import write_bytes_atomic
 from venvstacks_tool.errors import VenvstacksError
+from venvstacks_tool.fsutil import write_bytes_atomic
+from venvstacks_tool.process import pip_command, run_captured
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -118,14 +119,18 @@ def add_layer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lock-target", default="", help="the layer's lock target, e.g. //stacks:app.lock")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of `lock` (reads `@paramfile` arguments)."""
+def _layer_parser(subcommand: str, description: str) -> argparse.ArgumentParser:
+    """A parser for `subcommand` (reads `@paramfile` arguments) holding the shared layer arguments."""
     parser = argparse.ArgumentParser(
-        prog="venvstacks_tool lock",
-        description="Resolve a layer's requirements into its lock file in the source tree.",
-        fromfile_prefix_chars="@",
+        prog=f"venvstacks_tool {subcommand}", description=description, fromfile_prefix_chars="@"
     )
     add_layer_arguments(parser)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of `lock` (reads `@paramfile` arguments)."""
+    parser = _layer_parser("lock", "Resolve a layer's requirements into its lock file in the source tree.")
     parser.add_argument(
         "--workspace-dir",
         type=Path,
@@ -148,12 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_check_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `check-lock` (reads `@paramfile` arguments)."""
-    parser = argparse.ArgumentParser(
-        prog="venvstacks_tool check-lock",
-        description="Fail, with the command to run, when a layer's lock is stale against its inputs.",
-        fromfile_prefix_chars="@",
+    parser = _layer_parser(
+        "check-lock", "Fail, with the command to run, when a layer's lock is stale against its inputs."
     )
-    add_layer_arguments(parser)
     parser.add_argument("--lock", required=True, type=Path, help="the lock file (need not exist)")
     return parser
 
@@ -643,13 +645,6 @@ def _run_pip_compile(
 # --- choosing wheels -------------------------------------------------------------------------
 
 
-def _pip_child_command(arguments: list[str]) -> list[str]:
-    """Run pip's CLI in a child process of this interpreter, with this process' sys.path."""
-    paths = [os.path.abspath(entry) for entry in sys.path if entry]
-    code = f"import sys; sys.path[:0] = {paths!r}; from pip._internal.cli.main import main; sys.exit(main())"
-    return [sys.executable, "-I", "-c", code, *arguments]
-
-
 def _report_hash(item: dict[str, Any]) -> str:
     info = item.get("download_info") or {}
     archive = info.get("archive_info") or {}
@@ -664,8 +659,6 @@ def _choose_wheels(
     args: argparse.Namespace, own: Sequence[_Compiled], index: _Index, tmp: Path
 ) -> list[pylock.LockedPackage]:
     """The exact wheel of each package, as pip's installer would pick it for this interpreter."""
-    import subprocess
-
     if not own:
         return []
     layer = args.layer_name
@@ -675,7 +668,7 @@ def _choose_wheels(
         encoding="utf-8",
     )
     report_path = tmp / "report.json"
-    command = _pip_child_command(
+    command = pip_command(
         [
             "install",
             "--dry-run",
@@ -693,7 +686,7 @@ def _choose_wheels(
             *index.pip_arguments(),
         ]
     )
-    process = subprocess.run(command, capture_output=True, text=True, check=False)
+    process = run_captured(command)
     if process.returncode != 0:
         lines = [line.strip() for line in (process.stderr + process.stdout).splitlines() if line.strip()]
         errors = [line for line in lines if line.startswith("ERROR")] or lines[-3:]

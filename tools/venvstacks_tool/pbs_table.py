@@ -18,12 +18,13 @@ import json
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from venvstacks_tool.errors import VenvstacksError
+from venvstacks_tool.fsutil import write_bytes_atomic
 
 PBS_REPOSITORY = "astral-sh/python-build-standalone"
 DEFAULT_API_BASE = "https://api.github.com"
@@ -287,27 +288,6 @@ def render_table(table: Mapping[str, Any]) -> str:
     return json.dumps(table, indent=2, sort_keys=True) + "\n"
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same directory and `os.replace`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    # mkstemp creates the file 0600; keep the mode of the file being replaced (0644 if new).
-    try:
-        mode = os.stat(path).st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o644
-    fd, temp_path = tempfile.mkstemp(prefix=".pbs_table.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-        os.chmod(temp_path, mode)
-        os.replace(temp_path, path)
-    except BaseException:
-        if os.path.exists(temp_path):
-            os.unlink(temp_path)
-        raise
-
-
 def _get(session: Any, url: str, what: str, headers: Mapping[str, str] | None = None) -> Any:
     """GET `url`, raising `VenvstacksError` naming `what` and the URL on any failure."""
     import requests  # imported here: only this subcommand needs it
@@ -419,7 +399,7 @@ def main(argv: list[str]) -> int:
         comment=default_comment(args.release, args.flavor, args.python),
         warn=warn,
     )
-    write_atomically(output, render_table(table))
+    write_bytes_atomic(Path(output), render_table(table).encode("utf-8"))
     count = len(table["versions"])
     print(f"wrote {count} CPython versions to {output}", file=sys.stderr)
     return 0

@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from venvstacks_tool.archive import write_bytes_atomic
 from venvstacks_tool.errors import VenvstacksError
+from venvstacks_tool.fsutil import write_bytes_atomic
 
 LOCK_VERSION = "1.0"
 CREATED_BY = "rules_venvstacks"

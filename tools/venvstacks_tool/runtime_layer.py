@@ -12,29 +12,21 @@ no absolute path, no environment variable.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
-from venvstacks_tool.archive import (
-    ARCHIVE_FORMATS,
-    ArchiveEntry,
-    read_tar_entries,
-    reroot_entries,
-    sha256_file,
-    write_archive,
-    write_bytes_atomic,
-)
+from venvstacks_tool.archive import ARCHIVE_FORMATS, ArchiveEntry, read_tar_entries, reroot_entries, write_archive
 from venvstacks_tool.errors import VenvstacksError
+from venvstacks_tool.fsutil import json_bytes, sha256_file, write_bytes_atomic
+from venvstacks_tool.layer_metadata import (
+    LAYER_CONFIG_PATH,
+    PYTHON_VERSION_RE,
+    SHA256_RE,
+    archive_record,
+    is_layer_name,
+)
 
-# Where venvstacks' deployment protocol keeps a layer's config, relative to the layer root.
-LAYER_CONFIG_PATH = "share/venv/metadata/venvstacks_layer.json"
-
-_LAYER_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-_PYTHON_VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)(?:(?:a|b|rc)\d+)?")
-_SHA256_RE = re.compile(r"[0-9a-f]{64}")
 # `lib/python3.12/` (and `lib/python3.13t/` for a free-threaded build) on Unix.
 _UNIX_LIB_RE = re.compile(r"lib/python(\d+\.\d+)(t?)/os\.py")
 _WINDOWS_DLL_RE = re.compile(r"python(\d)(\d+)\.dll")
@@ -73,21 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _json_bytes(value: Any) -> bytes:
-    return (json.dumps(value, indent=2, sort_keys=True) + "\n").encode("utf-8")
-
-
 def _check_arguments(args: argparse.Namespace) -> tuple[int, int]:
     """Validate the arguments that do not need the archive; return the (major, minor) version."""
     layer = args.layer_name
-    if not _LAYER_NAME_RE.fullmatch(layer) or layer in (".", ".."):
+    if not is_layer_name(layer):
         raise VenvstacksError(f"runtime layer {layer!r}: the layer name must be letters, digits, '_', '.' and '-'")
-    version = _PYTHON_VERSION_RE.fullmatch(args.python_version)
+    version = PYTHON_VERSION_RE.fullmatch(args.python_version)
     if version is None:
         raise VenvstacksError(
             f"runtime layer {layer!r}: --python-version {args.python_version!r} is not a full X.Y.Z version"
         )
-    if args.source_sha256 and not _SHA256_RE.fullmatch(args.source_sha256.lower()):
+    if args.source_sha256 and not SHA256_RE.fullmatch(args.source_sha256.lower()):
         raise VenvstacksError(f"runtime layer {layer!r}: --source-sha256 {args.source_sha256!r} is not a hex sha256")
     if args.mtime < 0:
         raise VenvstacksError(f"runtime layer {layer!r}: --mtime must not be negative")
@@ -238,18 +226,13 @@ def pack_runtime(args: argparse.Namespace) -> None:
     )
     entries = reroot_entries(entries, prefix, layer, origin)
     config = _layer_config(layer, args.python_version, paths)
-    entries.append(ArchiveEntry(f"{layer}/{LAYER_CONFIG_PATH}", "file", 0o644, data=_json_bytes(config)))
+    entries.append(ArchiveEntry(f"{layer}/{LAYER_CONFIG_PATH}", "file", 0o644, data=json_bytes(config)))
 
     output: Path = args.output
     write_archive(entries, output, args.archive_format, args.mtime)
 
     metadata = {
-        "archive": {
-            "file": output.name,
-            "format": args.archive_format,
-            "sha256": sha256_file(output),
-            "size": os.path.getsize(output),
-        },
+        "archive": archive_record(output, args.archive_format),
         "kind": "runtime",
         "layer_name": layer,
         "pbs_release": args.pbs_release,
@@ -261,7 +244,7 @@ def pack_runtime(args: argparse.Namespace) -> None:
             "urls": list(args.source_urls),
         },
     }
-    write_bytes_atomic(args.metadata, _json_bytes(metadata))
+    write_bytes_atomic(args.metadata, json_bytes(metadata))
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,122 @@
+"""Inputs of `build-layer` made in code: small real wheels, application files and the argv.
+
+The host interpreter stands in for the layer's runtime (`build-layer` runs in-process), so the
+layer's Python version and site-packages are the host's. Shared by tests/unit/test_layer_build.py
+and tests/unit/test_deploy.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+from pathlib import Path
+
+from support.wheel_index import build_wheel
+from venvstacks_tool import cli
+
+MTIME = 1_700_000_000
+PY_VERSION = platform.python_version()
+XY = f"{sys.version_info[0]}.{sys.version_info[1]}"
+SITE = f"lib/python{XY}/site-packages"
+PLATFORM = "x86_64-unknown-linux-gnu"
+
+FW_INIT = b"VALUE = 'framework'\n\n\ndef main():\n    import sys\n    print('fwtool', sys.prefix)\n"
+FW_UTIL = b"def double(x):\n    return 2 * x\n\n\nKNOWN = {'a', 'b', 'c', 'd'}\n"
+FW_PY2 = b"print 'a Python 2 leftover'\n"
+APPDEP_INIT = b"def main():\n    import sys\n    print('apptool', sys.prefix)\n"
+APP_INIT = b""
+APP_MAIN = b"import fwpkg\n\nprint('myapp sees', fwpkg.VALUE, fwpkg.__file__)\n"
+
+
+def sha256(path: Path) -> str:
+    """The hex sha256 of the file at `path`."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def make_fw_wheel(directory: Path) -> Path:
+    """`fwpkg` 1.0: a package with a console script and a module that does not compile (Python 2)."""
+    return build_wheel(
+        directory,
+        "fwpkg",
+        "1.0",
+        files={"fwpkg/__init__.py": FW_INIT, "fwpkg/util.py": FW_UTIL, "fwpkg/py2only.py": FW_PY2},
+        console_scripts={"fwtool": "fwpkg:main"},
+    )
+
+
+def make_appdep_wheel(directory: Path) -> Path:
+    """`appdep` 2.0: an application layer's dependency, with a console script."""
+    return build_wheel(
+        directory,
+        "appdep",
+        "2.0",
+        files={"appdep/__init__.py": APPDEP_INIT},
+        console_scripts={"apptool": "appdep:main"},
+    )
+
+
+def make_app_sources(directory: Path) -> dict[str, Path]:
+    """The application's own files: DEST under site-packages -> source path."""
+    (directory / "myapp").mkdir(parents=True, exist_ok=True)
+    (directory / "myapp" / "__init__.py").write_bytes(APP_INIT)
+    (directory / "myapp" / "__main__.py").write_bytes(APP_MAIN)
+    return {"myapp/__init__.py": directory / "myapp/__init__.py", "myapp/__main__.py": directory / "myapp/__main__.py"}
+
+
+def build_argv(
+    out_dir: Path,
+    layer: str,
+    *,
+    kind: str = "framework",
+    runtime: str = "cpython_rt",
+    wheels: list[Path] = (),  # type: ignore[assignment]
+    lower: tuple[str, ...] = (),
+    app_files: dict[str, Path] | None = None,
+    launch_module: str = "",
+    fmt: str = "tar.zst",
+    bytecode: str = "compiled",
+    required: dict[str, str] | None = None,
+    extra: tuple[str, ...] = (),
+) -> list[str]:
+    """`build-layer` arguments writing `<out_dir>/<layer>.<fmt>` and `<out_dir>/<layer>.json`."""
+    argv = [
+        "--layer-name",
+        layer,
+        "--kind",
+        kind,
+        "--runtime-layer",
+        runtime,
+        "--python-version",
+        PY_VERSION,
+        "--platform",
+        PLATFORM,
+        "--archive-format",
+        fmt,
+        "--bytecode",
+        bytecode,
+        "--mtime",
+        str(MTIME),
+        "--lock-hash",
+        f"lock-of-{layer}",
+        "--output",
+        str(out_dir / f"{layer}.{fmt}"),
+        "--metadata",
+        str(out_dir / f"{layer}.json"),
+    ]
+    for wheel in wheels:
+        argv += ["--wheel", f"{wheel}={sha256(wheel)}"]
+    for name in lower:
+        argv += ["--lower-layer", name]
+    for dest, source in (app_files or {}).items():
+        argv += ["--app-file", f"{dest}={source}"]
+    if launch_module:
+        argv += ["--launch-module", launch_module]
+    for name, digest in (required or {}).items():
+        argv += ["--required-layer", f"{name}={digest}"]
+    return argv + list(extra)
+
+
+def build(argv: list[str]) -> None:
+    """Run `build-layer` in-process through the CLI entry point."""
+    assert cli.main(["build-layer", *argv]) == 0
