@@ -49,7 +49,11 @@ def _venvstacks_layer_impl(ctx):
     for wheel in sorted(wheels.wheels, key = lambda w: w.file.basename):
         args.add("--wheel", "%s=%s" % (wheel.file.path, wheel.sha256))
     for file in sorted(ctx.files.srcs, key = lambda f: f.short_path):
-        args.add("--app-file", "%s=%s" % (_app_destination(ctx, file), file.path))
+        if file.extension == "whl":
+            # A wheel built by another rule: installed with the locked wheels, not copied.
+            args.add("--local-wheel", file.path)
+        else:
+            args.add("--app-file", "%s=%s" % (_app_destination(ctx, file), file.path))
     if ctx.attr.launch_module:
         args.add("--launch-module", ctx.attr.launch_module)
     args.add("--bytecode", ctx.attr.bytecode)
@@ -98,7 +102,7 @@ venvstacks_layer = rule(
         "layer_name": attr.string(mandatory = True, doc = "Directory name of the layer when deployed."),
         "lock_inputs": attr.label(mandatory = True, providers = [VenvstacksLockInfo], doc = "The layer's lock inputs."),
         "runtime": attr.label(mandatory = True, providers = [VenvstacksLayerInfo], doc = "The runtime layer."),
-        "srcs": attr.label_list(allow_files = True, doc = "Application code placed in site-packages."),
+        "srcs": attr.label_list(allow_files = True, doc = "Application code placed in site-packages; `.whl` files (e.g. built by another rule) are installed instead, their dependencies coming from the lock."),
         "wheels": attr.label(mandatory = True, providers = [VenvstacksWheelsInfo], doc = "The lock's wheels (hub target)."),
     }),
 )

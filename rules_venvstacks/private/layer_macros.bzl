@@ -161,7 +161,8 @@ def application_layer(name, runtime, frameworks, launch_module, srcs = [], **kwa
         package, which is added to `srcs` and becomes that module (`main.py` -> `main`,
         `cli/run.py` -> `cli.run`).
       srcs: application code (files or targets, e.g. a py_library's sources); each file lands
-        in site-packages at its path below this package (-> NAME).
+        in site-packages at its path below this package; a `.whl` file (a wheel built by another
+        rule) is installed like the locked wheels, its dependencies coming from the lock (-> NAME).
       **kwargs: any optional argument of `framework_layer` (requirements, requirements_in,
         lock, wheels, index_url, extra_index_urls, find_links, layer_name, archive_format,
         bytecode, test_script), and common attributes (visibility, tags).

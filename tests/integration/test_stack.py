@@ -17,7 +17,7 @@ import pytest
 from support.bazel_workspace import Workspace
 from support.http_server import serve_directory
 from support.local_pbs import LocalRuntime, make_local_runtime
-from support.wheel_index import WheelIndex
+from support.wheel_index import WheelIndex, build_wheel
 
 pytestmark = pytest.mark.integration
 
@@ -60,8 +60,17 @@ application_layer(
     runtime = ":cpython",
 )
 
+# A wheel made by another rule of the build, installed into the app layer.
+genrule(
+    name = "localpkg_wheel",
+    srcs = ["wheels/localpkg-1.0-py3-none-any.whl.in"],
+    outs = ["localpkg-1.0-py3-none-any.whl"],
+    cmd = "cp $< $@",
+)
+
 application_layer(
     name = "hello",
+    srcs = [":localpkg_wheel"],
     frameworks = [":framework"],
     index_url = "{index_url}",
     launch_module = "hello.py",
@@ -110,7 +119,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             use_repo(venvstacks, "cpython_local", "venvstacks_wheels")
             """)
         workspace.write("app/__main__.py", APP_MAIN)
-        workspace.write("hello.py", 'import fwpkg\nprint("hello from", fwpkg.__name__)\n')
+        workspace.write("hello.py", 'import fwpkg, localpkg\nprint("hello from", fwpkg.__name__, localpkg.__name__)\n')
+        wheel = build_wheel(workspace.root / "wheels", "localpkg", "1.0")
+        wheel.rename(wheel.with_name(wheel.name + ".in"))
         result = Stack(workspace, index, index_url)
         result.set_app_requirements(["apppkg"])
         workspace.bazel("run", "//:framework.lock")
@@ -167,10 +178,10 @@ def test_deployed_app_imports_framework_packages_from_the_framework_layer(stack:
     assert sorted(metadata["layers"]) == ["app", "cpython", "framework", "hello"]
 
 
-def test_a_launch_module_given_as_a_file_becomes_that_module(stack: Stack, tmp_path: Path) -> None:
+def test_launch_module_file_and_a_wheel_built_by_another_rule(stack: Stack, tmp_path: Path) -> None:
     stack.workspace.bazel("run", "//:hello.deploy", "--", str(tmp_path))
     result = subprocess.run([tmp_path / "hello" / "bin" / "python", "-m", "hello"], capture_output=True, text=True)
-    assert result.stdout == "hello from fwpkg\n", result.stderr
+    assert result.stdout == "hello from fwpkg localpkg\n", result.stderr
     config = json.loads((tmp_path / "hello/share/venv/metadata/venvstacks_layer.json").read_text())
     assert config["launch_module"] == "hello"
 

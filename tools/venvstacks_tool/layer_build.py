@@ -157,6 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a locked wheel of this layer and its sha256 (repeatable)",
     )
     parser.add_argument(
+        "--local-wheel",
+        action="append",
+        default=[],
+        dest="local_wheels",
+        metavar="PATH",
+        help="a wheel built in this build (not from the lock), installed like the locked ones (repeatable)",
+    )
+    parser.add_argument(
         "--app-file",
         action="append",
         default=[],
@@ -273,6 +281,16 @@ def _parse_arguments(args: argparse.Namespace) -> tuple[list[Wheel], list[AppFil
             raise VenvstacksError(f"layer {layer!r}: wheel {path.name!r} is given twice")
         wheel_names.add(path.name)
         wheels.append(Wheel(path, sha256))
+    for value in args.local_wheels:
+        # Built by another rule in the same build: no lock pins it, so its hash is taken here and
+        # pip still installs it hash-checked; its dependencies must come from the layer's lock.
+        path = Path(value)
+        if not path.name.endswith(".whl") or not path.is_file():
+            raise VenvstacksError(f"layer {layer!r}: --local-wheel {value!r} is not a .whl file")
+        if path.name in wheel_names:
+            raise VenvstacksError(f"layer {layer!r}: wheel {path.name!r} is given twice")
+        wheel_names.add(path.name)
+        wheels.append(Wheel(path, sha256_file(path)))
 
     app_files: list[AppFile] = []
     dests: set[PurePosixPath] = set()
