@@ -74,10 +74,11 @@ def _declare_locks(module_ctx):
                     repo = "%s__%s_%s" % (tag.hub, _repo_name(package.name.lower()), wheel.sha256[:12])
                     if repo not in wheel_repos:
                         wheel_repos[repo] = True
+                        url = wheel.url or "file://%s/%s" % (path.dirname, wheel.path)
                         wheel_repository(
                             name = repo,
                             file_name = wheel.name,
-                            url = wheel.url,
+                            url = url,
                             sha256 = wheel.sha256,
                             package = "%s %s" % (package.name, package.version),
                             lock = str(tag.file),

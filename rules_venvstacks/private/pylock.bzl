@@ -26,12 +26,14 @@ def _string_at(line, start, where):
         index += 1
     fail("%s: unterminated string" % where)
 
-def _field(line, key, where):
-    """The string value of `key = "..."` in an inline table line."""
-    marker = key + " = \""
+def _field(line, key, where, required = True):
+    """The string value of `key = "..."` in an inline table line ("" when optional and absent)."""
+    marker = " " + key + " = \""
     start = line.find(marker)
     if start < 0:
-        fail("%s: missing '%s' in wheel entry" % (where, key))
+        if required:
+            fail("%s: missing '%s' in wheel entry" % (where, key))
+        return ""
     value, _ = _string_at(line, start + len(marker) - 1, where)
     return value
 
@@ -43,7 +45,7 @@ def parse_pylock(text, source):
       source: the file's label or path, for error messages.
 
     Returns:
-      list of struct(name, version, wheels = list of struct(name, url, sha256)).
+      list of struct(name, version, wheels = list of struct(name, url, path, sha256)).
     """
     packages = []
     current = None
@@ -64,9 +66,12 @@ def parse_pylock(text, source):
         elif line.startswith("version = "):
             current["version"] = _string_at(line, len("version = "), where)[0]
         elif line.startswith("{ name = "):
+            # A local wheel has `path` (relative to the lock file, as in PEP 751) instead of `url`.
+            path = _field(line, "path", where, required = False)
             current["wheels"].append(struct(
                 name = _field(line, "name", where),
-                url = _field(line, "url", where),
+                url = "" if path else _field(line, "url", where),
+                path = path,
                 sha256 = _field(line, "sha256", where),
             ))
         elif line not in ("wheels = [", "]"):

@@ -71,8 +71,10 @@ genrule(
 application_layer(
     name = "hello",
     srcs = [":localpkg_wheel"],
+    find_links = ["findlinks"],
     frameworks = [":framework"],
     index_url = "{index_url}",
+    requirements = ["localtool"],
     launch_module = "hello.py",
     runtime = ":cpython",
 )
@@ -119,7 +121,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             use_repo(venvstacks, "cpython_local", "venvstacks_wheels")
             """)
         workspace.write("app/__main__.py", APP_MAIN)
-        workspace.write("hello.py", 'import fwpkg, localpkg\nprint("hello from", fwpkg.__name__, localpkg.__name__)\n')
+        workspace.write(
+            "hello.py", 'import fwpkg, localpkg, localtool\nprint("hello from", fwpkg.__name__, localpkg.__name__)\n'
+        )
+        build_wheel(workspace.root / "findlinks", "localtool", "1.0")
         wheel = build_wheel(workspace.root / "wheels", "localpkg", "1.0")
         wheel.rename(wheel.with_name(wheel.name + ".in"))
         result = Stack(workspace, index, index_url)
@@ -178,10 +183,14 @@ def test_deployed_app_imports_framework_packages_from_the_framework_layer(stack:
     assert sorted(metadata["layers"]) == ["app", "cpython", "framework", "hello"]
 
 
-def test_launch_module_file_and_a_wheel_built_by_another_rule(stack: Stack, tmp_path: Path) -> None:
+def test_launch_module_file_a_wheel_built_by_another_rule_and_find_links(stack: Stack, tmp_path: Path) -> None:
     stack.workspace.bazel("run", "//:hello.deploy", "--", str(tmp_path))
     result = subprocess.run([tmp_path / "hello" / "bin" / "python", "-m", "hello"], capture_output=True, text=True)
     assert result.stdout == "hello from fwpkg localpkg\n", result.stderr
+    # The find-links wheel is locked by its path beside the lock, not this machine's file:// URL.
+    assert (
+        'path = "findlinks/localtool-1.0-py3-none-any.whl"' in (stack.workspace.root / "pylock.hello.toml").read_text()
+    )
     config = json.loads((tmp_path / "hello/share/venv/metadata/venvstacks_layer.json").read_text())
     assert config["launch_module"] == "hello"
 

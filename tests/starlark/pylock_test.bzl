@@ -23,6 +23,13 @@ wheels = [
     { name = "b-2.0-py3-none-any.whl", url = "https://files.example/q?x=\\"y\\"", hashes = { sha256 = "bbbb" } },
 ]
 
+[[packages]]
+name = "local"
+version = "0.1"
+wheels = [
+    { name = "local-0.1-py3-none-any.whl", path = "../wheels/local-0.1-py3-none-any.whl", hashes = { sha256 = "cccc" } },
+]
+
 [tool.venvstacks]
 layer = "app"
 requirements = [
@@ -36,8 +43,11 @@ provided = [
 def _parse_test(ctx):
     env = unittest.begin(ctx)
     packages = pylock_testlib.parse_pylock(_LOCK, "stacks/pylock.app.toml")
-    asserts.equals(env, ["a-pkg", "b"], [p.name for p in packages])
-    asserts.equals(env, ["1.0", "2.0"], [p.version for p in packages])
+    asserts.equals(env, ["a-pkg", "b", "local"], [p.name for p in packages])
+    asserts.equals(env, ["1.0", "2.0", "0.1"], [p.version for p in packages])
+    asserts.equals(env, "", packages[0].wheels[0].path)
+    asserts.equals(env, "../wheels/local-0.1-py3-none-any.whl", packages[2].wheels[0].path)
+    asserts.equals(env, "", packages[2].wheels[0].url)
     asserts.equals(env, "a_pkg-1.0-py3-none-any.whl", packages[0].wheels[0].name)
     asserts.equals(env, "aaaa", packages[0].wheels[0].sha256)
     asserts.equals(env, "https://files.example/q?x=\"y\"", packages[1].wheels[0].url)

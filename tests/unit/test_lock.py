@@ -546,7 +546,11 @@ def test_find_links_relative_to_the_workspace_and_kept_versions(workspace: Path,
     assert cli.main(app.lock_argv()) == 0
     locked = app.read_lock()
     assert [(p.name, p.version) for p in locked.packages] == [("gamma", "0.6"), ("local-tool", "0.1")]
-    assert locked.packages[1].wheels[0].url == local_wheel.as_uri()
+    # Recorded relative to the lock file (PEP 751 `path`), never as this machine's file:// URL.
+    local_locked = locked.packages[1].wheels[0]
+    lock_file = workspace / app.lock_path
+    assert (local_locked.url, local_locked.path) == ("", os.path.relpath(local_wheel, lock_file.parent))
+    assert "file:" not in lock_file.read_text()
 
     # A newer version on the index: re-locking keeps the locked one, --upgrade takes the newer.
     wheels.add_wheel("gamma", "0.7")

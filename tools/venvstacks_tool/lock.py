@@ -33,6 +33,7 @@ import re
 import sys
 import tempfile
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -655,8 +656,26 @@ def _report_hash(item: dict[str, Any]) -> str:
     return str(sha256).lower()
 
 
+def _locked_wheel(layer: str, url: str, sha256: str, workspace: Path, lock_dir: Path) -> pylock.LockedWheel:
+    """The lock entry of a picked wheel; a local file (find-links) becomes a path beside the lock.
+
+    PEP 751 paths are relative to the lock file, so a checked-in lock names no machine's
+    directories; a wheel outside the workspace could not be fetched elsewhere and is refused.
+    """
+    file_name = posixpath.basename(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
+    if not url.startswith("file:"):
+        return pylock.LockedWheel(file_name, url, sha256)
+    local = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path)).resolve()
+    if not local.is_relative_to(workspace.resolve()):
+        raise VenvstacksError(
+            f"layer '{layer}': {file_name} would be locked as {local}, outside the workspace; put the"
+            " find-links directory in the workspace or serve it over HTTP"
+        )
+    return pylock.LockedWheel(file_name, "", sha256, path=os.path.relpath(local, lock_dir.resolve()))
+
+
 def _choose_wheels(
-    args: argparse.Namespace, own: Sequence[_Compiled], index: _Index, tmp: Path
+    args: argparse.Namespace, own: Sequence[_Compiled], index: _Index, tmp: Path, workspace: Path, lock_dir: Path
 ) -> list[pylock.LockedPackage]:
     """The exact wheel of each package, as pip's installer would pick it for this interpreter."""
     if not own:
@@ -710,7 +729,8 @@ def _choose_wheels(
             raise VenvstacksError(f"layer '{layer}': pip picked {file_name!r} for {name}, which is not a wheel")
         if not re.fullmatch(r"[0-9a-f]{64}", sha256):
             raise VenvstacksError(f"layer '{layer}': the index gave no sha256 for {file_name}")
-        packages[name] = pylock.LockedPackage(name, version, [pylock.LockedWheel(file_name, url, sha256)])
+        wheel = _locked_wheel(layer, url, sha256, workspace, lock_dir)
+        packages[name] = pylock.LockedPackage(name, version, [wheel])
     missing = sorted(set(wanted) - set(packages))
     if missing:
         raise VenvstacksError(f"layer '{layer}': pip picked no wheel for {', '.join(missing)}")
@@ -849,7 +869,7 @@ def lock(args: argparse.Namespace) -> pylock.Lock:
                 own.append(entry)
             else:
                 provided.append(pylock.ProvidedPackage(entry.name, pin.version, pin.layer))
-        packages = _choose_wheels(args, own, index, tmp)
+        packages = _choose_wheels(args, own, index, tmp, workspace, lock_file.parent)
 
     result = pylock.Lock(
         layer=layer,

@@ -61,11 +61,16 @@ def normalize_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class LockedWheel:
-    """One wheel file of a locked package: file name, download URL (without credentials), sha256 (hex)."""
+    """One wheel file of a locked package: file name, download URL (without credentials), sha256 (hex).
+
+    A local wheel (from find-links in the workspace) has `path`, relative to the lock file's
+    directory as PEP 751 says, instead of `url`.
+    """
 
     name: str
     url: str
     sha256: str
+    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,10 +150,9 @@ def render_lock(lock: Lock, lock_target: str | None = None) -> str:
             "wheels = [",
         ]
         for wheel in sorted(package.wheels, key=lambda w: w.name):
-            lines.append(
-                f"    {{ name = {toml_string(wheel.name)}, url = {toml_string(wheel.url)},"
-                f" hashes = {{ sha256 = {toml_string(wheel.sha256)} }} }},"
-            )
+            where = f"path = {toml_string(wheel.path)}" if wheel.path else f"url = {toml_string(wheel.url)}"
+            digest = f"hashes = {{ sha256 = {toml_string(wheel.sha256)} }}"
+            lines.append(f"    {{ name = {toml_string(wheel.name)}, {where}, {digest} }},")
         lines += ["]", ""]
     lines += [
         "[tool.venvstacks]",
@@ -282,8 +286,9 @@ def parse_lock(text: str, source: str) -> Lock:
             wheels.append(
                 LockedWheel(
                     name=r.string(wheel, "name", wheel_where),
-                    url=r.string(wheel, "url", wheel_where),
+                    url="" if "path" in wheel else r.string(wheel, "url", wheel_where),
                     sha256=sha256,
+                    path=r.string(wheel, "path", wheel_where) if "path" in wheel else "",
                 )
             )
         if not wheels:
