@@ -22,10 +22,20 @@ if ! [[ -x /usr/bin/python3.11 || -x /usr/bin/python3.12 || -x /usr/bin/python3.
   step "distro CPython (the tests package it as a PBS-layout runtime)"
   apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3 >&2
 fi
+# tests/integration/test_remote_cache.py: nginx (with WebDAV) is the real HTTP remote cache;
+# libfaketime and a C compiler (a one-line preload library) shift the clock and umask of actions.
+missing=()
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || missing+=(faketime)
+command -v cc >/dev/null || missing+=(gcc)
+if ((${#missing[@]})); then
+  step "remote cache and reproducibility test tools (${missing[*]})"
+  apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
+fi
 
 step "ruff"
-python3 -m ruff check tools tests examples
-python3 -m ruff format --check tools tests examples
+python3 -m ruff check tools tests examples docs
+python3 -m ruff format --check tools tests examples docs
 
 step "buildifier"
 buildifier -mode=check -lint=warn -r MODULE.bazel BUILD.bazel rules_venvstacks tools tests examples

@@ -91,7 +91,7 @@ def _read_json(module_ctx, label):
     return json.decode(module_ctx.read(module_ctx.path(label)))
 
 def _tool_wheels(wheel_table, what, minor, platform):
-    """The {url, sha256} wheels the tool needs on a runtime of `minor` on `platform`."""
+    """The {url, sha256, role} wheels the tool needs on a runtime of `minor` on `platform`."""
     wheels = []
     for package, entry in sorted(wheel_table["packages"].items()):
         if "python" in entry and minor not in entry["python"]:
@@ -104,7 +104,7 @@ def _tool_wheels(wheel_table, what, minor, platform):
                 minor,
                 platform,
             ))
-        wheels.append({"sha256": wheel["sha256"], "url": wheel["url"]})
+        wheels.append({"role": entry.get("role", "build"), "sha256": wheel["sha256"], "url": wheel["url"]})
     return json.encode(wheels)
 
 def _runtime_source(tag, table, platform, what):

@@ -20,6 +20,7 @@ def _venvstacks_runtime_impl(ctx):
             interpreter = ctx.file.interpreter,
             files = depset(ctx.files.files),
             tool_site = depset(ctx.files.tool_site),
+            lock_site = depset(ctx.files.lock_site),
             tool_site_marker = ctx.file.tool_site_marker,
             source_date_epoch = ctx.attr.source_date_epoch,
         ),
@@ -40,7 +41,8 @@ venvstacks_runtime = rule(
         "source_sha256": attr.string(mandatory = True, doc = "sha256 of the downloaded archive."),
         "source_urls": attr.string_list(doc = "Where the archive came from."),
         "strip_prefix": attr.string(mandatory = True, doc = "Installation directory inside the archive."),
-        "tool_site": attr.label_list(allow_files = True, doc = "The tool's unpacked wheels."),
+        "lock_site": attr.label_list(allow_files = True, doc = "The unpacked wheels only locking needs (pip-tools)."),
+        "tool_site": attr.label_list(allow_files = True, doc = "The tool's unpacked wheels for build actions."),
         "tool_site_marker": attr.label(
             allow_single_file = True,
             mandatory = True,

@@ -18,7 +18,6 @@ def _runtime_layer_impl(ctx):
     args.add("--layer-name", layer_name)
     args.add("--python-version", runtime.python_version)
     args.add("--pbs-release", runtime.pbs_release)
-    args.add_all(runtime.source_urls, before_each = "--source-url")
     args.add("--source-sha256", runtime.source_sha256)
     args.add("--platform", runtime.platform)
     args.add("--archive-format", ctx.attr.archive_format)
@@ -57,8 +56,8 @@ runtime_layer = rule(
     doc = """A runtime layer: a python-build-standalone CPython packed as a deployable archive.
 
 Outputs `<name>.<archive_format>` (every member under `<layer_name>/`) and `<name>.json`
-(layer name, python version, PBS release, archive sha256 and size, and the source it was built
-from). The archive is byte-reproducible: sorted members, normalized modes, uid/gid 0, and every
+(layer name, python version, PBS release, archive sha256 and size, and the sha256 of the PBS
+archive it was built from; not its URL, so mirrors share action keys). The archive is byte-reproducible: sorted members, normalized modes, uid/gid 0, and every
 mtime set to the PBS release date (never the clock).
 """,
     attrs = dict(TOOL_ATTRS, **{

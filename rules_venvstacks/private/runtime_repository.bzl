@@ -73,13 +73,14 @@ def _runtime_repository_impl(rctx):
     windows = "windows" in rctx.attr.platform
     interpreter = _check_layout(rctx, what, archive_name, rctx.attr.strip_prefix, rctx.attr.python_version, windows)
 
-    wheels = json.decode(rctx.attr.tool_wheels)
-    for wheel in wheels:
+    # Build actions get tool_site (zstandard, pip); `.lock` targets also lock_site (pip-tools
+    # and the rest), so a resolver bump never changes a layer's action key.
+    for wheel in json.decode(rctx.attr.tool_wheels):
         rctx.download_and_extract(
             url = wheel["url"],
             sha256 = wheel["sha256"],
             type = "zip",
-            output = "tool_site",
+            output = "lock_site" if wheel["role"] == "lock" else "tool_site",
         )
 
     root = "unpacked/" + rctx.attr.strip_prefix if rctx.attr.strip_prefix else "unpacked"
@@ -99,6 +100,7 @@ venvstacks_runtime(
     source_sha256 = "{sha256}",
     source_urls = {source_urls},
     strip_prefix = "{strip_prefix}",
+    lock_site = glob(["lock_site/**"], exclude = {excludes}),
     tool_site = glob(["tool_site/**"], exclude = {excludes}),
     tool_site_marker = "tool_site/zstandard/__init__.py",
     visibility = ["//visibility:public"],
@@ -138,7 +140,7 @@ runtime_repository = repository_rule(
         "sha256": attr.string(doc = "Expected sha256 of the archive."),
         "source_date_epoch": attr.int(mandatory = True, doc = "mtime for archive members."),
         "strip_prefix": attr.string(default = "python", doc = "Installation directory inside the archive."),
-        "tool_wheels": attr.string(mandatory = True, doc = "JSON list of {url, sha256} wheels for the tool."),
+        "tool_wheels": attr.string(mandatory = True, doc = "JSON list of {url, sha256, role} wheels for the tool."),
         "urls": attr.string_list(doc = "Mirrors of the archive, tried in order."),
     },
 )

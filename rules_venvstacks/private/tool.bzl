@@ -13,7 +13,11 @@ TOOL_ATTRS = {
     ),
     "_tool_sources": attr.label(
         default = Label("//tools:venvstacks_tool"),
-        doc = "The tool's Python package.",
+        doc = "The tool's whole Python package (for run and test targets).",
+    ),
+    "_tool_build_sources": attr.label(
+        default = Label("//tools:venvstacks_tool_build"),
+        doc = "The modules build actions import: an edit elsewhere does not rebuild layers.",
     ),
 }
 
@@ -33,17 +37,31 @@ def tool_site_path(runtime):
     return _parent(runtime.tool_site_marker.dirname)
 
 def tool_site_runfiles_path(runtime):
-    """Runfiles-relative directory of the tool's unpacked wheels (for run and test targets)."""
-    return _parent(_parent(runtime.tool_site_marker.short_path))
+    """Runfiles-relative sys.path entries of the tool's wheels (for run and test targets)."""
+    site = _parent(_parent(runtime.tool_site_marker.short_path))
+    return site + ":" + _parent(site) + "/lock_site"
 
-def tool_inputs(ctx, runtime):
-    """depset of every file the tool needs to run on `runtime`."""
+def tool_inputs(ctx, runtime, build_action = True):
+    """The files the tool needs on `runtime`.
+
+    Args:
+      ctx: the rule context (with TOOL_ATTRS).
+      runtime: VenvstacksRuntimeInfo whose interpreter runs the tool.
+      build_action: True for build actions (only the modules and wheels they import, so the
+        action key does not depend on the rest); False for run and test targets (everything).
+
+    Returns:
+      A depset of File.
+    """
+    if build_action:
+        sources, sites = ctx.attr._tool_build_sources, [runtime.tool_site]
+    else:
+        sources, sites = ctx.attr._tool_sources, [runtime.tool_site, runtime.lock_site]
     return depset(transitive = [
         runtime.files,
-        runtime.tool_site,
-        ctx.attr._tool_sources[DefaultInfo].files,
+        sources[DefaultInfo].files,
         depset([ctx.file._tool_entry, runtime.interpreter]),
-    ])
+    ] + sites)
 
 def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, progress_message):
     """Registers an action that runs `venvstacks_tool SUBCOMMAND @params` on `runtime`.
@@ -122,7 +140,7 @@ export VENVSTACKS_TOOL_PATH={site}
             arguments = " ".join(arguments),
         ),
     )
-    runfiles = ctx.runfiles(files = extra_runfiles, transitive_files = tool_inputs(ctx, runtime))
+    runfiles = ctx.runfiles(files = extra_runfiles, transitive_files = tool_inputs(ctx, runtime, build_action = False))
     return DefaultInfo(executable = script, files = depset([script]), runfiles = runfiles)
 
 def shell_quote(value):

@@ -127,10 +127,6 @@ def run_args(
         version,
         "--pbs-release",
         "20241016",
-        "--source-url",
-        "https://example.invalid/mirror/pbs.tar.gz",
-        "--source-url",
-        "https://example.invalid/pbs.tar.gz",
         "--platform",
         platform,
         "--archive-format",
@@ -198,10 +194,6 @@ def test_pack_runtime_layout_and_metadata(tmp_path: Path, fmt: str) -> None:
             "size": layer_archive.stat().st_size,
         },
         "source": {
-            "urls": [
-                "https://example.invalid/mirror/pbs.tar.gz",
-                "https://example.invalid/pbs.tar.gz",
-            ],
             "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
             "strip_prefix": "python",
         },

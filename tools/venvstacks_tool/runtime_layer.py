@@ -46,13 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--python-version", required=True, help="full version, e.g. 3.12.7")
     parser.add_argument("--pbs-release", default="", help="PBS release tag (empty for a custom build)")
     parser.add_argument(
-        "--source-url",
-        action="append",
-        default=[],
-        dest="source_urls",
-        help="URL the archive was fetched from (repeatable; none for a local archive)",
-    )
-    parser.add_argument(
         "--source-sha256",
         default="",
         help="expected sha256 of the source archive (checked; computed when empty)",
@@ -238,10 +231,11 @@ def pack_runtime(args: argparse.Namespace) -> None:
         "pbs_release": args.pbs_release,
         "platform": args.platform,
         "python_version": args.python_version,
+        # The archive's sha256 says what the layer was built from. Its URLs do not: a mirror
+        # serves the same bytes, and URLs here would give each mirror's users other action keys.
         "source": {
             "sha256": source_sha256,
             "strip_prefix": prefix,
-            "urls": list(args.source_urls),
         },
     }
     write_bytes_atomic(args.metadata, json_bytes(metadata))
