@@ -14,52 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from support.bazel_workspace import Workspace
-from support.http_server import serve_directory
-from support.local_pbs import LocalRuntime, make_local_runtime
-from support.wheel_index import WheelIndex, build_wheel
+from support.stack_workspace import ExtraLayers, Stack, make_stack, serve_stack_sources
+from support.wheel_index import build_wheel
 
 pytestmark = pytest.mark.integration
 
-APP_MAIN = """\
-import json
-import apppkg
-import fwpkg
-import shared
-
-print(json.dumps({"shared": shared.__file__, "fwpkg": fwpkg.__file__, "apppkg": apppkg.__file__}))
-"""
-
-
-def _build_file(index_url: str, app_requirements: list[str]) -> str:
-    return f"""\
-load(
-    "@rules_venvstacks//rules_venvstacks:defs.bzl",
-    "application_layer",
-    "framework_layer",
-    "layer_stack",
-    "runtime_layer",
-)
-
-runtime_layer(name = "cpython", runtime = "@cpython_local")
-
-framework_layer(
-    name = "framework",
-    index_url = "{index_url}",
-    requirements = ["fwpkg", "shared==1.0"],
-    runtime = ":cpython",
-)
-
-application_layer(
-    name = "app",
-    srcs = ["app/__main__.py"],
-    frameworks = [":framework"],
-    index_url = "{index_url}",
-    launch_module = "app",
-    requirements = {json.dumps(app_requirements)},
-    runtime = ":cpython",
-)
-
+# A layer with a launch module given as a file, a wheel built by another rule, and find-links.
+HELLO = ExtraLayers(
+    build="""
 # A wheel made by another rule of the build, installed into the app layer.
 genrule(
     name = "localpkg_wheel",
@@ -78,60 +40,25 @@ application_layer(
     launch_module = "hello.py",
     runtime = ":cpython",
 )
-
-layer_stack(name = "stack", layers = [":app", ":hello"])
-"""
-
-
-class Stack:
-    """The workspace, its index and a way to rewrite the app's requirements."""
-
-    def __init__(self, workspace: Workspace, index: WheelIndex, index_url: str) -> None:
-        self.workspace = workspace
-        self.index = index
-        self.index_url = index_url
-
-    def set_app_requirements(self, requirements: list[str]) -> None:
-        self.workspace.write("BUILD.bazel", _build_file(self.index_url, requirements))
+""",
+    locks=("hello",),
+    stack_layers=(":app", ":hello"),
+)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A locked workspace: framework (fwpkg, shared 1.0) and app (apppkg, which needs shared)."""
-    index = WheelIndex(tmp_path_factory.mktemp("index"))
-    index.add_wheel("shared", "1.0")
-    index.add_wheel("shared", "2.0")
-    index.add_wheel("fwpkg", "1.0", ["shared>=1"])
-    index.add_wheel("apppkg", "1.0", ["shared"])
-    index.add_sdist("sdistonly", "1.0")
-    runtimes = tmp_path_factory.mktemp("pbs")
-    runtime: LocalRuntime = make_local_runtime(runtimes)
-    with index.serve() as index_url, serve_directory(runtimes) as runtime_url:
-        workspace = Workspace(tmp_path_factory.mktemp("stack_ws"))
-        workspace.write_module(f"""\
-            venvstacks.runtime(
-                name = "cpython_local",
-                python_version = "{runtime.python_version}",
-                urls = ["{runtime_url}/{runtime.path.name}"],
-                sha256 = "{runtime.sha256}",
-            )
-            venvstacks.lock(name = "framework", file = "//:pylock.framework.toml")
-            venvstacks.lock(name = "app", file = "//:pylock.app.toml")
-            venvstacks.lock(name = "hello", file = "//:pylock.hello.toml")
-            use_repo(venvstacks, "cpython_local", "venvstacks_wheels")
-            """)
-        workspace.write("app/__main__.py", APP_MAIN)
+    """A locked workspace: framework (fwpkg, shared 1.0), app (apppkg, which needs shared), hello."""
+    with serve_stack_sources(tmp_path_factory.mktemp("sources")) as sources:
+        result = make_stack(tmp_path_factory.mktemp("stack_ws"), sources, extra=HELLO)
+        workspace = result.workspace
         workspace.write(
             "hello.py", 'import fwpkg, localpkg, localtool\nprint("hello from", fwpkg.__name__, localpkg.__name__)\n'
         )
         build_wheel(workspace.root / "findlinks", "localtool", "1.0")
         wheel = build_wheel(workspace.root / "wheels", "localpkg", "1.0")
         wheel.rename(wheel.with_name(wheel.name + ".in"))
-        result = Stack(workspace, index, index_url)
-        result.set_app_requirements(["apppkg"])
-        workspace.bazel("run", "//:framework.lock")
-        workspace.bazel("run", "//:app.lock")
-        workspace.bazel("run", "//:hello.lock")
+        result.lock()
         try:
             yield result
         finally:

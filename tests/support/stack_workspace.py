@@ -21,6 +21,7 @@ import json
 import shutil
 import subprocess
 import tarfile
+import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -55,7 +56,21 @@ LAYER_OUTPUTS = (
 )
 
 
-def build_file(index_url: str, app_requirements: Sequence[str], runtime_repo: str = "cpython_local") -> str:
+@dataclass(frozen=True)
+class ExtraLayers:
+    """More targets for the stack's BUILD.bazel: their text, their locks, the stack's top layers."""
+
+    build: str = ""
+    locks: tuple[str, ...] = ()
+    stack_layers: tuple[str, ...] = (":app",)
+
+
+def build_file(
+    index_url: str,
+    app_requirements: Sequence[str],
+    runtime_repo: str = "cpython_local",
+    extra: ExtraLayers = ExtraLayers(),
+) -> str:
     """BUILD.bazel of the stack: runtime `cpython`, framework (fwpkg, shared==1.0), app, stack."""
     return f"""\
 load(
@@ -85,13 +100,16 @@ application_layer(
     runtime = ":cpython",
 )
 
-layer_stack(name = "stack", layers = [":app"])
+{extra.build.format(index_url=index_url)}
+layer_stack(name = "stack", layers = {json.dumps(list(extra.stack_layers))})
 """
 
 
-def module_body(runtime: LocalRuntime, runtime_url: str) -> str:
+def module_body(runtime: LocalRuntime, runtime_url: str, extra_locks: Sequence[str] = ()) -> str:
     """The MODULE.bazel lines after the rules_venvstacks header: runtime, locks, repos."""
-    return f"""\
+    locks = "".join(f'venvstacks.lock(name = "{name}", file = "//:pylock.{name}.toml")\n' for name in extra_locks)
+    return (
+        textwrap.dedent(f"""\
         venvstacks.runtime(
             name = "cpython_local",
             python_version = "{runtime.python_version}",
@@ -101,7 +119,9 @@ def module_body(runtime: LocalRuntime, runtime_url: str) -> str:
         venvstacks.lock(name = "framework", file = "//:pylock.framework.toml")
         venvstacks.lock(name = "app", file = "//:pylock.app.toml")
         use_repo(venvstacks, "cpython_local", "venvstacks_wheels")
-        """
+        """)
+        + locks
+    )
 
 
 @dataclass
@@ -172,6 +192,7 @@ class Stack:
     sources: StackSources
     app_requirements: list[str] = field(default_factory=lambda: ["apppkg"])
     runtime: LocalRuntime | None = None
+    extra: ExtraLayers = ExtraLayers()
 
     @property
     def root(self) -> Path:
@@ -188,8 +209,9 @@ class Stack:
     def write(self) -> None:
         """(Re)writes MODULE.bazel, .bazelrc and BUILD.bazel from the current settings."""
         runtime = self.runtime or self.sources.runtime
-        self.workspace.write_module(module_body(runtime, self.sources.runtime_url))
-        self.workspace.write("BUILD.bazel", build_file(self.sources.index_url, self.app_requirements))
+        self.workspace.write_module(module_body(runtime, self.sources.runtime_url, self.extra.locks))
+        build = build_file(self.sources.index_url, self.app_requirements, extra=self.extra)
+        self.workspace.write("BUILD.bazel", build)
 
     def set_app_requirements(self, requirements: Sequence[str]) -> None:
         self.app_requirements = list(requirements)
@@ -201,8 +223,8 @@ class Stack:
         self.write()
 
     def lock(self, *layers: str, startup: tuple[str, ...] = ()) -> None:
-        """`bazel run //:<layer>.lock` for each layer (default: framework, then app)."""
-        for layer in layers or ("framework", "app"):
+        """`bazel run //:<layer>.lock` for each layer (default: framework, app, then the extra ones)."""
+        for layer in layers or ("framework", "app", *self.extra.locks):
             self.workspace.bazel("run", f"//:{layer}.lock", startup=startup)
 
     def clone(self, root: Path, rules_path: Path | None = None) -> Stack:
@@ -216,14 +238,19 @@ class Stack:
             else:
                 shutil.copy2(entry, root / entry.name)
         workspace = Workspace(root, rules_path or self.workspace.rules_path)
-        clone = Stack(workspace, self.sources, list(self.app_requirements), self.runtime)
+        clone = Stack(workspace, self.sources, list(self.app_requirements), self.runtime, self.extra)
         clone.write()
         return clone
 
 
-def make_stack(root: Path, sources: StackSources, rules_path: Path = CHECKOUT) -> Stack:
-    """An unlocked stack workspace at `root` (app requirements: apppkg)."""
-    stack = Stack(Workspace(root, rules_path), sources)
+def make_stack(
+    root: Path,
+    sources: StackSources,
+    rules_path: Path = CHECKOUT,
+    extra: ExtraLayers = ExtraLayers(),
+) -> Stack:
+    """An unlocked stack workspace at `root` (app requirements: apppkg), with `extra` layers."""
+    stack = Stack(Workspace(root, rules_path), sources, extra=extra)
     stack.workspace.write("app/__main__.py", APP_MAIN)
     stack.write()
     return stack
