@@ -14,6 +14,7 @@ VenvstacksRuntimeInfo = provider(
         "interpreter": "File: the unpacked interpreter, used to run the tool in actions.",
         "files": "depset of File: what the interpreter needs at run time (stdlib).",
         "tool_site": "depset of File: the unpacked wheels build actions need (zstandard, pip).",
+        "tool_zips": "list of File: pure-Python wheels for build actions, put on sys.path as zip files (pip).",
         "lock_site": "depset of File: the unpacked wheels only locking needs (pip-tools and its dependencies).",
         "tool_site_marker": "File: `zstandard/__init__.py` in the directory of the tool's unpacked wheels, which locates that directory.",
         "source_date_epoch": "int: the mtime of every archive member, from the PBS release date.",

@@ -22,6 +22,7 @@ def _venvstacks_runtime_impl(ctx):
             tool_site = depset(ctx.files.tool_site),
             lock_site = depset(ctx.files.lock_site),
             tool_site_marker = ctx.file.tool_site_marker,
+            tool_zips = ctx.files.tool_zips,
             source_date_epoch = ctx.attr.source_date_epoch,
         ),
     ]
@@ -43,6 +44,7 @@ venvstacks_runtime = rule(
         "strip_prefix": attr.string(mandatory = True, doc = "Installation directory inside the archive."),
         "lock_site": attr.label_list(allow_files = True, doc = "The unpacked wheels only locking needs (pip-tools)."),
         "tool_site": attr.label_list(allow_files = True, doc = "The tool's unpacked wheels for build actions."),
+        "tool_zips": attr.label_list(allow_files = [".whl"], doc = "Pure-Python tool wheels imported from the zip."),
         "tool_site_marker": attr.label(
             allow_single_file = True,
             mandatory = True,

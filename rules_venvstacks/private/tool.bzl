@@ -33,13 +33,13 @@ def _parent(path):
     return path.rpartition("/")[0]
 
 def tool_site_path(runtime):
-    """Execroot-relative directory of the tool's unpacked wheels (for actions)."""
-    return _parent(runtime.tool_site_marker.dirname)
+    """Execroot-relative sys.path entries of the tool's wheels (for actions)."""
+    return ":".join([_parent(runtime.tool_site_marker.dirname)] + [wheel.path for wheel in runtime.tool_zips])
 
 def tool_site_runfiles_path(runtime):
     """Runfiles-relative sys.path entries of the tool's wheels (for run and test targets)."""
     site = _parent(_parent(runtime.tool_site_marker.short_path))
-    return site + ":" + _parent(site) + "/lock_site"
+    return ":".join([site] + [wheel.short_path for wheel in runtime.tool_zips] + [_parent(site) + "/lock_site"])
 
 def tool_inputs(ctx, runtime, build_action = True):
     """The files the tool needs on `runtime`.
@@ -60,7 +60,7 @@ def tool_inputs(ctx, runtime, build_action = True):
     return depset(transitive = [
         runtime.files,
         sources[DefaultInfo].files,
-        depset([ctx.file._tool_entry, runtime.interpreter]),
+        depset([ctx.file._tool_entry, runtime.interpreter] + runtime.tool_zips),
     ] + sites)
 
 def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, progress_message):
