@@ -34,8 +34,8 @@ if ((${#missing[@]})); then
 fi
 
 step "ruff"
-python3 -m ruff check tools tests examples docs
-python3 -m ruff format --check tools tests examples docs
+python3 -m ruff check tools tests examples docs bench
+python3 -m ruff format --check tools tests examples docs bench
 
 step "buildifier"
 buildifier -mode=check -lint=warn -r MODULE.bazel BUILD.bazel rules_venvstacks tools tests examples

@@ -1,0 +1,992 @@
+"""What a venvstacks stack build costs: cold, no-op, incremental, from a remote cache, deploy, floor.
+
+    python3 bench/run_bench.py [--runs N] [--cold-runs N] [--out DIR] [--keep] [--no-xz]
+
+Builds a realistic stack with a real Bazel (tests/bazel.sh) in a scratch workspace under /tmp:
+
+    runtime      cpython3_11     the host's CPython in PBS layout (tests/support/local_pbs.py),
+                                 served on 127.0.0.1 (python-build-standalone is on GitHub)
+    framework    sci_framework   numpy + scipy + scikit-learn, real wheels from PyPI
+    application  app_report      on the framework, with one small pure-Python package (tabulate)
+    application  app_stats       on the framework, code only
+
+It builds against a copy of this checkout taken at start (tracked and untracked, not ignored,
+files), so that edits made to the checkout while it runs do not change the code measured. It
+locks the stack once (`bazel run //stacks:<layer>.lock`, not timed; PyPI must be reachable),
+builds it once to fill Bazel's repository cache (not timed), then measures, each figure the
+median of N runs (`--runs`, default 3; `--cold-runs` for the cold and fresh-checkout builds,
+default the same):
+
+* cold build: a fresh output base per run (new Bazel server, nothing built), the repository
+  cache warm so that no download is timed; total wall time of the command, Bazel's own elapsed
+  time and critical path, and per layer the action's wall time (from `--profile`) and the tool
+  process's own time in it (the rest is sandbox set-up and output handling);
+* no-op rebuild: the same build again, server up, nothing changed;
+* incremental rebuild: app_report's requirements switched between `tabulate` and `tabulate<0.9`
+  (both locks made once beforehand, so relocking is not timed), the actions that ran listed;
+* fresh checkout with a warm remote cache: one untimed-for-the-ratio build populates an nginx
+  WebDAV cache on 127.0.0.1 (tests/support/remote_cache.py), then each run copies the workspace
+  to a new directory and builds it in a fresh output base with `--remote_cache`; ratio to cold;
+* deploy: the tool's `deploy` subcommand called directly on the four archives (no Bazel),
+  alternating with `zstd -dc | tar -x` of the same archives (the ratio is the median over the
+  pairs, in wall and in CPU time); and `bazel run //stacks:app_report.deploy` for scale;
+* archives: each layer unpacked and packed again with the tool's archive.py as .tar.zst and
+  .tar.xz (1 run: xz is slow), size and time; the .tar.zst is checked to be byte-identical to
+  Bazel's, and each archive's decompression is timed; plus a zstd level sweep over the
+  framework's tar (levels interleaved, median of N);
+* the floor: the framework's wheels unzipped into one directory and tarred through zstd at
+  archive.py's level and thread count; the ratio of the framework layer's cold build to it;
+* the framework layer's build phases: `build-layer` run outside Bazel on the action's own inputs
+  (bench/tool_phases.py), a timer around each phase (pip, bytecode, scan, compression...),
+  alternating with the floor runs; the ratio to the floor is the median over the pairs.
+
+Prints one Markdown table (and the machine it ran on) and writes `DIR/bench-<time>.json` and
+`.md` (and `latest.json`/`latest.md`; default DIR: bench/results). Machines are shared: compare
+the ratios within one run; absolute times move with the load (recorded as load averages).
+A full run takes 6 to 8 minutes on 2 cores (the .tar.xz re-pack is 1.5 of them). `--keep`
+leaves the scratch directory (workspaces, output bases, profiles, execution logs) for
+inspection; otherwise every Bazel server it started is shut down and its output base removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(CHECKOUT / "tests"))
+
+from support.http_server import serve_directory  # noqa: E402
+from support.local_pbs import make_local_runtime  # noqa: E402
+
+BAZEL_SH = CHECKOUT / "tests" / "bazel.sh"
+TOOL_PHASES = CHECKOUT / "bench" / "tool_phases.py"
+
+RUNTIME = "cpython3_11"
+FRAMEWORK = "sci_framework"
+FRAMEWORK_REQUIREMENTS = ["numpy", "scipy", "scikit-learn"]
+APPS = ("app_report", "app_stats")
+# app_report's requirements, switched between these for the incremental rebuild.
+APP_REPORT_VARIANTS = (["tabulate"], ["tabulate<0.9"])
+LAYERS = (RUNTIME, FRAMEWORK, *APPS)
+TARGET = "//stacks:stack"
+ZSTD_LEVELS = ("1", "3", "6", "9", "12")
+# The targets of the issue.
+NOOP_TARGET_S = 1.0
+REMOTE_TARGET_RATIO = 0.10
+FLOOR_TARGET_RATIO = 2.0
+DEPLOY_TARGET_RATIO = 1.5
+
+APP_REPORT_MAIN = """\
+import numpy
+import tabulate
+
+rows = [[name, float(f(numpy.arange(10.0)))] for name, f in (("sum", numpy.sum), ("mean", numpy.mean))]
+print(tabulate.tabulate(rows, headers=["stat", "value"]))
+"""
+APP_STATS_MAIN = """\
+import numpy
+import scipy.stats
+import sklearn.linear_model
+
+x = numpy.arange(20.0).reshape(-1, 1)
+model = sklearn.linear_model.LinearRegression().fit(x, 3 * x.ravel() + 1)
+print(round(float(model.coef_[0]), 3), round(float(scipy.stats.norm.cdf(0.0)), 3))
+"""
+
+
+def log(message: str) -> None:
+    print(f"run_bench: {message}", file=sys.stderr, flush=True)
+
+
+def loadavg() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+# --- Bazel --------------------------------------------------------------------------------------
+
+_ELAPSED_RE = re.compile(r"Elapsed time: ([0-9.]+)s(?:, Critical Path: ([0-9.]+)s)?")
+
+
+@dataclass
+class BazelResult:
+    wall: float
+    elapsed: float | None
+    critical_path: float | None
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class Workspace:
+    """A scratch Bazel workspace and the output base its commands use."""
+
+    root: Path
+    output_base: Path
+    started: list[Path] = field(default_factory=list)
+
+    def bazel(self, *args: str, check: bool = True) -> BazelResult:
+        command = [str(BAZEL_SH), f"--output_base={self.output_base}", *args]
+        if self.output_base not in self.started:
+            self.started.append(self.output_base)
+        start = time.perf_counter()
+        result = subprocess.run(command, cwd=self.root, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - start
+        if check and result.returncode != 0:
+            raise RuntimeError(
+                f"bazel {' '.join(args)} failed ({result.returncode}) in {self.root}:\n{result.stderr[-6000:]}"
+            )
+        matches = list(_ELAPSED_RE.finditer(result.stderr))
+        match = matches[-1] if matches else None
+        elapsed = float(match.group(1)) if match else None
+        critical = float(match.group(2)) if match and match.group(2) else None
+        return BazelResult(wall, elapsed, critical, result.stdout, result.stderr)
+
+    def shutdown(self, remove: bool) -> None:
+        subprocess.run(
+            [str(BAZEL_SH), f"--output_base={self.output_base}", "shutdown"],
+            cwd=self.root,
+            capture_output=True,
+            check=False,
+        )
+        if remove:
+            remove_tree(self.output_base)
+
+    def output(self, relative: str) -> Path:
+        return (self.root / "bazel-bin" / relative).resolve()
+
+    def execroot(self) -> Path:
+        return self.output_base / "execroot" / "_main"
+
+
+def remove_tree(path: Path) -> None:
+    """rm -rf, also for Bazel's read-only output trees."""
+    if path.exists():
+        subprocess.run(["chmod", "-R", "u+w", str(path)], capture_output=True, check=False)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def read_execution_log(path: Path) -> list[dict[str, Any]]:
+    """The entries of an `--execution_log_json_file` (concatenated JSON objects)."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    decoder = json.JSONDecoder()
+    entries, position = [], 0
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position >= len(text):
+            return entries
+        entry, position = decoder.raw_decode(text, position)
+        entries.append(entry)
+
+
+_LABEL_RE = re.compile(r"(@?@?[\w.~+-]*//[^\s']*)")
+
+
+def profile_actions(path: Path) -> dict[str, dict[str, float]]:
+    """Per target label: the action's wall time, its child process's and its sandbox set-up's (seconds)."""
+    if not path.exists():
+        return {}
+    events = [e for e in json.loads(path.read_text()).get("traceEvents", []) if e.get("ph") == "X"]
+    result: dict[str, dict[str, float]] = {}
+    for action in (e for e in events if e.get("cat") == "action processing"):
+        match = _LABEL_RE.search(action.get("name", ""))
+        if not match:
+            continue
+        begin, end, tid = action["ts"], action["ts"] + action["dur"], action.get("tid")
+
+        def inside(name: str, begin: float = begin, end: float = end, tid: Any = tid) -> float:
+            return sum(
+                e["dur"] for e in events if e.get("name") == name and e.get("tid") == tid and begin <= e["ts"] <= end
+            )
+
+        entry = result.setdefault(match.group(1), {"action": 0.0, "process": 0.0, "sandbox_setup": 0.0})
+        entry["action"] += action["dur"] / 1e6
+        entry["process"] += inside("subprocess.run") / 1e6
+        entry["sandbox_setup"] += inside("sandbox.createFileSystem") / 1e6
+    return result
+
+
+def _remote_hit(entry: dict[str, Any]) -> bool:
+    # Bazel 7's JSON log marks a remote cache hit with runner "remote cache hit" and cacheHit.
+    return bool(entry.get("remoteCacheHit") or entry.get("cacheHit") or entry.get("runner") == "remote cache hit")
+
+
+def executed(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """What an execution log says ran: spawns, remote cache hits, and the actions executed.
+
+    Local action-cache hits do not appear in the log at all.
+    """
+    hits = [e for e in entries if _remote_hit(e)]
+    ran = [e for e in entries if not _remote_hit(e)]
+    return {
+        "spawns": len(entries),
+        "remote_cache_hits": len(hits),
+        "executed": sorted(f"{e.get('mnemonic')} {e.get('targetLabel')}" for e in ran),
+    }
+
+
+# --- the workspace ----------------------------------------------------------------------------------
+
+
+def snapshot_rules(destination: Path) -> dict[str, Any]:
+    """Copies the checkout's files (tracked, and untracked but not ignored) to `destination`.
+
+    The bench builds against this copy, so edits made to the checkout while it runs (other people
+    work in it) cannot change the code being measured half-way. Returns the git state it copied.
+    """
+    git = ["git", "-C", str(CHECKOUT)]
+    listed = subprocess.run([*git, "ls-files", "-co", "--exclude-standard", "-z"], capture_output=True, text=True)
+    if listed.returncode != 0:
+        shutil.copytree(CHECKOUT, destination, symlinks=True, ignore=shutil.ignore_patterns("bazel-*", ".git"))
+        return {"git": None}
+    for name in listed.stdout.split("\0"):
+        source = CHECKOUT / name
+        if name and source.is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name, follow_symlinks=False)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    status = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout
+    return {"git": head, "modified_files": len(status.splitlines())}
+
+
+def module_text(rules: Path, runtime_url: str, runtime: Any) -> str:
+    locks = "".join(
+        f'venvstacks.lock(name = "{name}", file = "//stacks:pylock.{name}.toml")\n' for name in (FRAMEWORK, *APPS)
+    )
+    return f"""\
+module(name = "venvstacks_bench")
+
+bazel_dep(name = "rules_venvstacks")
+local_path_override(module_name = "rules_venvstacks", path = "{rules}")
+
+venvstacks = use_extension("@rules_venvstacks//rules_venvstacks:extensions.bzl", "venvstacks")
+venvstacks.runtime(
+    name = "{RUNTIME}",
+    python_version = "{runtime.python_version}",
+    urls = ["{runtime_url}/{runtime.path.name}"],
+    sha256 = "{runtime.sha256}",
+)
+{locks}use_repo(venvstacks, "{RUNTIME}", "venvstacks_wheels")
+"""
+
+
+def build_text(app_report_requirements: Sequence[str]) -> str:
+    return f"""\
+load(
+    "@rules_venvstacks//rules_venvstacks:defs.bzl",
+    "application_layer",
+    "framework_layer",
+    "layer_stack",
+    "runtime_layer",
+)
+
+runtime_layer(name = "{RUNTIME}", runtime = "@{RUNTIME}")
+
+framework_layer(
+    name = "{FRAMEWORK}",
+    requirements = {json.dumps(FRAMEWORK_REQUIREMENTS)},
+    runtime = ":{RUNTIME}",
+)
+
+application_layer(
+    name = "app_report",
+    srcs = ["app_report/__main__.py"],
+    frameworks = [":{FRAMEWORK}"],
+    launch_module = "app_report",
+    requirements = {json.dumps(list(app_report_requirements))},
+    runtime = ":{RUNTIME}",
+)
+
+application_layer(
+    name = "app_stats",
+    srcs = ["app_stats/__main__.py"],
+    frameworks = [":{FRAMEWORK}"],
+    launch_module = "app_stats",
+    runtime = ":{RUNTIME}",
+)
+
+layer_stack(name = "stack", layers = [":app_report", ":app_stats"])
+"""
+
+
+def write_workspace(root: Path, rules: Path, runtime_url: str, runtime: Any) -> None:
+    (root / "stacks" / "app_report").mkdir(parents=True, exist_ok=True)
+    (root / "stacks" / "app_stats").mkdir(parents=True, exist_ok=True)
+    (root / "MODULE.bazel").write_text(module_text(rules, runtime_url, runtime))
+    (root / ".bazelrc").write_text((rules / ".bazelrc").read_text())
+    (root / "stacks" / "BUILD.bazel").write_text(build_text(APP_REPORT_VARIANTS[0]))
+    (root / "stacks" / "app_report" / "__main__.py").write_text(APP_REPORT_MAIN)
+    (root / "stacks" / "app_stats" / "__main__.py").write_text(APP_STATS_MAIN)
+
+
+def copy_workspace(source: Path, destination: Path) -> None:
+    """A fresh checkout: the sources (locks included), none of the bazel-* symlinks."""
+    shutil.copytree(
+        source, destination, symlinks=True, ignore=lambda d, names: [n for n in names if n.startswith("bazel-")]
+    )
+
+
+def layer_wheels(params: Path, execroot: Path) -> list[str]:
+    """The layer's own wheels: the `--wheel PATH=SHA256` arguments of its build-layer action.
+
+    (Not every `.whl` input of the action: the tool's own pip may be one, kept as a zip.)
+    """
+    lines = params.read_text().splitlines()
+    return sorted(
+        str(execroot / lines[i + 1].rpartition("=")[0]) for i, line in enumerate(lines[:-1]) if line == "--wheel"
+    )
+
+
+def lock_packages(lock: Path) -> list[str]:
+    import tomllib
+
+    data = tomllib.loads(lock.read_text())
+    return [f"{p['name']}=={p['version']}" for p in data.get("packages", [])]
+
+
+# --- measurements -----------------------------------------------------------------------------------
+
+
+def median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of every child process waited for so far (and their children)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def quiesce() -> None:
+    """Flush dirty pages before a timed step, so one step's writeback is not billed to the next."""
+    os.sync()
+
+
+@dataclass
+class Bench:
+    scratch: Path
+    runs: int
+    cold_runs: int
+    keep: bool
+    xz: bool
+    main: Workspace = field(init=False)
+    results: dict[str, Any] = field(default_factory=dict)
+    tool: dict[str, Any] = field(default_factory=dict)  # interpreter, env for tool_phases.py
+    variant_locks: list[str] = field(default_factory=list)
+    variant: int = 0
+    tar_tree: Path | None = None
+    rules: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.main = Workspace(self.scratch / "ws", self.scratch / "ob-main")
+        self.rules = self.scratch / "rules_venvstacks"
+
+    # setup ---------------------------------------------------------------------------------------
+
+    def setup(self, runtime_url: str, runtime: Any) -> None:
+        ws = self.main
+        self.results["code"] = snapshot_rules(self.rules)
+        log(f"measuring a copy of {CHECKOUT} taken now: {self.rules}")
+        write_workspace(ws.root, self.rules, runtime_url, runtime)
+        log(f"locking the stack in {ws.root} (not timed; resolves against PyPI)")
+        for layer in (FRAMEWORK, *APPS):
+            ws.bazel("run", f"//stacks:{layer}.lock")
+        lock = ws.root / "stacks" / "pylock.app_report.toml"
+        self.variant_locks.append(lock.read_text())
+        (ws.root / "stacks" / "BUILD.bazel").write_text(build_text(APP_REPORT_VARIANTS[1]))
+        ws.bazel("run", "//stacks:app_report.lock")
+        self.variant_locks.append(lock.read_text())
+        log("building the stack with both app_report variants (fills the repository cache; not timed)")
+        entries = []
+        for variant in (1, 0):
+            self.set_variant(variant)
+            log_file = self.scratch / f"warmup-{variant}.exec.json"
+            ws.bazel("build", f"--execution_log_json_file={log_file}", TARGET)
+            entries += read_execution_log(log_file)
+        framework = next(e for e in entries if e.get("targetLabel", "").endswith(f":{FRAMEWORK}"))
+        execroot = ws.execroot()
+        env = {item["name"]: item["value"] for item in framework.get("environmentVariables", [])}
+        tool_path = os.pathsep.join(
+            str(execroot / p) for p in env.get("VENVSTACKS_TOOL_PATH", "").split(os.pathsep) if p
+        )
+        env["VENVSTACKS_TOOL_PATH"] = tool_path
+        env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
+        params = execroot / framework["commandArgs"][-1].lstrip("@")
+        self.tool = {
+            "python": str(execroot / framework["commandArgs"][0]),
+            "env": env,
+            "framework_params": str(params),
+            "framework_wheels": layer_wheels(params, execroot),
+        }
+        self.results["stack"] = {
+            layer: lock_packages(ws.root / "stacks" / f"pylock.{layer}.toml") for layer in (FRAMEWORK, *APPS)
+        }
+        self.results["stack"]["app_report variants"] = [list(v) for v in APP_REPORT_VARIANTS]
+        self.results["stack"]["framework wheels"] = {
+            Path(w).name: os.path.getsize(w) for w in self.tool["framework_wheels"]
+        }
+
+    def set_variant(self, index: int) -> None:
+        root = self.main.root
+        (root / "stacks" / "BUILD.bazel").write_text(build_text(APP_REPORT_VARIANTS[index]))
+        (root / "stacks" / "pylock.app_report.toml").write_text(self.variant_locks[index])
+        self.variant = index
+
+    def tool_run(self, *args: str, cwd: Path | None = None) -> tuple[float, dict[str, Any]]:
+        """Runs bench/tool_phases.py on the runtime interpreter; (wall seconds, its JSON + "cpu")."""
+        command = [self.tool["python"], "-I", str(TOOL_PHASES), args[0], str(self.rules / "tools"), *args[1:]]
+        quiesce()
+        cpu = children_cpu()
+        start = time.perf_counter()
+        result = subprocess.run(
+            command, cwd=cwd or self.main.execroot(), env=self.tool["env"], capture_output=True, text=True, check=False
+        )
+        wall = time.perf_counter() - start
+        cpu = children_cpu() - cpu
+        lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH-JSON: ")]
+        if result.returncode != 0 or not lines:
+            raise RuntimeError(f"tool_phases {args[0]} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+        return wall, {**json.loads(lines[-1].removeprefix("BENCH-JSON: ")), "cpu": cpu}
+
+    # cold ----------------------------------------------------------------------------------------
+
+    def timed_build(self, ws: Workspace, name: str, *flags: str) -> tuple[BazelResult, dict[str, Any], dict[str, Any]]:
+        exec_log = self.scratch / f"{name}.exec.json"
+        profile = self.scratch / f"{name}.profile.json"
+        result = ws.bazel("build", f"--execution_log_json_file={exec_log}", f"--profile={profile}", *flags, TARGET)
+        return result, profile_actions(profile), executed(read_execution_log(exec_log))
+
+    def cold(self) -> None:
+        runs = []
+        for i in range(self.cold_runs):
+            log(f"cold build {i + 1}/{self.cold_runs} (fresh output base)")
+            ws = Workspace(self.main.root, self.scratch / f"ob-cold-{i}")
+            load = loadavg()
+            quiesce()
+            # No convenience symlinks: bazel-bin of the workspace keeps pointing at the main output base.
+            result, actions, ran = self.timed_build(ws, f"cold-{i}", "--symlink_prefix=/")
+            ws.shutdown(remove=not self.keep)
+            runs.append(
+                {
+                    "wall": result.wall,
+                    "elapsed": result.elapsed,
+                    "critical_path": result.critical_path,
+                    "actions": actions,
+                    "ran": ran,
+                    "load": load,
+                }
+            )
+        per_layer = {}
+        for label in sorted({label for run in runs for label in run["actions"]}):
+            per_layer[label] = {
+                key: median([run["actions"][label][key] for run in runs if label in run["actions"]])
+                for key in ("action", "process", "sandbox_setup")
+            }
+        self.results["cold"] = {
+            "runs": runs,
+            "wall": median([r["wall"] for r in runs]),
+            "elapsed": median([r["elapsed"] for r in runs if r["elapsed"] is not None]),
+            "critical_path": median([r["critical_path"] for r in runs if r["critical_path"] is not None]),
+            "per_target": per_layer,
+        }
+
+    # no-op ---------------------------------------------------------------------------------------
+
+    def noop(self) -> None:
+        log(f"no-op rebuilds ({self.runs})")
+        self.main.bazel("build", TARGET)  # same flags as the timed runs: server up, analysis cached
+        runs = []
+        for _ in range(self.runs):
+            result = self.main.bazel("build", TARGET)
+            runs.append({"wall": result.wall, "elapsed": result.elapsed})
+        # What tests/bazel.sh itself costs per command here (namespace, mounts, Bazel's client).
+        wrapper = []
+        for _ in range(self.runs):
+            start = time.perf_counter()
+            subprocess.run([str(BAZEL_SH), "--version"], capture_output=True, check=True, cwd=self.main.root)
+            wrapper.append(time.perf_counter() - start)
+        self.results["noop"] = {
+            "runs": runs,
+            "wall": median([r["wall"] for r in runs]),
+            "elapsed": median([r["elapsed"] for r in runs if r["elapsed"] is not None]),
+            "wrapper_version_call": median(wrapper),
+        }
+
+    # incremental -----------------------------------------------------------------------------------
+
+    def incremental(self) -> None:
+        runs = []
+        for i in range(self.runs):
+            self.set_variant(1 - self.variant)
+            log(
+                f"incremental rebuild {i + 1}/{self.runs}"
+                f" (app_report requirements: {APP_REPORT_VARIANTS[self.variant]})"
+            )
+            result, actions, ran = self.timed_build(self.main, f"incremental-{i}")
+            runs.append(
+                {
+                    "wall": result.wall,
+                    "elapsed": result.elapsed,
+                    "critical_path": result.critical_path,
+                    "actions": actions,
+                    "ran": ran,
+                    "variant": self.variant,
+                }
+            )
+        if self.variant != 0:
+            self.set_variant(0)
+            self.main.bazel("build", TARGET)
+        self.results["incremental"] = {
+            "runs": runs,
+            "wall": median([r["wall"] for r in runs]),
+            "elapsed": median([r["elapsed"] for r in runs if r["elapsed"] is not None]),
+        }
+
+    # remote cache ----------------------------------------------------------------------------------
+
+    def remote(self) -> None:
+        try:
+            from support.remote_cache import remote_cache
+        except ImportError as error:
+            log(f"skipping the remote-cache measurement: tests/support/remote_cache.py is missing ({error})")
+            self.results["remote"] = {"skipped": str(error)}
+            return
+        with remote_cache(self.scratch / "remote-cache") as cache:
+            flag = f"--remote_cache={cache.url}"
+            log("populating the remote cache: a cold build in another checkout with --remote_cache")
+            root = self.scratch / "populate"
+            copy_workspace(self.main.root, root)
+            ws = Workspace(root, self.scratch / "ob-populate")
+            result, _, ran = self.timed_build(ws, "populate", flag)
+            ws.shutdown(remove=not self.keep)
+            populate = {"wall": result.wall, "elapsed": result.elapsed, "ran": ran}
+            runs = []
+            for i in range(self.cold_runs):
+                log(f"fresh checkout {i + 1}/{self.cold_runs} with the warm remote cache")
+                root = self.scratch / f"fresh-{i}"
+                copy_workspace(self.main.root, root)
+                ws = Workspace(root, self.scratch / f"ob-fresh-{i}")
+                load = loadavg()
+                result, actions, ran = self.timed_build(ws, f"fresh-{i}", flag)
+                ws.shutdown(remove=not self.keep)
+                if not self.keep:
+                    remove_tree(root)
+                runs.append(
+                    {"wall": result.wall, "elapsed": result.elapsed, "actions": actions, "ran": ran, "load": load}
+                )
+        self.results["remote"] = {
+            "populate": populate,
+            "runs": runs,
+            "wall": median([r["wall"] for r in runs]),
+            "elapsed": median([r["elapsed"] for r in runs if r["elapsed"] is not None]),
+        }
+
+    # deploy ----------------------------------------------------------------------------------------
+
+    def archives(self) -> list[Path]:
+        return [self.main.output(f"stacks/{layer}.tar.zst") for layer in LAYERS]
+
+    def deploy(self) -> None:
+        """The tool's deploy and `tar -x` alternate (paired runs); each into a new directory."""
+        archives = [str(a) for a in self.archives()]
+        tar_script = (
+            'set -e; dest=$1; shift; for a in "$@"; do zstd -dcq -- "$a" | tar -xf - -C "$dest"; done'
+            if shutil.which("zstd")
+            else 'set -e; dest=$1; shift; for a in "$@"; do tar --zstd -xf "$a" -C "$dest"; done'
+        )
+        tool_runs, tar_runs, bazel_runs, tool3_runs = [], [], [], []
+        for i in range(self.runs):
+            log(f"deploy {i + 1}/{self.runs}: the tool and tar -x (alternating), bazel run")
+            for kind in ("tool", "tar") if i % 2 == 0 else ("tar", "tool"):
+                dest = self.scratch / f"deploy-{kind}-{i}"
+                if kind == "tool":
+                    wall, data = self.tool_run("deploy", str(dest), *archives)
+                    tool_runs.append({"wall": wall, **data})
+                    continue
+                dest.mkdir()
+                quiesce()
+                cpu = children_cpu()
+                start = time.perf_counter()
+                subprocess.run(["bash", "-c", tar_script, "tar-x", str(dest), *archives], check=True)
+                tar_runs.append({"wall": time.perf_counter() - start, "cpu": children_cpu() - cpu})
+            # bazel run of one application's stack (3 layers), against the tool on the same 3.
+            quiesce()
+            result = self.main.bazel("run", "//stacks:app_report.deploy", "--", str(self.scratch / f"deploy-bazel-{i}"))
+            bazel_runs.append(result.wall)
+            wall, _ = self.tool_run("deploy", str(self.scratch / f"deploy-tool3-{i}"), *archives[:3])
+            tool3_runs.append(wall)
+        self.tar_tree = self.scratch / f"deploy-tar-{self.runs - 1}"
+        for path in self.scratch.glob("deploy-*"):
+            if path != self.tar_tree:
+                remove_tree(path)
+        names = tool_runs[0]["phases"]
+        self.results["deploy"] = {
+            "tool_wall": median([r["wall"] for r in tool_runs]),
+            "tool_cpu": median([r["cpu"] for r in tool_runs]),
+            "tool_phases": {name: median([r["phases"].get(name, 0.0) for r in tool_runs]) for name in names},
+            "tar_wall": median([r["wall"] for r in tar_runs]),
+            "tar_cpu": median([r["cpu"] for r in tar_runs]),
+            "ratio_wall": median([t["wall"] / x["wall"] for t, x in zip(tool_runs, tar_runs, strict=True)]),
+            "ratio_cpu": median([t["cpu"] / x["cpu"] for t, x in zip(tool_runs, tar_runs, strict=True) if x["cpu"]]),
+            "tar_command": "zstd -dc | tar -x" if shutil.which("zstd") else "tar --zstd -x",
+            "bazel_run_app_report": median(bazel_runs),
+            "tool_app_report_layers": median(tool3_runs),
+            "missing_hooks": tool_runs[0].get("missing_hooks", []),
+            "runs": {"tool": tool_runs, "tar": tar_runs, "bazel_run": bazel_runs, "tool_3_layers": tool3_runs},
+        }
+
+    # archives ----------------------------------------------------------------------------------------
+
+    def archive_sizes(self) -> None:
+        tree = self.tar_tree  # the last `tar -x` of the archives
+        out = self.scratch / "repack"
+        out.mkdir(exist_ok=True)
+        specs = [f"{layer}={archive}" for layer, archive in zip(LAYERS, self.archives(), strict=True)]
+        if not self.xz:
+            log("re-packing each layer as .tar.zst (--no-xz: .tar.xz skipped)")
+        else:
+            log("re-packing each layer as .tar.zst and .tar.xz (1 run; xz takes a while)")
+        formats = "tar.zst,tar.xz" if self.xz else "tar.zst"
+        _, data = self.tool_run("repack", str(tree), str(out), formats, *specs)
+        self.results["archives"] = data
+        log(f"zstd level sweep over the {FRAMEWORK} tree")
+        _, sweep = self.tool_run("zstd-levels", str(tree / FRAMEWORK), str(self.runs), *ZSTD_LEVELS)
+        self.results["zstd_levels"] = sweep
+        remove_tree(tree)
+
+    # floor and phases ----------------------------------------------------------------------------
+
+    def floor_and_phases(self) -> None:
+        """The floor and build-layer outside Bazel, alternating (paired runs, same wheels)."""
+        floors, builds = [], []
+        for i in range(self.runs):
+            for kind in ("floor", "build") if i % 2 == 0 else ("build", "floor"):
+                if kind == "floor":
+                    log(f"floor {i + 1}/{self.runs}: unzip the framework's wheels, tar | zstd")
+                    wall, data = self.tool_run("floor", str(self.scratch / "floor"), *self.tool["framework_wheels"])
+                    floors.append(data)
+                    remove_tree(self.scratch / "floor")
+                else:
+                    log(f"framework build-layer {i + 1}/{self.runs} outside Bazel, by phase (same inputs)")
+                    out = self.scratch / "phases"
+                    out.mkdir()
+                    wall, data = self.tool_run("build-layer", self.tool["framework_params"], str(out))
+                    builds.append({"wall": wall, **data})
+                    remove_tree(out)
+        self.results["floor"] = {
+            "runs": floors,
+            **{
+                key: median([r[key] for r in floors])
+                for key in ("unzip", "pack", "total", "cpu_floor", "bytecode_compile_all_cores")
+            },
+            "archive_bytes": floors[0]["archive_bytes"],
+            "tree_files": floors[0]["tree_files"],
+            "tree_bytes": floors[0]["tree_bytes"],
+            "zstd": floors[0]["zstd"],
+        }
+        names = sorted({name for run in builds for name in run["phases"]})
+        pairs = list(zip(builds, floors, strict=True))
+        self.results["phases"] = {
+            "runs": builds,
+            "total": median([r["total"] for r in builds]),
+            "wall": median([r["wall"] for r in builds]),
+            "cpu": median([r["cpu"] for r in builds]),
+            "phases": {name: median([r["phases"].get(name, 0.0) for r in builds]) for name in names},
+            "tree_files": builds[0].get("tree_files"),
+            "tree_bytes": builds[0].get("tree_bytes"),
+            "missing_hooks": builds[0].get("missing_hooks", []),
+            # Per pair (run next to each other, so under the same load), then the median.
+            "ratio_to_floor_wall": median([b["wall"] / f["total"] for b, f in pairs]),
+            "ratio_to_floor_cpu": median([b["cpu"] / f["cpu_floor"] for b, f in pairs if f["cpu_floor"]]),
+            "pip_to_unzip": median(
+                [b["phases"].get("pip install (child process)", 0.0) / f["unzip"] for b, f in pairs if f["unzip"]]
+            ),
+        }
+
+    def shutdown(self) -> None:
+        self.main.shutdown(remove=False)
+
+
+# --- machine and report ----------------------------------------------------------------------------------
+
+
+def machine_info(runtime_version: str) -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    bazel = subprocess.run([str(BAZEL_SH), "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    return {
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "cores_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory": memory,
+        "kernel": platform.release(),
+        "host_python": platform.python_version(),
+        "runtime_python": runtime_version,
+        "bazel": bazel,
+        "load_at_start": loadavg(),
+    }
+
+
+def s(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f} s"
+
+
+def mb(value: float | None) -> str:
+    return "n/a" if value is None else f"{value / 1e6:.1f} MB"
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def verdict(value: float | None, limit: float, fmt: str) -> str:
+    if value is None:
+        return "n/a"
+    return f"{fmt.format(value)}, target < {fmt.format(limit)}: **{'met' if value < limit else 'not met'}**"
+
+
+def render(results: dict[str, Any], runs: int, cold_runs: int) -> str:
+    m = results["machine"]
+    code = results.get("code", {})
+    version = f"{code['git'][:12]} + {code['modified_files']} modified/untracked file(s)" if code.get("git") else "?"
+    lines = [
+        f"- Code: rules_venvstacks {version}; {results.get('date', '')}.",
+        f"- Machine: {m['cpu_model']}, {m['cores']} cores ({m['cores_available']} available), {m['memory']},"
+        f" Linux {m['kernel']}; {m['bazel']}; runtime CPython {m['runtime_python']} (host Python {m['host_python']});"
+        f" load average at start {m['load_at_start']}, at end {m.get('load_at_end')}.",
+        f"- Stack: {RUNTIME} + {FRAMEWORK} ({', '.join(results['stack'][FRAMEWORK])}) + app_report"
+        f" ({', '.join(results['stack']['app_report']) or 'no packages'}) + app_stats (code only).",
+        "",
+        "| measure | median | runs | detail |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    row = lines.append
+    cold = results.get("cold", {})
+    per = cold.get("per_target", {})
+    if cold:
+        row(
+            f"| cold build, whole stack (fresh output base, warm repository cache) | {s(cold['wall'])} | {cold_runs} |"
+            f" Bazel elapsed {s(cold['elapsed'])}, critical path {s(cold['critical_path'])};"
+            " wall includes server start |"
+        )
+        for label, entry in per.items():
+            row(
+                f"| &nbsp;&nbsp;cold: action `{label}` | {s(entry['action'])} | {cold_runs} |"
+                f" tool process {s(entry['process'])}, sandbox set-up {s(entry['sandbox_setup'])} |"
+            )
+    noop = results.get("noop", {})
+    if noop:
+        row(
+            f"| no-op rebuild (server up) | {s(noop['elapsed'], 2)} | {runs} |"
+            f" Bazel elapsed; {verdict(noop['elapsed'], NOOP_TARGET_S, '{:.2f} s')}. Command wall {s(noop['wall'], 2)},"
+            f" of which tests/bazel.sh + client ≈ {s(noop['wrapper_version_call'], 2)} |"
+        )
+    incremental = results.get("incremental", {})
+    if incremental:
+        ran = sorted({a for r in incremental["runs"] for a in r["ran"]["executed"]})
+        row(
+            f"| incremental: app_report requirements changed (relock not timed) | {s(incremental['wall'])} | {runs} |"
+            f" Bazel elapsed {s(incremental['elapsed'])}; actions run: {', '.join(ran)} |"
+        )
+    remote = results.get("remote", {})
+    if remote and "skipped" not in remote:
+        share = ratio(remote["wall"], cold.get("wall"))
+        hits = [r["ran"]["remote_cache_hits"] for r in remote["runs"]]
+        spawns = [r["ran"]["spawns"] for r in remote["runs"]]
+        row(
+            f"| cold build + upload to the remote cache (populating it) | {s(remote['populate']['wall'])} | 1 |"
+            f" {ratio(remote['populate']['wall'], cold.get('wall')) or 0:.2f}x the cold build |"
+        )
+        row(
+            f"| fresh checkout, warm remote cache (nginx on 127.0.0.1) | {s(remote['wall'])} | {cold_runs} |"
+            f" {verdict(share, REMOTE_TARGET_RATIO, '{:.0%}')} of cold; Bazel elapsed {s(remote['elapsed'])};"
+            f" remote cache hits {min(hits)}/{max(spawns)} spawns |"
+        )
+    deploy = results.get("deploy", {})
+    if deploy:
+        tar_command = deploy["tar_command"].replace("|", "\\|")  # a table cell
+        phases = ", ".join(f"{k} {v:.2f} s" for k, v in deploy["tool_phases"].items() if v >= 0.005)
+        row(
+            f"| deploy whole stack: tool `deploy`, 4 archives (no Bazel) | {s(deploy['tool_wall'], 2)} | {runs} |"
+            f" CPU {s(deploy['tool_cpu'], 2)}; {phases} |"
+        )
+        row(
+            f"| `{tar_command}` of the same 4 archives | {s(deploy['tar_wall'], 2)} | {runs} |"
+            f" CPU {s(deploy['tar_cpu'], 2)} |"
+        )
+        row(
+            f"| **deploy / tar -x** (median of paired runs) | {deploy['ratio_wall']:.2f}x | {runs} |"
+            f" {verdict(deploy['ratio_wall'], DEPLOY_TARGET_RATIO, '{:.2f}x')};"
+            f" in CPU time {deploy['ratio_cpu'] or 0:.2f}x |"
+        )
+        row(
+            f"| `bazel run //stacks:app_report.deploy` (3 layers, server up) | {s(deploy['bazel_run_app_report'], 2)} |"
+            f" {runs} | the tool alone on the same 3 archives: {s(deploy['tool_app_report_layers'], 2)} |"
+        )
+    archives = results.get("archives", {})
+    for layer, entry in archives.get("layers", {}).items():
+        zst, xz = entry["tar.zst"], entry.get("tar.xz")
+        xz_text = (
+            f"{mb(xz['bytes'])} in {s(xz['seconds'])} (decompress {s(xz['decompress_seconds'], 2)})"
+            if xz
+            else "skipped"
+        )
+        same = "identical to Bazel's" if entry.get("identical_to_bazel_output") else "NOT identical to Bazel's"
+        row(
+            f"| archive `{layer}`: .tar.zst / .tar.xz | {mb(zst['bytes'])} / {xz_text.split(' in ')[0]} | 1 |"
+            f" unpacked {mb(entry['tree_bytes'])} in {entry['tree_files']} files; zst {s(zst['seconds'])}"
+            f" (decompress {s(zst['decompress_seconds'], 2)}; {same}),"
+            f" xz {xz_text} |"
+        )
+    sweep = results.get("zstd_levels", {})
+    if sweep:
+        parts = [
+            f"{level['level']}: {mb(level['bytes'])} {s(level['seconds'])} (unpack {s(level['decompress_seconds'], 2)})"
+            for level in sweep["levels"]
+        ]
+        row(
+            f"| zstd levels on the `{FRAMEWORK}` tar ({mb(sweep['tar_bytes'])}, {sweep['threads']} threads) |"
+            f" | {sweep['rounds']} | level: size, time (decompression) — {'; '.join(parts)} |"
+        )
+    floor = results.get("floor", {})
+    phases = results.get("phases", {})
+    if floor:
+        row(
+            f"| **floor**: unzip the {len(results['stack']['framework wheels'])} framework wheels + tar \\| zstd"
+            f" -{floor['zstd'][0]} ({floor['zstd'][1]} threads) | {s(floor['total'])} | {runs} |"
+            f" CPU {s(floor['cpu_floor'])}; unzip {s(floor['unzip'])}, pack {s(floor['pack'])};"
+            f" {mb(floor['tree_bytes'])} in {floor['tree_files']} files -> {mb(floor['archive_bytes'])};"
+            " bytecode compile of the same tree on all cores (not in the floor)"
+            f" {s(floor['bytecode_compile_all_cores'])} |"
+        )
+        framework = per.get(f"//stacks:{FRAMEWORK}", {}).get("action")
+        share = ratio(framework, floor["total"]) or 0
+        row(
+            f"| **framework layer build / floor** (cold Bazel action / floor) | {share:.2f}x |"
+            f" | {verdict(ratio(framework, floor['total']), FLOOR_TARGET_RATIO, '{:.2f}x')} (action {s(framework)},"
+            f" floor {s(floor['total'])}; not run side by side); against floor + bytecode compile"
+            f" {ratio(framework, floor['total'] + floor['bytecode_compile_all_cores']) or 0:.2f}x |"
+        )
+    if phases:
+        row(
+            f"| **framework `build-layer` outside Bazel / floor** (median of paired runs) |"
+            f" {phases['ratio_to_floor_wall']:.2f}x | {runs} |"
+            f" {verdict(phases['ratio_to_floor_wall'], FLOOR_TARGET_RATIO, '{:.2f}x')}; in CPU time"
+            f" {phases['ratio_to_floor_cpu'] or 0:.2f}x; pip install / plain unzip of the same wheels"
+            f" {phases['pip_to_unzip'] or 0:.2f}x |"
+        )
+        ordered = sorted(phases["phases"].items(), key=lambda kv: -kv[1])
+        parts = [f"{name} {value:.2f} s ({value / phases['total']:.0%})" for name, value in ordered if value >= 0.01]
+        row(
+            f"| framework `build-layer` outside Bazel, by phase | {s(phases['total'])} | {runs} |"
+            f" CPU {s(phases['cpu'])}; {'; '.join(parts)}; installed tree {mb(phases['tree_bytes'])}"
+            f" in {phases['tree_files']} files |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+@contextmanager
+def scratch_dir(keep: bool) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="venvstacks-bench-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        if keep:
+            log(f"kept the scratch directory {path}")
+        else:
+            remove_tree(path)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs per cheap measurement (median; default 3)")
+    parser.add_argument("--cold-runs", type=int, help="runs of the cold and fresh-checkout builds (default: --runs)")
+    parser.add_argument(
+        "--out", type=Path, default=CHECKOUT / "bench" / "results", help="where the JSON and Markdown go"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory and output bases")
+    parser.add_argument("--no-xz", action="store_true", help="skip the .tar.xz re-pack (the slowest step)")
+    args = parser.parse_args(argv)
+    if args.runs < 1 or (args.cold_runs is not None and args.cold_runs < 1):
+        parser.error("--runs and --cold-runs must be at least 1")
+    cold_runs = args.cold_runs or args.runs
+    started = time.perf_counter()
+    with scratch_dir(args.keep) as scratch, ExitStack() as stack:
+        runtime = make_local_runtime(scratch)
+        runtime_url = stack.enter_context(serve_directory(scratch))
+        bench = Bench(scratch, args.runs, cold_runs, args.keep, not args.no_xz)
+        bench.results["machine"] = machine_info(runtime.python_version)
+        try:
+            bench.setup(runtime_url, runtime)
+            for step in (
+                bench.cold,
+                bench.noop,
+                bench.incremental,
+                bench.remote,
+                bench.deploy,
+                bench.archive_sizes,
+                bench.floor_and_phases,
+            ):
+                load = loadavg()
+                step_start = time.perf_counter()
+                step()
+                bench.results.setdefault("step_seconds", {})[step.__name__] = {
+                    "seconds": round(time.perf_counter() - step_start, 1),
+                    "load_before": load,
+                }
+        finally:
+            bench.shutdown()
+        results = bench.results
+    results["machine"]["load_at_end"] = loadavg()
+    results["bench_seconds"] = round(time.perf_counter() - started, 1)
+    results["runs"] = args.runs
+    results["cold_runs"] = cold_runs
+    results["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    table = render(results, args.runs, cold_runs)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for name in (f"bench-{stamp}", "latest"):
+        (args.out / f"{name}.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        (args.out / f"{name}.md").write_text(table)
+    log(f"wrote {args.out / f'bench-{stamp}.json'} and .md ({results['bench_seconds']:.0f} s in all)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
