@@ -159,10 +159,10 @@ def test_missing_runtime_is_named(tmp_path: Path, archives: dict[str, Path]) -> 
     assert sorted(os.listdir(tmp_path)) == []
 
 
-def _tar_xz(path: Path, members: list[tuple[str, str, Any]]) -> Path:
-    """Write a .tar.xz from (name, kind, content or link target) without any checks."""
+def _tar_bytes(members: list[tuple[str, str, Any]], tar_format: int = tarfile.PAX_FORMAT) -> bytes:
+    """An uncompressed tar of (name, kind, content or link target) members, without any checks."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+    with tarfile.open(fileobj=buf, mode="w", format=tar_format) as tf:
         for name, kind, payload in members:
             info = tarfile.TarInfo(name)
             if kind == "dir":
@@ -173,11 +173,27 @@ def _tar_xz(path: Path, members: list[tuple[str, str, Any]]) -> Path:
                 info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
                 info.linkname = payload
                 tf.addfile(info)
+            elif kind == "fifo":
+                info.type = tarfile.FIFOTYPE
+                tf.addfile(info)
             else:
                 info.size = len(payload)
                 info.mode = 0o644
                 tf.addfile(info, io.BytesIO(payload))
-    path.write_bytes(lzma.compress(buf.getvalue()))
+    return buf.getvalue()
+
+
+def _tar_xz(path: Path, members: list[tuple[str, str, Any]]) -> Path:
+    """Write a .tar.xz from (name, kind, content or link target) without any checks."""
+    path.write_bytes(lzma.compress(_tar_bytes(members)))
+    return path
+
+
+def _tar_zst(path: Path, members: list[tuple[str, str, Any]], tar_format: int = tarfile.PAX_FORMAT) -> Path:
+    """Write a .tar.zst from (name, kind, content or link target) without any checks."""
+    import zstandard
+
+    path.write_bytes(zstandard.ZstdCompressor().compress(_tar_bytes(members, tar_format)))
     return path
 
 
@@ -226,9 +242,21 @@ UNSAFE: dict[str, tuple[list[tuple[str, str, Any]], str]] = {
 }
 
 
-@pytest.mark.parametrize("fmt", ["tar.xz", "zip"])
+@pytest.fixture
+def no_tarfile_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if extract_layer falls back from the lean tar.zst reader to tarfile."""
+
+    def refuse(archive: Path, extraction: object) -> None:
+        raise AssertionError(f"{archive.name}: the lean reader fell back to tarfile")
+
+    monkeypatch.setattr(deploy, "_extract_with_tarfile", refuse)
+
+
+@pytest.mark.parametrize("fmt", ["tar.xz", "tar.zst", "zip"])
 @pytest.mark.parametrize("case", sorted(UNSAFE))
-def test_unsafe_members_are_refused(tmp_path: Path, case: str, fmt: str) -> None:
+def test_unsafe_members_are_refused(tmp_path: Path, case: str, fmt: str, request: pytest.FixtureRequest) -> None:
+    if fmt == "tar.zst":
+        request.getfixturevalue("no_tarfile_fallback")  # the refusals fire on the lean reader
     if fmt == "zip" and "hardlink" in case:
         pytest.skip("zip has no hard links")
     extra, message = UNSAFE[case]
@@ -239,7 +267,7 @@ def test_unsafe_members_are_refused(tmp_path: Path, case: str, fmt: str) -> None
     (previous / "keep.txt").write_text("previous layer")
     members = _layer_members()
     members[1:1] = extra
-    writer = _tar_xz if fmt == "tar.xz" else _zip
+    writer = {"tar.xz": _tar_xz, "tar.zst": _tar_zst, "zip": _zip}[fmt]
     archive = writer(tmp_path / f"bad.{fmt}", members)
     with pytest.raises(VenvstacksError, match=message) as info:
         deploy.deploy([archive], dest)
@@ -317,3 +345,108 @@ def test_layer_without_postinstall_is_refused(tmp_path: Path) -> None:
     with pytest.raises(VenvstacksError, match=r"layer 'fw' has no postinstall\.py"):
         deploy.deploy([archive], tmp_path)
     assert not (tmp_path / "fw").exists()
+
+
+def _tree(root: Path) -> dict[str, tuple[Any, ...]]:
+    """Every path below `root`: its type, permission bits and content or symlink target."""
+    tree: dict[str, tuple[Any, ...]] = {}
+    for path in sorted(root.rglob("*")):
+        st = os.lstat(path)
+        rel = str(path.relative_to(root))
+        if stat.S_ISLNK(st.st_mode):
+            tree[rel] = ("symlink", os.readlink(path))
+        elif stat.S_ISDIR(st.st_mode):
+            tree[rel] = ("dir", stat.S_IMODE(st.st_mode))
+        else:
+            tree[rel] = ("file", stat.S_IMODE(st.st_mode), path.read_bytes())
+    return tree
+
+
+def _extract_both_ways(archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """extract_layer `archive` with the lean reader, and again with the tarfile fallback forced."""
+    lean, fallback = tmp_path / "lean", tmp_path / "fallback"
+    lean.mkdir()
+    fallback.mkdir()
+    with monkeypatch.context() as patch:
+        patch.setattr(deploy, "_extract_with_tarfile", lambda *_: pytest.fail("lean reader fell back"))
+        assert deploy.extract_layer(archive, tmp_path, lean) == "fw"
+
+    def not_lean(*_: object) -> None:
+        raise deploy._NotLean
+
+    with monkeypatch.context() as patch:
+        patch.setattr(deploy, "_extract_lean", not_lean)
+        assert deploy.extract_layer(archive, tmp_path, fallback) == "fw"
+    return lean, fallback
+
+
+def test_lean_reader_and_tarfile_fallback_write_identical_trees(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """write_archive's tar.zst: long (pax) and non-ASCII names, links, modes, multi-chunk data."""
+    long_dir = "fw/" + "d" * 90 + "/" + "e" * 90
+    big = bytes(range(256)) * (3 * (1 << 20) // 256 + 7)  # spans several 1 MiB reads
+    entries = [
+        ArchiveEntry("fw/bin/tool", "file", 0o755, data=b"#!/bin/sh\n"),
+        ArchiveEntry("fw/bin/python", "symlink", 0o777, link_target=f"../../{RUNTIME}/bin/python3"),
+        ArchiveEntry("fw/lib/empty.txt", "file", 0o644, data=b""),
+        ArchiveEntry("fw/lib/big.bin", "file", 0o600, data=big),
+        ArchiveEntry("fw/lib/sp\u00e4ce \u00fcn\u00efc\u00f6d\u00e9.py", "file", 0o700, data=b"x = 1\n"),
+        ArchiveEntry(f"{long_dir}/{'f' * 120}.txt", "file", 0o644, data=b"long\n"),
+        ArchiveEntry("fw/lib/long-link", "symlink", 0o777, link_target=f"../{long_dir[3:]}/{'f' * 120}.txt"),
+        ArchiveEntry("fw/share/empty-dir", "dir", 0o755),
+    ]
+    archive = tmp_path / "fw.tar.zst"
+    write_archive(entries, archive, "tar.zst", MTIME)
+    lean, fallback = _extract_both_ways(archive, tmp_path, monkeypatch)
+    tree = _tree(lean)
+    assert tree == _tree(fallback)
+    assert tree["bin/tool"][:2] == ("file", 0o755)
+    assert tree["lib/big.bin"] == ("file", 0o644, big)
+    assert tree["lib/long-link"] == ("symlink", f"../{long_dir[3:]}/{'f' * 120}.txt")
+    assert tree["share/empty-dir"][0] == "dir"
+
+
+def test_lean_reader_handles_tarfile_pax_and_hardlinks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    members = [
+        *_layer_members(),
+        ("fw/lib/copy.txt", "hardlink", "fw/lib/data.txt"),
+        ("fw/lib/" + "n" * 150 + ".txt", "file", b"pax name"),
+    ]
+    lean, fallback = _extract_both_ways(_tar_zst(tmp_path / "fw.tar.zst", members), tmp_path, monkeypatch)
+    assert _tree(lean) == _tree(fallback)
+    assert (lean / "lib/copy.txt").read_bytes() == b"new"
+
+
+def test_unhandled_tar_falls_back_to_tarfile_from_scratch(tmp_path: Path) -> None:
+    """A GNU long name after some members: the lean reader's partial tree is cleared first."""
+    members = [*_layer_members(), ("fw/lib/" + "g" * 150 + ".txt", "file", b"gnu")]
+    archive = _tar_zst(tmp_path / "fw.tar.zst", members, tarfile.GNU_FORMAT)
+    target = tmp_path / "target"
+    target.mkdir()
+    assert deploy.extract_layer(archive, tmp_path, target) == "fw"
+    assert (target / "lib" / ("g" * 150 + ".txt")).read_bytes() == b"gnu"
+    assert (target / "lib/data.txt").read_bytes() == b"new"
+
+
+def test_lean_reader_refuses_special_files(tmp_path: Path, no_tarfile_fallback: None) -> None:
+    members = [*_layer_members(), ("fw/lib/pipe", "fifo", None)]
+    archive = _tar_zst(tmp_path / "bad.tar.zst", members)
+    target = tmp_path / "target"
+    target.mkdir()
+    with pytest.raises(VenvstacksError, match=r"archive 'bad\.tar\.zst': member 'fw/lib/pipe' is a device"):
+        deploy.extract_layer(archive, tmp_path, target)
+
+
+def test_corrupt_tar_zst(tmp_path: Path) -> None:
+    good = tmp_path / "fw.tar.zst"
+    write_archive([ArchiveEntry("fw/a.bin", "file", 0o644, data=os.urandom(1 << 16))], good, "tar.zst", MTIME)
+    for name, data in {
+        "truncated.tar.zst": good.read_bytes()[:-40],
+        "garbled.tar.zst": good.read_bytes()[:100] + b"\xff" * 64 + good.read_bytes()[164:],
+    }.items():
+        bad = tmp_path / name
+        bad.write_bytes(data)
+        with pytest.raises(VenvstacksError, match=rf"archive '{name}': corrupt or truncated"):
+            deploy.deploy([bad], tmp_path / "dest")
+        assert leftovers(tmp_path / "dest") == []
