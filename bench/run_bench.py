@@ -74,6 +74,7 @@ sys.path.insert(0, str(CHECKOUT / "tests"))
 
 from support.http_server import serve_directory  # noqa: E402
 from support.local_pbs import make_local_runtime  # noqa: E402
+from support.stack_workspace import copy_checkout  # noqa: E402
 
 BAZEL_SH = CHECKOUT / "tests" / "bazel.sh"
 TOOL_PHASES = CHECKOUT / "bench" / "tool_phases.py"
@@ -257,15 +258,10 @@ def snapshot_rules(destination: Path) -> dict[str, Any]:
     work in it) cannot change the code being measured half-way. Returns the git state it copied.
     """
     git = ["git", "-C", str(CHECKOUT)]
-    listed = subprocess.run([*git, "ls-files", "-co", "--exclude-standard", "-z"], capture_output=True, text=True)
-    if listed.returncode != 0:
+    if subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True).returncode != 0:
         shutil.copytree(CHECKOUT, destination, symlinks=True, ignore=shutil.ignore_patterns("bazel-*", ".git"))
         return {"git": None}
-    for name in listed.stdout.split("\0"):
-        source = CHECKOUT / name
-        if name and source.is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, destination / name, follow_symlinks=False)
+    copy_checkout(destination)
     head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     status = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout
     return {"git": head, "modified_files": len(status.splitlines())}

@@ -18,6 +18,7 @@ import zstandard
 from support.bazel_workspace import CHECKOUT, Workspace
 from support.http_server import serve_directory
 from support.local_pbs import LocalRuntime, make_local_runtime
+from support.stack_workspace import copy_checkout
 
 pytestmark = pytest.mark.integration
 
@@ -148,18 +149,7 @@ def test_same_bytes_from_a_checkout_at_another_path(
     built: Workspace, served: tuple[LocalRuntime, str], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     runtime, url = served
-    other = tmp_path_factory.mktemp("checkout_b") / "rules_venvstacks"
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=CHECKOUT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    for name in files:
-        if (CHECKOUT / name).is_file():
-            (other / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(CHECKOUT / name, other / name)
+    other = copy_checkout(tmp_path_factory.mktemp("checkout_b") / "rules_venvstacks")
     workspace = _make_workspace(tmp_path_factory.mktemp("ws_b"), runtime, url, rules_path=other)
     try:
         workspace.bazel("build", "//:all")

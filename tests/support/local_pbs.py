@@ -9,6 +9,7 @@ is stable on one machine and can be pinned in a test workspace like a real PBS a
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import subprocess
@@ -86,8 +87,6 @@ def _add_member(
 
 def make_local_runtime(directory: Path, platform: str = "x86_64-unknown-linux-gnu") -> LocalRuntime:
     """Writes `cpython-X.Y.Z+local-PLATFORM-install_only.tar.gz` into `directory` (reused if there)."""
-    import hashlib
-
     python = find_relocatable_python()
     version = _python_version(python)
     minor = ".".join(version.split(".")[:2])

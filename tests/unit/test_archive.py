@@ -22,10 +22,10 @@ from venvstacks_tool import archive
 from venvstacks_tool.archive import (
     ArchiveEntry,
     read_tar_entries,
-    sha256_file,
     write_archive,
 )
 from venvstacks_tool.errors import VenvstacksError
+from venvstacks_tool.fsutil import sha256_file
 
 FORMATS = ("tar.zst", "tar.xz", "zip")
 MTIME = 1_700_000_000

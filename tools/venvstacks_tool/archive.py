@@ -31,8 +31,6 @@ from typing import IO, TYPE_CHECKING, BinaryIO, Literal, cast
 
 from venvstacks_tool.errors import VenvstacksError
 from venvstacks_tool.fsutil import CHUNK_SIZE, atomic_output
-from venvstacks_tool.fsutil import sha256_file as sha256_file  # re-exported: callers import it from here
-from venvstacks_tool.fsutil import write_bytes_atomic as write_bytes_atomic  # re-exported, likewise
 
 if TYPE_CHECKING:
     import zipfile

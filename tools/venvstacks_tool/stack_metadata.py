@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from venvstacks_tool.archive import write_bytes_atomic
 from venvstacks_tool.errors import VenvstacksError
+from venvstacks_tool.fsutil import write_bytes_atomic
 
 
 def build_parser() -> argparse.ArgumentParser:
