@@ -26,7 +26,10 @@ default the same):
   (both locks made once beforehand, so relocking is not timed), the actions that ran listed;
 * fresh checkout with a warm remote cache: one untimed-for-the-ratio build populates an nginx
   WebDAV cache on 127.0.0.1 (tests/support/remote_cache.py), then each run copies the workspace
-  to a new directory and builds it in a fresh output base with `--remote_cache`; ratio to cold;
+  to a new directory and builds it in a fresh output base with `--remote_cache`; ratio to cold,
+  and from `--profile` Bazel's server launch and repository fetching. Interleaved with those
+  runs, the same for a baseline, "Bazel alone": a workspace without dependencies whose one
+  genrule is a remote-cache hit, i.e. Bazel's own fixed cost, which no ruleset can remove;
 * deploy: the tool's `deploy` subcommand called directly on the four archives (no Bazel),
   alternating with `zstd -dc | tar -x` of the same archives (the ratio is the median over the
   pairs, in wall and in CPU time); and `bazel run //stacks:app_report.deploy` for scale;
@@ -87,6 +90,17 @@ APPS = ("app_report", "app_stats")
 APP_REPORT_VARIANTS = (["tabulate"], ["tabulate<0.9"])
 LAYERS = (RUNTIME, FRAMEWORK, *APPS)
 TARGET = "//stacks:stack"
+# The Bazel-alone baseline of the fresh-checkout measurement: a workspace with no dependencies
+# and one genrule, so that all that is left is Bazel's own fixed cost and one remote-cache hit.
+BASELINE_TARGET = "//:hello"
+BASELINE_MODULE = 'module(name = "bazel_baseline")\n'
+BASELINE_BUILD = """\
+genrule(
+    name = "hello",
+    outs = ["hello.txt"],
+    cmd = "echo hello > $@",
+)
+"""
 ZSTD_LEVELS = ("1", "3", "6", "9", "12")
 # The targets of the issue.
 NOOP_TARGET_S = 1.0
@@ -205,11 +219,16 @@ def read_execution_log(path: Path) -> list[dict[str, Any]]:
 _LABEL_RE = re.compile(r"(@?@?[\w.~+-]*//[^\s']*)")
 
 
+def profile_events(path: Path) -> list[dict[str, Any]]:
+    """The complete (`ph == "X"`) events of a `--profile` (Chrome trace JSON); none if it is missing."""
+    if not path.exists():
+        return []
+    return [e for e in json.loads(path.read_text()).get("traceEvents", []) if e.get("ph") == "X"]
+
+
 def profile_actions(path: Path) -> dict[str, dict[str, float]]:
     """Per target label: the action's wall time, its child process's and its sandbox set-up's (seconds)."""
-    if not path.exists():
-        return {}
-    events = [e for e in json.loads(path.read_text()).get("traceEvents", []) if e.get("ph") == "X"]
+    events = profile_events(path)
     result: dict[str, dict[str, float]] = {}
     for action in (e for e in events if e.get("cat") == "action processing"):
         match = _LABEL_RE.search(action.get("name", ""))
@@ -227,6 +246,39 @@ def profile_actions(path: Path) -> dict[str, dict[str, float]]:
         entry["process"] += inside("subprocess.run") / 1e6
         entry["sandbox_setup"] += inside("sandbox.createFileSystem") / 1e6
     return result
+
+
+def union_seconds(intervals: Sequence[tuple[float, float]]) -> float:
+    """The time covered by (begin, end) intervals in microseconds, overlaps counted once, in seconds."""
+    covered, reach = 0.0, float("-inf")
+    for begin, end in sorted(intervals):
+        if end > reach:
+            covered += end - max(begin, reach)
+            reach = end
+    return covered / 1e6
+
+
+def _is_repository_fetch(event: dict[str, Any]) -> bool:
+    # Bazel 7: category "Fetching repository" (named after the repository), plus "fetching: repository
+    # @@..." progress events in "general information", which lie inside the former.
+    name = event.get("name", "").lower()
+    return event.get("cat") == "Fetching repository" or name.startswith(("fetching repository", "fetching: repository"))
+
+
+def profile_phases(path: Path) -> dict[str, float | None]:
+    """Bazel's fixed costs in a `--profile` (seconds): server start, and repository fetching.
+
+    `server_launch` is the "Launch Blaze" event (client start to the server taking the command;
+    None if there is none: the server was already up). `repository_fetch` is the time covered by
+    any repository fetch; fetches run in parallel, so their intervals are merged, not summed.
+    """
+    events = profile_events(path)
+    launch = [e["dur"] for e in events if e.get("name") == "Launch Blaze"]
+    fetches = [(e["ts"], e["ts"] + e["dur"]) for e in events if _is_repository_fetch(e)]
+    return {
+        "server_launch": sum(launch) / 1e6 if launch else None,
+        "repository_fetch": union_seconds(fetches),
+    }
 
 
 def _remote_hit(entry: dict[str, Any]) -> bool:
@@ -344,6 +396,15 @@ def copy_workspace(source: Path, destination: Path) -> None:
     )
 
 
+def write_baseline_workspace(root: Path, bazelrc: Path) -> None:
+    """The Bazel-alone workspace: a MODULE.bazel without dependencies, `bazelrc` if it exists, one genrule."""
+    root.mkdir(parents=True)
+    (root / "MODULE.bazel").write_text(BASELINE_MODULE)
+    (root / "BUILD.bazel").write_text(BASELINE_BUILD)
+    if bazelrc.exists():
+        shutil.copyfile(bazelrc, root / ".bazelrc")
+
+
 def layer_wheels(params: Path, execroot: Path) -> list[str]:
     """The layer's own wheels: the `--wheel PATH=SHA256` arguments of its build-layer action.
 
@@ -367,6 +428,12 @@ def lock_packages(lock: Path) -> list[str]:
 
 def median(values: Sequence[float]) -> float | None:
     return statistics.median(values) if values else None
+
+
+def median_phases(runs: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+    """The median of each `profile_phases` figure over runs that have one."""
+    keys = ("server_launch", "repository_fetch")
+    return {key: median([r["profile"][key] for r in runs if r["profile"].get(key) is not None]) for key in keys}
 
 
 def children_cpu() -> float:
@@ -468,10 +535,17 @@ class Bench:
 
     # cold ----------------------------------------------------------------------------------------
 
-    def timed_build(self, ws: Workspace, name: str, *flags: str) -> tuple[BazelResult, dict[str, Any], dict[str, Any]]:
+    def profile_file(self, name: str) -> Path:
+        """Where `timed_build(..., name, ...)` writes its `--profile`."""
+        return self.scratch / f"{name}.profile.json"
+
+    def timed_build(
+        self, ws: Workspace, name: str, *flags: str, target: str = TARGET
+    ) -> tuple[BazelResult, dict[str, Any], dict[str, Any]]:
+        """`bazel build target` with an execution log and a profile: (result, per-action times, what ran)."""
         exec_log = self.scratch / f"{name}.exec.json"
-        profile = self.scratch / f"{name}.profile.json"
-        result = ws.bazel("build", f"--execution_log_json_file={exec_log}", f"--profile={profile}", *flags, TARGET)
+        profile = self.profile_file(name)
+        result = ws.bazel("build", f"--execution_log_json_file={exec_log}", f"--profile={profile}", *flags, target)
         return result, profile_actions(profile), executed(read_execution_log(exec_log))
 
     def cold(self) -> None:
@@ -563,6 +637,7 @@ class Bench:
     # remote cache ----------------------------------------------------------------------------------
 
     def remote(self) -> None:
+        """Fresh checkouts against a warm remote cache, interleaved with the Bazel-alone baseline."""
         try:
             from support.remote_cache import remote_cache
         except ImportError as error:
@@ -578,26 +653,78 @@ class Bench:
             result, _, ran = self.timed_build(ws, "populate", flag)
             ws.shutdown(remove=not self.keep)
             populate = {"wall": result.wall, "elapsed": result.elapsed, "ran": ran}
-            runs = []
+            baseline_root = self.scratch / "baseline"
+            write_baseline_workspace(baseline_root, self.main.root / ".bazelrc")
+            log("populating the remote cache for the Bazel-alone baseline (an empty workspace, one genrule)")
+            baseline_populate = self.baseline_build(baseline_root, "baseline-populate", flag)
+            runs, baseline_runs = [], []
             for i in range(self.cold_runs):
-                log(f"fresh checkout {i + 1}/{self.cold_runs} with the warm remote cache")
-                root = self.scratch / f"fresh-{i}"
-                copy_workspace(self.main.root, root)
-                ws = Workspace(root, self.scratch / f"ob-fresh-{i}")
-                load = loadavg()
-                result, actions, ran = self.timed_build(ws, f"fresh-{i}", flag)
-                ws.shutdown(remove=not self.keep)
-                if not self.keep:
-                    remove_tree(root)
-                runs.append(
-                    {"wall": result.wall, "elapsed": result.elapsed, "actions": actions, "ran": ran, "load": load}
-                )
+                # Alternating which goes first, so that load and caches weigh on both alike.
+                for kind in ("fresh", "baseline") if i % 2 == 0 else ("baseline", "fresh"):
+                    if kind == "fresh":
+                        log(f"fresh checkout {i + 1}/{self.cold_runs} with the warm remote cache")
+                        runs.append(self.fresh_checkout(i, flag))
+                    else:
+                        log(f"Bazel alone {i + 1}/{self.cold_runs}: empty workspace, fresh output base, 1 cache hit")
+                        baseline_runs.append(self.baseline_fresh(baseline_root, i, flag))
         self.results["remote"] = {
             "populate": populate,
             "runs": runs,
             "wall": median([r["wall"] for r in runs]),
             "elapsed": median([r["elapsed"] for r in runs if r["elapsed"] is not None]),
+            "profile": median_phases(runs),
+            "bazel_baseline": {
+                "populate": baseline_populate,
+                "runs": baseline_runs,
+                "wall": median([r["wall"] for r in baseline_runs]),
+                "elapsed": median([r["elapsed"] for r in baseline_runs if r["elapsed"] is not None]),
+                "remote_cache_hit": all(r["remote_cache_hit"] for r in baseline_runs),
+                "profile": median_phases(baseline_runs),
+            },
         }
+
+    def fresh_checkout(self, index: int, flag: str) -> dict[str, Any]:
+        """One fresh checkout of the stack built in a new output base against the remote cache."""
+        root = self.scratch / f"fresh-{index}"
+        copy_workspace(self.main.root, root)
+        ws = Workspace(root, self.scratch / f"ob-fresh-{index}")
+        load = loadavg()
+        result, actions, ran = self.timed_build(ws, f"fresh-{index}", flag)
+        ws.shutdown(remove=not self.keep)
+        if not self.keep:
+            remove_tree(root)
+        return {
+            "wall": result.wall,
+            "elapsed": result.elapsed,
+            "actions": actions,
+            "ran": ran,
+            "load": load,
+            "profile": profile_phases(self.profile_file(f"fresh-{index}")),
+        }
+
+    def baseline_build(self, root: Path, name: str, flag: str) -> dict[str, Any]:
+        """The baseline's genrule built in `root` with a new output base (shut down after)."""
+        ws = Workspace(root, self.scratch / f"ob-{name}")
+        load = loadavg()
+        result, _, ran = self.timed_build(ws, name, flag, target=BASELINE_TARGET)
+        ws.shutdown(remove=not self.keep)
+        return {
+            "wall": result.wall,
+            "elapsed": result.elapsed,
+            "ran": ran,
+            "remote_cache_hit": ran["remote_cache_hits"] == 1 and not ran["executed"],
+            "load": load,
+            "profile": profile_phases(self.profile_file(name)),
+        }
+
+    def baseline_fresh(self, template: Path, index: int, flag: str) -> dict[str, Any]:
+        """One fresh checkout of the baseline workspace: copied like the stack's, built like it."""
+        root = self.scratch / f"baseline-{index}"
+        copy_workspace(template, root)
+        run = self.baseline_build(root, f"baseline-{index}", flag)
+        if not self.keep:
+            remove_tree(root)
+        return run
 
     # deploy ----------------------------------------------------------------------------------------
 
@@ -716,9 +843,7 @@ class Bench:
             # Per pair (run next to each other, so under the same load), then the median.
             "ratio_to_floor_wall": median([b["wall"] / f["total"] for b, f in pairs]),
             "ratio_to_floor_cpu": median([b["cpu"] / f["cpu_floor"] for b, f in pairs if f["cpu_floor"]]),
-            "pip_to_unzip": median(
-                [b["phases"].get("pip install (child process)", 0.0) / f["unzip"] for b, f in pairs if f["unzip"]]
-            ),
+            "install_to_unzip": median([(b.get("install") or 0.0) / f["unzip"] for b, f in pairs if f["unzip"]]),
         }
 
     def shutdown(self) -> None:
@@ -770,10 +895,29 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+def times(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
 def verdict(value: float | None, limit: float, fmt: str) -> str:
     if value is None:
         return "n/a"
     return f"{fmt.format(value)}, target < {fmt.format(limit)}: **{'met' if value < limit else 'not met'}**"
+
+
+def render_baseline(baseline: dict[str, Any], fresh_wall: float | None, cold_wall: float | None, runs: int) -> str:
+    """The table row of the Bazel-alone baseline, set against the cold build and the fresh checkout."""
+    share = ratio(baseline["wall"], cold_wall)
+    rest = fresh_wall - baseline["wall"] if fresh_wall is not None and baseline["wall"] is not None else None
+    hits = sum(r["remote_cache_hit"] for r in baseline["runs"])
+    phases = baseline.get("profile", {})
+    return (
+        f"| &nbsp;&nbsp;Bazel alone: empty workspace, fresh output base, 1 remote-cache hit | {s(baseline['wall'])} |"
+        f" {runs} | {'n/a' if share is None else f'{share:.0%}'} of cold; the stack's fresh checkout minus this:"
+        f" {s(rest)}; Bazel elapsed {s(baseline['elapsed'])}; genrule a remote cache hit in"
+        f" {hits}/{len(baseline['runs'])} runs; server launch {s(phases.get('server_launch'), 2)},"
+        f" repository fetching {s(phases.get('repository_fetch'), 2)} |"
+    )
 
 
 def render(results: dict[str, Any], runs: int, cold_runs: int) -> str:
@@ -826,13 +970,18 @@ def render(results: dict[str, Any], runs: int, cold_runs: int) -> str:
         spawns = [r["ran"]["spawns"] for r in remote["runs"]]
         row(
             f"| cold build + upload to the remote cache (populating it) | {s(remote['populate']['wall'])} | 1 |"
-            f" {ratio(remote['populate']['wall'], cold.get('wall')) or 0:.2f}x the cold build |"
+            f" {times(ratio(remote['populate']['wall'], cold.get('wall')))} the cold build |"
         )
+        profile = remote.get("profile", {})
         row(
             f"| fresh checkout, warm remote cache (nginx on 127.0.0.1) | {s(remote['wall'])} | {cold_runs} |"
             f" {verdict(share, REMOTE_TARGET_RATIO, '{:.0%}')} of cold; Bazel elapsed {s(remote['elapsed'])};"
-            f" remote cache hits {min(hits)}/{max(spawns)} spawns |"
+            f" remote cache hits {min(hits)}/{max(spawns)} spawns; server launch {s(profile.get('server_launch'), 2)},"
+            f" repository fetching {s(profile.get('repository_fetch'), 2)} |"
         )
+        baseline = remote.get("bazel_baseline")
+        if baseline:
+            row(render_baseline(baseline, remote["wall"], cold.get("wall"), cold_runs))
     deploy = results.get("deploy", {})
     if deploy:
         tar_command = deploy["tar_command"].replace("|", "\\|")  # a table cell
@@ -903,8 +1052,8 @@ def render(results: dict[str, Any], runs: int, cold_runs: int) -> str:
             f"| **framework `build-layer` outside Bazel / floor** (median of paired runs) |"
             f" {phases['ratio_to_floor_wall']:.2f}x | {runs} |"
             f" {verdict(phases['ratio_to_floor_wall'], FLOOR_TARGET_RATIO, '{:.2f}x')}; in CPU time"
-            f" {phases['ratio_to_floor_cpu'] or 0:.2f}x; pip install / plain unzip of the same wheels"
-            f" {phases['pip_to_unzip'] or 0:.2f}x |"
+            f" {phases['ratio_to_floor_cpu'] or 0:.2f}x; installing the wheels (bytecode compile overlapping)"
+            f" / plain unzip of the same wheels {phases.get('install_to_unzip') or 0:.2f}x |"
         )
         ordered = sorted(phases["phases"].items(), key=lambda kv: -kv[1])
         parts = [f"{name} {value:.2f} s ({value / phases['total']:.0%})" for name, value in ordered if value >= 0.01]
@@ -914,6 +1063,10 @@ def render(results: dict[str, Any], runs: int, cold_runs: int) -> str:
             f" in {phases['tree_files']} files |"
         )
     return "\n".join(lines) + "\n"
+
+
+# The measurements, in the order they run (names of Bench methods; `--only` picks some).
+STEPS = ("cold", "noop", "incremental", "remote", "deploy", "archive_sizes", "floor_and_phases")
 
 
 @contextmanager
@@ -937,7 +1090,17 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory and output bases")
     parser.add_argument("--no-xz", action="store_true", help="skip the .tar.xz re-pack (the slowest step)")
+    parser.add_argument(
+        "--only",
+        type=lambda text: [name for name in text.split(",") if name],
+        default=[],
+        metavar="STEP[,STEP]",
+        help=f"run only these measurements (after the untimed set-up): {', '.join(STEPS)}",
+    )
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.only) - set(STEPS))
+    if unknown:
+        parser.error(f"--only: unknown step(s) {', '.join(unknown)}; the steps are {', '.join(STEPS)}")
     if args.runs < 1 or (args.cold_runs is not None and args.cold_runs < 1):
         parser.error("--runs and --cold-runs must be at least 1")
     cold_runs = args.cold_runs or args.runs
@@ -949,15 +1112,10 @@ def main(argv: list[str]) -> int:
         bench.results["machine"] = machine_info(runtime.python_version)
         try:
             bench.setup(runtime_url, runtime)
-            for step in (
-                bench.cold,
-                bench.noop,
-                bench.incremental,
-                bench.remote,
-                bench.deploy,
-                bench.archive_sizes,
-                bench.floor_and_phases,
-            ):
+            for name in STEPS:
+                if args.only and name not in args.only:
+                    continue
+                step = getattr(bench, name)
                 load = loadavg()
                 step_start = time.perf_counter()
                 step()

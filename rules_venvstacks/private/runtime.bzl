@@ -20,7 +20,7 @@ def _venvstacks_runtime_impl(ctx):
             interpreter = ctx.file.interpreter,
             files = depset(ctx.files.files),
             tool_site = depset(ctx.files.tool_site),
-            lock_site = depset(ctx.files.lock_site),
+            lock_zips = ctx.files.lock_zips,
             tool_site_marker = ctx.file.tool_site_marker,
             tool_zips = ctx.files.tool_zips,
             source_date_epoch = ctx.attr.source_date_epoch,
@@ -42,7 +42,7 @@ venvstacks_runtime = rule(
         "source_sha256": attr.string(mandatory = True, doc = "sha256 of the downloaded archive."),
         "source_urls": attr.string_list(doc = "Where the archive came from."),
         "strip_prefix": attr.string(mandatory = True, doc = "Installation directory inside the archive."),
-        "lock_site": attr.label_list(allow_files = True, doc = "The unpacked wheels only locking needs (pip-tools)."),
+        "lock_zips": attr.label_list(allow_files = [".whl"], doc = "Pure-Python wheels only locking needs (pip-tools)."),
         "tool_site": attr.label_list(allow_files = True, doc = "The tool's unpacked wheels for build actions."),
         "tool_zips": attr.label_list(allow_files = [".whl"], doc = "Pure-Python tool wheels imported from the zip."),
         "tool_site_marker": attr.label(

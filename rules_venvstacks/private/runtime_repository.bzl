@@ -73,23 +73,22 @@ def _runtime_repository_impl(rctx):
     windows = "windows" in rctx.attr.platform
     interpreter = _check_layout(rctx, what, archive_name, rctx.attr.strip_prefix, rctx.attr.python_version, windows)
 
-    # Build actions get tool_site (zstandard, pip); `.lock` targets also lock_site (pip-tools
-    # and the rest), so a resolver bump never changes a layer's action key. A pure-Python build
-    # wheel stays one zip file on sys.path (zipimport): one action input instead of ~850 for pip,
-    # which is what the sandbox pays for per action.
-    tool_zips = []
+    # Build actions get tool_site (zstandard) and tool_zips (installer); `.lock` targets also
+    # lock_zips (pip, pip-tools and the rest), so a resolver bump never changes a layer's action
+    # key. A pure-Python wheel stays one zip file on sys.path (zipimport): one action input instead
+    # of hundreds, which the sandbox pays for per action, and nothing to unpack in every fresh
+    # output base. Only binary wheels are unpacked.
+    zips = {"build": [], "lock": []}
     for wheel in json.decode(rctx.attr.tool_wheels):
         file_name = wheel["url"].rpartition("/")[2]
-        if wheel["role"] == "build" and file_name.endswith("-none-any.whl"):
-            rctx.download(url = wheel["url"], sha256 = wheel["sha256"], output = "tool_zips/" + file_name)
-            tool_zips.append("tool_zips/" + file_name)
-            continue
-        rctx.download_and_extract(
-            url = wheel["url"],
-            sha256 = wheel["sha256"],
-            type = "zip",
-            output = "lock_site" if wheel["role"] == "lock" else "tool_site",
-        )
+        if file_name.endswith("-none-any.whl"):
+            output = "%s_zips/%s" % ("lock" if wheel["role"] == "lock" else "tool", file_name)
+            rctx.download(url = wheel["url"], sha256 = wheel["sha256"], output = output)
+            zips[wheel["role"]].append(output)
+        elif wheel["role"] == "build":
+            rctx.download_and_extract(url = wheel["url"], sha256 = wheel["sha256"], type = "zip", output = "tool_site")
+        else:
+            fail("%s: the lock-only tool wheel %s must be pure Python (it is used as a zip)" % (what, file_name))
 
     root = "unpacked/" + rctx.attr.strip_prefix if rctx.attr.strip_prefix else "unpacked"
     rctx.file("BUILD.bazel", """\
@@ -108,7 +107,7 @@ venvstacks_runtime(
     source_sha256 = "{sha256}",
     source_urls = {source_urls},
     strip_prefix = "{strip_prefix}",
-    lock_site = glob(["lock_site/**"], exclude = {excludes}),
+    lock_zips = {lock_zips},
     tool_site = glob(["tool_site/**"], exclude = {excludes}),
     tool_site_marker = "tool_site/zstandard/__init__.py",
     tool_zips = {tool_zips},
@@ -135,7 +134,8 @@ alias(
         # A local archive's absolute path stays out of the metadata: it names the machine.
         source_urls = repr([] if rctx.attr.archive else rctx.attr.urls),
         strip_prefix = rctx.attr.strip_prefix,
-        tool_zips = repr(sorted(tool_zips)),
+        tool_zips = repr(sorted(zips["build"])),
+        lock_zips = repr(sorted(zips["lock"])),
     ))
 
 runtime_repository = repository_rule(

@@ -39,7 +39,7 @@ def tool_site_path(runtime):
 def tool_site_runfiles_path(runtime):
     """Runfiles-relative sys.path entries of the tool's wheels (for run and test targets)."""
     site = _parent(_parent(runtime.tool_site_marker.short_path))
-    return ":".join([site] + [wheel.short_path for wheel in runtime.tool_zips] + [_parent(site) + "/lock_site"])
+    return ":".join([site] + [wheel.short_path for wheel in runtime.tool_zips + runtime.lock_zips])
 
 def tool_inputs(ctx, runtime, build_action = True):
     """The files the tool needs on `runtime`.
@@ -54,14 +54,15 @@ def tool_inputs(ctx, runtime, build_action = True):
       A depset of File.
     """
     if build_action:
-        sources, sites = ctx.attr._tool_build_sources, [runtime.tool_site]
+        sources, zips = ctx.attr._tool_build_sources, runtime.tool_zips
     else:
-        sources, sites = ctx.attr._tool_sources, [runtime.tool_site, runtime.lock_site]
+        sources, zips = ctx.attr._tool_sources, runtime.tool_zips + runtime.lock_zips
     return depset(transitive = [
         runtime.files,
+        runtime.tool_site,
         sources[DefaultInfo].files,
-        depset([ctx.file._tool_entry, runtime.interpreter] + runtime.tool_zips),
-    ] + sites)
+        depset([ctx.file._tool_entry, runtime.interpreter] + zips),
+    ])
 
 def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, progress_message):
     """Registers an action that runs `venvstacks_tool SUBCOMMAND @params` on `runtime`.

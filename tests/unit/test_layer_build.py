@@ -1,8 +1,8 @@
 """Tests of `build-layer` (venvstacks_tool.layer_build), on small real wheels built here.
 
-The host interpreter stands in for the layer's runtime: `build-layer` runs in-process and runs
-pip (from the host environment) and the bytecode compiler on `sys.executable`. The inputs come
-from tests/support/layer_inputs.py, shared with tests/unit/test_deploy.py.
+The host interpreter stands in for the layer's runtime: `build-layer` runs in-process, with PyPA's
+`installer` from the host environment, and runs the bytecode compiler on `sys.executable`. The
+inputs come from tests/support/layer_inputs.py, shared with tests/unit/test_deploy.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import marshal
 import os
 import shutil
 import sys
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -281,38 +280,64 @@ def test_hash_mismatch_names_the_wheel(
     assert not (tmp_path / "fw.tar.zst").exists()
 
 
-def test_pip_rejects_a_wheel_its_hash_does_not_cover(tmp_path: Path, inputs: dict[str, Any]) -> None:
-    """pip's own --require-hashes check runs too (here: the wheel changes after our check)."""
-    wheel = tmp_path / "wheels" / inputs["fw_wheel"].name
+def test_a_wheel_that_is_not_a_zip_is_named(tmp_path: Path) -> None:
+    wheel = tmp_path / "wheels" / "broken-1.0-py3-none-any.whl"
     wheel.parent.mkdir()
-    shutil.copyfile(inputs["fw_wheel"], wheel)
+    wheel.write_bytes(b"not a zip file")
     args = layer_build.build_parser().parse_args(build_argv(tmp_path, "fw", wheels=[wheel]))
-    real_check = layer_build._check_wheels
+    with pytest.raises(VenvstacksError, match=r"layer 'fw': wheel 'broken-1\.0-py3-none-any\.whl' cannot be installed"):
+        layer_build.build_layer(args)
+    assert not (tmp_path / "fw.tar.zst").exists()
 
-    def check_then_tamper(wheels: list[layer_build.Wheel], layer: str) -> None:
-        real_check(wheels, layer)
-        with zipfile.ZipFile(wheel, "a") as zf:
-            zf.writestr("fwpkg/extra.py", b"")
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(layer_build, "_check_wheels", check_then_tamper)
-        with pytest.raises(VenvstacksError, match=r"pip could not install .*fwpkg-1\.0-py3-none-any\.whl"):
-            layer_build.build_layer(args)
+def test_a_wheel_member_outside_its_scheme_is_refused(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path / "wheels", "escape", "1.0", files={"escape/__init__.py": b"", "../../evil.py": b""})
+    args = layer_build.build_parser().parse_args(build_argv(tmp_path, "fw", wheels=[wheel]))
+    with pytest.raises(VenvstacksError, match=r"wheel 'escape-1\.0-py3-none-any\.whl' cannot be installed.*outside"):
+        layer_build.build_layer(args)
+    assert not list(tmp_path.rglob("evil.py"))
+
+
+def test_a_later_wheel_replaces_a_file_and_its_pyc_follows(tmp_path: Path) -> None:
+    """As with pip, the later wheel's file wins; the bytecode is that of the final file."""
+    wheels_dir = tmp_path / "wheels"
+    first = build_wheel(wheels_dir, "ns_a", "1.0", files={"ns/__init__.py": b"WHO = 'a'\n", "ns/a.py": b""})
+    second = build_wheel(wheels_dir, "ns_b", "1.0", files={"ns/__init__.py": b"WHO = 'b'\n", "ns/b.py": b""})
+    build(build_argv(tmp_path, "fw", wheels=[first, second]))
+    listing = archive_listing(tmp_path / "fw.tar.zst")
+    assert listing[f"fw/{SITE}/ns/__init__.py"][2] == b"WHO = 'b'\n"
+    pyc = listing[f"fw/{SITE}/ns/__pycache__/__init__.{PYC_TAG}.pyc"][2]
+    namespace: dict[str, Any] = {}
+    exec(marshal.loads(pyc[16:]), namespace)
+    assert namespace["WHO"] == "b"
 
 
 def test_build_machine_path_is_refused(tmp_path: Path) -> None:
+    """A wheel built in the same build (--local-wheel) is scanned for the build's paths."""
     wheels_dir = tmp_path / "wheels"
     wheel_path = wheels_dir / "leaky-1.0-py3-none-any.whl"
     build_wheel(
         wheels_dir, "leaky", "1.0", files={"leaky/__init__.py": b"", "leaky/where.txt": os.fsencode(wheel_path)}
     )
+    argv = build_argv(tmp_path, "fw", extra=("--local-wheel", str(wheel_path)))
     with pytest.raises(VenvstacksError) as info:
-        layer_build.build_layer(layer_build.build_parser().parse_args(build_argv(tmp_path, "fw", wheels=[wheel_path])))
+        layer_build.build_layer(layer_build.build_parser().parse_args(argv))
     message = str(info.value)
     assert f"'fw/{SITE}/leaky/where.txt'" in message
     assert "leaky-1.0-py3-none-any.whl" in message
     assert not (tmp_path / "fw.tar.zst").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".fw.build-")]
+
+
+def test_a_locked_wheels_own_bytes_are_not_scanned(tmp_path: Path) -> None:
+    """A locked wheel's bytes were pinned before the build, so they cannot hold its paths."""
+    wheels_dir = tmp_path / "wheels"
+    wheel_path = wheels_dir / "fixed-1.0-py3-none-any.whl"
+    build_wheel(
+        wheels_dir, "fixed", "1.0", files={"fixed/__init__.py": b"", "fixed/where.txt": os.fsencode(wheel_path)}
+    )
+    build(build_argv(tmp_path, "fw", wheels=[wheel_path]))
+    assert f"fw/{SITE}/fixed/where.txt" in archive_listing(tmp_path / "fw.tar.zst")
 
 
 def test_app_file_clashing_with_a_wheel_file(tmp_path: Path, inputs: dict[str, Any]) -> None:
@@ -424,3 +449,30 @@ def test_lock_file_and_required_layer_metadata(tmp_path: Path, fw_build: Path) -
         layer_build.build_layer(
             layer_build.build_parser().parse_args([*argv, "--lock-file", str(lock), "--lock-hash", "x"])
         )
+
+
+def test_data_directory_schemes(tmp_path: Path) -> None:
+    """`.data/{scripts,headers,data,purelib}` land where pip's `--prefix` install puts them."""
+    data = "datapkg-1.0.data"
+    wheel = build_wheel(
+        tmp_path / "wheels",
+        "datapkg",
+        "1.0",
+        files={
+            "datapkg/__init__.py": b"",
+            f"{data}/scripts/datatool": b"#!python\nprint('hi')\n",
+            f"{data}/headers/datapkg.h": b"/* header */\n",
+            f"{data}/data/share/datapkg/notes.txt": b"notes\n",
+            f"{data}/purelib/datapkg_extra.py": b"EXTRA = 1\n",
+        },
+    )
+    build(build_argv(tmp_path, "fw", wheels=[wheel]))
+    listing = archive_listing(tmp_path / "fw.tar.zst")
+    assert listing["fw/bin/datatool"][2] == layer_build.RELOCATABLE_SHEBANG + b"print('hi')\n"
+    assert listing["fw/bin/datatool"][1] & 0o111
+    assert listing[f"fw/include/python{XY}/datapkg/datapkg.h"][2] == b"/* header */\n"
+    assert listing["fw/share/datapkg/notes.txt"][2] == b"notes\n"
+    assert f"fw/{SITE}/__pycache__/datapkg_extra.{PYC_TAG}.pyc" in listing
+    record = listing[f"fw/{SITE}/datapkg-1.0.dist-info/RECORD"][2].decode()
+    assert f"../../../include/python{XY}/datapkg/datapkg.h," in record
+    assert listing[f"fw/{SITE}/datapkg-1.0.dist-info/INSTALLER"][2] == b"venvstacks\n"

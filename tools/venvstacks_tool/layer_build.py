@@ -3,13 +3,14 @@
 Runs inside a sandboxed, network-free action on the layer's runtime interpreter (`sys.executable`
 is the runtime's `bin/python3`). Every step depends only on the arguments and the input files:
 
-1. Install the layer's locked wheels offline with pip into `<scratch>/<layer>` (`--prefix`, hash
-   checked, no index, no dependency resolution, no bytecode), then check that they landed in the
-   runtime's `lib/pythonX.Y/site-packages`.
-2. Remove what pip records about the build machine: `direct_url.json` (the sandbox `file://` URL
-   of the wheel) and the absolute interpreter in console-script shebangs, which become a `/bin/sh`
-   + Python polyglot that runs the layer's own `bin/python` found next to the script at run time;
-   the RECORD files are updated to match.
+1. Install the layer's wheels into `<scratch>/<layer>` in this process (`wheel_install`: PyPA's
+   `installer`, each wheel hash-checked against the lock through the file it is unpacked from),
+   in the runtime's `lib/pythonX.Y/site-packages`. While the next wheel unpacks, the previous
+   one's sources compile to bytecode in child processes (`bytecode`), which is what keeps the
+   layer near the cost of unzipping its wheels.
+2. Make console scripts relocatable: the placeholder interpreter in their shebangs becomes a
+   `/bin/sh` + Python polyglot that runs the layer's own `bin/python` found next to the script
+   at run time; the RECORD files are updated to match.
 3. Copy the application's own files into site-packages.
 4. Add the stacking files (venvstacks' deployment protocol): `bin/python`, `bin/python3` and
    `bin/pythonX.Y` are relative symlinks to the runtime layer's `bin/python3`;
@@ -17,19 +18,21 @@ is the runtime's `bin/python3`). Every step depends only on the arguments and th
    declared order, then the runtime's) relative to it; the layer config
    `share/venv/metadata/venvstacks_layer.json`; and `postinstall.py` (a verbatim copy of
    `postinstall_template.py`), which writes `pyvenv.cfg` once the layer is deployed.
-5. Optionally compile bytecode: unchecked-hash pycs whose `co_filename` is relative, written by
-   fresh interpreters with a fixed hash seed over a fixed partition of the sorted sources, so the
-   bytes do not depend on the machine, its CPU count or the tool's own state.
-6. Refuse the tree if any file still holds the absolute path of the scratch directory, the
-   wheels, the application sources or the runtime; then pack it with `archive.write_archive` and
-   write the metadata JSON.
+5. Optionally compile bytecode (the wheels' sources from step 1 on, the rest now): unchecked-hash
+   pycs whose `co_filename` is relative, written by fresh interpreters with a fixed hash seed over
+   a partition of the sorted sources fixed by the inputs, so the bytes do not depend on the
+   machine, its CPU count, timing or the tool's own state.
+6. Refuse the tree if any file that this build wrote or copied holds the absolute path of the
+   scratch directory, the wheels, the application sources or the runtime; then pack it with
+   `archive.write_archive` and write the metadata JSON. Files unpacked verbatim from a locked
+   wheel are not read again: their bytes were fixed, by sha256, before this build existed.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import concurrent.futures
+import contextlib
 import csv
 import hashlib
 import io
@@ -47,6 +50,7 @@ from typing import Any
 
 from venvstacks_tool import postinstall_template
 from venvstacks_tool.archive import ARCHIVE_FORMATS, tree_entries, write_archive
+from venvstacks_tool.bytecode import BytecodeCompiler
 from venvstacks_tool.errors import VenvstacksError
 from venvstacks_tool.fsutil import CHUNK_SIZE, json_bytes, sha256_file, write_bytes_atomic
 from venvstacks_tool.layer_metadata import (
@@ -58,7 +62,7 @@ from venvstacks_tool.layer_metadata import (
     archive_record,
     is_layer_name,
 )
-from venvstacks_tool.process import output_tail, pip_command, run_captured
+from venvstacks_tool.wheel_install import SCRIPT_INTERPRETER, Schemes, install_wheel
 
 POSTINSTALL_TEMPLATE = Path(__file__).with_name("postinstall_template.py")
 
@@ -83,40 +87,18 @@ RELOCATABLE_SHEBANG = b"\n".join(
 _SH_POLYGLOT_START = b"#!/bin/sh\n'''exec' "
 _SH_POLYGLOT_END = b"\n' '''\n"
 
-# Sources per bytecode-compiling interpreter. The partition of the sorted sources into chunks of
-# this size (not the number of CPUs) decides which interpreter compiles which file, so the output
-# cannot depend on the machine.
-_COMPILE_CHUNK = 400
-# Run by `python -S -B -c` with a relative list file, from the scratch directory: `co_filename`
-# is the relative path, so no absolute path reaches a pyc. A file that does not compile (Python 2
-# leftovers in some wheels) gets no pyc and is named in the output.
-_COMPILE_SCRIPT = """\
-import sys
-del sys.path[0]
-import importlib.util, py_compile, warnings
-warnings.simplefilter("ignore")
-with open(sys.argv[1], encoding="utf-8") as f:
-    sources = f.read().splitlines()
-for source in sources:
-    try:
-        py_compile.compile(
-            source,
-            cfile=importlib.util.cache_from_source(source),
-            dfile=source,
-            doraise=True,
-            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-        )
-    except Exception:
-        print(source)
-"""
-
 
 @dataclass(frozen=True)
 class Wheel:
-    """A locked wheel: its path and expected sha256."""
+    """A wheel of the layer: its path, expected sha256, and whether a lock pinned it.
+
+    A locked wheel's bytes were fixed before the build; a local one (`--local-wheel`) was built in
+    the same build and may hold its paths, so only the latter's files are scanned for them.
+    """
 
     path: Path
     sha256: str
+    locked: bool = True
 
 
 @dataclass(frozen=True)
@@ -125,6 +107,7 @@ class LayerPaths:
 
     lib_dir: str  # e.g. "python3.12" (or "python3.13t")
     site_dir: str  # e.g. "lib/python3.12/site-packages"
+    include_dir: str  # e.g. "include/python3.12"
     xy: str  # e.g. "3.12"
 
 
@@ -290,7 +273,7 @@ def _parse_arguments(args: argparse.Namespace) -> tuple[list[Wheel], list[AppFil
         if path.name in wheel_names:
             raise VenvstacksError(f"layer {layer!r}: wheel {path.name!r} is given twice")
         wheel_names.add(path.name)
-        wheels.append(Wheel(path, sha256_file(path)))
+        wheels.append(Wheel(path, sha256_file(path), locked=False))
 
     app_files: list[AppFile] = []
     dests: set[PurePosixPath] = set()
@@ -345,13 +328,14 @@ def _lock_hash(args: argparse.Namespace, layer: str) -> str:
 
 
 def _layer_paths(layer: str, xy: str) -> LayerPaths:
-    """The site-packages directory pip's `--prefix` install uses on this (posix_prefix) runtime."""
+    """The site-packages and include directories of a prefix on this (posix_prefix) runtime."""
     root = "/venvstacks-layer-root"
     scheme_vars = {"base": root, "platbase": root, "installed_base": root, "installed_platbase": root}
-    relative = set()
-    for key in ("purelib", "platlib"):
-        path = sysconfig.get_path(key, "posix_prefix", vars=scheme_vars)
-        relative.add(PurePosixPath(path).relative_to(root).as_posix())
+
+    def relative_path(key: str) -> str:
+        return PurePosixPath(sysconfig.get_path(key, "posix_prefix", vars=scheme_vars)).relative_to(root).as_posix()
+
+    relative = {relative_path("purelib"), relative_path("platlib")}
     site_dir = relative.pop() if len(relative) == 1 else ""
     match = _SITE_DIR_RE.fullmatch(site_dir)
     if match is None or match.group(1) != xy:
@@ -359,22 +343,18 @@ def _layer_paths(layer: str, xy: str) -> LayerPaths:
             f"layer {layer!r}: the runtime {sys.executable} installs packages into"
             f" {sorted(relative) or [site_dir]}, not lib/python{xy}/site-packages"
         )
-    return LayerPaths(lib_dir=site_dir.split("/")[1], site_dir=site_dir, xy=xy)
+    return LayerPaths(lib_dir=site_dir.split("/")[1], site_dir=site_dir, include_dir=relative_path("include"), xy=xy)
 
 
-def _check_wheels(wheels: list[Wheel], layer: str) -> None:
+def _check_wheels_exist(wheels: list[Wheel], layer: str) -> None:
+    """Fail before any work if a wheel is missing (its sha256 is checked as it is installed)."""
     for wheel in wheels:
         if not wheel.path.is_file():
             raise VenvstacksError(f"layer {layer!r}: wheel {wheel.path.name!r} does not exist ({wheel.path})")
-        actual = sha256_file(wheel.path)
-        if actual != wheel.sha256:
-            raise VenvstacksError(
-                f"layer {layer!r}: wheel {wheel.path.name!r} has sha256 {actual}, but the lock says {wheel.sha256}"
-            )
 
 
 def _child_env(tmp: Path, mtime: int) -> dict[str, str]:
-    """A minimal environment for the pip and compile children: nothing from the host but PATH."""
+    """A minimal environment for the bytecode compilers: nothing from the host but PATH."""
     env = {
         "HOME": str(tmp),
         "TMPDIR": str(tmp),
@@ -382,7 +362,6 @@ def _child_env(tmp: Path, mtime: int) -> dict[str, str]:
         "TMP": str(tmp),
         "PYTHONHASHSEED": "0",
         "PYTHONDONTWRITEBYTECODE": "1",
-        "PIP_CONFIG_FILE": os.devnull,
         "SOURCE_DATE_EPOCH": str(mtime),
     }
     for name in ("PATH", "SYSTEMROOT"):
@@ -391,39 +370,30 @@ def _child_env(tmp: Path, mtime: int) -> dict[str, str]:
     return env
 
 
-def _install_wheels(wheels: list[Wheel], layer_dir: Path, tmp: Path, mtime: int, layer: str) -> None:
-    """Install `wheels` into the prefix `layer_dir` with pip, offline and hash-checked."""
-    requirements = tmp / "requirements.txt"
-    lines = [f"{wheel.path.absolute().as_uri()} --hash=sha256:{wheel.sha256}\n" for wheel in wheels]
-    requirements.write_text("".join(lines), encoding="utf-8")
-    command = pip_command(
-        [
-            "install",
-            "--no-index",
-            "--no-deps",
-            "--no-compile",
-            "--no-cache-dir",
-            "--disable-pip-version-check",
-            "--no-warn-script-location",
-            "--no-input",
-            "--ignore-installed",
-            "--root-user-action=ignore",
-            "--require-hashes",
-            "--quiet",
-            "--prefix",
-            str(layer_dir),
-            "-r",
-            str(requirements),
-        ]
-    )
-    result = run_captured(command, cwd=tmp, env=_child_env(tmp, mtime))
-    if result.returncode != 0:
-        output = result.stdout + result.stderr
-        culprits = [w.path.name for w in wheels if w.path.name in output]
-        named = f" (pip names {', '.join(repr(c) for c in culprits)})" if culprits else ""
-        raise VenvstacksError(
-            f"layer {layer!r}: pip could not install the layer's wheels{named}:\n{output_tail(output)}"
-        )
+def _install_wheels(
+    wheels: list[Wheel], layer_dir: Path, paths: LayerPaths, layer: str, compiler: BytecodeCompiler | None
+) -> set[Path]:
+    """Install `wheels` in order (a later wheel's file replaces an earlier one's, as with pip).
+
+    Each wheel's Python sources go to `compiler` as soon as the wheel is written. Returns the
+    files that hold a locked wheel's bytes unchanged, which need no scan for build paths.
+    """
+    schemes = Schemes(site_dir=paths.site_dir, include_dir=paths.include_dir)
+    written_before: set[Path] = set()
+    verbatim: set[Path] = set()
+    for wheel in wheels:
+        installed = install_wheel(wheel.path, wheel.sha256, layer_dir, schemes, layer)
+        written = set(installed.written)
+        if compiler is not None:
+            compiler.invalidate(written & written_before)
+            compiler.submit(installed.python_sources)
+        written_before |= written
+        if wheel.locked:
+            verbatim |= written
+        else:
+            verbatim -= written
+        verbatim -= set(installed.generated)
+    return verbatim
 
 
 def _check_install_layout(layer_dir: Path, paths: LayerPaths, layer: str) -> None:
@@ -434,13 +404,13 @@ def _check_install_layout(layer_dir: Path, paths: LayerPaths, layer: str) -> Non
             if dirname.endswith(".dist-info") and Path(dirpath) != site:
                 where = (Path(dirpath) / dirname).relative_to(layer_dir).as_posix()
                 raise VenvstacksError(
-                    f"layer {layer!r}: pip installed {where!r} outside {paths.site_dir!r}: the runtime's"
-                    " install scheme is not the posix_prefix layout"
+                    f"layer {layer!r}: a wheel installed {where!r} outside {paths.site_dir!r}"
+                    " (from its .data directory)"
                 )
     for top in sorted(os.listdir(layer_dir / "lib")) if (layer_dir / "lib").is_dir() else []:
         if top != paths.lib_dir:
             raise VenvstacksError(
-                f"layer {layer!r}: pip created 'lib/{top}', but the layer's site-packages is {paths.site_dir!r}"
+                f"layer {layer!r}: a wheel created 'lib/{top}', but the layer's site-packages is {paths.site_dir!r}"
             )
 
 
@@ -491,12 +461,9 @@ def _rewrite_shebang(data: bytes, interpreters: set[bytes]) -> bytes | None:
 
 
 def _make_relocatable(layer_dir: Path, paths: LayerPaths) -> None:
-    """Remove `direct_url.json` and make console scripts relocatable, updating each RECORD."""
+    """Make the installed scripts relocatable, updating each RECORD."""
     site = layer_dir / paths.site_dir
-    interpreters = set()
-    for exe in (sys.executable, os.path.realpath(sys.executable)):
-        interpreters.add(os.fsencode(exe))
-        interpreters.add(os.fsencode(os.path.normcase(exe)))
+    interpreters = {os.fsencode(SCRIPT_INTERPRETER)}
 
     rewritten: dict[str, tuple[str, int]] = {}  # normalized absolute path -> (RECORD hash, size)
     bin_dir = layer_dir / "bin"
@@ -512,13 +479,10 @@ def _make_relocatable(layer_dir: Path, paths: LayerPaths) -> None:
             script.write_bytes(new)
             rewritten[os.path.normpath(script)] = (_record_hash(new), len(new))
 
-    if not site.is_dir():
+    if not rewritten or not site.is_dir():
         return
     for dist_info in sorted(p for p in site.iterdir() if p.name.endswith(".dist-info") and p.is_dir()):
         record = dist_info / "RECORD"
-        direct_url = dist_info / "direct_url.json"
-        if direct_url.exists():
-            direct_url.unlink()
         if not record.is_file():
             continue
         rows, terminator = _read_record(record)
@@ -527,8 +491,6 @@ def _make_relocatable(layer_dir: Path, paths: LayerPaths) -> None:
             if not row:
                 continue
             target = os.path.normpath(site / row[0])
-            if target == os.path.normpath(direct_url):
-                continue
             if target in rewritten and len(row) >= 3:
                 digest, size = rewritten[target]
                 row = [row[0], digest, str(size), *row[3:]]
@@ -610,39 +572,22 @@ def _add_stacking_files(layer_dir: Path, args: argparse.Namespace, paths: LayerP
         os.chmod(path, 0o644)
 
 
-def _python_sources(site: Path) -> list[str]:
-    """Every regular `.py` file under `site` (symlinks not followed), sorted."""
+def _python_sources(site: Path) -> list[Path]:
+    """Every regular `.py` file under `site` (symlinks not followed)."""
     sources = []
     for dirpath, dirnames, filenames in os.walk(site):
         dirnames[:] = [d for d in dirnames if d != "__pycache__"]
         for filename in filenames:
             path = os.path.join(dirpath, filename)
             if filename.endswith(".py") and stat.S_ISREG(os.lstat(path).st_mode):
-                sources.append(path)
-    return sorted(sources, key=os.fsencode)
+                sources.append(Path(path))
+    return sources
 
 
-def _compile_bytecode(scratch: Path, site: Path, tmp: Path, mtime: int, layer: str) -> int:
-    """Compile every source in `site`; return how many could not be compiled (no pyc for them)."""
-    sources = [os.path.relpath(p, scratch) for p in _python_sources(site)]
-    chunks = [sources[i : i + _COMPILE_CHUNK] for i in range(0, len(sources), _COMPILE_CHUNK)]
-    env = _child_env(tmp, mtime)
-
-    def compile_chunk(index: int) -> list[str]:
-        list_file = tmp / f"compile-{index}.txt"
-        list_file.write_text("".join(s + "\n" for s in chunks[index]), encoding="utf-8")
-        command = [sys.executable, "-S", "-B", "-X", "utf8", "-c", _COMPILE_SCRIPT, str(list_file)]
-        result = run_captured(command, cwd=scratch, env=env)
-        if result.returncode != 0:
-            raise VenvstacksError(
-                f"layer {layer!r}: compiling bytecode failed:\n{output_tail(result.stdout + result.stderr)}"
-            )
-        return result.stdout.splitlines()
-
-    workers = max(1, min(len(chunks), os.cpu_count() or 1))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        failures = [name for failed in pool.map(compile_chunk, range(len(chunks))) for name in failed]
-    return len(failures)
+def _compile_remaining(compiler: BytecodeCompiler, site: Path) -> int:
+    """Compile what the wheels did not bring (application files); return the sources left without a pyc."""
+    compiler.submit(path for path in _python_sources(site) if not compiler.submitted(path))
+    return len(compiler.finish())
 
 
 def _needles(scratch: Path, wheels: list[Wheel], app_files: list[AppFile]) -> dict[bytes, str]:
@@ -684,12 +629,17 @@ def _find_needle(path: Path, needles: dict[bytes, str]) -> bytes | None:
     return None
 
 
-def _check_no_build_paths(layer_dir: Path, needles: dict[bytes, str], layer: str) -> None:
-    """Raise VenvstacksError naming the first file (or symlink) that holds a build path."""
+def _check_no_build_paths(layer_dir: Path, needles: dict[bytes, str], layer: str, verbatim: set[Path]) -> None:
+    """Raise VenvstacksError naming the first file (or symlink) that holds a build path.
+
+    Files in `verbatim` (a locked wheel's bytes, unchanged) are skipped.
+    """
     for dirpath, dirnames, filenames in os.walk(layer_dir):
         dirnames.sort()
         for name in sorted(filenames) + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
             path = Path(dirpath, name)
+            if path in verbatim:
+                continue
             if path.is_symlink():
                 target = os.fsencode(os.readlink(path))
                 hit = next((n for n in needles if n in target), None)
@@ -709,7 +659,7 @@ def build_layer(args: argparse.Namespace) -> str:
     layer: str = args.layer_name
     lock_hash = _lock_hash(args, layer)
     paths = _layer_paths(layer, f"{sys.version_info[0]}.{sys.version_info[1]}")
-    _check_wheels(wheels, layer)
+    _check_wheels_exist(wheels, layer)
 
     output: Path = args.output
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -719,16 +669,21 @@ def build_layer(args: argparse.Namespace) -> str:
         tmp.mkdir()
         layer_dir = scratch / layer
         layer_dir.mkdir()
-        if wheels:
-            _install_wheels(wheels, layer_dir, tmp, args.mtime, layer)
-        _check_install_layout(layer_dir, paths, layer)
-        _make_relocatable(layer_dir, paths)
         site = layer_dir / paths.site_dir
-        site.mkdir(parents=True, exist_ok=True)
-        _copy_app_files(app_files, site, layer)
-        _add_stacking_files(layer_dir, args, paths)
-        skipped = _compile_bytecode(scratch, site, tmp, args.mtime, layer) if args.bytecode == "compiled" else 0
-        _check_no_build_paths(layer_dir, _needles(scratch, wheels, app_files), layer)
+        compiling = args.bytecode == "compiled"
+        with (
+            BytecodeCompiler(scratch, tmp, _child_env(tmp, args.mtime), layer)
+            if compiling
+            else contextlib.nullcontext()
+        ) as compiler:
+            verbatim = _install_wheels(wheels, layer_dir, paths, layer, compiler)
+            _check_install_layout(layer_dir, paths, layer)
+            _make_relocatable(layer_dir, paths)
+            site.mkdir(parents=True, exist_ok=True)
+            _copy_app_files(app_files, site, layer)
+            _add_stacking_files(layer_dir, args, paths)
+            skipped = _compile_remaining(compiler, site) if compiler is not None else 0
+        _check_no_build_paths(layer_dir, _needles(scratch, wheels, app_files), layer, verbatim)
         write_archive(tree_entries(layer_dir, layer), output, args.archive_format, args.mtime)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
