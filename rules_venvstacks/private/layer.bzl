@@ -1,4 +1,11 @@
-"""The `venvstacks_layer` rule: builds a framework or application layer archive in one action."""
+"""The `venvstacks_layer` rule: builds a framework or application layer archive and its metadata.
+
+Two actions per layer. The archive action (`VenvstacksLayer`) reads only the layer's own wheels
+and sources and the runtime's files, never a lower layer's output, so every layer of a stack
+builds in parallel with the layers below it, and a change to a framework does not rebuild the
+applications on it. The metadata action (`VenvstacksLayerMetadata`) then records the archive's
+sha256 and those of the layers it needs.
+"""
 
 load(":providers.bzl", "VenvstacksLayerInfo", "VenvstacksLockInfo", "VenvstacksWheelsInfo")
 load(":runtime_layer.bzl", "ARCHIVE_FORMATS")
@@ -23,6 +30,18 @@ def _lower_layers(runtime_layer, frameworks):
                 ordered.append(layer)
     return ordered
 
+def _identity_args(ctx, runtime):
+    """Arguments both actions take: what the layer's metadata records about it."""
+    args = ctx.actions.args()
+    args.add("--layer-name", ctx.attr.layer_name)
+    args.add("--kind", ctx.attr.kind)
+    args.add("--python-version", runtime.python_version)
+    args.add("--platform", runtime.platform)
+    args.add("--archive-format", ctx.attr.archive_format)
+    if ctx.attr.launch_module:
+        args.add("--launch-module", ctx.attr.launch_module)
+    return args
+
 def _venvstacks_layer_impl(ctx):
     # The stack's structure was checked by the lock inputs target (see lock_rules.bzl).
     runtime_layer = ctx.attr.runtime[VenvstacksLayerInfo]
@@ -39,12 +58,8 @@ def _venvstacks_layer_impl(ctx):
 
     archive = ctx.actions.declare_file("%s.%s" % (ctx.label.name, ctx.attr.archive_format))
     metadata = ctx.actions.declare_file("%s.json" % ctx.label.name)
-    args = ctx.actions.args()
-    args.add("--layer-name", ctx.attr.layer_name)
-    args.add("--kind", ctx.attr.kind)
+    args = _identity_args(ctx, runtime)
     args.add("--runtime-layer", runtime_layer.layer_name)
-    args.add("--python-version", runtime.python_version)
-    args.add("--platform", runtime.platform)
     args.add_all([f.layer_name for f in frameworks], before_each = "--lower-layer")
     for wheel in sorted(wheels.wheels, key = lambda w: w.file.basename):
         args.add("--wheel", "%s=%s" % (wheel.file.path, wheel.sha256))
@@ -54,24 +69,34 @@ def _venvstacks_layer_impl(ctx):
             args.add("--local-wheel", file.path)
         else:
             args.add("--app-file", "%s=%s" % (_app_destination(ctx, file), file.path))
-    if ctx.attr.launch_module:
-        args.add("--launch-module", ctx.attr.launch_module)
     args.add("--bytecode", ctx.attr.bytecode)
-    args.add("--archive-format", ctx.attr.archive_format)
     args.add("--mtime", str(runtime.source_date_epoch))
-    args.add("--lock-file", lock.lock)
-    args.add_all([layer.metadata for layer in lower_layers], before_each = "--required-layer-metadata")
     args.add("--output", archive)
-    args.add("--metadata", metadata)
     run_tool(
         ctx,
         runtime = runtime,
         subcommand = "build-layer",
         arguments = args,
-        inputs = [w.file for w in wheels.wheels] + ctx.files.srcs + [lock.lock] + [layer.metadata for layer in lower_layers],
-        outputs = [archive, metadata],
+        inputs = [w.file for w in wheels.wheels] + ctx.files.srcs,
+        outputs = [archive],
         mnemonic = "VenvstacksLayer",
         progress_message = "Building %s layer '%s' %%{label} (%d wheels)" % (ctx.attr.kind, ctx.attr.layer_name, len(wheels.wheels)),
+    )
+
+    metadata_args = _identity_args(ctx, runtime)
+    metadata_args.add("--lock-file", lock.lock)
+    metadata_args.add_all([layer.metadata for layer in lower_layers], before_each = "--required-layer-metadata")
+    metadata_args.add("--archive", archive)
+    metadata_args.add("--metadata", metadata)
+    run_tool(
+        ctx,
+        runtime = runtime,
+        subcommand = "layer-metadata",
+        arguments = metadata_args,
+        inputs = [archive, lock.lock] + [layer.metadata for layer in lower_layers],
+        outputs = [metadata],
+        mnemonic = "VenvstacksLayerMetadata",
+        progress_message = "Writing the metadata of layer '%s' %%{label}" % ctx.attr.layer_name,
     )
     return [
         DefaultInfo(files = depset([archive, metadata])),

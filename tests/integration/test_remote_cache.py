@@ -202,9 +202,10 @@ class Build:
     name: str
     outputs: Path
     hashes: dict[str, str]
-    spawns: list[dict[str, Any]]
+    spawns: list[dict[str, Any]]  # the layers' archive actions
     output: str
     seconds: float
+    metadata_spawns: list[dict[str, Any]] = field(default_factory=list)  # their metadata actions
 
     def processes_line(self) -> str:
         """Bazel's `INFO: N processes: ...` summary."""
@@ -258,7 +259,8 @@ class Context:
             shutil.copyfile(workspace.output("witness/witness.json"), outputs / "witness.json")
         hashes = {output: sha256(outputs / output) for output in LAYER_OUTPUTS if (outputs / output).exists()}
         entries = read_execution_log(log_file) if log_file.exists() else []
-        return Build(name, outputs, hashes, layer_spawns(entries), result.stdout + result.stderr, seconds)
+        metadata = [entry for entry in entries if entry.get("mnemonic") == "VenvstacksLayerMetadata"]
+        return Build(name, outputs, hashes, layer_spawns(entries), result.stdout + result.stderr, seconds, metadata)
 
 
 @pytest.fixture(scope="module")
@@ -399,7 +401,8 @@ def test_checkout_b_gets_every_layer_from_the_remote_cache(ctx: Context, referen
     assert sorted(spawns) == sorted(LAYER_TARGETS), describe_spawns(b.spawns)
     assert all(_remote_hit(spawn) for spawn in b.spawns), describe_spawns(b.spawns)
     summary = b.processes_line()
-    assert f"{len(LAYER_TARGETS)} remote cache hit" in summary, summary
+    # The framework and the application also have a metadata action each: hits too.
+    assert f"{2 * len(LAYER_TARGETS) - 1} remote cache hit" in summary, summary
     for local_runner in ("linux-sandbox", "processwrapper-sandbox", "local", "worker"):
         assert f" {local_runner}" not in summary.split(":", 2)[-1], summary
     digests_a = {target: spawn["digest"]["hash"] for target, spawn in _by_target(a).items()}
@@ -704,12 +707,12 @@ def test_only_what_changed_rebuilds(ctx: Context) -> None:
 
 def test_build_survives_a_cache_outage_and_uploads_nothing_wrong(ctx: Context, reference: Build) -> None:
     """A second, empty nginx cache. A clean build starts with `--remote_cache=URL` and the
-    documented flags (DOCUMENTED_REMOTE_FLAGS); as soon as the first action result is stored (the runtime layer's
-    `PUT /ac/…`), nginx is stopped. The build still succeeds: the framework and app layers run
-    locally, Bazel warns about the remote cache. nginx comes back on the same port and cache
-    directory; a clean build from another output base takes the runtime layer from the cache,
-    builds the rest, and every archive is byte-identical to the reference build; every blob in the
-    cache is intact (named by its sha256).
+    documented flags (DOCUMENTED_REMOTE_FLAGS); as soon as the first action result is stored (a
+    `PUT /ac/…`: the layers' archive actions run side by side, so any of them), nginx is stopped.
+    The build still succeeds: every layer is built locally, Bazel warns about the remote cache.
+    nginx comes back on the same port and cache directory; a clean build from another output base
+    takes what was stored from the cache, builds the rest, and every archive is byte-identical to
+    the reference build; every blob in the cache is intact (named by its sha256).
     """
     with remote_cache(ctx.base / "outage_cache") as cache:
         flags = (f"--remote_cache={cache.url}", *DOCUMENTED_REMOTE_FLAGS)
@@ -749,8 +752,10 @@ def test_build_survives_a_cache_outage_and_uploads_nothing_wrong(ctx: Context, r
         after = ctx.output_base("after_outage")
         rebuilt = ctx.build("after_outage", after, f"--remote_cache={cache.url}", *DOCUMENTED_REMOTE_FLAGS)
         after.shutdown(ctx.stack.root)
-        hits = [spawn["targetLabel"] for spawn in rebuilt.spawns if _remote_hit(spawn)]
-        assert "//:cpython" in hits, describe_spawns(rebuilt.spawns)
+        everything = rebuilt.spawns + rebuilt.metadata_spawns
+        hits = [f"{spawn['mnemonic']} {spawn['targetLabel']}" for spawn in everything if _remote_hit(spawn)]
+        assert hits, describe_spawns(everything)
+        assert all(_remote_hit(spawn) or _executed_locally(spawn) for spawn in everything), describe_spawns(everything)
         assert stored_after_outage >= 1
         assert_same_outputs(reference, rebuilt)
         for blob in cache.entries("cas"):
@@ -765,11 +770,12 @@ def test_build_survives_a_cache_outage_and_uploads_nothing_wrong(ctx: Context, r
 def test_blob_lost_after_a_cache_hit_is_rebuilt_locally(ctx: Context, reference: Build) -> None:
     """The other face of an outage: the cache answers the action lookup, then cannot serve an
     output (evicted, or the server lost it). With Bazel 7's default `--remote_download_toplevel`
-    the framework layer's hit is not downloaded; the app layer (changed, so it runs) then needs
-    framework.json and Bazel fails with "Failed to fetch blobs because they do not exist
-    remotely" (exit 39) unless `--experimental_remote_cache_eviction_retries` is set: with it (one
-    of the documented flags) Bazel starts the build again, runs the framework layer locally and
-    succeeds, and what it uploads again is the reference's framework.json.
+    the framework layer's hits are not downloaded; the app layer's metadata action (the app
+    changed, so it runs) then needs framework.json and Bazel fails with "Failed to fetch blobs
+    because they do not exist remotely" (exit 39) unless
+    `--experimental_remote_cache_eviction_retries` is set: with it (one of the documented flags)
+    Bazel starts the build again, runs the framework's metadata action locally and succeeds, and
+    what it uploads again is the reference's framework.json.
     """
     lost = ctx.cache.cache_dir / "cas" / reference.hashes["framework.json"]
     if not lost.exists():  # this test alone: fill the cache first
@@ -790,7 +796,7 @@ def test_blob_lost_after_a_cache_hit_is_rebuilt_locally(ctx: Context, reference:
         app_main.write_text(original)
     attempts = [line for line in build.output.splitlines() if line.startswith("INFO:") and " processes: " in line]
     assert "do not exist remotely" in build.output and len(attempts) == 2, build.output[-4000:]
-    framework_runs = [spawn for spawn in build.spawns if spawn["targetLabel"] == "//:framework"]
-    assert any(_executed_locally(spawn) for spawn in framework_runs), describe_spawns(build.spawns)
+    framework_runs = [spawn for spawn in build.metadata_spawns if spawn["targetLabel"] == "//:framework"]
+    assert any(_executed_locally(spawn) for spawn in framework_runs), describe_spawns(build.metadata_spawns)
     assert lost.exists() and sha256(lost) == reference.hashes["framework.json"]
     print(f"\nlost blob: first attempt {attempts[0]!r}, retry {attempts[1]!r}")

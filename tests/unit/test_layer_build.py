@@ -476,3 +476,35 @@ def test_data_directory_schemes(tmp_path: Path) -> None:
     record = listing[f"fw/{SITE}/datapkg-1.0.dist-info/RECORD"][2].decode()
     assert f"../../../include/python{XY}/datapkg/datapkg.h," in record
     assert listing[f"fw/{SITE}/datapkg-1.0.dist-info/INSTALLER"][2] == b"venvstacks\n"
+
+
+def test_layer_metadata_matches_build_layers_own(tmp_path: Path, fw_build: Path, inputs: dict[str, Any]) -> None:
+    """How the Bazel rule runs it: `build-layer` without --metadata, then `layer-metadata` from the archive."""
+    lock = tmp_path / "pylock.toml"
+    lock.write_bytes(b'lock-version = "1.0"\n')
+    identity = ["--python-version", PY_VERSION, "--platform", PLATFORM, "--archive-format", "tar.zst"]
+    identity += ["--layer-name", "fw", "--kind", "framework"]
+    archive_only = tmp_path / "archive-only"
+    argv = build_argv(archive_only, "fw", wheels=[inputs["fw_wheel"]])
+    metadata_at = argv.index("--metadata")
+    build(argv[:metadata_at] + argv[metadata_at + 2 :])
+    assert sorted(p.name for p in archive_only.iterdir()) == ["fw.tar.zst"]
+    archive = archive_only / "fw.tar.zst"
+    assert archive.read_bytes() == (fw_build / "fw.tar.zst").read_bytes()
+
+    out = tmp_path / "fw.json"
+    argv = [*identity, "--lock-file", str(lock), "--archive", str(archive), "--metadata", str(out)]
+    assert cli.main(["layer-metadata", *argv, "--required-layer-metadata", str(fw_build / "fw.json")]) == 0
+    metadata = json.loads(out.read_text())
+    expected = json.loads((fw_build / "fw.json").read_text())
+    expected["lock_hash"] = "sha256:" + sha256(lock)
+    expected["required_layers"] = [{"name": "fw", "archive_sha256": sha256(fw_build / "fw.tar.zst")}]
+    assert metadata == expected
+
+    missing = [*identity, "--archive", str(tmp_path / "nope.tar.zst"), "--metadata", str(out)]
+    with pytest.raises(VenvstacksError, match=r"layer 'fw': the archive .*nope\.tar\.zst.* does not exist"):
+        layer_build.write_layer_metadata(layer_build.build_metadata_parser().parse_args(missing))
+    with pytest.raises(VenvstacksError, match="--launch-module is only for application layers"):
+        layer_build.write_layer_metadata(
+            layer_build.build_metadata_parser().parse_args([*argv, "--launch-module", "x"])
+        )

@@ -1,9 +1,10 @@
 """Deterministic, parallel bytecode compilation that can run while files are still being installed.
 
 Each batch of sources (one wheel's, say) is cut into chunks of `COMPILE_CHUNK` sorted paths, and
-each chunk is compiled by a fresh interpreter (`python -S -B`, hash seed 0) in a worker thread's
-child process. A chunk's bytes depend only on its list of files and their contents, never on the
-CPU count or on which chunks ran before it, because the partition comes from the batch alone.
+each chunk is compiled by a fresh interpreter (`python -S -B`, hash seed 0, at a lower CPU
+priority than the process that installs what it compiles) in a worker thread's child process.
+A chunk's bytes depend only on its list of files and their contents, never on the CPU count or
+on which chunks ran before it, because the partition comes from the batch alone.
 
 A source may change after its chunk was sent (a later wheel replaces a file of an earlier one, as
 pip allows). `invalidate` marks such paths; `finish` waits for every chunk, then compiles each
@@ -21,16 +22,18 @@ from pathlib import Path
 from venvstacks_tool.errors import VenvstacksError
 from venvstacks_tool.process import output_tail, run_captured
 
-# Sources per compiling interpreter: large enough that start-up (~20 ms) is noise, small enough
-# that one wheel's sources spread over every core.
-COMPILE_CHUNK = 400
+# Sources per compiling interpreter: large enough that start-up (~15 ms) is noise, small enough
+# that one wheel's sources spread over every core and the last chunks end close together.
+COMPILE_CHUNK = 200
 # Run by `python -S -B -c` with a relative list file, from the base directory: `co_filename` is
 # the relative path, so no absolute path reaches a pyc. A file that does not compile (Python 2
 # leftovers in some wheels) gets no pyc and is printed, so it can be counted.
 _COMPILE_SCRIPT = """\
 import sys
 del sys.path[0]
-import importlib.util, py_compile, warnings
+import importlib.util, os, py_compile, warnings
+if hasattr(os, "nice"):
+    os.nice(10)  # the installer feeding us goes first; we take the rest of the CPU
 warnings.simplefilter("ignore")
 with open(sys.argv[1], encoding="utf-8") as f:
     sources = f.read().splitlines()

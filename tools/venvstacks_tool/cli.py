@@ -6,6 +6,7 @@ so an action that packs an archive does not pay for importing `requests`.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 
@@ -17,11 +18,19 @@ SUBCOMMANDS: dict[str, str] = {
     "check-lock": "venvstacks_tool.lock:check_lock_main",
     "deploy": "venvstacks_tool.deploy",
     "diff-archives": "venvstacks_tool.archive_diff",
+    "layer-metadata": "venvstacks_tool.layer_build:metadata_main",
     "lock": "venvstacks_tool.lock",
     "pack-runtime": "venvstacks_tool.runtime_layer",
     "pbs-table": "venvstacks_tool.pbs_table",
     "stack-metadata": "venvstacks_tool.stack_metadata",
 }
+
+
+def subcommand_parser(subcommand: str, description: str) -> argparse.ArgumentParser:
+    """An argument parser for `venvstacks_tool SUBCOMMAND` that reads `@paramfile` arguments (as Bazel passes them)."""
+    return argparse.ArgumentParser(
+        prog=f"venvstacks_tool {subcommand}", description=description, fromfile_prefix_chars="@"
+    )
 
 
 def main(argv: list[str]) -> int:

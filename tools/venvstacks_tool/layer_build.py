@@ -51,6 +51,7 @@ from typing import Any
 from venvstacks_tool import postinstall_template
 from venvstacks_tool.archive import ARCHIVE_FORMATS, tree_entries, write_archive
 from venvstacks_tool.bytecode import BytecodeCompiler
+from venvstacks_tool.cli import subcommand_parser
 from venvstacks_tool.errors import VenvstacksError
 from venvstacks_tool.fsutil import CHUNK_SIZE, json_bytes, sha256_file, write_bytes_atomic
 from venvstacks_tool.layer_metadata import (
@@ -111,78 +112,87 @@ class LayerPaths:
     xy: str  # e.g. "3.12"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of `build-layer` (reads `@paramfile` arguments)."""
-    parser = argparse.ArgumentParser(
-        prog="venvstacks_tool build-layer",
-        description="Build a framework or application layer archive on its runtime interpreter.",
-        fromfile_prefix_chars="@",
-    )
+def _repeatable(
+    parser: argparse.ArgumentParser, flag: str, dest: str, metavar: str, help_text: str, type: Any = str
+) -> None:
+    """Add `flag`, which may be given any number of times; its values collect in a list `dest`."""
+    parser.add_argument(flag, action="append", default=[], dest=dest, type=type, metavar=metavar, help=help_text)
+
+
+def _add_identity_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments `build-layer` and `layer-metadata` share: what the metadata JSON records."""
     parser.add_argument("--layer-name", required=True, help="layer (and deployed directory) name")
     parser.add_argument("--kind", required=True, choices=LAYER_KINDS)
-    parser.add_argument("--runtime-layer", required=True, help="deployed directory name of the runtime layer")
     parser.add_argument("--python-version", required=True, help="the runtime's full version, e.g. 3.12.7")
     parser.add_argument("--platform", required=True, help="target triple, e.g. x86_64-unknown-linux-gnu")
-    parser.add_argument(
-        "--lower-layer",
-        action="append",
-        default=[],
-        dest="lower_layers",
-        metavar="NAME",
-        help="a framework layer below this one (repeatable, in sys.path order)",
-    )
-    parser.add_argument(
-        "--wheel",
-        action="append",
-        default=[],
-        dest="wheels",
-        metavar="PATH=SHA256",
-        help="a locked wheel of this layer and its sha256 (repeatable)",
-    )
-    parser.add_argument(
-        "--local-wheel",
-        action="append",
-        default=[],
-        dest="local_wheels",
-        metavar="PATH",
-        help="a wheel built in this build (not from the lock), installed like the locked ones (repeatable)",
-    )
-    parser.add_argument(
-        "--app-file",
-        action="append",
-        default=[],
-        dest="app_files",
-        metavar="DEST=PATH",
-        help="application file copied to DEST under site-packages (repeatable)",
-    )
     parser.add_argument("--launch-module", default="", help="module run with `python -m` (application layers)")
-    parser.add_argument("--bytecode", default="compiled", choices=BYTECODE_MODES)
     parser.add_argument("--archive-format", required=True, choices=ARCHIVE_FORMATS)
-    parser.add_argument("--mtime", required=True, type=int, help="timestamp of every member, seconds since epoch")
     parser.add_argument("--lock-hash", default="", help="hash of the layer's lock, recorded in the metadata")
     parser.add_argument(
         "--lock-file",
         type=Path,
         help="the layer's lock file: records `sha256:<hex of its bytes>` as the lock hash (instead of --lock-hash)",
     )
-    parser.add_argument(
+    _repeatable(
+        parser,
         "--required-layer",
-        action="append",
-        default=[],
-        dest="required_layers",
-        metavar="NAME=ARCHIVE_SHA256",
-        help="a layer this one needs at run time and its archive sha256 (repeatable)",
+        "required_layers",
+        "NAME=ARCHIVE_SHA256",
+        "a layer this one needs at run time and its archive sha256 (repeatable)",
     )
-    parser.add_argument(
+    _repeatable(
+        parser,
         "--required-layer-metadata",
-        action="append",
-        default=[],
-        dest="required_layer_metadata",
+        "required_layer_metadata",
+        "PATH",
+        "metadata JSON of a layer this one needs (repeatable; same as --required-layer NAME=SHA256)",
         type=Path,
-        metavar="PATH",
-        help="metadata JSON of a layer this one needs (repeatable; same as --required-layer NAME=SHA256)",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of `build-layer` (reads `@paramfile` arguments)."""
+    parser = subcommand_parser("build-layer", "Build a framework or application layer archive on its runtime.")
+    _add_identity_arguments(parser)
+    parser.add_argument("--runtime-layer", required=True, help="deployed directory name of the runtime layer")
+    _repeatable(
+        parser,
+        "--lower-layer",
+        "lower_layers",
+        "NAME",
+        "a framework layer below this one (repeatable, in sys.path order)",
+    )
+    _repeatable(parser, "--wheel", "wheels", "PATH=SHA256", "a locked wheel of this layer and its sha256 (repeatable)")
+    _repeatable(
+        parser,
+        "--local-wheel",
+        "local_wheels",
+        "PATH",
+        "a wheel built in this build (not from the lock), installed like the locked ones (repeatable)",
+    )
+    _repeatable(
+        parser,
+        "--app-file",
+        "app_files",
+        "DEST=PATH",
+        "application file copied to DEST under site-packages (repeatable)",
+    )
+    parser.add_argument("--bytecode", default="compiled", choices=BYTECODE_MODES)
+    parser.add_argument("--mtime", required=True, type=int, help="timestamp of every member, seconds since epoch")
     parser.add_argument("--output", required=True, type=Path, help="the layer archive to write")
+    parser.add_argument(
+        "--metadata",
+        type=Path,
+        help="the metadata JSON to write (optional: `layer-metadata` can write it from the archive later)",
+    )
+    return parser
+
+
+def build_metadata_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of `layer-metadata` (reads `@paramfile` arguments)."""
+    parser = subcommand_parser("layer-metadata", "Write the metadata JSON of a built framework or application layer.")
+    _add_identity_arguments(parser)
+    parser.add_argument("--archive", required=True, type=Path, help="the layer archive `build-layer` wrote")
     parser.add_argument("--metadata", required=True, type=Path, help="the metadata JSON to write")
     return parser
 
@@ -213,29 +223,13 @@ def _relative_dest(dest: str, layer: str) -> PurePosixPath:
 AppFile = tuple[PurePosixPath, Path]
 
 
-def _parse_arguments(args: argparse.Namespace) -> tuple[list[Wheel], list[AppFile], list[dict[str, str]]]:
-    """Validate the arguments; return the wheels, the app files and the required layers."""
+def _check_identity(args: argparse.Namespace) -> re.Match[str]:
+    """Validate the arguments both subcommands share; return the --python-version match."""
     layer: str = args.layer_name
     _check_layer_name(layer, "the layer name", layer)
-    _check_layer_name(args.runtime_layer, "--runtime-layer", layer)
-    seen_layers = {layer: "the layer itself", args.runtime_layer: "the runtime layer"}
-    for lower in args.lower_layers:
-        _check_layer_name(lower, "--lower-layer", layer)
-        if lower in seen_layers:
-            raise VenvstacksError(f"layer {layer!r}: --lower-layer {lower!r} is also {seen_layers[lower]}")
-        seen_layers[lower] = "an earlier --lower-layer"
     version = PYTHON_VERSION_RE.fullmatch(args.python_version)
     if version is None:
         raise VenvstacksError(f"layer {layer!r}: --python-version {args.python_version!r} is not a full X.Y.Z version")
-    running = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    wanted = f"{version.group(1)}.{version.group(2)}"
-    if running != wanted:
-        raise VenvstacksError(
-            f"layer {layer!r}: --python-version is {args.python_version}, but the tool runs on Python"
-            f" {running} ({sys.executable}); build-layer must run on the layer's runtime"
-        )
-    if args.mtime < 0:
-        raise VenvstacksError(f"layer {layer!r}: --mtime must not be negative")
     if not args.platform:
         raise VenvstacksError(f"layer {layer!r}: --platform is empty")
     if args.kind == "application":
@@ -245,9 +239,34 @@ def _parse_arguments(args: argparse.Namespace) -> tuple[list[Wheel], list[AppFil
         raise VenvstacksError(f"framework layer {layer!r}: --launch-module is only for application layers")
     if args.launch_module and not _MODULE_RE.fullmatch(args.launch_module):
         raise VenvstacksError(f"layer {layer!r}: --launch-module {args.launch_module!r} is not a dotted module name")
+    if args.lock_file is not None and args.lock_hash:
+        raise VenvstacksError(f"layer {layer!r}: give --lock-hash or --lock-file, not both")
+    return version
+
+
+def _parse_arguments(args: argparse.Namespace) -> tuple[list[Wheel], list[AppFile], list[dict[str, str]]]:
+    """Validate the arguments; return the wheels, the app files and the required layers."""
+    layer: str = args.layer_name
+    version = _check_identity(args)
+    _check_layer_name(args.runtime_layer, "--runtime-layer", layer)
+    seen_layers = {layer: "the layer itself", args.runtime_layer: "the runtime layer"}
+    for lower in args.lower_layers:
+        _check_layer_name(lower, "--lower-layer", layer)
+        if lower in seen_layers:
+            raise VenvstacksError(f"layer {layer!r}: --lower-layer {lower!r} is also {seen_layers[lower]}")
+        seen_layers[lower] = "an earlier --lower-layer"
+    running = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    wanted = f"{version.group(1)}.{version.group(2)}"
+    if running != wanted:
+        raise VenvstacksError(
+            f"layer {layer!r}: --python-version is {args.python_version}, but the tool runs on Python"
+            f" {running} ({sys.executable}); build-layer must run on the layer's runtime"
+        )
+    if args.mtime < 0:
+        raise VenvstacksError(f"layer {layer!r}: --mtime must not be negative")
     if args.kind == "framework" and args.app_files:
         raise VenvstacksError(f"framework layer {layer!r}: --app-file is only for application layers")
-    if args.output.resolve() == args.metadata.resolve():
+    if args.metadata is not None and args.output.resolve() == args.metadata.resolve():
         raise VenvstacksError(f"layer {layer!r}: --output and --metadata are one file")
 
     wheels: list[Wheel] = []
@@ -287,6 +306,11 @@ def _parse_arguments(args: argparse.Namespace) -> tuple[list[Wheel], list[AppFil
         dests.add(dest)
         app_files.append((dest, Path(source)))
 
+    return wheels, app_files, _required_layers(args, layer)
+
+
+def _required_layers(args: argparse.Namespace, layer: str) -> list[dict[str, str]]:
+    """The layers this one needs at run time, from --required-layer and --required-layer-metadata."""
     required: list[dict[str, str]] = []
     for value in args.required_layers:
         name, sha256 = _split_pair(value, "--required-layer", layer)
@@ -299,9 +323,7 @@ def _parse_arguments(args: argparse.Namespace) -> tuple[list[Wheel], list[AppFil
     for name in names:
         if names.count(name) > 1:
             raise VenvstacksError(f"layer {layer!r}: required layer {name!r} is given twice")
-    if args.lock_file is not None and args.lock_hash:
-        raise VenvstacksError(f"layer {layer!r}: give --lock-hash or --lock-file, not both")
-    return wheels, app_files, required
+    return required
 
 
 def _required_from_metadata(path: Path, layer: str) -> dict[str, str]:
@@ -688,22 +710,50 @@ def build_layer(args: argparse.Namespace) -> str:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
+    if args.metadata is not None:
+        _write_metadata(args, output, lock_hash, required)
+    note = f", {skipped} source(s) not compiled" if skipped else ""
+    return f"built {args.kind} layer {layer!r}: {len(wheels)} wheel(s), {len(app_files)} app file(s){note}"
+
+
+def _write_metadata(args: argparse.Namespace, archive: Path, lock_hash: str, required: list[dict[str, str]]) -> None:
     metadata = {
-        "archive": archive_record(output, args.archive_format),
+        "archive": archive_record(archive, args.archive_format),
         "kind": args.kind,
         "launch_module": args.launch_module or None,
-        "layer_name": layer,
+        "layer_name": args.layer_name,
         "lock_hash": lock_hash,
         "platform": args.platform,
         "python_version": args.python_version,
         "required_layers": required,
     }
     write_bytes_atomic(args.metadata, json_bytes(metadata))
-    note = f", {skipped} source(s) not compiled" if skipped else ""
-    return f"built {args.kind} layer {layer!r}: {len(wheels)} wheel(s), {len(app_files)} app file(s){note}"
+
+
+def write_layer_metadata(args: argparse.Namespace) -> str:
+    """Write the metadata JSON of the archive `args.archive`; return a one-line summary.
+
+    Kept apart from `build-layer` so that the archive action needs no lower layer: in Bazel, a
+    layer's archive builds in parallel with the layers below it, and only this small step waits
+    for their archive hashes.
+    """
+    _check_identity(args)
+    layer: str = args.layer_name
+    if not args.archive.is_file():
+        raise VenvstacksError(f"layer {layer!r}: the archive {str(args.archive)!r} does not exist")
+    if args.archive.resolve() == args.metadata.resolve():
+        raise VenvstacksError(f"layer {layer!r}: --archive and --metadata are one file")
+    _write_metadata(args, args.archive, _lock_hash(args, layer), _required_layers(args, layer))
+    return f"wrote the metadata of {args.kind} layer {layer!r}"
 
 
 def main(argv: list[str]) -> int:
     """Run `build-layer` with `argv`; errors are raised as VenvstacksError."""
     print(build_layer(build_parser().parse_args(argv)))
+    return 0
+
+
+def metadata_main(argv: list[str]) -> int:
+    """Run `layer-metadata` with `argv`; errors are raised as VenvstacksError."""
+    print(write_layer_metadata(build_metadata_parser().parse_args(argv)))
     return 0

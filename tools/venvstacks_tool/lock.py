@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from venvstacks_tool import pylock
+from venvstacks_tool.cli import subcommand_parser
 from venvstacks_tool.errors import VenvstacksError
 from venvstacks_tool.fsutil import write_bytes_atomic
 from venvstacks_tool.process import pip_command, run_captured
@@ -122,9 +123,7 @@ def add_layer_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _layer_parser(subcommand: str, description: str) -> argparse.ArgumentParser:
     """A parser for `subcommand` (reads `@paramfile` arguments) holding the shared layer arguments."""
-    parser = argparse.ArgumentParser(
-        prog=f"venvstacks_tool {subcommand}", description=description, fromfile_prefix_chars="@"
-    )
+    parser = subcommand_parser(subcommand, description)
     add_layer_arguments(parser)
     return parser
 
