@@ -66,6 +66,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -1125,7 +1126,11 @@ def main(argv: list[str]) -> int:
                 step = getattr(bench, name)
                 load = loadavg()
                 step_start = time.perf_counter()
-                step()
+                try:
+                    step()
+                except Exception:  # keep the other measurements; the run still fails
+                    log(f"step {name} failed:\n{traceback.format_exc()}")
+                    bench.results.setdefault("failed_steps", {})[name] = traceback.format_exc()[-4000:]
                 bench.results.setdefault("step_seconds", {})[step.__name__] = {
                     "seconds": round(time.perf_counter() - step_start, 1),
                     "load_before": load,
@@ -1146,6 +1151,9 @@ def main(argv: list[str]) -> int:
         (args.out / f"{name}.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
         (args.out / f"{name}.md").write_text(table)
     log(f"wrote {args.out / f'bench-{stamp}.json'} and .md ({results['bench_seconds']:.0f} s in all)")
+    if results.get("failed_steps"):
+        log(f"these steps failed (see the JSON): {', '.join(results['failed_steps'])}")
+        return 1
     return 0
 
 

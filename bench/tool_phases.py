@@ -163,6 +163,8 @@ def cmd_build_layer(params: str, out_dir: str) -> None:
     with open(params, encoding="utf-8") as f:
         argv = f.read().splitlines()
     for option, name in (("--output", "layer.archive"), ("--metadata", "layer.json")):
+        if option not in argv:  # Bazel's archive action writes no metadata (a separate action does)
+            continue
         index = argv.index(option)
         if option == "--output":
             original = os.path.basename(argv[index + 1])

@@ -24,8 +24,11 @@ is the runtime's `bin/python3`). Every step depends only on the arguments and th
    machine, its CPU count, timing or the tool's own state.
 6. Refuse the tree if any file that this build wrote or copied holds the absolute path of the
    scratch directory, the wheels, the application sources or the runtime; then pack it with
-   `archive.write_archive` and write the metadata JSON. Files unpacked verbatim from a locked
-   wheel are not read again: their bytes were fixed, by sha256, before this build existed.
+   `archive.write_archive`. Files unpacked verbatim from a locked wheel are not read again:
+   their bytes were fixed, by sha256, before this build existed.
+7. With `--metadata`, write the metadata JSON. The Bazel rule leaves it out and runs
+   `layer-metadata` (`write_layer_metadata`) in an action of its own instead, so that the archive
+   needs nothing from the layers below.
 """
 
 from __future__ import annotations
