@@ -662,9 +662,12 @@ def test_only_what_changed_rebuilds(ctx: Context) -> None:
     """In checkout A's output base, after a full build: a new app requirement (relocked with
     `bazel run //:app.lock`) and then an app code change each run exactly the app layer action;
     the runtime and framework actions are up to date, so the execution log has no entry for them
-    (Bazel logs only spawns it runs or looks up in a cache). Then the runtime changes (another
-    archive: same CPython plus one file, another sha256): runtime, framework and app all run, and
-    the new runtime archive's sha256 is what the layers above record.
+    (Bazel logs only spawns it runs or looks up in a cache). Then the framework changes (its
+    bytecode is switched off): only the framework's archive action runs; the app's archive does
+    not depend on it, so only the app's metadata, which records the framework archive's new
+    sha256, is written again. Then the runtime changes (another archive: same CPython plus one
+    file, another sha256): runtime, framework and app all run, and the new runtime archive's
+    sha256 is what the layers above record.
     """
     stack, ob = ctx.stack, ctx.ob_a
     originals = {name: (stack.root / name).read_bytes() for name in ("pylock.app.toml", "app/__main__.py")}
@@ -685,6 +688,19 @@ def test_only_what_changed_rebuilds(ctx: Context) -> None:
         for unchanged in ("cpython.tar.zst", "framework.tar.zst"):
             assert code.hashes[unchanged] == requirements.hashes[unchanged]
 
+        build_file = stack.root / "BUILD.bazel"
+        text = build_file.read_text()
+        build_file.write_text(text.replace('name = "framework",', 'name = "framework",\n    bytecode = "none",', 1))
+        framework = ctx.build("incremental_framework", ob)
+        assert _executed_layers(framework) == ["//:framework"], describe_spawns(framework.spawns)
+        metadata_runs = sorted(spawn["targetLabel"] for spawn in framework.metadata_spawns)
+        assert metadata_runs == ["//:app", "//:framework"], describe_spawns(framework.metadata_spawns)
+        assert framework.hashes["app.tar.zst"] == code.hashes["app.tar.zst"]
+        for changed in ("framework.tar.zst", "framework.json", "app.json"):
+            assert framework.hashes[changed] != code.hashes[changed], changed
+        assert framework.hashes["framework.tar.zst"] in (stack.root / "bazel-bin" / "app.json").read_text()
+        build_file.write_text(text)
+
         stack.set_runtime(make_variant_runtime(ctx.sources.runtime, ctx.sources.runtimes_dir, "local2"))
         runtime = ctx.build("incremental_runtime", ob)
         assert _executed_layers(runtime) == sorted(LAYER_TARGETS), describe_spawns(runtime.spawns)
@@ -692,7 +708,7 @@ def test_only_what_changed_rebuilds(ctx: Context) -> None:
         # The runtime archive changes; the layers above record its sha256 in their metadata. (Their
         # archives may keep their bytes: here the runtime gained a file nothing above refers to.)
         for name in ("cpython.tar.zst", "cpython.json", "framework.json", "app.json"):
-            assert runtime.hashes[name] != code.hashes[name], name
+            assert runtime.hashes[name] != framework.hashes[name], name
         assert runtime.hashes["cpython.tar.zst"] in (ctx.stack.root / "bazel-bin" / "framework.json").read_text()
     finally:
         stack.runtime = None
