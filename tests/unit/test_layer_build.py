@@ -298,12 +298,15 @@ def test_a_wheel_member_outside_its_scheme_is_refused(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("evil.py"))
 
 
-def test_a_later_wheel_replaces_a_file_and_its_pyc_follows(tmp_path: Path) -> None:
-    """As with pip, the later wheel's file wins; the bytecode is that of the final file."""
+def test_a_later_wheel_replaces_a_file_and_its_pyc_follows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """As with pip, the later wheel's file wins, and the build says so; the bytecode is that of the final file."""
     wheels_dir = tmp_path / "wheels"
     first = build_wheel(wheels_dir, "ns_a", "1.0", files={"ns/__init__.py": b"WHO = 'a'\n", "ns/a.py": b""})
     second = build_wheel(wheels_dir, "ns_b", "1.0", files={"ns/__init__.py": b"WHO = 'b'\n", "ns/b.py": b""})
     build(build_argv(tmp_path, "fw", wheels=[first, second]))
+    out = capsys.readouterr().out
+    assert "1 file(s) installed by two wheels; the later wheel's copy is kept:" in out
+    assert f"{SITE}/ns/__init__.py (ns_a-1.0-py3-none-any.whl -> ns_b-1.0-py3-none-any.whl)" in out
     listing = archive_listing(tmp_path / "fw.tar.zst")
     assert listing[f"fw/{SITE}/ns/__init__.py"][2] == b"WHO = 'b'\n"
     pyc = listing[f"fw/{SITE}/ns/__pycache__/__init__.{PYC_TAG}.pyc"][2]

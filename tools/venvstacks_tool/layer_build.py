@@ -395,30 +395,41 @@ def _child_env(tmp: Path, mtime: int) -> dict[str, str]:
     return env
 
 
+@dataclass
+class InstalledWheels:
+    """What installing a layer's wheels left: files to skip in the scan, and files replaced."""
+
+    verbatim: set[Path]  # a locked wheel's bytes, unchanged: no build path can be in them
+    replaced: list[str]  # "<path> (<earlier wheel> -> <later wheel>)", in installation order
+
+
 def _install_wheels(
     wheels: list[Wheel], layer_dir: Path, paths: LayerPaths, layer: str, compiler: BytecodeCompiler | None
-) -> set[Path]:
+) -> InstalledWheels:
     """Install `wheels` in order (a later wheel's file replaces an earlier one's, as with pip).
 
-    Each wheel's Python sources go to `compiler` as soon as the wheel is written. Returns the
-    files that hold a locked wheel's bytes unchanged, which need no scan for build paths.
+    Each wheel's Python sources go to `compiler` as soon as the wheel is written.
     """
     schemes = Schemes(site_dir=paths.site_dir, include_dir=paths.include_dir)
-    written_before: set[Path] = set()
-    verbatim: set[Path] = set()
+    owner: dict[Path, str] = {}  # file -> the wheel that wrote it last
+    result = InstalledWheels(verbatim=set(), replaced=[])
     for wheel in wheels:
         installed = install_wheel(wheel.path, wheel.sha256, layer_dir, schemes, layer)
         written = set(installed.written)
+        replaced = sorted((path for path in written if path in owner), key=os.fsencode)
         if compiler is not None:
-            compiler.invalidate(written & written_before)
+            compiler.invalidate(replaced)
             compiler.submit(installed.python_sources)
-        written_before |= written
+        for path in replaced:
+            where = path.relative_to(layer_dir).as_posix()
+            result.replaced.append(f"{where} ({owner[path]} -> {wheel.path.name})")
+        owner.update(dict.fromkeys(written, wheel.path.name))
         if wheel.locked:
-            verbatim |= written
+            result.verbatim |= written
         else:
-            verbatim -= written
-        verbatim -= set(installed.generated)
-    return verbatim
+            result.verbatim -= written
+        result.verbatim -= set(installed.generated)
+    return result
 
 
 def _check_install_layout(layer_dir: Path, paths: LayerPaths, layer: str) -> None:
@@ -701,14 +712,14 @@ def build_layer(args: argparse.Namespace) -> str:
             if compiling
             else contextlib.nullcontext()
         ) as compiler:
-            verbatim = _install_wheels(wheels, layer_dir, paths, layer, compiler)
+            installed = _install_wheels(wheels, layer_dir, paths, layer, compiler)
             _check_install_layout(layer_dir, paths, layer)
             _make_relocatable(layer_dir, paths)
             site.mkdir(parents=True, exist_ok=True)
             _copy_app_files(app_files, site, layer)
             _add_stacking_files(layer_dir, args, paths)
             skipped = _compile_remaining(compiler, site) if compiler is not None else 0
-        _check_no_build_paths(layer_dir, _needles(scratch, wheels, app_files), layer, verbatim)
+        _check_no_build_paths(layer_dir, _needles(scratch, wheels, app_files), layer, installed.verbatim)
         write_archive(tree_entries(layer_dir, layer), output, args.archive_format, args.mtime)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -716,7 +727,19 @@ def build_layer(args: argparse.Namespace) -> str:
     if args.metadata is not None:
         _write_metadata(args, output, lock_hash, required)
     note = f", {skipped} source(s) not compiled" if skipped else ""
-    return f"built {args.kind} layer {layer!r}: {len(wheels)} wheel(s), {len(app_files)} app file(s){note}"
+    summary = f"built {args.kind} layer {layer!r}: {len(wheels)} wheel(s), {len(app_files)} app file(s){note}"
+    return summary + _replaced_note(installed.replaced)
+
+
+def _replaced_note(replaced: list[str], shown: int = 5) -> str:
+    """Lines naming the files one wheel wrote over another's (the first `shown` of them)."""
+    if not replaced:
+        return ""
+    lines = [f"\n{len(replaced)} file(s) installed by two wheels; the later wheel's copy is kept:"]
+    lines += [f"\n  {entry}" for entry in replaced[:shown]]
+    if len(replaced) > shown:
+        lines.append(f"\n  ... and {len(replaced) - shown} more")
+    return "".join(lines)
 
 
 def _write_metadata(args: argparse.Namespace, archive: Path, lock_hash: str, required: list[dict[str, str]]) -> None:
