@@ -1,0 +1,51 @@
+"""The benchmark harness's measuring script (bench/tool_phases.py) against the tool as it is now.
+
+The full benchmark takes minutes and is not part of the test suite; these checks keep its
+hooks from rotting: every phase timer must still find the function it wraps, and the floor must
+still run on the same wheels.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from support.bazel_workspace import CHECKOUT
+from support.layer_inputs import build_argv, make_fw_wheel
+
+TOOL_PHASES = CHECKOUT / "bench" / "tool_phases.py"
+
+
+def _run(*args: str) -> dict[str, Any]:
+    command = [sys.executable, "-I", str(TOOL_PHASES), args[0], str(CHECKOUT / "tools"), *args[1:]]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-4000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH-JSON: ")]
+    assert len(lines) == 1, result.stdout
+    return json.loads(lines[0].removeprefix("BENCH-JSON: "))
+
+
+def test_build_layer_phases_find_every_hook(tmp_path: Path) -> None:
+    wheel = make_fw_wheel(tmp_path / "wheels")
+    argv = build_argv(tmp_path / "bazel-out", "fw", wheels=[wheel])
+    metadata_at = argv.index("--metadata")  # as in Bazel's archive action: no metadata
+    params = tmp_path / "fw.params"
+    params.write_text("\n".join(argv[:metadata_at] + argv[metadata_at + 2 :]) + "\n")
+    out = tmp_path / "phases"
+    out.mkdir()
+    result = _run("build-layer", str(params), str(out))
+    assert result["missing_hooks"] == []
+    assert result["install"] is not None and result["install"] > 0
+    assert result["tree_files"] > 0
+    assert Path(result["archive"]).is_file() and Path(result["archive"]).parent == out
+
+
+def test_floor_runs_on_the_same_wheels(tmp_path: Path) -> None:
+    wheel = make_fw_wheel(tmp_path / "wheels")
+    result = _run("floor", str(tmp_path / "floor"), str(wheel))
+    for key in ("unzip", "pack", "total", "cpu_floor", "bytecode_compile_all_cores"):
+        assert result[key] >= 0, key
+    assert result["tree_files"] > 0 and result["archive_bytes"] > 0
