@@ -1,6 +1,6 @@
 """What a venvstacks stack build costs: cold, no-op, incremental, from a remote cache, deploy, floor.
 
-    python3 bench/run_bench.py [--runs N] [--cold-runs N] [--out DIR] [--keep] [--no-xz]
+    python3 bench/run_bench.py [--runs N] [--cold-runs N] [--out DIR] [--keep] [--no-xz] [--only STEP,...]
 
 Builds a realistic stack with a real Bazel (tests/bazel.sh) in a scratch workspace under /tmp:
 
@@ -40,13 +40,15 @@ default the same):
 * the floor: the framework's wheels unzipped into one directory and tarred through zstd at
   archive.py's level and thread count; the ratio of the framework layer's cold build to it;
 * the framework layer's build phases: `build-layer` run outside Bazel on the action's own inputs
-  (bench/tool_phases.py), a timer around each phase (pip, bytecode, scan, compression...),
+  (bench/tool_phases.py), a timer around each phase (install, bytecode, scan, compression...),
   alternating with the floor runs; the ratio to the floor is the median over the pairs.
 
 Prints one Markdown table (and the machine it ran on) and writes `DIR/bench-<time>.json` and
 `.md` (and `latest.json`/`latest.md`; default DIR: bench/results). Machines are shared: compare
 the ratios within one run; absolute times move with the load (recorded as load averages).
-A full run takes 6 to 8 minutes on 2 cores (the .tar.xz re-pack is 1.5 of them). `--keep`
+A full run takes about 6 minutes on 2 cores (the .tar.xz re-pack is 1.5 of them). `--only`
+runs some of the measurements (after the same set-up); a step that fails is reported, the others
+still run, and the exit status is 1. `--keep`
 leaves the scratch directory (workspaces, output bases, profiles, execution logs) for
 inspection; otherwise every Bazel server it started is shut down and its output base removed.
 """
@@ -412,7 +414,7 @@ def write_baseline_workspace(root: Path, bazelrc: Path) -> None:
 def layer_wheels(params: Path, execroot: Path) -> list[str]:
     """The layer's own wheels: the `--wheel PATH=SHA256` arguments of its build-layer action.
 
-    (Not every `.whl` input of the action: the tool's own pip may be one, kept as a zip.)
+    (Not every `.whl` input of the action: the tool's own wheels are inputs too, kept as zips.)
     """
     lines = params.read_text().splitlines()
     return sorted(

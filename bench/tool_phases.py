@@ -3,7 +3,7 @@
     PYTHON -I bench/tool_phases.py SUBCOMMAND TOOLS_DIR [ARGS...]
 
 `bench/run_bench.py` starts this with the runtime interpreter that Bazel's actions use and with
-`VENVSTACKS_TOOL_PATH` set as they set it, so the pip, zstandard and Python versions are the ones
+`VENVSTACKS_TOOL_PATH` set as they set it, so the installer, zstandard and Python versions are the ones
 of a real build. TOOLS_DIR is the checkout's `tools/` directory. Each subcommand prints one line
 `BENCH-JSON: {...}` (anything else it prints is noise from the tool):
 

@@ -3,8 +3,11 @@
 Two actions per layer. The archive action (`VenvstacksLayer`) reads only the layer's own wheels
 and sources and the runtime's files, never a lower layer's output, so every layer of a stack
 builds in parallel with the layers below it, and a change to a framework does not rebuild the
-applications on it. The metadata action (`VenvstacksLayerMetadata`) then records the archive's
-sha256 and those of the layers it needs.
+applications on it. Besides the archive it writes a small record of it (name, format, sha256,
+size). The metadata action (`VenvstacksLayerMetadata`) then writes the metadata JSON from that
+record, the lock and the records of the layers below: it never reads an archive, so with a
+remote cache it runs without downloading one, and it runs beside the lower layers' own metadata
+actions, not after them.
 """
 
 load(":providers.bzl", "VenvstacksLayerInfo", "VenvstacksLockInfo", "VenvstacksWheelsInfo")
@@ -57,6 +60,7 @@ def _venvstacks_layer_impl(ctx):
     lower_layers = _lower_layers(runtime_layer, frameworks)
 
     archive = ctx.actions.declare_file("%s.%s" % (ctx.label.name, ctx.attr.archive_format))
+    archive_record = ctx.actions.declare_file("_%s.archive.json" % ctx.label.name)
     metadata = ctx.actions.declare_file("%s.json" % ctx.label.name)
     args = _identity_args(ctx, runtime)
     args.add("--runtime-layer", runtime_layer.layer_name)
@@ -72,28 +76,29 @@ def _venvstacks_layer_impl(ctx):
     args.add("--bytecode", ctx.attr.bytecode)
     args.add("--mtime", str(runtime.source_date_epoch))
     args.add("--output", archive)
+    args.add("--archive-record", archive_record)
     run_tool(
         ctx,
         runtime = runtime,
         subcommand = "build-layer",
         arguments = args,
         inputs = [w.file for w in wheels.wheels] + ctx.files.srcs,
-        outputs = [archive],
+        outputs = [archive, archive_record],
         mnemonic = "VenvstacksLayer",
         progress_message = "Building %s layer '%s' %%{label} (%d wheels)" % (ctx.attr.kind, ctx.attr.layer_name, len(wheels.wheels)),
     )
 
     metadata_args = _identity_args(ctx, runtime)
     metadata_args.add("--lock-file", lock.lock)
-    metadata_args.add_all([layer.metadata for layer in lower_layers], before_each = "--required-layer-metadata")
-    metadata_args.add("--archive", archive)
+    metadata_args.add_all([layer.archive_record for layer in lower_layers], before_each = "--required-layer-metadata")
+    metadata_args.add("--archive-record", archive_record)
     metadata_args.add("--metadata", metadata)
     run_tool(
         ctx,
         runtime = runtime,
         subcommand = "layer-metadata",
         arguments = metadata_args,
-        inputs = [archive, lock.lock] + [layer.metadata for layer in lower_layers],
+        inputs = [archive_record, lock.lock] + [layer.archive_record for layer in lower_layers],
         outputs = [metadata],
         mnemonic = "VenvstacksLayerMetadata",
         progress_message = "Writing the metadata of layer '%s' %%{label}" % ctx.attr.layer_name,
@@ -106,6 +111,7 @@ def _venvstacks_layer_impl(ctx):
             kind = ctx.attr.kind,
             archive = archive,
             metadata = metadata,
+            archive_record = archive_record,
             python_version = runtime.python_version,
             runtime = runtime,
             runtime_layer_name = runtime_layer.layer_name,

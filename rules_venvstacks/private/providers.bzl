@@ -29,6 +29,7 @@ VenvstacksLayerInfo = provider(
         "kind": "'runtime', 'framework' or 'application'.",
         "archive": "File: the deterministic layer archive.",
         "metadata": "File: the layer's metadata JSON.",
+        "archive_record": "File: JSON `{layer_name, archive: {file, format, sha256, size}}`, written with the archive; what the metadata of the layers above reads (the runtime layer's is its metadata JSON).",
         "python_version": "The exact CPython version of the layer's runtime.",
         "runtime": "VenvstacksRuntimeInfo of the runtime the layer is built on.",
         "runtime_layer_name": "layer_name of the runtime layer this layer runs on (itself for a runtime).",

@@ -42,6 +42,7 @@ def _runtime_layer_impl(ctx):
             kind = "runtime",
             archive = archive,
             metadata = metadata,
+            archive_record = metadata,
             python_version = runtime.python_version,
             runtime = runtime,
             runtime_layer_name = layer_name,

@@ -19,6 +19,7 @@ that answers a lookup and then cannot serve the output.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -50,6 +51,7 @@ from support.stack_workspace import (
     serve_stack_sources,
     sha256,
 )
+from venvstacks_tool.fsutil import json_bytes
 
 pytestmark = pytest.mark.integration
 
@@ -787,13 +789,16 @@ def test_blob_lost_after_a_cache_hit_is_rebuilt_locally(ctx: Context, reference:
     """The other face of an outage: the cache answers the action lookup, then cannot serve an
     output (evicted, or the server lost it). With Bazel 7's default `--remote_download_toplevel`
     the framework layer's hits are not downloaded; the app layer's metadata action (the app
-    changed, so it runs) then needs framework.json and Bazel fails with "Failed to fetch blobs
-    because they do not exist remotely" (exit 39) unless
+    changed, so it runs) then needs the framework's archive record and Bazel fails with "Failed
+    to fetch blobs because they do not exist remotely" (exit 39) unless
     `--experimental_remote_cache_eviction_retries` is set: with it (one of the documented flags)
-    Bazel starts the build again, runs the framework's metadata action locally and succeeds, and
-    what it uploads again is the reference's framework.json.
+    Bazel starts the build again, runs the framework's archive action locally and succeeds, and
+    what it uploads again is the reference's record.
     """
-    lost = ctx.cache.cache_dir / "cas" / reference.hashes["framework.json"]
+    # The record is the `archive` entry of framework.json with the layer's name, as the tool writes JSON.
+    framework_metadata = json.loads((reference.outputs / "framework.json").read_text())
+    record = json_bytes({"archive": framework_metadata["archive"], "layer_name": "framework"})
+    lost = ctx.cache.cache_dir / "cas" / hashlib.sha256(record).hexdigest()
     if not lost.exists():  # this test alone: fill the cache first
         populate = ctx.output_base("populate")
         ctx.build("populate", populate, f"--remote_cache={ctx.cache.url}", *DOCUMENTED_REMOTE_FLAGS)
@@ -812,7 +817,7 @@ def test_blob_lost_after_a_cache_hit_is_rebuilt_locally(ctx: Context, reference:
         app_main.write_text(original)
     attempts = [line for line in build.output.splitlines() if line.startswith("INFO:") and " processes: " in line]
     assert "do not exist remotely" in build.output and len(attempts) == 2, build.output[-4000:]
-    framework_runs = [spawn for spawn in build.metadata_spawns if spawn["targetLabel"] == "//:framework"]
-    assert any(_executed_locally(spawn) for spawn in framework_runs), describe_spawns(build.metadata_spawns)
-    assert lost.exists() and sha256(lost) == reference.hashes["framework.json"]
+    framework_runs = [spawn for spawn in build.spawns if spawn["targetLabel"] == "//:framework"]
+    assert any(_executed_locally(spawn) for spawn in framework_runs), describe_spawns(build.spawns)
+    assert lost.exists() and lost.read_bytes() == record
     print(f"\nlost blob: first attempt {attempts[0]!r}, retry {attempts[1]!r}")

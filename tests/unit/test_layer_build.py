@@ -482,7 +482,8 @@ def test_data_directory_schemes(tmp_path: Path) -> None:
 
 
 def test_layer_metadata_matches_build_layers_own(tmp_path: Path, fw_build: Path, inputs: dict[str, Any]) -> None:
-    """How the Bazel rule runs it: `build-layer` without --metadata, then `layer-metadata` from the archive."""
+    """How the Bazel rule runs it: `build-layer --archive-record` without --metadata, then
+    `layer-metadata` from that record (it never reads the archive)."""
     lock = tmp_path / "pylock.toml"
     lock.write_bytes(b'lock-version = "1.0"\n')
     identity = ["--python-version", PY_VERSION, "--platform", PLATFORM, "--archive-format", "tar.zst"]
@@ -490,24 +491,35 @@ def test_layer_metadata_matches_build_layers_own(tmp_path: Path, fw_build: Path,
     archive_only = tmp_path / "archive-only"
     argv = build_argv(archive_only, "fw", wheels=[inputs["fw_wheel"]])
     metadata_at = argv.index("--metadata")
-    build(argv[:metadata_at] + argv[metadata_at + 2 :])
-    assert sorted(p.name for p in archive_only.iterdir()) == ["fw.tar.zst"]
+    record = archive_only / "_fw.archive.json"
+    build([*argv[:metadata_at], *argv[metadata_at + 2 :], "--archive-record", str(record)])
+    assert sorted(p.name for p in archive_only.iterdir()) == ["_fw.archive.json", "fw.tar.zst"]
     archive = archive_only / "fw.tar.zst"
     assert archive.read_bytes() == (fw_build / "fw.tar.zst").read_bytes()
-
-    out = tmp_path / "fw.json"
-    argv = [*identity, "--lock-file", str(lock), "--archive", str(archive), "--metadata", str(out)]
-    assert cli.main(["layer-metadata", *argv, "--required-layer-metadata", str(fw_build / "fw.json")]) == 0
-    metadata = json.loads(out.read_text())
     expected = json.loads((fw_build / "fw.json").read_text())
+    assert json.loads(record.read_text()) == {"archive": expected["archive"], "layer_name": "fw"}
+
+    archive.unlink()  # not read: the record is enough
+    out = tmp_path / "fw.json"
+    argv = [*identity, "--lock-file", str(lock), "--archive-record", str(record), "--metadata", str(out)]
+    assert cli.main(["layer-metadata", *argv, "--required-layer-metadata", str(fw_build / "fw.json")]) == 0
     expected["lock_hash"] = "sha256:" + sha256(lock)
     expected["required_layers"] = [{"name": "fw", "archive_sha256": sha256(fw_build / "fw.tar.zst")}]
-    assert metadata == expected
+    assert json.loads(out.read_text()) == expected
+    # A lower layer's archive record serves as well as its metadata.
+    assert cli.main(["layer-metadata", *argv, "--required-layer-metadata", str(record)]) == 0
+    assert json.loads(out.read_text()) == expected
 
-    missing = [*identity, "--archive", str(tmp_path / "nope.tar.zst"), "--metadata", str(out)]
-    with pytest.raises(VenvstacksError, match=r"layer 'fw': the archive .*nope\.tar\.zst.* does not exist"):
-        layer_build.write_layer_metadata(layer_build.build_metadata_parser().parse_args(missing))
-    with pytest.raises(VenvstacksError, match="--launch-module is only for application layers"):
-        layer_build.write_layer_metadata(
-            layer_build.build_metadata_parser().parse_args([*argv, "--launch-module", "x"])
-        )
+    def metadata_error(*extra: str) -> str:
+        with pytest.raises(VenvstacksError) as info:
+            layer_build.write_layer_metadata(layer_build.build_metadata_parser().parse_args([*argv, *extra]))
+        return str(info.value)
+
+    assert "--launch-module is only for application layers" in metadata_error("--launch-module", "x")
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"archive": expected["archive"], "layer_name": "app"}))
+    assert "is layer 'app''s" in metadata_error("--archive-record", str(other))
+    assert "is not an archive record" in metadata_error("--archive-record", str(lock))
+    same = [*build_argv(tmp_path, "fw"), "--archive-record", str(tmp_path / "fw.json")]  # = its --metadata
+    with pytest.raises(VenvstacksError, match="must be different files"):
+        layer_build.build_layer(layer_build.build_parser().parse_args(same))

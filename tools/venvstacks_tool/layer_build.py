@@ -148,7 +148,7 @@ def _add_identity_arguments(parser: argparse.ArgumentParser) -> None:
         "--required-layer-metadata",
         "required_layer_metadata",
         "PATH",
-        "metadata JSON of a layer this one needs (repeatable; same as --required-layer NAME=SHA256)",
+        "metadata JSON or archive record of a layer this one needs (repeatable; like --required-layer NAME=SHA256)",
         type=Path,
     )
 
@@ -184,9 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mtime", required=True, type=int, help="timestamp of every member, seconds since epoch")
     parser.add_argument("--output", required=True, type=Path, help="the layer archive to write")
     parser.add_argument(
+        "--archive-record",
+        type=Path,
+        help="also write the archive's record: JSON {layer_name, archive: {file, format, sha256, size}}",
+    )
+    parser.add_argument(
         "--metadata",
         type=Path,
-        help="the metadata JSON to write (optional: `layer-metadata` can write it from the archive later)",
+        help="the metadata JSON to write (optional: `layer-metadata` can write it from the archive record later)",
     )
     return parser
 
@@ -195,7 +200,9 @@ def build_metadata_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `layer-metadata` (reads `@paramfile` arguments)."""
     parser = subcommand_parser("layer-metadata", "Write the metadata JSON of a built framework or application layer.")
     _add_identity_arguments(parser)
-    parser.add_argument("--archive", required=True, type=Path, help="the layer archive `build-layer` wrote")
+    parser.add_argument(
+        "--archive-record", required=True, type=Path, help="the archive record `build-layer --archive-record` wrote"
+    )
     parser.add_argument("--metadata", required=True, type=Path, help="the metadata JSON to write")
     return parser
 
@@ -269,8 +276,10 @@ def _parse_arguments(args: argparse.Namespace) -> tuple[list[Wheel], list[AppFil
         raise VenvstacksError(f"layer {layer!r}: --mtime must not be negative")
     if args.kind == "framework" and args.app_files:
         raise VenvstacksError(f"framework layer {layer!r}: --app-file is only for application layers")
-    if args.metadata is not None and args.output.resolve() == args.metadata.resolve():
-        raise VenvstacksError(f"layer {layer!r}: --output and --metadata are one file")
+    outputs = {"--output": args.output, "--metadata": args.metadata, "--archive-record": args.archive_record}
+    given = {option: path.resolve() for option, path in outputs.items() if path is not None}
+    if len(set(given.values())) < len(given):
+        raise VenvstacksError(f"layer {layer!r}: {', '.join(given)} must be different files")
 
     wheels: list[Wheel] = []
     wheel_names: set[str] = set()
@@ -724,8 +733,11 @@ def build_layer(args: argparse.Namespace) -> str:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
+    record = archive_record(output, args.archive_format)
+    if args.archive_record is not None:
+        write_bytes_atomic(args.archive_record, json_bytes({"archive": record, "layer_name": layer}))
     if args.metadata is not None:
-        _write_metadata(args, output, lock_hash, required)
+        _write_metadata(args, record, lock_hash, required)
     note = f", {skipped} source(s) not compiled" if skipped else ""
     summary = f"built {args.kind} layer {layer!r}: {len(wheels)} wheel(s), {len(app_files)} app file(s){note}"
     return summary + _replaced_note(installed.replaced)
@@ -742,9 +754,11 @@ def _replaced_note(replaced: list[str], shown: int = 5) -> str:
     return "".join(lines)
 
 
-def _write_metadata(args: argparse.Namespace, archive: Path, lock_hash: str, required: list[dict[str, str]]) -> None:
+def _write_metadata(
+    args: argparse.Namespace, record: dict[str, object], lock_hash: str, required: list[dict[str, str]]
+) -> None:
     metadata = {
-        "archive": archive_record(archive, args.archive_format),
+        "archive": record,
         "kind": args.kind,
         "launch_module": args.launch_module or None,
         "layer_name": args.layer_name,
@@ -756,20 +770,37 @@ def _write_metadata(args: argparse.Namespace, archive: Path, lock_hash: str, req
     write_bytes_atomic(args.metadata, json_bytes(metadata))
 
 
+def _read_archive_record(path: Path, args: argparse.Namespace) -> dict[str, object]:
+    """The `archive` entry of the record `build-layer --archive-record` wrote for this layer."""
+    layer: str = args.layer_name
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        name, archive = record["layer_name"], record["archive"]
+        sha256, archive_format = archive["sha256"], archive["format"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise VenvstacksError(f"layer {layer!r}: {str(path)!r} is not an archive record: {error}") from error
+    if name != layer:
+        raise VenvstacksError(f"layer {layer!r}: the archive record {str(path)!r} is layer {name!r}'s")
+    if archive_format != args.archive_format or not isinstance(sha256, str) or not SHA256_RE.fullmatch(sha256):
+        raise VenvstacksError(
+            f"layer {layer!r}: the archive record {str(path)!r} is not of a {args.archive_format} archive with a sha256"
+        )
+    return dict(archive)
+
+
 def write_layer_metadata(args: argparse.Namespace) -> str:
-    """Write the metadata JSON of the archive `args.archive`; return a one-line summary.
+    """Write the metadata JSON from the layer's archive record; return a one-line summary.
 
     Kept apart from `build-layer` so that the archive action needs no lower layer: in Bazel, a
     layer's archive builds in parallel with the layers below it, and only this small step waits
-    for their archive hashes.
+    for their archive records. It reads no archive, so a remote cache need not send one.
     """
     _check_identity(args)
     layer: str = args.layer_name
-    if not args.archive.is_file():
-        raise VenvstacksError(f"layer {layer!r}: the archive {str(args.archive)!r} does not exist")
-    if args.archive.resolve() == args.metadata.resolve():
-        raise VenvstacksError(f"layer {layer!r}: --archive and --metadata are one file")
-    _write_metadata(args, args.archive, _lock_hash(args, layer), _required_layers(args, layer))
+    if args.archive_record.resolve() == args.metadata.resolve():
+        raise VenvstacksError(f"layer {layer!r}: --archive-record and --metadata are one file")
+    record = _read_archive_record(args.archive_record, args)
+    _write_metadata(args, record, _lock_hash(args, layer), _required_layers(args, layer))
     return f"wrote the metadata of {args.kind} layer {layer!r}"
 
 
