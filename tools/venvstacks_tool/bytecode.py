@@ -102,7 +102,8 @@ class BytecodeCompiler:
         for index in sorted(self._stale):
             failures[index] = self._compile_chunk(index)
         self._stale.clear()
-        return sorted((name for names in failures.values() for name in names), key=os.fsencode)
+        # A source replaced by a later wheel is in two chunks: count it once.
+        return sorted({name for names in failures.values() for name in names}, key=os.fsencode)
 
     def _compile_chunk(self, index: int) -> list[str]:
         list_file = self._work_dir / f"compile-{index}.txt"

@@ -63,7 +63,11 @@ class InstalledWheel:
 
 
 class _RecordingDestination(SchemeDictionaryDestination):
-    """`installer`'s file-system destination that also records what it writes."""
+    """`installer`'s file-system destination that also records what it writes.
+
+    Every file goes through `write_to_fs`: the wheel's members, the entry-point scripts it
+    generates, the extra `.dist-info` files and RECORD.
+    """
 
     def __init__(self, scheme_dict: dict[str, str], installed: InstalledWheel) -> None:
         super().__init__(
@@ -83,11 +87,6 @@ class _RecordingDestination(SchemeDictionaryDestination):
             self._installed.python_sources.append(target)
         if scheme == "scripts" or path.endswith(_GENERATED_DIST_INFO):
             self._installed.generated.append(target)
-        return entry
-
-    def write_script(self, name: str, module: str, attr: str, section: str) -> RecordEntry:  # type: ignore[override]
-        entry = super().write_script(name, module, attr, section)  # type: ignore[arg-type]
-        self._installed.generated.append(Path(os.path.abspath(os.path.join(self.scheme_dict["scripts"], entry.path))))
         return entry
 
 
