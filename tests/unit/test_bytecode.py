@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import marshal
 import os
 import sys
 from pathlib import Path
+
+import pytest
 
 from venvstacks_tool import bytecode
 from venvstacks_tool.bytecode import BytecodeCompiler
@@ -27,14 +30,13 @@ def _pycs(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*.pyc"))}
 
 
-def test_pycs_do_not_depend_on_the_worker_count(tmp_path: Path, monkeypatch: object) -> None:
+def test_pycs_do_not_depend_on_the_worker_count(tmp_path: Path) -> None:
     results = []
-    for cpus in (1, 3):
-        root = tmp_path / f"cpus{cpus}"
+    for workers in (1, 3):
+        root = tmp_path / f"workers{workers}"
         sources = _sources(root, 9)
         (root / "work").mkdir()
-        with BytecodeCompiler(root, root / "work", ENV, "fw") as compiler:
-            compiler._pool._max_workers = cpus
+        with BytecodeCompiler(root, root / "work", ENV, "fw", workers=workers) as compiler:
             compiler.submit(sources[:4])
             compiler.submit(sources[4:])
             assert compiler.finish() == []
@@ -43,21 +45,18 @@ def test_pycs_do_not_depend_on_the_worker_count(tmp_path: Path, monkeypatch: obj
     assert len(results[0]) == 9
 
 
-def test_chunks_are_cut_from_each_batch(tmp_path: Path, monkeypatch: object) -> None:
-    import pytest
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(bytecode, "COMPILE_CHUNK", 2)
-        sources = _sources(tmp_path, 5)
-        (tmp_path / "work").mkdir()
-        with BytecodeCompiler(tmp_path, tmp_path / "work", ENV, "fw") as compiler:
-            compiler.submit(reversed(sources))
-            compiler.finish()
-            assert compiler._chunks == [
-                ["pkg/mod000.py", "pkg/mod001.py"],
-                ["pkg/mod002.py", "pkg/mod003.py"],
-                ["pkg/mod004.py"],
-            ]
+def test_chunks_are_cut_from_each_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sorted within the batch, then cut: the list files the compilers read say which file went where."""
+    monkeypatch.setattr(bytecode, "COMPILE_CHUNK", 2)
+    sources = _sources(tmp_path, 5)
+    work = tmp_path / "work"
+    work.mkdir()
+    with BytecodeCompiler(tmp_path, work, ENV, "fw") as compiler:
+        compiler.submit(reversed(sources))
+        compiler.finish()
+    chunks = [(work / f"compile-{i}.txt").read_text().split() for i in range(3)]
+    assert chunks == [["pkg/mod000.py", "pkg/mod001.py"], ["pkg/mod002.py", "pkg/mod003.py"], ["pkg/mod004.py"]]
+    assert not (work / "compile-3.txt").exists()
 
 
 def test_an_invalidated_source_is_compiled_again_from_its_final_bytes(tmp_path: Path) -> None:
@@ -86,8 +85,6 @@ def test_a_source_that_does_not_compile_is_reported(tmp_path: Path) -> None:
 
 
 def compile_from_pyc(pyc: Path) -> object:
-    import marshal
-
     data = pyc.read_bytes()
     assert data[:4] == importlib.util.MAGIC_NUMBER, sys.version
     return marshal.loads(data[16:])

@@ -57,7 +57,9 @@ class BytecodeCompiler:
     Use as a context manager; `submit` batches as they become ready, then `finish` once.
     """
 
-    def __init__(self, base: Path, work_dir: Path, env: Mapping[str, str], layer: str) -> None:
+    def __init__(
+        self, base: Path, work_dir: Path, env: Mapping[str, str], layer: str, workers: int | None = None
+    ) -> None:
         self._base = base  # cwd of the compilers: sources are given relative to it
         self._work_dir = work_dir  # where the chunk list files go
         self._env = dict(env)
@@ -66,7 +68,8 @@ class BytecodeCompiler:
         self._futures: list[concurrent.futures.Future[list[str]]] = []
         self._chunk_of: dict[str, int] = {}
         self._stale: set[int] = set()
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
+        # One compiling process per core unless told otherwise; the pycs do not depend on it.
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers or max(1, os.cpu_count() or 1))
 
     def __enter__(self) -> BytecodeCompiler:
         return self
