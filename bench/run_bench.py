@@ -83,6 +83,8 @@ from support.local_pbs import make_local_runtime  # noqa: E402
 from support.stack_workspace import copy_checkout  # noqa: E402
 
 BAZEL_SH = CHECKOUT / "tests" / "bazel.sh"
+# Startup options for every Bazel command of the run (`--bazel-startup-option`), e.g. a JVM flag.
+STARTUP_OPTIONS: list[str] = []
 TOOL_PHASES = CHECKOUT / "bench" / "tool_phases.py"
 
 RUNTIME = "cpython3_11"
@@ -163,7 +165,7 @@ class Workspace:
     started: list[Path] = field(default_factory=list)
 
     def bazel(self, *args: str, check: bool = True) -> BazelResult:
-        command = [str(BAZEL_SH), f"--output_base={self.output_base}", *args]
+        command = [str(BAZEL_SH), f"--output_base={self.output_base}", *STARTUP_OPTIONS, *args]
         if self.output_base not in self.started:
             self.started.append(self.output_base)
         start = time.perf_counter()
@@ -181,7 +183,7 @@ class Workspace:
 
     def shutdown(self, remove: bool) -> None:
         subprocess.run(
-            [str(BAZEL_SH), f"--output_base={self.output_base}", "shutdown"],
+            [str(BAZEL_SH), f"--output_base={self.output_base}", *STARTUP_OPTIONS, "shutdown"],
             cwd=self.root,
             capture_output=True,
             check=False,
@@ -888,7 +890,7 @@ def machine_info(runtime_version: str) -> dict[str, Any]:
         "kernel": platform.release(),
         "host_python": platform.python_version(),
         "runtime_python": runtime_version,
-        "bazel": bazel,
+        "bazel": bazel + "".join(f" {option}" for option in STARTUP_OPTIONS),
         "load_at_start": loadavg(),
     }
 
@@ -1107,7 +1109,15 @@ def main(argv: list[str]) -> int:
         metavar="STEP[,STEP]",
         help=f"run only these measurements (after the untimed set-up): {', '.join(STEPS)}",
     )
+    parser.add_argument(
+        "--bazel-startup-option",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="a Bazel startup option for every command (repeatable), e.g. --host_jvm_args=-XX:TieredStopAtLevel=1",
+    )
     args = parser.parse_args(argv)
+    STARTUP_OPTIONS[:] = args.bazel_startup_option
     unknown = sorted(set(args.only) - set(STEPS))
     if unknown:
         parser.error(f"--only: unknown step(s) {', '.join(unknown)}; the steps are {', '.join(STEPS)}")
