@@ -1,6 +1,7 @@
 """What a venvstacks stack build costs: cold, no-op, incremental, from a remote cache, deploy, floor.
 
-    python3 bench/run_bench.py [--runs N] [--cold-runs N] [--out DIR] [--keep] [--no-xz] [--only STEP,...]
+    python3 bench/run_bench.py [--runs N] [--cold-runs N] [--out DIR] [--keep] [--no-xz]
+                               [--bazel-startup-option OPTION] [--only STEP,...]
 
 Builds a realistic stack with a real Bazel (tests/bazel.sh) in a scratch workspace under /tmp:
 
