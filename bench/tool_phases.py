@@ -45,7 +45,7 @@ import sys
 import tarfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -211,25 +211,6 @@ def cmd_deploy(dest: str, archives: list[str]) -> None:
 # --- repack -------------------------------------------------------------------------------------
 
 
-def _entries(root: Path, top: str) -> Iterator[Any]:
-    """Archive entries of the unpacked layer at `root`, as build-layer makes them."""
-    from venvstacks_tool.archive import ArchiveEntry
-
-    yield ArchiveEntry(top, "dir", 0o755)
-    for dirpath, dirnames, filenames in os.walk(root):
-        relative = Path(dirpath).relative_to(root)
-        for name in dirnames + filenames:
-            path = Path(dirpath, name)
-            member = "/".join((top, *relative.parts, name))
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
-                yield ArchiveEntry(member, "symlink", 0o777, link_target=os.readlink(path))
-            elif stat.S_ISDIR(st.st_mode):
-                yield ArchiveEntry(member, "dir", 0o755)
-            elif stat.S_ISREG(st.st_mode):
-                yield ArchiveEntry(member, "file", st.st_mode, source_path=str(path))
-
-
 def _first_mtime(archive: Path) -> int:
     """The mtime of the first member of a .tar.zst (every member of a layer has the same)."""
     import zstandard
@@ -242,16 +223,6 @@ def _first_mtime(archive: Path) -> int:
         for member in tar:
             return int(member.mtime)
     return 0
-
-
-def sha256_file(path: Path | str) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _decompress_seconds(path: Path, archive_format: str) -> float:
@@ -274,7 +245,8 @@ def _decompress_seconds(path: Path, archive_format: str) -> float:
 
 
 def cmd_repack(tree: str, out_dir: str, formats: str, layers: list[str]) -> None:
-    from venvstacks_tool.archive import write_archive
+    from venvstacks_tool.archive import tree_entries, write_archive
+    from venvstacks_tool.fsutil import sha256_file
 
     results: dict[str, Any] = {}
     for spec in layers:
@@ -285,7 +257,7 @@ def cmd_repack(tree: str, out_dir: str, formats: str, layers: list[str]) -> None
         for archive_format in formats.split(","):
             output = Path(out_dir, f"{name}.{archive_format}")
             start = time.perf_counter()
-            write_archive(_entries(Path(tree, name), name), output, archive_format, mtime)
+            write_archive(tree_entries(Path(tree, name), name), output, archive_format, mtime)
             seconds = time.perf_counter() - start
             entry[archive_format] = {
                 "seconds": seconds,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from support.bazel_workspace import CHECKOUT
-from support.layer_inputs import build_argv, make_fw_wheel
+from support.layer_inputs import build, build_argv, make_fw_wheel
 
 TOOL_PHASES = CHECKOUT / "bench" / "tool_phases.py"
 
@@ -49,3 +49,27 @@ def test_floor_runs_on_the_same_wheels(tmp_path: Path) -> None:
     for key in ("unzip", "pack", "total", "cpu_floor", "bytecode_compile_all_cores"):
         assert result[key] >= 0, key
     assert result["tree_files"] > 0 and result["archive_bytes"] > 0
+
+
+def test_repack_gives_the_bytes_build_layer_gave(tmp_path: Path) -> None:
+    """The archive-size rows re-pack an unpacked layer; the .tar.zst must be build-layer's own."""
+    import tarfile
+
+    import zstandard
+
+    wheel = make_fw_wheel(tmp_path / "wheels")
+    built = tmp_path / "built"
+    build(build_argv(built, "fw", wheels=[wheel]))
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    with (
+        open(built / "fw.tar.zst", "rb") as raw,
+        zstandard.ZstdDecompressor().stream_reader(raw) as stream,
+        tarfile.open(fileobj=stream, mode="r|") as tar,
+    ):
+        tar.extractall(tree, filter="tar")
+    out = tmp_path / "repacked"
+    out.mkdir()
+    result = _run("repack", str(tree), str(out), "tar.zst", f"fw={built / 'fw.tar.zst'}")
+    assert result["layers"]["fw"]["tar.zst"]["bytes"] > 0
+    assert result["layers"]["fw"]["identical_to_bazel_output"] is True
