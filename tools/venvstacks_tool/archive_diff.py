@@ -36,6 +36,7 @@ from venvstacks_tool.archive import (
     normalized_member_name,
     read_archive_format,
 )
+from venvstacks_tool.cli import subcommand_parser
 from venvstacks_tool.errors import VenvstacksError
 from venvstacks_tool.fsutil import CHUNK_SIZE, sha256_file
 
@@ -83,10 +84,8 @@ class ArchiveSummary:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `diff-archives` (reads `@paramfile` arguments)."""
-    parser = argparse.ArgumentParser(
-        prog="venvstacks_tool diff-archives",
-        description="Print why two layer archives differ (exit 0 identical, 1 different, 2 unreadable).",
-        fromfile_prefix_chars="@",
+    parser = subcommand_parser(
+        "diff-archives", "Print why two layer archives differ (exit 0 identical, 1 different, 2 unreadable)."
     )
     parser.add_argument("archive_a", type=Path, metavar="A", help="an archive (.tar.zst, .tar.xz or .zip)")
     parser.add_argument("archive_b", type=Path, metavar="B", help="the archive to compare it with")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import Any
 
 from venvstacks_tool.errors import VenvstacksError
 
@@ -31,6 +32,13 @@ def subcommand_parser(subcommand: str, description: str) -> argparse.ArgumentPar
     return argparse.ArgumentParser(
         prog=f"venvstacks_tool {subcommand}", description=description, fromfile_prefix_chars="@"
     )
+
+
+def add_repeatable(
+    parser: argparse.ArgumentParser, flag: str, dest: str, metavar: str, help_text: str, type: Any = str
+) -> None:
+    """Add `flag`, which may be given any number of times; its values collect in a list `dest` ([] if never)."""
+    parser.add_argument(flag, action="append", default=[], dest=dest, type=type, metavar=metavar, help=help_text)
 
 
 def main(argv: list[str]) -> int:

@@ -35,6 +35,7 @@ from typing import Any
 
 from venvstacks_tool import postinstall_template
 from venvstacks_tool.archive import iter_archive_members, read_archive_format, resolve_symlink
+from venvstacks_tool.cli import subcommand_parser
 from venvstacks_tool.errors import VenvstacksError
 from venvstacks_tool.fsutil import CHUNK_SIZE
 from venvstacks_tool.layer_metadata import LAYER_CONFIG_PATH, POSTINSTALL_NAME, is_layer_name
@@ -46,11 +47,7 @@ OLD_PREFIX = ".venvstacks-old-"
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `deploy` (reads `@paramfile` arguments)."""
-    parser = argparse.ArgumentParser(
-        prog="venvstacks_tool deploy",
-        description="Unpack layer archives into a directory and run each layer's postinstall.py.",
-        fromfile_prefix_chars="@",
-    )
+    parser = subcommand_parser("deploy", "Unpack layer archives into a directory and run each layer's postinstall.py.")
     parser.add_argument(
         "--archive",
         action="append",

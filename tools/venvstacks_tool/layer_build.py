@@ -54,7 +54,7 @@ from typing import Any
 from venvstacks_tool import postinstall_template
 from venvstacks_tool.archive import ARCHIVE_FORMATS, tree_entries, write_archive
 from venvstacks_tool.bytecode import BytecodeCompiler
-from venvstacks_tool.cli import subcommand_parser
+from venvstacks_tool.cli import add_repeatable, subcommand_parser
 from venvstacks_tool.errors import VenvstacksError
 from venvstacks_tool.fsutil import CHUNK_SIZE, json_bytes, sha256_file, write_bytes_atomic
 from venvstacks_tool.layer_metadata import (
@@ -115,13 +115,6 @@ class LayerPaths:
     xy: str  # e.g. "3.12"
 
 
-def _repeatable(
-    parser: argparse.ArgumentParser, flag: str, dest: str, metavar: str, help_text: str, type: Any = str
-) -> None:
-    """Add `flag`, which may be given any number of times; its values collect in a list `dest`."""
-    parser.add_argument(flag, action="append", default=[], dest=dest, type=type, metavar=metavar, help=help_text)
-
-
 def _add_identity_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments `build-layer` and `layer-metadata` share: what the metadata JSON records."""
     parser.add_argument("--layer-name", required=True, help="layer (and deployed directory) name")
@@ -136,14 +129,14 @@ def _add_identity_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="the layer's lock file: records `sha256:<hex of its bytes>` as the lock hash (instead of --lock-hash)",
     )
-    _repeatable(
+    add_repeatable(
         parser,
         "--required-layer",
         "required_layers",
         "NAME=ARCHIVE_SHA256",
         "a layer this one needs at run time and its archive sha256 (repeatable)",
     )
-    _repeatable(
+    add_repeatable(
         parser,
         "--required-layer-metadata",
         "required_layer_metadata",
@@ -158,22 +151,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = subcommand_parser("build-layer", "Build a framework or application layer archive on its runtime.")
     _add_identity_arguments(parser)
     parser.add_argument("--runtime-layer", required=True, help="deployed directory name of the runtime layer")
-    _repeatable(
+    add_repeatable(
         parser,
         "--lower-layer",
         "lower_layers",
         "NAME",
         "a framework layer below this one (repeatable, in sys.path order)",
     )
-    _repeatable(parser, "--wheel", "wheels", "PATH=SHA256", "a locked wheel of this layer and its sha256 (repeatable)")
-    _repeatable(
+    add_repeatable(
+        parser, "--wheel", "wheels", "PATH=SHA256", "a locked wheel of this layer and its sha256 (repeatable)"
+    )
+    add_repeatable(
         parser,
         "--local-wheel",
         "local_wheels",
         "PATH",
         "a wheel built in this build (not from the lock), installed like the locked ones (repeatable)",
     )
-    _repeatable(
+    add_repeatable(
         parser,
         "--app-file",
         "app_files",

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from venvstacks_tool import pylock
-from venvstacks_tool.cli import subcommand_parser
+from venvstacks_tool.cli import add_repeatable, subcommand_parser
 from venvstacks_tool.errors import VenvstacksError
 from venvstacks_tool.fsutil import write_bytes_atomic
 from venvstacks_tool.process import pip_command, run_captured
@@ -74,49 +74,35 @@ def add_layer_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the arguments `lock` and `check-lock` share (everything `inputs_hash` covers)."""
     parser.add_argument("--layer-name", required=True, help="the layer's name, e.g. app")
     parser.add_argument("--layer-kind", required=True, choices=pylock.LAYER_KINDS, help="the layer's kind")
-    parser.add_argument(
-        "--requirement",
-        dest="requirements",
-        action="append",
-        default=[],
-        metavar="REQ",
-        help="a top-level requirement (PEP 508); repeatable, order kept",
+    add_repeatable(
+        parser, "--requirement", "requirements", "REQ", "a top-level requirement (PEP 508); repeatable, order kept"
     )
-    parser.add_argument(
+    add_repeatable(
+        parser,
         "--requirements-in",
-        dest="requirements_in",
-        action="append",
-        default=[],
+        "requirements_in",
+        "PATH",
+        "a requirements.in file (one requirement a line, no options); repeatable",
         type=Path,
-        metavar="PATH",
-        help="a requirements.in file (one requirement a line, no options); repeatable",
     )
-    parser.add_argument(
+    add_repeatable(
+        parser,
         "--lower-lock",
-        dest="lower_locks",
-        action="append",
-        default=[],
+        "lower_locks",
+        "LAYER=PATH",
+        "the lock of a layer below this one; repeatable, in stacking order (lowest first)",
         type=_lower_lock,
-        metavar="LAYER=PATH",
-        help="the lock of a layer below this one; repeatable, in stacking order (lowest first)",
     )
     parser.add_argument("--python-version", required=True, help="the runtime's full version, e.g. 3.12.7")
     parser.add_argument("--platform", required=True, help="target triple, e.g. x86_64-unknown-linux-gnu")
     parser.add_argument("--index-url", default=DEFAULT_INDEX_URL, help="the package index (PEP 503)")
-    parser.add_argument(
-        "--extra-index-url",
-        dest="extra_index_urls",
-        action="append",
-        default=[],
-        metavar="URL",
-        help="another package index; repeatable",
-    )
-    parser.add_argument(
+    add_repeatable(parser, "--extra-index-url", "extra_index_urls", "URL", "another package index; repeatable")
+    add_repeatable(
+        parser,
         "--find-links",
-        action="append",
-        default=[],
-        metavar="PATH_OR_URL",
-        help="a directory of wheels (relative to the workspace) or a URL; repeatable",
+        "find_links",
+        "PATH_OR_URL",
+        "a directory of wheels (relative to the workspace) or a URL; repeatable",
     )
     parser.add_argument("--lock-target", default="", help="the layer's lock target, e.g. //stacks:app.lock")
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from venvstacks_tool.cli import add_repeatable, subcommand_parser
 from venvstacks_tool.errors import VenvstacksError
 from venvstacks_tool.fsutil import write_bytes_atomic
 
@@ -335,10 +336,8 @@ def fetch_release(
 
 def build_parser() -> argparse.ArgumentParser:
     """The `pbs-table` command line."""
-    parser = argparse.ArgumentParser(
-        prog="venvstacks_tool pbs-table",
-        description="Regenerate the table of python-build-standalone runtimes from release data.",
-        fromfile_prefix_chars="@",
+    parser = subcommand_parser(
+        "pbs-table", "Regenerate the table of python-build-standalone runtimes from release data."
     )
     parser.add_argument(
         "--release",
@@ -347,12 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TAG",
         help="PBS release tag (e.g. 20241016); repeatable, the newest wins for a shared version",
     )
-    parser.add_argument(
+    add_repeatable(
+        parser,
         "--python",
-        action="append",
-        default=[],
-        metavar="X.Y",
-        help="keep only this minor version; repeatable (default: every version in the releases)",
+        "python",
+        "X.Y",
+        "keep only this minor version; repeatable (default: every version in the releases)",
     )
     parser.add_argument("--flavor", choices=FLAVORS, default="install_only")
     parser.add_argument("--output", required=True, help="the JSON file to write")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from venvstacks_tool.archive import ARCHIVE_FORMATS, ArchiveEntry, read_tar_entries, reroot_entries, write_archive
+from venvstacks_tool.cli import subcommand_parser
 from venvstacks_tool.errors import VenvstacksError
 from venvstacks_tool.fsutil import json_bytes, sha256_file, write_bytes_atomic
 from venvstacks_tool.layer_metadata import (
@@ -35,10 +36,8 @@ _MAX_LISTED = 10
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `pack-runtime` (reads `@paramfile` arguments)."""
-    parser = argparse.ArgumentParser(
-        prog="venvstacks_tool pack-runtime",
-        description="Pack a python-build-standalone install_only archive as a runtime layer.",
-        fromfile_prefix_chars="@",
+    parser = subcommand_parser(
+        "pack-runtime", "Pack a python-build-standalone install_only archive as a runtime layer."
     )
     parser.add_argument("--source-archive", required=True, type=Path, help="the PBS archive")
     parser.add_argument("--strip-prefix", default="python", help="top-level directory of the PBS archive")

@@ -6,14 +6,17 @@ import argparse
 import json
 from pathlib import Path
 
+from venvstacks_tool.cli import add_repeatable, subcommand_parser
 from venvstacks_tool.errors import VenvstacksError
 from venvstacks_tool.fsutil import write_bytes_atomic
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The `stack-metadata` command line."""
-    parser = argparse.ArgumentParser(prog="venvstacks_tool stack-metadata", fromfile_prefix_chars="@")
-    parser.add_argument("--layer-metadata", action="append", type=Path, default=[], help="a layer's metadata JSON")
+    parser = subcommand_parser("stack-metadata", "Combine the stack's layer metadata into one JSON file.")
+    add_repeatable(
+        parser, "--layer-metadata", "layer_metadata", "PATH", "a layer's metadata JSON (repeatable)", type=Path
+    )
     parser.add_argument("--output", type=Path, required=True, help="the combined JSON to write")
     return parser
 
