@@ -3,34 +3,21 @@
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from support.bazel_workspace import CHECKOUT, Workspace
+from support.rule_docs import load_renderer
 
 pytestmark = pytest.mark.integration
 
-SCRIPT = CHECKOUT / "docs" / "gen" / "render_rule_docs.py"
 CHECKED_IN = CHECKOUT / "docs" / "rules.md"
 
 
-def _load_script() -> ModuleType:
-    """Imports the renderer by path (docs/gen is not a package)."""
-    spec = importlib.util.spec_from_file_location("render_rule_docs", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look the module up in sys.modules while the class bodies run.
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_rule_docs_are_up_to_date(tmp_path: Path) -> None:
-    renderer = _load_script()
+    renderer = load_renderer()
     workspace = Workspace(CHECKOUT)
     try:
         workspace.bazel("build", "//rules_venvstacks:all_docs")

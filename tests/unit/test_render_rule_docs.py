@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import textwrap
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "gen" / "render_rule_docs.py"
+from support.rule_docs import load_renderer
 
-
-def _load() -> ModuleType:
-    """Imports the script by path (docs/gen is not a package)."""
-    spec = importlib.util.spec_from_file_location("render_rule_docs", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look the module up in sys.modules while the class bodies run.
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-rrd = _load()
+rrd = load_renderer()
 
 
 def parse(text: str) -> rrd.Message:
