@@ -142,18 +142,10 @@ class RemoteCache:
         if self.running:
             return
         self._write_config()
+        # nginx's prefix, error log and configuration: the same for the check and the server.
+        files = ["-p", str(self.state), "-e", str(self.state / "error.log"), "-c", str(self.config)]
         check = subprocess.run(
-            [
-                self.nginx,
-                "-t",
-                "-q",
-                "-p",
-                str(self.state),
-                "-e",
-                str(self.state / "error.log"),
-                "-c",
-                str(self.config),
-            ],
+            [self.nginx, "-t", "-q", *files],
             capture_output=True,
             text=True,
             check=False,
@@ -163,17 +155,7 @@ class RemoteCache:
         log = open(self.state / "stderr.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             self._process = subprocess.Popen(
-                [
-                    self.nginx,
-                    "-p",
-                    str(self.state),
-                    "-e",
-                    str(self.state / "error.log"),
-                    "-c",
-                    str(self.config),
-                    "-g",
-                    "daemon off;",
-                ],
+                [self.nginx, *files, "-g", "daemon off;"],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
