@@ -76,12 +76,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CHECKOUT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(CHECKOUT / "tests"))
+from venvstacks_testing.http_server import serve_directory
+from venvstacks_testing.local_pbs import make_local_runtime
+from venvstacks_testing.stack_workspace import copy_checkout
 
-from support.http_server import serve_directory  # noqa: E402
-from support.local_pbs import make_local_runtime  # noqa: E402
-from support.stack_workspace import copy_checkout  # noqa: E402
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 BAZEL_SH = CHECKOUT / "tests" / "bazel.sh"
 # Startup options for every Bazel command of the run (`--bazel-startup-option`), e.g. a JVM flag.
@@ -652,7 +651,7 @@ class Bench:
     def remote(self) -> None:
         """Fresh checkouts against a warm remote cache, interleaved with the Bazel-alone baseline."""
         try:
-            from support.remote_cache import remote_cache
+            from venvstacks_testing.remote_cache import remote_cache
         except ImportError as error:
             log(f"skipping the remote-cache measurement: tests/support/remote_cache.py is missing ({error})")
             self.results["remote"] = {"skipped": str(error)}

@@ -101,7 +101,7 @@ def tree_size(root: Path) -> tuple[int, int]:
 
 def zstd_settings() -> tuple[int, int]:
     """(level, threads) that archive.py uses for .tar.zst."""
-    from venvstacks_tool import archive
+    from venvstacks_tool.core import archive
 
     level = int(getattr(archive, "ZSTD_DEFAULT_LEVEL", 9))
     threads_of = getattr(archive, "_zstd_threads", None)
@@ -116,20 +116,20 @@ def zstd_settings() -> tuple[int, int]:
 
 
 def cmd_build_layer(params: str, out_dir: str) -> None:
-    from venvstacks_tool import archive, layer_build
+    from venvstacks_tool.build import layer as layer_build
+    from venvstacks_tool.core import archive
 
     tree: dict[str, int] = {}
     timed(layer_build, "_check_wheels_exist", "check the wheels exist")
     timed(layer_build, "_install_wheels", INSTALL_PHASE)
     timed(layer_build, "_check_install_layout", "check install layout")
-    timed(layer_build, "_make_relocatable", "relocate scripts, RECORD")
     timed(layer_build, "_copy_app_files", "copy app files")
     timed(layer_build, "_add_stacking_files", "stacking files")
     timed(layer_build, "_compile_remaining", COMPILE_PHASE)
     timed(archive, "_plan", "archive: walk, stat, sort")
     timed(archive, "_write_tar_zst", "archive: tar + zstd")
     timed(archive, "_write_tar_xz", "archive: tar + xz")
-    timed(layer_build, "archive_record", "archive sha256 (metadata)")
+    timed(layer_build, "record_archive", "archive sha256 (record)")
 
     # The build-path scan gets the finished tree: measure its size there (untimed).
     scan = getattr(layer_build, "_check_no_build_paths", None)
@@ -162,18 +162,16 @@ def cmd_build_layer(params: str, out_dir: str) -> None:
 
     with open(params, encoding="utf-8") as f:
         argv = f.read().splitlines()
-    for option, name in (("--output", "layer.archive"), ("--metadata", "layer.json")):
-        if option not in argv:  # Bazel's archive action writes no metadata (a separate action does)
-            continue
+    for option, name in (("--output", "layer.archive"), ("--archive-record", "layer.record.json")):
         index = argv.index(option)
         if option == "--output":
             original = os.path.basename(argv[index + 1])
             name = "layer" + original[original.index(".") :] if "." in original else name
         argv[index + 1] = os.path.join(out_dir, name)
-    args = layer_build.build_parser().parse_args(argv)
+    request = layer_build.parse_request(argv)
     start = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):
-        layer_build.build_layer(args)
+        layer_build.build_layer(request)
     total = time.perf_counter() - start - _OVERHEAD[0]
     PHASES["other"] = max(0.0, total - sum(PHASES.values()))
     emit(
@@ -183,9 +181,9 @@ def cmd_build_layer(params: str, out_dir: str) -> None:
             "install": PHASES.get(INSTALL_PHASE),
             "tree_files": tree.get("files"),
             "tree_bytes": tree.get("bytes"),
-            "wheels": len(args.wheels),
-            "archive": str(args.output),
-            "archive_bytes": os.path.getsize(args.output),
+            "wheels": len(request.wheels),
+            "archive": str(request.output),
+            "archive_bytes": os.path.getsize(request.output),
             "missing_hooks": MISSING,
         }
     )
@@ -195,7 +193,7 @@ def cmd_build_layer(params: str, out_dir: str) -> None:
 
 
 def cmd_deploy(dest: str, archives: list[str]) -> None:
-    from venvstacks_tool import deploy
+    from venvstacks_tool.deploy import deploy
 
     timed(deploy, "extract_layer", "unpack (extract_layer)")
     timed(deploy, "_run_postinstall", "postinstall.py (child process)")
@@ -245,8 +243,8 @@ def _decompress_seconds(path: Path, archive_format: str) -> float:
 
 
 def cmd_repack(tree: str, out_dir: str, formats: str, layers: list[str]) -> None:
-    from venvstacks_tool.archive import tree_entries, write_archive
-    from venvstacks_tool.fsutil import sha256_file
+    from venvstacks_tool.core.archive import tree_entries, write_archive
+    from venvstacks_tool.core.fsutil import sha256_file
 
     results: dict[str, Any] = {}
     for spec in layers:

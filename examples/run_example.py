@@ -28,12 +28,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-CHECKOUT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(CHECKOUT / "tests"))
+from venvstacks_testing.bazel_workspace import Workspace
+from venvstacks_testing.http_server import serve_directory
+from venvstacks_testing.local_pbs import make_local_runtime
 
-from support.bazel_workspace import Workspace  # noqa: E402
-from support.http_server import serve_directory  # noqa: E402
-from support.local_pbs import make_local_runtime  # noqa: E402
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 EXAMPLE = CHECKOUT / "examples" / "stack"
 LAYERS = ["numpy_framework", "app_report", "app_stats"]

@@ -6,9 +6,9 @@ gathers layers and their metadata. The providers let your own rules read layers.
 """
 
 load("//rules_venvstacks/private:layer_macros.bzl", _application_layer = "application_layer", _framework_layer = "framework_layer")
-load("//rules_venvstacks/private:providers.bzl", _VenvstacksLayerInfo = "VenvstacksLayerInfo", _VenvstacksRuntimeInfo = "VenvstacksRuntimeInfo")
-load("//rules_venvstacks/private:runtime_layer.bzl", _runtime_layer = "runtime_layer")
-load("//rules_venvstacks/private:stack.bzl", _layer_stack = "layer_stack")
+load("//rules_venvstacks/private/build:runtime_layer.bzl", _runtime_layer = "runtime_layer")
+load("//rules_venvstacks/private/build:stack.bzl", _layer_stack = "layer_stack")
+load("//rules_venvstacks/private/common:providers.bzl", _VenvstacksLayerInfo = "VenvstacksLayerInfo", _VenvstacksRuntimeInfo = "VenvstacksRuntimeInfo")
 
 application_layer = _application_layer
 framework_layer = _framework_layer

@@ -5,6 +5,6 @@
 the `@venvstacks_wheels` hub.
 """
 
-load("//rules_venvstacks/private:extension.bzl", _venvstacks = "venvstacks")
+load("//rules_venvstacks/private/fetch:extension.bzl", _venvstacks = "venvstacks")
 
 venvstacks = _venvstacks

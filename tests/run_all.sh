@@ -11,8 +11,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { echo "== $*" >&2; }
 
-step "python test dependencies"
+step "python test dependencies, and the tool and test support as a development install"
 python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+python3 -m pip install -q --disable-pip-version-check --no-deps -e .
 
 if ! command -v buildifier >/dev/null; then
   step "buildifier (npm @bazel/buildifier)"
@@ -36,6 +37,9 @@ fi
 step "ruff"
 python3 -m ruff check tools tests examples docs bench
 python3 -m ruff format --check tools tests examples docs bench
+
+step "mypy --strict (the tool and the maintainer tools)"
+python3 -m mypy
 
 step "buildifier"
 buildifier -mode=check -lint=warn -r MODULE.bazel BUILD.bazel rules_venvstacks tools tests examples

@@ -8,9 +8,10 @@
     NAME.lock_inputs   internal: what the lock is resolved from
 """
 
-load(":deploy_rules.bzl", "venvstacks_deploy", "venvstacks_test")
-load(":layer.bzl", "venvstacks_layer")
-load(":lock_rules.bzl", "venvstacks_lock", "venvstacks_lock_inputs", "venvstacks_lock_test")
+load("//rules_venvstacks/private/build:layer.bzl", "venvstacks_layer")
+load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_INDEX_URL")
+load("//rules_venvstacks/private/deploy:deploy_rules.bzl", "venvstacks_deploy", "venvstacks_test")
+load("//rules_venvstacks/private/lock:lock_rules.bzl", "venvstacks_lock", "venvstacks_lock_inputs", "venvstacks_lock_test")
 
 def _sibling(label, suffix):
     """The label of `label`'s generated `<name><suffix>` target, as a string."""
@@ -30,7 +31,7 @@ def _layer(
         requirements_in = [],
         lock = None,
         wheels = None,
-        index_url = "https://pypi.org/simple",
+        index_url = DEFAULT_INDEX_URL,
         extra_index_urls = [],
         find_links = [],
         layer_name = None,
@@ -91,7 +92,7 @@ def framework_layer(
         requirements_in = [],
         lock = None,
         wheels = None,
-        index_url = "https://pypi.org/simple",
+        index_url = DEFAULT_INDEX_URL,
         extra_index_urls = [],
         find_links = [],
         layer_name = None,

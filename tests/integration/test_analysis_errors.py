@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from support.bazel_workspace import Workspace
-from support.http_server import serve_directory
-from support.local_pbs import make_local_runtime
+from venvstacks_testing.bazel_workspace import Workspace
+from venvstacks_testing.http_server import serve_directory
+from venvstacks_testing.local_pbs import make_local_runtime
 
 pytestmark = pytest.mark.integration
 

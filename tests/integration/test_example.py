@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from support.bazel_workspace import CHECKOUT
+from venvstacks_testing.bazel_workspace import CHECKOUT
 
 pytestmark = pytest.mark.integration
 

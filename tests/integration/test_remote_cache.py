@@ -34,9 +34,9 @@ from typing import Any
 
 import pytest
 
-from support.bazel_workspace import BAZEL_SH, CHECKOUT
-from support.remote_cache import RemoteCache, remote_cache
-from support.stack_workspace import (
+from venvstacks_testing.bazel_workspace import BAZEL_SH, CHECKOUT
+from venvstacks_testing.remote_cache import RemoteCache, remote_cache
+from venvstacks_testing.stack_workspace import (
     LAYER_MNEMONICS,
     LAYER_OUTPUTS,
     LAYER_TARGETS,
@@ -51,7 +51,7 @@ from support.stack_workspace import (
     serve_stack_sources,
     sha256,
 )
-from venvstacks_tool.fsutil import json_bytes
+from venvstacks_tool.core.fsutil import json_bytes
 
 pytestmark = pytest.mark.integration
 

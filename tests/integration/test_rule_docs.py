@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from support.bazel_workspace import CHECKOUT, Workspace
-from support.rule_docs import load_renderer
+from venvstacks_testing.bazel_workspace import CHECKOUT, Workspace
+from venvstacks_testing.rule_docs import load_renderer
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from support.bazel_workspace import CHECKOUT, Workspace
-from support.http_server import serve_directory
-from support.local_pbs import LocalRuntime, make_local_runtime
-from support.stack_workspace import copy_checkout
+from venvstacks_testing.bazel_workspace import CHECKOUT, Workspace
+from venvstacks_testing.http_server import serve_directory
+from venvstacks_testing.local_pbs import LocalRuntime, make_local_runtime
+from venvstacks_testing.stack_workspace import copy_checkout
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRunt
     runtime = make_local_runtime(directory)
     (directory / "broken-layout.tar.gz").write_bytes(_archive_with_member("other/bin/python3"))
     # A "mirror" that serves wrong bytes under the real PBS file name, for the table path.
-    table = json.loads((CHECKOUT / "rules_venvstacks/private/pbs_releases.json").read_text())
+    table = json.loads((CHECKOUT / "rules_venvstacks/private/fetch/pbs_releases.json").read_text())
     version = table["latest"]["3.12"]
     entry = table["versions"][version]
     mirror = directory / "mirror" / entry["release"] / entry["assets"]["x86_64-unknown-linux-gnu"]["file"]
@@ -198,7 +198,7 @@ def test_mirror_of_the_table_is_checked_against_the_real_pbs_sha256(
     scratch: Workspace, served: tuple[LocalRuntime, str]
 ) -> None:
     runtime, url = served
-    table = json.loads((CHECKOUT / "rules_venvstacks/private/pbs_releases.json").read_text())
+    table = json.loads((CHECKOUT / "rules_venvstacks/private/fetch/pbs_releases.json").read_text())
     version = table["latest"]["3.12"]
     real = table["versions"][version]["assets"]["x86_64-unknown-linux-gnu"]["sha256"]
     module = f"""\

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from support.stack_workspace import ExtraLayers, Stack, make_stack, serve_stack_sources
-from support.wheel_index import build_wheel
+from venvstacks_testing.stack_workspace import ExtraLayers, Stack, make_stack, serve_stack_sources
+from venvstacks_testing.wheel_index import build_wheel
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from support.bazel_workspace import CHECKOUT, Workspace
+from venvstacks_testing.bazel_workspace import CHECKOUT, Workspace
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 """Unit tests of the pure PBS helpers (rules_venvstacks/private/pbs.bzl)."""
 
 load("@bazel_skylib//lib:unittest.bzl", "asserts", "unittest")
-load("//rules_venvstacks/private:pbs.bzl", "pbs_testlib")  # buildifier: disable=bzl-visibility
+load("//rules_venvstacks/private/fetch:pbs.bzl", "pbs_testlib")  # buildifier: disable=bzl-visibility
 
 _TABLE = {
     "download_base": "https://example.invalid/releases/download",

@@ -8,12 +8,13 @@ and tests/unit/test_deploy.py.
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 import sys
 from pathlib import Path
 
-from support.wheel_index import build_wheel
-from venvstacks_tool import cli
+from venvstacks_testing.wheel_index import build_wheel
+from venvstacks_tool.core import cli
 
 MTIME = 1_700_000_000
 PY_VERSION = platform.python_version()
@@ -76,14 +77,13 @@ def build_argv(
     launch_module: str = "",
     fmt: str = "tar.zst",
     bytecode: str = "compiled",
-    required: dict[str, str] | None = None,
     extra: tuple[str, ...] = (),
 ) -> list[str]:
-    """`build-layer` arguments writing `<out_dir>/<layer>.<fmt>` and `<out_dir>/<layer>.json`."""
+    """`build-layer` arguments writing `<out_dir>/<layer>.<fmt>` and its record `<out_dir>/_<layer>.archive.json`."""
     argv = [
         "--layer-name",
         layer,
-        "--kind",
+        "--layer-kind",
         kind,
         "--runtime-layer",
         runtime,
@@ -97,12 +97,10 @@ def build_argv(
         bytecode,
         "--mtime",
         str(MTIME),
-        "--lock-hash",
-        f"lock-of-{layer}",
         "--output",
         str(out_dir / f"{layer}.{fmt}"),
-        "--metadata",
-        str(out_dir / f"{layer}.json"),
+        "--archive-record",
+        str(out_dir / f"_{layer}.archive.json"),
     ]
     for wheel in wheels:
         argv += ["--wheel", f"{wheel}={sha256(wheel)}"]
@@ -112,11 +110,49 @@ def build_argv(
         argv += ["--app-file", f"{dest}={source}"]
     if launch_module:
         argv += ["--launch-module", launch_module]
-    for name, digest in (required or {}).items():
-        argv += ["--required-layer", f"{name}={digest}"]
     return argv + list(extra)
 
 
-def build(argv: list[str]) -> None:
-    """Run `build-layer` in-process through the CLI entry point."""
+_IDENTITY_FLAGS = (
+    "--layer-name",
+    "--layer-kind",
+    "--python-version",
+    "--platform",
+    "--launch-module",
+    "--archive-format",
+)
+
+
+def _option(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+def write_lower_record(directory: Path, name: str, archive_sha256: str) -> Path:
+    """An archive record of a lower layer `name` whose archive has `archive_sha256` (no archive needed)."""
+    path = directory / f"_{name}.lower.json"
+    record = {"archive": {"file": f"{name}.tar.zst", "format": "tar.zst", "sha256": archive_sha256, "size": 1}}
+    path.write_text(json.dumps({**record, "layer_name": name}), encoding="utf-8")
+    return path
+
+
+def metadata_argv(build_args: list[str], required: dict[str, str] | None = None) -> list[str]:
+    """`layer-metadata` arguments for the layer `build_args` builds, as the Bazel rule passes them.
+
+    The lock is a file holding `lock-of-<layer>`; each `required` layer (name -> archive sha256)
+    gets an archive record file. The metadata is written to `<out_dir>/<layer>.json`.
+    """
+    out_dir = Path(_option(build_args, "--output")).parent
+    layer = _option(build_args, "--layer-name")
+    lock = out_dir / f"pylock.{layer}.toml"
+    lock.write_text(f"lock-of-{layer}\n", encoding="utf-8")
+    argv = [item for flag in _IDENTITY_FLAGS if flag in build_args for item in (flag, _option(build_args, flag))]
+    argv += ["--lock-file", str(lock), "--archive-record", _option(build_args, "--archive-record")]
+    for name, digest in (required or {}).items():
+        argv += ["--lower-record", str(write_lower_record(out_dir, name, digest))]
+    return [*argv, "--output", str(out_dir / f"{layer}.json")]
+
+
+def build(argv: list[str], required: dict[str, str] | None = None) -> None:
+    """Run `build-layer` and then `layer-metadata` in-process through the CLI entry point, as Bazel does."""
     assert cli.main(["build-layer", *argv]) == 0
+    assert cli.main(["layer-metadata", *metadata_argv(argv, required)]) == 0

@@ -6,7 +6,7 @@ import importlib.util
 import sys
 from types import ModuleType
 
-from support.bazel_workspace import CHECKOUT
+from venvstacks_testing.bazel_workspace import CHECKOUT
 
 RENDERER = CHECKOUT / "docs" / "gen" / "render_rule_docs.py"
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from support.bazel_workspace import CHECKOUT, Workspace
-from support.http_server import serve_directory
-from support.local_pbs import LocalRuntime, make_local_runtime
-from support.wheel_index import WheelIndex
+from venvstacks_testing.bazel_workspace import CHECKOUT, Workspace
+from venvstacks_testing.http_server import serve_directory
+from venvstacks_testing.local_pbs import LocalRuntime, make_local_runtime
+from venvstacks_testing.wheel_index import WheelIndex
 
 APP_MAIN = """\
 import json

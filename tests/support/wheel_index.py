@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, TypedDict
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-from support.http_server import serve_directory
+from venvstacks_testing.http_server import serve_directory
 
 _ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 _TAR_MTIME = 1_577_836_800  # 2020-01-01T00:00:00Z

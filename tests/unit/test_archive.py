@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from venvstacks_tool import archive
-from venvstacks_tool.archive import (
+from venvstacks_tool.core import archive
+from venvstacks_tool.core.archive import (
     ArchiveEntry,
     read_tar_entries,
     write_archive,
 )
-from venvstacks_tool.errors import VenvstacksError
-from venvstacks_tool.fsutil import sha256_file
+from venvstacks_tool.core.errors import VenvstacksError
+from venvstacks_tool.core.fsutil import sha256_file
 
 FORMATS = ("tar.zst", "tar.xz", "zip")
 MTIME = 1_700_000_000

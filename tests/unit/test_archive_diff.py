@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 import zstandard
 
-from venvstacks_tool import archive_diff, cli
-from venvstacks_tool.archive import ArchiveEntry, write_archive
+import venvstacks_maint.__main__ as cli
+from venvstacks_maint import archive_diff
+from venvstacks_tool.core.archive import ArchiveEntry, write_archive
 
 # Odd on purpose: a zip stores even seconds only, which must not count as a difference.
 MTIME = 1_700_000_001
@@ -270,7 +271,7 @@ def test_runs_on_the_host_as_a_module(tmp_path: Path) -> None:
     write_archive(layer_entries()[1:], b, "zip", MTIME)
     env = {**os.environ, "PYTHONPATH": str(TOOLS_DIR)}
     result = subprocess.run(
-        [sys.executable, "-m", "venvstacks_tool", "diff-archives", str(a), str(b)],
+        [sys.executable, "-m", "venvstacks_maint", "diff-archives", str(a), str(b)],
         capture_output=True,
         text=True,
         env=env,

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from support.bazel_workspace import CHECKOUT
-from support.layer_inputs import build, build_argv, make_fw_wheel
+from venvstacks_testing.bazel_workspace import CHECKOUT
+from venvstacks_testing.layer_inputs import build, build_argv, make_fw_wheel
 
 TOOL_PHASES = CHECKOUT / "bench" / "tool_phases.py"
 
@@ -31,9 +31,8 @@ def _run(*args: str) -> dict[str, Any]:
 def test_build_layer_phases_find_every_hook(tmp_path: Path) -> None:
     wheel = make_fw_wheel(tmp_path / "wheels")
     argv = build_argv(tmp_path / "bazel-out", "fw", wheels=[wheel])
-    metadata_at = argv.index("--metadata")  # as in Bazel's archive action: no metadata
     params = tmp_path / "fw.params"
-    params.write_text("\n".join(argv[:metadata_at] + argv[metadata_at + 2 :]) + "\n")
+    params.write_text("\n".join(argv) + "\n")
     out = tmp_path / "phases"
     out.mkdir()
     result = _run("build-layer", str(params), str(out))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from venvstacks_tool import bytecode
-from venvstacks_tool.bytecode import BytecodeCompiler
+from venvstacks_tool.build import bytecode
+from venvstacks_tool.build.bytecode import BytecodeCompiler
 
 ENV = {"PYTHONHASHSEED": "0", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 

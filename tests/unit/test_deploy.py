@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from support.layer_inputs import (
+from venvstacks_testing.layer_inputs import (
     MTIME,
     SITE,
     XY,
@@ -35,9 +35,11 @@ from support.layer_inputs import (
     make_fw_wheel,
     sha256,
 )
-from venvstacks_tool import cli, deploy, layer_build
-from venvstacks_tool.archive import ArchiveEntry, write_archive
-from venvstacks_tool.errors import VenvstacksError
+from venvstacks_tool.build import layer as layer_build
+from venvstacks_tool.core import cli
+from venvstacks_tool.core.archive import ArchiveEntry, write_archive
+from venvstacks_tool.core.errors import VenvstacksError
+from venvstacks_tool.deploy import deploy
 
 RUNTIME = "cpython_rt"
 
@@ -78,8 +80,8 @@ def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             app_files=make_app_sources(root / "src"),
             launch_module="myapp",
             fmt="zip",
-            required={"fw": sha256(out / "fw.tar.zst")},
-        )
+        ),
+        required={"fw": sha256(out / "fw.tar.zst")},
     )
     return {"fw": out / "fw.tar.zst", "app": out / "app.zip"}
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from support.archives import archive_listing
-from support.layer_inputs import (
+from venvstacks_testing.archives import archive_listing
+from venvstacks_testing.layer_inputs import (
     APP_MAIN,
     PLATFORM,
     PY_VERSION,
@@ -29,11 +29,14 @@ from support.layer_inputs import (
     make_app_sources,
     make_appdep_wheel,
     make_fw_wheel,
+    metadata_argv,
     sha256,
 )
-from support.wheel_index import build_wheel, record_hash
-from venvstacks_tool import cli, layer_build, postinstall_template
-from venvstacks_tool.errors import VenvstacksError
+from venvstacks_testing.wheel_index import build_wheel, record_hash
+from venvstacks_tool.build import layer as layer_build
+from venvstacks_tool.build import layer_metadata, wheel_install
+from venvstacks_tool.core import cli, postinstall_template
+from venvstacks_tool.core.errors import VenvstacksError
 
 PYC_TAG = sys.implementation.cache_tag
 
@@ -118,13 +121,13 @@ def test_framework_layer_layout(fw_build: Path) -> None:
     assert listing["fw/bin/fwtool"][1] == 0o755
     assert listing[f"fw/{SITE}/fwpkg/__init__.py"][1] == 0o644
     # Nothing but the outputs is left next to them (the scratch directory is gone).
-    assert sorted(p.name for p in fw_build.iterdir()) == ["fw.json", "fw.tar.zst"]
+    assert sorted(p.name for p in fw_build.iterdir()) == ["_fw.archive.json", "fw.json", "fw.tar.zst", "pylock.fw.toml"]
 
 
 def test_console_script_is_relocatable_and_record_matches(fw_build: Path) -> None:
     listing = archive_listing(fw_build / "fw.tar.zst")
     script = listing["fw/bin/fwtool"][2]
-    assert script.startswith(layer_build.RELOCATABLE_SHEBANG)
+    assert script.startswith(wheel_install.RELOCATABLE_SHEBANG)
     assert b"from fwpkg import main" in script
     assert os.fsencode(sys.executable) not in script
     # direct_url.json (the sandbox file:// URL of the wheel) is gone, and RECORD is consistent.
@@ -171,7 +174,7 @@ def test_metadata(fw_build: Path) -> None:
         "kind": "framework",
         "launch_module": None,
         "layer_name": "fw",
-        "lock_hash": "lock-of-fw",
+        "lock_hash": "sha256:" + sha256(fw_build / "pylock.fw.toml"),
         "platform": PLATFORM,
         "python_version": PY_VERSION,
         "required_layers": [],
@@ -191,14 +194,17 @@ def test_application_layer(tmp_path: Path, inputs: dict[str, Any], capsys: pytes
             app_files=inputs["app_files"],
             launch_module="myapp",
             fmt="zip",
-            required=required,
-        )
+        ),
+        required=required,
     )
-    assert capsys.readouterr().out == "built application layer 'app': 1 wheel(s), 2 app file(s)\n"
+    assert capsys.readouterr().out == (
+        "built application layer 'app' for linux_x86_64: 1 wheel(s), 2 app file(s)\n"
+        "wrote the metadata of application layer 'app'\n"
+    )
     listing = archive_listing(out / "app.zip")
     assert listing[f"app/{SITE}/myapp/__main__.py"] == ("file", 0o644, APP_MAIN)
     assert f"app/{SITE}/myapp/__pycache__/__main__.{PYC_TAG}.pyc" in listing
-    assert listing["app/bin/apptool"][2].startswith(layer_build.RELOCATABLE_SHEBANG)
+    assert listing["app/bin/apptool"][2].startswith(wheel_install.RELOCATABLE_SHEBANG)
     # Lower frameworks in declared order, then the runtime.
     assert listing[f"app/{SITE}/_venvstacks_stack.pth"][2].decode().splitlines()[1:] == [
         f"../../../../fw_b/{SITE}",
@@ -284,17 +290,17 @@ def test_a_wheel_that_is_not_a_zip_is_named(tmp_path: Path) -> None:
     wheel = tmp_path / "wheels" / "broken-1.0-py3-none-any.whl"
     wheel.parent.mkdir()
     wheel.write_bytes(b"not a zip file")
-    args = layer_build.build_parser().parse_args(build_argv(tmp_path, "fw", wheels=[wheel]))
+    request = layer_build.parse_request(build_argv(tmp_path, "fw", wheels=[wheel]))
     with pytest.raises(VenvstacksError, match=r"layer 'fw': wheel 'broken-1\.0-py3-none-any\.whl' cannot be installed"):
-        layer_build.build_layer(args)
+        layer_build.build_layer(request)
     assert not (tmp_path / "fw.tar.zst").exists()
 
 
 def test_a_wheel_member_outside_its_scheme_is_refused(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path / "wheels", "escape", "1.0", files={"escape/__init__.py": b"", "../../evil.py": b""})
-    args = layer_build.build_parser().parse_args(build_argv(tmp_path, "fw", wheels=[wheel]))
+    request = layer_build.parse_request(build_argv(tmp_path, "fw", wheels=[wheel]))
     with pytest.raises(VenvstacksError, match=r"wheel 'escape-1\.0-py3-none-any\.whl' cannot be installed.*outside"):
-        layer_build.build_layer(args)
+        layer_build.build_layer(request)
     assert not list(tmp_path.rglob("evil.py"))
 
 
@@ -324,7 +330,7 @@ def test_build_machine_path_is_refused(tmp_path: Path) -> None:
     )
     argv = build_argv(tmp_path, "fw", extra=("--local-wheel", str(wheel_path)))
     with pytest.raises(VenvstacksError) as info:
-        layer_build.build_layer(layer_build.build_parser().parse_args(argv))
+        layer_build.build_layer(layer_build.parse_request(argv))
     message = str(info.value)
     assert f"'fw/{SITE}/leaky/where.txt'" in message
     assert "leaky-1.0-py3-none-any.whl" in message
@@ -355,7 +361,7 @@ def test_app_file_clashing_with_a_wheel_file(tmp_path: Path, inputs: dict[str, A
         launch_module="fwpkg",
     )
     with pytest.raises(VenvstacksError, match=r"'fwpkg/__init__\.py' is also installed by one of the layer's wheels"):
-        layer_build.build_layer(layer_build.build_parser().parse_args(argv))
+        layer_build.build_layer(layer_build.parse_request(argv))
 
 
 @pytest.mark.parametrize(
@@ -371,14 +377,14 @@ def test_app_file_clashing_with_a_wheel_file(tmp_path: Path, inputs: dict[str, A
         ({"extra": ("--python-version", "3.12")}, "is not a full X.Y.Z version"),
         ({"extra": ("--wheel", "pkg.tar.gz=" + "0" * 64)}, "is not a .whl file"),
         ({"extra": ("--wheel", "pkg.whl=xyz")}, "is not a hex sha256"),
-        ({"extra": ("--required-layer", "fw=abc")}, "is not a hex sha256"),
+        ({"extra": ("--platform", "sparc-sun-solaris")}, "unknown platform triple 'sparc-sun-solaris'"),
         ({"extra": ("--mtime", "-1")}, "--mtime must not be negative"),
     ],
 )
 def test_argument_errors(tmp_path: Path, change: dict[str, Any], message: str) -> None:
     argv = build_argv(tmp_path, "fw", **change)
     with pytest.raises(VenvstacksError, match=message.replace(".", r"\.").replace("(", r"\(")):
-        layer_build.build_layer(layer_build.build_parser().parse_args(argv))
+        layer_build.build_layer(layer_build.parse_request(argv))
 
 
 @pytest.mark.parametrize("dest", ["../evil.py", "/abs.py", "a/./b.py", "a//b.py", "a/../b.py"])
@@ -387,34 +393,27 @@ def test_app_file_destination_must_stay_in_site_packages(tmp_path: Path, dest: s
     source.write_bytes(b"")
     argv = build_argv(tmp_path, "app", kind="application", launch_module="x", app_files={dest: source})
     with pytest.raises(VenvstacksError, match="must be a relative path inside site-packages"):
-        layer_build.build_layer(layer_build.build_parser().parse_args(argv))
+        layer_build.build_layer(layer_build.parse_request(argv))
 
 
 def _script(header: bytes) -> bytes:
     return header + b"# -*- coding: utf-8 -*-\nimport sys\nfrom pkg import main\nsys.exit(main())\n"
 
 
-def test_rewrite_shebang_forms() -> None:
-    python = b"/sandbox/execroot/external/runtime/bin/python3"
-    spaced = b"/sandbox/with space/runtime/bin/python3"
-    polyglot_start = b"#!/bin/sh\n'''exec' "
-    polyglot_end = b' "$0" "$@"\n' + b"' '''\n"
+def test_relocatable_script_forms() -> None:
+    """The placeholder header `installer` writes (with or without arguments) is replaced; others are kept."""
+    placeholder = os.fsencode(wheel_install.SCRIPT_INTERPRETER)
     cases = [
-        (b"#!" + python + b"\n", True),
-        (b"#!" + python + b" -E\n", True),
-        (b'#!"' + spaced + b'"\n', True),
-        (polyglot_start + python + polyglot_end, True),  # distlib's form for long paths
-        (polyglot_start + b'"' + spaced + b'"' + polyglot_end, True),  # and for paths with spaces
+        (b"#!" + placeholder + b"\n", True),
+        (b"#!" + placeholder + b" -E\n", True),
         (b"#!/usr/bin/env python3\n", False),
+        (b"#!/bin/sh\n", False),
         (b"#!/some/other/python\n", False),
     ]
     for header, rewritten in cases:
-        result = layer_build._rewrite_shebang(_script(header), {python, spaced})
-        if rewritten:
-            assert result == _script(layer_build.RELOCATABLE_SHEBANG), header
-        else:
-            assert result is None, header
-    assert layer_build._rewrite_shebang(b"\x7fELF binary", {python}) is None
+        expected = _script(wheel_install.RELOCATABLE_SHEBANG) if rewritten else _script(header)
+        assert wheel_install.relocatable_script(_script(header)) == expected, header
+    assert wheel_install.relocatable_script(b"\x7fELF binary") == b"\x7fELF binary"
 
 
 def test_postinstall_template_stack_pth_matches_config() -> None:
@@ -431,27 +430,40 @@ def test_other_formats_hold_the_same_tree(tmp_path: Path, fw_build: Path, inputs
     assert archive_listing(tmp_path / f"fw.{fmt}") == archive_listing(fw_build / "fw.tar.zst")
 
 
-def test_lock_file_and_required_layer_metadata(tmp_path: Path, fw_build: Path) -> None:
-    """The forms the Bazel rules pass: the lock file itself, and lower layers' metadata files."""
-    lock = tmp_path / "pylock.toml"
-    lock.write_bytes(b'lock-version = "1.0"\n')
+def test_metadata_records_the_lock_and_the_lower_layers(tmp_path: Path, fw_build: Path) -> None:
+    """`layer-metadata` as the Bazel rule runs it: the lock file's sha256, the lower layers' records."""
     out = tmp_path / "out"
     source = tmp_path / "main.py"
     source.write_bytes(b"print('hi')\n")
     argv = build_argv(
         out, "app", kind="application", lower=("fw",), app_files={"main.py": source}, launch_module="main"
     )
-    argv = [a for a in argv if not a.startswith(("--lock-hash", "lock-of-"))]
-    build([*argv, "--lock-file", str(lock), "--required-layer-metadata", str(fw_build / "fw.json")])
+    build(argv)
+    metadata_args = metadata_argv(argv)
+    lock = Path(metadata_args[metadata_args.index("--lock-file") + 1])
+    assert cli.main(["layer-metadata", *metadata_args, "--lower-record", str(fw_build / "_fw.archive.json")]) == 0
     metadata = json.loads((out / "app.json").read_text())
     assert metadata["lock_hash"] == "sha256:" + sha256(lock)
     assert metadata["required_layers"] == [{"name": "fw", "archive_sha256": sha256(fw_build / "fw.tar.zst")}]
-    with pytest.raises(VenvstacksError, match="is not a layer metadata file"):
-        layer_build.build_layer(layer_build.build_parser().parse_args([*argv, "--required-layer-metadata", str(lock)]))
-    with pytest.raises(VenvstacksError, match="not both"):
-        layer_build.build_layer(
-            layer_build.build_parser().parse_args([*argv, "--lock-file", str(lock), "--lock-hash", "x"])
-        )
+    # A lower layer's metadata serves as well as its record (the runtime layer's metadata is its record).
+    assert cli.main(["layer-metadata", *metadata_args, "--lower-record", str(fw_build / "fw.json")]) == 0
+    assert json.loads((out / "app.json").read_text()) == metadata
+
+    def metadata_error(*extra: str) -> str:
+        with pytest.raises(VenvstacksError) as info:
+            layer_metadata.write_layer_metadata(layer_metadata.parse_request([*metadata_args, *extra]))
+        return str(info.value)
+
+    assert "is not an archive record" in metadata_error("--lower-record", str(lock))
+    assert "--launch-module is only for application layers" in metadata_error("--layer-kind", "framework")
+    other = tmp_path / "other.json"
+    other.write_text((fw_build / "_fw.archive.json").read_text())
+    assert "is layer 'fw''s" in metadata_error("--archive-record", str(other))
+    assert "is not an archive record" in metadata_error("--archive-record", str(lock))
+    assert "are one file" in metadata_error("--output", metadata_args[metadata_args.index("--archive-record") + 1])
+    assert "given twice" in metadata_error(
+        "--lower-record", str(fw_build / "fw.json"), "--lower-record", str(fw_build / "fw.json")
+    )
 
 
 def test_data_directory_schemes(tmp_path: Path) -> None:
@@ -471,7 +483,7 @@ def test_data_directory_schemes(tmp_path: Path) -> None:
     )
     build(build_argv(tmp_path, "fw", wheels=[wheel]))
     listing = archive_listing(tmp_path / "fw.tar.zst")
-    assert listing["fw/bin/datatool"][2] == layer_build.RELOCATABLE_SHEBANG + b"print('hi')\n"
+    assert listing["fw/bin/datatool"][2] == wheel_install.RELOCATABLE_SHEBANG + b"print('hi')\n"
     assert listing["fw/bin/datatool"][1] & 0o111
     assert listing[f"fw/include/python{XY}/datapkg/datapkg.h"][2] == b"/* header */\n"
     assert listing["fw/share/datapkg/notes.txt"][2] == b"notes\n"
@@ -481,45 +493,19 @@ def test_data_directory_schemes(tmp_path: Path) -> None:
     assert listing[f"fw/{SITE}/datapkg-1.0.dist-info/INSTALLER"][2] == b"venvstacks\n"
 
 
-def test_layer_metadata_matches_build_layers_own(tmp_path: Path, fw_build: Path, inputs: dict[str, Any]) -> None:
-    """How the Bazel rule runs it: `build-layer --archive-record` without --metadata, then
-    `layer-metadata` from that record (it never reads the archive)."""
-    lock = tmp_path / "pylock.toml"
-    lock.write_bytes(b'lock-version = "1.0"\n')
-    identity = ["--python-version", PY_VERSION, "--platform", PLATFORM, "--archive-format", "tar.zst"]
-    identity += ["--layer-name", "fw", "--kind", "framework"]
+def test_archive_record_and_no_metadata(tmp_path: Path, fw_build: Path, inputs: dict[str, Any]) -> None:
+    """`build-layer` writes the archive and its record only; the record matches the archive."""
     archive_only = tmp_path / "archive-only"
     argv = build_argv(archive_only, "fw", wheels=[inputs["fw_wheel"]])
-    metadata_at = argv.index("--metadata")
-    record = archive_only / "_fw.archive.json"
-    build([*argv[:metadata_at], *argv[metadata_at + 2 :], "--archive-record", str(record)])
+    assert cli.main(["build-layer", *argv]) == 0
     assert sorted(p.name for p in archive_only.iterdir()) == ["_fw.archive.json", "fw.tar.zst"]
     archive = archive_only / "fw.tar.zst"
     assert archive.read_bytes() == (fw_build / "fw.tar.zst").read_bytes()
     expected = json.loads((fw_build / "fw.json").read_text())
-    assert json.loads(record.read_text()) == {"archive": expected["archive"], "layer_name": "fw"}
-
-    archive.unlink()  # not read: the record is enough
-    out = tmp_path / "fw.json"
-    argv = [*identity, "--lock-file", str(lock), "--archive-record", str(record), "--metadata", str(out)]
-    assert cli.main(["layer-metadata", *argv, "--required-layer-metadata", str(fw_build / "fw.json")]) == 0
-    expected["lock_hash"] = "sha256:" + sha256(lock)
-    expected["required_layers"] = [{"name": "fw", "archive_sha256": sha256(fw_build / "fw.tar.zst")}]
-    assert json.loads(out.read_text()) == expected
-    # A lower layer's archive record serves as well as its metadata.
-    assert cli.main(["layer-metadata", *argv, "--required-layer-metadata", str(record)]) == 0
-    assert json.loads(out.read_text()) == expected
-
-    def metadata_error(*extra: str) -> str:
-        with pytest.raises(VenvstacksError) as info:
-            layer_build.write_layer_metadata(layer_build.build_metadata_parser().parse_args([*argv, *extra]))
-        return str(info.value)
-
-    assert "--launch-module is only for application layers" in metadata_error("--launch-module", "x")
-    other = tmp_path / "other.json"
-    other.write_text(json.dumps({"archive": expected["archive"], "layer_name": "app"}))
-    assert "is layer 'app''s" in metadata_error("--archive-record", str(other))
-    assert "is not an archive record" in metadata_error("--archive-record", str(lock))
-    same = [*build_argv(tmp_path, "fw"), "--archive-record", str(tmp_path / "fw.json")]  # = its --metadata
+    assert json.loads((archive_only / "_fw.archive.json").read_text()) == {
+        "archive": expected["archive"],
+        "layer_name": "fw",
+    }
+    same = [*argv, "--archive-record", str(archive)]
     with pytest.raises(VenvstacksError, match="must be different files"):
-        layer_build.build_layer(layer_build.build_parser().parse_args(same))
+        layer_build.build_layer(layer_build.parse_request(same))

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from support.wheel_index import WheelIndex
-from venvstacks_tool import cli, lock, pylock
-from venvstacks_tool.errors import VenvstacksError
+from venvstacks_testing.wheel_index import WheelIndex
+from venvstacks_tool.core import cli
+from venvstacks_tool.core.errors import VenvstacksError
+from venvstacks_tool.lock import lock_command as lock
+from venvstacks_tool.lock import pylock
 
 PY = platform.python_version()
 TRIPLE = "x86_64-unknown-linux-gnu"

@@ -1,5 +1,5 @@
 """Tests of `venvstacks_tool.pbs_table`: parsing, table assembly, `main` against a local server,
-and the checked-in table `rules_venvstacks/private/pbs_releases.json`."""
+and the checked-in table `rules_venvstacks/private/fetch/pbs_releases.json`."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from venvstacks_tool import cli, pbs_table
-from venvstacks_tool.errors import VenvstacksError
+import venvstacks_maint.__main__ as cli
+from venvstacks_maint import pbs_table
+from venvstacks_tool.core.errors import VenvstacksError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHECKED_IN_TABLE = REPO_ROOT / "rules_venvstacks" / "private" / "pbs_releases.json"
+CHECKED_IN_TABLE = REPO_ROOT / "rules_venvstacks" / "private" / "fetch" / "pbs_releases.json"
 RELEASE_PATH = "/repos/astral-sh/python-build-standalone/releases/tags/"
 FREETHREADED = "freethreaded+pgo+lto-full"
 
@@ -434,10 +435,12 @@ def test_checked_in_table_is_consistent() -> None:
     text = CHECKED_IN_TABLE.read_text()
     table = json.loads(text)
     assert text == pbs_table.render_table(table), "keys sorted, 2-space indent, final newline"
-    assert sorted(table) == ["comment", "download_base", "latest", "versions"]
+    assert sorted(table) == ["checked", "comment", "download_base", "latest", "versions"]
+    files = {asset["file"] for entry in table["versions"].values() for asset in entry["assets"].values()}
+    assert set(table["checked"]) == files, "every sha256 says where it was checked"
     assert table["download_base"] == pbs_table.DEFAULT_DOWNLOAD_BASE
     assert "pbs-table" in table["comment"]
-    assert "--output rules_venvstacks/private/pbs_releases.json" in table["comment"]
+    assert "--output rules_venvstacks/private/fetch/pbs_releases.json" in table["comment"]
 
     versions = table["versions"]
     assert {pbs_table.minor_of(v) for v in versions} >= {"3.10", "3.11", "3.12", "3.13"}

@@ -1,4 +1,4 @@
-"""Tests of the layer post-installation script (venvstacks_tool/postinstall_template.py)."""
+"""Tests of the layer post-installation script (venvstacks_tool/core/postinstall_template.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from venvstacks_tool import postinstall_template
-from venvstacks_tool.postinstall_template import PostInstallError
+from venvstacks_tool.core import postinstall_template
+from venvstacks_tool.core.postinstall_template import PostInstallError
 
 TEMPLATE = Path(postinstall_template.__file__)
 SITE = "lib/python3.12/site-packages"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from venvstacks_tool import pylock
-from venvstacks_tool.errors import VenvstacksError
-from venvstacks_tool.pylock import Lock, LockedPackage, LockedWheel, ProvidedPackage
+from venvstacks_tool.core.errors import VenvstacksError
+from venvstacks_tool.lock import pylock
+from venvstacks_tool.lock.pylock import Lock, LockedPackage, LockedWheel, ProvidedPackage
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -113,7 +113,7 @@ def _sorted(lock: Lock) -> Lock:
 
 
 def starlark_packages(text: str) -> list[tuple[str, str, list[tuple[str, str, str]]]]:
-    """What rules_venvstacks/private/pylock.bzl reads from a lock, line by line, ported to Python.
+    """What rules_venvstacks/private/fetch/pylock.bzl reads from a lock, line by line, ported to Python.
 
     Fails like the Starlark reader on any line it does not accept inside a `[[packages]]` table.
     """

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from support.rule_docs import load_renderer
+from venvstacks_testing.rule_docs import load_renderer
 
 rrd = load_renderer()
 

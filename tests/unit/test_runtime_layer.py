@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 import zstandard
 
-from support.archives import archive_listing
-from venvstacks_tool import cli, runtime_layer
-from venvstacks_tool.errors import VenvstacksError
+from venvstacks_testing.archives import archive_listing
+from venvstacks_tool.build import runtime as runtime_layer
+from venvstacks_tool.core import cli
+from venvstacks_tool.core.errors import VenvstacksError
 
 MTIME = 1_700_000_000
 # (name under the prefix, kind, content or link target, mode)

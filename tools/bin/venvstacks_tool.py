@@ -12,6 +12,6 @@ _TOOLS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _EXTRA = [p for p in os.environ.get("VENVSTACKS_TOOL_PATH", "").split(os.pathsep) if p]
 sys.path[0:0] = [_TOOLS_DIR, *(os.path.abspath(p) for p in _EXTRA)]
 
-from venvstacks_tool.cli import main  # noqa: E402  (needs the sys.path set above)
+from venvstacks_tool.core.cli import main  # noqa: E402  (needs the sys.path set above)
 
 sys.exit(main(sys.argv[1:]))

@@ -2,6 +2,6 @@
 
 import sys
 
-from venvstacks_tool.cli import main
+from venvstacks_tool.core.cli import main
 
 sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,139 @@
+"""The `venvstacks_layer` rule: builds a framework or application layer archive and its metadata.
+
+Two actions per layer. The archive action (`VenvstacksLayer`) reads only the layer's own wheels
+and sources and the runtime's files, never a lower layer's output, so every layer of a stack
+builds in parallel with the layers below it, and a change to a framework does not rebuild the
+applications on it. Besides the archive it writes a small record of it (name, format, sha256,
+size). The metadata action (`VenvstacksLayerMetadata`) then writes the metadata JSON from that
+record, the lock and the records of the layers below: it never reads an archive, so with a
+remote cache it runs without downloading one, and it runs beside the lower layers' own metadata
+actions, not after them.
+"""
+
+load("//rules_venvstacks/private/common:constants.bzl", "ARCHIVE_FORMATS", "LAYER_KINDS")
+load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksLockInfo", "VenvstacksWheelsInfo")
+load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool")
+
+def _app_destination(ctx, file):
+    """Where an application file goes in site-packages: its path below the layer's package."""
+    path = file.short_path
+    prefix = ctx.label.package + "/" if ctx.label.package else ""
+    if file.owner.workspace_name == ctx.label.workspace_name and path.startswith(prefix):
+        return path[len(prefix):]
+    return path.removeprefix("../").partition("/")[2] if path.startswith("../") else path
+
+def _lower_layers(runtime_layer, frameworks):
+    """Every layer below, in deployment order (runtime first, each layer after what it needs)."""
+    ordered = [runtime_layer]
+    seen = {runtime_layer.layer_name: True}
+    for framework in frameworks:
+        for layer in framework.lower_layers + [framework]:
+            if layer.layer_name not in seen:
+                seen[layer.layer_name] = True
+                ordered.append(layer)
+    return ordered
+
+def _identity_args(ctx, runtime):
+    """Arguments both actions take: what the layer's metadata records about it."""
+    args = ctx.actions.args()
+    args.add("--layer-name", ctx.attr.layer_name)
+    args.add("--layer-kind", ctx.attr.kind)
+    args.add("--python-version", runtime.python_version)
+    args.add("--platform", runtime.platform)
+    args.add("--archive-format", ctx.attr.archive_format)
+    if ctx.attr.launch_module:
+        args.add("--launch-module", ctx.attr.launch_module)
+    return args
+
+def _venvstacks_layer_impl(ctx):
+    # The stack's structure was checked by the lock inputs target (see lock_rules.bzl).
+    runtime_layer = ctx.attr.runtime[VenvstacksLayerInfo]
+    frameworks = [f[VenvstacksLayerInfo] for f in ctx.attr.frameworks]
+    wheels = ctx.attr.wheels[VenvstacksWheelsInfo]
+    lock = ctx.attr.lock_inputs[VenvstacksLockInfo]
+    lock_target = "//%s:%s.lock" % (ctx.label.package, ctx.label.name)
+    if wheels.missing or lock.lock == None:
+        fail("%s: the lock %s does not exist yet; run `bazel run %s`" % (ctx.label, lock.lock_path, lock_target))
+    if ctx.attr.kind == "application" and not ctx.attr.launch_module:
+        fail("%s: an application layer needs a `launch_module`" % ctx.label)
+    runtime = runtime_layer.runtime
+    lower_layers = _lower_layers(runtime_layer, frameworks)
+
+    archive = ctx.actions.declare_file("%s.%s" % (ctx.label.name, ctx.attr.archive_format))
+    archive_record = ctx.actions.declare_file("_%s.archive.json" % ctx.label.name)
+    metadata = ctx.actions.declare_file("%s.json" % ctx.label.name)
+    args = _identity_args(ctx, runtime)
+    args.add("--runtime-layer", runtime_layer.layer_name)
+    args.add_all([f.layer_name for f in frameworks], before_each = "--lower-layer")
+    for wheel in sorted(wheels.wheels, key = lambda w: w.file.basename):
+        args.add("--wheel", "%s=%s" % (wheel.file.path, wheel.sha256))
+    for file in sorted(ctx.files.srcs, key = lambda f: f.short_path):
+        if file.extension == "whl":
+            # A wheel built by another rule: installed with the locked wheels, not copied.
+            args.add("--local-wheel", file.path)
+        else:
+            args.add("--app-file", "%s=%s" % (_app_destination(ctx, file), file.path))
+    args.add("--bytecode", ctx.attr.bytecode)
+    args.add("--mtime", str(runtime.source_date_epoch))
+    args.add("--output", archive)
+    args.add("--archive-record", archive_record)
+    run_tool(
+        ctx,
+        runtime = runtime,
+        subcommand = "build-layer",
+        arguments = args,
+        inputs = [w.file for w in wheels.wheels] + ctx.files.srcs,
+        outputs = [archive, archive_record],
+        mnemonic = "VenvstacksLayer",
+        progress_message = "Building %s layer '%s' %%{label} (%d wheels)" % (ctx.attr.kind, ctx.attr.layer_name, len(wheels.wheels)),
+    )
+
+    metadata_args = _identity_args(ctx, runtime)
+    metadata_args.add("--lock-file", lock.lock)
+    metadata_args.add_all([layer.archive_record for layer in lower_layers], before_each = "--lower-record")
+    metadata_args.add("--archive-record", archive_record)
+    metadata_args.add("--output", metadata)
+    run_tool(
+        ctx,
+        runtime = runtime,
+        subcommand = "layer-metadata",
+        arguments = metadata_args,
+        inputs = [archive_record, lock.lock] + [layer.archive_record for layer in lower_layers],
+        outputs = [metadata],
+        mnemonic = "VenvstacksLayerMetadata",
+        progress_message = "Writing the metadata of layer '%s' %%{label}" % ctx.attr.layer_name,
+    )
+    return [
+        DefaultInfo(files = depset([archive, metadata])),
+        VenvstacksLayerInfo(
+            label = ctx.label,
+            layer_name = ctx.attr.layer_name,
+            kind = ctx.attr.kind,
+            archive = archive,
+            metadata = metadata,
+            archive_record = archive_record,
+            python_version = runtime.python_version,
+            runtime = runtime,
+            runtime_layer_name = runtime_layer.layer_name,
+            lower_layers = lower_layers,
+            frameworks = [f.layer_name for f in frameworks],
+            launch_module = ctx.attr.launch_module,
+        ),
+    ]
+
+venvstacks_layer = rule(
+    implementation = _venvstacks_layer_impl,
+    doc = "A framework or application layer archive; use the `framework_layer`/`application_layer` macros.",
+    attrs = dict(TOOL_ATTRS, **{
+        "archive_format": attr.string(default = "tar.zst", values = ARCHIVE_FORMATS, doc = "Archive format."),
+        "bytecode": attr.string(default = "compiled", values = ["compiled", "none"], doc = "Compile .pyc files (deterministically) or not."),
+        "frameworks": attr.label_list(providers = [VenvstacksLayerInfo], doc = "Framework layers below, in sys.path order."),
+        "kind": attr.string(mandatory = True, values = LAYER_KINDS, doc = "Layer kind."),
+        "launch_module": attr.string(doc = "Application layers: the module `python -m` runs."),
+        "layer_name": attr.string(mandatory = True, doc = "Directory name of the layer when deployed."),
+        "lock_inputs": attr.label(mandatory = True, providers = [VenvstacksLockInfo], doc = "The layer's lock inputs."),
+        "runtime": attr.label(mandatory = True, providers = [VenvstacksLayerInfo], doc = "The runtime layer."),
+        "srcs": attr.label_list(allow_files = True, doc = "Application code placed in site-packages; `.whl` files (e.g. built by another rule) are installed instead, their dependencies coming from the lock."),
+        "wheels": attr.label(mandatory = True, providers = [VenvstacksWheelsInfo], doc = "The lock's wheels (hub target)."),
+    }),
+)

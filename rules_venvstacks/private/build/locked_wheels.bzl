@@ -1,0 +1,23 @@
+"""The `locked_wheels` rule: the wheels of one lock, as generated in the hub repository."""
+
+load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksWheelsInfo")
+
+def _locked_wheels_impl(ctx):
+    wheels = []
+    for target, sha256 in ctx.attr.wheels.items():
+        for file in target.files.to_list():
+            wheels.append(struct(file = file, sha256 = sha256))
+    return [
+        DefaultInfo(files = depset([wheel.file for wheel in wheels])),
+        VenvstacksWheelsInfo(lock = ctx.attr.lock, missing = ctx.attr.missing, wheels = wheels),
+    ]
+
+locked_wheels = rule(
+    implementation = _locked_wheels_impl,
+    doc = "The wheel files one lock pins, each with its sha256.",
+    attrs = {
+        "lock": attr.string(mandatory = True, doc = "Label of the lock file."),
+        "missing": attr.bool(doc = "The lock file does not exist yet."),
+        "wheels": attr.label_keyed_string_dict(allow_files = [".whl"], doc = "Wheel repository target -> sha256."),
+    },
+)

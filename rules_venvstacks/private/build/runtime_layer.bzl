@@ -1,0 +1,82 @@
+"""The `runtime_layer` rule: a PBS runtime packed as a deterministic layer archive."""
+
+load("//rules_venvstacks/private/common:constants.bzl", "ARCHIVE_FORMATS")
+load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksRuntimeInfo")
+load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool")
+
+def _runtime_layer_impl(ctx):
+    runtime = ctx.attr.runtime[VenvstacksRuntimeInfo]
+    layer_name = ctx.attr.layer_name or ctx.label.name
+    archive = ctx.actions.declare_file("%s.%s" % (ctx.label.name, ctx.attr.archive_format))
+    metadata = ctx.actions.declare_file("%s.json" % ctx.label.name)
+    epoch = ctx.attr.source_date_epoch if ctx.attr.source_date_epoch >= 0 else runtime.source_date_epoch
+
+    args = ctx.actions.args()
+    args.add("--source-archive", runtime.source_archive)
+    args.add("--strip-prefix", runtime.strip_prefix)
+    args.add("--layer-name", layer_name)
+    args.add("--python-version", runtime.python_version)
+    args.add("--pbs-release", runtime.pbs_release)
+    args.add("--source-sha256", runtime.source_sha256)
+    args.add("--platform", runtime.platform)
+    args.add("--archive-format", ctx.attr.archive_format)
+    args.add("--mtime", str(epoch))
+    args.add("--output", archive)
+    args.add("--metadata", metadata)
+    run_tool(
+        ctx,
+        runtime = runtime,
+        subcommand = "pack-runtime",
+        arguments = args,
+        inputs = [runtime.source_archive],
+        outputs = [archive, metadata],
+        mnemonic = "VenvstacksRuntimeLayer",
+        progress_message = "Packing runtime layer %{label} (CPython " + runtime.python_version + ")",
+    )
+    return [
+        DefaultInfo(files = depset([archive, metadata])),
+        VenvstacksLayerInfo(
+            label = ctx.label,
+            layer_name = layer_name,
+            kind = "runtime",
+            archive = archive,
+            metadata = metadata,
+            archive_record = metadata,
+            python_version = runtime.python_version,
+            runtime = runtime,
+            runtime_layer_name = layer_name,
+            lower_layers = [],
+            frameworks = [],
+            launch_module = "",
+        ),
+    ]
+
+runtime_layer = rule(
+    implementation = _runtime_layer_impl,
+    doc = """A runtime layer: a python-build-standalone CPython packed as a deployable archive.
+
+Outputs `<name>.<archive_format>` (every member under `<layer_name>/`) and `<name>.json`
+(layer name, python version, PBS release, archive sha256 and size, and the sha256 of the PBS
+archive it was built from; not its URL, so mirrors share action keys). The archive is byte-reproducible: sorted members, normalized modes, uid/gid 0, and every
+mtime set to the PBS release date (never the clock).
+""",
+    attrs = dict(TOOL_ATTRS, **{
+        "archive_format": attr.string(
+            default = "tar.zst",
+            values = ARCHIVE_FORMATS,
+            doc = "Archive format: 'tar.zst' (default), 'tar.xz' or 'zip'.",
+        ),
+        "layer_name": attr.string(
+            doc = "Directory name of the layer in the archive and when deployed; defaults to the target name.",
+        ),
+        "runtime": attr.label(
+            mandatory = True,
+            providers = [VenvstacksRuntimeInfo],
+            doc = "The runtime, e.g. `@cpython3_12` as declared with `venvstacks.runtime`.",
+        ),
+        "source_date_epoch": attr.int(
+            default = -1,
+            doc = "mtime of every archive member in seconds since the epoch; -1 (default) takes the PBS release date (1980-01-01 for custom builds).",
+        ),
+    }),
+)

@@ -1,0 +1,18 @@
+"""Values the Starlark rules and the Python tool must agree on, each stated once per language.
+
+Keep in sync with the Python side named next to each value.
+"""
+
+# tools/venvstacks_tool/core/archive.py ARCHIVE_FORMATS.
+ARCHIVE_FORMATS = ["tar.zst", "tar.xz", "zip"]
+
+# tools/venvstacks_tool/core/protocol.py LAYER_KINDS.
+LAYER_KINDS = ["framework", "application"]
+
+# tools/venvstacks_tool/lock/lock_command.py DEFAULT_INDEX_URL.
+DEFAULT_INDEX_URL = "https://pypi.org/simple"
+
+# tools/venvstacks_tool/core/protocol.py LAYER_NAME_RE: a layer name is its deployed directory's
+# name: letters, digits, '_', '.' and '-', not starting with '.' or '-'.
+LAYER_NAME_FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+LAYER_NAME_REST = LAYER_NAME_FIRST + ".-"

@@ -1,0 +1,158 @@
+"""How actions and `bazel run`/`bazel test` targets run the venvstacks tool.
+
+Always on a fetched PBS interpreter started with `-I` (no PYTHONPATH, no user site, no script
+directory on sys.path) and an explicit environment, so nothing from the host's Python leaks in.
+"""
+
+# Attributes every rule that runs the tool adds (private: users never set them).
+TOOL_ATTRS = {
+    "_tool_entry": attr.label(
+        default = Label("//tools:bin/venvstacks_tool.py"),
+        allow_single_file = True,
+        doc = "The tool's entry script.",
+    ),
+    "_tool_build_sources": attr.label(
+        default = Label("//tools:venvstacks_tool_build"),
+        doc = "The modules build actions import: an edit elsewhere does not rebuild layers.",
+    ),
+    "_tool_deploy_sources": attr.label(
+        default = Label("//tools:venvstacks_tool_deploy"),
+        doc = "The modules `.deploy` and `.test` targets import.",
+    ),
+    "_tool_lock_sources": attr.label(
+        default = Label("//tools:venvstacks_tool_lock"),
+        doc = "The modules `.lock` and `.lock_test` targets import.",
+    ),
+}
+
+# The environment of every tool process: fixed, never inherited.
+TOOL_ENV = {
+    "LC_ALL": "C.UTF-8",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONHASHSEED": "0",
+    "PYTHONUTF8": "1",
+}
+
+def _parent(path):
+    return path.rpartition("/")[0]
+
+def tool_site_path(runtime):
+    """Execroot-relative sys.path entries of the tool's wheels (for actions)."""
+    return ":".join([_parent(runtime.tool_site_marker.dirname)] + [wheel.path for wheel in runtime.tool_zips])
+
+def tool_site_runfiles_path(runtime, phase):
+    """Runfiles-relative sys.path entries of the tool's wheels (for run and test targets of `phase`)."""
+    site = _parent(_parent(runtime.tool_site_marker.short_path))
+    zips = runtime.tool_zips + (runtime.lock_zips if phase == "lock" else [])
+    return ":".join([site] + [wheel.short_path for wheel in zips])
+
+def tool_inputs(ctx, runtime, phase = "build"):
+    """The files the tool needs on `runtime` for one phase.
+
+    Args:
+      ctx: the rule context (with TOOL_ATTRS).
+      runtime: VenvstacksRuntimeInfo whose interpreter runs the tool.
+      phase: "build" for build actions, "lock" or "deploy" for run and test targets: only that
+        phase's modules (and, for "lock", the resolver's wheels), so an action key or a cached
+        test result does not depend on the other phases' code.
+
+    Returns:
+      A depset of File.
+    """
+    sources = {
+        "build": ctx.attr._tool_build_sources,
+        "deploy": ctx.attr._tool_deploy_sources,
+        "lock": ctx.attr._tool_lock_sources,
+    }[phase]
+    zips = runtime.tool_zips + (runtime.lock_zips if phase == "lock" else [])
+    return depset(transitive = [
+        runtime.files,
+        runtime.tool_site,
+        sources[DefaultInfo].files,
+        depset([ctx.file._tool_entry, runtime.interpreter] + zips),
+    ])
+
+def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, progress_message):
+    """Registers an action that runs `venvstacks_tool SUBCOMMAND @params` on `runtime`.
+
+    Args:
+      ctx: the rule context (with TOOL_ATTRS).
+      runtime: VenvstacksRuntimeInfo whose interpreter runs the tool.
+      subcommand: the tool's subcommand, e.g. "pack-runtime".
+      arguments: an Args object with the subcommand's arguments (passed in a params file).
+      inputs: list or depset of File the subcommand reads.
+      outputs: list of File it writes.
+      mnemonic: the action's mnemonic.
+      progress_message: the action's progress message.
+    """
+    arguments.use_param_file("@%s", use_always = True)
+    arguments.set_param_file_format("multiline")
+    prefix = ctx.actions.args()
+    prefix.add("-I")
+    prefix.add(ctx.file._tool_entry)
+    prefix.add(subcommand)
+    extra = inputs if type(inputs) == "depset" else depset(inputs)
+    ctx.actions.run(
+        executable = runtime.interpreter,
+        arguments = [prefix, arguments],
+        inputs = depset(transitive = [extra, tool_inputs(ctx, runtime)]),
+        outputs = outputs,
+        mnemonic = mnemonic,
+        progress_message = progress_message,
+        use_default_shell_env = False,
+        env = dict(TOOL_ENV, VENVSTACKS_TOOL_PATH = tool_site_path(runtime)),
+    )
+
+def tool_launcher(ctx, runtime, phase, subcommand, arguments, extra_runfiles, prelude = "", epilogue = ""):
+    """Writes an executable script that runs the tool from runfiles; returns DefaultInfo.
+
+    For `bazel run` and `bazel test` targets. The script starts in the runfiles directory of
+    the main repository (Bazel's convention for both), where every `short_path` resolves.
+
+    Args:
+      ctx: the rule context (with TOOL_ATTRS).
+      runtime: VenvstacksRuntimeInfo whose interpreter runs the tool.
+      phase: "lock" or "deploy": which of the tool's packages the target carries.
+      subcommand: the tool's subcommand.
+      arguments: list of strings, already runfiles-relative where they are paths; a value "$1"
+        style shell expansion is not applied (they are quoted).
+      extra_runfiles: list of File the subcommand reads.
+      prelude: shell lines run before the tool (may set variables used by `arguments`).
+      epilogue: shell lines run after the tool succeeds; when empty the tool replaces the shell.
+
+    Returns:
+      DefaultInfo with the script as executable and its runfiles.
+    """
+    script = ctx.actions.declare_file(ctx.label.name + ".sh")
+    env_lines = "\n".join(["export %s=%s" % (key, shell_quote(value)) for key, value in sorted(TOOL_ENV.items())])
+    ctx.actions.write(
+        output = script,
+        is_executable = True,
+        content = """#!/usr/bin/env bash
+# Generated by rules_venvstacks for {label}.
+set -euo pipefail
+if [[ -d "$0.runfiles/_main" ]]; then cd "$0.runfiles/_main"; fi
+{env_lines}
+export VENVSTACKS_TOOL_PATH={site}
+{prelude}
+{exec_}{python} -I {entry} {subcommand} {arguments} "$@"
+{epilogue}
+""".format(
+            exec_ = "" if epilogue else "exec ",
+            epilogue = epilogue,
+            label = ctx.label,
+            env_lines = env_lines,
+            site = shell_quote(tool_site_runfiles_path(runtime, phase)),
+            prelude = prelude,
+            python = shell_quote(runtime.interpreter.short_path),
+            entry = shell_quote(ctx.file._tool_entry.short_path),
+            subcommand = subcommand,
+            arguments = " ".join(arguments),
+        ),
+    )
+    runfiles = ctx.runfiles(files = extra_runfiles, transitive_files = tool_inputs(ctx, runtime, phase))
+    return DefaultInfo(executable = script, files = depset([script]), runfiles = runfiles)
+
+def shell_quote(value):
+    """Quotes `value` for a POSIX shell."""
+    return "'" + value.replace("'", "'\\''") + "'"

@@ -1,0 +1,74 @@
+"""Rules behind `<layer>.deploy` (bazel run: unpack a stack into a directory) and `<layer>.test`."""
+
+load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo")
+load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "shell_quote", "tool_launcher")
+
+def _stack_archives(layer):
+    """The archives of a layer's stack in deployment order, as runfiles paths, and the files."""
+    layers = layer.lower_layers + [layer]
+    files = [lower.archive for lower in layers]
+    arguments = []
+    for file in files:
+        arguments += ["--archive", shell_quote(file.short_path)]
+    return arguments, files
+
+def _deploy_impl(ctx):
+    layer = ctx.attr.layer[VenvstacksLayerInfo]
+    arguments, files = _stack_archives(layer)
+    prelude = """\
+if [[ $# -lt 1 ]]; then
+  echo "usage: bazel run {label} -- DIR   (unpacks the stack of '{name}' into DIR and post-installs it)" >&2
+  exit 2
+fi
+dest=$1
+shift
+case $dest in /*) ;; *) dest="${{BUILD_WORKING_DIRECTORY:-$PWD}}/$dest" ;; esac
+set -- --dest "$dest" "$@"
+""".format(label = ctx.label, name = layer.layer_name)
+    return [tool_launcher(ctx, layer.runtime, "deploy", "deploy", arguments, files, prelude = prelude)]
+
+venvstacks_deploy = rule(
+    implementation = _deploy_impl,
+    doc = """`bazel run <layer>.deploy -- DIR`: unpacks the layer and every layer below it into DIR.
+
+Each layer is unpacked beside DIR's other layers and finished by its `postinstall.py`, runtime
+first; a layer replaces an earlier deployment of itself only once it is whole.
+""",
+    executable = True,
+    attrs = dict(TOOL_ATTRS, **{
+        "layer": attr.label(mandatory = True, providers = [VenvstacksLayerInfo], doc = "The top layer of the stack."),
+    }),
+)
+
+def _test_impl(ctx):
+    layer = ctx.attr.layer[VenvstacksLayerInfo]
+    arguments, files = _stack_archives(layer)
+    python = "\"$dest\"/%s/bin/python" % layer.layer_name
+    if ctx.file.script:
+        files.append(ctx.file.script)
+        command = "%s %s" % (python, shell_quote(ctx.file.script.short_path))
+    elif layer.launch_module:
+        command = "%s -m %s" % (python, shell_quote(layer.launch_module))
+    else:
+        fail("%s: %s has no launch_module; give `script`" % (ctx.label, layer.label))
+    command += "".join([" " + shell_quote(a) for a in ctx.attr.args_for_check])
+    prelude = """\
+dest="${TEST_TMPDIR:-$(mktemp -d)}/deployed"
+set -- --dest "$dest"
+"""
+    epilogue = """\
+echo "venvstacks test: running {command}" >&2
+{command}
+""".format(command = command)
+    return [tool_launcher(ctx, layer.runtime, "deploy", "deploy", arguments, files, prelude = prelude, epilogue = epilogue)]
+
+venvstacks_test = rule(
+    implementation = _test_impl,
+    doc = "Deploys a layer's stack into a temporary directory and runs its launch module (or `script`).",
+    test = True,
+    attrs = dict(TOOL_ATTRS, **{
+        "args_for_check": attr.string_list(doc = "Arguments for the launch module or script."),
+        "layer": attr.label(mandatory = True, providers = [VenvstacksLayerInfo], doc = "The layer to test."),
+        "script": attr.label(allow_single_file = [".py"], doc = "A check script run with the layer's interpreter instead of the launch module."),
+    }),
+)

@@ -1,0 +1,156 @@
+"""Repository rule that fetches one python-build-standalone runtime, verified by sha256.
+
+Downloads go through Bazel's downloader (`repository_ctx.download`), so mirrors,
+`--experimental_downloader_config`, `--distdir`, the repository cache and credential helpers
+all apply. The archive is kept as downloaded (the runtime layer is re-packed from it, which keeps
+its symlinks and modes) and also unpacked (the tool runs on that interpreter in actions).
+"""
+
+load(":download.bzl", "download_verified")
+load(":pbs.bzl", "python_minor")
+
+# Kept out of the interpreter's action inputs: not needed to run the tool, and large.
+_RUNTIME_GLOB_EXCLUDES = [
+    "**/site-packages/**",
+    "**/test/**",
+    "**/tests/**",
+    "**/idle_test/**",
+    "**/__pycache__/**",
+    "**/* *",
+]
+
+def _layout_error(rctx, what, archive_name, root_name, expected):
+    found = sorted([entry.basename + ("/" if entry.is_dir else "") for entry in rctx.path("unpacked").readdir()])
+    fail("%s: archive '%s' does not have the python-build-standalone install_only layout: expected %s (strip_prefix = '%s'); found top-level entries: %s" % (
+        what,
+        archive_name,
+        " and ".join(["'%s'" % path for path in expected]),
+        root_name,
+        ", ".join(found) or "(none)",
+    ))
+
+def _check_layout(rctx, what, archive_name, strip_prefix, python_version, windows):
+    """Fails unless the unpacked archive holds an install_only tree of `python_version`."""
+    root_name = strip_prefix or "."
+    root = rctx.path("unpacked/" + strip_prefix) if strip_prefix else rctx.path("unpacked")
+    minor = python_minor(python_version)
+    if windows:
+        interpreter, stdlib = "python.exe", "Lib/os.py"
+    else:
+        interpreter, stdlib = "bin/python3", "lib/python%s/os.py" % minor
+    expected = ["%s/%s" % (root_name, interpreter), "%s/%s" % (root_name, stdlib)]
+    if not root.get_child(interpreter).exists:
+        _layout_error(rctx, what, archive_name, root_name, expected)
+    if not root.get_child(stdlib).exists:
+        lib = root.get_child("Lib" if windows else "lib")
+        found = [e.basename for e in lib.readdir() if e.basename.startswith("python3")] if lib.exists else []
+        if found:
+            fail("%s: archive '%s' holds %s, but python_version is %s" % (
+                what,
+                archive_name,
+                ", ".join(sorted(["lib/" + name for name in found])),
+                python_version,
+            ))
+        _layout_error(rctx, what, archive_name, root_name, expected)
+    return "unpacked/%s/%s" % (strip_prefix, interpreter) if strip_prefix else "unpacked/" + interpreter
+
+def _archive_file_name(rctx):
+    if rctx.attr.archive:
+        return rctx.attr.archive.name.rpartition("/")[2]
+    return rctx.attr.urls[0].rpartition("/")[2].replace("%2B", "+").partition("?")[0]
+
+def _runtime_repository_impl(rctx):
+    what = "runtime '%s'" % rctx.attr.runtime_name
+    archive_name = _archive_file_name(rctx)
+    if rctx.attr.archive:
+        urls = ["file://%s" % rctx.path(rctx.attr.archive)]
+    else:
+        urls = rctx.attr.urls
+    archive_path = "archive/" + archive_name
+    rctx.report_progress("Fetching %s from %s" % (what, urls[0]))
+    sha256 = download_verified(rctx, what, urls, rctx.attr.sha256, archive_path)
+    rctx.extract(archive = archive_path, output = "unpacked")
+    windows = "windows" in rctx.attr.platform
+    interpreter = _check_layout(rctx, what, archive_name, rctx.attr.strip_prefix, rctx.attr.python_version, windows)
+
+    # Build actions get tool_site (zstandard) and tool_zips (installer); `.lock` targets also
+    # lock_zips (pip, pip-tools and the rest), so a resolver bump never changes a layer's action
+    # key. A pure-Python wheel stays one zip file on sys.path (zipimport): one action input instead
+    # of hundreds, which the sandbox pays for per action, and nothing to unpack in every fresh
+    # output base. Only binary wheels are unpacked.
+    zips = {"build": [], "lock": []}
+    for wheel in json.decode(rctx.attr.tool_wheels):
+        file_name = wheel["url"].rpartition("/")[2]
+        if file_name.endswith("-none-any.whl"):
+            output = "%s_zips/%s" % ("lock" if wheel["role"] == "lock" else "tool", file_name)
+            rctx.download(url = wheel["url"], sha256 = wheel["sha256"], output = output)
+            zips[wheel["role"]].append(output)
+        elif wheel["role"] == "build":
+            rctx.download_and_extract(url = wheel["url"], sha256 = wheel["sha256"], type = "zip", output = "tool_site")
+        else:
+            fail("%s: the lock-only tool wheel %s must be pure Python (it is used as a zip)" % (what, file_name))
+
+    root = "unpacked/" + rctx.attr.strip_prefix if rctx.attr.strip_prefix else "unpacked"
+    rctx.file("BUILD.bazel", """\
+load("{runtime_bzl}", "venvstacks_runtime")
+
+venvstacks_runtime(
+    name = "{name}",
+    files = glob(["{root}/**"], exclude = {excludes}),
+    interpreter = "{interpreter}",
+    pbs_release = "{release}",
+    platform = "{platform}",
+    python_version = "{python_version}",
+    runtime_name = "{name}",
+    source_archive = "{archive}",
+    source_date_epoch = {epoch},
+    source_sha256 = "{sha256}",
+    source_urls = {source_urls},
+    strip_prefix = "{strip_prefix}",
+    lock_zips = {lock_zips},
+    tool_site = glob(["tool_site/**"], exclude = {excludes}),
+    tool_site_marker = "tool_site/zstandard/__init__.py",
+    tool_zips = {tool_zips},
+    visibility = ["//visibility:public"],
+)
+
+alias(
+    name = "runtime",
+    actual = ":{name}",
+    visibility = ["//visibility:public"],
+)
+""".format(
+        runtime_bzl = str(Label("//rules_venvstacks/private/build:runtime.bzl")),
+        name = rctx.attr.runtime_name,
+        root = root,
+        excludes = repr(_RUNTIME_GLOB_EXCLUDES),
+        interpreter = interpreter,
+        release = rctx.attr.release,
+        platform = rctx.attr.platform,
+        python_version = rctx.attr.python_version,
+        archive = archive_path,
+        epoch = rctx.attr.source_date_epoch,
+        sha256 = sha256,
+        # A local archive's absolute path stays out of the metadata: it names the machine.
+        source_urls = repr([] if rctx.attr.archive else rctx.attr.urls),
+        strip_prefix = rctx.attr.strip_prefix,
+        tool_zips = repr(sorted(zips["build"])),
+        lock_zips = repr(sorted(zips["lock"])),
+    ))
+
+runtime_repository = repository_rule(
+    implementation = _runtime_repository_impl,
+    doc = "Fetches a python-build-standalone runtime archive; created by the `venvstacks` extension.",
+    attrs = {
+        "archive": attr.label(allow_single_file = True, doc = "A local archive instead of `urls`."),
+        "platform": attr.string(mandatory = True, doc = "PBS target triple of the archive."),
+        "python_version": attr.string(mandatory = True, doc = "Exact CPython version."),
+        "release": attr.string(doc = "PBS release tag, '' for a custom build."),
+        "runtime_name": attr.string(mandatory = True, doc = "Name given in MODULE.bazel."),
+        "sha256": attr.string(doc = "Expected sha256 of the archive."),
+        "source_date_epoch": attr.int(mandatory = True, doc = "mtime for archive members."),
+        "strip_prefix": attr.string(default = "python", doc = "Installation directory inside the archive."),
+        "tool_wheels": attr.string(mandatory = True, doc = "JSON list of {url, sha256, role} wheels for the tool."),
+        "urls": attr.string_list(doc = "Mirrors of the archive, tried in order."),
+    },
+)

@@ -1,0 +1,56 @@
+"""Repository rules for locked wheels: one repository per wheel file, and the hub that groups them.
+
+Each wheel is its own repository so that Bazel fetches it lazily: only the layers being built
+pull their wheels, and a wheel shared by several locks is downloaded once.
+"""
+
+load(":download.bzl", "download_verified")
+
+def _wheel_repository_impl(rctx):
+    what = "wheel '%s' (package %s, lock %s)" % (rctx.attr.file_name, rctx.attr.package, rctx.attr.lock)
+    download_verified(rctx, what, [rctx.attr.url], rctx.attr.sha256, "wheel/" + rctx.attr.file_name)
+    rctx.file("BUILD.bazel", """\
+filegroup(
+    name = "wheel",
+    srcs = ["wheel/{file}"],
+    visibility = ["//visibility:public"],
+)
+""".format(file = rctx.attr.file_name))
+
+wheel_repository = repository_rule(
+    implementation = _wheel_repository_impl,
+    doc = "Downloads one locked wheel file, verified by its sha256; created by the `venvstacks` extension.",
+    attrs = {
+        "file_name": attr.string(mandatory = True, doc = "The wheel's file name."),
+        "lock": attr.string(mandatory = True, doc = "The lock file that pins it (for messages)."),
+        "package": attr.string(mandatory = True, doc = "'name version' (for messages)."),
+        "sha256": attr.string(mandatory = True, doc = "The sha256 recorded in the lock."),
+        "url": attr.string(mandatory = True, doc = "Where the lock says the wheel is."),
+    },
+)
+
+def _wheels_hub_impl(rctx):
+    lines = ["load(\"%s\", \"locked_wheels\")" % str(Label("//rules_venvstacks/private/build:locked_wheels.bzl")), ""]
+    for name, entry in sorted(json.decode(rctx.attr.locks).items()):
+        lines.append("""locked_wheels(
+    name = {name},
+    lock = {lock},
+    missing = {missing},
+    wheels = {wheels},
+    visibility = ["//visibility:public"],
+)
+""".format(
+            name = repr(name),
+            lock = repr(entry["lock"]),
+            missing = "True" if entry["missing"] else "False",
+            wheels = repr({"@%s//:wheel" % repo: sha256 for repo, sha256 in entry["wheels"]}),
+        ))
+    rctx.file("BUILD.bazel", "\n".join(lines))
+
+wheels_hub = repository_rule(
+    implementation = _wheels_hub_impl,
+    doc = "The hub repository: one `locked_wheels` target per lock, named as in `venvstacks.lock`.",
+    attrs = {
+        "locks": attr.string(mandatory = True, doc = "JSON: name -> {lock, missing, wheels: [[repo, sha256]]}."),
+    },
+)

@@ -1,0 +1,119 @@
+"""The tool's floor plan holds: each phase imports only the ground floor (`core`) and itself.
+
+A Bazel action's inputs are `core` and its phase's package (globs in tools/BUILD.bazel), so an
+import outside them would pass every unit test and fail only inside a sandboxed action. This test
+fails first. See docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+from venvstacks_tool.core import cli
+
+TOOLS = Path(__file__).resolve().parents[2] / "tools"
+PACKAGE = TOOLS / "venvstacks_tool"
+PHASES = ("build", "lock", "deploy")
+# What may be imported from outside the standard library, per floor: the wheels the phase's
+# targets put on sys.path (rules_venvstacks/private/fetch/tool_wheels.json: zstandard and
+# installer for every target, pip and its friends for the lock targets only).
+THIRD_PARTY = {
+    "core": {"zstandard"},
+    "build": {"zstandard", "installer"},
+    "deploy": {"zstandard"},
+    "lock": {"zstandard", "installer", "pip", "piptools", "packaging", "click", "tomli"},
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(TOOLS).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module `path` imports, at any depth (imports inside functions count: they run in actions)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def _floor(module: str) -> str:
+    """'core', a phase name, or 'top' for the package's own `__init__`/`__main__`."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in (*PHASES, "core")) else "top"
+
+
+MODULES = {_module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _own_imports(module: str) -> set[str]:
+    """The package's own modules that `module` imports (a `from pkg import name` counts as the module)."""
+    result = set()
+    for name in _imports(MODULES[module]):
+        if name.startswith("venvstacks_tool") and name in MODULES:
+            result.add(name)
+        elif name.startswith("venvstacks_tool") and name.rpartition(".")[0] in MODULES:
+            result.add(name.rpartition(".")[0])
+    return result - {module}
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_each_floor_imports_only_core_and_itself(module: str) -> None:
+    floor = _floor(module)
+    allowed = {"core", floor} if floor != "top" else {"core", "top"}
+    for imported in _own_imports(module):
+        assert _floor(imported) in allowed, f"{module} ({floor}) imports {imported} ({_floor(imported)})"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_third_party_imports_are_on_the_phase_path(module: str) -> None:
+    floor = _floor(module)
+    allowed = set().union(*THIRD_PARTY.values()) if floor == "top" else THIRD_PARTY[floor]
+    stdlib = set(sys.stdlib_module_names) | {"tomllib", "__future__"}
+    for imported in _imports(MODULES[module]):
+        top = imported.partition(".")[0]
+        if top in ("venvstacks_tool",) or top in stdlib:
+            continue
+        assert top in allowed, f"{module} imports {imported}, which the {floor} targets do not carry"
+
+
+def test_no_import_cycles() -> None:
+    graph = {module: _own_imports(module) for module in MODULES}
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            cycle = [*path[path.index(module) :], module]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if module in done:
+            return
+        for imported in sorted(graph.get(module, ())):
+            visit(imported, [*path, module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+
+
+def test_subcommands_live_in_their_phase() -> None:
+    for subcommand, target in cli.SUBCOMMANDS.items():
+        module, _, function = target.partition(":")
+        assert module in MODULES, f"{subcommand}: {module} does not exist"
+        assert _floor(module) in PHASES, f"{subcommand}: {module} is not in a phase package"
+        source = MODULES[module].read_text(encoding="utf-8")
+        assert f"def {function or 'main'}(" in source, f"{subcommand}: no {function or 'main'} in {module}"
+
+
+def test_maintainer_tools_are_outside_the_action_package() -> None:
+    assert not list(PACKAGE.rglob("pbs_table.py")) and not list(PACKAGE.rglob("archive_diff.py"))
+    build_file = (TOOLS / "BUILD.bazel").read_text(encoding="utf-8")
+    assert "venvstacks_maint" not in build_file.replace("(venvstacks_maint) are in no target's inputs", "")

@@ -1,0 +1,195 @@
+"""lock.resolve: one resolution per target platform with pip's resolver, against the real PyPI.
+
+Versions are pinned where a test depends on a package's metadata (click 8.1.8 requires colorama
+on Windows only; later click releases dropped it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from venvstacks_tool.core.errors import VenvstacksError
+from venvstacks_tool.core.platforms import PLATFORMS, by_name
+from venvstacks_tool.lock.resolve import IndexOptions, MultiResolution, isolated_pip_environ, resolve
+
+PYTHON = "3.11.7"
+NUMPY_TAGS = {
+    "linux_x86_64": r"manylinux\w*_x86_64",
+    "linux_aarch64": r"manylinux\w*_aarch64",
+    "macos_x86_64": r"macosx_\d+_\d+_(x86_64|universal2)",
+    "macos_arm64": r"macosx_\d+_\d+_(arm64|universal2)",
+    "windows_x86_64": r"win_amd64",
+}
+
+
+@pytest.fixture(scope="module")
+def five(tmp_path_factory: pytest.TempPathFactory) -> tuple[MultiResolution, Path]:
+    """click, numpy and a Windows-only requirement resolved for all five platforms (one resolution)."""
+    workdir = tmp_path_factory.mktemp("five")
+    requirements = ["click==8.1.8", "numpy>=2,<3", 'pywin32; sys_platform == "win32"']
+    return resolve("app", PLATFORMS, PYTHON, requirements, {}, IndexOptions(), {}, workdir), workdir
+
+
+def test_markers_are_evaluated_for_each_target(five: tuple[MultiResolution, Path]) -> None:
+    result, workdir = five
+    for target in PLATFORMS:
+        names = set(result.for_platform(target))
+        windows = target.os == "windows"
+        # click's `Requires-Dist: colorama; platform_system == "Windows"` (wheel metadata).
+        assert ("colorama" in names) is windows, target.name
+        # A requirement line's own marker.
+        assert ("pywin32" in names) is windows, target.name
+        # pip's report states the marker environment it evaluated (the target's, not the host's).
+        report = json.loads((workdir / f"fresh-{target.name}.report.json").read_text(encoding="utf-8"))
+        assert report["environment"] == target.marker_environment(PYTHON)
+
+
+def test_numpy_wheel_matches_each_platform_at_one_version(five: tuple[MultiResolution, Path]) -> None:
+    result, _ = five
+    for target in PLATFORMS:
+        wheel = result.for_platform(target)["numpy"]
+        assert re.search(r"-cp311-cp311-.*" + NUMPY_TAGS[target.name] + r"\.whl$", wheel.file_name), wheel.file_name
+    assert len(set(result.versions("numpy").values())) == 1
+    assert result.divergent() == {}
+
+
+def test_wheels_carry_the_indexs_sha256_and_url(five: tuple[MultiResolution, Path]) -> None:
+    result, _ = five
+    for target in PLATFORMS:
+        for name, wheel in result.for_platform(target).items():
+            assert wheel.name == name
+            assert re.fullmatch(r"[0-9a-f]{64}", wheel.sha256)
+            assert wheel.url.startswith("https://") and wheel.url.endswith("/" + wheel.file_name)
+            assert "@" not in wheel.url and "#" not in wheel.url
+            assert wheel.local_path is None
+
+
+def test_no_wheel_is_downloaded(five: tuple[MultiResolution, Path]) -> None:
+    # pip prints "Downloading <file> (12.6 MB)" for a whole wheel; metadata comes from PEP 658
+    # files or range requests ("Obtaining dependency information"), never from a download.
+    _, workdir = five
+    logs = sorted(workdir.glob("*.log"))
+    assert len(logs) >= 5
+    for log in logs:
+        text = log.read_text(encoding="utf-8")
+        assert not re.search(r"Downloading \S+\.whl", text), log.name
+
+
+def test_a_package_without_a_wheel_for_a_platform_names_it_and_the_platform(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The host's pip configuration must not leak in: were these used, the error would be another.
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
+    monkeypatch.setenv("PIP_ONLY_BINARY", "")
+    platforms = [by_name("windows_x86_64"), by_name("linux_x86_64")]
+    with pytest.raises(VenvstacksError) as caught:
+        resolve("app", platforms, PYTHON, ["pywin32"], {}, IndexOptions(), {}, tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("layer 'app': no wheel of 'pywin32' for linux_x86_64 (Python 3.11.7)")
+
+
+def test_an_unknown_project_is_named(tmp_path: Path) -> None:
+    with pytest.raises(VenvstacksError, match=r"layer 'app': no project 'no-such-project-for-venvstacks-tests'"):
+        requirement = "no_such.project-for-venvstacks-tests"
+        resolve("app", [by_name("linux_x86_64")], PYTHON, [requirement], {}, IndexOptions(), {}, tmp_path)
+
+
+def test_an_unreachable_index_is_a_network_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIP_RETRIES", "0")  # a transport variable: kept, so the test is quick
+    index = IndexOptions(index_url="http://127.0.0.1:9/simple")
+    assert "--trusted-host" in index.pip_arguments()
+    with pytest.raises(VenvstacksError, match=r"cannot read the package index for 'click' \(macos_arm64\): http://"):
+        resolve("app", [by_name("macos_arm64")], PYTHON, ["click"], {}, index, {}, tmp_path)
+
+
+def test_a_conflict_with_a_lower_layer_names_the_platform_and_the_pin(tmp_path: Path) -> None:
+    with pytest.raises(VenvstacksError) as caught:
+        resolve(
+            "app", [by_name("macos_x86_64")], PYTHON, ["click>=8.1.8"], {"click": "8.1.7"}, IndexOptions(), {}, tmp_path
+        )
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("layer 'app': the requirements conflict on macos_x86_64 (Python 3.11.7):")
+    assert "a lower layer pins click==8.1.7" in message
+
+
+def test_lower_layer_constraints_hold_on_every_platform(tmp_path: Path) -> None:
+    platforms = [by_name("linux_aarch64"), by_name("windows_x86_64")]
+    result = resolve("app", platforms, PYTHON, ["click"], {"Click": "8.1.7"}, IndexOptions(), {}, tmp_path)
+    assert result.versions("click") == {p.triple: "8.1.7" for p in platforms}
+
+
+def test_preferred_versions_are_kept_and_dropped_where_impossible(tmp_path: Path) -> None:
+    platforms = [by_name("linux_x86_64"), by_name("windows_x86_64")]
+    kept = resolve("app", platforms, PYTHON, ["click"], {}, IndexOptions(), {"click": "8.1.7"}, tmp_path / "kept")
+    assert set(kept.versions("click").values()) == {"8.1.7"}
+    assert kept.without_preferred == ()
+    dropped = resolve(
+        "app", platforms, PYTHON, ["click>=8.1.8,<8.2"], {}, IndexOptions(), {"click": "8.1.7"}, tmp_path / "dropped"
+    )
+    assert set(dropped.versions("click").values()) == {"8.1.8"}
+    assert dropped.without_preferred == tuple(p.triple for p in platforms)
+
+
+def _demo_wheel(directory: Path) -> Path:
+    """A minimal valid wheel of a project that is not on PyPI."""
+    path = directory / "venvstacks_demo_local-1.0-py3-none-any.whl"
+    dist_info = "venvstacks_demo_local-1.0.dist-info"
+    files = {
+        "venvstacks_demo_local.py": "VALUE = 1\n",
+        f"{dist_info}/METADATA": "Metadata-Version: 2.1\nName: venvstacks-demo-local\nVersion: 1.0\n"
+        'Requires-Dist: colorama; sys_platform == "win32"\n',
+        f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    records = [f"{name},sha256=,\n" for name in files] + [f"{dist_info}/RECORD,,\n"]
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+        archive.writestr(f"{dist_info}/RECORD", "".join(records))
+    return path
+
+
+def test_local_find_links_wheels_are_hashed_from_disk(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    wheel = _demo_wheel(wheels)
+    index = IndexOptions.create(find_links=["wheels"], base_dir=tmp_path)
+    assert index.find_links == (str(wheels),)
+    platforms = [by_name("linux_x86_64"), by_name("windows_x86_64")]
+    result = resolve("app", platforms, PYTHON, ["venvstacks-demo-local"], {}, index, {}, tmp_path / "work")
+    for target in platforms:
+        local = result.for_platform(target)["venvstacks-demo-local"]
+        assert local.local_path == wheel.resolve()
+        assert local.sha256 == hashlib.sha256(wheel.read_bytes()).hexdigest()
+        assert local.file_name == wheel.name
+    assert "colorama" in result.for_platform("x86_64-pc-windows-msvc")
+    assert "colorama" not in result.for_platform("x86_64-unknown-linux-gnu")
+
+
+def test_invalid_inputs_fail_before_pip_runs(tmp_path: Path) -> None:
+    linux = [by_name("linux_x86_64")]
+    with pytest.raises(VenvstacksError, match="not a requirement"):
+        resolve("app", linux, PYTHON, ["--index-url=http://x"], {}, IndexOptions(), {}, tmp_path)
+    with pytest.raises(VenvstacksError, match="full Python version"):
+        resolve("app", linux, "3.11", ["click"], {}, IndexOptions(), {}, tmp_path)
+    with pytest.raises(VenvstacksError, match="platform listed twice"):
+        resolve("app", linux * 2, PYTHON, ["click"], {}, IndexOptions(), {}, tmp_path)
+    empty = resolve("app", linux, PYTHON, [], {}, IndexOptions(), {}, tmp_path)
+    assert empty.wheels == {"x86_64-unknown-linux-gnu": {}}
+
+
+def test_isolated_pip_environ_keeps_transport_variables_only() -> None:
+    environ = isolated_pip_environ(
+        {"PIP_INDEX_URL": "http://x", "PIP_CERT": "/ca.pem", "PIP_RETRIES": "0", "HOME": "/root"}
+    )
+    assert environ["PIP_CERT"] == "/ca.pem" and environ["PIP_RETRIES"] == "0" and environ["HOME"] == "/root"
+    assert "PIP_INDEX_URL" not in environ
+    assert environ["PIP_NO_INPUT"] == "1"

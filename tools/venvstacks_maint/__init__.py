@@ -1,0 +1,5 @@
+"""Maintainer tools of rules_venvstacks: never an input of a Bazel action, run or test target.
+
+PYTHONPATH=tools python -m venvstacks_maint pbs-table ...
+PYTHONPATH=tools python -m venvstacks_maint diff-archives A B
+"""

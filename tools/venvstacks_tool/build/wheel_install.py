@@ -1,0 +1,182 @@
+"""Installing one locked wheel into a layer's prefix, in this process, with PyPA's `installer`.
+
+`installer` is the reference implementation of the wheel spec (binary distribution format):
+it places the archive's files by scheme (`purelib`/`platlib` into site-packages, `.data/scripts`
+into `bin`, `.data/headers`, `.data/data`), writes the entry-point scripts and a RECORD with the
+hash of every file written, and refuses paths that leave their scheme's directory. Running it
+in-process instead of a pip child saves pip's start-up and its second hash of every wheel, and
+lets `build-layer` compile one wheel's bytecode while the next is being unpacked.
+
+The wheel file is hashed and unpacked through one open file, so the bytes installed are the
+bytes whose sha256 matched the lock. Every script is made relocatable as it is written (the
+destination sees each one, and RECORD gets the hash of the bytes actually written): on POSIX
+targets its header becomes `RELOCATABLE_SHEBANG`, on Windows targets the launcher `installer`
+builds runs `python.exe` from the script's own directory (`Scripts`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+from installer import install
+from installer.destinations import SchemeDictionaryDestination
+from installer.exceptions import InstallerError
+from installer.records import RecordEntry
+from installer.sources import WheelFile
+from installer.utils import Scheme
+
+from venvstacks_tool.core.errors import VenvstacksError
+from venvstacks_tool.core.fsutil import CHUNK_SIZE
+
+# The interpreter `installer` writes into POSIX scripts: a fixed placeholder, never the build's
+# own (sandbox) path, replaced by RELOCATABLE_SHEBANG as the script is written.
+SCRIPT_INTERPRETER = "/venvstacks-layer/bin/python"
+# The first lines of a POSIX script after relocation: `/bin/sh` runs the `exec` line, which
+# starts the layer's own `bin/python` (next to the script once symlinks are resolved) on the
+# script; Python reads the same lines as a comment and a string literal.
+RELOCATABLE_SHEBANG = b"\n".join(
+    [
+        b"#!/bin/sh",
+        b"'''exec' " + b'"$(dirname -- "$(realpath -- "$0")")/python" "$0" "$@"',
+        b"' '''",
+        b"",
+    ]
+)
+# A Windows launcher runs the interpreter its embedded shebang names; a relative one is found
+# next to the launcher, in the layer's `Scripts` directory (which holds the venv's python.exe).
+WINDOWS_SCRIPT_INTERPRETER = "python.exe"
+ScriptKind = Literal["posix", "win-amd64"]
+# Written into each installed distribution's `.dist-info` (the recording-installed-projects
+# spec): the installer's name, and an empty REQUESTED because every wheel of a layer is asked for
+# by its lock (as pip marks each line of a requirements file).
+INSTALL_METADATA = {"INSTALLER": b"venvstacks\n", "REQUESTED": b""}
+
+
+_GENERATED_DIST_INFO = tuple(f".dist-info/{name}" for name in ("RECORD", *INSTALL_METADATA))
+
+
+@dataclass(frozen=True)
+class Schemes:
+    """Where each wheel scheme goes in a layer, relative to the layer's prefix."""
+
+    site_dir: str  # purelib and platlib, e.g. "lib/python3.12/site-packages"
+    include_dir: str  # headers go to <include_dir>/<distribution>, e.g. "include/python3.12"
+    scripts_dir: str = "bin"
+    data_dir: str = "."
+    script_kind: ScriptKind = "posix"  # which launchers `installer` makes for entry points
+
+
+@dataclass
+class InstalledWheel:
+    """What installing one wheel wrote: every file, and which of them are its Python sources."""
+
+    written: list[Path] = field(default_factory=list)  # in the order written
+    python_sources: list[Path] = field(default_factory=list)  # `.py` files in site-packages
+    generated: list[Path] = field(default_factory=list)  # not a verbatim copy of a wheel member
+
+
+class _RecordingDestination(SchemeDictionaryDestination):
+    """`installer`'s file-system destination that also records what it writes.
+
+    Every file goes through `write_to_fs`: the wheel's members, the entry-point scripts it
+    generates, the extra `.dist-info` files and RECORD.
+    """
+
+    def __init__(self, scheme_dict: dict[str, str], installed: InstalledWheel, script_kind: ScriptKind) -> None:
+        posix = script_kind == "posix"
+        super().__init__(
+            scheme_dict=scheme_dict,
+            interpreter=SCRIPT_INTERPRETER if posix else WINDOWS_SCRIPT_INTERPRETER,
+            script_kind=script_kind,
+            overwrite_existing=True,  # as pip does: a later wheel's file replaces an earlier one's
+        )
+        self._installed = installed
+        self._posix = posix
+
+    def write_to_fs(self, scheme: Scheme, path: str, stream: BinaryIO, is_executable: bool) -> RecordEntry:
+        if scheme == "scripts" and self._posix:
+            stream = io.BytesIO(relocatable_script(stream.read()))
+        # A file in `.data/scripts` is a command: executable whatever its zip mode says, as pip does.
+        entry = super().write_to_fs(scheme, path, stream, is_executable or scheme == "scripts")
+        target = Path(os.path.abspath(os.path.join(self.scheme_dict[scheme], path)))
+        self._installed.written.append(target)
+        if scheme in ("purelib", "platlib") and target.suffix == ".py":
+            self._installed.python_sources.append(target)
+        if scheme == "scripts" or path.endswith(_GENERATED_DIST_INFO):
+            self._installed.generated.append(target)
+        return entry
+
+
+def relocatable_script(data: bytes) -> bytes:
+    """A POSIX script with `#!SCRIPT_INTERPRETER` as its header, given `RELOCATABLE_SHEBANG` instead.
+
+    `installer` writes that header into every entry-point script and into each `.data/scripts`
+    file that starts with `#!python` (keeping that line's arguments out: the `exec` line has none);
+    other scripts (a `#!/bin/sh` one) are kept as they are.
+    """
+    first, newline, body = data.partition(b"\n")
+    interpreter = first[2:].strip().partition(b" ")[0]
+    if newline and first.startswith(b"#!") and interpreter == os.fsencode(SCRIPT_INTERPRETER):
+        return RELOCATABLE_SHEBANG + body
+    return data
+
+
+def _distribution_name(wheel: Path) -> str:
+    return wheel.name.split("-", 1)[0]
+
+
+def scheme_dict(prefix: Path, schemes: Schemes, wheel: Path) -> dict[str, str]:
+    """The absolute directory of each wheel scheme for `wheel` in the layer at `prefix`."""
+    site = str(prefix / schemes.site_dir)
+    return {
+        "purelib": site,
+        "platlib": site,
+        "scripts": str(prefix / schemes.scripts_dir),
+        "data": str(prefix / schemes.data_dir),
+        "headers": str(prefix / schemes.include_dir / _distribution_name(wheel)),
+    }
+
+
+def _sha256_of_open_file(f: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    while chunk := f.read(CHUNK_SIZE):
+        digest.update(chunk)
+    f.seek(0)
+    return digest.hexdigest()
+
+
+def install_wheel(wheel: Path, sha256: str, prefix: Path, schemes: Schemes, layer: str) -> InstalledWheel:
+    """Install `wheel` into the layer at `prefix` if its sha256 is `sha256`; return what was written.
+
+    Raises VenvstacksError naming the wheel and the layer when the file is missing, its hash
+    differs, or it is not a valid wheel (bad zip, no single `.dist-info`, a path outside its
+    scheme, an unsupported `Wheel-Version`).
+    """
+    installed = InstalledWheel()
+    try:
+        f = open(wheel, "rb")  # noqa: SIM115 - kept open across hashing and unpacking
+    except OSError as error:
+        raise VenvstacksError(f"layer {layer!r}: wheel {wheel.name!r} cannot be read ({wheel}): {error}") from error
+    with f:
+        actual = _sha256_of_open_file(f)
+        if actual != sha256:
+            raise VenvstacksError(
+                f"layer {layer!r}: wheel {wheel.name!r} has sha256 {actual}, but the lock says {sha256}"
+            )
+        try:
+            with zipfile.ZipFile(f) as archive:
+                # WheelFile reads the distribution name and version from the archive's file name.
+                archive.filename = wheel.name
+                destination = _RecordingDestination(scheme_dict(prefix, schemes, wheel), installed, schemes.script_kind)
+                install(WheelFile(archive), destination, INSTALL_METADATA)
+        except (InstallerError, zipfile.BadZipFile, ValueError, KeyError, OSError) as error:
+            raise VenvstacksError(
+                f"layer {layer!r}: wheel {wheel.name!r} cannot be installed: {type(error).__name__}: {error}"
+            ) from error
+    return installed

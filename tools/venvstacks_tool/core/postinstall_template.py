@@ -1,0 +1,156 @@
+"""rules_venvstacks layer post-installation script (venvstacks' deployment protocol).
+
+`build-layer` copies this file verbatim to `<layer>/postinstall.py`. After a layer archive is
+unpacked next to its runtime and lower layers, run it with the runtime's interpreter:
+
+    <runtime>/bin/python3 <layer>/postinstall.py
+
+It finds its own directory, reads `share/venv/metadata/venvstacks_layer.json` and, for a
+framework or application layer:
+
+* writes `pyvenv.cfg`, which needs the absolute deployed path of the runtime and so cannot ship
+  in the archive (`home` is the runtime's `bin` directory);
+* (re)writes the stacking file `_venvstacks_stack.pth` in the layer's site-packages: one line per
+  lower layer's site-packages (the frameworks in declared order, then the runtime), as paths
+  relative to the layer's site-packages, so the layer's interpreter sees its own packages first,
+  then the frameworks', then the runtime's.
+
+Running it again is harmless: files already holding the right content are left alone. For a
+runtime layer (whose `python` is its own `base_python`) it changes nothing.
+
+Standard library only, and compatible with every Python the runtimes provide (3.10 and later).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import sys
+from typing import Any
+
+# Where venvstacks' deployment protocol keeps a layer's config, relative to the layer root.
+LAYER_CONFIG_PATH = "share/venv/metadata/venvstacks_layer.json"
+# The stacking file written into a layered environment's site-packages.
+STACK_PTH_NAME = "_venvstacks_stack.pth"
+_PTH_HEADER = "# Written by rules_venvstacks: lower layers' site-packages, in sys.path order.\n"
+
+
+class PostInstallError(Exception):
+    """The layer cannot be finished where it was deployed (the message says why)."""
+
+
+def load_layer_config(layer_dir: str) -> dict[str, Any]:
+    """Read the layer config of the layer rooted at `layer_dir`."""
+    path = os.path.join(layer_dir, *LAYER_CONFIG_PATH.split("/"))
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except OSError as error:
+        raise PostInstallError(f"cannot read the layer config {path!r}: {error.strerror}") from error
+    except ValueError as error:
+        raise PostInstallError(f"the layer config {path!r} is not valid JSON: {error}") from error
+    if not isinstance(config, dict):
+        raise PostInstallError(f"the layer config {path!r} is not a JSON object")
+    missing = [key for key in ("python", "base_python") if key not in config]
+    if not missing and is_layered(config):
+        # A runtime layer is finished as it is; a layered environment needs the rest.
+        missing = [key for key in ("py_version", "site_dir", "pylib_dirs") if key not in config]
+    if missing:
+        raise PostInstallError(f"the layer config {path!r} has no {missing[0]!r}")
+    return config
+
+
+def is_layered(config: dict[str, Any]) -> bool:
+    """Whether the layer is a virtual environment on a runtime (not the runtime itself)."""
+    python, base_python = str(config["python"]), str(config["base_python"])
+    return posixpath.normpath(python) != posixpath.normpath(base_python)
+
+
+def stack_pth_text(config: dict[str, Any]) -> str:
+    """The stacking `.pth` content: each `pylib_dirs` entry relative to the layer's `site_dir`."""
+    site_dir = posixpath.normpath(config["site_dir"])
+    lines = [_PTH_HEADER]
+    for pylib_dir in config["pylib_dirs"]:
+        # Both are relative to the layer root: anchor them at a dummy root to relate them.
+        target = posixpath.normpath(posixpath.join("layer", pylib_dir))
+        lines.append(posixpath.relpath(target, posixpath.join("layer", site_dir)) + "\n")
+    return "".join(lines)
+
+
+def pyvenv_cfg_text(layer_dir: str, config: dict[str, Any]) -> str:
+    """`pyvenv.cfg` for the layer deployed at the absolute `layer_dir`."""
+    base_python = os.path.abspath(os.path.join(layer_dir, *config["base_python"].split("/")))
+    return (
+        f"home = {os.path.dirname(base_python)}\n"
+        "include-system-site-packages = false\n"
+        f"version = {config['py_version']}\n"
+        f"executable = {base_python}\n"
+    )
+
+
+def _write_text(path: str, text: str) -> bool:
+    """Write `text` to `path` unless it already holds it; return whether it was written."""
+    data = text.encode("utf-8")
+    try:
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return False
+    except OSError:
+        pass
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+    return True
+
+
+def run(layer_dir: str) -> list[str]:
+    """Finish the layer deployed at `layer_dir`; return the paths written (empty if none)."""
+    layer_dir = os.path.abspath(layer_dir)
+    config = load_layer_config(layer_dir)
+    if not is_layered(config):
+        return []
+    base_python = os.path.abspath(os.path.join(layer_dir, *config["base_python"].split("/")))
+    if not os.path.exists(base_python):
+        raise PostInstallError(
+            f"the runtime interpreter {base_python!r} does not exist: deploy the runtime layer"
+            f" {config.get('runtime_name', '?')!r} next to this layer first"
+        )
+    site_dir = os.path.join(layer_dir, *config["site_dir"].split("/"))
+    for pylib_dir in config["pylib_dirs"]:
+        # A lower layer must be deployed; its site-packages may be missing (a runtime without one).
+        parts = pylib_dir.split("/")
+        if len(parts) > 1 and parts[0] == "..":
+            lower = os.path.normpath(os.path.join(layer_dir, "..", parts[1]))
+            if not os.path.isdir(lower):
+                raise PostInstallError(f"the lower layer {lower!r} does not exist: deploy that layer first")
+    os.makedirs(site_dir, exist_ok=True)
+    written = []
+    pyvenv_cfg = os.path.join(layer_dir, "pyvenv.cfg")
+    if _write_text(pyvenv_cfg, pyvenv_cfg_text(layer_dir, config)):
+        written.append(pyvenv_cfg)
+    stack_pth = os.path.join(site_dir, STACK_PTH_NAME)
+    if _write_text(stack_pth, stack_pth_text(config)):
+        written.append(stack_pth)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Finish the layer this script belongs to (or the layer directory given as the argument)."""
+    args = sys.argv[1:] if argv is None else argv
+    layer_dir = args[0] if args else os.path.dirname(os.path.abspath(__file__))
+    try:
+        run(layer_dir)
+    except PostInstallError as error:
+        print(f"postinstall: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,585 @@
+"""Resolve a layer's requirements for several target platforms at once, from any host, with pip.
+
+`resolve()` runs pip's own resolver (`pip install --dry-run --report`), binary-only, once per
+target platform, each in a child process (`pip_child`) whose marker environment is the target's,
+so `; sys_platform == "win32"` and `Requires-Dist: colorama; platform_system == "Windows"` hold
+on Windows only whatever the host is. `--platform`/`--python-version`/`--implementation`/`--abi`
+make pip accept exactly the wheels the target's PBS runtime can load. The platforms run
+concurrently, one child each, so N platforms cost about one.
+
+No wheel is downloaded: pip reads each candidate's metadata from the index's PEP 658 file (PyPI)
+or, on an index without it, from the wheel's zip directory through HTTP range requests
+(`--use-feature=fast-deps`, a few kB per wheel); the sha256 of every picked wheel comes from the
+index's link (`download_info.archive_info.hashes` in pip's report). Local find-links wheels are
+hashed from disk.
+
+After a first round the versions are made consistent: a package whose versions differ between
+platforms is re-resolved pinned to the lowest version seen, and a platform keeps its own versions
+only where that pin cannot be resolved; `MultiResolution.divergent()` lists what still differs.
+
+`lock_command` calls `resolve()`; pip is only ever imported in the children.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import os
+import posixpath
+import re
+import sys
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from venvstacks_tool.core.errors import VenvstacksError
+from venvstacks_tool.core.platforms import TargetPlatform
+from venvstacks_tool.core.process import output_tail, run_captured
+from venvstacks_tool.lock import pip_child
+
+DEFAULT_INDEX_URL = "https://pypi.org/simple"
+# At most this many pip children at once. A child spends most of its ~0.6 s of CPU starting pip
+# and parsing index pages, so more children than cores only queue (measured on 2 cores: 5
+# platforms take 5.2 s one at a time, 3.0 s two at a time, 3.5 s five at a time).
+DEFAULT_MAX_WORKERS = max(2, min(5, os.cpu_count() or 1))
+# Rounds of "pin what differs to its lowest version" after the first resolution; each round can
+# only add pins or give a platform up, so a few suffice (a dependency moved by one pin may differ).
+_CONSISTENCY_ROUNDS = 3
+# PIP_* variables kept in the children: they choose how to reach an index (certificates, proxy,
+# timeouts, retries), never what gets resolved. Every other PIP_* variable and every pip config
+# file is ignored, so a lock does not depend on the machine it was made on (as `lock_command`).
+_PIP_TRANSPORT_VARIABLES = frozenset(
+    {"PIP_CERT", "PIP_CLIENT_CERT", "PIP_PROXY", "PIP_TIMEOUT", "PIP_DEFAULT_TIMEOUT", "PIP_RETRIES"}
+)
+# The child: the parent's sys.path first (the tool's pinned pip and this package), then pip_child.
+_CHILD_BOOTSTRAP = "; ".join(
+    [
+        "import sys",
+        "sys.path[0:0] = {paths!r}",
+        "from venvstacks_tool.lock.pip_child import main",
+        "sys.exit(main(sys.argv[1:]))",
+    ]
+)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+# --- public types ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """Where pip looks for wheels.
+
+    `find_links` entries are absolute paths or URLs (`IndexOptions.create` resolves relative
+    paths against a base directory). Hosts of plain-`http` URLs are passed as `--trusted-host`
+    (pip refuses plain http otherwise), together with any explicit `trusted_hosts`.
+    """
+
+    index_url: str = DEFAULT_INDEX_URL
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    trusted_hosts: tuple[str, ...] = ()
+
+    @classmethod
+    def create(
+        cls,
+        index_url: str = DEFAULT_INDEX_URL,
+        extra_index_urls: Sequence[str] = (),
+        find_links: Sequence[str] = (),
+        base_dir: Path | None = None,
+        trusted_hosts: Sequence[str] = (),
+    ) -> IndexOptions:
+        """IndexOptions with each relative find-links path made absolute against `base_dir` (the workspace)."""
+        links = []
+        for link in find_links:
+            if "://" in link or link.startswith("file:") or os.path.isabs(link):
+                links.append(link)
+            else:
+                links.append(str(Path(base_dir or Path.cwd(), link).resolve()))
+        return cls(index_url, tuple(extra_index_urls), tuple(links), tuple(trusted_hosts))
+
+    def all_trusted_hosts(self) -> list[str]:
+        """`trusted_hosts` plus the `host[:port]` of every plain-http index or find-links URL."""
+        hosts = list(self.trusted_hosts)
+        for url in [self.index_url, *self.extra_index_urls, *self.find_links]:
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme == "http" and parts.hostname:
+                host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+                if host not in hosts:
+                    hosts.append(host)
+        return hosts
+
+    def pip_arguments(self) -> list[str]:
+        """pip's `--index-url`, `--extra-index-url`, `--find-links` and `--trusted-host` arguments."""
+        arguments = ["--index-url", self.index_url]
+        for url in self.extra_index_urls:
+            arguments += ["--extra-index-url", url]
+        for link in self.find_links:
+            arguments += ["--find-links", link]
+        for host in self.all_trusted_hosts():
+            arguments += ["--trusted-host", host]
+        return arguments
+
+    def describe(self) -> str:
+        """The indexes and find-links for messages, without credentials."""
+        places = [strip_credentials(url) for url in [self.index_url, *self.extra_index_urls, *self.find_links]]
+        return ", ".join(places)
+
+
+@dataclass(frozen=True)
+class ResolvedWheel:
+    """The one wheel of a package that pip picked for one platform.
+
+    `name` is normalized (PEP 503). `url` is where the index serves it, credentials removed (for
+    a local find-links file, its `file:` URL); `local_path` is set, absolute, for a local file
+    only (lock files record it relative to themselves). `sha256` is lower-case hex: from the
+    index's link, or computed from the local file.
+    """
+
+    name: str
+    version: str
+    file_name: str
+    url: str
+    sha256: str
+    local_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class MultiResolution:
+    """A layer resolved for several platforms.
+
+    `wheels` maps each platform's triple to {normalized name -> ResolvedWheel}: what that
+    platform installs (packages whose markers are false there are absent). Versions are the same
+    on every platform except where `divergent()` says otherwise. `without_preferred` lists the
+    triples where the preferred pins (the current lock) could not be kept and were dropped.
+    """
+
+    layer: str
+    python_full_version: str
+    platforms: tuple[TargetPlatform, ...]
+    wheels: Mapping[str, Mapping[str, ResolvedWheel]]
+    without_preferred: tuple[str, ...] = ()
+
+    def for_platform(self, platform: TargetPlatform | str) -> Mapping[str, ResolvedWheel]:
+        """{name -> wheel} of one platform, given as a TargetPlatform or its triple."""
+        triple = platform if isinstance(platform, str) else platform.triple
+        return self.wheels[triple]
+
+    def names(self) -> list[str]:
+        """Every package name installed on at least one platform, sorted."""
+        return sorted({name for wheels in self.wheels.values() for name in wheels})
+
+    def versions(self, name: str) -> dict[str, str]:
+        """{triple -> version} of package `name` on the platforms that install it."""
+        return {triple: wheels[name].version for triple, wheels in self.wheels.items() if name in wheels}
+
+    def divergent(self) -> dict[str, dict[str, str]]:
+        """{name -> {triple -> version}} of the packages whose version is not the same everywhere."""
+        result = {}
+        for name in self.names():
+            versions = self.versions(name)
+            if len(set(versions.values())) > 1:
+                result[name] = versions
+        return result
+
+
+def resolve(
+    layer: str,
+    platforms: Sequence[TargetPlatform],
+    python_full_version: str,
+    requirements: Sequence[str],
+    constraints: Mapping[str, str],
+    index: IndexOptions,
+    preferred: Mapping[str, str],
+    workdir: Path,
+    *,
+    max_workers: int = DEFAULT_MAX_WORKERS,
+) -> MultiResolution:
+    """Resolve `requirements` of layer `layer` for each of `platforms` on CPython `python_full_version`.
+
+    - `requirements`: PEP 508 requirement strings (no pip options); markers are evaluated for
+      each platform, so a requirement may apply to some platforms only.
+    - `constraints`: {name -> exact version} that must hold (the lower layers' pins); a package
+      the lower layers install is resolved at that version, and still appears in the result.
+    - `preferred`: {name -> version} to keep where possible (the current lock): tried first as
+      constraints; a platform where they make the resolution impossible is resolved without them.
+    - `workdir`: an existing or creatable directory for pip's inputs, reports and logs (one
+      `<round>-<platform>.log` per pip run, kept for diagnosis).
+
+    Returns a MultiResolution with, per platform, the exact wheel of each package and its sha256
+    (no wheel is downloaded). Raises VenvstacksError, one line naming the layer, the platform's
+    short name and the package, when a package has no wheel for a platform, the requirements
+    conflict, a project does not exist, or the index cannot be read.
+    """
+    if not platforms:
+        raise VenvstacksError(f"layer '{layer}': no target platform to resolve for")
+    triples = [platform.triple for platform in platforms]
+    duplicates = sorted({triple for triple in triples if triples.count(triple) > 1})
+    if duplicates:
+        raise VenvstacksError(f"layer '{layer}': platform listed twice: {', '.join(duplicates)}")
+    for platform in platforms:
+        platform.marker_environment(python_full_version)  # validates the version before any pip runs
+    lines = [requirement.strip() for requirement in requirements]
+    for line in lines:
+        if not line or line.startswith("-") or "\n" in line:
+            raise VenvstacksError(f"layer '{layer}': {line!r} is not a requirement (PEP 508, no pip options)")
+    if not lines:
+        return MultiResolution(layer, python_full_version, tuple(platforms), {triple: {} for triple in triples})
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    run = _Runner(layer, python_full_version, index, workdir, dict(constraints), max_workers)
+    run.requirements.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+    lower = {_normalize(name): version for name, version in constraints.items()}
+    kept = {_normalize(name): version for name, version in preferred.items() if _normalize(name) not in lower}
+    base: dict[str, dict[str, str]] = {triple: dict(lower) for triple in triples}
+    without_preferred: list[str] = []
+    if kept:
+        first = run.round("preferred", platforms, {triple: {**lower, **kept} for triple in triples})
+        retry = [p for p in platforms if _retryable(first[p.triple])]
+        first.update(run.round("fresh", retry, base))
+        for platform in platforms:
+            if platform not in retry:
+                base[platform.triple] = {**lower, **kept}
+        without_preferred = [platform.triple for platform in retry]
+    else:
+        first = run.round("fresh", platforms, base)
+    for platform in platforms:  # the first failure, in the caller's platform order
+        outcome = first[platform.triple]
+        if isinstance(outcome, _Failure):
+            raise VenvstacksError(outcome.message)
+    results: dict[str, dict[str, ResolvedWheel]] = {
+        triple: outcome for triple, outcome in first.items() if not isinstance(outcome, _Failure)
+    }
+    _make_consistent(run, platforms, results, base)
+    return MultiResolution(
+        layer,
+        python_full_version,
+        tuple(platforms),
+        {triple: dict(sorted(results[triple].items())) for triple in triples},
+        tuple(without_preferred),
+    )
+
+
+def strip_credentials(url: str) -> str:
+    """`url` without a `user:password@` part (anything that is not a URL is returned as is)."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.scheme or "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def isolated_pip_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`environ` (default: this process') for a pip child: no config file, no PIP_* but transport ones, no prompts."""
+    result = {
+        key: value
+        for key, value in (os.environ if environ is None else environ).items()
+        if not key.startswith("PIP_") or key in _PIP_TRANSPORT_VARIABLES
+    }
+    result["PIP_CONFIG_FILE"] = os.devnull  # pip then reads no config file at all
+    result["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    result["PIP_NO_INPUT"] = "1"
+    return result
+
+
+# --- consistency -----------------------------------------------------------------------------
+
+
+def _make_consistent(
+    run: _Runner,
+    platforms: Sequence[TargetPlatform],
+    results: dict[str, dict[str, ResolvedWheel]],
+    base: Mapping[str, Mapping[str, str]],
+) -> None:
+    """Pin every package whose versions differ to the lowest one seen and re-resolve, in place.
+
+    A platform whose re-resolution fails keeps its last result and takes no part in later
+    rounds (its versions stay explicit in the result); the others converge on shared versions.
+    """
+    from packaging.version import Version
+
+    pins: dict[str, str] = {}
+    given_up: set[str] = set()
+    for number in range(1, _CONSISTENCY_ROUNDS + 1):
+        active = [platform for platform in platforms if platform.triple not in given_up]
+        seen: dict[str, set[str]] = {}
+        for platform in active:
+            for name, wheel in results[platform.triple].items():
+                seen.setdefault(name, set()).add(wheel.version)
+        lowest = {name: min(versions, key=Version) for name, versions in seen.items() if len(versions) > 1}
+        if not lowest:
+            return
+        pins.update(lowest)
+        stale = [
+            platform
+            for platform in active
+            if any(
+                name in results[platform.triple] and results[platform.triple][name].version != version
+                for name, version in pins.items()
+            )
+        ]
+        # A pin overrides a preferred version of the same package (both are only preferences here).
+        outcomes = run.round(f"consistent{number}", stale, {p.triple: {**base[p.triple], **pins} for p in stale})
+        for platform in stale:
+            outcome = outcomes[platform.triple]
+            if isinstance(outcome, _Failure):
+                given_up.add(platform.triple)
+            else:
+                results[platform.triple] = outcome
+
+
+# --- running pip -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """Why pip could not resolve for one platform."""
+
+    message: str  # the one-line VenvstacksError message
+    retryable: bool  # a resolution failure (conflict, no matching version) rather than a broken index
+
+
+@dataclass
+class _Runner:
+    """Runs pip children for one layer; files go to `workdir`."""
+
+    layer: str
+    python_full_version: str
+    index: IndexOptions
+    workdir: Path
+    lower: dict[str, str]
+    max_workers: int
+    requirements: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.requirements = self.workdir / "requirements.txt"
+
+    def round(
+        self, tag: str, platforms: Sequence[TargetPlatform], pins: Mapping[str, Mapping[str, str]]
+    ) -> dict[str, dict[str, ResolvedWheel] | _Failure]:
+        """{triple -> wheels or failure} of resolving every platform with its `pins[triple]`, concurrently."""
+        if not platforms:
+            return {}
+        workers = max(1, min(self.max_workers, len(platforms)))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {p.triple: pool.submit(self.one, tag, p, pins[p.triple]) for p in platforms}
+            return {triple: future.result() for triple, future in futures.items()}
+
+    def one(self, tag: str, platform: TargetPlatform, pins: Mapping[str, str]) -> dict[str, ResolvedWheel] | _Failure:
+        """Resolve for one platform with `pins` as constraints (one pip child)."""
+        stem = self.workdir / f"{tag}-{platform.name}"
+        constraints = stem.with_suffix(".constraints.txt")
+        constraints.write_text("".join(f"{name}=={version}\n" for name, version in sorted(pins.items())), "utf-8")
+        report = stem.with_suffix(".report.json")
+        report.unlink(missing_ok=True)
+        major, minor = self.python_full_version.split(".")[:2]
+        arguments = [
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--only-binary=:all:",
+            *[argument for tag_ in platform.platform_tags() for argument in ("--platform", tag_)],
+            # The full version, so Requires-Python such as ">=3.11.4" is checked exactly.
+            "--python-version",
+            self.python_full_version,
+            "--implementation",
+            "cp",
+            "--abi",
+            f"cp{major}{minor}",
+            "--abi",
+            "abi3",
+            "--abi",
+            "none",
+            # Metadata from the index's PEP 658 files, else from range requests into the wheel's
+            # zip; never a whole wheel (pip only falls back to that when neither is possible).
+            "--use-feature=fast-deps",
+            "--report",
+            str(report),
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--no-input",
+            "-r",
+            str(self.requirements),
+            "-c",
+            str(constraints),
+            *self.index.pip_arguments(),
+        ]
+        paths = [os.path.abspath(entry) for entry in sys.path if entry]
+        command = [
+            sys.executable,
+            "-I",
+            "-X",
+            "utf8",
+            "-c",
+            _CHILD_BOOTSTRAP.format(paths=paths),
+            json.dumps(platform.marker_environment(self.python_full_version)),
+            *arguments,
+        ]
+        process = run_captured(command, env=isolated_pip_environ())
+        output = process.stdout + "\n" + process.stderr
+        stem.with_suffix(".log").write_text(output, encoding="utf-8")
+        if process.returncode != 0:
+            return self._failure(platform, process.returncode, output, pins)
+        try:
+            data = json.loads(report.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise VenvstacksError(
+                f"layer '{self.layer}': pip wrote no readable report for {platform.name}: {error}"
+            ) from error
+        return self._wheels(platform, data)
+
+    def _where(self, platform: TargetPlatform) -> str:
+        return f"{platform.name} (Python {self.python_full_version})"
+
+    def _wheels(self, platform: TargetPlatform, report: dict[str, Any]) -> dict[str, ResolvedWheel]:
+        """{name -> wheel} from pip's installation report for `platform`."""
+        wheels: dict[str, ResolvedWheel] = {}
+        for item in report.get("install", []):
+            metadata = item.get("metadata") or {}
+            name = _normalize(str(metadata.get("name", "")))
+            version = str(metadata.get("version", ""))
+            info = item.get("download_info") or {}
+            raw_url = str(info.get("url", "")).partition("#")[0]
+            file_name = posixpath.basename(urllib.parse.unquote(urllib.parse.urlsplit(raw_url).path))
+            if not file_name.endswith(".whl"):
+                raise VenvstacksError(
+                    f"layer '{self.layer}': pip picked {file_name or raw_url!r} for '{name}' on"
+                    f" {self._where(platform)}, which is not a wheel"
+                )
+            local_path = None
+            if raw_url.startswith("file:"):
+                # Find-links files carry no hash from an index: hash the file itself.
+                local_path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(raw_url).path)).resolve()
+                sha256 = _file_sha256(local_path)
+            else:
+                sha256 = _report_sha256(info)
+                if not _SHA256.fullmatch(sha256):
+                    raise VenvstacksError(
+                        f"layer '{self.layer}': the index gave no sha256 for {file_name} ('{name}' on"
+                        f" {platform.name}); a lock needs the hash of every wheel, so serve the index with"
+                        " hashes (PEP 503 #sha256= or PEP 691)"
+                    )
+            wheels[name] = ResolvedWheel(name, version, file_name, strip_credentials(raw_url), sha256, local_path)
+        return wheels
+
+    def _failure(self, platform: TargetPlatform, status: int, output: str, pins: Mapping[str, str]) -> _Failure:
+        """The one-line error of a failed pip child."""
+        layer, where = self.layer, self._where(platform)
+        if status == pip_child.PATCH_FAILED:
+            lines = _error_lines(output) or [output_tail(output, 300)]
+            raise VenvstacksError(f"layer '{layer}': cannot resolve for {platform.name}: {' '.join(lines)}")
+        missing = re.search(r"No matching distribution found for (.+?)\s*$", output, re.MULTILINE)
+        if missing:
+            requirement = missing.group(1).strip()
+            name = _requirement_name(requirement)
+            fetched = {url for url in _index_lines(output, "Fetching project page and analyzing links: (\\S+)")}
+            failed = dict(_index_pairs(output, r"Could not fetch URL (\S+?): (.*?)(?: - skipping)?$"))
+            pages = {url for url in fetched | set(failed) if _page_project(url) == name}
+            broken = [f"{strip_credentials(url)}: {failed[url]}" for url in sorted(pages & set(failed))]
+            broken = [text for text in broken if ": 404 " not in text]
+            if broken:
+                return _Failure(
+                    f"layer '{layer}': cannot read the package index for '{name}' ({platform.name}): {broken[0]}",
+                    retryable=False,
+                )
+            if pages and pages <= set(failed) and not self.index.find_links:
+                return _Failure(
+                    f"layer '{layer}': no project '{name}' on the package index ({self.index.describe()})",
+                    retryable=False,
+                )
+            versions = re.search(re.escape(requirement) + r" \(from versions: (.*?)\)", output)
+            if name in pins:
+                whose = "a lower layer" if name in self.lower else "the current lock"
+                return _Failure(
+                    f"layer '{layer}': {whose} pins {name}=={pins[name]}, which has no wheel for {where}",
+                    retryable=True,
+                )
+            if versions is None or versions.group(1).strip() == "none":
+                return _Failure(
+                    f"layer '{layer}': no wheel of '{name}' for {where}; layers are installed from wheels"
+                    " only, so a package with only an sdist, or only wheels for other platforms or"
+                    " Pythons, cannot be locked for it",
+                    retryable=True,
+                )
+            return _Failure(
+                f"layer '{layer}': no version of '{name}' that satisfies '{requirement}' has a wheel for"
+                f" {where} (versions with a wheel: {versions.group(1)})",
+                retryable=True,
+            )
+        if "ResolutionImpossible" in output:
+            block = re.search(r"The conflict is caused by:\n(.*?)(?:\n\s*\n|\n\S|\Z)", output, re.DOTALL)
+            causes = []
+            for line in (block.group(1) if block else "").splitlines():
+                line = line.strip()
+                pinned = re.fullmatch(r"The user requested \(constraint\) (.+?)==(\S+)", line)
+                if pinned:
+                    pin_name = _normalize(pinned.group(1))
+                    whose = "a lower layer" if pin_name in self.lower else "the current lock"
+                    line = f"{whose} pins {pin_name}=={pinned.group(2)}"
+                elif line.startswith("The user requested "):
+                    line = f"layer '{layer}' requires {line.removeprefix('The user requested ')}"
+                if line:
+                    causes.append(line)
+            detail = "; ".join(causes) or " ".join(_error_lines(output))
+            return _Failure(f"layer '{layer}': the requirements conflict on {where}: {detail}", retryable=True)
+        detail = " ".join(_error_lines(output)) or output_tail(output, 300).replace("\n", " ")
+        return _Failure(f"layer '{layer}': pip failed to resolve for {where}: {detail}", retryable=False)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _normalize(name: str) -> str:
+    """PEP 503 normalized project name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirement_name(text: str) -> str:
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text)
+    return _normalize(match.group(1)) if match else text
+
+
+def _page_project(url: str) -> str:
+    """The project an index page URL is for (`https://pypi.org/simple/foo/` -> `foo`)."""
+    return _normalize(urllib.parse.urlsplit(url).path.rstrip("/").rpartition("/")[2])
+
+
+def _index_lines(output: str, pattern: str) -> Iterator[str]:
+    for match in re.finditer("^" + re.escape(pip_child.INDEX_PREFIX) + pattern, output, re.MULTILINE):
+        yield match.group(1)
+
+
+def _index_pairs(output: str, pattern: str) -> Iterator[tuple[str, str]]:
+    for match in re.finditer("^" + re.escape(pip_child.INDEX_PREFIX) + pattern, output, re.MULTILINE):
+        yield match.group(1), match.group(2)
+
+
+def _retryable(outcome: dict[str, ResolvedWheel] | _Failure) -> bool:
+    """Whether a failed outcome may succeed without the preferred pins."""
+    return isinstance(outcome, _Failure) and outcome.retryable
+
+
+def _error_lines(output: str) -> list[str]:
+    return [line.strip() for line in output.splitlines() if line.startswith("ERROR:")]
+
+
+def _report_sha256(info: Mapping[str, Any]) -> str:
+    archive = info.get("archive_info") or {}
+    sha256 = (archive.get("hashes") or {}).get("sha256")
+    if not sha256:
+        algorithm, _, value = str(archive.get("hash") or "").partition("=")
+        sha256 = value if algorithm == "sha256" else ""
+    return str(sha256).lower()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
