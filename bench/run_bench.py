@@ -42,7 +42,15 @@ default the same):
   archive.py's level and thread count; the ratio of the framework layer's cold build to it;
 * the framework layer's build phases: `build-layer` run outside Bazel on the action's own inputs
   (bench/tool_phases.py), a timer around each phase (install, bytecode, scan, compression...),
-  alternating with the floor runs; the ratio to the floor is the median over the pairs.
+  alternating with the floor runs; the ratio to the floor is the median over the pairs;
+* platforms: two more workspaces of the same stack whose runtime targets the host platform only,
+  or all five python-build-standalone platforms (the host's runtime as above, the other four
+  small fixture PBS archives, tests/support/fixture_pbs.py, all `venvstacks.runtime_archive`s on
+  127.0.0.1). Locking: every layer's `bazel run //stacks:<layer>.lock` with the lock files
+  removed first, the two workspaces alternating (N pairs); the cold build: `//stacks:stack` for
+  the host platform, against all five one after the other (`--platforms=...`), each in a fresh
+  output base with the repository cache warm (every platform built once beforehand, not timed),
+  alternating (`--cold-runs` of each). Ratios five / one: the median over the pairs.
 
 Prints one Markdown table (and the machine it ran on) and writes `DIR/bench-<time>.json` and
 `.md` (and `latest.json`/`latest.md`; default DIR: bench/results). Machines are shared: compare
@@ -76,9 +84,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from venvstacks_testing.fixture_pbs import make_fixture_runtime
 from venvstacks_testing.http_server import serve_directory
 from venvstacks_testing.local_pbs import make_local_runtime
 from venvstacks_testing.stack_workspace import copy_checkout
+from venvstacks_tool.core.platforms import PLATFORMS, by_name
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -107,11 +117,18 @@ genrule(
 )
 """
 ZSTD_LEVELS = ("1", "3", "6", "9", "12")
+# The platforms step: the host's runtime is this machine's CPython (Linux x86_64); the other
+# platforms get fixture PBS archives of this version (tests/support/fixture_pbs.py).
+HOST_PLATFORM = "linux_x86_64"
+FOREIGN_PYTHON = "3.11.14"
+ALL_PLATFORMS = (HOST_PLATFORM, *(p.name for p in PLATFORMS if p.name != HOST_PLATFORM))
 # The targets of the issue.
 NOOP_TARGET_S = 1.0
 REMOTE_TARGET_RATIO = 0.10
 FLOOR_TARGET_RATIO = 2.0
 DEPLOY_TARGET_RATIO = 1.5
+# Five platforms must cost less than five times one, to lock and to build.
+PLATFORMS_TARGET_RATIO = 5.0
 
 APP_REPORT_MAIN = """\
 import numpy
@@ -327,7 +344,18 @@ def snapshot_rules(destination: Path) -> dict[str, Any]:
     return {"git": head, "modified_files": len(status.splitlines())}
 
 
-def module_text(rules: Path, runtime_url: str, runtime: Any) -> str:
+@dataclass(frozen=True)
+class RuntimeArchive:
+    """One platform's PBS archive of the runtime, as a `venvstacks.runtime_archive` tag gives it."""
+
+    platform: str
+    url: str
+    sha256: str
+    python_version: str
+
+
+def stack_module(rules: Path, runtime_tags: str) -> str:
+    """The bench's MODULE.bazel around `runtime_tags` (the runtime's extension tags): deps, locks, repos."""
     locks = "".join(
         f'venvstacks.lock(name = "{name}", file = "//stacks:pylock.{name}.toml")\n' for name in (FRAMEWORK, *APPS)
     )
@@ -338,14 +366,38 @@ bazel_dep(name = "rules_venvstacks")
 local_path_override(module_name = "rules_venvstacks", path = "{rules}")
 
 venvstacks = use_extension("@rules_venvstacks//rules_venvstacks:extensions.bzl", "venvstacks")
+{runtime_tags}{locks}use_repo(venvstacks, "{RUNTIME}", "venvstacks_wheels")
+"""
+
+
+def module_text(rules: Path, runtime_url: str, runtime: Any) -> str:
+    """The main workspace's module: one runtime archive, for the host."""
+    return stack_module(
+        rules,
+        f"""\
 venvstacks.runtime(
     name = "{RUNTIME}",
     python_version = "{runtime.python_version}",
     urls = ["{runtime_url}/{runtime.path.name}"],
     sha256 = "{runtime.sha256}",
 )
-{locks}use_repo(venvstacks, "{RUNTIME}", "venvstacks_wheels")
-"""
+""",
+    )
+
+
+def platforms_module_text(rules: Path, archives: Sequence[RuntimeArchive]) -> str:
+    """A module whose runtime targets the platforms of `archives`, each given as a `runtime_archive`."""
+    xy = ".".join(archives[0].python_version.split(".")[:2])
+    tags = [
+        f'venvstacks.runtime(\n    name = "{RUNTIME}",\n    python_version = "{xy}",\n'
+        f"    platforms = {json.dumps([a.platform for a in archives])},\n)\n"
+    ]
+    tags += [
+        f'venvstacks.runtime_archive(\n    runtime = "{RUNTIME}",\n    platform = "{a.platform}",\n'
+        f'    python_version = "{a.python_version}",\n    urls = ["{a.url}"],\n    sha256 = "{a.sha256}",\n)\n'
+        for a in archives
+    ]
+    return stack_module(rules, "".join(tags))
 
 
 def build_text(app_report_requirements: Sequence[str]) -> str:
@@ -387,10 +439,11 @@ layer_stack(name = "stack", layers = [":app_report", ":app_stats"])
 """
 
 
-def write_workspace(root: Path, rules: Path, runtime_url: str, runtime: Any) -> None:
+def write_workspace(root: Path, rules: Path, module: str) -> None:
+    """The bench's stack in `root` with `module` as its MODULE.bazel (no locks yet)."""
     (root / "stacks" / "app_report").mkdir(parents=True, exist_ok=True)
     (root / "stacks" / "app_stats").mkdir(parents=True, exist_ok=True)
-    (root / "MODULE.bazel").write_text(module_text(rules, runtime_url, runtime))
+    (root / "MODULE.bazel").write_text(module)
     (root / ".bazelrc").write_text((rules / ".bazelrc").read_text())
     (root / "stacks" / "BUILD.bazel").write_text(build_text(APP_REPORT_VARIANTS[0]))
     (root / "stacks" / "app_report" / "__main__.py").write_text(APP_REPORT_MAIN)
@@ -444,6 +497,30 @@ def median_phases(runs: Sequence[dict[str, Any]]) -> dict[str, float | None]:
     return {key: median([r["profile"][key] for r in runs if r["profile"].get(key) is not None]) for key in keys}
 
 
+def paired_ratio(numerators: Sequence[dict[str, Any]], denominators: Sequence[dict[str, Any]]) -> float | None:
+    """The median over pairs of runs (run next to each other) of one's "total" over the other's."""
+    return median([a["total"] / b["total"] for a, b in zip(numerators, denominators, strict=True) if b["total"]])
+
+
+def platform_flag(name: str) -> str:
+    return f"--platforms=@rules_venvstacks//platforms:{name}"
+
+
+def lock_round(ws: Workspace) -> dict[str, Any]:
+    """`bazel run //stacks:<layer>.lock` for every layer, bottom up, the lock files removed first."""
+    for path in [*ws.root.glob("stacks/pylock.*.toml"), *ws.root.glob("stacks/*.requirements.txt")]:
+        path.unlink()
+    load = loadavg()
+    quiesce()
+    layers = {layer: ws.bazel("run", f"//stacks:{layer}.lock").wall for layer in (FRAMEWORK, *APPS)}
+    return {"total": sum(layers.values()), "layers": layers, "load": load}
+
+
+def lock_packages_all(ws: Workspace) -> dict[str, list[str]]:
+    """Each layer's locked `name==version`s in `ws` (a package twice: its versions differ by platform)."""
+    return {layer: lock_packages(ws.root / "stacks" / f"pylock.{layer}.toml") for layer in (FRAMEWORK, *APPS)}
+
+
 def children_cpu() -> float:
     """User + system CPU seconds of every child process waited for so far (and their children)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -469,6 +546,8 @@ class Bench:
     variant: int = 0
     tar_tree: Path | None = None
     rules: Path = field(init=False)
+    runtime_url: str = ""
+    runtime: Any = None  # the host's LocalRuntime, served under runtime_url
 
     def __post_init__(self) -> None:
         self.main = Workspace(self.scratch / "ws", self.scratch / "ob-main")
@@ -480,7 +559,8 @@ class Bench:
         ws = self.main
         self.results["code"] = snapshot_rules(self.rules)
         log(f"measuring a copy of {CHECKOUT} taken now: {self.rules}")
-        write_workspace(ws.root, self.rules, runtime_url, runtime)
+        write_workspace(ws.root, self.rules, module_text(self.rules, runtime_url, runtime))
+        self.runtime_url, self.runtime = runtime_url, runtime
         log(f"locking the stack in {ws.root} (not timed; resolves against PyPI)")
         for layer in (FRAMEWORK, *APPS):
             ws.bazel("run", f"//stacks:{layer}.lock")
@@ -858,6 +938,100 @@ class Bench:
             "install_to_unzip": median([(b.get("install") or 0.0) / f["unzip"] for b, f in pairs if f["unzip"]]),
         }
 
+    # platforms ---------------------------------------------------------------------------------------
+
+    def platforms(self) -> None:
+        """Locking and the cold build for five platforms against the host platform alone."""
+        one, five = (self.platform_workspace(count) for count in (1, len(ALL_PLATFORMS)))
+        try:
+            lock = self.platform_locks(one, five)
+            cold = self.platform_cold(five)
+        finally:
+            for ws in (one, five):
+                ws.shutdown(remove=not self.keep)
+        self.results["platforms"] = {"platforms": list(ALL_PLATFORMS), "lock": lock, "cold": cold}
+
+    def runtime_archives(self) -> list[RuntimeArchive]:
+        """The host's runtime, then a fixture PBS archive for every other platform (served under runtime_url)."""
+        host = RuntimeArchive(
+            HOST_PLATFORM,
+            f"{self.runtime_url}/{self.runtime.path.name}",
+            self.runtime.sha256,
+            self.runtime.python_version,
+        )
+        archives = [host]
+        for name in ALL_PLATFORMS[1:]:
+            fixture = make_fixture_runtime(self.scratch / "pbs", by_name(name), FOREIGN_PYTHON)
+            url = f"{self.runtime_url}/pbs/{fixture.path.name}"
+            archives.append(RuntimeArchive(name, url, fixture.sha256, fixture.python_version))
+        return archives
+
+    def platform_workspace(self, count: int) -> Workspace:
+        """The bench's stack for the first `count` platforms (host first), with its own output base."""
+        root = self.scratch / f"ws-platforms-{count}"
+        write_workspace(root, self.rules, platforms_module_text(self.rules, self.runtime_archives()[:count]))
+        return Workspace(root, self.scratch / f"ob-platforms-{count}")
+
+    def platform_locks(self, one: Workspace, five: Workspace) -> dict[str, Any]:
+        """Every layer locked from scratch, the two workspaces alternating; per workspace the total."""
+        for ws in (one, five):  # untimed: server up, the runtime for the tool fetched (upper locks need lower ones)
+            ws.bazel("build", f"//stacks:{FRAMEWORK}.lock")
+        runs: dict[str, list[dict[str, Any]]] = {"one": [], "five": []}
+        for i in range(self.runs):
+            for kind in ("one", "five") if i % 2 == 0 else ("five", "one"):
+                log(f"lock, {kind} platform(s) {i + 1}/{self.runs}: every layer, lock files removed")
+                runs[kind].append(lock_round(one if kind == "one" else five))
+        return {
+            "runs": runs,
+            "one": median([r["total"] for r in runs["one"]]),
+            "five": median([r["total"] for r in runs["five"]]),
+            "ratio": paired_ratio(runs["five"], runs["one"]),
+            "packages": {kind: lock_packages_all(ws) for kind, ws in (("one", one), ("five", five))},
+        }
+
+    def platform_cold(self, five: Workspace) -> dict[str, Any]:
+        """`//stacks:stack` for the host platform against all five, each in fresh output bases."""
+        log("building the stack for every platform once (fills the repository cache; not timed)")
+        for name in ALL_PLATFORMS:
+            five.bazel("build", platform_flag(name), TARGET)
+        runs: dict[str, list[dict[str, Any]]] = {"one": [], "five": []}
+        for i in range(self.cold_runs):
+            for kind in ("one", "five") if i % 2 == 0 else ("five", "one"):
+                names = ALL_PLATFORMS[:1] if kind == "one" else ALL_PLATFORMS
+                log(f"cold build, {len(names)} platform(s) {i + 1}/{self.cold_runs} (fresh output base)")
+                runs[kind].append(self.platform_cold_run(five.root, f"{kind}-{i}", names))
+        per_platform = {name: median([r["platforms"][name]["wall"] for r in runs["five"]]) for name in ALL_PLATFORMS}
+        return {
+            "runs": runs,
+            "one": median([r["total"] for r in runs["one"]]),
+            "five": median([r["total"] for r in runs["five"]]),
+            "ratio": paired_ratio(runs["five"], runs["one"]),
+            "per_platform": per_platform,
+        }
+
+    def platform_cold_run(self, root: Path, name: str, platforms: Sequence[str]) -> dict[str, Any]:
+        """`platforms` built one after the other in one fresh output base: the total and each build."""
+        ws = Workspace(root, self.scratch / f"ob-platforms-cold-{name}")
+        load = loadavg()
+        quiesce()
+        builds = {}
+        start = time.perf_counter()
+        for platform_name in platforms:
+            # No convenience symlinks: bazel-bin keeps pointing at the lock workspace's output base.
+            result, actions, ran = self.timed_build(
+                ws, f"platforms-cold-{name}-{platform_name}", "--symlink_prefix=/", platform_flag(platform_name)
+            )
+            builds[platform_name] = {
+                "wall": result.wall,
+                "elapsed": result.elapsed,
+                "critical_path": result.critical_path,
+                "actions": actions,
+                "executed": len(ran["executed"]),
+            }
+        total = time.perf_counter() - start
+        ws.shutdown(remove=not self.keep)
+        return {"total": total, "platforms": builds, "load": load}
+
     def shutdown(self) -> None:
         self.main.shutdown(remove=False)
 
@@ -930,6 +1104,49 @@ def render_baseline(baseline: dict[str, Any], fresh_wall: float | None, cold_wal
         f" {hits}/{len(baseline['runs'])} runs; server launch {s(phases.get('server_launch'), 2)},"
         f" repository fetching {s(phases.get('repository_fetch'), 2)} |"
     )
+
+
+def loads_text(runs: Sequence[dict[str, Any]]) -> str:
+    """The 1-minute load average at the start of each run, e.g. "2.1, 3.0"."""
+    return ", ".join(f"{r['load'][0]:.1f}" if r.get("load") else "?" for r in runs)
+
+
+def render_platforms(entry: dict[str, Any], runs: int, cold_runs: int) -> list[str]:
+    """The platforms step's rows: locking and the cold build, one platform against all of them."""
+    lock, cold = entry["lock"], entry["cold"]
+    count = len(entry["platforms"])
+    layers = ", ".join(lock["runs"]["one"][0]["layers"])
+    rows = []
+    for kind, label in (("one", f"host only ({entry['platforms'][0]})"), ("five", f"{count} platforms")):
+        per_layer = "; ".join(
+            f"{layer} {s(median([r['layers'][layer] for r in lock['runs'][kind]]))}"
+            for layer in lock["runs"][kind][0]["layers"]
+        )
+        rows.append(
+            f"| lock, {label}: `bazel run` of every layer's lock, lock files removed | {s(lock[kind])} | {runs} |"
+            f" {per_layer}; load at start {loads_text(lock['runs'][kind])} |"
+        )
+    rows.append(
+        f"| **lock, {count} platforms / 1** (median of paired runs) | {times(lock['ratio'])} | {runs} |"
+        f" {verdict(lock['ratio'], PLATFORMS_TARGET_RATIO, '{:.2f}x')} ({layers}) |"
+    )
+    one = cold["runs"]["one"]
+    host_elapsed = median([r["platforms"][entry["platforms"][0]]["elapsed"] or 0.0 for r in one])
+    rows.append(
+        f"| cold build, host platform only (fresh output base, warm repository cache) | {s(cold['one'])} |"
+        f" {cold_runs} | Bazel elapsed {s(host_elapsed)};"
+        f" load at start {loads_text(one)} |"
+    )
+    per_platform = "; ".join(f"{name} {s(value)}" for name, value in cold["per_platform"].items())
+    rows.append(
+        f"| cold build, {count} platforms one after the other (same fresh output base) | {s(cold['five'])} |"
+        f" {cold_runs} | {per_platform}; load at start {loads_text(cold['runs']['five'])} |"
+    )
+    rows.append(
+        f"| **cold build, {count} platforms / 1** (median of paired runs) | {times(cold['ratio'])} | {cold_runs} |"
+        f" {verdict(cold['ratio'], PLATFORMS_TARGET_RATIO, '{:.2f}x')} |"
+    )
+    return rows
 
 
 def render(results: dict[str, Any], runs: int, cold_runs: int) -> str:
@@ -1074,11 +1291,13 @@ def render(results: dict[str, Any], runs: int, cold_runs: int) -> str:
             f" CPU {s(phases['cpu'])}; {'; '.join(parts)}; installed tree {mb(phases['tree_bytes'])}"
             f" in {phases['tree_files']} files |"
         )
+    if results.get("platforms"):
+        lines += render_platforms(results["platforms"], runs, cold_runs)
     return "\n".join(lines) + "\n"
 
 
 # The measurements, in the order they run (names of Bench methods; `--only` picks some).
-STEPS = ("cold", "noop", "incremental", "remote", "deploy", "archive_sizes", "floor_and_phases")
+STEPS = ("cold", "noop", "incremental", "remote", "deploy", "archive_sizes", "floor_and_phases", "platforms")
 
 
 @contextmanager

@@ -60,15 +60,30 @@ def copy_example(destination: Path, runtime_block: str | None) -> Workspace:
     return Workspace(destination)
 
 
-def run_stack(workspace: Workspace, dest: Path) -> dict[str, dict[str, str]]:
-    """Locks, builds, tests and deploys the stack; runs each app; returns what each printed."""
+def write_locks(workspace: Workspace) -> None:
+    """Re-locks every layer in the copy and copies the locks back into examples/stack/stacks."""
+    for layer in LAYERS:
+        print(f"run_example: bazel run //stacks:{layer}.lock", flush=True)
+        workspace.bazel("run", f"//stacks:{layer}.lock")
+        for name in (f"pylock.{layer}.toml", f"{layer}.requirements.txt"):
+            shutil.copyfile(workspace.root / "stacks" / name, EXAMPLE / "stacks" / name)
+
+
+def run_stack(workspace: Workspace, dest: Path, *, relock: bool, other_platform: bool) -> dict[str, dict[str, str]]:
+    """Builds, tests and deploys the stack (re-locking first if asked); runs each app; returns what each printed."""
     try:
-        for layer in LAYERS:
-            print(f"run_example: bazel run //stacks:{layer}.lock", flush=True)
-            workspace.bazel("run", f"//stacks:{layer}.lock")
+        if relock:
+            write_locks(workspace)
         print("run_example: bazel build //stacks:stack && bazel test //stacks:all", flush=True)
         workspace.bazel("build", "//stacks:stack")
         workspace.bazel("test", "//stacks:all")
+        if other_platform:
+            print(
+                "run_example: bazel build --platforms=@rules_venvstacks//platforms:windows_x86_64 //stacks:app_report"
+            )
+            workspace.bazel("build", "--platforms=@rules_venvstacks//platforms:windows_x86_64", "//stacks:app_report")
+        else:
+            print("run_example: skipping the Windows build: its runtime comes from GitHub, which is unreachable")
         metadata = json.loads(workspace.output("stacks/stack.json").read_text())
         for name, layer in sorted(metadata["layers"].items()):
             print(f"run_example: layer {name}: {layer['archive']['size']} bytes, sha256 {layer['archive']['sha256']}")
@@ -89,24 +104,28 @@ def run_stack(workspace: Workspace, dest: Path) -> dict[str, dict[str, str]]:
     return results
 
 
-def run(dest: Path, scratch: Path, local_runtime: bool) -> dict[str, dict[str, str]]:
+def run(dest: Path, scratch: Path, local_runtime: bool, relock: bool) -> dict[str, dict[str, str]]:
     """Runs the example, with the local runtime when asked or when GitHub is unreachable."""
     if not local_runtime and github_reachable():
         print("run_example: building the example as written (PBS from GitHub)")
-        return run_stack(copy_example(scratch / "example", None), dest)
+        return run_stack(copy_example(scratch / "example", None), dest, relock=relock, other_platform=True)
     runtime = make_local_runtime(scratch)
     reason = "asked for" if local_runtime else "GitHub is unreachable"
     print(f"run_example: {reason}: using {runtime.path.name} (this machine's CPython) served on 127.0.0.1")
     with serve_directory(scratch) as url:
+        # The host's runtime only: the other platforms keep the table's (GitHub) archives, which
+        # are fetched only when their platform is built. The locks stay fresh: they depend on
+        # the Python X.Y and the platforms, not on the runtime's patch version or its source.
         block = (
-            "venvstacks.runtime(\n"
-            '    name = "cpython3_11",\n'
+            "venvstacks.runtime_archive(\n"
+            '    runtime = "cpython3_11",\n'
+            '    platform = "linux_x86_64",\n'
             f'    python_version = "{runtime.python_version}",\n'
             f'    urls = ["{url}/{runtime.path.name}"],\n'
             f'    sha256 = "{runtime.sha256}",\n'
             ")"
         )
-        return run_stack(copy_example(scratch / "example", block), dest)
+        return run_stack(copy_example(scratch / "example", block), dest, relock=relock, other_platform=False)
 
 
 def main(argv: list[str]) -> int:
@@ -118,11 +137,16 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="use a PBS-layout archive of this machine's CPython, without trying GitHub",
     )
+    parser.add_argument(
+        "--write-locks",
+        action="store_true",
+        help="re-lock every layer (network) and copy the locks into examples/stack/stacks",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="venvstacks-example-") as scratch:
         dest = args.dest.resolve() if args.dest else Path(scratch) / "deployed"
         dest.mkdir(parents=True, exist_ok=True)
-        run(dest, Path(scratch), args.local_runtime)
+        run(dest, Path(scratch), args.local_runtime, args.write_locks)
     return 0
 
 

@@ -8,6 +8,7 @@
     NAME.lock_inputs   internal: what the lock is resolved from
 """
 
+load("@platforms//host:constraints.bzl", "HOST_CONSTRAINTS")
 load("//rules_venvstacks/private/build:layer.bzl", "venvstacks_layer")
 load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_INDEX_URL")
 load("//rules_venvstacks/private/deploy:deploy_rules.bzl", "venvstacks_deploy", "venvstacks_test")
@@ -80,9 +81,25 @@ def _layer(
         tags = tags,
         **kwargs
     )
-    venvstacks_deploy(name = name + ".deploy", layer = ":" + name, tags = tags + ["manual"])
+
+    # Deploying runs the stack's interpreters: only where the target platform is this machine's.
+    # Elsewhere the targets are incompatible, so `bazel test //...` for another platform skips them.
+    # Label(): the constraints resolve in this module's repository mapping, not the caller's.
+    host_only = [Label(constraint) for constraint in HOST_CONSTRAINTS]
+    venvstacks_deploy(
+        name = name + ".deploy",
+        layer = ":" + name,
+        tags = tags + ["manual"],
+        target_compatible_with = host_only,
+    )
     if kind == "application" or test_script:
-        venvstacks_test(name = name + ".test", layer = ":" + name, script = test_script, tags = tags)
+        venvstacks_test(
+            name = name + ".test",
+            layer = ":" + name,
+            script = test_script,
+            tags = tags,
+            target_compatible_with = host_only,
+        )
 
 def framework_layer(
         name,

@@ -67,7 +67,7 @@ def _libfaketime() -> Path:
 # The clock of the "other machine" in the reproducibility test: ten years ahead.
 FAKETIME_SHIFT = "+3650d"
 
-# What the issue asks of a hermetic build.
+# The flags of a hermetic build: actions in a Linux sandbox without network or host environment.
 HERMETIC_FLAGS = (
     "--sandbox_default_allow_network=false",
     "--spawn_strategy=linux-sandbox",

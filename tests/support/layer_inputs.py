@@ -124,7 +124,8 @@ _IDENTITY_FLAGS = (
 
 
 def _option(argv: list[str], flag: str) -> str:
-    return argv[argv.index(flag) + 1]
+    """The value of `flag`'s last occurrence in `argv`, as argparse reads a repeated option."""
+    return argv[len(argv) - 1 - argv[::-1].index(flag) + 1]
 
 
 def write_lower_record(directory: Path, name: str, archive_sha256: str) -> Path:

@@ -6,7 +6,7 @@
     simple/index.html                   the project list
     simple/<normalized name>/index.html one `<a href="../../files/<file>#sha256=...">` per file
 
-and `serve()` serves it over HTTP in a background thread (port 0), so pip and pip-tools resolve
+and `serve()` serves it over HTTP in a background thread (port 0), so pip resolves
 against it exactly as against a real index. Wheels are deterministic (fixed zip timestamps), so
 the same name, version, dependencies and tag always give the same bytes and sha256.
 """

@@ -7,16 +7,29 @@ still run on the same wheels.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from venvstacks_testing.bazel_workspace import CHECKOUT
 from venvstacks_testing.layer_inputs import build, build_argv, make_fw_wheel
 
 TOOL_PHASES = CHECKOUT / "bench" / "tool_phases.py"
+RUN_BENCH = CHECKOUT / "bench" / "run_bench.py"
+
+
+def _run_bench() -> ModuleType:
+    """bench/run_bench.py as a module (it is a script, not in a package)."""
+    spec = importlib.util.spec_from_file_location("run_bench", RUN_BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 def _run(*args: str) -> dict[str, Any]:
@@ -72,3 +85,39 @@ def test_repack_gives_the_bytes_build_layer_gave(tmp_path: Path) -> None:
     result = _run("repack", str(tree), str(out), "tar.zst", f"fw={built / 'fw.tar.zst'}")
     assert result["layers"]["fw"]["tar.zst"]["bytes"] > 0
     assert result["layers"]["fw"]["identical_to_bazel_output"] is True
+
+
+def test_platforms_module_declares_every_archive_and_the_same_locks() -> None:
+    """The platforms step's MODULE.bazel: the main one's deps and locks, a runtime for the archives' platforms."""
+    bench = _run_bench()
+    archives = [
+        bench.RuntimeArchive("linux_x86_64", "http://127.0.0.1:1/host.tar.gz", "a" * 64, "3.11.2"),
+        bench.RuntimeArchive("windows_x86_64", "http://127.0.0.1:1/pbs/win.tar.gz", "b" * 64, "3.11.14"),
+    ]
+    text = bench.platforms_module_text(Path("/rules"), archives)
+    assert 'python_version = "3.11",' in text
+    assert 'platforms = ["linux_x86_64", "windows_x86_64"],' in text
+    assert text.count("venvstacks.runtime_archive(") == 2
+    assert 'platform = "windows_x86_64",\n    python_version = "3.11.14",' in text
+    assert 'urls = ["http://127.0.0.1:1/pbs/win.tar.gz"],\n    sha256 = "' + "b" * 64 in text
+    main = bench.module_text(Path("/rules"), "http://127.0.0.1:1", _FakeRuntime())
+    shared = [
+        line
+        for line in main.splitlines()
+        if line.startswith(("module(", "bazel_dep", "local_path", "venvstacks.lock", "use_"))
+    ]
+    assert shared and all(line in text.splitlines() for line in shared)
+    assert bench.ALL_PLATFORMS[0] == bench.HOST_PLATFORM and len(bench.ALL_PLATFORMS) == 5
+
+
+class _FakeRuntime:
+    path = Path("/scratch/host.tar.gz")
+    python_version = "3.11.2"
+    sha256 = "c" * 64
+
+
+def test_paired_ratio_is_the_median_over_pairs() -> None:
+    bench = _run_bench()
+    five = [{"total": 20.0}, {"total": 36.0}, {"total": 30.0}]
+    one = [{"total": 10.0}, {"total": 12.0}, {"total": 10.0}]
+    assert bench.paired_ratio(five, one) == 3.0

@@ -25,7 +25,7 @@ THIRD_PARTY = {
     "core": {"zstandard"},
     "build": {"zstandard", "installer"},
     "deploy": {"zstandard"},
-    "lock": {"zstandard", "installer", "pip", "piptools", "packaging", "click", "tomli"},
+    "lock": {"zstandard", "installer", "pip", "packaging", "tomli"},
 }
 
 

@@ -1,19 +1,19 @@
-"""Tests of `lock` and `check-lock` (venvstacks_tool.lock).
+"""Tests of `lock` and `check-lock` (venvstacks_tool.lock.lock_command), driven through `cli.main`.
 
 The resolver tests are end to end: real wheels built here, served from a PEP 503 index on
-127.0.0.1 (tests/support/wheel_index.py), resolved by the real pip-tools and pip in this process
-(pip-compile) and a child process (pip's wheel choice), as `bazel run <layer>.lock` does on the
-layer's runtime.
+127.0.0.1 (tests/support/wheel_index.py), resolved by the real pip in child processes, one per
+target platform, as `bazel run <layer>.lock` does. The multi-platform tests against the real PyPI
+lock numpy and click for all five PBS platforms (metadata and hashes only: no wheel is downloaded).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import platform
 import re
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -21,11 +21,19 @@ import pytest
 from venvstacks_testing.wheel_index import WheelIndex
 from venvstacks_tool.core import cli
 from venvstacks_tool.core.errors import VenvstacksError
+from venvstacks_tool.core.platforms import PLATFORMS
 from venvstacks_tool.lock import lock_command as lock
 from venvstacks_tool.lock import pylock
+from venvstacks_tool.lock.urls import strip_credentials
 
-PY = platform.python_version()
-TRIPLE = "x86_64-unknown-linux-gnu"
+# The target's full version: the host's X.Y (required), a patch of its own (markers use it).
+PY = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
+CP = f"cp{sys.version_info.major}{sys.version_info.minor}"
+LINUX = "x86_64-unknown-linux-gnu"
+WINDOWS = "x86_64-pc-windows-msvc"
+LINUX_MARKER = "sys_platform == 'linux' and platform_machine == 'x86_64'"
+WINDOWS_MARKER = "sys_platform == 'win32' and platform_machine == 'AMD64'"
+ALL = tuple(sorted(p.triple for p in PLATFORMS))
 
 # --- inputs_hash ---------------------------------------------------------------------------------
 
@@ -35,7 +43,7 @@ BASE_INPUTS: dict[str, object] = {
     "requirements": ["requests>=2", "rich"],
     "requirements_in": [b"click\n"],
     "python_version": "3.12.7",
-    "platform": TRIPLE,
+    "platforms": [LINUX, WINDOWS],
     "lower_locks": [("framework", b"lock bytes\n")],
     "index_url": "https://pypi.org/simple",
     "extra_index_urls": ["https://extra.example/simple"],
@@ -51,8 +59,9 @@ CHANGES: list[tuple[str, object]] = [
     ("requirements_in", [b"click>=8\n"]),
     ("requirements_in", [b"click\n", b""]),
     ("requirements_in", []),
-    ("python_version", "3.12.8"),
-    ("platform", "aarch64-unknown-linux-gnu"),
+    ("python_version", "3.13.0"),
+    ("platforms", [LINUX]),
+    ("platforms", [LINUX, WINDOWS, "aarch64-apple-darwin"]),
     ("lower_locks", [("framework", b"lock bytes, re-locked\n")]),
     ("lower_locks", [("framework2", b"lock bytes\n")]),
     ("lower_locks", []),
@@ -66,6 +75,17 @@ def test_inputs_hash_is_stable_and_well_formed() -> None:
     digest = lock.inputs_hash(**BASE_INPUTS)  # type: ignore[arg-type]
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
     assert lock.inputs_hash(**BASE_INPUTS) == digest  # type: ignore[arg-type]
+
+
+def test_inputs_hash_is_independent_of_the_host_and_of_the_patch_release() -> None:
+    # A fixed value: the hash holds nothing of the machine (OS, architecture, its Python), so it
+    # is the same wherever the tests run. Changing it means every checked-in lock goes stale.
+    digest = lock.inputs_hash(**BASE_INPUTS)  # type: ignore[arg-type]
+    assert digest == "sha256:89236c6061e4440ce0582d9725c746448c767e3f8f5cfb11353c63bdc6b36016"
+    for patch in ("3.12.0", "3.12.14", "3.12"):
+        assert lock.inputs_hash(**dict(BASE_INPUTS, python_version=patch)) == digest  # type: ignore[arg-type]
+    # The platforms are a set: their order on the command line does not matter.
+    assert lock.inputs_hash(**dict(BASE_INPUTS, platforms=[WINDOWS, LINUX])) == digest  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("key", "value"), CHANGES, ids=[f"{k}-{i}" for i, (k, _) in enumerate(CHANGES)])
@@ -84,10 +104,10 @@ def test_inputs_hash_ignores_credentials_in_urls() -> None:
 
 
 def test_strip_credentials() -> None:
-    assert lock.strip_credentials("https://u:p@host:8443/simple/") == "https://host:8443/simple/"
-    assert lock.strip_credentials("http://token@127.0.0.1/x.whl#sha256=00") == "http://127.0.0.1/x.whl#sha256=00"
-    assert lock.strip_credentials("https://pypi.org/simple") == "https://pypi.org/simple"
-    assert lock.strip_credentials("wheels/dir") == "wheels/dir"
+    assert strip_credentials("https://u:p@host:8443/simple/") == "https://host:8443/simple/"
+    assert strip_credentials("http://token@127.0.0.1/x.whl#sha256=00") == "http://127.0.0.1/x.whl#sha256=00"
+    assert strip_credentials("https://pypi.org/simple") == "https://pypi.org/simple"
+    assert strip_credentials("wheels/dir") == "wheels/dir"
 
 
 def test_default_requirements_path() -> None:
@@ -111,6 +131,9 @@ class Layer:
     requirements_in: tuple[str, ...] = ()
     lower: tuple[tuple[str, str], ...] = ()
     extra: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = (LINUX,)
+    python_version: str = PY
+    more: list[str] = field(default_factory=list)
 
     @property
     def lock_path(self) -> str:
@@ -123,14 +146,14 @@ class Layer:
             "--layer-kind",
             self.kind,
             "--python-version",
-            PY,
-            "--platform",
-            TRIPLE,
+            self.python_version,
             "--index-url",
             self.index_url,
             "--lock-target",
             f"//stacks:{self.name}.lock",
         ]
+        for triple in self.platforms:
+            argv += ["--platform", triple]
         for requirement in self.requirements:
             argv += ["--requirement", requirement]
         for path in self.requirements_in:
@@ -156,11 +179,16 @@ class Layer:
     def read_lock(self) -> pylock.Lock:
         return pylock.read_lock(self.workspace / self.lock_path)
 
+    def text(self) -> str:
+        return (self.workspace / self.lock_path).read_text()
+
 
 def lock_failure(layer: Layer, capsys: pytest.CaptureFixture[str]) -> str:
     """The last line `lock` prints to stderr when it fails (exit status 1) for `layer`."""
     assert cli.main(layer.lock_argv()) == 1
-    return capsys.readouterr().err.splitlines()[-1]
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("venvstacks: error: ")
+    return err[-1]
 
 
 @pytest.fixture
@@ -173,27 +201,97 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def write_fake_lock(workspace: Path, name: str, packages: dict[str, str], kind: str = "framework") -> str:
-    """Write a lock of layer `name` pinning `packages` (name -> version); return its path."""
+def write_fake_lock(
+    workspace: Path,
+    name: str,
+    packages: dict[str, str],
+    kind: str = "framework",
+    platforms: tuple[str, ...] = (LINUX,),
+    only: dict[str, tuple[str, ...]] | None = None,
+) -> str:
+    """Write a lock of layer `name` pinning `packages` (name -> version) on `platforms`; return its path.
+
+    `only` limits a package to some platforms (name -> triples).
+    """
     path = f"stacks/{name}.pylock.toml"
+    locked = []
+    for package, version in packages.items():
+        file_name = f"{package}-{version}-py3-none-any.whl"
+        wheel = pylock.LockedWheel(file_name, f"https://x/{file_name}", "a" * 64)
+        installs = (only or {}).get(package, platforms)
+        locked.append(pylock.LockedPackage(package, version, [wheel], dict.fromkeys(installs, file_name)))
     lock_ = pylock.Lock(
         layer=name,
         kind=kind,
         inputs_hash="sha256:" + "0" * 64,
         python_version=PY,
-        platform=TRIPLE,
+        platforms=list(platforms),
         requirements=sorted(packages),
-        packages=[
-            pylock.LockedPackage(
-                package,
-                version,
-                [pylock.LockedWheel(f"{package}-{version}-py3-none-any.whl", f"https://x/{package}.whl", "a" * 64)],
-            )
-            for package, version in packages.items()
-        ],
+        packages=locked,
     )
     pylock.write_lock(workspace / path, lock_, f"//stacks:{name}.lock")
     return path
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+
+def test_arguments_are_parsed_once_into_a_frozen_request(workspace: Path) -> None:
+    app = Layer(workspace, "app", requirements=("rich",), platforms=(WINDOWS, LINUX))
+    request = lock.parse_request(app.lock_argv("--upgrade")[1:])
+    assert request.inputs.platforms == (WINDOWS, LINUX)  # sorted
+    assert request.inputs.requirements == ("rich",)
+    assert request.output_requirements == "stacks/app.requirements.txt"
+    assert request.upgrade is True
+    with pytest.raises(AttributeError):
+        request.upgrade = False  # type: ignore[misc]
+    check = lock.parse_check_request(app.check_argv()[1:])
+    assert check.inputs == request.inputs
+    assert check.lock == Path(app.lock_path)
+
+
+@pytest.mark.parametrize(
+    ("platforms", "message"),
+    [
+        ((LINUX, "x86_64-linux"), "unknown platform triple 'x86_64-linux'; known triples: x86_64-unknown-linux-gnu,"),
+        ((LINUX, WINDOWS, LINUX), f"layer 'app': --platform {LINUX} given more than once; known triples:"),
+    ],
+)
+def test_unknown_or_repeated_platforms_list_the_known_ones(
+    workspace: Path, capsys: pytest.CaptureFixture[str], platforms: tuple[str, ...], message: str
+) -> None:
+    app = Layer(workspace, "app", platforms=platforms)
+    for argv in (app.lock_argv(), app.check_argv()):
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and message in err
+        assert all(p.triple in err for p in PLATFORMS)
+
+
+def test_at_least_one_platform_and_no_lock_alias(workspace: Path) -> None:
+    app = Layer(workspace, "app", platforms=())
+    with pytest.raises(SystemExit):
+        lock.parse_request(app.lock_argv()[1:])
+    argv = Layer(workspace, "app").lock_argv()
+    argv[argv.index("--output-lock")] = "--lock"
+    with pytest.raises(SystemExit):
+        lock.parse_request(argv[1:])
+
+
+def test_a_python_version_must_be_complete(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app = Layer(workspace, "app", python_version="3.11")
+    assert cli.main(app.check_argv()) == 1
+    assert "--python-version '3.11' is not a full Python version" in capsys.readouterr().err
+
+
+def test_lower_lock_argument_format() -> None:
+    with pytest.raises(SystemExit):
+        lock.parse_check_request(
+            [
+                *("--layer-name", "a", "--layer-kind", "framework", "--python-version", "3.12.7"),
+                *("--platform", LINUX, "--lock", "x", "--lower-lock", "no-equals-sign"),
+            ]
+        )
 
 
 # --- errors found before resolving --------------------------------------------------------------
@@ -209,6 +307,19 @@ def test_conflict_with_a_lower_layer_pin_names_both_layers(workspace: Path, caps
     assert not (workspace / app.lock_path).exists()
 
 
+def test_conflict_with_a_pin_on_some_platforms_names_them(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    framework = write_fake_lock(
+        workspace, "framework", {"numpy": "2.1.2"}, platforms=(LINUX, WINDOWS), only={"numpy": (WINDOWS,)}
+    )
+    app = Layer(
+        workspace, "app", requirements=("numpy <2",), lower=(("framework", framework),), platforms=(LINUX, WINDOWS)
+    )
+    assert lock_failure(app, capsys) == (
+        "venvstacks: error: layer 'app' requires 'numpy<2' but layer 'framework' pins numpy==2.1.2"
+        " on windows_x86_64 (stacks/framework.pylock.toml)"
+    )
+
+
 def test_conflict_found_in_a_requirements_in_file_and_by_normalized_name(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -222,44 +333,43 @@ def test_conflict_found_in_a_requirements_in_file_and_by_normalized_name(
 
 
 def test_requirements_that_do_not_apply_or_allow_the_pin_are_no_conflict(workspace: Path) -> None:
-    framework = write_fake_lock(workspace, "framework", {"numpy": "2.1.2rc1"})
-    args = lock.build_parser().parse_args(
+    framework = write_fake_lock(workspace, "framework", {"numpy": "2.1.2rc1"}, platforms=(LINUX, WINDOWS))
+    request = lock.parse_request(
         Layer(
             workspace,
             "app",
-            requirements=("numpy<2; python_version < '3'", "numpy>=2", "numpy"),
+            # The markers of the first two hold on neither platform; the others allow the pin.
+            requirements=("numpy<2; python_version < '3'", "numpy<2; sys_platform == 'darwin'", "numpy>=2", "numpy"),
             lower=(("framework", framework),),
+            platforms=(LINUX, WINDOWS),
         ).lock_argv()[1:]
     )
-    inputs = lock._read_inputs(args)
-    pins = lock._lower_pins(inputs)
-    assert pins["numpy"].layer == "framework"
-    lock._check_against_lower_pins("app", lock._top_level_requirements(args, inputs), pins)
+    inputs = lock._read_inputs(request.inputs)
+    pins = lock._lower_pins(inputs, request.inputs.platforms)
+    assert pins[LINUX]["numpy"].layer == "framework" and pins[WINDOWS]["numpy"].version == "2.1.2rc1"
+    lock._check_against_lower_pins(request.inputs, lock._top_level_requirements(request.inputs, inputs), pins)
 
 
 def test_options_in_a_requirements_in_file_are_rejected(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (workspace / "stacks" / "app.in").write_text("rich \\\n  >=13\n\n--index-url https://elsewhere/simple\n")
     app = Layer(workspace, "app", requirements_in=("stacks/app.in",))
-    assert cli.main(app.lock_argv()) == 1
-    assert (
-        capsys.readouterr()
-        .err.splitlines()[-1]
-        .startswith("venvstacks: error: stacks/app.in:4: options such as '--index-url' are not supported")
+    assert lock_failure(app, capsys).startswith(
+        "venvstacks: error: stacks/app.in:4: options such as '--index-url' are not supported"
     )
 
 
 def test_an_invalid_requirement_names_its_origin(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (workspace / "stacks" / "app.in").write_text("rich\nnot a requirement!\n")
     app = Layer(workspace, "app", requirements_in=("stacks/app.in",))
-    assert cli.main(app.lock_argv()) == 1
-    assert "venvstacks: error: stacks/app.in:2: invalid requirement 'not a requirement!'" in capsys.readouterr().err
+    assert "venvstacks: error: stacks/app.in:2: invalid requirement 'not a requirement!'" in lock_failure(app, capsys)
 
 
-def test_lock_refuses_another_python(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = Layer(workspace, "app", requirements=("rich",)).lock_argv()
-    argv[argv.index("--python-version") + 1] = "3.9.0"
-    assert cli.main(argv) == 1
-    assert f"is locked for Python 3.9.0, but this is Python {PY}" in capsys.readouterr().err
+def test_lock_needs_the_targets_python_minor_version(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app = Layer(workspace, "app", requirements=("rich",), python_version="3.9.0")
+    assert lock_failure(app, capsys) == (
+        f"venvstacks: error: layer 'app' is locked for Python 3.9.0, but the lock runs on Python {PY}: run it"
+        " with a Python 3.9"
+    )
 
 
 def test_lock_needs_a_workspace(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -272,18 +382,40 @@ def test_lock_needs_a_workspace(workspace: Path, capsys: pytest.CaptureFixture[s
 def test_a_lower_lock_of_another_layer_is_an_error(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     other = write_fake_lock(workspace, "other", {"numpy": "2.1.2"})
     app = Layer(workspace, "app", requirements=("rich",), lower=(("framework", other),))
-    assert cli.main(app.lock_argv()) == 1
-    assert (
-        "stacks/other.pylock.toml: the lock of layer 'other' was given as the lock of layer 'framework'"
-        in capsys.readouterr().err
+    assert lock_failure(app, capsys) == (
+        "venvstacks: error: stacks/other.pylock.toml: the lock of layer 'other' was given as the lock of layer"
+        " 'framework'"
     )
+
+
+def test_a_lower_lock_for_other_platforms_is_an_error(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    framework = write_fake_lock(workspace, "framework", {"numpy": "2.1.2"}, platforms=(LINUX,))
+    app = Layer(workspace, "app", requirements=("rich",), lower=(("framework", framework),), platforms=(LINUX, WINDOWS))
+    expected = (
+        f"venvstacks: error: layer 'app' is locked for {WINDOWS}, {LINUX} but layer 'framework' for {LINUX}"
+        " (stacks/framework.pylock.toml); lock both for the same platforms"
+    )
+    assert lock_failure(app, capsys) == expected
+    assert cli.main(app.check_argv()) == 1
+    assert capsys.readouterr().err == expected + "\n"
+
+
+def test_errors_are_venvstacks_errors(workspace: Path) -> None:
+    request = lock.parse_request(Layer(workspace, "app", requirements_in=("missing.in",)).lock_argv()[1:])
+    with pytest.raises(VenvstacksError, match=r"^missing\.in: the requirements file does not exist$"):
+        lock.lock(request)
 
 
 # --- check-lock ----------------------------------------------------------------------------------
 
+STALE = (
+    "stacks/app.pylock.toml is stale against its inputs (requirements, Python, platforms, lower layers' locks,"
+    " indexes): run `bazel run //stacks:app.lock`\n"
+)
+
 
 def test_check_lock_fresh_stale_and_missing(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    framework = write_fake_lock(workspace, "framework", {"numpy": "2.1.2"})
+    framework = write_fake_lock(workspace, "framework", {"numpy": "2.1.2"}, platforms=(LINUX, WINDOWS))
     (workspace / "stacks" / "app.in").write_text("rich\n")
     app = Layer(
         workspace,
@@ -291,10 +423,8 @@ def test_check_lock_fresh_stale_and_missing(workspace: Path, capsys: pytest.Capt
         requirements=("requests",),
         requirements_in=("stacks/app.in",),
         lower=(("framework", framework),),
-    )
-    stale = (
-        "stacks/app.pylock.toml is stale against its inputs (requirements, runtime, lower layers' locks):"
-        " run `bazel run //stacks:app.lock`"
+        platforms=(WINDOWS, LINUX),
+        python_version="3.12.7",
     )
 
     # Missing.
@@ -307,39 +437,42 @@ def test_check_lock_fresh_stale_and_missing(workspace: Path, capsys: pytest.Capt
         layer_kind="application",
         requirements=["requests"],
         requirements_in=[b"rich\n"],
-        python_version=PY,
-        platform=TRIPLE,
+        python_version="3.12.7",
+        platforms=[LINUX, WINDOWS],
         lower_locks=[("framework", (workspace / framework).read_bytes())],
         index_url=app.index_url,
         extra_index_urls=[],
         find_links=[],
     )
-    pylock.write_lock(workspace / app.lock_path, pylock.Lock("app", "application", digest, PY, TRIPLE))
+    pylock.write_lock(workspace / app.lock_path, pylock.Lock("app", "application", digest, "3.12.7", [LINUX, WINDOWS]))
     assert cli.main(app.check_argv()) == 0
     assert capsys.readouterr() == ("", "")
 
-    # The same content at another path is the same input.
+    # The same content at another path is the same input; so is another patch release of 3.12
+    # (a runtime bump, or the machine's own CPython 3.12) and another order of the platforms.
     (workspace / "elsewhere.in").write_text("rich\n")
-    moved = replace(app, requirements_in=("elsewhere.in",))
-    assert cli.main(moved.check_argv()) == 0
+    for same in (
+        replace(app, requirements_in=("elsewhere.in",)),
+        replace(app, python_version="3.12.11"),
+        replace(app, platforms=(LINUX, WINDOWS)),
+    ):
+        assert cli.main(same.check_argv()) == 0
 
     # Stale: each kind of input.
     (workspace / "stacks" / "app.in").write_text("rich>=13\n")
     assert cli.main(app.check_argv()) == 1
-    assert capsys.readouterr().err == stale + "\n"
+    assert capsys.readouterr().err == STALE
     (workspace / "stacks" / "app.in").write_text("rich\n")
     assert cli.main(app.check_argv()) == 0
 
-    write_fake_lock(workspace, "framework", {"numpy": "2.1.3"})
+    write_fake_lock(workspace, "framework", {"numpy": "2.1.3"}, platforms=(LINUX, WINDOWS))
     assert cli.main(app.check_argv()) == 1
-    assert capsys.readouterr().err == stale + "\n"
-    write_fake_lock(workspace, "framework", {"numpy": "2.1.2"})
+    assert capsys.readouterr().err == STALE
+    write_fake_lock(workspace, "framework", {"numpy": "2.1.2"}, platforms=(LINUX, WINDOWS))
     assert cli.main(app.check_argv()) == 0
 
-    argv = app.check_argv()
-    argv[argv.index("--python-version") + 1] = "3.99.0"
-    assert cli.main(argv) == 1
-    assert capsys.readouterr().err == stale + "\n"
+    assert cli.main(replace(app, python_version="3.13.0").check_argv()) == 1
+    assert capsys.readouterr().err == STALE
 
 
 def test_check_lock_of_an_unreadable_lock(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -352,12 +485,23 @@ def test_check_lock_of_an_unreadable_lock(workspace: Path, capsys: pytest.Captur
     assert err.endswith("run `bazel run //stacks:app.lock`\n")
 
 
-# --- the real resolver ---------------------------------------------------------------------------
+def test_inputs_hash_of_lock_matches_check_lock(workspace: Path) -> None:
+    """`lock` and `check-lock` hash the same staged inputs the same way."""
+    layer = Layer(workspace, "app", requirements=("x",), platforms=(LINUX, WINDOWS))
+    request = lock.parse_request(layer.lock_argv()[1:]).inputs
+    check = lock.parse_check_request(layer.check_argv()[1:]).inputs
+    assert lock._read_inputs(request).hash(request) == lock._read_inputs(check).hash(check)
+
+
+# --- the real resolver, a local index ------------------------------------------------------------
 
 
 @pytest.fixture
 def index(tmp_path: Path) -> Iterator[tuple[WheelIndex, str]]:
-    """A served index: alpha -> beta>=1 -> (2.0 only) gamma; delta -> gamma; eps -> gamma>=0.6."""
+    """A served index: alpha -> beta>=1 -> (2.0 only) gamma; delta -> gamma; eps -> gamma>=0.6.
+
+    tool -> helper on Windows only; native has one wheel for Linux and one for Windows.
+    """
     wheels = WheelIndex(tmp_path / "index")
     wheels.add_wheel("alpha", "1.0", ["beta>=1"])
     wheels.add_wheel("beta", "1.0")
@@ -367,7 +511,11 @@ def index(tmp_path: Path) -> Iterator[tuple[WheelIndex, str]]:
     wheels.add_wheel("delta", "1.0", ["gamma"])
     wheels.add_wheel("eps", "1.0", ["gamma>=0.6"])
     wheels.add_sdist("sdist-only", "1.0")
-    wheels.add_wheel("windows-only", "1.0", tag="cp311-cp311-win_amd64")
+    wheels.add_wheel("windows-only", "1.0", tag=f"{CP}-{CP}-win_amd64")
+    wheels.add_wheel("tool", "1.0", ['helper; sys_platform == "win32"'])
+    wheels.add_wheel("helper", "1.0")
+    wheels.add_wheel("native", "1.0", tag=f"{CP}-{CP}-manylinux_2_17_x86_64")
+    wheels.add_wheel("native", "1.0", tag=f"{CP}-{CP}-win_amd64")
     with wheels.serve() as url:
         yield wheels, url
 
@@ -385,18 +533,21 @@ def test_lock_resolves_a_dependency_graph(
     app = Layer(workspace, "app", index_url=url, requirements=("beta >= 1",), requirements_in=("stacks/app.in",))
     assert cli.main(app.lock_argv()) == 0
     out = capsys.readouterr().out
-    assert out == "venvstacks: locked layer 'app': 3 package(s), 0 provided by lower layers -> stacks/app.pylock.toml\n"
+    assert out == (
+        "venvstacks: locked layer 'app' for 1 platform(s): 3 package(s), 0 provided by lower layers"
+        " -> stacks/app.pylock.toml\n"
+    )
 
     locked = app.read_lock()
+    files = ("alpha-1.0-py3-none-any.whl", "beta-2.0-py3-none-any.whl", "gamma-0.6-py3-none-any.whl")
     assert locked.packages == [
-        pylock.LockedPackage("alpha", "1.0", [wheel_of(wheels, url, "alpha-1.0-py3-none-any.whl")]),
-        pylock.LockedPackage("beta", "2.0", [wheel_of(wheels, url, "beta-2.0-py3-none-any.whl")]),
-        pylock.LockedPackage("gamma", "0.6", [wheel_of(wheels, url, "gamma-0.6-py3-none-any.whl")]),
+        pylock.LockedPackage(name, version, [wheel_of(wheels, url, file)], {LINUX: file})
+        for (name, version), file in zip([("alpha", "1.0"), ("beta", "2.0"), ("gamma", "0.6")], files, strict=True)
     ]
-    assert (locked.layer, locked.kind, locked.python_version, locked.platform) == ("app", "application", PY, TRIPLE)
+    assert (locked.layer, locked.kind, locked.python_version, locked.platforms) == ("app", "application", PY, [LINUX])
     assert locked.requirements == ["beta >= 1", "alpha"]  # as written
     assert locked.provided == []
-    text = (workspace / app.lock_path).read_text()
+    text = app.text()
     assert text.startswith("# This file is generated by `bazel run //stacks:app.lock`; do not edit.\n")
     assert text == pylock.render_lock(locked, "//stacks:app.lock")
 
@@ -413,56 +564,124 @@ def test_lock_resolves_a_dependency_graph(
     # Fresh right after locking; locking again gives the same bytes.
     assert cli.main(app.check_argv()) == 0
     assert cli.main(app.lock_argv()) == 0
-    assert (workspace / app.lock_path).read_text() == text
+    assert app.text() == text
 
     # Changing a requirement makes it stale, with the one-line hint.
     capsys.readouterr()
     (workspace / "stacks" / "app.in").write_text("alpha\ndelta\n")
     assert cli.main(app.check_argv()) == 1
-    assert capsys.readouterr().err == (
-        "stacks/app.pylock.toml is stale against its inputs (requirements, runtime, lower layers' locks):"
-        " run `bazel run //stacks:app.lock`\n"
-    )
+    assert capsys.readouterr().err == STALE
     assert cli.main(app.lock_argv()) == 0
     assert [p.name for p in app.read_lock().packages] == ["alpha", "beta", "delta", "gamma"]
     assert cli.main(app.check_argv()) == 0
 
 
-def test_stacking_takes_the_lower_layers_version_and_marks_it_provided(
-    workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
+def test_one_lock_for_two_platforms_with_markers_and_platform_wheels(
+    workspace: Path, index: tuple[WheelIndex, str]
 ) -> None:
     wheels, url = index
-    framework = Layer(workspace, "framework", kind="framework", index_url=url, requirements=("gamma<0.6",))
-    assert cli.main(framework.lock_argv()) == 0
-    assert [(p.name, p.version) for p in framework.read_lock().packages] == [("gamma", "0.5")]
-
-    app = Layer(workspace, "app", index_url=url, requirements=("delta",), lower=(("framework", framework.lock_path),))
+    app = Layer(
+        workspace,
+        "app",
+        index_url=url,
+        requirements=("tool", "native", 'windows-only; sys_platform == "win32"'),
+        platforms=(LINUX, WINDOWS),
+    )
     assert cli.main(app.lock_argv()) == 0
     locked = app.read_lock()
-    assert locked.packages == [
-        pylock.LockedPackage("delta", "1.0", [wheel_of(wheels, url, "delta-1.0-py3-none-any.whl")])
+    assert locked.platforms == [WINDOWS, LINUX]
+    native_linux, native_windows = (
+        f"native-1.0-{CP}-{CP}-manylinux_2_17_x86_64.whl",
+        f"native-1.0-{CP}-{CP}-win_amd64.whl",
+    )
+    windows_only = f"windows_only-1.0-{CP}-{CP}-win_amd64.whl"
+    assert {p.name: p.platform_wheels for p in locked.packages} == {
+        # Dependency with a marker (tool's Requires-Dist), then the requirement's own marker.
+        "helper": {WINDOWS: "helper-1.0-py3-none-any.whl"},
+        "native": {LINUX: native_linux, WINDOWS: native_windows},
+        "tool": {LINUX: "tool-1.0-py3-none-any.whl", WINDOWS: "tool-1.0-py3-none-any.whl"},
+        "windows-only": {WINDOWS: windows_only},
+    }
+    assert locked.packages[1].wheels == [wheel_of(wheels, url, native_linux), wheel_of(wheels, url, native_windows)]
+    assert [p.marker for p in locked.packages] == [WINDOWS_MARKER, "", "", WINDOWS_MARKER]
+    text = app.text()
+    assert f'environments = [\n    "{LINUX_MARKER}",\n    "{WINDOWS_MARKER}",\n]\n' in text
+    assert (
+        f'[packages.tool.venvstacks.platform-wheels]\n{WINDOWS} = "{native_windows}"\n{LINUX} = "{native_linux}"\n'
+    ) in text
+    requirements = (workspace / "stacks" / "app.requirements.txt").read_text()
+    assert f"helper==1.0 ; {WINDOWS_MARKER} \\\n" in requirements
+    assert "native==1.0 \\\n    --hash=sha256:" in requirements
+    assert cli.main(app.check_argv()) == 0
+
+
+def test_a_package_without_a_wheel_for_one_platform_names_package_platform_and_layer(
+    workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, url = index
+    app = Layer(workspace, "app", index_url=url, requirements=("alpha", "windows-only"), platforms=(LINUX, WINDOWS))
+    assert lock_failure(app, capsys) == (
+        f"venvstacks: error: layer 'app': no wheel of 'windows-only' for linux_x86_64 (Python {PY}); layers are"
+        " installed from wheels only, so a package with only an sdist, or only wheels for other platforms or"
+        " Pythons, cannot be locked for it"
+    )
+    assert not (workspace / app.lock_path).exists()
+
+
+def test_an_upper_layer_is_constrained_per_platform(
+    workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, url = index
+    both = (LINUX, WINDOWS)
+    framework = Layer(
+        workspace, "framework", kind="framework", index_url=url, requirements=("tool", "gamma<0.6"), platforms=both
+    )
+    assert cli.main(framework.lock_argv()) == 0
+    assert {p.name: sorted(p.platform_wheels) for p in framework.read_lock().packages} == {
+        "gamma": [WINDOWS, LINUX],
+        "helper": [WINDOWS],
+        "tool": [WINDOWS, LINUX],
+    }
+
+    # helper: provided by the framework on Windows, installed by the app on Linux only.
+    app = Layer(
+        workspace,
+        "app",
+        index_url=url,
+        requirements=("helper", "delta"),
+        lower=(("framework", framework.lock_path),),
+        platforms=both,
+    )
+    assert cli.main(app.lock_argv()) == 0
+    locked = app.read_lock()
+    assert [(p.name, p.marker, sorted(p.platform_wheels)) for p in locked.packages] == [
+        ("delta", "", [WINDOWS, LINUX]),
+        ("helper", LINUX_MARKER, [LINUX]),
     ]
-    assert locked.provided == [pylock.ProvidedPackage("gamma", "0.5", "framework")]
+    assert locked.provided == [
+        pylock.ProvidedPackage("gamma", "0.5", "framework"),
+        pylock.ProvidedPackage("helper", "1.0", "framework"),
+    ]
     assert "gamma==0.5: provided by layer 'framework'" in (workspace / "stacks" / "app.requirements.txt").read_text()
-    assert "gamma" not in (workspace / "stacks" / "app.requirements.txt").read_text().split("\n", 3)[3]
     assert capsys.readouterr().out.splitlines()[-1] == (
-        "venvstacks: locked layer 'app': 1 package(s), 1 provided by lower layers -> stacks/app.pylock.toml"
+        "venvstacks: locked layer 'app' for 2 platform(s): 2 package(s), 2 provided by lower layers"
+        " -> stacks/app.pylock.toml"
     )
 
     # A lower layer's new lock makes the upper one stale.
     assert cli.main(app.check_argv()) == 0
-    framework.requirements = ("gamma<=0.6",)
+    framework.requirements = ("tool", "gamma<=0.6")
     assert cli.main(framework.lock_argv()) == 0
     assert cli.main(app.check_argv()) == 1
 
     # A transitive conflict with the lower pin fails at resolution, naming both layers.
-    framework.requirements = ("gamma<0.6",)
+    framework.requirements = ("tool", "gamma<0.6")
     assert cli.main(framework.lock_argv()) == 0
     capsys.readouterr()
     app.requirements = ("eps",)
     assert lock_failure(app, capsys) == (
-        "venvstacks: error: layer 'app': the requirements conflict: eps 1.0 depends on gamma>=0.6;"
-        " layer 'framework' pins gamma==0.5 (stacks/framework.pylock.toml)"
+        f"venvstacks: error: layer 'app': the requirements conflict on windows_x86_64 (Python {PY}): eps 1.0 depends"
+        " on gamma>=0.6; layer 'framework' (stacks/framework.pylock.toml) pins gamma==0.5"
     )
 
 
@@ -472,23 +691,20 @@ def test_conflicting_requirements_of_one_layer(
     _, url = index
     app = Layer(workspace, "app", index_url=url, requirements=("eps", "gamma < 0.6"))
     assert lock_failure(app, capsys) == (
-        "venvstacks: error: layer 'app': the requirements conflict: layer 'app' requires 'gamma<0.6';"
-        " eps 1.0 depends on gamma>=0.6"
+        f"venvstacks: error: layer 'app': the requirements conflict on linux_x86_64 (Python {PY}): layer 'app'"
+        " requires gamma<0.6; eps 1.0 depends on gamma>=0.6"
     )
 
 
-@pytest.mark.parametrize("package", ["sdist-only", "windows-only"])
-def test_a_package_without_a_compatible_wheel_fails_by_name(
-    workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str], package: str
+def test_a_package_with_only_an_sdist_fails_by_name(
+    workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, url = index
-    app = Layer(workspace, "app", index_url=url, requirements=("alpha", package))
-    assert lock_failure(app, capsys) == (
-        f"venvstacks: error: layer 'app': no compatible wheel of '{package}' for Python {PY} on {TRIPLE};"
-        " layers are installed from wheels only, so a package with only an sdist, or only wheels for other"
-        " Pythons or platforms, cannot be locked"
+    app = Layer(workspace, "app", index_url=url, requirements=("alpha", "sdist-only"))
+    assert lock_failure(app, capsys).startswith(
+        f"venvstacks: error: layer 'app': no wheel of 'sdist-only' for linux_x86_64 (Python {PY}); layers are"
+        " installed from wheels only"
     )
-    assert not (workspace / app.lock_path).exists()
 
 
 def test_no_version_satisfies_the_requirement(
@@ -498,7 +714,7 @@ def test_no_version_satisfies_the_requirement(
     app = Layer(workspace, "app", index_url=url, requirements=("beta>=3",))
     assert lock_failure(app, capsys) == (
         f"venvstacks: error: layer 'app': no version of 'beta' that satisfies 'beta>=3' has a wheel for"
-        f" Python {PY} on {TRIPLE} (versions with a compatible wheel: 1.0, 2.0)"
+        f" linux_x86_64 (Python {PY}) (versions with a wheel: 1.0, 2.0)"
     )
 
 
@@ -535,7 +751,7 @@ def test_host_pip_configuration_is_ignored_and_credentials_are_not_written(
         assert "s3cret" not in text
         assert "alice" not in text
     assert app.read_lock().packages[0].wheels[0] == wheel_of(wheels, url, "delta-1.0-py3-none-any.whl")
-    # The environment is restored afterwards.
+    # This process' environment is left as it was.
     assert os.environ["PIP_CONFIG_FILE"] == str(config)
     assert os.environ["PIP_NO_INDEX"] == "1"
 
@@ -562,45 +778,130 @@ def test_find_links_relative_to_the_workspace_and_kept_versions(workspace: Path,
     assert [(p.name, p.version) for p in app.read_lock().packages] == [("gamma", "0.7"), ("local-tool", "0.1")]
 
 
+def test_find_links_outside_the_workspace_are_refused(
+    workspace: Path, index: tuple[WheelIndex, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, url = index
+    outside = WheelIndex(tmp_path / "outside")
+    outside.add_wheel("local-tool", "0.1")
+    app = Layer(
+        workspace, "app", index_url=url, requirements=("local-tool",), extra=("--find-links", str(outside.files_dir))
+    )
+    assert "outside the workspace; put the find-links directory in the workspace" in lock_failure(app, capsys)
+
+
 def test_an_unreachable_index_is_reported(
     workspace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PIP_RETRIES", "0")  # a transport setting: kept while pip runs
     app = Layer(workspace, "app", index_url="http://127.0.0.1:9/simple", requirements=("alpha",))
-    assert cli.main(app.lock_argv()) == 1
-    assert (
-        capsys.readouterr()
-        .err.splitlines()[-1]
-        .startswith("venvstacks: error: layer 'app': cannot read the package index for 'alpha'")
+    assert lock_failure(app, capsys).startswith(
+        "venvstacks: error: layer 'app': cannot read the package index for 'alpha' (linux_x86_64)"
     )
 
 
 def test_an_empty_layer_locks_to_nothing(workspace: Path) -> None:
-    app = Layer(workspace, "app")
+    app = Layer(workspace, "app", platforms=ALL)
     assert cli.main(app.lock_argv()) == 0
     locked = app.read_lock()
     assert (locked.packages, locked.provided, locked.requirements) == ([], [], [])
+    assert locked.platforms == list(ALL)
     assert cli.main(app.check_argv()) == 0
 
 
-def test_inputs_hash_of_lock_matches_check_lock(workspace: Path) -> None:
-    """`lock` and `check-lock` hash the same staged inputs the same way."""
-    args = lock.build_parser().parse_args(Layer(workspace, "app", requirements=("x",)).lock_argv()[1:])
-    check_args = lock.build_check_parser().parse_args(Layer(workspace, "app", requirements=("x",)).check_argv()[1:])
-    assert lock._read_inputs(args).hash(args) == lock._read_inputs(check_args).hash(check_args)
+# --- the real resolver, PyPI, five platforms -----------------------------------------------------
+
+NUMPY_TAGS = {
+    "x86_64-unknown-linux-gnu": r"manylinux\w*_x86_64",
+    "aarch64-unknown-linux-gnu": r"manylinux\w*_aarch64",
+    "x86_64-apple-darwin": r"macosx_\d+_\d+_(x86_64|universal2)",
+    "aarch64-apple-darwin": r"macosx_\d+_\d+_(arm64|universal2)",
+    "x86_64-pc-windows-msvc": r"win_amd64",
+}
 
 
-def test_lower_lock_argument_format() -> None:
-    with pytest.raises(SystemExit):
-        lock.build_check_parser().parse_args(
-            [
-                *("--layer-name", "a", "--layer-kind", "framework", "--python-version", "3.12.7"),
-                *("--platform", TRIPLE, "--lock", "x", "--lower-lock", "no-equals-sign"),
-            ]
-        )
+@dataclass(frozen=True)
+class PyPIStack:
+    workspace: Path
+    framework: Layer
+    app: Layer
 
 
-def test_errors_are_venvstacks_errors(workspace: Path) -> None:
-    args = lock.build_parser().parse_args(Layer(workspace, "app", requirements_in=("missing.in",)).lock_argv()[1:])
-    with pytest.raises(VenvstacksError, match=r"^missing\.in: the requirements file does not exist$"):
-        lock.lock(args)
+@pytest.fixture(scope="module")
+def pypi_stack(tmp_path_factory: pytest.TempPathFactory) -> PyPIStack:
+    """numpy_framework (`numpy>=2,<3`) and app (`click==8.1.8`, pywin32 on Windows, numpy) for all five platforms."""
+    root = tmp_path_factory.mktemp("pypi") / "ws"
+    (root / "stacks").mkdir(parents=True)
+    framework = Layer(
+        root, "numpy_framework", kind="framework", index_url=lock.DEFAULT_INDEX_URL, requirements=("numpy>=2,<3",)
+    )
+    framework.platforms = ALL
+    assert cli.main(framework.lock_argv()) == 0
+    app = Layer(
+        root,
+        "app",
+        index_url=lock.DEFAULT_INDEX_URL,
+        requirements=("click==8.1.8", 'pywin32; sys_platform == "win32"', "numpy"),
+        lower=(("numpy_framework", str(root / framework.lock_path)),),
+        platforms=ALL,
+    )
+    assert cli.main(app.lock_argv()) == 0
+    return PyPIStack(root, framework, app)
+
+
+def test_pypi_numpy_framework_has_one_version_and_a_wheel_per_platform(pypi_stack: PyPIStack) -> None:
+    locked = pypi_stack.framework.read_lock()
+    assert locked.platforms == list(ALL)
+    (numpy,) = locked.packages
+    assert numpy.name == "numpy" and numpy.version.startswith("2.")
+    assert numpy.marker == ""
+    assert sorted(numpy.platform_wheels) == list(ALL)
+    assert len(numpy.wheels) == 5 == len(set(numpy.platform_wheels.values()))
+    for triple, file_name in numpy.platform_wheels.items():
+        assert re.search(rf"-{CP}-{CP}-.*{NUMPY_TAGS[triple]}\.whl$", file_name), (triple, file_name)
+        wheel = numpy.wheel_for(triple)
+        assert wheel is not None and wheel.url.startswith("https://") and wheel.url.endswith("/" + file_name)
+        assert re.fullmatch(r"[0-9a-f]{64}", wheel.sha256)
+    text = (pypi_stack.workspace / pypi_stack.framework.lock_path).read_text()
+    assert f'requires-python = "=={sys.version_info.major}.{sys.version_info.minor}.*"\n' in text
+    assert text.count("platform_machine") == 5  # the environments; numpy itself has no marker
+
+
+def test_pypi_app_windows_only_packages_have_their_marker(pypi_stack: PyPIStack) -> None:
+    locked = pypi_stack.app.read_lock()
+    by_name = {p.name: p for p in locked.packages}
+    assert sorted(by_name) == ["click", "colorama", "pywin32"]
+    assert by_name["click"].version == "8.1.8" and by_name["click"].marker == ""
+    assert set(by_name["click"].platform_wheels.values()) == {"click-8.1.8-py3-none-any.whl"}
+    # click 8.1.8's `Requires-Dist: colorama; platform_system == "Windows"`, and a requirement's own marker.
+    for name in ("colorama", "pywin32"):
+        assert by_name[name].marker == WINDOWS_MARKER
+        assert list(by_name[name].platform_wheels) == [WINDOWS]
+    assert re.fullmatch(rf"pywin32-\d+-{CP}-{CP}-win_amd64\.whl", by_name["pywin32"].platform_wheels[WINDOWS])
+    numpy = pypi_stack.framework.read_lock().packages[0]
+    assert locked.provided == [pylock.ProvidedPackage("numpy", numpy.version, "numpy_framework")]
+    text = (pypi_stack.workspace / pypi_stack.app.lock_path).read_text()
+    assert (
+        '[[packages]]\nname = "colorama"\nversion = "0.4.6"\n'
+        f'marker = "{WINDOWS_MARKER}"\n'
+        'wheels = [\n    { name = "colorama-0.4.6-py2.py3-none-any.whl", url = "https://'
+    ) in text
+    assert (f'[packages.tool.venvstacks.platform-wheels]\n{WINDOWS} = "colorama-0.4.6-py2.py3-none-any.whl"\n') in text
+
+
+def test_pypi_locks_are_fresh_and_stale_and_read_by_the_starlark_port(
+    pypi_stack: PyPIStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_pylock import starlark_parse
+
+    monkeypatch.chdir(pypi_stack.workspace)  # check-lock reads the staged paths, relative as under Bazel
+
+    for layer in (pypi_stack.framework, pypi_stack.app):
+        assert cli.main(layer.check_argv()) == 0
+        platforms, packages = starlark_parse(layer.text())
+        assert platforms == list(ALL)
+        assert {p.name: p.platform_wheels for p in packages} == {
+            p.name: p.platform_wheels for p in layer.read_lock().packages
+        }
+    assert cli.main(replace(pypi_stack.app, requirements=("click==8.1.8",)).check_argv()) == 1
+    assert cli.main(replace(pypi_stack.app, platforms=ALL[:4]).check_argv()) == 1

@@ -7,16 +7,16 @@ import hashlib
 import json
 import os
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 import venvstacks_maint.__main__ as cli
 from venvstacks_maint import pbs_table
+from venvstacks_testing.http_server import serve
 from venvstacks_tool.core.errors import VenvstacksError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -113,16 +113,9 @@ def github() -> Iterator[FakeGitHub]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve(Handler) as url:
+        fake.base = url
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.fixture(autouse=True)

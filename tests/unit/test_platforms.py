@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import platform as host_platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -149,3 +150,10 @@ def test_platforms_are_frozen_and_import_nothing_outside_the_stdlib() -> None:
     )
     result = subprocess.run([sys.executable, "-I", "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_starlark_table_names_the_same_platforms() -> None:
+    """rules_venvstacks/private/common/platforms.bzl and core/platforms.py must agree (keep in sync)."""
+    bzl = Path(__file__).resolve().parents[2] / "rules_venvstacks" / "private" / "common" / "platforms.bzl"
+    pairs = re.findall(r'"(\w+)": struct\(triple = "([\w-]+)"', bzl.read_text(encoding="utf-8"))
+    assert sorted(pairs) == sorted((p.name, p.triple) for p in platforms.PLATFORMS)

@@ -111,20 +111,49 @@ def test_an_unreachable_index_is_a_network_error(tmp_path: Path, monkeypatch: py
 
 
 def test_a_conflict_with_a_lower_layer_names_the_platform_and_the_pin(tmp_path: Path) -> None:
+    macos = by_name("macos_x86_64")
     with pytest.raises(VenvstacksError) as caught:
         resolve(
-            "app", [by_name("macos_x86_64")], PYTHON, ["click>=8.1.8"], {"click": "8.1.7"}, IndexOptions(), {}, tmp_path
+            "app", [macos], PYTHON, ["click>=8.1.8"], {macos.triple: {"click": "8.1.7"}}, IndexOptions(), {}, tmp_path
         )
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith("layer 'app': the requirements conflict on macos_x86_64 (Python 3.11.7):")
     assert "a lower layer pins click==8.1.7" in message
+    # With the pin's owner given, the message names it.
+    with pytest.raises(VenvstacksError, match=r"layer 'fw' \(fw\.toml\) pins click==8\.1\.7"):
+        resolve(
+            "app",
+            [macos],
+            PYTHON,
+            ["click>=8.1.8"],
+            {macos.triple: {"click": "8.1.7"}},
+            IndexOptions(),
+            {},
+            tmp_path,
+            pinned_by={"Click": "layer 'fw' (fw.toml)"},
+        )
 
 
 def test_lower_layer_constraints_hold_on_every_platform(tmp_path: Path) -> None:
     platforms = [by_name("linux_aarch64"), by_name("windows_x86_64")]
-    result = resolve("app", platforms, PYTHON, ["click"], {"Click": "8.1.7"}, IndexOptions(), {}, tmp_path)
+    constraints = {p.triple: {"Click": "8.1.7"} for p in platforms}
+    result = resolve("app", platforms, PYTHON, ["click"], constraints, IndexOptions(), {}, tmp_path)
     assert result.versions("click") == {p.triple: "8.1.7" for p in platforms}
+
+
+def test_lower_layer_constraints_apply_per_platform_and_are_not_unified(tmp_path: Path) -> None:
+    # A lower layer that installs click on Linux only pins it there; Windows resolves freely, and
+    # the cross-platform unification does not move the lower layer's pin nor Windows down to it.
+    linux, windows = by_name("linux_aarch64"), by_name("windows_x86_64")
+    constraints = {linux.triple: {"click": "8.1.7"}}
+    result = resolve("app", [linux, windows], PYTHON, ["click<8.2"], constraints, IndexOptions(), {}, tmp_path)
+    assert result.versions("click") == {linux.triple: "8.1.7", windows.triple: "8.1.8"}
+
+
+def test_constraints_must_be_per_platform(tmp_path: Path) -> None:
+    with pytest.raises(VenvstacksError, match="constraints for platforms not resolved: click"):
+        resolve("app", [by_name("linux_x86_64")], PYTHON, ["click"], {"click": {}}, IndexOptions(), {}, tmp_path)
 
 
 def test_preferred_versions_are_kept_and_dropped_where_impossible(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
-"""Tests of `pack-runtime` (venvstacks_tool.runtime_layer), on fake PBS archives built here."""
+"""Tests of `pack-runtime` (venvstacks_tool.build.runtime), on fake PBS archives built here."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -349,11 +350,27 @@ def test_source_sha256_is_checked(tmp_path: Path) -> None:
         ({"layer": "../evil"}, "the layer name must be"),
         ({"version": "3.12"}, "'3.12' is not a full X.Y.Z version"),
         ({"extra": ("--source-sha256", "xyz")}, "'xyz' is not a hex sha256"),
+        ({"platform": ""}, "--platform is empty"),
+        ({"platform": "sparc-sun-solaris"}, "--platform: unknown platform triple 'sparc-sun-solaris'"),
     ],
 )
 def test_bad_arguments(tmp_path: Path, run_args_overrides: dict[str, Any], message: str) -> None:
     source = make_pbs_archive(tmp_path / "pbs.tar.gz")
     assert message in refusal(source, tmp_path / "out", **run_args_overrides)
+
+
+def test_parse_request_is_typed_and_frozen(tmp_path: Path) -> None:
+    """The command line is parsed once, into a frozen `RuntimePack` holding the target platform."""
+    source = tmp_path / "pbs.tar.gz"
+    request = runtime_layer.parse_request(
+        run_args(source, tmp_path / "out", platform="x86_64-pc-windows-msvc", extra=("--source-sha256", "AB" * 32))
+    )
+    assert request.platform.name == "windows_x86_64"
+    assert (request.major, request.minor, request.python_version) == (3, 12, "3.12.7")
+    assert request.source_sha256 == "ab" * 32
+    assert request.strip_prefix == "python"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.layer = "other"  # type: ignore[misc]
 
 
 def test_cli_reports_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,7 @@ actions, not after them.
 """
 
 load("//rules_venvstacks/private/common:constants.bzl", "ARCHIVE_FORMATS", "LAYER_KINDS")
+load("//rules_venvstacks/private/common:platforms.bzl", "platform_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksLockInfo", "VenvstacksWheelsInfo")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool")
 
@@ -57,6 +58,16 @@ def _venvstacks_layer_impl(ctx):
     if ctx.attr.kind == "application" and not ctx.attr.launch_module:
         fail("%s: an application layer needs a `launch_module`" % ctx.label)
     runtime = runtime_layer.runtime
+    if runtime.unavailable:
+        fail("%s: %s" % (ctx.label, runtime.unavailable))
+    if runtime.platform not in wheels.platforms:
+        fail("%s: %s has no wheels for %s (it covers: %s); run `bazel run %s`" % (
+            ctx.label,
+            lock.lock_path.rpartition("/")[2],
+            platform_name(runtime.platform),
+            ", ".join([platform_name(p) for p in wheels.platforms]) or "no platform",
+            lock_target,
+        ))
     lower_layers = _lower_layers(runtime_layer, frameworks)
 
     archive = ctx.actions.declare_file("%s.%s" % (ctx.label.name, ctx.attr.archive_format))
@@ -73,6 +84,8 @@ def _venvstacks_layer_impl(ctx):
             args.add("--local-wheel", file.path)
         else:
             args.add("--app-file", "%s=%s" % (_app_destination(ctx, file), file.path))
+    for launcher in runtime.venv_launchers:
+        args.add("--venv-launcher", "%s=%s" % (launcher.name, launcher.file.path))
     args.add("--bytecode", ctx.attr.bytecode)
     args.add("--mtime", str(runtime.source_date_epoch))
     args.add("--output", archive)
@@ -82,7 +95,7 @@ def _venvstacks_layer_impl(ctx):
         runtime = runtime,
         subcommand = "build-layer",
         arguments = args,
-        inputs = [w.file for w in wheels.wheels] + ctx.files.srcs,
+        inputs = [w.file for w in wheels.wheels] + ctx.files.srcs + [launcher.file for launcher in runtime.venv_launchers],
         outputs = [archive, archive_record],
         mnemonic = "VenvstacksLayer",
         progress_message = "Building %s layer '%s' %%{label} (%d wheels)" % (ctx.attr.kind, ctx.attr.layer_name, len(wheels.wheels)),

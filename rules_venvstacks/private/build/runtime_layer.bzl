@@ -2,13 +2,51 @@
 
 load("//rules_venvstacks/private/common:constants.bzl", "ARCHIVE_FORMATS")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksRuntimeInfo")
-load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool")
+load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool", "tool_runtime")
+
+def _fail_when_built(ctx, runtime, outputs):
+    """Outputs that fail to build with `runtime.unavailable`.
+
+    The target itself stays analyzable: a layer's `.lock` needs the runtime's declared platforms
+    and its tool, not the target's files, so locking works from a host that is not a target.
+    """
+    ctx.actions.run(
+        executable = tool_runtime(runtime).interpreter,
+        arguments = ["-I", "-c", "import sys; sys.exit(sys.argv[1])", "%s: %s" % (ctx.label, runtime.unavailable)],
+        outputs = outputs,
+        mnemonic = "VenvstacksRuntimeUnavailable",
+        progress_message = "Runtime layer %{label} has no build for the target platform",
+    )
 
 def _runtime_layer_impl(ctx):
     runtime = ctx.attr.runtime[VenvstacksRuntimeInfo]
     layer_name = ctx.attr.layer_name or ctx.label.name
     archive = ctx.actions.declare_file("%s.%s" % (ctx.label.name, ctx.attr.archive_format))
     metadata = ctx.actions.declare_file("%s.json" % ctx.label.name)
+    if runtime.unavailable:
+        _fail_when_built(ctx, runtime, [archive, metadata])
+    else:
+        _pack_runtime(ctx, runtime, layer_name, archive, metadata)
+    return [
+        DefaultInfo(files = depset([archive, metadata])),
+        VenvstacksLayerInfo(
+            label = ctx.label,
+            layer_name = layer_name,
+            kind = "runtime",
+            archive = archive,
+            metadata = metadata,
+            archive_record = metadata,
+            python_version = runtime.python_version,
+            runtime = runtime,
+            runtime_layer_name = layer_name,
+            lower_layers = [],
+            frameworks = [],
+            launch_module = "",
+        ),
+    ]
+
+def _pack_runtime(ctx, runtime, layer_name, archive, metadata):
+    """Registers the `pack-runtime` action of the target platform's runtime."""
     epoch = ctx.attr.source_date_epoch if ctx.attr.source_date_epoch >= 0 else runtime.source_date_epoch
 
     args = ctx.actions.args()
@@ -33,23 +71,6 @@ def _runtime_layer_impl(ctx):
         mnemonic = "VenvstacksRuntimeLayer",
         progress_message = "Packing runtime layer %{label} (CPython " + runtime.python_version + ")",
     )
-    return [
-        DefaultInfo(files = depset([archive, metadata])),
-        VenvstacksLayerInfo(
-            label = ctx.label,
-            layer_name = layer_name,
-            kind = "runtime",
-            archive = archive,
-            metadata = metadata,
-            archive_record = metadata,
-            python_version = runtime.python_version,
-            runtime = runtime,
-            runtime_layer_name = layer_name,
-            lower_layers = [],
-            frameworks = [],
-            launch_module = "",
-        ),
-    ]
 
 runtime_layer = rule(
     implementation = _runtime_layer_impl,

@@ -9,7 +9,7 @@ ARCHIVE_FORMATS = ["tar.zst", "tar.xz", "zip"]
 # tools/venvstacks_tool/core/protocol.py LAYER_KINDS.
 LAYER_KINDS = ["framework", "application"]
 
-# tools/venvstacks_tool/lock/lock_command.py DEFAULT_INDEX_URL.
+# tools/venvstacks_tool/lock/resolve.py DEFAULT_INDEX_URL.
 DEFAULT_INDEX_URL = "https://pypi.org/simple"
 
 # tools/venvstacks_tool/core/protocol.py LAYER_NAME_RE: a layer name is its deployed directory's

@@ -1,11 +1,20 @@
 """Providers shared by the rules_venvstacks rules."""
 
 VenvstacksRuntimeInfo = provider(
-    doc = "A CPython runtime in python-build-standalone layout (from the PBS table, a custom build or a local archive), as declared with `venvstacks.runtime`.",
+    doc = """A CPython runtime in python-build-standalone layout (from the PBS table, a custom build or a local archive), as declared with `venvstacks.runtime`.
+
+`@NAME` (the runtime's hub) gives the runtime of the target platform (`--platforms`), with the
+build machine's runtime of the same Python X.Y as `exec_runtime`: the layer archives hold the
+target's files, the tool runs on the execution platform's interpreter.""",
     fields = {
         "name": "The runtime's name in MODULE.bazel, e.g. 'cpython3_12'.",
         "python_version": "The exact CPython version, e.g. '3.12.7'.",
-        "platform": "The PBS target triple the runtime was built for.",
+        "platform": "The PBS target triple the runtime was built for ('' when the runtime has no build for the target platform: see `unavailable`).",
+        "unavailable": "'' or why the runtime cannot serve the target platform (a message naming the runtime, the platform and the declared ones).",
+        "platforms": "list of the PBS triples the runtime's stacks target (what every lock covers).",
+        "lock_python_version": "The CPython version locks are resolved for (markers), e.g. '3.12.7'.",
+        "exec_runtime": "VenvstacksRuntimeInfo of the execution platform's runtime that runs the tool (itself for a per-platform runtime).",
+        "venv_launchers": "list of struct(name, file): Windows targets' venv launchers for `Scripts/` (python.exe, pythonw.exe); [] elsewhere.",
         "pbs_release": "The PBS release tag, or '' for a custom build.",
         "source_archive": "File: the archive exactly as downloaded (sha256-verified).",
         "source_urls": "list of the URLs it was fetched from ([] for a local archive).",
@@ -15,7 +24,7 @@ VenvstacksRuntimeInfo = provider(
         "files": "depset of File: what the interpreter needs at run time (stdlib).",
         "tool_site": "depset of File: the unpacked binary wheels build actions need (zstandard).",
         "tool_zips": "list of File: pure-Python wheels for build actions, put on sys.path as zip files (installer).",
-        "lock_zips": "list of File: pure-Python wheels only locking needs, as zip files (pip, pip-tools and their dependencies).",
+        "lock_zips": "list of File: pure-Python wheels only locking needs, as zip files (pip, packaging, tomli).",
         "tool_site_marker": "File: `zstandard/__init__.py` in the directory of the tool's unpacked wheels, which locates that directory.",
         "source_date_epoch": "int: the mtime of every archive member, from the PBS release date.",
     },
@@ -60,6 +69,7 @@ VenvstacksWheelsInfo = provider(
     fields = {
         "lock": "Label string of the lock file the wheels come from.",
         "missing": "True when the lock file does not exist yet.",
-        "wheels": "list of struct(file = File, sha256 = hex string).",
+        "platforms": "list of the PBS triples the lock covers.",
+        "wheels": "list of struct(file = File, sha256 = hex string): the target platform's wheels.",
     },
 )

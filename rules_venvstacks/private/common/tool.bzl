@@ -2,6 +2,8 @@
 
 Always on a fetched PBS interpreter started with `-I` (no PYTHONPATH, no user site, no script
 directory on sys.path) and an explicit environment, so nothing from the host's Python leaks in.
+The interpreter is the execution platform's runtime (`exec_runtime` of the runtime's hub), never
+the target's: a Windows layer builds on Linux with Linux's CPython of the same X.Y.
 """
 
 # Attributes every rule that runs the tool adds (private: users never set them).
@@ -36,12 +38,26 @@ TOOL_ENV = {
 def _parent(path):
     return path.rpartition("/")[0]
 
+def tool_runtime(runtime):
+    """The runtime whose interpreter runs the tool for `runtime` (its execution platform's)."""
+    return runtime.exec_runtime or runtime
+
 def tool_site_path(runtime):
     """Execroot-relative sys.path entries of the tool's wheels (for actions)."""
+    runtime = tool_runtime(runtime)
     return ":".join([_parent(runtime.tool_site_marker.dirname)] + [wheel.path for wheel in runtime.tool_zips])
 
 def tool_site_runfiles_path(runtime, phase):
-    """Runfiles-relative sys.path entries of the tool's wheels (for run and test targets of `phase`)."""
+    """Runfiles-relative sys.path entries of the tool's wheels, for run and test targets.
+
+    Args:
+      runtime: VenvstacksRuntimeInfo whose execution runtime runs the tool.
+      phase: "lock" (with the resolver's wheels) or "deploy".
+
+    Returns:
+      The entries joined with ":".
+    """
+    runtime = tool_runtime(runtime)
     site = _parent(_parent(runtime.tool_site_marker.short_path))
     zips = runtime.tool_zips + (runtime.lock_zips if phase == "lock" else [])
     return ":".join([site] + [wheel.short_path for wheel in zips])
@@ -59,6 +75,7 @@ def tool_inputs(ctx, runtime, phase = "build"):
     Returns:
       A depset of File.
     """
+    runtime = tool_runtime(runtime)
     sources = {
         "build": ctx.attr._tool_build_sources,
         "deploy": ctx.attr._tool_deploy_sources,
@@ -93,7 +110,7 @@ def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, pro
     prefix.add(subcommand)
     extra = inputs if type(inputs) == "depset" else depset(inputs)
     ctx.actions.run(
-        executable = runtime.interpreter,
+        executable = tool_runtime(runtime).interpreter,
         arguments = [prefix, arguments],
         inputs = depset(transitive = [extra, tool_inputs(ctx, runtime)]),
         outputs = outputs,
@@ -144,7 +161,7 @@ export VENVSTACKS_TOOL_PATH={site}
             env_lines = env_lines,
             site = shell_quote(tool_site_runfiles_path(runtime, phase)),
             prelude = prelude,
-            python = shell_quote(runtime.interpreter.short_path),
+            python = shell_quote(tool_runtime(runtime).interpreter.short_path),
             entry = shell_quote(ctx.file._tool_entry.short_path),
             subcommand = subcommand,
             arguments = " ".join(arguments),

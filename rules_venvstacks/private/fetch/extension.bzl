@@ -1,37 +1,68 @@
-"""The `venvstacks` module extension: declares python-build-standalone runtimes.
+"""The `venvstacks` module extension: python-build-standalone runtimes and the wheels of locks.
 
     venvstacks = use_extension("@rules_venvstacks//rules_venvstacks:extensions.bzl", "venvstacks")
-    venvstacks.runtime(name = "cpython3_12", python_version = "3.12")
-    use_repo(venvstacks, "cpython3_12")
+    venvstacks.runtime(name = "cpython3_12", python_version = "3.12", platforms = ["linux_x86_64", "macos_arm64"])
+    venvstacks.lock(name = "app", file = "//stacks:pylock.app.toml")
+    use_repo(venvstacks, "cpython3_12", "venvstacks_wheels")
+
+Per runtime it declares one repository per platform with a build (`NAME_PLATFORM`, fetched only
+when that platform is built or runs the tool) and the hub `@NAME`, which selects the target's
+and the execution platform's. Per lock it declares one repository per wheel file and the hub of
+locked wheels, which selects each target platform's wheels.
 """
 
+load("//rules_venvstacks/private/common:platforms.bzl", "PLATFORMS", "config_setting_label", "platform_name", "platform_triples")
 load(":pbs.bzl", "asset_urls", "host_platform", "python_minor", "release_epoch", "resolve_version")
 load(":pylock.bzl", "parse_pylock")
-load(":runtime_repository.bzl", "runtime_repository")
+load(":runtime_repository.bzl", "runtime_hub", "runtime_repository")
 load(":wheel_repository.bzl", "wheel_repository", "wheels_hub")
 
 _runtime_tag = tag_class(
-    doc = """A CPython runtime from python-build-standalone, fetched for the host platform.
+    doc = """A CPython runtime from python-build-standalone, for the platforms its stacks target.
 
-Three ways to say where it comes from:
+`platforms` lists the target platforms by short name (`linux_x86_64`, `linux_aarch64`,
+`macos_x86_64`, `macos_arm64`, `windows_x86_64`); empty (the default) means the host platform
+only. Every lock of a stack on this runtime covers all of them, and
+`bazel build --platforms=@rules_venvstacks//platforms:NAME` builds that platform's archives from
+any host. The tool always runs on the build machine's own PBS build of the same Python X.Y.
+
+Where the archives come from:
 
 * the built-in table of PBS releases (default): give `python_version`, "3.12" for the newest
   patch in the table or "3.12.7" to pin it; `base_urls` points at mirrors of the same files;
-* a custom build: `urls` + `sha256` (+ `strip_prefix`), with the exact `python_version`;
-* a local archive: `archive` (a label of a file in your repository), with the exact
-  `python_version` and, optionally, `sha256`.
+* a custom build for the host platform: `urls` + `sha256` (+ `strip_prefix`), or a local
+  `archive`, with the exact `python_version`;
+* a custom build for any platform: `venvstacks.runtime_archive(runtime = NAME, platform = ...)`.
 """,
     attrs = {
-        "archive": attr.label(doc = "A local PBS-layout archive file, instead of downloading one."),
+        "archive": attr.label(doc = "A local PBS-layout archive file for the host platform, instead of downloading one."),
         "base_urls": attr.string_list(
             doc = "Mirrors of the PBS release assets (`<base>/<release>/<file>`), tried in order; the table's sha256 still applies.",
         ),
         "name": attr.string(mandatory = True, doc = "Repository name, e.g. 'cpython3_12'; also the target name in it."),
+        "platforms": attr.string_list(doc = "Target platforms by short name, e.g. ['linux_x86_64', 'windows_x86_64']; [] = the host only."),
         "python_version": attr.string(mandatory = True, doc = "'3.12' (newest in the table) or an exact '3.12.7'."),
         "release": attr.string(doc = "PBS release tag of a custom build, recorded in metadata (optional)."),
         "sha256": attr.string(doc = "sha256 of the custom or local archive (required with `urls`)."),
         "strip_prefix": attr.string(default = "python", doc = "Directory inside a custom archive that holds the installation."),
-        "urls": attr.string_list(doc = "Download URLs of a custom PBS-layout build, tried in order."),
+        "urls": attr.string_list(doc = "Download URLs of a custom PBS-layout build for the host platform, tried in order."),
+    },
+)
+
+_runtime_archive_tag = tag_class(
+    doc = """A custom PBS-layout archive of a runtime for one platform, instead of the table's.
+
+For a mirror with other file names, your own builds, or archives served in tests.
+""",
+    attrs = {
+        "archive": attr.label(doc = "A local archive file instead of `urls`."),
+        "platform": attr.string(mandatory = True, doc = "The platform's short name, e.g. 'windows_x86_64'."),
+        "python_version": attr.string(mandatory = True, doc = "The archive's exact CPython version, e.g. '3.12.7'."),
+        "release": attr.string(doc = "PBS release tag, recorded in metadata (optional)."),
+        "runtime": attr.string(mandatory = True, doc = "The `name` of the `venvstacks.runtime` it belongs to."),
+        "sha256": attr.string(doc = "sha256 of the archive (required with `urls`)."),
+        "strip_prefix": attr.string(default = "python", doc = "Directory inside the archive that holds the installation."),
+        "urls": attr.string_list(doc = "Download URLs, tried in order."),
     },
 )
 
@@ -65,13 +96,17 @@ def _declare_locks(module_ctx):
                 fail("venvstacks.lock(name = '%s'): declared twice in hub '%s'" % (tag.name, tag.hub))
             path = module_ctx.path(tag.file)
             module_ctx.watch(path)
-            entry = {"lock": str(tag.file), "missing": not path.exists, "wheels": []}
+            entry = {"lock": str(tag.file), "missing": not path.exists, "platforms": [], "wheels": {}}
             hub[tag.name] = entry
             if not path.exists:
                 continue
-            for package in parse_pylock(module_ctx.read(path), str(tag.file)):
+            lock = parse_pylock(module_ctx.read(path), str(tag.file))
+            entry["platforms"] = lock.platforms
+            for package in lock.packages:
+                repos = {}
                 for wheel in package.wheels:
                     repo = "%s__%s_%s" % (tag.hub, _repo_name(package.name.lower()), wheel.sha256[:12])
+                    repos[wheel.name] = (repo, wheel.sha256)
                     if repo not in wheel_repos:
                         wheel_repos[repo] = True
                         url = wheel.url or "file://%s/%s" % (path.dirname, wheel.path)
@@ -83,64 +118,101 @@ def _declare_locks(module_ctx):
                             package = "%s %s" % (package.name, package.version),
                             lock = str(tag.file),
                         )
-                    entry["wheels"].append([repo, wheel.sha256])
+                for platform, wheel_name in package.platform_wheels.items():
+                    repo, sha256 = repos[wheel_name]
+                    entry["wheels"].setdefault(platform, []).append([repo, sha256])
+    settings = {entry.triple: str(config_setting_label(name)) for name, entry in PLATFORMS.items()}
     for hub, locks in hubs.items():
-        wheels_hub(name = hub, locks = json.encode(locks))
+        wheels_hub(name = hub, locks = json.encode(locks), config_settings = json.encode(settings))
 
 def _read_json(module_ctx, label):
     return json.decode(module_ctx.read(module_ctx.path(label)))
 
-def _tool_wheels(wheel_table, what, minor, platform):
-    """The {url, sha256, role} wheels the tool needs on a runtime of `minor` on `platform`."""
+def _tool_wheels(wheel_table, minor, platform):
+    """The {url, sha256, role} wheels the tool needs on a runtime of `minor` on `platform`, or None."""
     wheels = []
-    for package, entry in sorted(wheel_table["packages"].items()):
+    for _, entry in sorted(wheel_table["packages"].items()):
         if "python" in entry and minor not in entry["python"]:
             continue
         wheel = entry["wheels"].get("any") or entry["wheels"].get(minor, {}).get(platform)
         if wheel == None:
-            fail("%s: rules_venvstacks has no '%s' wheel for Python %s on %s (see rules_venvstacks/private/fetch/tool_wheels.json)" % (
-                what,
-                package,
-                minor,
-                platform,
-            ))
+            return None
         wheels.append({"role": entry.get("role", "build"), "sha256": wheel["sha256"], "url": wheel["url"]})
     return json.encode(wheels)
 
-def _runtime_source(tag, table, platform, what):
-    """Resolves a runtime tag to struct(version, urls, sha256, strip_prefix, release)."""
-    if tag.urls or tag.archive:
-        if tag.urls and tag.archive:
-            fail("%s: give either `urls` or `archive`, not both" % what)
-        if tag.urls and not tag.sha256:
-            fail("%s: a custom build from `urls` needs its `sha256`" % what)
-        if len(tag.python_version.split(".")) != 3:
-            fail("%s: a custom build needs the exact python_version (e.g. '3.12.7'), got '%s'" % (what, tag.python_version))
-        return struct(
-            version = tag.python_version,
-            urls = tag.urls,
-            sha256 = tag.sha256,
-            strip_prefix = tag.strip_prefix,
-            release = tag.release,
-        )
-    resolved = resolve_version(table, tag.python_version)
-    if resolved.error:
-        fail("%s: %s" % (what, resolved.error))
-    asset = asset_urls(table, resolved.version, platform, tag.base_urls)
-    if asset.error:
-        fail("%s: %s" % (what, asset.error))
+def _custom_source(tag, what):
+    """struct(version, urls, sha256, strip_prefix, release, archive) of a custom build."""
+    if tag.urls and tag.archive:
+        fail("%s: give either `urls` or `archive`, not both" % what)
+    if tag.urls and not tag.sha256:
+        fail("%s: a custom build from `urls` needs its `sha256`" % what)
+    if len(tag.python_version.split(".")) != 3:
+        fail("%s: a custom build needs the exact python_version (e.g. '3.12.7'), got '%s'" % (what, tag.python_version))
     return struct(
-        version = resolved.version,
+        version = tag.python_version,
+        urls = tag.urls,
+        sha256 = tag.sha256,
+        strip_prefix = tag.strip_prefix,
+        release = tag.release,
+        archive = tag.archive,
+    )
+
+def _table_source(table, version, platform, base_urls):
+    """The table's source of `version` on `platform`, or None when the table has no build."""
+    asset = asset_urls(table, version, platform, base_urls)
+    if asset.error:
+        return None
+    return struct(
+        version = version,
         urls = asset.urls,
         sha256 = asset.sha256,
         strip_prefix = asset.strip_prefix,
         release = asset.release,
+        archive = None,
     )
+
+def _runtime_archives(module_ctx):
+    """{runtime name: {triple: tag}} from `venvstacks.runtime_archive`."""
+    archives = {}
+    for mod in module_ctx.modules:
+        for tag in mod.tags.runtime_archive:
+            what = "runtime_archive(runtime = '%s', platform = '%s')" % (tag.runtime, tag.platform)
+            triple = platform_triples([tag.platform], what)[0]
+            if triple in archives.get(tag.runtime, {}):
+                fail("%s: declared twice" % what)
+            if not tag.urls and not tag.archive:
+                fail("%s: give `urls` + `sha256` or `archive`" % what)
+            archives.setdefault(tag.runtime, {})[triple] = struct(tag = tag, what = what)
+    return archives
+
+def _runtime_sources(tag, table, host, archives, what):
+    """{triple: source} for every platform the runtime has a build for, and the version to lock for."""
+    resolved = resolve_version(table, tag.python_version)
+    sources = {}
+    for entry in PLATFORMS.values():
+        triple = entry.triple
+        if triple in archives:
+            sources[triple] = _custom_source(archives[triple].tag, archives[triple].what)
+        elif (tag.urls or tag.archive) and triple == host:
+            sources[triple] = _custom_source(tag, what)
+        elif not resolved.error:
+            source = _table_source(table, resolved.version, triple, tag.base_urls)
+            if source != None:
+                sources[triple] = source
+    if not resolved.error:
+        lock_version = resolved.version
+    elif len(tag.python_version.split(".")) == 3 and (tag.urls or tag.archive or archives):
+        lock_version = tag.python_version
+    else:
+        fail("%s: %s" % (what, resolved.error))
+    return sources, lock_version
 
 def _venvstacks_impl(module_ctx):
     table = _read_json(module_ctx, Label(":pbs_releases.json"))
     wheel_table = _read_json(module_ctx, Label(":tool_wheels.json"))
-    platform = host_platform(module_ctx.os.name, module_ctx.os.arch)
+    host = host_platform(module_ctx.os.name, module_ctx.os.arch)
+    archives = _runtime_archives(module_ctx)
+    settings = {entry.triple: str(config_setting_label(name)) for name, entry in PLATFORMS.items()}
     declared = {}
     for mod in module_ctx.modules:
         for tag in mod.tags.runtime:
@@ -148,31 +220,63 @@ def _venvstacks_impl(module_ctx):
             if tag.name in declared:
                 fail("%s: the name is already declared by module '%s'; runtime names must be unique" % (what, declared[tag.name]))
             declared[tag.name] = mod.name
-            if platform == None:
-                fail("%s: unsupported host platform %s/%s; PBS runtimes are known for x86_64/aarch64 Linux (gnu), x86_64/arm64 macOS and x86_64 Windows" % (
-                    what,
-                    module_ctx.os.name,
-                    module_ctx.os.arch,
-                ))
-            source = _runtime_source(tag, table, platform, what)
-            runtime_repository(
+            targets = platform_triples(tag.platforms, what)
+            if not targets:
+                if host == None:
+                    fail("%s: unsupported host platform %s/%s and no `platforms`; PBS runtimes are known for: %s" % (
+                        what,
+                        module_ctx.os.name,
+                        module_ctx.os.arch,
+                        ", ".join(sorted(PLATFORMS)),
+                    ))
+                targets = [host]
+            sources, lock_version = _runtime_sources(tag, table, host, archives.get(tag.name, {}), what)
+            for triple in targets:
+                if triple not in sources:
+                    fail("%s: no build of Python %s for platform '%s' in the built-in PBS table; give one with venvstacks.runtime_archive(runtime = '%s', platform = '%s', ...)" % (
+                        what,
+                        lock_version,
+                        platform_name(triple),
+                        tag.name,
+                        platform_name(triple),
+                    ))
+            repos, execs = {}, {}
+            for triple, source in sorted(sources.items()):
+                repo = "%s_%s" % (tag.name, platform_name(triple))
+                tool_wheels = _tool_wheels(wheel_table, python_minor(source.version), triple)
+                runtime_repository(
+                    name = repo,
+                    runtime_name = tag.name,
+                    python_version = source.version,
+                    platform = triple,
+                    release = source.release,
+                    urls = source.urls,
+                    sha256 = source.sha256,
+                    strip_prefix = source.strip_prefix,
+                    archive = source.archive,
+                    source_date_epoch = release_epoch(source.release),
+                    tool_wheels = tool_wheels or "",
+                )
+                repos[triple] = repo
+                if tool_wheels != None and python_minor(source.version) == python_minor(lock_version):
+                    execs[triple] = repo
+            runtime_hub(
                 name = tag.name,
                 runtime_name = tag.name,
-                python_version = source.version,
-                platform = platform,
-                release = source.release,
-                urls = source.urls,
-                sha256 = source.sha256,
-                strip_prefix = source.strip_prefix,
-                archive = tag.archive,
-                source_date_epoch = release_epoch(source.release),
-                tool_wheels = _tool_wheels(wheel_table, what, python_minor(source.version), platform),
+                targets = json.encode({triple: repos[triple] for triple in targets}),
+                execs = json.encode(execs),
+                config_settings = json.encode(settings),
+                platform_names = json.encode({name: str(config_setting_label(name)) for name in PLATFORMS}),
+                lock_python_version = lock_version,
             )
+    for runtime in archives:
+        if runtime not in declared:
+            fail("venvstacks.runtime_archive(runtime = '%s'): no venvstacks.runtime of that name" % runtime)
     _declare_locks(module_ctx)
     return module_ctx.extension_metadata(reproducible = True)
 
 venvstacks = module_extension(
     implementation = _venvstacks_impl,
-    doc = "Declares the CPython runtimes that venvstacks layers are built on, and the wheels their locks pin.",
-    tag_classes = {"lock": _lock_tag, "runtime": _runtime_tag},
+    doc = "Declares the CPython runtimes that venvstacks layers are built on, for their target platforms, and the wheels their locks pin.",
+    tag_classes = {"lock": _lock_tag, "runtime": _runtime_tag, "runtime_archive": _runtime_archive_tag},
 )

@@ -1,4 +1,4 @@
-"""Repository rule that fetches one python-build-standalone runtime, verified by sha256.
+"""Repository rules of runtimes: one per (runtime, platform) fetched by sha256, and the runtime's hub.
 
 Downloads go through Bazel's downloader (`repository_ctx.download`), so mirrors,
 `--experimental_downloader_config`, `--distdir`, the repository cache and credential helpers
@@ -73,13 +73,16 @@ def _runtime_repository_impl(rctx):
     windows = "windows" in rctx.attr.platform
     interpreter = _check_layout(rctx, what, archive_name, rctx.attr.strip_prefix, rctx.attr.python_version, windows)
 
+    launchers = _venv_launchers(rctx, interpreter) if windows else {}
+
     # Build actions get tool_site (zstandard) and tool_zips (installer); `.lock` targets also
-    # lock_zips (pip, pip-tools and the rest), so a resolver bump never changes a layer's action
+    # lock_zips (pip, packaging, tomli), so a resolver bump never changes a layer's action
     # key. A pure-Python wheel stays one zip file on sys.path (zipimport): one action input instead
     # of hundreds, which the sandbox pays for per action, and nothing to unpack in every fresh
     # output base. Only binary wheels are unpacked.
     zips = {"build": [], "lock": []}
-    for wheel in json.decode(rctx.attr.tool_wheels):
+    has_tool = bool(rctx.attr.tool_wheels)
+    for wheel in json.decode(rctx.attr.tool_wheels or "[]"):
         file_name = wheel["url"].rpartition("/")[2]
         if file_name.endswith("-none-any.whl"):
             output = "%s_zips/%s" % ("lock" if wheel["role"] == "lock" else "tool", file_name)
@@ -95,7 +98,7 @@ def _runtime_repository_impl(rctx):
 load("{runtime_bzl}", "venvstacks_runtime")
 
 venvstacks_runtime(
-    name = "{name}",
+    name = "runtime",
     files = glob(["{root}/**"], exclude = {excludes}),
     interpreter = "{interpreter}",
     pbs_release = "{release}",
@@ -109,14 +112,10 @@ venvstacks_runtime(
     strip_prefix = "{strip_prefix}",
     lock_zips = {lock_zips},
     tool_site = glob(["tool_site/**"], exclude = {excludes}),
-    tool_site_marker = "tool_site/zstandard/__init__.py",
+    tool_site_marker = {tool_site_marker},
     tool_zips = {tool_zips},
-    visibility = ["//visibility:public"],
-)
-
-alias(
-    name = "runtime",
-    actual = ":{name}",
+    venv_launcher_names = {launcher_names},
+    venv_launchers = {launcher_files},
     visibility = ["//visibility:public"],
 )
 """.format(
@@ -136,7 +135,37 @@ alias(
         strip_prefix = rctx.attr.strip_prefix,
         tool_zips = repr(sorted(zips["build"])),
         lock_zips = repr(sorted(zips["lock"])),
+        tool_site_marker = repr("tool_site/zstandard/__init__.py") if has_tool else "None",
+        launcher_names = repr(sorted(launchers)),
+        launcher_files = repr([launchers[name] for name in sorted(launchers)]),
     ))
+
+# The Windows venv launchers a layer copies to `Scripts/` (as `python -m venv` does): their names
+# in the runtime (3.13 renamed them) -> their names in a venv.
+_VENV_LAUNCHERS = [
+    ("python.exe", "python.exe"),
+    ("pythonw.exe", "pythonw.exe"),
+    ("venvlauncher.exe", "python.exe"),
+    ("venvwlauncher.exe", "pythonw.exe"),
+]
+
+def _venv_launchers(rctx, interpreter):
+    """{name in Scripts: repository path} of a Windows runtime's venv launchers; fails if it has none."""
+    scripts = interpreter.rpartition("/")[0] + "/Lib/venv/scripts/nt"
+    found = {}
+    for source, name in _VENV_LAUNCHERS:
+        if name not in found and rctx.path(scripts + "/" + source).exists:
+            found[name] = scripts + "/" + source
+    for name, names in (("python.exe", "python.exe or venvlauncher.exe"), ("pythonw.exe", "pythonw.exe or venvwlauncher.exe")):
+        if name not in found:
+            fail("runtime '%s' (%s): archive has no venv launcher %s in %s; layers for Windows copy it to Scripts/%s" % (
+                rctx.attr.runtime_name,
+                rctx.attr.platform,
+                names,
+                scripts.removeprefix("unpacked/"),
+                name,
+            ))
+    return found
 
 runtime_repository = repository_rule(
     implementation = _runtime_repository_impl,
@@ -150,7 +179,82 @@ runtime_repository = repository_rule(
         "sha256": attr.string(doc = "Expected sha256 of the archive."),
         "source_date_epoch": attr.int(mandatory = True, doc = "mtime for archive members."),
         "strip_prefix": attr.string(default = "python", doc = "Installation directory inside the archive."),
-        "tool_wheels": attr.string(mandatory = True, doc = "JSON list of {url, sha256, role} wheels for the tool."),
+        "tool_wheels": attr.string(doc = "JSON list of {url, sha256, role} wheels for the tool; '' when none exist for this platform (then it can be a target, not run the tool)."),
         "urls": attr.string_list(doc = "Mirrors of the archive, tried in order."),
+    },
+)
+
+def _runtime_hub_impl(rctx):
+    name = rctx.attr.runtime_name
+    targets = json.decode(rctx.attr.targets)
+    execs = json.decode(rctx.attr.execs)
+    settings = json.decode(rctx.attr.config_settings)
+
+    def branches(repos):
+        lines = ["        %s: %s," % (repr(settings[platform]), repr("@%s//:runtime" % repo)) for platform, repo in sorted(repos.items())]
+        return "\n".join(lines + ["        \"//conditions:default\": \":unavailable\","])
+
+    rctx.file("BUILD.bazel", """\
+load({runtime_bzl}, "venvstacks_platform_runtime", "venvstacks_runtime_unavailable")
+
+# `@{name}`: the runtime of the target platform, with the execution platform's runtime to run
+# the tool. Generated by the `venvstacks` module extension.
+venvstacks_platform_runtime(
+    name = {name_repr},
+    exec_runtime = ":exec_runtime",
+    lock_python_version = {version},
+    platforms = {platforms},
+    runtime_name = {name_repr},
+    target = select({{
+{targets}
+    }}),
+    visibility = ["//visibility:public"],
+)
+
+alias(
+    name = "runtime",
+    actual = {name_repr},
+    visibility = ["//visibility:public"],
+)
+
+# Resolved in the execution configuration (the hub's `exec_runtime` has cfg = "exec"), so this
+# select sees the execution platform: a select on the hub's own attribute would see the target.
+alias(
+    name = "exec_runtime",
+    actual = select({{
+{execs}
+    }}),
+)
+
+venvstacks_runtime_unavailable(
+    name = "unavailable",
+    declared = {platforms},
+    platform_name = select({{
+{names}
+        "//conditions:default": "(not one of rules_venvstacks' platforms)",
+    }}),
+    runtime_name = {name_repr},
+)
+""".format(
+        runtime_bzl = repr(str(Label("//rules_venvstacks/private/build:runtime.bzl"))),
+        name = name,
+        name_repr = repr(name),
+        execs = branches(execs),
+        targets = branches(targets),
+        version = repr(rctx.attr.lock_python_version),
+        platforms = repr(sorted(targets)),
+        names = "\n".join(["        %s: %s," % (repr(setting), repr(short)) for short, setting in sorted(json.decode(rctx.attr.platform_names).items())]),
+    ))
+
+runtime_hub = repository_rule(
+    implementation = _runtime_hub_impl,
+    doc = "The runtime's hub `@NAME`: selects the per-platform runtime repositories; created by the `venvstacks` extension.",
+    attrs = {
+        "config_settings": attr.string(mandatory = True, doc = "JSON: triple -> label of its config_setting."),
+        "execs": attr.string(mandatory = True, doc = "JSON: triple -> repository that can run the tool there."),
+        "lock_python_version": attr.string(mandatory = True, doc = "The version locks resolve for."),
+        "platform_names": attr.string(mandatory = True, doc = "JSON: short platform name -> label of its config_setting."),
+        "runtime_name": attr.string(mandatory = True, doc = "Name given in MODULE.bazel."),
+        "targets": attr.string(mandatory = True, doc = "JSON: triple -> repository, for the declared target platforms."),
     },
 )

@@ -30,27 +30,39 @@ wheel_repository = repository_rule(
 )
 
 def _wheels_hub_impl(rctx):
+    settings = json.decode(rctx.attr.config_settings)
     lines = ["load(\"%s\", \"locked_wheels\")" % str(Label("//rules_venvstacks/private/build:locked_wheels.bzl")), ""]
     for name, entry in sorted(json.decode(rctx.attr.locks).items()):
+        # One branch per platform the lock covers: only the built platform's wheels are fetched.
+        branches = []
+        for platform, wheels in sorted(entry["wheels"].items()):
+            selected = {"@%s//:wheel" % repo: sha256 for repo, sha256 in wheels}
+            branches.append("        %s: %s," % (repr(settings[platform]), repr(selected)))
+        branches.append("        \"//conditions:default\": {},")
         lines.append("""locked_wheels(
     name = {name},
     lock = {lock},
     missing = {missing},
-    wheels = {wheels},
+    platforms = {platforms},
+    wheels = select({{
+{branches}
+    }}),
     visibility = ["//visibility:public"],
 )
 """.format(
             name = repr(name),
             lock = repr(entry["lock"]),
             missing = "True" if entry["missing"] else "False",
-            wheels = repr({"@%s//:wheel" % repo: sha256 for repo, sha256 in entry["wheels"]}),
+            platforms = repr(entry["platforms"]),
+            branches = "\n".join(branches),
         ))
     rctx.file("BUILD.bazel", "\n".join(lines))
 
 wheels_hub = repository_rule(
     implementation = _wheels_hub_impl,
-    doc = "The hub repository: one `locked_wheels` target per lock, named as in `venvstacks.lock`.",
+    doc = "The hub repository: one `locked_wheels` target per lock, named as in `venvstacks.lock`, selecting the target platform's wheels.",
     attrs = {
-        "locks": attr.string(mandatory = True, doc = "JSON: name -> {lock, missing, wheels: [[repo, sha256]]}."),
+        "config_settings": attr.string(mandatory = True, doc = "JSON: triple -> label of its config_setting."),
+        "locks": attr.string(mandatory = True, doc = "JSON: name -> {lock, missing, platforms, wheels: {triple: [[repo, sha256]]}}."),
     },
 )

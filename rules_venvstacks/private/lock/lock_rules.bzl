@@ -85,12 +85,12 @@ def _lock_arguments(info):
         "--layer-kind",
         info.kind,
         "--python-version",
-        info.runtime_layer.python_version,
-        "--platform",
-        info.runtime_layer.runtime.platform,
+        info.runtime_layer.runtime.lock_python_version,
         "--index-url",
         info.index.index_url,
     ]
+    for platform in info.runtime_layer.runtime.platforms:
+        arguments += ["--platform", platform]
     files = list(info.requirements_in)
     for requirement in info.requirements:
         arguments += ["--requirement", requirement]

@@ -21,8 +21,9 @@ input files:
 4. Compile bytecode (the wheels' sources from step 1 on, the rest now): unchecked-hash pycs
    whose `co_filename` is relative, written by fresh interpreters with a fixed hash seed over a
    partition of the sorted sources fixed by the inputs, so the bytes do not depend on the
-   machine, its CPU count, timing or the tool's own state. Bytecode is the same on every
-   platform for one X.Y.
+   machine, its CPU count, timing or the tool's own state. Bytecode does not depend on the
+   target: one X.Y gives the same pycs for every POSIX target, and a Windows layer's differ
+   only in `co_filename`, which names its own site-packages (`Lib/site-packages`).
 5. Refuse the tree if any file that this build wrote or copied holds the absolute path of the
    scratch directory, the wheels, the application sources or the interpreter, or if an
    extension module is not built for the target; then pack it with `archive.write_archive` and
@@ -68,6 +69,8 @@ from venvstacks_tool.core.protocol import (
 
 POSTINSTALL_TEMPLATE = Path(postinstall_template.__file__)
 BYTECODE_MODES = ("compiled", "none")
+# What a Windows layer's Scripts holds of the runtime's venv launchers (`--venv-launcher NAME=PATH`).
+VENV_LAUNCHER_NAMES = ("python.exe", "pythonw.exe")
 
 AppFile = tuple[PurePosixPath, Path]
 
@@ -95,6 +98,7 @@ class LayerLayout:
     script_kind: ScriptKind
     venv: VenvLayerLayout  # what the layer config records
     windows: bool
+    case_insensitive: bool  # the target's file system (Windows; macOS by default) ignores case
 
 
 def layer_layout(platform: TargetPlatform, xy: str) -> LayerLayout:
@@ -112,6 +116,7 @@ def layer_layout(platform: TargetPlatform, xy: str) -> LayerLayout:
             runtime_site_dir=platform.site_packages(xy),
         ),
         windows=windows,
+        case_insensitive=platform.os in ("windows", "macos"),
     )
 
 
@@ -261,6 +266,14 @@ def parse_request(argv: list[str]) -> LayerBuild:
             f"layer {layer!r}: --venv-launcher is required for a Windows target and only for one"
             f" (target {identity.platform.name})"
         )
+    names = [name for name, _ in launchers]
+    if launchers and sorted(names) != sorted(VENV_LAUNCHER_NAMES):
+        # The name is a file name in Scripts: anything else could write outside it, or leave the
+        # layer without the interpreter its config names.
+        raise VenvstacksError(
+            f"layer {layer!r}: --venv-launcher must name {' and '.join(VENV_LAUNCHER_NAMES)} once each"
+            f" (given: {', '.join(names)})"
+        )
     return LayerBuild(
         identity=identity,
         runtime_layer=args.runtime_layer,
@@ -342,7 +355,12 @@ def _install_wheels(
 
 
 def _check_install_layout(layer_dir: Path, layout: LayerLayout, layer: str) -> None:
-    """Check every installed distribution is in the layer's site-packages, and nothing made another lib dir."""
+    """Check every installed distribution is in the layer's site-packages, and nothing made another lib dir.
+
+    On a target whose file system ignores case (Windows, macOS by default), a `lib/` that a
+    wheel's `.data/data` made next to the layer's `Lib/` (or `Lib/` next to `lib/`) is the same
+    directory once deployed, so it is checked like the layer's own.
+    """
     site = layer_dir / layout.site_dir
     for dirpath, dirnames, _ in os.walk(layer_dir):
         for dirname in dirnames:
@@ -354,6 +372,14 @@ def _check_install_layout(layer_dir: Path, layout: LayerLayout, layer: str) -> N
                 )
     lib_dir = layout.site_dir.split("/")[0]
     expected = layout.site_dir.split("/")[1]
+    fold = str.casefold if layout.case_insensitive else str
+    lib_dirs = sorted(name for name in os.listdir(layer_dir) if fold(name) == fold(lib_dir))
+    for name in lib_dirs:
+        if name != lib_dir:
+            raise VenvstacksError(
+                f"layer {layer!r}: a wheel created {name!r}, which is the layer's {lib_dir!r} on its"
+                " case-insensitive target; its files would land beside site-packages"
+            )
     for top in sorted(os.listdir(layer_dir / lib_dir)) if (layer_dir / lib_dir).is_dir() else []:
         if top != expected:
             raise VenvstacksError(

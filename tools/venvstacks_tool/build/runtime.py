@@ -6,19 +6,22 @@ plus the layer config that venvstacks' deployment protocol reads from
 the archive (name, format, sha256, size) and where the runtime came from.
 
 Everything in both outputs comes from the arguments and the source archive's content: no clock,
-no absolute path, no environment variable.
+no absolute path, no environment variable. The arguments are parsed once into a `RuntimePack`
+(`parse_request`); the target platform (`--platform`, a PBS triple) decides the layout checked.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from venvstacks_tool.core.archive import ARCHIVE_FORMATS, ArchiveEntry, read_tar_entries, reroot_entries, write_archive
 from venvstacks_tool.core.cli import subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import json_bytes, sha256_file
+from venvstacks_tool.core.platforms import TargetPlatform, by_triple
 from venvstacks_tool.core.protocol import (
     LAYER_CONFIG_PATH,
     PYTHON_VERSION_RE,
@@ -59,9 +62,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_arguments(args: argparse.Namespace) -> tuple[int, int]:
-    """Validate the arguments that do not need the archive; return the (major, minor) version."""
-    layer = args.layer_name
+@dataclass(frozen=True)
+class RuntimePack:
+    """Everything `pack-runtime` was asked to do, validated."""
+
+    layer: str
+    python_version: str  # the full version, e.g. "3.12.7"
+    major: int
+    minor: int
+    platform: TargetPlatform
+    source_archive: Path
+    strip_prefix: str  # without leading or trailing "/"; "" for an archive without a top directory
+    pbs_release: str  # "" for a custom build
+    source_sha256: str  # lower-case hex, or "" to take the archive's as it is
+    archive_format: str
+    mtime: int
+    output: Path
+    metadata: Path
+
+
+def parse_request(argv: list[str]) -> RuntimePack:
+    """Parse and validate `pack-runtime`'s command line (the checks that do not need the archive)."""
+    args = build_parser().parse_args(argv)
+    layer: str = args.layer_name
     if not is_layer_name(layer):
         raise VenvstacksError(f"runtime layer {layer!r}: the layer name must be letters, digits, '_', '.' and '-'")
     version = PYTHON_VERSION_RE.fullmatch(args.python_version)
@@ -75,9 +98,27 @@ def _check_arguments(args: argparse.Namespace) -> tuple[int, int]:
         raise VenvstacksError(f"runtime layer {layer!r}: --mtime must not be negative")
     if not args.platform:
         raise VenvstacksError(f"runtime layer {layer!r}: --platform is empty")
+    try:
+        platform = by_triple(args.platform)
+    except VenvstacksError as error:
+        raise VenvstacksError(f"runtime layer {layer!r}: --platform: {error}") from None
     if args.output.resolve() == args.metadata.resolve():
         raise VenvstacksError(f"runtime layer {layer!r}: --output and --metadata are one file")
-    return int(version.group(1)), int(version.group(2))
+    return RuntimePack(
+        layer=layer,
+        python_version=args.python_version,
+        major=int(version.group(1)),
+        minor=int(version.group(2)),
+        platform=platform,
+        source_archive=args.source_archive,
+        strip_prefix=args.strip_prefix.strip("/"),
+        pbs_release=args.pbs_release,
+        source_sha256=args.source_sha256.lower(),
+        archive_format=args.archive_format,
+        mtime=args.mtime,
+        output=args.output,
+        metadata=args.metadata,
+    )
 
 
 def _top_level_listing(names: list[str]) -> str:
@@ -166,21 +207,20 @@ def _check_layout(
     raise layout_error(expected)
 
 
-def pack_runtime(args: argparse.Namespace) -> None:
+def pack_runtime(request: RuntimePack) -> None:
     """Validate the source archive, then write the runtime layer archive and its metadata."""
-    major, minor = _check_arguments(args)
-    layer: str = args.layer_name
-    source: Path = args.source_archive
+    layer = request.layer
+    source = request.source_archive
     origin = source.name
-    prefix = args.strip_prefix.strip("/")
+    prefix = request.strip_prefix
 
     if not source.is_file():
         raise VenvstacksError(f"runtime layer {layer!r}: archive {origin!r} does not exist")
     source_sha256 = sha256_file(source)
-    if args.source_sha256 and args.source_sha256.lower() != source_sha256:
+    if request.source_sha256 and request.source_sha256 != source_sha256:
         raise VenvstacksError(
             f"runtime layer {layer!r}: archive {origin!r} has sha256 {source_sha256},"
-            f" but --source-sha256 is {args.source_sha256.lower()}"
+            f" but --source-sha256 is {request.source_sha256}"
         )
 
     # Read without stripping first, so a wrong layout is reported with the top-level entries
@@ -191,31 +231,30 @@ def pack_runtime(args: argparse.Namespace) -> None:
         layer=layer,
         origin=origin,
         prefix=prefix,
-        windows="windows" in args.platform,
-        major=major,
-        minor=minor,
-        python_version=args.python_version,
+        windows=request.platform.os == "windows",
+        major=request.major,
+        minor=request.minor,
+        python_version=request.python_version,
     )
     entries = reroot_entries(entries, prefix, layer, origin)
     # venvstacks' own post-install script can read this config too; a runtime is its own base.
-    config = runtime_layer_config(layer, args.python_version, paths["python"], paths["site_dir"])
+    config = runtime_layer_config(layer, request.python_version, paths["python"], paths["site_dir"])
     entries.append(ArchiveEntry(f"{layer}/{LAYER_CONFIG_PATH}", "file", 0o644, data=json_bytes(config)))
 
-    output: Path = args.output
-    write_archive(entries, output, args.archive_format, args.mtime)
+    write_archive(entries, request.output, request.archive_format, request.mtime)
 
     metadata = runtime_metadata(
-        record=record_archive(layer, output, args.archive_format),
-        pbs_release=args.pbs_release,
-        platform=args.platform,
-        python_version=args.python_version,
+        record=record_archive(layer, request.output, request.archive_format),
+        pbs_release=request.pbs_release,
+        platform=request.platform.triple,
+        python_version=request.python_version,
         source_sha256=source_sha256,
         strip_prefix=prefix,
     )
-    write_metadata(args.metadata, metadata)
+    write_metadata(request.metadata, metadata)
 
 
 def main(argv: list[str]) -> int:
     """Run `pack-runtime` with `argv`; errors are raised as VenvstacksError."""
-    pack_runtime(build_parser().parse_args(argv))
+    pack_runtime(parse_request(argv))
     return 0

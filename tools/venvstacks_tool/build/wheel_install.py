@@ -11,7 +11,10 @@ The wheel file is hashed and unpacked through one open file, so the bytes instal
 bytes whose sha256 matched the lock. Every script is made relocatable as it is written (the
 destination sees each one, and RECORD gets the hash of the bytes actually written): on POSIX
 targets its header becomes `RELOCATABLE_SHEBANG`, on Windows targets the launcher `installer`
-builds runs `python.exe` from the script's own directory (`Scripts`).
+builds runs `python.exe` from the script's own directory (`Scripts`), and the zip inside it gets
+a fixed timestamp (`installer` stamps it with the clock). RECORD names the files outside
+site-packages by POSIX paths relative to it whatever the build machine runs (`installer` writes
+absolute ones on a Windows build machine), so a layer's bytes do not depend on the machine.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import hashlib
 import io
 import os
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -29,7 +33,7 @@ from installer.destinations import SchemeDictionaryDestination
 from installer.exceptions import InstallerError
 from installer.records import RecordEntry
 from installer.sources import WheelFile
-from installer.utils import Scheme
+from installer.utils import Scheme, construct_record_file
 
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import CHUNK_SIZE
@@ -52,6 +56,8 @@ RELOCATABLE_SHEBANG = b"\n".join(
 # next to the launcher, in the layer's `Scripts` directory (which holds the venv's python.exe).
 WINDOWS_SCRIPT_INTERPRETER = "python.exe"
 ScriptKind = Literal["posix", "win-amd64"]
+# The timestamp of the `__main__.py` in a Windows launcher's zip (the earliest a zip can hold).
+LAUNCHER_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 # Written into each installed distribution's `.dist-info` (the recording-installed-projects
 # spec): the installer's name, and an empty REQUESTED because every wheel of a layer is asked for
 # by its lock (as pip marks each line of a requirements file).
@@ -98,10 +104,22 @@ class _RecordingDestination(SchemeDictionaryDestination):
         )
         self._installed = installed
         self._posix = posix
+        self._writing_entry_point = False
+
+    def write_script(self, name: str, module: str, attr: str, section: Literal["console", "gui"]) -> RecordEntry:
+        # Only the launchers `installer` generates get their zip rewritten, never a `.data/scripts`
+        # file: that one is the wheel's own bytes, even when it is an .exe with a zip appended.
+        self._writing_entry_point = True
+        try:
+            return super().write_script(name, module, attr, section)
+        finally:
+            self._writing_entry_point = False
 
     def write_to_fs(self, scheme: Scheme, path: str, stream: BinaryIO, is_executable: bool) -> RecordEntry:
         if scheme == "scripts" and self._posix:
             stream = io.BytesIO(relocatable_script(stream.read()))
+        elif scheme == "scripts" and self._writing_entry_point:
+            stream = io.BytesIO(deterministic_launcher(stream.read()))
         # A file in `.data/scripts` is a command: executable whatever its zip mode says, as pip does.
         entry = super().write_to_fs(scheme, path, stream, is_executable or scheme == "scripts")
         target = Path(os.path.abspath(os.path.join(self.scheme_dict[scheme], path)))
@@ -111,6 +129,51 @@ class _RecordingDestination(SchemeDictionaryDestination):
         if scheme == "scripts" or path.endswith(_GENERATED_DIST_INFO):
             self._installed.generated.append(target)
         return entry
+
+    def finalize_installation(
+        self, scheme: Scheme, record_file_path: str, records: Iterable[tuple[Scheme, RecordEntry]]
+    ) -> None:
+        """Write RECORD, naming files of the other schemes by POSIX paths relative to `scheme`'s directory.
+
+        `installer` uses `os.path.relpath` on POSIX build machines (native separators) and absolute
+        paths on Windows ones: either would make the layer's bytes depend on the build machine,
+        and an absolute path would be the build's scratch directory. The paths are relative, with
+        `/`, on every machine, which pip reads on every target.
+        """
+        base = self.scheme_dict[scheme]
+
+        def prefix_for_scheme(file_scheme: Scheme) -> str | None:
+            if file_scheme == scheme:
+                return None
+            return Path(os.path.relpath(self.scheme_dict[file_scheme], start=base)).as_posix() + "/"
+
+        with construct_record_file(list(records), prefix_for_scheme) as record_stream:
+            self.write_to_fs(scheme, record_file_path, record_stream, is_executable=False)
+
+
+def deterministic_launcher(data: bytes) -> bytes:
+    """A Windows entry-point launcher (`.exe` stub, `#!` line, zip) whose zip members have a fixed timestamp.
+
+    `installer` writes the zip's `__main__.py` with the current local time, so a layer with a
+    Windows console script would differ from one build to the next. The zip is rebuilt with the
+    same members, order, compression and permission bits, dated `LAUNCHER_ZIP_DATE`; the bytes
+    before it (the launcher stub and the `#!python.exe` line) are kept.
+    """
+    with zipfile.ZipFile(io.BytesIO(data)) as old:
+        infos = old.infolist()
+        # zipfile reads a zip appended to other bytes: each header_offset counts from the start
+        # of `data`, so the first member's is where the zip begins.
+        start = min(info.header_offset for info in infos)
+        members = [(info, old.read(info)) for info in infos]
+    rebuilt = io.BytesIO()
+    with zipfile.ZipFile(rebuilt, "w") as new:
+        for info, content in members:
+            fixed = zipfile.ZipInfo(info.filename, LAUNCHER_ZIP_DATE)
+            fixed.compress_type = info.compress_type
+            fixed.external_attr = info.external_attr
+            fixed.create_system = 3  # what a POSIX build machine writes; a Windows one would write 0
+            new.writestr(fixed, content)
+    return data[:start] + rebuilt.getvalue()
 
 
 def relocatable_script(data: bytes) -> bytes:

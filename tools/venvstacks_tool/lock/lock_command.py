@@ -1,66 +1,115 @@
-"""`lock` and `check-lock`: resolve a layer's requirements into its lock file, and check it is fresh.
+"""`lock` and `check-lock`: resolve a layer into one lock for all its target platforms; check it is fresh.
 
-`lock` runs (through `bazel run //stacks:<layer>.lock`) on the layer's own runtime interpreter, so
-environment markers evaluate for the layer's Python:
+`lock` runs through `bazel run //stacks:<layer>.lock` on the execution platform's interpreter
+(the host's), whose X.Y must be the target runtime's X.Y; markers are evaluated for each target
+platform anyway, never for the host:
 
-1. reads the locks of the layers below (in stacking order) and fails early, naming both layers and
-   the package, when a top-level requirement excludes a version that a lower layer pins;
-2. resolves the requirements with pip-tools (`pip-compile --generate-hashes`, in this process),
-   binary-only, with the lower layers' pins as constraints and pip isolated from the host's pip
-   configuration; a package without a compatible wheel fails here, by name;
-3. picks the exact wheel of every package with pip's own installer logic (`pip install --dry-run
-   --report`, in a child process) and writes the lock (`venvstacks_tool.pylock`) and a
-   requirements.txt with `--hash` lines for people into the source tree. Packages a lower layer
-   pins are listed as `provided` by that layer, not as packages of this one.
+1. parses the arguments once into a `LockRequest`, reads the requirements (inline and
+   requirements.in files, with line numbers for errors) and the locks of the layers below, which
+   must cover the same platforms; fails early, naming both layers and the package, when a
+   top-level requirement excludes a version a lower layer pins on a platform it applies to;
+2. resolves with `resolve.resolve`: pip's own resolver, binary-only, once per target platform in
+   a child process whose marker environment is the target's, with the lower layers' pins of that
+   platform as constraints and the current lock's versions preferred (unless `--upgrade`); the
+   hash of every wheel comes from the index, no wheel is downloaded, and the host's pip
+   configuration is ignored;
+3. writes the lock (`pylock`) and a requirements.txt with `--hash` lines for people into the
+   source tree, atomically. A package a lower layer installs on a platform is `provided` there,
+   not installed again; local find-links wheels are recorded by a `path` relative to the lock
+   (refused outside the workspace); no URL written carries credentials.
 
 `check-lock` (a `bazel test`, no network) recomputes `inputs_hash` from the staged inputs and
-compares it with the lock's `inputs-hash`.
+compares it with the lock's `inputs-hash`; it also fails when a lower lock covers other platforms.
 
-`cli` maps `check-lock` to `check_lock_main` here.
-pip and pip-tools are imported only inside the functions that run them.
+`cli` maps `check-lock` to `check_lock_main` here and `lock` to `main`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
-import io
 import json
 import os
-import posixpath
 import re
 import sys
 import tempfile
-import urllib.parse
-import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from venvstacks_tool.core.cli import add_repeatable, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import write_bytes_atomic
-from venvstacks_tool.core.process import pip_command, run_captured
-from venvstacks_tool.lock import pylock
+from venvstacks_tool.core.platforms import PLATFORMS, TargetPlatform, by_triple
+from venvstacks_tool.lock import pylock, resolve
+from venvstacks_tool.lock.urls import strip_credentials
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
 
-DEFAULT_INDEX_URL = "https://pypi.org/simple"
+DEFAULT_INDEX_URL = resolve.DEFAULT_INDEX_URL
 # Bump when what `inputs_hash` covers changes, so every lock reads as stale once.
-_INPUTS_SCHEMA = "rules_venvstacks.lock-inputs.1"
-# PIP_* variables kept while pip runs: they choose how to reach an index (certificates, proxy,
-# timeouts), never what gets resolved. Every other PIP_* variable and every pip config file is
-# ignored, so a lock does not depend on the machine it was made on.
-_PIP_TRANSPORT_VARIABLES = frozenset(
-    {"PIP_CERT", "PIP_CLIENT_CERT", "PIP_PROXY", "PIP_TIMEOUT", "PIP_DEFAULT_TIMEOUT", "PIP_RETRIES"}
-)
-_PIP_ONLY_BINARY = "--only-binary=:all:"
+# 2: the Python X.Y instead of the full version, the sorted platforms instead of one.
+_INPUTS_SCHEMA = "rules_venvstacks.lock-inputs.2"
+_FULL_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)((?:a|b|rc)\d+)?")
 
 
-# --- arguments -------------------------------------------------------------------------------
+# --- requests --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerInputs:
+    """What `lock` and `check-lock` share: everything `inputs_hash` covers, as given on the command line.
+
+    `platforms` are the target triples, sorted and checked (known, no duplicates);
+    `python_version` is the target runtime's full version (`3.11.7`), used for markers.
+    """
+
+    layer_name: str
+    layer_kind: str
+    python_version: str
+    platforms: tuple[str, ...]
+    requirements: tuple[str, ...]
+    requirements_in: tuple[Path, ...]
+    lower_locks: tuple[tuple[str, Path], ...]
+    index_url: str
+    extra_index_urls: tuple[str, ...]
+    find_links: tuple[str, ...]
+    lock_target: str
+
+    @property
+    def target_platforms(self) -> tuple[TargetPlatform, ...]:
+        """The TargetPlatform of each triple, in `platforms` order."""
+        return tuple(by_triple(triple) for triple in self.platforms)
+
+    @property
+    def hint(self) -> str:
+        """The command that re-locks this layer, for messages."""
+        return f"`bazel run {self.lock_target or self.layer_name + '.lock'}`"
+
+
+@dataclass(frozen=True)
+class LockRequest:
+    """The arguments of `lock`: the layer's inputs and where to write its lock.
+
+    `output_lock` and `output_requirements` are relative to `workspace_dir` (None: take
+    $BUILD_WORKSPACE_DIRECTORY, which `bazel run` sets); `upgrade` re-resolves from scratch.
+    """
+
+    inputs: LayerInputs
+    workspace_dir: Path | None
+    output_lock: str
+    output_requirements: str
+    upgrade: bool
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """The arguments of `check-lock`: the layer's inputs and its lock file (which need not exist)."""
+
+    inputs: LayerInputs
+    lock: Path
 
 
 def _lower_lock(value: str) -> tuple[str, str]:
@@ -70,10 +119,21 @@ def _lower_lock(value: str) -> tuple[str, str]:
     return layer, path
 
 
-def add_layer_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_layer_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the arguments `lock` and `check-lock` share (everything `inputs_hash` covers)."""
     parser.add_argument("--layer-name", required=True, help="the layer's name, e.g. app")
     parser.add_argument("--layer-kind", required=True, choices=pylock.LAYER_KINDS, help="the layer's kind")
+    parser.add_argument(
+        "--python-version", required=True, help="the target runtime's full version, e.g. 3.12.7 (for markers)"
+    )
+    parser.add_argument(
+        "--platform",
+        action="append",
+        required=True,
+        dest="platforms",
+        metavar="TRIPLE",
+        help="a target platform, e.g. x86_64-unknown-linux-gnu; repeatable, one per platform the lock covers",
+    )
     add_repeatable(
         parser, "--requirement", "requirements", "REQ", "a top-level requirement (PEP 508); repeatable, order kept"
     )
@@ -93,8 +153,6 @@ def add_layer_arguments(parser: argparse.ArgumentParser) -> None:
         "the lock of a layer below this one; repeatable, in stacking order (lowest first)",
         type=_lower_lock,
     )
-    parser.add_argument("--python-version", required=True, help="the runtime's full version, e.g. 3.12.7")
-    parser.add_argument("--platform", required=True, help="target triple, e.g. x86_64-unknown-linux-gnu")
     parser.add_argument("--index-url", default=DEFAULT_INDEX_URL, help="the package index (PEP 503)")
     add_repeatable(parser, "--extra-index-url", "extra_index_urls", "URL", "another package index; repeatable")
     add_repeatable(
@@ -107,28 +165,57 @@ def add_layer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lock-target", default="", help="the layer's lock target, e.g. //stacks:app.lock")
 
 
-def _layer_parser(subcommand: str, description: str) -> argparse.ArgumentParser:
-    """A parser for `subcommand` (reads `@paramfile` arguments) holding the shared layer arguments."""
-    parser = subcommand_parser(subcommand, description)
-    add_layer_arguments(parser)
-    return parser
+def _checked_platforms(layer: str, triples: Sequence[str]) -> tuple[str, ...]:
+    """`triples` sorted; an unknown or repeated one is a VenvstacksError listing the known triples."""
+    known = ", ".join(platform.triple for platform in PLATFORMS)
+    for triple in triples:
+        by_triple(triple)  # raises, listing the known triples
+    repeated = sorted({triple for triple in triples if triples.count(triple) > 1})
+    if repeated:
+        raise VenvstacksError(
+            f"layer '{layer}': --platform {', '.join(repeated)} given more than once; known triples: {known}"
+        )
+    return tuple(sorted(triples))
+
+
+def _layer_inputs(args: argparse.Namespace) -> LayerInputs:
+    """The shared arguments, checked: the only place an argparse.Namespace is read."""
+    layer = str(args.layer_name)
+    if not _FULL_VERSION.fullmatch(args.python_version):
+        raise VenvstacksError(
+            f"layer '{layer}': --python-version {args.python_version!r} is not a full Python version such as"
+            " 3.11.7 (markers need all three parts)"
+        )
+    return LayerInputs(
+        layer_name=layer,
+        layer_kind=str(args.layer_kind),
+        python_version=str(args.python_version),
+        platforms=_checked_platforms(layer, list(args.platforms)),
+        requirements=tuple(args.requirements),
+        requirements_in=tuple(args.requirements_in),
+        lower_locks=tuple((name, Path(path)) for name, path in args.lower_locks),
+        index_url=str(args.index_url),
+        extra_index_urls=tuple(args.extra_index_urls),
+        find_links=tuple(args.find_links),
+        lock_target=str(args.lock_target),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `lock` (reads `@paramfile` arguments)."""
-    parser = _layer_parser("lock", "Resolve a layer's requirements into its lock file in the source tree.")
+    parser = subcommand_parser("lock", "Resolve a layer's requirements into its lock file in the source tree.")
+    _add_layer_arguments(parser)
     parser.add_argument(
         "--workspace-dir",
         type=Path,
         default=None,
         help="the source tree (default: $BUILD_WORKSPACE_DIRECTORY, set by `bazel run`)",
     )
-    parser.add_argument("--output-lock", help="the lock file to write, relative to the workspace")
+    parser.add_argument("--output-lock", required=True, help="the lock file to write, relative to the workspace")
     parser.add_argument(
         "--output-requirements",
         help="the requirements.txt to write, relative to the workspace (default: next to the lock)",
     )
-    parser.add_argument("--lock", help="same as --output-lock (when --output-lock is not given)")
     parser.add_argument(
         "--upgrade",
         action="store_true",
@@ -139,23 +226,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_check_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `check-lock` (reads `@paramfile` arguments)."""
-    parser = _layer_parser(
+    parser = subcommand_parser(
         "check-lock", "Fail, with the command to run, when a layer's lock is stale against its inputs."
     )
+    _add_layer_arguments(parser)
     parser.add_argument("--lock", required=True, type=Path, help="the lock file (need not exist)")
     return parser
+
+
+def parse_request(argv: Sequence[str]) -> LockRequest:
+    """The `lock` command line as a LockRequest (argparse exits on a malformed one)."""
+    args = build_parser().parse_args(list(argv))
+    output_lock = str(args.output_lock)
+    return LockRequest(
+        inputs=_layer_inputs(args),
+        workspace_dir=args.workspace_dir,
+        output_lock=output_lock,
+        output_requirements=str(args.output_requirements or default_requirements_path(output_lock)),
+        upgrade=bool(args.upgrade),
+    )
+
+
+def parse_check_request(argv: Sequence[str]) -> CheckRequest:
+    """The `check-lock` command line as a CheckRequest (argparse exits on a malformed one)."""
+    args = build_check_parser().parse_args(list(argv))
+    return CheckRequest(inputs=_layer_inputs(args), lock=args.lock)
 
 
 # --- inputs hash -----------------------------------------------------------------------------
 
 
-def strip_credentials(url: str) -> str:
-    """`url` without a `user:password@` part (anything that is not a URL is returned as is)."""
-    parts = urllib.parse.urlsplit(url)
-    if not parts.scheme or "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+def python_minor(python_version: str) -> str:
+    """`3.11` of `3.11.7` (or of `3.11`): what a lock depends on, not the patch release."""
+    major, minor = python_version.split(".")[:2]
+    return f"{major}.{minor}"
 
 
 def inputs_hash(
@@ -165,26 +269,28 @@ def inputs_hash(
     requirements: Sequence[str],
     requirements_in: Sequence[bytes],
     python_version: str,
-    platform: str,
+    platforms: Sequence[str],
     lower_locks: Sequence[tuple[str, bytes]],
     index_url: str,
     extra_index_urls: Sequence[str],
     find_links: Sequence[str],
 ) -> str:
-    """`sha256:<hex>` of everything a lock is resolved from.
+    """`sha256:<hex>` of everything a lock is resolved from, and of nothing of the machine it runs on.
 
     Covers the layer's name and kind, the inline requirements (in order), the content of each
-    requirements.in file (not its path), the Python version, the platform, each lower layer's name
-    and the sha256 of its lock file's bytes, and the index configuration as given (credentials
-    in URLs left out, so they neither leak through the hash nor make it differ between users).
+    requirements.in file (not its path), the Python X.Y (not the patch release: a runtime patch
+    bump, or a fallback to the machine's own CPython of that X.Y, leaves a checked-in lock fresh),
+    the sorted target platforms, each lower layer's name and the sha256 of its lock file's bytes,
+    and the index configuration as given (credentials in URLs left out, so they neither leak
+    through the hash nor make it differ between users).
     """
     document = {
         "schema": _INPUTS_SCHEMA,
         "layer": {"name": layer_name, "kind": layer_kind},
         "requirements": list(requirements),
         "requirements_in": [hashlib.sha256(content).hexdigest() for content in requirements_in],
-        "python_version": python_version,
-        "platform": platform,
+        "python": python_minor(python_version),
+        "platforms": sorted(platforms),
         "lower_layers": [[name, hashlib.sha256(data).hexdigest()] for name, data in lower_locks],
         "index": {
             "index_url": strip_credentials(index_url),
@@ -206,44 +312,73 @@ def _read_input(path: Path, what: str) -> bytes:
 
 
 @dataclass(frozen=True)
+class _LowerLock:
+    """The lock of a layer below, as staged: its bytes (for the hash) and its content."""
+
+    layer: str
+    path: Path
+    data: bytes
+    lock: pylock.Lock
+
+
+@dataclass(frozen=True)
 class _Inputs:
     """The staged inputs of a lock, read once."""
 
     requirements_in: list[tuple[Path, bytes]]
-    lower_locks: list[tuple[str, Path, bytes]]
+    lower_locks: list[_LowerLock]
 
-    def hash(self, args: argparse.Namespace) -> str:
+    def hash(self, request: LayerInputs) -> str:
+        """`inputs_hash` of these inputs and `request`."""
         return inputs_hash(
-            layer_name=args.layer_name,
-            layer_kind=args.layer_kind,
-            requirements=args.requirements,
+            layer_name=request.layer_name,
+            layer_kind=request.layer_kind,
+            requirements=request.requirements,
             requirements_in=[data for _, data in self.requirements_in],
-            python_version=args.python_version,
-            platform=args.platform,
-            lower_locks=[(name, data) for name, _, data in self.lower_locks],
-            index_url=args.index_url,
-            extra_index_urls=args.extra_index_urls,
-            find_links=args.find_links,
+            python_version=request.python_version,
+            platforms=request.platforms,
+            lower_locks=[(lower.layer, lower.data) for lower in self.lower_locks],
+            index_url=request.index_url,
+            extra_index_urls=request.extra_index_urls,
+            find_links=request.find_links,
         )
 
 
-def _read_inputs(args: argparse.Namespace) -> _Inputs:
-    requirements_in = [(path, _read_input(path, "the requirements file")) for path in args.requirements_in]
+def _read_inputs(request: LayerInputs) -> _Inputs:
+    """Read the requirements files and lower locks; a lower lock of another layer or other platforms fails."""
+    requirements_in = [(path, _read_input(path, "the requirements file")) for path in request.requirements_in]
     lower_locks = []
-    for layer, path in args.lower_locks:
-        lower_locks.append((layer, Path(path), _read_input(Path(path), f"the lock of layer '{layer}'")))
+    for layer, path in request.lower_locks:
+        data = _read_input(path, f"the lock of layer '{layer}'")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise VenvstacksError(f"{path}: not UTF-8 text: {error}") from error
+        lock = pylock.parse_lock(text, str(path))
+        if lock.layer != layer:
+            raise VenvstacksError(f"{path}: the lock of layer '{lock.layer}' was given as the lock of layer '{layer}'")
+        if sorted(lock.platforms) != list(request.platforms):
+            # Per-platform constraints need the lower layer's choice on every platform of this one.
+            raise VenvstacksError(
+                f"layer '{request.layer_name}' is locked for {', '.join(request.platforms)} but layer '{layer}'"
+                f" for {', '.join(sorted(lock.platforms))} ({path}); lock both for the same platforms"
+            )
+        lower_locks.append(_LowerLock(layer, path, data, lock))
     return _Inputs(requirements_in, lower_locks)
 
 
 # --- check-lock ------------------------------------------------------------------------------
 
 
-def check_lock(args: argparse.Namespace) -> int:
-    """Print one line and return 1 when the lock is missing or stale; return 0 when it is fresh."""
-    digest = _read_inputs(args).hash(args)
-    target = args.lock_target or f"{args.layer_name}.lock"
-    hint = f"run `bazel run {target}`"
-    path: Path = args.lock
+def check_lock(request: CheckRequest) -> int:
+    """Print one line and return 1 when the lock is missing or stale; return 0 when it is fresh.
+
+    A lower lock for other platforms (or of another layer) raises a VenvstacksError (one line).
+    """
+    inputs = request.inputs
+    digest = _read_inputs(inputs).hash(inputs)
+    hint = f"run {inputs.hint}"
+    path = request.lock
     if not path.is_file():
         print(f"{path} does not exist: {hint}", file=sys.stderr)
         return 1
@@ -254,7 +389,8 @@ def check_lock(args: argparse.Namespace) -> int:
         return 1
     if recorded != digest:
         print(
-            f"{path} is stale against its inputs (requirements, runtime, lower layers' locks): {hint}",
+            f"{path} is stale against its inputs (requirements, Python, platforms, lower layers' locks,"
+            f" indexes): {hint}",
             file=sys.stderr,
         )
         return 1
@@ -263,7 +399,7 @@ def check_lock(args: argparse.Namespace) -> int:
 
 def check_lock_main(argv: list[str]) -> int:
     """Run `check-lock` with `argv`."""
-    return check_lock(build_check_parser().parse_args(argv))
+    return check_lock(parse_check_request(argv))
 
 
 # --- requirements ----------------------------------------------------------------------------
@@ -273,7 +409,7 @@ def check_lock_main(argv: list[str]) -> int:
 class _TopLevel:
     """A top-level requirement and where it was declared."""
 
-    written: str  # as the user wrote it (recorded in the lock and given to pip-compile)
+    written: str  # as the user wrote it (recorded in the lock and given to pip)
     requirement: Requirement
     origin: str
 
@@ -289,7 +425,9 @@ def _parse_requirement(text: str, origin: str) -> Requirement:
     try:
         return Requirement(text)
     except InvalidRequirement as error:
-        raise VenvstacksError(f"{origin}: invalid requirement {text!r}: {error}") from error
+        # packaging adds the requirement and a caret on lines of their own: keep the message one line.
+        reason = (str(error).splitlines() or ["not PEP 508"])[0]
+        raise VenvstacksError(f"{origin}: invalid requirement {text!r}: {reason}") from error
 
 
 def _requirements_in_lines(path: Path, data: bytes) -> list[tuple[int, str]]:
@@ -324,9 +462,11 @@ def _requirements_in_lines(path: Path, data: bytes) -> list[tuple[int, str]]:
     return result
 
 
-def _top_level_requirements(args: argparse.Namespace, inputs: _Inputs) -> list[_TopLevel]:
-    origin = f"layer '{args.layer_name}' --requirement"
-    result = [_TopLevel(text.strip(), _parse_requirement(text.strip(), origin), origin) for text in args.requirements]
+def _top_level_requirements(request: LayerInputs, inputs: _Inputs) -> list[_TopLevel]:
+    origin = f"layer '{request.layer_name}' --requirement"
+    result = [
+        _TopLevel(text.strip(), _parse_requirement(text.strip(), origin), origin) for text in request.requirements
+    ]
     for path, data in inputs.requirements_in:
         for number, text in _requirements_in_lines(path, data):
             origin = f"{path}:{number}"
@@ -334,9 +474,9 @@ def _top_level_requirements(args: argparse.Namespace, inputs: _Inputs) -> list[_
     return result
 
 
-def _applies(requirement: Requirement) -> bool:
-    """Whether a requirement's marker holds for the running interpreter (the layer's Python)."""
-    return requirement.marker is None or requirement.marker.evaluate({"extra": ""})
+def _applies(requirement: Requirement, environment: Mapping[str, str]) -> bool:
+    """Whether a requirement's marker holds in a target's marker `environment`."""
+    return requirement.marker is None or requirement.marker.evaluate({**environment, "extra": ""})
 
 
 # --- lower layers ----------------------------------------------------------------------------
@@ -344,382 +484,130 @@ def _applies(requirement: Requirement) -> bool:
 
 @dataclass(frozen=True)
 class _Pin:
-    """A package that a lower layer installs."""
+    """A package that a lower layer installs on a platform."""
 
     version: str
     layer: str
     source: str  # the lock file that pins it
 
+    def describe(self) -> str:
+        """`layer 'framework' (stacks/pylock.framework.toml)`, for messages."""
+        return f"layer '{self.layer}' ({self.source})"
 
-def _lower_pins(inputs: _Inputs) -> dict[str, _Pin]:
-    """Normalized name -> pin, from the lower layers' locks (the lowest layer that installs it wins)."""
-    pins: dict[str, _Pin] = {}
+
+def _lower_pins(inputs: _Inputs, platforms: Sequence[str]) -> dict[str, dict[str, _Pin]]:
+    """{triple -> {normalized name -> pin}} from the lower layers' locks (the lowest layer that installs it wins).
+
+    A lower lock's package applies to the platforms its platform-wheels name (a lock in the old
+    single-platform form: its one platform, which is this layer's).
+    """
+    pins: dict[str, dict[str, _Pin]] = {triple: {} for triple in platforms}
     provided_elsewhere: list[tuple[str, _Pin]] = []
-    for layer, path, data in inputs.lower_locks:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise VenvstacksError(f"{path}: not UTF-8 text: {error}") from error
-        lock = pylock.parse_lock(text, str(path))
-        if lock.layer != layer:
-            raise VenvstacksError(f"{path}: the lock of layer '{lock.layer}' was given as the lock of layer '{layer}'")
-        for package in lock.packages:
+    for lower in inputs.lower_locks:
+        for package in lower.lock.packages:
             name = pylock.normalize_name(package.name)
-            pin = _Pin(package.version, layer, str(path))
-            previous = pins.setdefault(name, pin)
-            if previous.version != pin.version:
-                raise VenvstacksError(
-                    f"layers '{previous.layer}' and '{layer}' both install {name}, at versions"
-                    f" {previous.version} ({previous.source}) and {pin.version} ({path}); re-lock '{layer}'"
-                )
-        for provided in lock.provided:
-            provided_elsewhere.append(
-                (pylock.normalize_name(provided.name), _Pin(provided.version, provided.layer, str(path)))
-            )
-    # A lower lock's own `provided` list covers layers further down that were not passed.
+            pin = _Pin(package.version, lower.layer, str(lower.path))
+            for triple in package.platform_wheels:
+                previous = pins[triple].setdefault(name, pin)
+                if previous.version != pin.version:
+                    raise VenvstacksError(
+                        f"layers '{previous.layer}' and '{lower.layer}' both install {name} on"
+                        f" {by_triple(triple).name}, at versions {previous.version} ({previous.source}) and"
+                        f" {pin.version} ({lower.path}); re-lock '{lower.layer}'"
+                    )
+        for provided in lower.lock.provided:
+            pin = _Pin(provided.version, provided.layer, str(lower.path))
+            provided_elsewhere.append((pylock.normalize_name(provided.name), pin))
+    # A lower lock's own `provided` list covers layers further down that were not passed; it does
+    # not say on which platforms, so it constrains every platform (a constraint installs nothing).
     for name, pin in provided_elsewhere:
-        pins.setdefault(name, pin)
+        for triple in platforms:
+            pins[triple].setdefault(name, pin)
     return pins
 
 
-def _check_against_lower_pins(layer: str, requirements: Sequence[_TopLevel], pins: dict[str, _Pin]) -> None:
-    """Fail, naming both layers and the package, when a requirement excludes a lower layer's pin."""
+def _check_against_lower_pins(
+    request: LayerInputs, requirements: Sequence[_TopLevel], pins: Mapping[str, Mapping[str, _Pin]]
+) -> None:
+    """Fail, naming both layers and the package, when a requirement excludes a lower layer's pin on a platform."""
     from packaging.utils import canonicalize_name
 
     for top in requirements:
         requirement = top.requirement
-        if not _applies(requirement):
-            continue
         name = str(canonicalize_name(requirement.name))
-        pin = pins.get(name)
-        if pin is None:
-            continue
-        if requirement.url or not requirement.specifier.contains(pin.version, prereleases=True):
+        excluded: dict[_Pin, list[str]] = {}
+        for platform in request.target_platforms:
+            pin = pins[platform.triple].get(name)
+            if pin is None or not _applies(requirement, platform.marker_environment(request.python_version)):
+                continue
+            if requirement.url or not requirement.specifier.contains(pin.version, prereleases=True):
+                excluded.setdefault(pin, []).append(platform.name)
+        for pin, names in excluded.items():
+            where = "" if len(names) == len(request.platforms) else f" on {', '.join(names)}"
             raise VenvstacksError(
-                f"layer '{layer}' requires '{top.text}' but layer '{pin.layer}' pins"
-                f" {name}=={pin.version} ({pin.source})"
+                f"layer '{request.layer_name}' requires '{top.text}' but layer '{pin.layer}' pins"
+                f" {name}=={pin.version}{where} ({pin.source})"
             )
 
 
-# --- pip environment -------------------------------------------------------------------------
+# --- the lock's packages ---------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def isolated_pip_environment() -> Iterator[None]:
-    """For the duration: no pip config file, no PIP_* variable but transport ones, no prompts."""
-    saved = dict(os.environ)
-    try:
-        for key in list(os.environ):
-            if key.startswith("PIP_") and key not in _PIP_TRANSPORT_VARIABLES:
-                del os.environ[key]
-        os.environ["PIP_CONFIG_FILE"] = os.devnull  # pip then reads no config file at all
-        os.environ["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-        os.environ["PIP_NO_INPUT"] = "1"
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-@dataclass(frozen=True)
-class _Index:
-    """Index options for pip and pip-compile."""
-
-    index_url: str
-    extra_index_urls: list[str]
-    find_links: list[str]  # absolute paths or URLs
-
-    def pip_arguments(self) -> list[str]:
-        arguments = ["--index-url", self.index_url]
-        for url in self.extra_index_urls:
-            arguments += ["--extra-index-url", url]
-        for link in self.find_links:
-            arguments += ["--find-links", link]
-        hosts: list[str] = []
-        for url in [self.index_url, *self.extra_index_urls, *self.find_links]:
-            parts = urllib.parse.urlsplit(url)
-            if parts.scheme == "http" and parts.hostname:
-                host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
-                if host not in hosts:
-                    hosts.append(host)
-        for host in hosts:
-            arguments += ["--trusted-host", host]
-        return arguments
-
-
-def _index(args: argparse.Namespace, workspace: Path) -> _Index:
-    links = []
-    for link in args.find_links:
-        if "://" in link or link.startswith("file:") or os.path.isabs(link):
-            links.append(link)
-        else:
-            links.append(str(workspace / link))
-    return _Index(args.index_url, list(args.extra_index_urls), links)
-
-
-# --- pip-compile -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    """One line of pip-compile's output."""
-
-    name: str  # normalized
-    version: str
-    requirement: str  # the line without its hashes, e.g. `numpy==2.1.2`
-    hashes: list[str]  # `sha256:<hex>`
-
-
-def _logical_lines(text: str) -> list[str]:
-    lines: list[str] = []
-    pending = ""
-    for raw in text.splitlines():
-        line = re.sub(r"(^|\s)#.*$", "", raw).rstrip()
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        line = (pending + line).strip()
-        pending = ""
-        if line:
-            lines.append(line)
-    if pending.strip():
-        lines.append(pending.strip())
-    return lines
-
-
-def _parse_compiled(text: str, layer: str) -> list[_Compiled]:
-    from packaging.utils import canonicalize_name
-
-    result = []
-    for line in _logical_lines(text):
-        if line.startswith("-"):
-            continue  # an option line; none are emitted with the flags used
-        tokens = line.split()
-        hashes = [token.partition("=")[2] for token in tokens if token.startswith("--hash=")]
-        requirement_text = " ".join(token for token in tokens if not token.startswith("--hash"))
-        requirement = _parse_requirement(requirement_text, f"layer '{layer}': pip-compile output")
-        specifiers = list(requirement.specifier)
-        version = ""
-        if len(specifiers) == 1 and specifiers[0].operator in ("==", "==="):
-            version = specifiers[0].version
-        result.append(_Compiled(str(canonicalize_name(requirement.name)), version, requirement_text, hashes))
-    return result
-
-
-@contextlib.contextmanager
-def _captured_pip_logging() -> Iterator[io.StringIO]:
-    """Collect what pip logs (pip-tools leaves pip's loggers without handlers) for error messages."""
-    import logging
-
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setLevel(logging.DEBUG)  # pip logs why it could not read an index page at debug level
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    logger = logging.getLogger("pip._internal")
-    level, propagate = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False  # piptools calls logging.basicConfig(): keep pip's debug lines off stderr
-    try:
-        yield buffer
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        logger.propagate = propagate
-
-
-def _requirement_name(text: str) -> str:
-    from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.utils import canonicalize_name
-
-    try:
-        return str(canonicalize_name(Requirement(text).name))
-    except InvalidRequirement:
-        return text
-
-
-def _resolution_error(
-    args: argparse.Namespace, message: str, log: str, pins: dict[str, _Pin], top_level: Sequence[_TopLevel]
-) -> VenvstacksError:
-    """A one-line VenvstacksError from a failed pip-compile, naming the layer and the package."""
-    from packaging.utils import canonicalize_name
-
-    layer = args.layer_name
-    where = f"Python {args.python_version} on {args.platform}"
-    missing = re.search(r"No matching distribution found for (.+?)\s*$", message, re.MULTILINE)
-    if missing:
-        requirement = missing.group(1).strip()
-        name = _requirement_name(requirement)
-        pages = {
-            url
-            for url in re.findall(r"Fetching project page and analyzing links: (\S+)", log)
-            if url.rstrip("/").rpartition("/")[2] == name
-        }
-        failed = dict(re.findall(r"Could not fetch URL (\S+?): (.*?)(?: - skipping)?$", log, re.MULTILINE))
-        unreadable = [f"{url}: {reason}" for url, reason in failed.items() if not reason.startswith("404 ")]
-        if unreadable:
-            return VenvstacksError(f"layer '{layer}': cannot read the package index for '{name}': {unreadable[0]}")
-        if pages and pages <= set(failed) and not args.find_links:
-            indexes = ", ".join(strip_credentials(url) for url in [args.index_url, *args.extra_index_urls])
-            return VenvstacksError(f"layer '{layer}': no project '{name}' on the package index ({indexes})")
-        pattern = "Could not find a version that satisfies the requirement " + re.escape(requirement)
-        versions = re.search(pattern + r" \(from versions: (.*?)\)", log)
-        if versions is None or versions.group(1).strip() == "none":
-            return VenvstacksError(
-                f"layer '{layer}': no compatible wheel of '{name}' for {where}; layers are installed from"
-                " wheels only, so a package with only an sdist, or only wheels for other Pythons or"
-                " platforms, cannot be locked"
-            )
-        return VenvstacksError(
-            f"layer '{layer}': no version of '{name}' that satisfies '{requirement}' has a wheel for"
-            f" {where} (versions with a compatible wheel: {versions.group(1)})"
-        )
-    causes_block = re.search(r"The conflict is caused by:\n(.*?)(?:\n\s*\n|\Z)", log, re.DOTALL)
-    if causes_block:
-        top_names = {str(canonicalize_name(t.requirement.name)): t.text for t in top_level}
-        causes = []
-        for line in causes_block.group(1).splitlines():
-            line = line.strip()
-            constraint = re.fullmatch(r"The user requested \(constraint\) (.+?)==(\S+)", line)
-            requested = re.fullmatch(r"The user requested (.+)", line)
-            if constraint:
-                name = _requirement_name(constraint.group(1))
-                pin = pins.get(name)
-                if pin is not None:
-                    line = f"layer '{pin.layer}' pins {name}=={pin.version} ({pin.source})"
-            elif requested:
-                name = _requirement_name(requested.group(1))
-                line = f"layer '{layer}' requires '{top_names.get(name, requested.group(1))}'"
-            if line:
-                causes.append(line)
-        return VenvstacksError(f"layer '{layer}': the requirements conflict: {'; '.join(causes)}")
-    errors = [line.strip() for line in log.splitlines() if re.match(r"\s*(ERROR|CRITICAL):", line)]
-    detail = f" ({errors[-1]})" if errors else ""
-    return VenvstacksError(f"layer '{layer}': pip-compile failed: {message.strip()}{detail}")
-
-
-def _run_pip_compile(
-    args: argparse.Namespace,
-    argv: list[str],
-    pins: dict[str, _Pin],
-    top_level: Sequence[_TopLevel],
-) -> None:
-    """Run pip-compile in this process with `argv`; failures become a VenvstacksError."""
-    import click
-    from pip._internal.exceptions import PipError
-    from piptools.scripts.compile import cli as compile_cli
-
-    output = io.StringIO()
-    with _captured_pip_logging() as log:
-        try:
-            with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-                result = compile_cli.main(argv, standalone_mode=False)
-        except SystemExit as error:
-            result = error.code
-        except click.exceptions.ClickException as error:
-            raise VenvstacksError(f"layer '{args.layer_name}': pip-compile: {error.format_message()}") from error
-        except click.exceptions.Abort as error:
-            raise VenvstacksError(f"layer '{args.layer_name}': pip-compile was interrupted") from error
-        except PipError as error:
-            text = output.getvalue() + "\n" + log.getvalue()
-            raise _resolution_error(args, str(error), text, pins, top_level) from error
-    if result not in (None, 0):
-        text = output.getvalue() + "\n" + log.getvalue()
-        raise _resolution_error(args, f"exit status {result}", text, pins, top_level)
-
-
-# --- choosing wheels -------------------------------------------------------------------------
-
-
-def _report_hash(item: dict[str, Any]) -> str:
-    info = item.get("download_info") or {}
-    archive = info.get("archive_info") or {}
-    sha256 = (archive.get("hashes") or {}).get("sha256")
-    if not sha256:
-        algorithm, _, value = str(archive.get("hash") or "").partition("=")
-        sha256 = value if algorithm == "sha256" else ""
-    return str(sha256).lower()
-
-
-def _locked_wheel(layer: str, url: str, sha256: str, workspace: Path, lock_dir: Path) -> pylock.LockedWheel:
+def _locked_wheel(layer: str, wheel: resolve.ResolvedWheel, workspace: Path, lock_dir: Path) -> pylock.LockedWheel:
     """The lock entry of a picked wheel; a local file (find-links) becomes a path beside the lock.
 
     PEP 751 paths are relative to the lock file, so a checked-in lock names no machine's
     directories; a wheel outside the workspace could not be fetched elsewhere and is refused.
     """
-    file_name = posixpath.basename(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
-    if not url.startswith("file:"):
-        return pylock.LockedWheel(file_name, url, sha256)
-    local = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path)).resolve()
+    if wheel.local_path is None:
+        return pylock.LockedWheel(wheel.file_name, strip_credentials(wheel.url), wheel.sha256)
+    local = wheel.local_path.resolve()
     if not local.is_relative_to(workspace.resolve()):
         raise VenvstacksError(
-            f"layer '{layer}': {file_name} would be locked as {local}, outside the workspace; put the"
+            f"layer '{layer}': {wheel.file_name} would be locked as {local}, outside the workspace; put the"
             " find-links directory in the workspace or serve it over HTTP"
         )
-    return pylock.LockedWheel(file_name, "", sha256, path=os.path.relpath(local, lock_dir.resolve()))
+    return pylock.LockedWheel(wheel.file_name, "", wheel.sha256, path=os.path.relpath(local, lock_dir.resolve()))
 
 
-def _choose_wheels(
-    args: argparse.Namespace, own: Sequence[_Compiled], index: _Index, tmp: Path, workspace: Path, lock_dir: Path
-) -> list[pylock.LockedPackage]:
-    """The exact wheel of each package, as pip's installer would pick it for this interpreter."""
-    if not own:
-        return []
-    layer = args.layer_name
-    requirements = tmp / "install.txt"
-    requirements.write_text(
-        "".join(f"{c.requirement} " + " ".join(f"--hash={h}" for h in c.hashes) + "\n" for c in own),
-        encoding="utf-8",
-    )
-    report_path = tmp / "report.json"
-    command = pip_command(
-        [
-            "install",
-            "--dry-run",
-            "--ignore-installed",
-            "--no-deps",
-            _PIP_ONLY_BINARY,
-            "--require-hashes",
-            "--no-cache-dir",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--report",
-            str(report_path),
-            "-r",
-            str(requirements),
-            *index.pip_arguments(),
-        ]
-    )
-    process = run_captured(command)
-    if process.returncode != 0:
-        lines = [line.strip() for line in (process.stderr + process.stdout).splitlines() if line.strip()]
-        errors = [line for line in lines if line.startswith("ERROR")] or lines[-3:]
-        raise VenvstacksError(f"layer '{layer}': pip could not pick the wheels to lock: {' '.join(errors)}")
-    report = json.loads(report_path.read_text(encoding="utf-8"))
-
-    from packaging.utils import canonicalize_name
-
-    wanted = {c.name: c for c in own}
-    packages: dict[str, pylock.LockedPackage] = {}
-    for item in report.get("install", []):
-        metadata = item.get("metadata") or {}
-        name = str(canonicalize_name(str(metadata.get("name", ""))))
-        version = str(metadata.get("version", ""))
-        url = strip_credentials(str((item.get("download_info") or {}).get("url", "")))
-        file_name = posixpath.basename(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
-        sha256 = _report_hash(item)
-        if name not in wanted:
-            raise VenvstacksError(f"layer '{layer}': pip picked {name} {version}, which pip-compile did not pin")
-        if not file_name.endswith(".whl"):
-            raise VenvstacksError(f"layer '{layer}': pip picked {file_name!r} for {name}, which is not a wheel")
-        if not re.fullmatch(r"[0-9a-f]{64}", sha256):
-            raise VenvstacksError(f"layer '{layer}': the index gave no sha256 for {file_name}")
-        wheel = _locked_wheel(layer, url, sha256, workspace, lock_dir)
-        packages[name] = pylock.LockedPackage(name, version, [wheel])
-    missing = sorted(set(wanted) - set(packages))
-    if missing:
-        raise VenvstacksError(f"layer '{layer}': pip picked no wheel for {', '.join(missing)}")
-    return [packages[name] for name in sorted(packages)]
+def _lock_packages(
+    request: LayerInputs,
+    result: resolve.MultiResolution,
+    pins: Mapping[str, Mapping[str, _Pin]],
+    workspace: Path,
+    lock_dir: Path,
+) -> tuple[list[pylock.LockedPackage], list[pylock.ProvidedPackage]]:
+    """This layer's packages, one per (name, version) with the wheel of each platform, and what lower layers provide."""
+    wheels: dict[tuple[str, str], dict[str, pylock.LockedWheel]] = {}
+    platform_wheels: dict[tuple[str, str], dict[str, str]] = {}
+    provided: set[pylock.ProvidedPackage] = set()
+    for platform in request.target_platforms:
+        for name, wheel in result.for_platform(platform).items():
+            pin = pins[platform.triple].get(name)
+            if pin is not None:
+                provided.add(pylock.ProvidedPackage(name, pin.version, pin.layer))
+                continue
+            key = (name, wheel.version)
+            locked = _locked_wheel(request.layer_name, wheel, workspace, lock_dir)
+            previous = wheels.setdefault(key, {}).setdefault(wheel.file_name, locked)
+            if previous.sha256 != locked.sha256:
+                raise VenvstacksError(
+                    f"layer '{request.layer_name}': {wheel.file_name} ('{name}') has sha256 {previous.sha256} for one"
+                    f" platform and {locked.sha256} for {platform.name}; the indexes serve different files"
+                    " under one name"
+                )
+            platform_wheels.setdefault(key, {})[platform.triple] = wheel.file_name
+    packages = []
+    for name, version in sorted(wheels):
+        package = pylock.LockedPackage(
+            name,
+            version,
+            sorted(wheels[name, version].values(), key=lambda w: w.name),
+            platform_wheels[name, version],
+        )
+        marker = pylock.package_marker(package, request.platforms)
+        packages.append(pylock.LockedPackage(package.name, version, package.wheels, package.platform_wheels, marker))
+    return packages, sorted(provided, key=lambda p: (p.name, p.version, p.layer))
 
 
 # --- lock ------------------------------------------------------------------------------------
@@ -732,153 +620,130 @@ def default_requirements_path(lock_path: str) -> str:
     return (directory + "/" if directory else "") + stem + ".requirements.txt"
 
 
-def _workspace_dir(args: argparse.Namespace) -> Path:
-    if args.workspace_dir is not None:
-        return Path(args.workspace_dir)
+def _workspace_dir(request: LockRequest) -> Path:
+    if request.workspace_dir is not None:
+        return request.workspace_dir
     workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY")
     if not workspace:
         raise VenvstacksError(
             "lock: no --workspace-dir and BUILD_WORKSPACE_DIRECTORY is not set; run it with"
-            f" `bazel run {args.lock_target or '<layer>.lock'}`"
+            f" `bazel run {request.inputs.lock_target or '<layer>.lock'}`"
         )
     return Path(workspace)
 
 
-def _check_interpreter(args: argparse.Namespace) -> None:
-    import platform
-
-    running = platform.python_version()
-    if running != args.python_version:
+def _check_interpreter(request: LayerInputs) -> None:
+    """The running interpreter's X.Y must be the target's: pip runs here and only its markers are replaced."""
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if running != python_minor(request.python_version):
         raise VenvstacksError(
-            f"layer '{args.layer_name}' is locked for Python {args.python_version}, but this is Python"
-            f" {running}: the lock must run on the layer's runtime interpreter, so markers evaluate for it"
+            f"layer '{request.layer_name}' is locked for Python {request.python_version}, but the lock runs on"
+            f" Python {running}.{sys.version_info.micro}: run it with a Python {python_minor(request.python_version)}"
         )
 
 
-def _existing_pins(path: Path, pins: dict[str, _Pin]) -> str:
-    """`name==version` lines of the current lock, as pip-compile's starting point ('' if none)."""
+def _preferred(path: Path) -> dict[str, str]:
+    """{name -> version} of the current lock, to keep where it still fits ({} if none or unreadable).
+
+    A package at two versions (platforms that could not agree) is left to the resolver.
+    """
     try:
-        lock = pylock.read_lock(path)
+        current = pylock.read_lock(path)
     except VenvstacksError:
-        return ""
-    lines = [
-        f"{package.name}=={package.version}\n"
-        for package in lock.packages
-        if pylock.normalize_name(package.name) not in pins
-    ]
-    return "".join(sorted(lines))
+        return {}
+    versions: dict[str, set[str]] = {}
+    for package in current.packages:
+        versions.setdefault(pylock.normalize_name(package.name), set()).add(package.version)
+    return {name: next(iter(found)) for name, found in sorted(versions.items()) if len(found) == 1}
 
 
 def render_requirements(lock: pylock.Lock, lock_path: str, lock_target: str) -> str:
-    """The requirements.txt written next to the lock: this layer's wheels with `--hash`, for people."""
+    """The requirements.txt written next to the lock: this layer's wheels with `--hash` and markers, for people."""
     command = f"`bazel run {lock_target}`" if lock_target else "`bazel run` of the layer's .lock target"
     lines = [
         f"# This file is generated by {command} with {lock_path}; do not edit.",
-        f"# Layer '{lock.layer}' ({lock.kind}), Python {lock.python_version} on {lock.platform}; the wheels"
-        " of this layer only, with the hash of the exact file locked.",
+        f"# Layer '{lock.layer}' ({lock.kind}), Python {lock.python_version} on {', '.join(sorted(lock.platforms))};"
+        " the wheels of this layer only, with the hash of every file locked.",
     ]
-    for provided in sorted(lock.provided, key=lambda p: pylock.normalize_name(p.name)):
+    for provided in sorted(lock.provided, key=lambda p: (pylock.normalize_name(p.name), p.version)):
         lines.append(f"# {provided.name}=={provided.version}: provided by layer '{provided.layer}'")
-    for package in sorted(lock.packages, key=lambda p: pylock.normalize_name(p.name)):
+    for package in sorted(lock.packages, key=lambda p: (pylock.normalize_name(p.name), p.version)):
         hashes = sorted(wheel.sha256 for wheel in package.wheels)
-        lines.append(f"{package.name}=={package.version} \\")
+        marker = pylock.package_marker(package, lock.platforms)
+        lines.append(f"{package.name}=={package.version}" + (f" ; {marker}" if marker else "") + " \\")
         lines += [f"    --hash=sha256:{h}" + (" \\" if i < len(hashes) - 1 else "") for i, h in enumerate(hashes)]
     return "\n".join(lines) + "\n"
 
 
-def lock(args: argparse.Namespace) -> pylock.Lock:
-    """Resolve the layer, write its lock and requirements.txt into the workspace; return the lock."""
-    layer = args.layer_name
-    output_lock = args.output_lock or args.lock
-    if not output_lock:
-        raise VenvstacksError(f"lock: layer '{layer}': --output-lock is required")
-    output_requirements = args.output_requirements or default_requirements_path(output_lock)
-    workspace = _workspace_dir(args)
-    _check_interpreter(args)
+def lock(request: LockRequest) -> pylock.Lock:
+    """Resolve the layer for every platform, write its lock and requirements.txt into the workspace; return the lock."""
+    layer_inputs = request.inputs
+    layer = layer_inputs.layer_name
+    workspace = _workspace_dir(request)
+    _check_interpreter(layer_inputs)
 
-    inputs = _read_inputs(args)
-    digest = inputs.hash(args)
-    top_level = _top_level_requirements(args, inputs)
-    pins = _lower_pins(inputs)
-    _check_against_lower_pins(layer, top_level, pins)
-    index = _index(args, workspace)
-    lock_file = workspace / output_lock
-
-    print(f"venvstacks: resolving {len(top_level)} requirement(s) of layer '{layer}'...", file=sys.stderr)
-    with isolated_pip_environment(), tempfile.TemporaryDirectory(prefix="venvstacks-lock-") as tmp_name:
-        tmp = Path(tmp_name)
-        compiled: list[_Compiled] = []
-        if top_level:
-            source = tmp / "requirements.in"
-            source.write_text("".join(t.written + "\n" for t in top_level), encoding="utf-8")
-            output = tmp / "requirements.txt"
-            output.write_text("" if args.upgrade else _existing_pins(lock_file, pins), encoding="utf-8")
-            argv = [
-                str(source),
-                "--output-file",
-                str(output),
-                "--generate-hashes",
-                "--allow-unsafe",
-                "--strip-extras",
-                "--no-header",
-                "--no-annotate",
-                "--no-emit-index-url",
-                "--no-emit-find-links",
-                "--no-emit-trusted-host",
-                "--no-emit-options",
-                "--resolver=backtracking",
-                "--newline=lf",
-                "--no-config",
-                "--cache-dir",
-                str(tmp / "pip-tools-cache"),
-                *index.pip_arguments(),
-                "--pip-args",
-                f"{_PIP_ONLY_BINARY} --no-cache-dir",
-            ]
-            if pins:
-                constraints = tmp / "lower-layers.txt"
-                constraints.write_text(
-                    "".join(f"{name}=={pin.version}\n" for name, pin in sorted(pins.items())), encoding="utf-8"
-                )
-                argv += ["--constraint", str(constraints)]
-            if args.upgrade:
-                argv.append("--upgrade")
-            _run_pip_compile(args, argv, pins, top_level)
-            compiled = _parse_compiled(output.read_text(encoding="utf-8"), layer)
-
-        provided = []
-        own = []
-        for entry in compiled:
-            pin = pins.get(entry.name)
-            if pin is None:
-                own.append(entry)
-            else:
-                provided.append(pylock.ProvidedPackage(entry.name, pin.version, pin.layer))
-        packages = _choose_wheels(args, own, index, tmp, workspace, lock_file.parent)
-
-    result = pylock.Lock(
-        layer=layer,
-        kind=args.layer_kind,
-        inputs_hash=digest,
-        python_version=args.python_version,
-        platform=args.platform,
-        requirements=[t.written for t in top_level],
-        packages=packages,
-        provided=sorted(provided, key=lambda p: p.name),
+    inputs = _read_inputs(layer_inputs)
+    digest = inputs.hash(layer_inputs)
+    top_level = _top_level_requirements(layer_inputs, inputs)
+    pins = _lower_pins(inputs, layer_inputs.platforms)
+    _check_against_lower_pins(layer_inputs, top_level, pins)
+    index = resolve.IndexOptions.create(
+        layer_inputs.index_url, layer_inputs.extra_index_urls, layer_inputs.find_links, base_dir=workspace
     )
-    pylock.write_lock(lock_file, result, args.lock_target or None)
+    lock_file = workspace / request.output_lock
+    platforms = layer_inputs.target_platforms
+
+    print(
+        f"venvstacks: resolving {len(top_level)} requirement(s) of layer '{layer}' for"
+        f" {', '.join(p.name for p in platforms)}...",
+        file=sys.stderr,
+    )
+    with tempfile.TemporaryDirectory(prefix="venvstacks-lock-") as tmp:
+        result = resolve.resolve(
+            layer,
+            platforms,
+            layer_inputs.python_version,
+            [top.written for top in top_level],
+            {triple: {name: pin.version for name, pin in by_name.items()} for triple, by_name in pins.items()},
+            index,
+            {} if request.upgrade else _preferred(lock_file),
+            Path(tmp),
+            pinned_by={name: pin.describe() for by_name in pins.values() for name, pin in by_name.items()},
+        )
+    for triple in result.without_preferred:
+        print(
+            f"venvstacks: layer '{layer}': the current lock's versions no longer resolve on {by_triple(triple).name};"
+            " resolved afresh there",
+            file=sys.stderr,
+        )
+    for name, versions in result.divergent().items():
+        detail = ", ".join(f"{by_triple(triple).name} {version}" for triple, version in sorted(versions.items()))
+        print(f"venvstacks: layer '{layer}': no version of {name} fits every platform: {detail}", file=sys.stderr)
+    packages, provided = _lock_packages(layer_inputs, result, pins, workspace, lock_file.parent)
+
+    locked = pylock.Lock(
+        layer=layer,
+        kind=layer_inputs.layer_kind,
+        inputs_hash=digest,
+        python_version=layer_inputs.python_version,
+        platforms=list(layer_inputs.platforms),
+        requirements=[top.written for top in top_level],
+        packages=packages,
+        provided=provided,
+    )
+    pylock.write_lock(lock_file, locked, layer_inputs.lock_target or None)
     write_bytes_atomic(
-        workspace / output_requirements,
-        render_requirements(result, output_lock, args.lock_target).encode("utf-8"),
+        workspace / request.output_requirements,
+        render_requirements(locked, request.output_lock, layer_inputs.lock_target).encode("utf-8"),
     )
     print(
-        f"venvstacks: locked layer '{layer}': {len(packages)} package(s), {len(provided)} provided by lower"
-        f" layers -> {output_lock}"
+        f"venvstacks: locked layer '{layer}' for {len(platforms)} platform(s): {len(packages)} package(s),"
+        f" {len(provided)} provided by lower layers -> {request.output_lock}"
     )
-    return result
+    return locked
 
 
 def main(argv: list[str]) -> int:
     """Run `lock` with `argv`; errors are raised as VenvstacksError."""
-    lock(build_parser().parse_args(argv))
+    lock(parse_request(argv))
     return 0

@@ -16,6 +16,8 @@ hashed from disk.
 After a first round the versions are made consistent: a package whose versions differ between
 platforms is re-resolved pinned to the lowest version seen, and a platform keeps its own versions
 only where that pin cannot be resolved; `MultiResolution.divergent()` lists what still differs.
+A lower layer's pins are per platform (`constraints[triple]`) and are never moved by that
+unification: a package a lower layer provides on a platform keeps the lower layer's version there.
 
 `lock_command` calls `resolve()`; pip is only ever imported in the children.
 """
@@ -39,8 +41,11 @@ from typing import Any
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.platforms import TargetPlatform
 from venvstacks_tool.core.process import output_tail, run_captured
+from venvstacks_tool.core.protocol import is_sha256
 from venvstacks_tool.lock import pip_child
+from venvstacks_tool.lock.urls import strip_credentials
 
+# Stated once per language: rules_venvstacks/private/common/constants.bzl DEFAULT_INDEX_URL.
 DEFAULT_INDEX_URL = "https://pypi.org/simple"
 # At most this many pip children at once. A child spends most of its ~0.6 s of CPU starting pip
 # and parsing index pages, so more children than cores only queue (measured on 2 cores: 5
@@ -64,7 +69,6 @@ _CHILD_BOOTSTRAP = "; ".join(
         "sys.exit(main(sys.argv[1:]))",
     ]
 )
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 # --- public types ----------------------------------------------------------------------------
@@ -192,23 +196,28 @@ def resolve(
     platforms: Sequence[TargetPlatform],
     python_full_version: str,
     requirements: Sequence[str],
-    constraints: Mapping[str, str],
+    constraints: Mapping[str, Mapping[str, str]],
     index: IndexOptions,
     preferred: Mapping[str, str],
     workdir: Path,
     *,
+    pinned_by: Mapping[str, str] | None = None,
     max_workers: int = DEFAULT_MAX_WORKERS,
 ) -> MultiResolution:
     """Resolve `requirements` of layer `layer` for each of `platforms` on CPython `python_full_version`.
 
     - `requirements`: PEP 508 requirement strings (no pip options); markers are evaluated for
       each platform, so a requirement may apply to some platforms only.
-    - `constraints`: {name -> exact version} that must hold (the lower layers' pins); a package
-      the lower layers install is resolved at that version, and still appears in the result.
+    - `constraints`: {triple -> {name -> exact version}} that must hold on that platform (the
+      lower layers' pins, which differ per platform when a lower layer installs a package on some
+      platforms only); a triple that is absent has none. A package the lower layers install is
+      resolved at that version, and still appears in the result.
     - `preferred`: {name -> version} to keep where possible (the current lock): tried first as
       constraints; a platform where they make the resolution impossible is resolved without them.
     - `workdir`: an existing or creatable directory for pip's inputs, reports and logs (one
       `<round>-<platform>.log` per pip run, kept for diagnosis).
+    - `pinned_by`: {name -> who pins it, e.g. "layer 'framework' (stacks/pylock.framework.toml)"}
+      for conflict messages; a constrained package not in it is said to be pinned by "a lower layer".
 
     Returns a MultiResolution with, per platform, the exact wheel of each package and its sha256
     (no wheel is downloaded). Raises VenvstacksError, one line naming the layer, the platform's
@@ -221,6 +230,10 @@ def resolve(
     duplicates = sorted({triple for triple in triples if triples.count(triple) > 1})
     if duplicates:
         raise VenvstacksError(f"layer '{layer}': platform listed twice: {', '.join(duplicates)}")
+    unknown = sorted(set(constraints) - set(triples))
+    if unknown:
+        # Also catches a flat {name -> version} mapping passed by mistake: its keys are no triples.
+        raise VenvstacksError(f"layer '{layer}': constraints for platforms not resolved: {', '.join(unknown)}")
     for platform in platforms:
         platform.marker_environment(python_full_version)  # validates the version before any pip runs
     lines = [requirement.strip() for requirement in requirements]
@@ -231,20 +244,35 @@ def resolve(
         return MultiResolution(layer, python_full_version, tuple(platforms), {triple: {} for triple in triples})
 
     workdir.mkdir(parents=True, exist_ok=True)
-    run = _Runner(layer, python_full_version, index, workdir, dict(constraints), max_workers)
+    lower = {
+        triple: {_normalize(name): version for name, version in constraints.get(triple, {}).items()}
+        for triple in triples
+    }
+    whose = {_normalize(name): text for name, text in (pinned_by or {}).items()}
+    run = _Runner(layer, python_full_version, index, workdir, lower, whose, max_workers)
     run.requirements.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
-    lower = {_normalize(name): version for name, version in constraints.items()}
-    kept = {_normalize(name): version for name, version in preferred.items() if _normalize(name) not in lower}
-    base: dict[str, dict[str, str]] = {triple: dict(lower) for triple in triples}
+    # The current lock's versions, where no lower layer pins the package on that platform.
+    with_preferred = {
+        triple: {
+            **{
+                _normalize(name): version
+                for name, version in preferred.items()
+                if _normalize(name) not in lower[triple]
+            },
+            **lower[triple],
+        }
+        for triple in triples
+    }
+    base: dict[str, dict[str, str]] = {triple: dict(lower[triple]) for triple in triples}
     without_preferred: list[str] = []
-    if kept:
-        first = run.round("preferred", platforms, {triple: {**lower, **kept} for triple in triples})
+    if any(with_preferred[triple] != base[triple] for triple in triples):
+        first = run.round("preferred", platforms, with_preferred)
         retry = [p for p in platforms if _retryable(first[p.triple])]
         first.update(run.round("fresh", retry, base))
         for platform in platforms:
             if platform not in retry:
-                base[platform.triple] = {**lower, **kept}
+                base[platform.triple] = with_preferred[platform.triple]
         without_preferred = [platform.triple for platform in retry]
     else:
         first = run.round("fresh", platforms, base)
@@ -263,15 +291,6 @@ def resolve(
         {triple: dict(sorted(results[triple].items())) for triple in triples},
         tuple(without_preferred),
     )
-
-
-def strip_credentials(url: str) -> str:
-    """`url` without a `user:password@` part (anything that is not a URL is returned as is)."""
-    parts = urllib.parse.urlsplit(url)
-    if not parts.scheme or "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def isolated_pip_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -310,7 +329,9 @@ def _make_consistent(
         seen: dict[str, set[str]] = {}
         for platform in active:
             for name, wheel in results[platform.triple].items():
-                seen.setdefault(name, set()).add(wheel.version)
+                # A lower layer's pin on this platform is fixed: it is provided there, not chosen here.
+                if name not in run.lower[platform.triple]:
+                    seen.setdefault(name, set()).add(wheel.version)
         lowest = {name: min(versions, key=Version) for name, versions in seen.items() if len(versions) > 1}
         if not lowest:
             return
@@ -319,12 +340,16 @@ def _make_consistent(
             platform
             for platform in active
             if any(
-                name in results[platform.triple] and results[platform.triple][name].version != version
+                name in results[platform.triple]
+                and name not in run.lower[platform.triple]
+                and results[platform.triple][name].version != version
                 for name, version in pins.items()
             )
         ]
-        # A pin overrides a preferred version of the same package (both are only preferences here).
-        outcomes = run.round(f"consistent{number}", stale, {p.triple: {**base[p.triple], **pins} for p in stale})
+        # A pin overrides a preferred version of the same package (both are only preferences
+        # here), never a lower layer's pin on that platform.
+        round_pins = {p.triple: {**base[p.triple], **pins, **run.lower[p.triple]} for p in stale}
+        outcomes = run.round(f"consistent{number}", stale, round_pins)
         for platform in stale:
             outcome = outcomes[platform.triple]
             if isinstance(outcome, _Failure):
@@ -352,7 +377,8 @@ class _Runner:
     python_full_version: str
     index: IndexOptions
     workdir: Path
-    lower: dict[str, str]
+    lower: dict[str, dict[str, str]]  # triple -> {name -> version} the lower layers pin there
+    pinned_by: dict[str, str]  # name -> who pins it, for messages
     max_workers: int
     requirements: Path = field(init=False)
 
@@ -433,6 +459,12 @@ class _Runner:
             ) from error
         return self._wheels(platform, data)
 
+    def _whose(self, platform: TargetPlatform, name: str) -> str:
+        """Who pins `name` on `platform`: a lower layer (named when known) or the current lock."""
+        if name in self.lower[platform.triple]:
+            return self.pinned_by.get(name, "a lower layer")
+        return "the current lock"
+
     def _where(self, platform: TargetPlatform) -> str:
         return f"{platform.name} (Python {self.python_full_version})"
 
@@ -458,7 +490,7 @@ class _Runner:
                 sha256 = _file_sha256(local_path)
             else:
                 sha256 = _report_sha256(info)
-                if not _SHA256.fullmatch(sha256):
+                if not is_sha256(sha256):
                     raise VenvstacksError(
                         f"layer '{self.layer}': the index gave no sha256 for {file_name} ('{name}' on"
                         f" {platform.name}); a lock needs the hash of every wheel, so serve the index with"
@@ -494,9 +526,9 @@ class _Runner:
                 )
             versions = re.search(re.escape(requirement) + r" \(from versions: (.*?)\)", output)
             if name in pins:
-                whose = "a lower layer" if name in self.lower else "the current lock"
                 return _Failure(
-                    f"layer '{layer}': {whose} pins {name}=={pins[name]}, which has no wheel for {where}",
+                    f"layer '{layer}': {self._whose(platform, name)} pins {name}=={pins[name]}, which has no"
+                    f" wheel for {where}",
                     retryable=True,
                 )
             if versions is None or versions.group(1).strip() == "none":
@@ -519,8 +551,7 @@ class _Runner:
                 pinned = re.fullmatch(r"The user requested \(constraint\) (.+?)==(\S+)", line)
                 if pinned:
                     pin_name = _normalize(pinned.group(1))
-                    whose = "a lower layer" if pin_name in self.lower else "the current lock"
-                    line = f"{whose} pins {pin_name}=={pinned.group(2)}"
+                    line = f"{self._whose(platform, pin_name)} pins {pin_name}=={pinned.group(2)}"
                 elif line.startswith("The user requested "):
                     line = f"layer '{layer}' requires {line.removeprefix('The user requested ')}"
                 if line:

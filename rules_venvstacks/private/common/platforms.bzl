@@ -1,0 +1,65 @@
+"""The target platforms rules_venvstacks builds for: python-build-standalone's five triples.
+
+Keep in sync with tools/venvstacks_tool/core/platforms.py (the same names and triples).
+Exported as `platforms_testlib` for the Starlark unit tests.
+"""
+
+# Short name (as users write it, and as the `//platforms` targets are named) -> the PBS triple
+# and the Bazel constraints of the platform.
+PLATFORMS = {
+    "linux_aarch64": struct(triple = "aarch64-unknown-linux-gnu", os = "linux", cpu = "aarch64"),
+    "linux_x86_64": struct(triple = "x86_64-unknown-linux-gnu", os = "linux", cpu = "x86_64"),
+    "macos_arm64": struct(triple = "aarch64-apple-darwin", os = "macos", cpu = "aarch64"),
+    "macos_x86_64": struct(triple = "x86_64-apple-darwin", os = "macos", cpu = "x86_64"),
+    "windows_x86_64": struct(triple = "x86_64-pc-windows-msvc", os = "windows", cpu = "x86_64"),
+}
+
+_NAME_BY_TRIPLE = {entry.triple: name for name, entry in PLATFORMS.items()}
+
+def platform_name(triple):
+    """The short name of a PBS triple ("x86_64-pc-windows-msvc" -> "windows_x86_64"), or the triple itself."""
+    return _NAME_BY_TRIPLE.get(triple, triple)
+
+def platform_triples(names, what):
+    """The PBS triples of short platform names, in order; fails naming an unknown one.
+
+    Args:
+      names: short names, e.g. ["linux_x86_64", "macos_arm64"].
+      what: what declares them, for the error message.
+
+    Returns:
+      A list of triples.
+    """
+    triples = []
+    for name in names:
+        if name not in PLATFORMS:
+            fail("%s: unknown platform '%s'; known platforms: %s" % (what, name, ", ".join(sorted(PLATFORMS))))
+        if PLATFORMS[name].triple in triples:
+            fail("%s: platform '%s' is listed twice" % (what, name))
+        triples.append(PLATFORMS[name].triple)
+    return triples
+
+def config_setting_label(name):
+    """The label of the config_setting that matches platform `name` (for select())."""
+    return Label("//platforms:is_" + name)
+
+def define_platforms(name = "platforms"):
+    """Declares, for each platform, `platform(NAME)` and `config_setting(is_NAME)` in the calling package.
+
+    Args:
+      name: unused (macros take a name by convention); the targets are named after the platforms.
+    """
+    for platform, entry in sorted(PLATFORMS.items()):
+        constraints = ["@platforms//os:" + entry.os, "@platforms//cpu:" + entry.cpu]
+        native.platform(
+            name = platform,
+            constraint_values = constraints,
+            visibility = ["//visibility:public"],
+        )
+        native.config_setting(
+            name = "is_" + platform,
+            constraint_values = constraints,
+            visibility = ["//visibility:public"],
+        )
+
+platforms_testlib = struct(platform_name = platform_name, platform_triples = platform_triples)

@@ -1,0 +1,27 @@
+"""Unit tests of the target platform table (rules_venvstacks/private/common/platforms.bzl)."""
+
+load("@bazel_skylib//lib:unittest.bzl", "asserts", "unittest")
+load("//rules_venvstacks/private/common:platforms.bzl", "platforms_testlib")  # buildifier: disable=bzl-visibility
+
+def _names_and_triples_test(ctx):
+    env = unittest.begin(ctx)
+    asserts.equals(env, "windows_x86_64", platforms_testlib.platform_name("x86_64-pc-windows-msvc"))
+    asserts.equals(env, "macos_arm64", platforms_testlib.platform_name("aarch64-apple-darwin"))
+    asserts.equals(env, "sparc-sun-solaris", platforms_testlib.platform_name("sparc-sun-solaris"))
+    asserts.equals(
+        env,
+        ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"],
+        platforms_testlib.platform_triples(["linux_x86_64", "linux_aarch64"], "test"),
+    )
+    asserts.equals(env, [], platforms_testlib.platform_triples([], "test"))
+    return unittest.end(env)
+
+names_and_triples_test = unittest.make(_names_and_triples_test)
+
+def platforms_test_suite(name):
+    """The platform table's unit tests.
+
+    Args:
+      name: the test suite's name.
+    """
+    unittest.suite(name, names_and_triples_test)
