@@ -44,18 +44,35 @@ default the same):
   (bench/tool_phases.py), a timer around each phase (install, bytecode, scan, compression...),
   alternating with the floor runs; the ratio to the floor is the median over the pairs;
 * platforms: two more workspaces of the same stack whose runtime targets the host platform only,
-  or all five python-build-standalone platforms (the host's runtime as above, the other four
-  small fixture PBS archives, tests/support/fixture_pbs.py, all `venvstacks.runtime_archive`s on
-  127.0.0.1). Locking: every layer's `bazel run //stacks:<layer>.lock` with the lock files
+  or every python-build-standalone platform the stack can be locked for (four of the five:
+  not macos_arm64, see UNLOCKABLE_PLATFORMS); the host's runtime as above, the others small
+  fixture PBS archives (tests/support/fixture_pbs.py), all `venvstacks.runtime_archive`s on
+  127.0.0.1. Locking: every layer's `bazel run //stacks:<layer>.lock` with the lock files
   removed first, the two workspaces alternating (N pairs); the cold build: `//stacks:stack` for
-  the host platform, against all five one after the other (`--platforms=...`), each in a fresh
-  output base with the repository cache warm (every platform built once beforehand, not timed),
-  alternating (`--cold-runs` of each). Ratios five / one: the median over the pairs.
+  the host platform, against every platform one after the other (`--platforms=...`), each in a
+  fresh output base with the repository cache warm (every platform built once beforehand, not
+  timed), alternating (`--cold-runs` of each). Ratios all / one: the median over the pairs.
+* torch: a second workspace, a torch-scale stack: the host's runtime with `glibc_minimum = "2.28"`
+  (torch ships only manylinux_2_28 wheels), a framework `torch_framework` holding PyTorch's CPU
+  build (`torch==2.13.0+cpu`, the wheel these machines keep in /opt/wheels, or in
+  $VENVSTACKS_BENCH_TORCH_WHEELS, hard-linked into the workspace's `wheels/` for `find_links`;
+  its dependencies from PyPI) and an application `app_torch` on it; skipped with a message when
+  the wheel is not there. Locked and built once with an nginx remote cache (not timed), then
+  `--cold-runs` rounds, the order rotating, of: a cold build (fresh output base; each layer
+  action's peak memory, the RSS of its process tree sampled from /proc), the floor of the
+  framework's wheels, a fresh checkout built against the warm remote cache; ratios per round
+  (framework action / floor, fresh checkout / cold build), then the median. Then an
+  application-only change (its source edited) in a fresh checkout and output base with
+  `--remote_download_minimal`: what nginx's access log says was downloaded, and whether the
+  framework's archive was. Then the framework's `build-layer` outside Bazel (phases, peak
+  memory) alternating with the floor (N pairs), and deploy of the three archives alternating
+  with `tar -x` of them (N pairs).
 
 Prints one Markdown table (and the machine it ran on) and writes `DIR/bench-<time>.json` and
 `.md` (and `latest.json`/`latest.md`; default DIR: bench/results). Machines are shared: compare
 the ratios within one run; absolute times move with the load (recorded as load averages).
-A full run takes about 6 minutes on 2 cores (the .tar.xz re-pack is 1.5 of them). `--only`
+A full run takes about 6 minutes on 2 cores (the .tar.xz re-pack is 1.5 of them), plus
+about 7.5 for `platforms` (measured under a load of 5) and TORCH_MINUTES for `torch`. `--only`
 runs some of the measurements (after the same set-up); a step that fails is reported, the others
 still run, and the exit status is 1. `--keep`
 leaves the scratch directory (workspaces, output bases, profiles, execution logs) for
@@ -121,14 +138,39 @@ ZSTD_LEVELS = ("1", "3", "6", "9", "12")
 # platforms get fixture PBS archives of this version (tests/support/fixture_pbs.py).
 HOST_PLATFORM = "linux_x86_64"
 FOREIGN_PYTHON = "3.11.14"
-ALL_PLATFORMS = (HOST_PLATFORM, *(p.name for p in PLATFORMS if p.name != HOST_PLATFORM))
+# Platforms this stack cannot be locked for, and why (the lock fails naming the package).
+UNLOCKABLE_PLATFORMS = {
+    "macos_arm64": "scipy and scikit-learn ship cp311 arm64 wheels for macOS 12.0 and later only;"
+    " python-build-standalone's floor there is 11.0",
+}
+ALL_PLATFORMS = (
+    HOST_PLATFORM,
+    *(p.name for p in PLATFORMS if p.name != HOST_PLATFORM and p.name not in UNLOCKABLE_PLATFORMS),
+)
 # The targets of the issue.
 NOOP_TARGET_S = 1.0
 REMOTE_TARGET_RATIO = 0.10
 FLOOR_TARGET_RATIO = 2.0
 DEPLOY_TARGET_RATIO = 1.5
-# Five platforms must cost less than five times one, to lock and to build.
-PLATFORMS_TARGET_RATIO = 5.0
+# The torch step: a second workspace whose framework holds PyTorch (a CPU build kept on these
+# machines, hard-linked into the workspace: the lock refuses find-links outside it) and whose
+# dependencies come from PyPI. torch ships only manylinux_2_28 wheels, hence the glibc floor.
+TORCH_WHEEL_DIR = Path(os.environ.get("VENVSTACKS_BENCH_TORCH_WHEELS", "/opt/wheels"))
+TORCH_WHEEL = "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
+TORCH_REQUIREMENTS = ["torch==2.13.0+cpu"]  # the local CPU build: no CUDA wheel is ever resolved
+TORCH_GLIBC = "2.28"
+TORCH_FRAMEWORK = "torch_framework"
+TORCH_APP = "app_torch"
+TORCH_LAYERS = (RUNTIME, TORCH_FRAMEWORK, TORCH_APP)
+# Its targets (the issue's "Speed where users wait", item 3).
+TORCH_FLOOR_TARGET_RATIO = 1.5
+TORCH_DEPLOY_TARGET_RATIO = 1.0
+TORCH_APP_MAIN = """\
+import torch
+
+x = torch.arange(6.0).reshape(2, 3)
+print(torch.__version__, float((x @ x.T).sum()))
+"""
 
 APP_REPORT_MAIN = """\
 import numpy
@@ -439,6 +481,31 @@ layer_stack(name = "stack", layers = [":app_report", ":app_stats"])
 """
 
 
+def write_workspace_files(root: Path, rules: Path, module: str) -> None:
+    """The torch stack in `root` with `module` as its MODULE.bazel (no locks yet, no wheels/)."""
+    (root / "stacks" / TORCH_APP).mkdir(parents=True, exist_ok=True)
+    (root / "MODULE.bazel").write_text(module)
+    (root / ".bazelrc").write_text((rules / ".bazelrc").read_text())
+    (root / "stacks" / "BUILD.bazel").write_text(torch_build_text())
+    (root / "stacks" / TORCH_APP / "__main__.py").write_text(TORCH_APP_MAIN)
+
+
+def access_log_gets(text: str) -> list[dict[str, Any]]:
+    """The GET requests of nginx access-log lines ("combined" format): path, status, bytes sent."""
+    result = []
+    for line in text.splitlines():
+        # 127.0.0.1 - - [date] "GET /cas/abc HTTP/1.1" 200 1234 "-" "agent"
+        parts = line.split('"')
+        try:
+            method, path, _ = parts[1].split(" ")
+            status, sent = parts[2].split()[:2]
+        except (IndexError, ValueError):
+            continue
+        if method == "GET":
+            result.append({"path": path, "status": int(status), "bytes": int(sent) if sent.isdigit() else 0})
+    return result
+
+
 def write_workspace(root: Path, rules: Path, module: str) -> None:
     """The bench's stack in `root` with `module` as its MODULE.bazel (no locks yet)."""
     (root / "stacks" / "app_report").mkdir(parents=True, exist_ok=True)
@@ -464,6 +531,181 @@ def write_baseline_workspace(root: Path, bazelrc: Path) -> None:
     (root / "BUILD.bazel").write_text(BASELINE_BUILD)
     if bazelrc.exists():
         shutil.copyfile(bazelrc, root / ".bazelrc")
+
+
+def torch_module_text(rules: Path, runtime_url: str, runtime: Any) -> str:
+    """The torch workspace's module: the host's runtime, with the glibc floor torch's wheels need."""
+    locks = "".join(
+        f'venvstacks.lock(name = "{name}", file = "//stacks:pylock.{name}.toml")\n'
+        for name in (TORCH_FRAMEWORK, TORCH_APP)
+    )
+    return f"""\
+module(name = "venvstacks_bench_torch")
+
+bazel_dep(name = "rules_venvstacks")
+local_path_override(module_name = "rules_venvstacks", path = "{rules}")
+
+venvstacks = use_extension("@rules_venvstacks//rules_venvstacks:extensions.bzl", "venvstacks")
+venvstacks.runtime(
+    name = "{RUNTIME}",
+    python_version = "{runtime.python_version}",
+    urls = ["{runtime_url}/{runtime.path.name}"],
+    sha256 = "{runtime.sha256}",
+    glibc_minimum = "{TORCH_GLIBC}",
+)
+{locks}use_repo(venvstacks, "{RUNTIME}", "venvstacks_wheels")
+"""
+
+
+def torch_build_text() -> str:
+    """A framework with PyTorch (its wheel from `wheels/`, the rest from PyPI) and an application on it."""
+    return f"""\
+load(
+    "@rules_venvstacks//rules_venvstacks:defs.bzl",
+    "application_layer",
+    "framework_layer",
+    "layer_stack",
+    "runtime_layer",
+)
+
+runtime_layer(name = "{RUNTIME}", runtime = "@{RUNTIME}")
+
+framework_layer(
+    name = "{TORCH_FRAMEWORK}",
+    find_links = ["wheels"],
+    requirements = {json.dumps(TORCH_REQUIREMENTS)},
+    runtime = ":{RUNTIME}",
+)
+
+application_layer(
+    name = "{TORCH_APP}",
+    srcs = ["{TORCH_APP}/__main__.py"],
+    frameworks = [":{TORCH_FRAMEWORK}"],
+    launch_module = "{TORCH_APP}",
+    runtime = ":{RUNTIME}",
+)
+
+layer_stack(name = "stack", layers = [":{TORCH_APP}"])
+"""
+
+
+def link_tree(source: Path, destination: Path) -> None:
+    """A fresh checkout of `source` whose files are hard links (the 192 MB wheel is not copied)."""
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(
+        source,
+        destination,
+        symlinks=True,
+        copy_function=link,
+        ignore=lambda d, names: [n for n in names if n.startswith("bazel-")],
+    )
+
+
+# --- memory of process trees ----------------------------------------------------------------------
+
+
+def process_table() -> dict[int, tuple[int, int, str]]:
+    """pid -> (parent pid, resident set size in bytes, command line) of every process (Linux /proc)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    table = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:  # it ended meanwhile
+            continue
+        fields = stat[stat.rindex(b")") + 2 :].split()  # state, ppid, ..., rss is the 22nd
+        table[int(entry.name)] = (int(fields[1]), int(fields[21]) * page, cmdline.replace(b"\0", b" ").decode())
+    return table
+
+
+def tree_rss(table: dict[int, tuple[int, int, str]], root_key: Any) -> dict[str, int]:
+    """The resident memory of process trees: per tree root, its own RSS plus all its descendants'.
+
+    A root is a process for which `root_key(command_line)` gives a key and whose parent gives
+    none; trees with the same key are added up. RSS counts shared pages in each process (the
+    interpreter's libraries in every compiler), so the sum slightly overstates the tree's use.
+    """
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    result: dict[str, int] = {}
+    for pid, (ppid, _, command) in table.items():
+        key = root_key(command)
+        if key is None or (ppid in table and root_key(table[ppid][2]) is not None):
+            continue
+        total, pending = 0, [pid]
+        while pending:
+            current = pending.pop()
+            total += table[current][1]
+            pending += children.get(current, [])
+        result[key] = result.get(key, 0) + total
+    return result
+
+
+def tool_action_key(command: str) -> str | None:
+    """A tool process of a Bazel action, keyed by its params file (`@bazel-out/....params`), or None."""
+    if "venvstacks_tool.py" not in command:
+        return None
+    params = [word for word in command.split() if word.startswith("@")]
+    return params[-1] if params else command
+
+
+def tool_phases_key(command: str) -> str | None:
+    return "tool_phases" if "tool_phases.py" in command else None
+
+
+class PeakMemory:
+    """While in the `with` block, samples the process trees `root_key` picks (see tree_rss) every
+    `interval` seconds in a thread; `peaks` holds each key's largest total, in bytes."""
+
+    def __init__(self, root_key: Any, interval: float = 0.1) -> None:
+        import threading
+
+        self.root_key, self.interval = root_key, interval
+        self.peaks: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for key, rss in tree_rss(process_table(), self.root_key).items():
+                self.peaks[key] = max(rss, self.peaks.get(key, 0))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def memory_by_action(peaks: dict[str, int], entries: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The sampled peaks of a build's tool processes named after their actions (from the execution
+    log: its params file), with what Bazel's log says of memory (`metrics`: the declared estimate)."""
+    result = {}
+    for entry in entries:
+        args = entry.get("commandArgs") or []
+        if not args or args[-1] not in peaks:
+            continue
+        metrics = entry.get("metrics") or {}
+        result[f"{entry.get('mnemonic')} {entry.get('targetLabel')}"] = {
+            "peak_rss_bytes": peaks[args[-1]],
+            "bazel_metrics_memory": {k: v for k, v in metrics.items() if "memory" in k.lower()},
+        }
+    return result
 
 
 def layer_wheels(params: Path, execroot: Path) -> list[str]:
@@ -823,29 +1065,38 @@ class Bench:
     def archives(self) -> list[Path]:
         return [self.main.output(f"stacks/{layer}.tar.zst") for layer in LAYERS]
 
-    def deploy(self) -> None:
-        """The tool's deploy and `tar -x` alternate (paired runs); each into a new directory."""
-        archives = [str(a) for a in self.archives()]
+    def deploy_pair(self, archives: Sequence[str], index: int, prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The tool's deploy and `tar -x` of the same archives, one after the other (the order
+        alternates with `index`), each into a new directory `prefix-{tool,tar}-index`: both runs."""
         tar_script = (
             'set -e; dest=$1; shift; for a in "$@"; do zstd -dcq -- "$a" | tar -xf - -C "$dest"; done'
             if shutil.which("zstd")
             else 'set -e; dest=$1; shift; for a in "$@"; do tar --zstd -xf "$a" -C "$dest"; done'
         )
+        runs: dict[str, dict[str, Any]] = {}
+        for kind in ("tool", "tar") if index % 2 == 0 else ("tar", "tool"):
+            dest = self.scratch / f"{prefix}-{kind}-{index}"
+            if kind == "tool":
+                wall, data = self.tool_run("deploy", str(dest), *archives)
+                runs[kind] = {"wall": wall, **data}
+                continue
+            dest.mkdir()
+            quiesce()
+            cpu = children_cpu()
+            start = time.perf_counter()
+            subprocess.run(["bash", "-c", tar_script, "tar-x", str(dest), *archives], check=True)
+            runs[kind] = {"wall": time.perf_counter() - start, "cpu": children_cpu() - cpu}
+        return runs["tool"], runs["tar"]
+
+    def deploy(self) -> None:
+        """The tool's deploy and `tar -x` alternate (paired runs); each into a new directory."""
+        archives = [str(a) for a in self.archives()]
         tool_runs, tar_runs, bazel_runs, tool3_runs = [], [], [], []
         for i in range(self.runs):
             log(f"deploy {i + 1}/{self.runs}: the tool and tar -x (alternating), bazel run")
-            for kind in ("tool", "tar") if i % 2 == 0 else ("tar", "tool"):
-                dest = self.scratch / f"deploy-{kind}-{i}"
-                if kind == "tool":
-                    wall, data = self.tool_run("deploy", str(dest), *archives)
-                    tool_runs.append({"wall": wall, **data})
-                    continue
-                dest.mkdir()
-                quiesce()
-                cpu = children_cpu()
-                start = time.perf_counter()
-                subprocess.run(["bash", "-c", tar_script, "tar-x", str(dest), *archives], check=True)
-                tar_runs.append({"wall": time.perf_counter() - start, "cpu": children_cpu() - cpu})
+            tool_run, tar_run = self.deploy_pair(archives, i, "deploy")
+            tool_runs.append(tool_run)
+            tar_runs.append(tar_run)
             # bazel run of one application's stack (3 layers), against the tool on the same 3.
             quiesce()
             result = self.main.bazel("run", "//stacks:app_report.deploy", "--", str(self.scratch / f"deploy-bazel-{i}"))
@@ -941,13 +1192,13 @@ class Bench:
     # platforms ---------------------------------------------------------------------------------------
 
     def platforms(self) -> None:
-        """Locking and the cold build for five platforms against the host platform alone."""
-        one, five = (self.platform_workspace(count) for count in (1, len(ALL_PLATFORMS)))
+        """Locking and the cold build for every platform of ALL_PLATFORMS against the host platform alone."""
+        one, every = (self.platform_workspace(count) for count in (1, len(ALL_PLATFORMS)))
         try:
-            lock = self.platform_locks(one, five)
-            cold = self.platform_cold(five)
+            lock = self.platform_locks(one, every)
+            cold = self.platform_cold(every)
         finally:
-            for ws in (one, five):
+            for ws in (one, every):
                 ws.shutdown(remove=not self.keep)
         self.results["platforms"] = {"platforms": list(ALL_PLATFORMS), "lock": lock, "cold": cold}
 
@@ -972,40 +1223,40 @@ class Bench:
         write_workspace(root, self.rules, platforms_module_text(self.rules, self.runtime_archives()[:count]))
         return Workspace(root, self.scratch / f"ob-platforms-{count}")
 
-    def platform_locks(self, one: Workspace, five: Workspace) -> dict[str, Any]:
+    def platform_locks(self, one: Workspace, every: Workspace) -> dict[str, Any]:
         """Every layer locked from scratch, the two workspaces alternating; per workspace the total."""
-        for ws in (one, five):  # untimed: server up, the runtime for the tool fetched (upper locks need lower ones)
+        for ws in (one, every):  # untimed: server up, the runtime for the tool fetched (upper locks need lower ones)
             ws.bazel("build", f"//stacks:{FRAMEWORK}.lock")
-        runs: dict[str, list[dict[str, Any]]] = {"one": [], "five": []}
+        runs: dict[str, list[dict[str, Any]]] = {"one": [], "all": []}
         for i in range(self.runs):
-            for kind in ("one", "five") if i % 2 == 0 else ("five", "one"):
+            for kind in ("one", "all") if i % 2 == 0 else ("all", "one"):
                 log(f"lock, {kind} platform(s) {i + 1}/{self.runs}: every layer, lock files removed")
-                runs[kind].append(lock_round(one if kind == "one" else five))
+                runs[kind].append(lock_round(one if kind == "one" else every))
         return {
             "runs": runs,
             "one": median([r["total"] for r in runs["one"]]),
-            "five": median([r["total"] for r in runs["five"]]),
-            "ratio": paired_ratio(runs["five"], runs["one"]),
-            "packages": {kind: lock_packages_all(ws) for kind, ws in (("one", one), ("five", five))},
+            "all": median([r["total"] for r in runs["all"]]),
+            "ratio": paired_ratio(runs["all"], runs["one"]),
+            "packages": {kind: lock_packages_all(ws) for kind, ws in (("one", one), ("all", every))},
         }
 
-    def platform_cold(self, five: Workspace) -> dict[str, Any]:
-        """`//stacks:stack` for the host platform against all five, each in fresh output bases."""
+    def platform_cold(self, every: Workspace) -> dict[str, Any]:
+        """`//stacks:stack` for the host platform against every platform, each in fresh output bases."""
         log("building the stack for every platform once (fills the repository cache; not timed)")
         for name in ALL_PLATFORMS:
-            five.bazel("build", platform_flag(name), TARGET)
-        runs: dict[str, list[dict[str, Any]]] = {"one": [], "five": []}
+            every.bazel("build", platform_flag(name), TARGET)
+        runs: dict[str, list[dict[str, Any]]] = {"one": [], "all": []}
         for i in range(self.cold_runs):
-            for kind in ("one", "five") if i % 2 == 0 else ("five", "one"):
+            for kind in ("one", "all") if i % 2 == 0 else ("all", "one"):
                 names = ALL_PLATFORMS[:1] if kind == "one" else ALL_PLATFORMS
                 log(f"cold build, {len(names)} platform(s) {i + 1}/{self.cold_runs} (fresh output base)")
-                runs[kind].append(self.platform_cold_run(five.root, f"{kind}-{i}", names))
-        per_platform = {name: median([r["platforms"][name]["wall"] for r in runs["five"]]) for name in ALL_PLATFORMS}
+                runs[kind].append(self.platform_cold_run(every.root, f"{kind}-{i}", names))
+        per_platform = {name: median([r["platforms"][name]["wall"] for r in runs["all"]]) for name in ALL_PLATFORMS}
         return {
             "runs": runs,
             "one": median([r["total"] for r in runs["one"]]),
-            "five": median([r["total"] for r in runs["five"]]),
-            "ratio": paired_ratio(runs["five"], runs["one"]),
+            "all": median([r["total"] for r in runs["all"]]),
+            "ratio": paired_ratio(runs["all"], runs["one"]),
             "per_platform": per_platform,
         }
 
@@ -1016,21 +1267,262 @@ class Bench:
         quiesce()
         builds = {}
         start = time.perf_counter()
-        for platform_name in platforms:
-            # No convenience symlinks: bazel-bin keeps pointing at the lock workspace's output base.
-            result, actions, ran = self.timed_build(
-                ws, f"platforms-cold-{name}-{platform_name}", "--symlink_prefix=/", platform_flag(platform_name)
-            )
-            builds[platform_name] = {
-                "wall": result.wall,
-                "elapsed": result.elapsed,
-                "critical_path": result.critical_path,
-                "actions": actions,
-                "executed": len(ran["executed"]),
-            }
-        total = time.perf_counter() - start
-        ws.shutdown(remove=not self.keep)
+        try:
+            for platform_name in platforms:
+                builds[platform_name] = self.platform_build(ws, f"platforms-cold-{name}-{platform_name}", platform_name)
+            total = time.perf_counter() - start
+        finally:
+            ws.shutdown(remove=not self.keep)
         return {"total": total, "platforms": builds, "load": load}
+
+    def platform_build(self, ws: Workspace, name: str, platform_name: str) -> dict[str, Any]:
+        """One `//stacks:stack` build for `platform_name`: times, per-action times, how many actions ran."""
+        # No convenience symlinks: bazel-bin keeps pointing at the lock workspace's output base.
+        result, actions, ran = self.timed_build(ws, name, "--symlink_prefix=/", platform_flag(platform_name))
+        return {
+            "wall": result.wall,
+            "elapsed": result.elapsed,
+            "critical_path": result.critical_path,
+            "actions": actions,
+            "executed": len(ran["executed"]),
+        }
+
+    # torch -------------------------------------------------------------------------------------------
+
+    def torch(self) -> None:
+        """A torch-scale stack: the framework action against the floor, deploy against `tar -x`, a fresh
+        checkout with a warm remote cache against the cold build, an application-only change built
+        with `--remote_download_minimal`, and each layer action's peak memory."""
+        wheel = TORCH_WHEEL_DIR / TORCH_WHEEL
+        if not wheel.is_file():
+            log(f"skipping the torch step: {wheel} is not there (set VENVSTACKS_BENCH_TORCH_WHEELS to its directory)")
+            self.results["torch"] = {"skipped": f"{wheel} is missing"}
+            return
+        from venvstacks_testing.remote_cache import remote_cache
+
+        root = self.scratch / "ws-torch"
+        write_workspace_files(root, self.rules, torch_module_text(self.rules, self.runtime_url, self.runtime))
+        (root / "wheels").mkdir()
+        try:
+            os.link(wheel, root / "wheels" / wheel.name)
+        except OSError:
+            shutil.copyfile(wheel, root / "wheels" / wheel.name)
+        ws = Workspace(root, self.scratch / "ob-torch")
+        entry: dict[str, Any] = {"wheel": str(wheel), "wheel_bytes": wheel.stat().st_size}
+        self.results["torch"] = entry
+        try:
+            log(f"locking the torch stack in {root} (not timed; torch from wheels/, the rest from PyPI)")
+            for layer in (TORCH_FRAMEWORK, TORCH_APP):
+                ws.bazel("run", f"//stacks:{layer}.lock")
+            entry["packages"] = lock_packages(root / "stacks" / f"pylock.{TORCH_FRAMEWORK}.toml")
+            with remote_cache(self.scratch / "remote-cache-torch") as cache:
+                flag = f"--remote_cache={cache.url}"
+                log("building the torch stack once with --remote_cache (fills both caches; not timed)")
+                exec_log = self.scratch / "torch-warmup.exec.json"
+                warm = ws.bazel("build", f"--execution_log_json_file={exec_log}", flag, TARGET)
+                entry["warmup_wall"] = warm.wall
+                framework = next(
+                    e
+                    for e in read_execution_log(exec_log)
+                    if e.get("targetLabel", "").endswith(f":{TORCH_FRAMEWORK}")
+                    and e.get("mnemonic") == "VenvstacksLayer"
+                )
+                execroot = ws.execroot()
+                params = execroot / framework["commandArgs"][-1].lstrip("@")
+                wheels = layer_wheels(params, execroot)
+                entry["framework_wheels"] = {Path(w).name: os.path.getsize(w) for w in wheels}
+                entry["archive_bytes"] = {
+                    layer: ws.output(f"stacks/{layer}.tar.zst").stat().st_size for layer in TORCH_LAYERS
+                }
+                record = json.loads(ws.output(f"stacks/_{TORCH_FRAMEWORK}.archive.json").read_text())
+                entry["framework_sha256"] = record["archive"]["sha256"]
+                entry["cold"] = self.torch_cold(ws, flag, wheels)
+                entry["app_change"] = self.torch_app_change(ws, cache, flag, entry["framework_sha256"])
+            entry["phases"] = self.torch_phases(ws, params, wheels)
+            entry["deploy"] = self.torch_deploy(ws)
+        finally:
+            ws.shutdown(remove=not self.keep)
+
+    def torch_cold(self, ws: Workspace, flag: str, wheels: Sequence[str]) -> dict[str, Any]:
+        """Per round: a cold build (fresh output base, memory sampled), the floor, a fresh checkout
+        with the warm remote cache; the order rotates. Ratios per round, then the median."""
+        rounds = []
+        for i in range(self.cold_runs):
+            kinds = ("cold", "floor", "fresh")
+            run: dict[str, Any] = {}
+            for kind in kinds[i % 3 :] + kinds[: i % 3]:
+                if kind == "cold":
+                    log(f"torch: cold build {i + 1}/{self.cold_runs} (fresh output base, memory sampled)")
+                    cold_ws = Workspace(ws.root, self.scratch / f"ob-torch-cold-{i}")
+                    load = loadavg()
+                    quiesce()
+                    with PeakMemory(tool_action_key) as memory:
+                        result, actions, _ = self.timed_build(cold_ws, f"torch-cold-{i}", "--symlink_prefix=/")
+                    cold_ws.shutdown(remove=not self.keep)
+                    entries = read_execution_log(self.scratch / f"torch-cold-{i}.exec.json")
+                    run["cold"] = {
+                        "wall": result.wall,
+                        "elapsed": result.elapsed,
+                        "critical_path": result.critical_path,
+                        "actions": actions,
+                        "memory": memory_by_action(memory.peaks, entries),
+                        "load": load,
+                    }
+                elif kind == "floor":
+                    log(f"torch: floor {i + 1}/{self.cold_runs}: unzip the framework's wheels, tar | zstd")
+                    _, data = self.tool_run("floor", str(self.scratch / "floor-torch"), *wheels, cwd=ws.execroot())
+                    remove_tree(self.scratch / "floor-torch")
+                    run["floor"] = {**data, "load": loadavg()}
+                else:
+                    log(f"torch: fresh checkout {i + 1}/{self.cold_runs} with the warm remote cache")
+                    root = self.scratch / f"torch-fresh-{i}"
+                    link_tree(ws.root, root)
+                    fresh_ws = Workspace(root, self.scratch / f"ob-torch-fresh-{i}")
+                    load = loadavg()
+                    quiesce()
+                    result, _, ran = self.timed_build(fresh_ws, f"torch-fresh-{i}", flag)
+                    fresh_ws.shutdown(remove=not self.keep)
+                    if not self.keep:
+                        remove_tree(root)
+                    run["fresh"] = {
+                        "wall": result.wall,
+                        "elapsed": result.elapsed,
+                        "ran": ran,
+                        "load": load,
+                        "profile": profile_phases(self.profile_file(f"torch-fresh-{i}")),
+                    }
+            framework = run["cold"]["actions"].get(f"//stacks:{TORCH_FRAMEWORK}", {}).get("action")
+            run["framework_action"] = framework
+            run["action_to_floor"] = ratio(framework, run["floor"]["total"])
+            run["fresh_to_cold"] = ratio(run["fresh"]["wall"], run["cold"]["wall"])
+            rounds.append(run)
+        memory: dict[str, list[int]] = {}
+        for run in rounds:
+            for label, value in run["cold"]["memory"].items():
+                memory.setdefault(label, []).append(value["peak_rss_bytes"])
+        return {
+            "runs": rounds,
+            "cold_wall": median([r["cold"]["wall"] for r in rounds]),
+            "cold_elapsed": median([r["cold"]["elapsed"] for r in rounds if r["cold"]["elapsed"] is not None]),
+            "cold_critical_path": median(
+                [r["cold"]["critical_path"] for r in rounds if r["cold"]["critical_path"] is not None]
+            ),
+            "framework_action": median([r["framework_action"] for r in rounds if r["framework_action"]]),
+            "floor": median([r["floor"]["total"] for r in rounds]),
+            "fresh_wall": median([r["fresh"]["wall"] for r in rounds]),
+            "action_to_floor": median([r["action_to_floor"] for r in rounds if r["action_to_floor"]]),
+            "fresh_to_cold": median([r["fresh_to_cold"] for r in rounds if r["fresh_to_cold"]]),
+            "peak_rss": {label: max(values) for label, values in sorted(memory.items())},
+        }
+
+    def torch_app_change(self, ws: Workspace, cache: Any, flag: str, framework_sha256: str) -> dict[str, Any]:
+        """The application's source edited in a fresh checkout, built in a fresh output base with
+        `--remote_download_minimal`: what was downloaded from the cache (nginx's access log)."""
+        runs = []
+        log_path = cache.state / "access.log"
+        for i in range(self.cold_runs):
+            log(f"torch: application-only change {i + 1}/{self.cold_runs} (fresh output base, minimal download)")
+            root = self.scratch / f"torch-app-{i}"
+            link_tree(ws.root, root)
+            source = root / "stacks" / TORCH_APP / "__main__.py"
+            source.unlink()  # a hard link: edit a copy, never the original workspace's file
+            source.write_text(TORCH_APP_MAIN + f"print('edit {i} at {time.time()}')\n")
+            app_ws = Workspace(root, self.scratch / f"ob-torch-app-{i}")
+            offset = log_path.stat().st_size if log_path.exists() else 0
+            load = loadavg()
+            quiesce()
+            result, _, ran = self.timed_build(app_ws, f"torch-app-{i}", flag, "--remote_download_minimal")
+            app_ws.shutdown(remove=not self.keep)
+            if not self.keep:
+                remove_tree(root)
+            with open(log_path, "rb") as f:
+                f.seek(offset)
+                requests = access_log_gets(f.read().decode(errors="replace"))
+            downloads = [r for r in requests if r["status"] == 200]
+            runs.append(
+                {
+                    "wall": result.wall,
+                    "elapsed": result.elapsed,
+                    "ran": ran,
+                    "load": load,
+                    "downloaded_bytes": sum(r["bytes"] for r in downloads),
+                    "downloads": len(downloads),
+                    "largest_download": max((r["bytes"] for r in downloads), default=0),
+                    "framework_archive_downloaded": any(r["path"] == f"/cas/{framework_sha256}" for r in downloads),
+                    "summary": [line for line in result.stderr.splitlines() if "processes:" in line][-1:],
+                }
+            )
+        return {
+            "runs": runs,
+            "wall": median([r["wall"] for r in runs]),
+            "downloaded_bytes": median([r["downloaded_bytes"] for r in runs]),
+            "framework_archive_downloaded": any(r["framework_archive_downloaded"] for r in runs),
+        }
+
+    def torch_phases(self, ws: Workspace, params: Path, wheels: Sequence[str]) -> dict[str, Any]:
+        """The framework's `build-layer` outside Bazel (memory sampled) alternating with the floor."""
+        builds, floors = [], []
+        for i in range(self.runs):
+            for kind in ("build", "floor") if i % 2 == 0 else ("floor", "build"):
+                if kind == "floor":
+                    log(f"torch: floor {i + 1}/{self.runs} (paired with build-layer outside Bazel)")
+                    _, data = self.tool_run("floor", str(self.scratch / "floor-torch"), *wheels, cwd=ws.execroot())
+                    remove_tree(self.scratch / "floor-torch")
+                    floors.append(data)
+                    continue
+                log(f"torch: framework build-layer {i + 1}/{self.runs} outside Bazel, by phase, memory sampled")
+                out = self.scratch / "phases-torch"
+                out.mkdir()
+                with PeakMemory(tool_phases_key) as memory:
+                    wall, data = self.tool_run("build-layer", str(params), str(out), cwd=ws.execroot())
+                remove_tree(out)
+                builds.append({"wall": wall, **data, "peak_rss_bytes": memory.peaks.get("tool_phases")})
+        names = sorted({name for run in builds for name in run["phases"]})
+        pairs = list(zip(builds, floors, strict=True))
+        return {
+            "runs": builds,
+            "floors": floors,
+            "wall": median([r["wall"] for r in builds]),
+            "cpu": median([r["cpu"] for r in builds]),
+            "floor": median([f["total"] for f in floors]),
+            "floor_unzip": median([f["unzip"] for f in floors]),
+            "floor_pack": median([f["pack"] for f in floors]),
+            "floor_cpu": median([f["cpu_floor"] for f in floors]),
+            "floor_tree_bytes": floors[0]["tree_bytes"],
+            "floor_tree_files": floors[0]["tree_files"],
+            "floor_archive_bytes": floors[0]["archive_bytes"],
+            "bytecode_compile_all_cores": median([f["bytecode_compile_all_cores"] for f in floors]),
+            "phases": {name: median([r["phases"].get(name, 0.0) for r in builds]) for name in names},
+            "tree_files": builds[0].get("tree_files"),
+            "tree_bytes": builds[0].get("tree_bytes"),
+            "ratio_to_floor_wall": median([b["wall"] / f["total"] for b, f in pairs]),
+            "ratio_to_floor_cpu": median([b["cpu"] / f["cpu_floor"] for b, f in pairs if f["cpu_floor"]]),
+            "peak_rss_bytes": max((b["peak_rss_bytes"] or 0 for b in builds), default=0),
+        }
+
+    def torch_deploy(self, ws: Workspace) -> dict[str, Any]:
+        """The tool's deploy of the torch stack's three archives against `tar -x` of them, paired."""
+        archives = [str(ws.output(f"stacks/{layer}.tar.zst")) for layer in TORCH_LAYERS]
+        tool_runs, tar_runs = [], []
+        for i in range(self.runs):
+            log(f"torch: deploy {i + 1}/{self.runs}: the tool and tar -x (alternating)")
+            tool_run, tar_run = self.deploy_pair(archives, i, "deploy-torch")
+            tool_runs.append(tool_run)
+            tar_runs.append(tar_run)
+            for path in self.scratch.glob("deploy-torch-*"):
+                remove_tree(path)
+        return {
+            "tool_wall": median([r["wall"] for r in tool_runs]),
+            "tool_cpu": median([r["cpu"] for r in tool_runs]),
+            "tool_phases": {
+                name: median([r["phases"].get(name, 0.0) for r in tool_runs]) for name in tool_runs[0]["phases"]
+            },
+            "tar_wall": median([r["wall"] for r in tar_runs]),
+            "tar_cpu": median([r["cpu"] for r in tar_runs]),
+            "ratio_wall": median([t["wall"] / x["wall"] for t, x in zip(tool_runs, tar_runs, strict=True)]),
+            "ratio_cpu": median([t["cpu"] / x["cpu"] for t, x in zip(tool_runs, tar_runs, strict=True) if x["cpu"]]),
+            "runs": {"tool": tool_runs, "tar": tar_runs},
+        }
 
     def shutdown(self) -> None:
         self.main.shutdown(remove=False)
@@ -1112,12 +1604,15 @@ def loads_text(runs: Sequence[dict[str, Any]]) -> str:
 
 
 def render_platforms(entry: dict[str, Any], runs: int, cold_runs: int) -> list[str]:
-    """The platforms step's rows: locking and the cold build, one platform against all of them."""
+    """The platforms step's rows: locking and the cold build, one platform against all of them.
+
+    The target of both ratios: N platforms cost less than N times one.
+    """
     lock, cold = entry["lock"], entry["cold"]
     count = len(entry["platforms"])
     layers = ", ".join(lock["runs"]["one"][0]["layers"])
     rows = []
-    for kind, label in (("one", f"host only ({entry['platforms'][0]})"), ("five", f"{count} platforms")):
+    for kind, label in (("one", f"host only ({entry['platforms'][0]})"), ("all", f"{count} platforms")):
         per_layer = "; ".join(
             f"{layer} {s(median([r['layers'][layer] for r in lock['runs'][kind]]))}"
             for layer in lock["runs"][kind][0]["layers"]
@@ -1128,7 +1623,7 @@ def render_platforms(entry: dict[str, Any], runs: int, cold_runs: int) -> list[s
         )
     rows.append(
         f"| **lock, {count} platforms / 1** (median of paired runs) | {times(lock['ratio'])} | {runs} |"
-        f" {verdict(lock['ratio'], PLATFORMS_TARGET_RATIO, '{:.2f}x')} ({layers}) |"
+        f" {verdict(lock['ratio'], count, '{:.2f}x')} ({layers}) |"
     )
     one = cold["runs"]["one"]
     host_elapsed = median([r["platforms"][entry["platforms"][0]]["elapsed"] or 0.0 for r in one])
@@ -1139,13 +1634,105 @@ def render_platforms(entry: dict[str, Any], runs: int, cold_runs: int) -> list[s
     )
     per_platform = "; ".join(f"{name} {s(value)}" for name, value in cold["per_platform"].items())
     rows.append(
-        f"| cold build, {count} platforms one after the other (same fresh output base) | {s(cold['five'])} |"
-        f" {cold_runs} | {per_platform}; load at start {loads_text(cold['runs']['five'])} |"
+        f"| cold build, {count} platforms one after the other (same fresh output base) | {s(cold['all'])} |"
+        f" {cold_runs} | {per_platform}; load at start {loads_text(cold['runs']['all'])} |"
     )
     rows.append(
         f"| **cold build, {count} platforms / 1** (median of paired runs) | {times(cold['ratio'])} | {cold_runs} |"
-        f" {verdict(cold['ratio'], PLATFORMS_TARGET_RATIO, '{:.2f}x')} |"
+        f" {verdict(cold['ratio'], count, '{:.2f}x')} |"
     )
+    return rows
+
+
+def kb(value: float | None) -> str:
+    return "n/a" if value is None else f"{value / 1e3:.1f} kB"
+
+
+def gb(value: float | None) -> str:
+    return "n/a" if value is None else f"{value / 1e9:.2f} GB"
+
+
+def render_torch(entry: dict[str, Any], runs: int, cold_runs: int) -> list[str]:
+    """The torch step's rows: the framework against the floor, deploy, remote cache, memory."""
+    if "skipped" in entry:
+        return [f"| torch stack | skipped | | {entry['skipped']} |"]
+    rows = []
+    packages = ", ".join(entry.get("packages", []))
+    wheels = entry.get("framework_wheels", {})
+    cold = entry.get("cold")
+    if cold:
+        rounds = cold["runs"]
+        rows.append(
+            f"| torch: cold build, whole stack (fresh output base, warm repository cache) | {s(cold['cold_wall'])} |"
+            f" {cold_runs} | Bazel elapsed {s(cold['cold_elapsed'])}, critical path {s(cold['cold_critical_path'])};"
+            f" {TORCH_FRAMEWORK}: {packages}; load at start {loads_text([r['cold'] for r in rounds])} |"
+        )
+        for label in sorted({label for r in rounds for label in r["cold"]["actions"]}):
+            values = [r["cold"]["actions"][label] for r in rounds if label in r["cold"]["actions"]]
+            rows.append(
+                f"| &nbsp;&nbsp;torch cold: action `{label}` | {s(median([v['action'] for v in values]))} |"
+                f" {cold_runs} | tool process {s(median([v['process'] for v in values]))}, sandbox set-up"
+                f" {s(median([v['sandbox_setup'] for v in values]))} |"
+            )
+        rows.append(
+            f"| torch **floor**: unzip the {len(wheels)} framework wheels ({mb(sum(wheels.values()))}) + tar \\| zstd"
+            f" | {s(cold['floor'])} | {cold_runs} | run next to each cold build; load"
+            f" {loads_text([r['floor'] for r in rounds])} |"
+        )
+        rows.append(
+            f"| **torch framework layer: cold Bazel action / floor** (median of rounds) |"
+            f" {times(cold['action_to_floor'])} | {cold_runs} |"
+            f" {verdict(cold['action_to_floor'], TORCH_FLOOR_TARGET_RATIO, '{:.2f}x')}"
+            f" (action {s(cold['framework_action'])}, floor {s(cold['floor'])}) |"
+        )
+        hits = [r["fresh"]["ran"]["remote_cache_hits"] for r in rounds]
+        spawns = [r["fresh"]["ran"]["spawns"] for r in rounds]
+        phases = median_phases([r["fresh"] for r in rounds])
+        rows.append(
+            f"| **torch: fresh checkout, warm remote cache / cold build** (median of rounds) |"
+            f" {s(cold['fresh_wall'])} | {cold_runs} |"
+            f" share of the cold build ({s(cold['cold_wall'])}):"
+            f" {verdict(cold['fresh_to_cold'], REMOTE_TARGET_RATIO, '{:.0%}')};"
+            f" remote cache hits {min(hits)}/{max(spawns)} spawns; server launch"
+            f" {s(phases.get('server_launch'), 2)}, repository fetching {s(phases.get('repository_fetch'), 2)};"
+            f" load {loads_text([r['fresh'] for r in rounds])} |"
+        )
+        for label, peak in cold["peak_rss"].items():
+            rows.append(
+                f"| &nbsp;&nbsp;torch cold: peak memory of `{label}` | {gb(peak)} | {cold_runs} |"
+                " RSS of the action's process tree, sampled every 0.1 s |"
+            )
+    change = entry.get("app_change")
+    if change:
+        run = change["runs"][-1]
+        rows.append(
+            f"| torch: application-only change, fresh output base, `--remote_download_minimal` |"
+            f" {s(change['wall'])} | {cold_runs} | downloaded {kb(change['downloaded_bytes'])} from the cache"
+            f" ({run['downloads']} blobs, largest {kb(run['largest_download'])}); framework archive downloaded:"
+            f" **{'yes' if change['framework_archive_downloaded'] else 'no'}** (target: no);"
+            f" {'; '.join(run['summary'])} |"
+        )
+    phases = entry.get("phases")
+    if phases:
+        ordered = sorted(phases["phases"].items(), key=lambda kv: -kv[1])
+        parts = [f"{name} {value:.1f} s" for name, value in ordered if value >= 0.05]
+        rows.append(
+            f"| torch framework `build-layer` outside Bazel / floor (median of paired runs) |"
+            f" {times(phases['ratio_to_floor_wall'])} | {runs} |"
+            f" build {s(phases['wall'])} (CPU {s(phases['cpu'])}), floor {s(phases['floor'])} (unzip"
+            f" {s(phases['floor_unzip'])}, pack {s(phases['floor_pack'])}; {mb(phases['floor_tree_bytes'])} in"
+            f" {phases['floor_tree_files']} files); in CPU time {times(phases['ratio_to_floor_cpu'])};"
+            f" peak memory {gb(phases['peak_rss_bytes'])}; {'; '.join(parts)}; installed tree"
+            f" {mb(phases['tree_bytes'])} in {phases['tree_files']} files |"
+        )
+    deploy = entry.get("deploy")
+    if deploy:
+        rows.append(
+            f"| **torch: deploy / tar -x** (3 archives, median of paired runs) | {times(deploy['ratio_wall'])} |"
+            f" {runs} | {verdict(deploy['ratio_wall'], TORCH_DEPLOY_TARGET_RATIO, '{:.2f}x')}; deploy"
+            f" {s(deploy['tool_wall'], 2)} (CPU {s(deploy['tool_cpu'], 2)}), tar -x {s(deploy['tar_wall'], 2)}"
+            f" (CPU {s(deploy['tar_cpu'], 2)}); in CPU time {times(deploy['ratio_cpu'])} |"
+        )
     return rows
 
 
@@ -1293,11 +1880,23 @@ def render(results: dict[str, Any], runs: int, cold_runs: int) -> str:
         )
     if results.get("platforms"):
         lines += render_platforms(results["platforms"], runs, cold_runs)
+    if results.get("torch"):
+        lines += render_torch(results["torch"], runs, cold_runs)
     return "\n".join(lines) + "\n"
 
 
 # The measurements, in the order they run (names of Bench methods; `--only` picks some).
-STEPS = ("cold", "noop", "incremental", "remote", "deploy", "archive_sizes", "floor_and_phases", "platforms")
+STEPS = (
+    "cold",
+    "noop",
+    "incremental",
+    "remote",
+    "deploy",
+    "archive_sizes",
+    "floor_and_phases",
+    "platforms",
+    "torch",
+)
 
 
 @contextmanager
@@ -1374,12 +1973,13 @@ def main(argv: list[str]) -> int:
     results["runs"] = args.runs
     results["cold_runs"] = cold_runs
     results["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    table = render(results, args.runs, cold_runs)
-    print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    for name in (f"bench-{stamp}", "latest"):
+    for name in (f"bench-{stamp}", "latest"):  # first, so that a failure to render loses nothing
         (args.out / f"{name}.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    table = render(results, args.runs, cold_runs)
+    print(table)
+    for name in (f"bench-{stamp}", "latest"):
         (args.out / f"{name}.md").write_text(table)
     log(f"wrote {args.out / f'bench-{stamp}.json'} and .md ({results['bench_seconds']:.0f} s in all)")
     if results.get("failed_steps"):

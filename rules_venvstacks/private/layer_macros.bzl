@@ -1,4 +1,4 @@
-"""`framework_layer` and `application_layer`: one call, the targets a layer needs.
+"""`framework_layer`, `application_layer` and `layer_stack`: one call, the targets a layer (or a stack) needs.
 
     NAME               the layer archive + metadata JSON (bazel build)
     NAME.lock          re-resolve the requirements into the lock (bazel run)
@@ -10,9 +10,10 @@
 
 load("@platforms//host:constraints.bzl", "HOST_CONSTRAINTS")
 load("//rules_venvstacks/private/build:layer.bzl", "venvstacks_layer")
+load("//rules_venvstacks/private/build:stack.bzl", "venvstacks_stack")
 load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_INDEX_URL")
 load("//rules_venvstacks/private/deploy:deploy_rules.bzl", "venvstacks_deploy", "venvstacks_test")
-load("//rules_venvstacks/private/lock:lock_rules.bzl", "venvstacks_lock", "venvstacks_lock_inputs", "venvstacks_lock_test")
+load("//rules_venvstacks/private/lock:lock_rules.bzl", "venvstacks_lock", "venvstacks_lock_all", "venvstacks_lock_inputs", "venvstacks_lock_test")
 
 def _sibling(label, suffix):
     """The label of `label`'s generated `<name><suffix>` target, as a string."""
@@ -127,8 +128,11 @@ def framework_layer(
     Args:
       name: target name; also the layer's name unless `layer_name` is given.
       runtime: a `runtime_layer` target (-> NAME, NAME.lock_inputs).
-      frameworks: framework layers below this one, in sys.path order; list every framework of
-        the stack (-> NAME, and their `.lock_inputs` to NAME.lock_inputs).
+      frameworks: the framework layers this one uses directly, in sys.path order; the
+        frameworks below those come along, and the full order is derived as venvstacks derives
+        it (the C3 linearization: each framework before the frameworks it sits on, listed ones
+        in their listed order). An order that contradicts the frameworks' own fails at analysis
+        naming them (-> NAME, and their `.lock_inputs` to NAME.lock_inputs).
       requirements: top-level requirements, e.g. `["numpy>=2"]` (-> NAME.lock_inputs).
       requirements_in: requirements.in files (-> NAME.lock_inputs).
       lock: the checked-in lock, default `pylock.NAME.toml` in this package; NAME.lock writes it
@@ -173,8 +177,9 @@ def application_layer(name, runtime, frameworks, launch_module, srcs = [], **kwa
     Args:
       name: target name; also the layer's name unless `layer_name` is given.
       runtime: a `runtime_layer` target (-> NAME, NAME.lock_inputs).
-      frameworks: the framework layers it runs on, in sys.path order, all of the stack
-        (-> NAME, and their `.lock_inputs` to NAME.lock_inputs).
+      frameworks: the framework layers it uses directly, in sys.path order; the rest of the
+        stack's order is derived as for `framework_layer` (-> NAME, and their `.lock_inputs` to
+        NAME.lock_inputs).
       launch_module: the module `python -m` runs (-> NAME, NAME.test); or a `.py` file of this
         package, which is added to `srcs` and becomes that module (`main.py` -> `main`,
         `cli/run.py` -> `cli.run`).
@@ -189,3 +194,26 @@ def application_layer(name, runtime, frameworks, launch_module, srcs = [], **kwa
         srcs = srcs + [launch_module]
         launch_module = launch_module.removeprefix(":").removesuffix(".py").replace("/", ".")
     _layer("application", name, runtime, frameworks = frameworks, launch_module = launch_module, srcs = srcs, **kwargs)
+
+def layer_stack(name, layers, **kwargs):
+    """A set of stacks: every layer below the given layers, their metadata in one file, and one `.lock`.
+
+    Creates NAME (`bazel build`: every layer's archive, and `NAME.json`, all their metadata keyed
+    by layer name) and NAME.lock (`bazel run`: lock every layer of the stack in one command, lower
+    layers first, without a Bazel start-up per layer; `bazel run NAME.lock -- --upgrade` passes
+    `--upgrade` to each; a layer whose inputs are unchanged is kept as it is).
+
+    Args:
+      name: target name.
+      layers: the top layers (framework or application layer targets); the layers below them
+        come along (-> NAME, and their `.lock_inputs` to NAME.lock).
+      **kwargs: common attributes (visibility, tags) for the generated targets.
+    """
+    tags = kwargs.pop("tags", [])
+    venvstacks_stack(name = name, layers = layers, tags = tags, **kwargs)
+    venvstacks_lock_all(
+        name = name + ".lock",
+        inputs = [_sibling(layer, ".lock_inputs") for layer in layers],
+        tags = tags + ["manual"],
+        **kwargs
+    )

@@ -33,7 +33,24 @@ framework_layer(name = "fw_named_like_a", layer_name = "fw_a", runtime = ":rt_a"
 
 application_layer(name = "app_other_runtime", frameworks = [":fw_b"], launch_module = "m", runtime = ":rt_a")
 
-application_layer(name = "app_missing_framework", frameworks = [":fw_on_a"], launch_module = "m", runtime = ":rt_a")
+# Names only the framework it uses: fw_a, below fw_on_a, is derived (C3), so analysis goes on.
+application_layer(name = "app_derives_framework", frameworks = [":fw_on_a"], launch_module = "m", runtime = ":rt_a")
+
+# Lists fw_a before fw_on_a, which sits on fw_a: the listed order contradicts the derived one.
+application_layer(name = "app_contradicts", frameworks = [":fw_a", ":fw_on_a"], launch_module = "m", runtime = ":rt_a")
+
+framework_layer(name = "fw_c", runtime = ":rt_a")
+
+framework_layer(name = "fw_p", frameworks = [":fw_a", ":fw_c"], runtime = ":rt_a")
+
+framework_layer(name = "fw_q", frameworks = [":fw_c", ":fw_a"], runtime = ":rt_a")
+
+# fw_p puts fw_a before fw_c, fw_q the other way round: the graph has no linearization.
+application_layer(name = "app_no_order", frameworks = [":fw_p", ":fw_q"], launch_module = "m", runtime = ":rt_a")
+
+framework_layer(name = "fw_dot_name", layer_name = ".hidden", runtime = ":rt_a")
+
+framework_layer(name = "fw_long_name", layer_name = "x" * 300, runtime = ":rt_a")
 
 application_layer(
     name = "app_same_name",
@@ -61,7 +78,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
             for name in ("rt_a", "rt_b")
         )
         layers = ["fw_a", "fw_b", "fw_on_a", "cycle_1", "cycle_2", "fw_named_like_a"]
-        layers += ["app_other_runtime", "app_missing_framework", "app_same_name", "app_ok", "app_on_app"]
+        layers += ["app_other_runtime", "app_derives_framework", "app_same_name", "app_ok", "app_on_app"]
+        layers += ["app_contradicts", "fw_c", "fw_p", "fw_q", "app_no_order", "fw_dot_name", "fw_long_name"]
         # Locks that do not exist yet: the hub still resolves, so analysis reaches the stack checks.
         declarations += "".join(f'venvstacks.lock(name = "{n}", file = "//:pylock.{n}.toml")\n' for n in layers)
         workspace.write_module(declarations + 'use_repo(venvstacks, "rt_a", "rt_b", "venvstacks_wheels")\n')
@@ -74,7 +92,20 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     ("target", "expected"),
     [
         ("app_other_runtime", ["//:app_other_runtime", "//:fw_b", "share one runtime"]),
-        ("app_missing_framework", ["//:app_missing_framework", "//:fw_on_a", "fw_a", "missing"]),
+        # Not a stack error any more: the stack checks pass and the missing lock is what fails.
+        (
+            "app_derives_framework.lock",
+            ["//:app_derives_framework", "the lock of framework //:fw_on_a does not exist yet"],
+        ),
+        (
+            "app_contradicts",
+            ["//:app_contradicts", "contradicts", "//:fw_a, //:fw_on_a conflict", "//:fw_on_a sits on [//:fw_a]"],
+        ),
+        ("app_no_order", ["//:app_no_order", "//:fw_a, //:fw_c conflict", "//:fw_p", "//:fw_q"]),
+        # A name the build would refuse fails the lock at analysis too, naming the target.
+        ("fw_dot_name.lock", ["//:fw_dot_name", "the layer name '.hidden' starts with"]),
+        ("fw_long_name.lock", ["//:fw_long_name", "is 300 characters long; a layer name has at most 100"]),
+        ("fw_long_name", ["//:fw_long_name", "is 300 characters long"]),
         ("app_same_name", ["//:app_same_name", "named 'fw_a'", "//:fw_named_like_a"]),
         ("app_on_app", ["//:app_on_app", "//:app_ok", "only framework layers"]),
         ("cycle_1", ["cycle in dependency graph", "//:cycle_1", "//:cycle_2"]),

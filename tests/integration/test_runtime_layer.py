@@ -16,9 +16,11 @@ import pytest
 import zstandard
 
 from venvstacks_testing.bazel_workspace import CHECKOUT, Workspace
+from venvstacks_testing.fixture_pbs import FixtureRuntime, make_fixture_runtime
 from venvstacks_testing.http_server import serve_directory
 from venvstacks_testing.local_pbs import LocalRuntime, make_local_runtime
 from venvstacks_testing.stack_workspace import copy_checkout
+from venvstacks_tool.core.platforms import by_name
 
 pytestmark = pytest.mark.integration
 
@@ -270,3 +272,198 @@ def test_local_archive_file(scratch: Workspace, served: tuple[LocalRuntime, str]
     scratch.bazel("build", "//:cpython_layer")
     metadata = json.loads(scratch.output("cpython_layer.json").read_text())
     assert metadata["source"] == {"sha256": runtime.sha256, "strip_prefix": "python"}
+
+
+# --- hardening: every bad input caught at the earliest phase, in one line ----------------------
+
+
+def _xy(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def test_a_runtime_of_another_patch_release_fails_when_its_repository_is_made(
+    scratch: Workspace, served: tuple[LocalRuntime, str]
+) -> None:
+    """The exact version comes from the archive's patchlevel.h, not from running its interpreter."""
+    runtime, url = served
+    major, minor, micro = runtime.python_version.split(".")[:3]
+    declared = f"{major}.{minor}.{int(micro) + 1}"
+    module = _module(runtime, url).replace(f'"{runtime.python_version}"', f'"{declared}"')
+    _fails(
+        scratch,
+        module,
+        f"runtime 'cpython_local': archive '{runtime.path.name}' holds CPython {runtime.python_version}"
+        f" (python/include/python{major}.{minor}/patchlevel.h), but python_version is {declared}",
+    )
+
+
+def _windows_module(runtime: LocalRuntime, url: str, fixture: FixtureRuntime) -> str:
+    """The host runtime (to run the tool) and a Windows fixture archive, both of `cpython_local`."""
+    return f"""\
+        venvstacks.runtime(
+            name = "cpython_local",
+            platforms = ["linux_x86_64", "windows_x86_64"],
+            python_version = "{runtime.python_version}",
+            urls = ["{url}/{runtime.path.name}"],
+            sha256 = "{runtime.sha256}",
+        )
+        venvstacks.runtime_archive(
+            runtime = "cpython_local",
+            platform = "windows_x86_64",
+            python_version = "{fixture.python_version}",
+            urls = ["{url}/{fixture.path.name}"],
+            sha256 = "{fixture.sha256}",
+        )
+        use_repo(venvstacks, "cpython_local")
+        """
+
+
+def _analyze_for_windows(workspace: Workspace) -> subprocess.CompletedProcess[str]:
+    # Analysis selects, hence makes, the Windows runtime repository; nothing is built.
+    return workspace.bazel(
+        "build", "--nobuild", "--platforms=@rules_venvstacks//platforms:windows_x86_64", "//:cpython_layer", check=False
+    )
+
+
+def test_a_windows_runtime_is_checked_by_its_include_patchlevel_h(
+    scratch: Workspace, served: tuple[LocalRuntime, str]
+) -> None:
+    runtime, url = served
+    directory = scratch.root / "pbs"
+    declared = f"{_xy(runtime.python_version)}.14"
+    fixture = make_fixture_runtime(directory, by_name("windows_x86_64"), declared, patchlevel=f"{_xy(declared)}.2")
+    shutil.copy(fixture.path, runtime.path.parent / fixture.path.name)
+    scratch.write_module(_windows_module(runtime, url, fixture))
+    result = _analyze_for_windows(scratch)
+    assert result.returncode != 0
+    expected = (
+        f"runtime 'cpython_local': archive '{fixture.path.name}' holds CPython {_xy(declared)}.2"
+        f" (python/Include/patchlevel.h), but python_version is {declared}"
+    )
+    assert expected in result.stderr, result.stderr[-4000:]
+
+
+def test_an_archive_without_patchlevel_h_is_checked_on_its_x_y(
+    scratch: Workspace, served: tuple[LocalRuntime, str]
+) -> None:
+    """The documented fallback: a custom build without headers passes on its lib/python3.X (Lib/) alone."""
+    runtime, url = served
+    fixture = make_fixture_runtime(scratch.root / "pbs", by_name("windows_x86_64"), f"{_xy(runtime.python_version)}.14")
+    shutil.copy(fixture.path, runtime.path.parent / fixture.path.name)
+    scratch.write_module(_windows_module(runtime, url, fixture))
+    result = _analyze_for_windows(scratch)
+    assert result.returncode == 0, result.stderr[-4000:]
+
+
+_LOCK_TEMPLATE = """\
+lock-version = "1.0"
+created-by = "rules_venvstacks"
+requires-python = "==3.11.*"
+environments = [
+    "sys_platform == 'linux' and platform_machine == 'x86_64'",
+]
+
+[[packages]]
+name = "demo"
+version = "1.0"
+wheels = [
+    {{ name = "demo-1.0-py3-none-any.whl", {where}, hashes = {{ sha256 = "{sha256}" }} }},
+]
+
+[packages.tool.venvstacks.platform-wheels]
+x86_64-unknown-linux-gnu = "demo-1.0-py3-none-any.whl"
+
+[tool.venvstacks]
+layer = "app"
+kind = "application"
+inputs-hash = "sha256:{zeros}"
+python-version = "3.11.7"
+platforms = [
+    "x86_64-unknown-linux-gnu",
+]
+requirements = [
+    "demo",
+]
+provided = [
+]
+"""
+
+
+@pytest.mark.parametrize(
+    ("where", "sha256", "expected"),
+    [
+        (
+            'url = "https://files.example/demo-1.0-py3-none-any.whl"',
+            "",
+            "package 'demo': the sha256 of demo-1.0-py3-none-any.whl is not 64 lowercase hex digits (it is empty): ''",
+        ),
+        (
+            'url = "https://files.example/demo-1.0-py3-none-any.whl"',
+            "XYZ",
+            "package 'demo': the sha256 of demo-1.0-py3-none-any.whl is not 64 lowercase hex digits (it has 3",
+        ),
+        (
+            'path = "../../outside/demo-1.0-py3-none-any.whl"',
+            "a" * 64,
+            "package 'demo': the path '../../outside/demo-1.0-py3-none-any.whl' of demo-1.0-py3-none-any.whl"
+            " points outside the workspace (its '..' climb out of the workspace)",
+        ),
+        (
+            'path = "/etc/demo-1.0-py3-none-any.whl"',
+            "a" * 64,
+            "package 'demo': the path '/etc/demo-1.0-py3-none-any.whl' of demo-1.0-py3-none-any.whl points outside"
+            " the workspace (it is absolute)",
+        ),
+    ],
+    ids=["empty-sha256", "short-sha256", "path-climbs-out", "absolute-path"],
+)
+def test_a_lock_the_tool_would_not_write_fails_in_the_module_extension(
+    scratch: Workspace, served: tuple[LocalRuntime, str], where: str, sha256: str, expected: str
+) -> None:
+    runtime, url = served
+    scratch.write("stacks/BUILD.bazel", 'exports_files(["pylock.app.toml"])\n')
+    scratch.write("stacks/pylock.app.toml", _LOCK_TEMPLATE.format(where=where, sha256=sha256, zeros="0" * 64))
+    module = _module(runtime, url).replace(
+        'use_repo(venvstacks, "cpython_local")',
+        'venvstacks.lock(name = "app", file = "//stacks:pylock.app.toml")\n'
+        '        use_repo(venvstacks, "cpython_local", "venvstacks_wheels")',
+    )
+    _fails(scratch, module, "pylock.app.toml:8: " + expected)
+
+
+def test_an_index_url_with_credentials_fails_at_analysis_without_showing_them(
+    scratch: Workspace, served: tuple[LocalRuntime, str]
+) -> None:
+    runtime, url = served
+    secret = "s3cret-in-a-build-file"
+    scratch.write(
+        "creds/BUILD.bazel",
+        f"""\
+load("@rules_venvstacks//rules_venvstacks:defs.bzl", "framework_layer", "runtime_layer")
+
+runtime_layer(name = "rt", runtime = "@cpython_local")
+
+framework_layer(
+    name = "fw",
+    index_url = "https://user:{secret}@index.example/simple",
+    runtime = ":rt",
+)
+""",
+    )
+    module = _module(runtime, url).replace(
+        'use_repo(venvstacks, "cpython_local")',
+        'venvstacks.lock(name = "fw", file = "//creds:pylock.fw.toml")\n'
+        '        use_repo(venvstacks, "cpython_local", "venvstacks_wheels")',
+    )
+    scratch.write_module(module)
+    for target in ("//creds:fw.lock", "//creds:fw.lock_test"):
+        result = scratch.bazel("build", "--nobuild", target, check=False)
+        assert result.returncode != 0
+        expected = f"{target}: the URL https://***@index.example/simple carries credentials"
+        assert expected in result.stderr, result.stderr[-4000:]
+        assert "put them in ~/.netrc" in result.stderr
+        assert secret not in result.stderr + result.stdout
+    # Without credentials in the URL (pip takes them from ~/.netrc) the targets analyze.
+    scratch.write("creds/BUILD.bazel", (scratch.root / "creds/BUILD.bazel").read_text().replace(f"user:{secret}@", ""))
+    scratch.bazel("build", "--nobuild", "//creds:fw.lock", "//creds:fw.lock_test")
+    (scratch.root / "creds/BUILD.bazel").unlink()

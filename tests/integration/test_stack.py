@@ -72,6 +72,23 @@ def _lock_packages(path: Path) -> dict[str, str]:
     return {package["name"]: package["version"] for package in lock.get("packages", [])}
 
 
+def test_the_stack_locks_every_layer_in_one_command(stack: Stack) -> None:
+    """`bazel run //:stack.lock`: lower layers first, unchanged ones kept, missing ones written."""
+    root = stack.workspace.root
+    saved = {path: path.read_text() for path in sorted(root.glob("pylock.*.toml"))}
+    assert {path.name for path in saved} == {"pylock.framework.toml", "pylock.app.toml", "pylock.hello.toml"}
+    kept = stack.workspace.bazel("run", "//:stack.lock")
+    for layer in ("framework", "app", "hello"):
+        assert f"layer '{layer}' is up to date" in kept.stdout, kept.stdout
+    for path in saved:
+        path.unlink()
+    written = stack.workspace.bazel("run", "//:stack.lock")
+    order = [line.split("'")[1] for line in written.stdout.splitlines() if line.startswith("venvstacks: locked layer")]
+    assert order[0] == "framework" and sorted(order) == ["app", "framework", "hello"], written.stdout
+    for path, text in saved.items():
+        assert path.read_text() == text, f"{path.name}: the same inputs resolve to the same lock"
+
+
 def test_locks_pin_wheels_and_exclude_what_the_framework_provides(stack: Stack) -> None:
     root = stack.workspace.root
     assert _lock_packages(root / "pylock.framework.toml") == {"fwpkg": "1.0", "shared": "1.0"}
@@ -108,6 +125,26 @@ def test_deployed_app_imports_framework_packages_from_the_framework_layer(stack:
     stack.workspace.bazel("build", "//:stack")
     metadata = json.loads(stack.workspace.output("stack.json").read_text())
     assert sorted(metadata["layers"]) == ["app", "cpython", "framework", "hello"]
+
+
+def test_deployed_framework_site_packages_is_a_site_directory_for_the_app(stack: Stack, tmp_path: Path) -> None:
+    """Bazel-built layers: a framework's `.pth` files run in the app's interpreter (not with -S)."""
+    dest = tmp_path / "dest"
+    stack.workspace.bazel("run", "//:app.deploy", "--", str(dest))
+    # Every layer has the protocol's postinstall.py, the runtime's included (as venvstacks ships it).
+    assert sorted(p.parent.name for p in dest.glob("*/postinstall.py")) == ["app", "cpython", "framework"]
+    (framework_site,) = dest.glob("framework/lib/python3*/site-packages")
+    (framework_site / "zz_hook.pth").write_text("import sys; sys.framework_hook_ran = True\n")
+    code = "import sys; print(getattr(sys, 'framework_hook_ran', False))"
+    python = dest / "app" / "bin" / "python"
+    run = [
+        subprocess.run([python, *flags, "-c", code], check=True, capture_output=True, text=True).stdout
+        for flags in ([], ["-I"], ["-S"])
+    ]
+    assert run == ["True\n", "True\n", "False\n"]
+    # The stack's files name no deploy path: the archive's bytes, relative to the layer.
+    (app_site,) = dest.glob("app/lib/python3*/site-packages")
+    assert str(dest) not in (app_site / "_venvstacks_stack.py").read_text()
 
 
 def test_launch_module_file_a_wheel_built_by_another_rule_and_find_links(stack: Stack, tmp_path: Path) -> None:

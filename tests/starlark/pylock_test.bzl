@@ -17,7 +17,7 @@ environments = [
 name = "a-pkg"
 version = "1.0"
 wheels = [
-    { name = "a_pkg-1.0-py3-none-any.whl", url = "https://files.example/a_pkg-1.0-py3-none-any.whl", hashes = { sha256 = "aaaa" } },
+    { name = "a_pkg-1.0-py3-none-any.whl", url = "https://files.example/a_pkg-1.0-py3-none-any.whl", hashes = { sha256 = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" } },
 ]
 
 [packages.tool.venvstacks.platform-wheels]
@@ -29,7 +29,7 @@ name = "b"
 version = "2.0"
 marker = "sys_platform == 'win32' and platform_machine == 'AMD64'"
 wheels = [
-    { name = "b-2.0-cp312-cp312-win_amd64.whl", url = "https://files.example/q?x=\\"y\\"", hashes = { sha256 = "bbbb" } },
+    { name = "b-2.0-cp312-cp312-win_amd64.whl", url = "https://files.example/q?x=\\"y\\"", hashes = { sha256 = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" } },
 ]
 
 [packages.tool.venvstacks.platform-wheels]
@@ -39,8 +39,8 @@ x86_64-pc-windows-msvc = "b-2.0-cp312-cp312-win_amd64.whl"
 name = "local"
 version = "0.1"
 wheels = [
-    { name = "local-0.1-cp312-cp312-manylinux_2_17_x86_64.whl", path = "../wheels/local-0.1-cp312-cp312-manylinux_2_17_x86_64.whl", hashes = { sha256 = "cccc" } },
-    { name = "local-0.1-cp312-cp312-win_amd64.whl", path = "../wheels/local-0.1-cp312-cp312-win_amd64.whl", hashes = { sha256 = "dddd" } },
+    { name = "local-0.1-cp312-cp312-manylinux_2_17_x86_64.whl", path = "../wheels/local-0.1-cp312-cp312-manylinux_2_17_x86_64.whl", hashes = { sha256 = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc" } },
+    { name = "local-0.1-cp312-cp312-win_amd64.whl", path = "../wheels/local-0.1-cp312-cp312-win_amd64.whl", hashes = { sha256 = "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd" } },
 ]
 
 [packages.tool.venvstacks.platform-wheels]
@@ -73,7 +73,7 @@ requires-python = "==3.12.7"
 name = "a-pkg"
 version = "1.0"
 wheels = [
-    { name = "a_pkg-1.0-py3-none-any.whl", url = "https://files.example/a_pkg-1.0-py3-none-any.whl", hashes = { sha256 = "aaaa" } },
+    { name = "a_pkg-1.0-py3-none-any.whl", url = "https://files.example/a_pkg-1.0-py3-none-any.whl", hashes = { sha256 = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" } },
 ]
 
 [tool.venvstacks]
@@ -88,7 +88,7 @@ provided = [
 
 def _parse_test(ctx):
     env = unittest.begin(ctx)
-    lock = pylock_testlib.parse_pylock(_LOCK, "stacks/pylock.app.toml")
+    lock = pylock_testlib.parse_pylock(_LOCK, "stacks/pylock.app.toml", depth = 1)
     asserts.equals(env, ["x86_64-pc-windows-msvc", "x86_64-unknown-linux-gnu"], lock.platforms)
     packages = lock.packages
     asserts.equals(env, ["a-pkg", "b", "local"], [p.name for p in packages])
@@ -97,7 +97,7 @@ def _parse_test(ctx):
     asserts.equals(env, "../wheels/local-0.1-cp312-cp312-win_amd64.whl", packages[2].wheels[1].path)
     asserts.equals(env, "", packages[2].wheels[0].url)
     asserts.equals(env, "a_pkg-1.0-py3-none-any.whl", packages[0].wheels[0].name)
-    asserts.equals(env, "aaaa", packages[0].wheels[0].sha256)
+    asserts.equals(env, "a" * 64, packages[0].wheels[0].sha256)
     asserts.equals(env, "https://files.example/q?x=\"y\"", packages[1].wheels[0].url)
     asserts.equals(env, {"x86_64-pc-windows-msvc": "b-2.0-cp312-cp312-win_amd64.whl"}, packages[1].platform_wheels)
     asserts.equals(
@@ -122,10 +122,61 @@ def _old_form_test(ctx):
 
 old_form_test = unittest.make(_old_form_test)
 
+def _sha256_test(ctx):
+    env = unittest.begin(ctx)
+    asserts.equals(env, "", pylock_testlib.sha256_error("0123456789abcdef" * 4))
+    asserts.equals(env, "it is empty", pylock_testlib.sha256_error(""))
+    asserts.equals(env, "it has 4 characters, not 64", pylock_testlib.sha256_error("aaaa"))
+    asserts.equals(env, "'A' is not a lowercase hex digit", pylock_testlib.sha256_error("A" * 64))
+    asserts.equals(env, "'g' is not a lowercase hex digit", pylock_testlib.sha256_error("g" * 64))
+    return unittest.end(env)
+
+sha256_test = unittest.make(_sha256_test)
+
+def _wheel_path_test(ctx):
+    env = unittest.begin(ctx)
+    check = pylock_testlib.wheel_path_error
+    asserts.equals(env, 0, pylock_testlib.lock_depth("", "pylock.app.toml"))
+    asserts.equals(env, 1, pylock_testlib.lock_depth("stacks", "pylock.app.toml"))
+    asserts.equals(env, 3, pylock_testlib.lock_depth("a/b", "locks/pylock.app.toml"))
+
+    # Inside: beside the lock, below it, or up to the workspace root and down again.
+    for path in ["x.whl", "wheels/x.whl", "../wheels/x.whl", "./w/../x.whl", "w/../../x.whl"]:
+        asserts.equals(env, "", check(path, 1), path)
+    for path in ["/etc/x.whl", "\\\\server\\x.whl", "C:/w/x.whl", "C:\\w\\x.whl", "file:///w/x.whl", "https://h/x.whl"]:
+        asserts.equals(env, "it is absolute", check(path, 1), path)
+        asserts.equals(env, "it is absolute", check(path, None), path)
+    for path in ["../../x.whl", "..\\..\\x.whl", "w/../../../x.whl", "../../../../../../etc/x.whl"]:
+        asserts.equals(env, "its '..' climb out of the workspace", check(path, 1), path)
+    asserts.equals(env, "its '..' climb out of the workspace", check("../x.whl", 0))
+    asserts.equals(env, "", check("../../x.whl", None), "an unknown depth refuses absolute paths only")
+    asserts.equals(env, "it is empty", check("", 1))
+    return unittest.end(env)
+
+wheel_path_test = unittest.make(_wheel_path_test)
+
+def _wheel_error_test(ctx):
+    env = unittest.begin(ctx)
+    good = "a" * 64
+    asserts.equals(env, "", pylock_testlib.wheel_error("p", struct(name = "p.whl", url = "https://h/p.whl", path = "", sha256 = good), 1))
+    asserts.equals(
+        env,
+        "package 'p': the sha256 of p.whl is not 64 lowercase hex digits (it is empty): ''",
+        pylock_testlib.wheel_error("p", struct(name = "p.whl", url = "https://h/p.whl", path = "", sha256 = ""), 1),
+    )
+    asserts.equals(
+        env,
+        "package 'p': the path '../../p.whl' of p.whl points outside the workspace (its '..' climb out of the workspace); a local wheel must be in a find-links directory in the workspace",
+        pylock_testlib.wheel_error("p", struct(name = "p.whl", url = "", path = "../../p.whl", sha256 = good), 1),
+    )
+    return unittest.end(env)
+
+wheel_error_test = unittest.make(_wheel_error_test)
+
 def pylock_test_suite(name):
     """Declares the pylock reader tests.
 
     Args:
       name: the test suite's name.
     """
-    unittest.suite(name, parse_test, old_form_test)
+    unittest.suite(name, parse_test, old_form_test, sha256_test, wheel_path_test, wheel_error_test)

@@ -47,3 +47,81 @@ def archive_listing(path: Path) -> dict[str, tuple[str, int, Any]]:
                 assert f is not None
                 result[m.name] = ("file", m.mode, f.read())
     return result
+
+
+# --- writing archives without any checks, for deploy's tests ---------------------------------
+
+# A member: (name, kind, content or link target); kind is "dir", "file", "symlink", "hardlink"
+# or "fifo".
+Member = tuple[str, str, Any]
+
+
+def tar_bytes(members: list[Member], tar_format: int = tarfile.PAX_FORMAT) -> bytes:
+    """An uncompressed tar of `members`, written by tarfile without any checks."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tar_format) as tf:
+        for name, kind, payload in members:
+            info = tarfile.TarInfo(name)
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                tf.addfile(info)
+            elif kind in ("symlink", "hardlink"):
+                info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
+                info.linkname = payload
+                tf.addfile(info)
+            elif kind == "fifo":
+                info.type = tarfile.FIFOTYPE
+                tf.addfile(info)
+            else:
+                info.size = len(payload)
+                info.mode = 0o644
+                tf.addfile(info, io.BytesIO(payload))
+    return buf.getvalue()
+
+
+def compress(data: bytes, fmt: str) -> bytes:
+    """`data` (a tar) compressed as a .tar.zst or .tar.xz."""
+    if fmt == "tar.zst":
+        return zstandard.ZstdCompressor().compress(data)
+    return lzma.compress(data)
+
+
+def zip_bytes(members: list[Member]) -> bytes:
+    """A zip of `members` (Unix modes, symlinks as contents), written without any checks."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, kind, payload in members:
+            info = zipfile.ZipInfo(name + ("/" if kind == "dir" else ""))
+            info.create_system = 3
+            kind_bits = {"dir": stat.S_IFDIR, "symlink": stat.S_IFLNK}.get(kind, stat.S_IFREG)
+            info.external_attr = (kind_bits | 0o755) << 16
+            data = payload.encode() if isinstance(payload, str) else (payload or b"")
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def archive_bytes(members: list[Member], fmt: str) -> bytes:
+    """`members` as a .tar.zst, .tar.xz or .zip (pax tars)."""
+    return zip_bytes(members) if fmt == "zip" else compress(tar_bytes(members), fmt)
+
+
+def write_with_metadata(path: Path, data: bytes, layer: str) -> Path:
+    """Write the archive `data` to `path` and, beside it, the layer metadata a build writes for it."""
+    import hashlib
+    import json
+
+    path.write_bytes(data)
+    fmt = next(f for f in ("tar.zst", "tar.xz", "zip") if path.name.endswith("." + f))
+    metadata = {
+        "archive": {
+            "file": path.name,
+            "format": fmt,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+        },
+        "kind": "framework",
+        "layer_name": layer,
+    }
+    path.with_name(path.name[: -len(fmt) - 1] + ".json").write_text(json.dumps(metadata))
+    return path

@@ -144,13 +144,24 @@ def _tar_bytes(members: list[_Member]) -> bytes:
     return buffer.getvalue()
 
 
-def fixture_runtime_bytes(platform: TargetPlatform, python_version: str) -> bytes:
-    """The `.tar.gz` bytes of the fixture runtime: a pure function of its arguments."""
+def fixture_runtime_bytes(platform: TargetPlatform, python_version: str, patchlevel: str | None = None) -> bytes:
+    """The `.tar.gz` bytes of the fixture runtime: a pure function of its arguments.
+
+    With `patchlevel`, the archive also has a `patchlevel.h` declaring that version, beside its
+    `Python.h` (`Include/` on Windows, `include/python3.X/` elsewhere), which the runtime
+    repository checks against the declared version. Without it (the default, so the pinned
+    sha256 stays) there is none, as in a custom build without headers.
+    """
     members = (
         _windows_members(platform, python_version)
         if platform.os == "windows"
         else _posix_members(platform, python_version)
     )
+    if patchlevel is not None:
+        major, minor = _xy(python_version)
+        where = "Include" if platform.os == "windows" else f"include/python{major}.{minor}"
+        header = f'/* fake patchlevel.h */\n#define PY_VERSION "{patchlevel}"\n'.encode()
+        members.append((f"{where}/patchlevel.h", "file", header, 0o644))
     return _stored_gzip(_tar_bytes(members))
 
 
@@ -173,13 +184,18 @@ def _stored_gzip(data: bytes) -> bytes:
 
 
 def make_fixture_runtime(
-    directory: Path, platform: TargetPlatform, python_version: str, release: str = DEFAULT_RELEASE
+    directory: Path,
+    platform: TargetPlatform,
+    python_version: str,
+    release: str = DEFAULT_RELEASE,
+    patchlevel: str | None = None,
 ) -> FixtureRuntime:
     """Write the fixture PBS archive of `platform` and `python_version` into `directory`, named like the real asset.
 
     Rewritten every time (same bytes), so a stale file from an older fixture cannot linger.
+    `patchlevel`: the version its `patchlevel.h` declares (see `fixture_runtime_bytes`).
     """
-    data = fixture_runtime_bytes(platform, python_version)
+    data = fixture_runtime_bytes(platform, python_version, patchlevel)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / asset_name(platform, python_version, release)
     path.write_bytes(data)

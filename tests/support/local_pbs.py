@@ -85,6 +85,24 @@ def _add_member(
     tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
 
 
+def patchlevel_header(version: str) -> bytes:
+    """A `patchlevel.h` declaring CPython `version` (X.Y.Z), as PBS ships in `include/python3.X/`.
+
+    Written rather than copied from `/usr/include` (python3-dev may be missing); the runtime
+    repository reads only its `PY_VERSION` line to check the declared `python_version`.
+    """
+    major, minor, micro = version.split(".")[:3]
+    return (
+        "/* CPython version, as in Include/patchlevel.h */\n"
+        f"#define PY_MAJOR_VERSION\t{major}\n"
+        f"#define PY_MINOR_VERSION\t{minor}\n"
+        f"#define PY_MICRO_VERSION\t{micro}\n"
+        "#define PY_RELEASE_LEVEL\tPY_RELEASE_LEVEL_FINAL\n"
+        "#define PY_RELEASE_SERIAL\t0\n"
+        f'#define PY_VERSION\t\t"{version}"\n'
+    ).encode()
+
+
 def make_local_runtime(directory: Path, platform: str = "x86_64-unknown-linux-gnu") -> LocalRuntime:
     """Writes `cpython-X.Y.Z+local-PLATFORM-install_only.tar.gz` into `directory` (reused if there)."""
     python = find_relocatable_python()
@@ -102,6 +120,10 @@ def make_local_runtime(directory: Path, platform: str = "x86_64-unknown-linux-gn
             _add_member(tar, "python/lib", tarfile.DIRTYPE, mode=0o755)
             _add_member(tar, f"python/lib/python{minor}", tarfile.DIRTYPE, mode=0o755)
             _add_tree(tar, Path(f"/usr/lib/python{minor}"), f"python/lib/python{minor}")
+            _add_member(tar, "python/include", tarfile.DIRTYPE, mode=0o755)
+            _add_member(tar, f"python/include/python{minor}", tarfile.DIRTYPE, mode=0o755)
+            header = patchlevel_header(version)
+            _add_member(tar, f"python/include/python{minor}/patchlevel.h", tarfile.REGTYPE, mode=0o644, data=header)
         temporary = path.with_suffix(".partial")
         with (
             open(temporary, "wb") as raw,

@@ -107,7 +107,9 @@ def test_platforms_module_declares_every_archive_and_the_same_locks() -> None:
         if line.startswith(("module(", "bazel_dep", "local_path", "venvstacks.lock", "use_"))
     ]
     assert shared and all(line in text.splitlines() for line in shared)
-    assert bench.ALL_PLATFORMS[0] == bench.HOST_PLATFORM and len(bench.ALL_PLATFORMS) == 5
+    assert bench.ALL_PLATFORMS[0] == bench.HOST_PLATFORM
+    assert len(bench.ALL_PLATFORMS) + len(bench.UNLOCKABLE_PLATFORMS) == 5
+    assert not set(bench.ALL_PLATFORMS) & set(bench.UNLOCKABLE_PLATFORMS)
 
 
 class _FakeRuntime:
@@ -121,3 +123,57 @@ def test_paired_ratio_is_the_median_over_pairs() -> None:
     five = [{"total": 20.0}, {"total": 36.0}, {"total": 30.0}]
     one = [{"total": 10.0}, {"total": 12.0}, {"total": 10.0}]
     assert bench.paired_ratio(five, one) == 3.0
+
+
+def test_torch_workspace_raises_the_glibc_floor_and_takes_torch_from_the_workspace() -> None:
+    """The torch step's module and BUILD: glibc 2.28 on the runtime, the pinned CPU build from `wheels/`."""
+    bench = _run_bench()
+    module = bench.torch_module_text(Path("/rules"), "http://127.0.0.1:1", _FakeRuntime())
+    assert 'glibc_minimum = "2.28",' in module
+    assert f'venvstacks.lock(name = "{bench.TORCH_FRAMEWORK}"' in module
+    assert "platforms" not in module  # the host only
+    build = bench.torch_build_text()
+    assert 'find_links = ["wheels"],' in build
+    assert 'requirements = ["torch==2.13.0+cpu"],' in build
+    assert bench.TORCH_WHEEL.startswith("torch-2.13.0+cpu-") and "manylinux_2_28" in bench.TORCH_WHEEL
+    assert "torch" in bench.STEPS
+
+
+def test_torch_step_is_skipped_without_the_wheel(tmp_path: Path, monkeypatch: Any) -> None:
+    bench = _run_bench()
+    monkeypatch.setattr(bench, "TORCH_WHEEL_DIR", tmp_path / "no-wheels")
+    run = bench.Bench(tmp_path, runs=1, cold_runs=1, keep=False, xz=False)
+    run.torch()
+    assert "skipped" in run.results["torch"]
+    assert bench.render_torch(run.results["torch"], 1, 1)[0].startswith("| torch stack | skipped |")
+
+
+def test_tree_rss_adds_up_each_tool_process_tree() -> None:
+    """Peak memory of an action: its tool process and every descendant (compilers), not other processes."""
+    bench = _run_bench()
+    table = {
+        1: (0, 10, "init"),
+        10: (1, 100, "linux-sandbox -- python -I tools/bin/venvstacks_tool.py build-layer @a.params"),
+        11: (10, 200, "python -I tools/bin/venvstacks_tool.py build-layer @a.params"),
+        12: (11, 30, "python -S -B -X utf8 -c ... compile-0.txt"),
+        13: (11, 40, "python -S -B -X utf8 -c ... compile-1.txt"),
+        20: (1, 5, "python -I tools/bin/venvstacks_tool.py pack-runtime @b.params"),
+        30: (1, 999, "java -jar bazel-server"),
+    }
+    assert bench.tree_rss(table, bench.tool_action_key) == {"@a.params": 370, "@b.params": 5}
+    entries = [{"commandArgs": ["python", "@a.params"], "mnemonic": "VenvstacksLayer", "targetLabel": "//s:fw"}]
+    memory = bench.memory_by_action({"@a.params": 370}, entries)
+    assert memory["VenvstacksLayer //s:fw"]["peak_rss_bytes"] == 370
+
+
+def test_access_log_gets_reads_what_the_cache_sent() -> None:
+    bench = _run_bench()
+    log = (
+        '127.0.0.1 - - [01/Dec/2026:00:00:00 +0000] "GET /cas/abc HTTP/1.1" 200 1234 "-" "bazel/7.7.1"\n'
+        '127.0.0.1 - - [01/Dec/2026:00:00:00 +0000] "PUT /ac/def HTTP/1.1" 201 0 "-" "bazel/7.7.1"\n'
+        '127.0.0.1 - - [01/Dec/2026:00:00:00 +0000] "GET /ac/ghi HTTP/1.1" 404 153 "-" "bazel/7.7.1"\n'
+    )
+    assert bench.access_log_gets(log) == [
+        {"path": "/cas/abc", "status": 200, "bytes": 1234},
+        {"path": "/ac/ghi", "status": 404, "bytes": 153},
+    ]

@@ -8,6 +8,7 @@ tests/support/fixture_pbs.py (the real PBS layout of each platform, fake content
 
 from __future__ import annotations
 
+import ast
 import gzip
 import importlib.machinery
 import io
@@ -223,9 +224,12 @@ def test_layer_config_stack_pth_and_metadata(built: dict[str, Path], target: Tar
     assert config["site_dir"] == site_dir
     assert config["pylib_dirs"] == [f"../{RUNTIME}/{site_dir}"]
     depth = "../" * (1 + site_dir.count("/") + 1)  # out of site-packages, then out of the layer
-    assert listing[f"fw/{site_dir}/_venvstacks_stack.pth"][2].decode().splitlines()[1:] == [
-        f"{depth}{RUNTIME}/{site_dir}"
-    ]
+    assert listing[f"fw/{site_dir}/_venvstacks_stack.pth"][2].decode().splitlines()[1:] == ["import _venvstacks_stack"]
+    module = ast.parse(listing[f"fw/{site_dir}/_venvstacks_stack.py"][2])
+    lower = next(
+        n.value for n in module.body if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "LOWER_SITE_DIRS"
+    )
+    assert ast.literal_eval(lower) == (f"{depth}{RUNTIME}/{site_dir}",)
     metadata = json.loads((out / "fw.json").read_text())
     assert metadata["platform"] == target.triple
     assert metadata["archive"]["sha256"] == sha256(_archive(out))
@@ -521,6 +525,11 @@ def test_pack_fixture_runtime(tmp_path: Path, target: TargetPlatform) -> None:
         assert (config["python"], config["site_dir"]) == ("bin/python3", "lib/python3.11/site-packages")
         assert listing[f"{RUNTIME}/bin/python3"] == ("symlink", 0o777, "python3.11")
     assert config["base_python"] == config["python"]
+    # The stdlib gets bytecode, compiled by this machine's Python for the target (same X.Y).
+    stdlib = "Lib" if target.os == "windows" else "lib/python3.11"
+    pyc = listing[f"{RUNTIME}/{stdlib}/__pycache__/os.{sys.implementation.cache_tag}.pyc"][2]
+    assert int.from_bytes(pyc[4:8], "little") == 0b01, "unchecked hash: no mtime in it"
+    assert marshal.loads(pyc[16:]).co_filename == f"{RUNTIME}/{stdlib}/os.py"
     metadata = json.loads((out / f"{RUNTIME}.json").read_text())
     assert metadata["platform"] == target.triple
     assert metadata["source"] == {"sha256": runtime.sha256, "strip_prefix": "python"}

@@ -1,29 +1,31 @@
 """Tests of `deploy` (venvstacks_tool.deploy), and of built layers running once deployed.
 
 The runtime layer of the deployed stacks is a directory made here that stands for a PBS
-runtime: `bin/python3` is a symlink to the host interpreter and `lib/pythonX.Y/` holds symlinks
-to the host's standard library, with an empty site-packages of its own, so nothing of the host's
-site-packages is visible. (A runtime layer *archive* cannot point at the host interpreter: deploy
-rightly refuses symlinks leaving the deploy directory.)
+runtime: `bin/python3` is a copy of the host interpreter's executable (it finds its shared
+libpython by its absolute run path) and `lib/pythonX.Y/` holds symlinks to the host's standard
+library, with an empty site-packages of its own, so nothing of the host's site-packages is
+visible. (`bin/python3` cannot be a symlink to the host: a layer's `bin/python` resolves through
+it, and deploy rightly refuses a symlink that resolves outside the deploy directory.)
+
+The malicious and damaged archives, every reader and DEST's safety are in test_deploy_hardening.py.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import lzma
 import os
+import shutil
 import stat
 import subprocess
 import sys
 import sysconfig
 import tarfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from venvstacks_testing.archives import Member, compress, tar_bytes, write_with_metadata, zip_bytes
 from venvstacks_testing.layer_inputs import (
     MTIME,
     SITE,
@@ -48,7 +50,7 @@ def make_runtime_dir(dest: Path, name: str = RUNTIME) -> Path:
     """A runtime layer directory in `dest` backed by the host interpreter (see the module doc)."""
     runtime = dest / name
     (runtime / "bin").mkdir(parents=True)
-    os.symlink(os.path.realpath(sys.executable), runtime / "bin" / "python3")
+    shutil.copy2(os.path.realpath(sys.executable), runtime / "bin" / "python3")
     stdlib = Path(sysconfig.get_path("stdlib"))
     lib = runtime / "lib" / f"python{XY}"
     (lib / "site-packages").mkdir(parents=True)
@@ -113,7 +115,13 @@ def test_deployed_stack_runs_anywhere(
         assert (
             capsys.readouterr().out == f"deployed layer 'fw' to {dest / 'fw'}\ndeployed layer 'app' to {dest / 'app'}\n"
         )
-        assert sorted(p.name for p in dest.iterdir()) == ["app", RUNTIME, "fw"]
+        assert sorted(p.name for p in dest.iterdir()) == [
+            deploy.transaction.LOCK_NAME,
+            deploy.transaction.STATE_NAME,
+            "app",
+            RUNTIME,
+            "fw",
+        ]
         assert (dest / "app/pyvenv.cfg").read_text() == (
             f"home = {dest / RUNTIME / 'bin'}\n"
             "include-system-site-packages = false\n"
@@ -147,7 +155,7 @@ def test_redeploy_replaces_the_layer(tmp_path: Path, archives: dict[str, Path]) 
     deploy.deploy([archives["fw"]], tmp_path)
     marker = tmp_path / "fw" / "stale-file"
     marker.write_text("from the previous deployment")
-    deploy.deploy([archives["fw"]], tmp_path)
+    deploy.deploy([archives["fw"]], tmp_path, force=True)
     assert not marker.exists()
     assert (tmp_path / "fw/pyvenv.cfg").is_file()
     assert leftovers(tmp_path) == []
@@ -158,57 +166,26 @@ def test_missing_runtime_is_named(tmp_path: Path, archives: dict[str, Path]) -> 
         VenvstacksError, match=rf"needs the runtime layer '{RUNTIME}'.*deploy the runtime's archive first"
     ):
         deploy.deploy([archives["fw"]], tmp_path)
-    assert sorted(os.listdir(tmp_path)) == []
+    assert sorted(os.listdir(tmp_path)) == [deploy.transaction.LOCK_NAME]
 
 
-def _tar_bytes(members: list[tuple[str, str, Any]], tar_format: int = tarfile.PAX_FORMAT) -> bytes:
-    """An uncompressed tar of (name, kind, content or link target) members, without any checks."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tar_format) as tf:
-        for name, kind, payload in members:
-            info = tarfile.TarInfo(name)
-            if kind == "dir":
-                info.type = tarfile.DIRTYPE
-                info.mode = 0o755
-                tf.addfile(info)
-            elif kind in ("symlink", "hardlink"):
-                info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
-                info.linkname = payload
-                tf.addfile(info)
-            elif kind == "fifo":
-                info.type = tarfile.FIFOTYPE
-                tf.addfile(info)
-            else:
-                info.size = len(payload)
-                info.mode = 0o644
-                tf.addfile(info, io.BytesIO(payload))
-    return buf.getvalue()
+def _layer_of(members: list[Member]) -> str:
+    return members[0][0].split("/")[0]
 
 
-def _tar_xz(path: Path, members: list[tuple[str, str, Any]]) -> Path:
-    """Write a .tar.xz from (name, kind, content or link target) without any checks."""
-    path.write_bytes(lzma.compress(_tar_bytes(members)))
-    return path
+def _tar_xz(path: Path, members: list[Member]) -> Path:
+    """Write a .tar.xz from `members` without any checks, and its metadata beside it."""
+    return write_with_metadata(path, compress(tar_bytes(members), "tar.xz"), _layer_of(members))
 
 
-def _tar_zst(path: Path, members: list[tuple[str, str, Any]], tar_format: int = tarfile.PAX_FORMAT) -> Path:
-    """Write a .tar.zst from (name, kind, content or link target) without any checks."""
-    import zstandard
-
-    path.write_bytes(zstandard.ZstdCompressor().compress(_tar_bytes(members, tar_format)))
-    return path
+def _tar_zst(path: Path, members: list[Member], tar_format: int = tarfile.PAX_FORMAT) -> Path:
+    """Write a .tar.zst from `members` without any checks, and its metadata beside it."""
+    return write_with_metadata(path, compress(tar_bytes(members, tar_format), "tar.zst"), _layer_of(members))
 
 
-def _zip(path: Path, members: list[tuple[str, str, Any]]) -> Path:
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, kind, payload in members:
-            info = zipfile.ZipInfo(name + ("/" if kind == "dir" else ""))
-            info.create_system = 3
-            kind_bits = {"dir": stat.S_IFDIR, "symlink": stat.S_IFLNK}.get(kind, stat.S_IFREG)
-            info.external_attr = (kind_bits | 0o755) << 16
-            data = payload.encode() if isinstance(payload, str) else (payload or b"")
-            zf.writestr(info, data)
-    return path
+def _zip(path: Path, members: list[Member]) -> Path:
+    """Write a .zip from `members` without any checks, and its metadata beside it."""
+    return write_with_metadata(path, zip_bytes(members), _layer_of(members))
 
 
 def _layer_members(layer: str = "fw", postinstall: bytes = b"") -> list[tuple[str, str, Any]]:
@@ -248,8 +225,8 @@ UNSAFE: dict[str, tuple[list[tuple[str, str, Any]], str]] = {
 def no_tarfile_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail the test if extract_layer falls back from the lean tar.zst reader to tarfile."""
 
-    def refuse(archive: Path, extraction: object) -> None:
-        raise AssertionError(f"{archive.name}: the lean reader fell back to tarfile")
+    def refuse(fileobj: object, archive_format: str, extraction: object) -> None:
+        raise AssertionError(f"{archive_format}: the lean reader fell back to tarfile")
 
     monkeypatch.setattr(deploy, "_extract_with_tarfile", refuse)
 
@@ -295,8 +272,7 @@ def test_failed_postinstall_keeps_the_previous_layer(tmp_path: Path) -> None:
 
 def test_corrupt_archive(tmp_path: Path) -> None:
     good = _tar_xz(tmp_path / "fw.tar.xz", _layer_members())
-    truncated = tmp_path / "truncated.tar.xz"
-    truncated.write_bytes(good.read_bytes()[:-40])
+    truncated = write_with_metadata(tmp_path / "truncated.tar.xz", good.read_bytes()[:-40], "fw")
     with pytest.raises(VenvstacksError, match=r"archive 'truncated\.tar\.xz': corrupt or truncated"):
         deploy.deploy([truncated], tmp_path / "dest")
     assert leftovers(tmp_path / "dest") == []
@@ -318,9 +294,10 @@ def test_runtime_archive_deploys_with_its_own_interpreter(tmp_path: Path, with_p
         )
     archive = tmp_path / f"{RUNTIME}.tar.zst"
     write_archive(entries, archive, "tar.zst", MTIME)
+    write_with_metadata(archive, archive.read_bytes(), RUNTIME)
     dest = tmp_path / "dest"
     assert deploy.deploy([archive], dest) == [RUNTIME]
-    deployed = sorted(str(p.relative_to(dest)) for p in dest.rglob("*"))
+    deployed = sorted([RUNTIME, *(str(p.relative_to(dest)) for p in (dest / RUNTIME).rglob("*"))])
     expected = [
         RUNTIME,
         f"{RUNTIME}/bin",
@@ -374,7 +351,7 @@ def _extract_both_ways(archive: Path, tmp_path: Path, monkeypatch: pytest.Monkey
         assert deploy.extract_layer(archive, tmp_path, lean) == "fw"
 
     def not_lean(*_: object) -> None:
-        raise deploy._NotLean
+        raise deploy.NotLean
 
     with monkeypatch.context() as patch:
         patch.setattr(deploy, "_extract_lean", not_lean)
@@ -447,8 +424,7 @@ def test_corrupt_tar_zst(tmp_path: Path) -> None:
         "truncated.tar.zst": good.read_bytes()[:-40],
         "garbled.tar.zst": good.read_bytes()[:100] + b"\xff" * 64 + good.read_bytes()[164:],
     }.items():
-        bad = tmp_path / name
-        bad.write_bytes(data)
+        bad = write_with_metadata(tmp_path / name, data, "fw")
         with pytest.raises(VenvstacksError, match=rf"archive '{name}': corrupt or truncated"):
             deploy.deploy([bad], tmp_path / "dest")
         assert leftovers(tmp_path / "dest") == []

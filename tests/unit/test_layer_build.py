@@ -7,6 +7,7 @@ inputs come from tests/support/layer_inputs.py, shared with tests/unit/test_depl
 
 from __future__ import annotations
 
+import ast
 import json
 import marshal
 import os
@@ -41,6 +42,15 @@ from venvstacks_tool.core.errors import VenvstacksError
 PYC_TAG = sys.implementation.cache_tag
 
 
+def lower_site_dirs(module: bytes) -> list[str]:
+    """The lower site-packages a stacking module (`_venvstacks_stack.py`) adds, as written in it."""
+    tree = ast.parse(module)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == ["LOWER_SITE_DIRS"]:
+            return list(ast.literal_eval(node.value))
+    raise AssertionError("no LOWER_SITE_DIRS in the stacking module")
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("inputs")
@@ -73,6 +83,7 @@ def test_framework_layer_layout(fw_build: Path) -> None:
             f"fw/lib/python{XY}",
             f"fw/{SITE}",
             f"fw/{SITE}/_venvstacks_stack.pth",
+            f"fw/{SITE}/_venvstacks_stack.py",  # no pyc: postinstall.py may rewrite it
             f"fw/{SITE}/fwpkg",
             f"fw/{SITE}/fwpkg/__init__.py",
             f"fw/{SITE}/fwpkg/__pycache__",
@@ -97,10 +108,9 @@ def test_framework_layer_layout(fw_build: Path) -> None:
     # The interpreter links are relative, into the sibling runtime layer.
     for name in ("python", "python3", f"python{XY}"):
         assert listing[f"fw/bin/{name}"] == ("symlink", 0o777, "../../cpython_rt/bin/python3")
-    assert listing[f"fw/{SITE}/_venvstacks_stack.pth"][2] == (
-        b"# Written by rules_venvstacks: lower layers' site-packages, in sys.path order.\n"
-        + f"../../../../cpython_rt/{SITE}\n".encode()
-    )
+    assert listing[f"fw/{SITE}/_venvstacks_stack.pth"][2] == postinstall_template.stack_pth_text().encode()
+    assert listing[f"fw/{SITE}/_venvstacks_stack.pth"][2].decode().splitlines()[1:] == ["import _venvstacks_stack"]
+    assert lower_site_dirs(listing[f"fw/{SITE}/_venvstacks_stack.py"][2]) == [f"../../../../cpython_rt/{SITE}"]
     assert listing["fw/postinstall.py"] == ("file", 0o644, layer_build.POSTINSTALL_TEMPLATE.read_bytes())
     config_bytes = listing["fw/share/venv/metadata/venvstacks_layer.json"][2]
     assert json.loads(config_bytes) == {
@@ -205,8 +215,8 @@ def test_application_layer(tmp_path: Path, inputs: dict[str, Any], capsys: pytes
     assert listing[f"app/{SITE}/myapp/__main__.py"] == ("file", 0o644, APP_MAIN)
     assert f"app/{SITE}/myapp/__pycache__/__main__.{PYC_TAG}.pyc" in listing
     assert listing["app/bin/apptool"][2].startswith(wheel_install.RELOCATABLE_SHEBANG)
-    # Lower frameworks in declared order, then the runtime.
-    assert listing[f"app/{SITE}/_venvstacks_stack.pth"][2].decode().splitlines()[1:] == [
+    # Lower frameworks in the given order, then the runtime.
+    assert lower_site_dirs(listing[f"app/{SITE}/_venvstacks_stack.py"][2]) == [
         f"../../../../fw_b/{SITE}",
         f"../../../../fw_a/{SITE}",
         f"../../../../cpython_rt/{SITE}",
@@ -416,9 +426,9 @@ def test_relocatable_script_forms() -> None:
     assert wheel_install.relocatable_script(b"\x7fELF binary") == b"\x7fELF binary"
 
 
-def test_postinstall_template_stack_pth_matches_config() -> None:
+def test_postinstall_template_stack_module_matches_config() -> None:
     config = {"site_dir": SITE, "pylib_dirs": [f"../a/{SITE}", f"../rt/{SITE}"]}
-    assert postinstall_template.stack_pth_text(config).splitlines()[1:] == [
+    assert lower_site_dirs(postinstall_template.stack_module_text(config).encode()) == [
         f"../../../../a/{SITE}",
         f"../../../../rt/{SITE}",
     ]

@@ -66,6 +66,8 @@ CHANGES: list[tuple[str, object]] = [
     ("lower_locks", [("framework2", b"lock bytes\n")]),
     ("lower_locks", []),
     ("index_url", "https://mirror.example/simple"),
+    ("floors", {"glibc": "2.28"}),
+    ("floors", {"macos": "12.0"}),
     ("extra_index_urls", []),
     ("find_links", ["other-wheels"]),
 ]
@@ -86,6 +88,8 @@ def test_inputs_hash_is_independent_of_the_host_and_of_the_patch_release() -> No
         assert lock.inputs_hash(**dict(BASE_INPUTS, python_version=patch)) == digest  # type: ignore[arg-type]
     # The platforms are a set: their order on the command line does not matter.
     assert lock.inputs_hash(**dict(BASE_INPUTS, platforms=[WINDOWS, LINUX])) == digest  # type: ignore[arg-type]
+    # No raised wheel floor is the same as none given.
+    assert lock.inputs_hash(**dict(BASE_INPUTS, floors={})) == digest  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("key", "value"), CHANGES, ids=[f"{k}-{i}" for i, (k, _) in enumerate(CHANGES)])
@@ -574,6 +578,45 @@ def test_lock_resolves_a_dependency_graph(
     assert cli.main(app.lock_argv()) == 0
     assert [p.name for p in app.read_lock().packages] == ["alpha", "beta", "delta", "gamma"]
     assert cli.main(app.check_argv()) == 0
+
+
+def test_an_unchanged_layer_relocks_without_the_index(
+    workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Same inputs: the lock is kept as it is, without asking the index (here: no longer served)."""
+    _, url = index
+    app = Layer(workspace, "app", index_url=url, requirements=("alpha",))
+    assert cli.main(app.lock_argv()) == 0
+    text = app.text()
+    requirements = workspace / "stacks" / "app.requirements.txt"
+    requirements.unlink()
+    capsys.readouterr()
+    index[0].files_dir.rename(index[0].files_dir.with_name("gone"))  # a resolution would fail now
+    assert cli.main(app.lock_argv()) == 0
+    assert "is up to date" in capsys.readouterr().out
+    assert app.text() == text
+    assert requirements.is_file(), "the requirements.txt for people is written again"
+    # --upgrade resolves afresh, and so fails without the index's files.
+    assert cli.main(app.lock_argv("--upgrade")) == 1
+
+
+def test_a_raised_glibc_floor_admits_newer_manylinux_wheels(
+    workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PBS runs on glibc 2.17, so by default a manylinux_2_28-only package (PyTorch's case) has no wheel."""
+    wheels, url = index
+    wheels.add_wheel("modern", "1.0", tag=f"{CP}-{CP}-manylinux_2_28_x86_64")
+    app = Layer(workspace, "app", index_url=url, requirements=("modern",))
+    assert "no wheel of 'modern' for linux_x86_64" in lock_failure(app, capsys)
+    raised = Layer(workspace, "app", index_url=url, requirements=("modern",), extra=("--glibc-minimum", "2.28"))
+    assert cli.main(raised.lock_argv()) == 0
+    assert [w.name for w in raised.read_lock().packages[0].wheels] == [
+        f"modern-1.0-{CP}-{CP}-manylinux_2_28_x86_64.whl"
+    ]
+    assert cli.main(raised.check_argv()) == 0
+    assert cli.main(app.check_argv()) == 1, "the floor is one of the lock's inputs"
+    bad = Layer(workspace, "app", index_url=url, requirements=("modern",), extra=("--glibc-minimum", "2.x"))
+    assert "--glibc-minimum: '2.x' is not a version like 2.28" in lock_failure(bad, capsys)
 
 
 def test_one_lock_for_two_platforms_with_markers_and_platform_wheels(

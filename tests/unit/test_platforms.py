@@ -98,12 +98,17 @@ def test_macos_tags_are_pips_for_the_pbs_deployment_target() -> None:
     assert "macosx_14_0_arm64" not in arm
 
 
-def test_macos_minimum_can_be_raised_but_not_lowered() -> None:
+def test_floors_can_be_raised_but_not_lowered() -> None:
     arm = by_name("macos_arm64")
     assert arm.platform_tags((14, 0)) == tuple(tags.mac_platforms((14, 0), "arm64"))
     assert arm.platform_tags((14, 0))[0] == "macosx_14_0_arm64"
-    with pytest.raises(VenvstacksError, match=r"macos_arm64: macOS 10.15 is older than the 11.0"):
-        arm.platform_tags((10, 15))
+    # One setting serves both Macs: below a platform's own floor, the floor stays.
+    assert arm.platform_tags((10, 15)) == arm.platform_tags()
+    linux = by_name("linux_x86_64")
+    assert linux.platform_tags(glibc_minimum=(2, 28))[0] == "manylinux_2_28_x86_64"
+    assert "manylinux_2_17_x86_64" in linux.platform_tags(glibc_minimum=(2, 28))
+    assert linux.platform_tags(glibc_minimum=(2, 5)) == linux.platform_tags()
+    assert linux.platform_tags()[0] == "manylinux_2_17_x86_64"
 
 
 def test_windows_tags() -> None:

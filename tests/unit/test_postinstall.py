@@ -55,10 +55,22 @@ def tree(root: Path) -> dict[str, bytes | None]:
     return {str(p.relative_to(root)): None if p.is_dir() else p.read_bytes() for p in sorted(root.rglob("*"))}
 
 
-def test_writes_pyvenv_cfg_and_stack_pth(tmp_path: Path) -> None:
+def lower_site_dirs(module: Path) -> list[str]:
+    """The relative paths a stacking module holds in LOWER_SITE_DIRS."""
+    for node in ast.parse(module.read_bytes()).body:
+        if isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == ["LOWER_SITE_DIRS"]:
+            return list(ast.literal_eval(node.value))
+    raise AssertionError(f"{module}: no LOWER_SITE_DIRS")
+
+
+def test_writes_pyvenv_cfg_and_the_stacking_files(tmp_path: Path) -> None:
     layer = make_stack(tmp_path)
     written = postinstall_template.run(str(layer))
-    assert written == [str(layer / "pyvenv.cfg"), str(layer / SITE / "_venvstacks_stack.pth")]
+    assert written == [
+        str(layer / "pyvenv.cfg"),
+        str(layer / SITE / "_venvstacks_stack.py"),
+        str(layer / SITE / "_venvstacks_stack.pth"),
+    ]
     assert (layer / "pyvenv.cfg").read_text() == (
         f"home = {tmp_path / 'rt/bin'}\n"
         "include-system-site-packages = false\n"
@@ -67,17 +79,40 @@ def test_writes_pyvenv_cfg_and_stack_pth(tmp_path: Path) -> None:
     )
     lines = (layer / SITE / "_venvstacks_stack.pth").read_text().splitlines()
     assert lines[0].startswith("#")
-    assert lines[1:] == [f"../../../../fw_a/{SITE}", f"../../../../fw_b/{SITE}", f"../../../../rt/{SITE}"]
-    # Each line, resolved the way `site` resolves .pth lines, is the lower layer's site-packages.
-    for line, lower in zip(lines[1:], ["fw_a", "fw_b", "rt"], strict=True):
-        assert os.path.normpath(layer / SITE / line) == str(tmp_path / lower / SITE)
+    assert lines[1:] == ["import _venvstacks_stack"]
+    dirs = lower_site_dirs(layer / SITE / "_venvstacks_stack.py")
+    assert dirs == [f"../../../../fw_a/{SITE}", f"../../../../fw_b/{SITE}", f"../../../../rt/{SITE}"]
+    # Each, resolved against the module's directory, is the lower layer's site-packages.
+    for relative, lower in zip(dirs, ["fw_a", "fw_b", "rt"], strict=True):
+        assert os.path.normpath(layer / SITE / relative) == str(tmp_path / lower / SITE)
+    # Nothing of the deploy directory is written into the stacking files.
+    for name in ("_venvstacks_stack.py", "_venvstacks_stack.pth"):
+        assert str(tmp_path) not in (layer / SITE / name).read_text()
+
+
+def test_rewrites_old_stacking_files_and_drops_their_bytecode(tmp_path: Path) -> None:
+    """A layer finished by an older post-install (path lines in the .pth) is brought up to date."""
+    layer = make_stack(tmp_path)
+    (layer / SITE).mkdir(parents=True)
+    (layer / SITE / "_venvstacks_stack.pth").write_text(f"# old\n../../../../fw_a/{SITE}\n")
+    (layer / SITE / "_venvstacks_stack.py").write_text("LOWER_SITE_DIRS = ()\n")
+    (layer / SITE / "__pycache__").mkdir()
+    stale = layer / SITE / "__pycache__" / f"_venvstacks_stack.{sys.implementation.cache_tag}.pyc"
+    stale.write_bytes(b"stale")
+    other = layer / SITE / "__pycache__" / f"other.{sys.implementation.cache_tag}.pyc"
+    other.write_bytes(b"kept")
+    postinstall_template.run(str(layer))
+    assert (layer / SITE / "_venvstacks_stack.pth").read_text().splitlines()[1:] == ["import _venvstacks_stack"]
+    assert len(lower_site_dirs(layer / SITE / "_venvstacks_stack.py")) == 3
+    assert not stale.exists() and other.read_bytes() == b"kept"
 
 
 def test_is_idempotent(tmp_path: Path) -> None:
     layer = make_stack(tmp_path)
     postinstall_template.run(str(layer))
     before = tree(tmp_path)
-    stamps = {p: p.stat().st_mtime_ns for p in (layer / "pyvenv.cfg", layer / SITE / "_venvstacks_stack.pth")}
+    stacking = (layer / SITE / "_venvstacks_stack.pth", layer / SITE / "_venvstacks_stack.py")
+    stamps = {p: p.stat().st_mtime_ns for p in (layer / "pyvenv.cfg", *stacking)}
     assert postinstall_template.run(str(layer)) == []
     assert tree(tmp_path) == before
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
@@ -93,6 +128,7 @@ def test_rewrites_a_stale_pyvenv_cfg_after_a_move(tmp_path: Path) -> None:
 
 
 def test_runtime_layer_is_left_alone(tmp_path: Path) -> None:
+    """A runtime's postinstall.py (pack-runtime adds one, as venvstacks does) has nothing to finish."""
     config = {"base_python": "bin/python3", "python": "bin/python3", "kind": "runtime", "layer_name": "rt"}
     layer = make_layer(tmp_path / "rt", config)
     before = tree(tmp_path)

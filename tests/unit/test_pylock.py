@@ -598,3 +598,79 @@ def test_read_lock_of_a_missing_file(tmp_path: Path) -> None:
 
 def test_normalize_name() -> None:
     assert pylock.normalize_name("Foo_Bar.baz--Qux") == "foo-bar-baz-qux"
+
+
+LOCAL = "local-0.1-py3-none-any.whl"
+
+
+def _with_local_wheel(path: str) -> str:
+    """GOLDEN with requests' wheel recorded by `path` (a find-links wheel) instead of a URL."""
+    line = REQUESTS_LINE.replace('url = "https://files.example/requests.whl"', f"path = {pylock.toml_string(path)}")
+    return GOLDEN.replace(REQUESTS_LINE, line)
+
+
+@pytest.mark.parametrize("sha256", ["", "a" * 63, "A" * 64, "g" * 64, "sha256:" + "a" * 64])
+def test_an_empty_or_malformed_sha256_fails_naming_the_package_and_the_lock(sha256: str) -> None:
+    text = GOLDEN.replace(SHA_A, sha256)
+    with pytest.raises(VenvstacksError) as info:
+        pylock.parse_lock(text, "stacks/pylock.app.toml")
+    message = str(info.value)
+    assert message.startswith("stacks/pylock.app.toml: package 'requests' 2.32.3 wheels[0]: sha256 must be"), message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("path", ["../wheels/r.whl", "wheels/r.whl", "r.whl", "./w/../../w/r.whl"])
+def test_a_wheel_path_inside_the_workspace_reads(path: str) -> None:
+    lock = pylock.parse_lock(_with_local_wheel(path), "stacks/pylock.app.toml")
+    wheel = next(p for p in lock.packages if p.name == "requests").wheels[0]
+    assert (wheel.path, wheel.url) == (path, "")
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/etc/r.whl", "it is absolute"),
+        ("C:\\wheels\\r.whl", "it is absolute"),
+        ("file:///wheels/r.whl", "it is absolute"),
+        ("../../r.whl", "its '..' climb out of the workspace"),
+        ("..\\..\\r.whl", "its '..' climb out of the workspace"),
+        ("w/../../../../../../etc/r.whl", "its '..' climb out of the workspace"),
+        ("", "it is empty"),
+    ],
+)
+def test_a_wheel_path_outside_the_workspace_fails_naming_the_package_and_the_lock(path: str, reason: str) -> None:
+    """The lock command never writes such a path; reading one back fails as writing would have."""
+    with pytest.raises(VenvstacksError) as info:
+        pylock.parse_lock(_with_local_wheel(path), "stacks/pylock.app.toml")
+    assert str(info.value) == (
+        f"stacks/pylock.app.toml: package 'requests' 2.32.3: the path {path!r} of {REQUESTS} points outside"
+        f" the workspace ({reason}); a local wheel must be in a find-links directory in the workspace"
+    )
+
+
+def test_the_depth_of_the_lock_bounds_the_climb(tmp_path: Path) -> None:
+    """`location` (workspace-relative) says where the root is; by default it is the source, if relative."""
+    text = _with_local_wheel("../../wheels/r.whl")
+    pylock.parse_lock(text, "a/b/pylock.app.toml")  # a/b/../../wheels: the root's wheels/
+    with pytest.raises(VenvstacksError, match="climb out of the workspace"):
+        pylock.parse_lock(text, "b/pylock.app.toml")
+    with pytest.raises(VenvstacksError, match="climb out of the workspace"):
+        pylock.parse_lock(text, "/abs/a/b/pylock.app.toml", location="b/pylock.app.toml")
+    # A runfiles path of another repository's lock counts from that repository's root.
+    pylock.parse_lock(text, "../other_repo/a/b/pylock.app.toml")
+    path = tmp_path / "a" / "pylock.app.toml"
+    path.parent.mkdir()
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(VenvstacksError, match="climb out of the workspace"):
+        pylock.read_lock(path, location="a/pylock.app.toml")
+    # Where the root is unknown (an absolute path), only absolute wheel paths are refused.
+    assert pylock.read_lock(path).packages
+
+
+def test_lock_depth() -> None:
+    assert pylock.lock_depth("pylock.app.toml") == 0
+    assert pylock.lock_depth("stacks/pylock.app.toml") == 1
+    assert pylock.lock_depth("./stacks//pylock.app.toml") == 1
+    assert pylock.lock_depth("../repo/stacks/pylock.app.toml") == 1
+    assert pylock.lock_depth("/abs/stacks/pylock.app.toml") is None
+    assert pylock.lock_depth("stacks/../../pylock.app.toml") is None

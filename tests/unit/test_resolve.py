@@ -6,16 +6,24 @@ on Windows only; later click releases dropped it).
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import http.server
 import json
 import re
+import subprocess
 import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from venvstacks_testing.http_server import serve
+from venvstacks_testing.wheel_index import WheelIndex
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.platforms import PLATFORMS, by_name
+from venvstacks_tool.lock import resolve as resolve_module
 from venvstacks_tool.lock.resolve import IndexOptions, MultiResolution, isolated_pip_environ, resolve
 
 PYTHON = "3.11.7"
@@ -222,3 +230,129 @@ def test_isolated_pip_environ_keeps_transport_variables_only() -> None:
     assert environ["PIP_CERT"] == "/ca.pem" and environ["PIP_RETRIES"] == "0" and environ["HOME"] == "/root"
     assert "PIP_INDEX_URL" not in environ
     assert environ["PIP_NO_INPUT"] == "1"
+
+
+# --- credentials -----------------------------------------------------------------------------
+
+USER, SECRET = "locker", "s3cret-token-for-venvstacks-tests"
+
+
+def _auth_handler(root: Path, seen: list[str]) -> Callable[..., http.server.BaseHTTPRequestHandler]:
+    """A handler serving `root` only to requests with USER:SECRET basic auth; records each Authorization header."""
+    expected = "Basic " + base64.b64encode(f"{USER}:{SECRET}".encode()).decode()
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def do_GET(self) -> None:
+            header = self.headers.get("Authorization", "")
+            seen.append(header)
+            if header != expected:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="index"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            super().do_GET()
+
+        def do_HEAD(self) -> None:
+            self.do_GET()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+def test_index_credentials_reach_pip_through_the_environment_not_argv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index URL with `user:password@` authenticates, yet is on no command line, in no result or log."""
+    index = WheelIndex(tmp_path / "index")
+    wheel = index.add_wheel("private-pkg", "1.0")
+    extra = WheelIndex(tmp_path / "extra")
+    extra_wheel = extra.add_wheel("extra-pkg", "2.0")
+    commands: list[tuple[list[str], dict[str, str]]] = []
+    real_run = resolve_module.run_captured
+
+    def recording_run(command: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        commands.append((list(command), dict(kwargs["env"])))
+        return real_run(command, **kwargs)
+
+    monkeypatch.setattr(resolve_module, "run_captured", recording_run)
+    seen: list[str] = []
+    with (
+        serve(_auth_handler(index.root, seen)) as base,
+        serve(_auth_handler(extra.root, seen)) as extra_base,
+    ):
+        options = IndexOptions(
+            index_url=base.replace("http://", f"http://{USER}:{SECRET}@") + "/simple",
+            extra_index_urls=(extra_base.replace("http://", f"http://{USER}:{SECRET}@") + "/simple",),
+        )
+        result = resolve(
+            "app", [by_name("linux_x86_64")], PYTHON, ["private-pkg", "extra-pkg"], {}, options, {}, tmp_path / "w"
+        )
+    linux = result.for_platform("x86_64-unknown-linux-gnu")
+    assert linux["private-pkg"].sha256 == index.sha256(wheel)
+    assert linux["extra-pkg"].sha256 == extra.sha256(extra_wheel)
+    assert any(header.startswith("Basic ") for header in seen), "pip authenticated with the URL's credentials"
+    assert commands
+    for argv, environ in commands:
+        assert not [argument for argument in argv if SECRET in argument], "credentials on a command line"
+        assert "--index-url" not in argv and "--extra-index-url" not in argv
+        assert environ["PIP_INDEX_URL"] == options.index_url
+        assert environ["PIP_EXTRA_INDEX_URL"] == options.extra_index_urls[0]
+    assert all(SECRET not in wheel.url for wheel in linux.values())
+    for log in (tmp_path / "w").iterdir():
+        assert SECRET not in log.read_text(encoding="utf-8"), log.name
+
+
+def test_index_credentials_from_netrc_authenticate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where docs/locking.md says credentials go: a netrc file (here the one NETRC names), not the URL."""
+    index = WheelIndex(tmp_path / "index")
+    wheel = index.add_wheel("private-pkg", "1.0")
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine 127.0.0.1\nlogin {USER}\npassword {SECRET}\n", encoding="utf-8")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    seen: list[str] = []
+    with serve(_auth_handler(index.root, seen)) as base:
+        options = IndexOptions(index_url=base + "/simple")
+        result = resolve("app", [by_name("linux_x86_64")], PYTHON, ["private-pkg"], {}, options, {}, tmp_path / "w")
+    assert result.for_platform("x86_64-unknown-linux-gnu")["private-pkg"].sha256 == index.sha256(wheel)
+    assert any(header.startswith("Basic ") for header in seen)
+
+
+def test_wrong_index_credentials_fail_without_showing_them(tmp_path: Path) -> None:
+    index = WheelIndex(tmp_path / "index")
+    index.add_wheel("private-pkg", "1.0")
+    with serve(_auth_handler(index.root, [])) as base:
+        options = IndexOptions(index_url=base.replace("http://", f"http://{USER}:wrong-{SECRET}@") + "/simple")
+        with pytest.raises(VenvstacksError) as caught:
+            resolve("app", [by_name("linux_x86_64")], PYTHON, ["private-pkg"], {}, options, {}, tmp_path / "w")
+    message = str(caught.value)
+    assert "\n" not in message and SECRET not in message
+    assert message.startswith("layer 'app': "), message
+
+
+def test_pip_arguments_and_environ_split_urls_from_local_paths(tmp_path: Path) -> None:
+    options = IndexOptions.create(
+        index_url="https://u:p@index.example/simple",
+        extra_index_urls=["http://u:p@mirror.example:8080/simple"],
+        find_links=["wheels", "https://u:p@links.example/wheels/"],
+        base_dir=tmp_path,
+    )
+    assert options.pip_arguments() == [
+        "--find-links",
+        str(tmp_path / "wheels"),
+        "--trusted-host",
+        "mirror.example:8080",
+    ]
+    assert options.pip_environ() == {
+        "PIP_INDEX_URL": "https://u:p@index.example/simple",
+        "PIP_EXTRA_INDEX_URL": "http://u:p@mirror.example:8080/simple",
+        "PIP_FIND_LINKS": "https://u:p@links.example/wheels/",
+    }
+    with pytest.raises(VenvstacksError, match=r"'https://index.example/a b' is empty or has whitespace"):
+        IndexOptions(index_url="https://u:p@index.example/a b").pip_environ()

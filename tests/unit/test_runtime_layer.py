@@ -18,6 +18,7 @@ import zstandard
 
 from venvstacks_testing.archives import archive_listing
 from venvstacks_tool.build import runtime as runtime_layer
+from venvstacks_tool.build import runtime_tooling
 from venvstacks_tool.core import cli
 from venvstacks_tool.core.errors import VenvstacksError
 
@@ -139,6 +140,8 @@ def run_args(
         str(out_dir / f"{layer}.{fmt}"),
         "--metadata",
         str(out_dir / f"{layer}.json"),
+        "--bytecode",
+        "none",  # the archives here are of other Pythons than the host's (see test_cross_build.py)
         *extra,
     ]
 
@@ -381,3 +384,89 @@ def test_cli_reports_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert err.startswith("venvstacks: error: runtime layer 'cpython3_12': archive 'pbs.tar.gz'")
     assert err.count("\n") == 1
     assert cli.main(["pack-runtime", *run_args(source, tmp_path / "out")]) == 0
+
+
+_SITE = "lib/python3.12/site-packages"
+
+
+def _record(*paths: str) -> bytes:
+    return "".join(f"{path},,\n" for path in paths).encode()
+
+
+# pip and setuptools as PBS bundles them (scripts in bin/, distutils-precedence.pth, a stray
+# pyc the RECORD does not list), beside a package the runtime's builder added on purpose.
+_TOOLING_TREE: list[tuple[str, str, bytes | str, int]] = [
+    *PBS_TREE,
+    ("bin/pip3", "file", b"#!/bin/sh\n", 0o755),
+    ("bin/pip3.12", "file", b"#!/bin/sh\n", 0o755),
+    (f"{_SITE}/pip/__init__.py", "file", b"", 0o644),
+    (f"{_SITE}/pip/__pycache__/__init__.cpython-312.pyc", "file", b"pyc", 0o644),
+    (
+        f"{_SITE}/pip-24.2.dist-info/RECORD",
+        "file",
+        _record("pip/__init__.py", "../../../bin/pip3", "../../../bin/pip3.12", "pip-24.2.dist-info/RECORD"),
+        0o644,
+    ),
+    (f"{_SITE}/pip-24.2.dist-info/METADATA", "file", b"Name: pip\n", 0o644),
+    (f"{_SITE}/setuptools/__init__.py", "file", b"", 0o644),
+    (f"{_SITE}/_distutils_hack/__init__.py", "file", b"", 0o644),
+    (f"{_SITE}/distutils-precedence.pth", "file", b"import _distutils_hack\n", 0o644),
+    (
+        f"{_SITE}/setuptools-75.1.0.dist-info/RECORD",
+        "file",
+        _record("setuptools/__init__.py", "_distutils_hack/__init__.py", "distutils-precedence.pth"),
+        0o644,
+    ),
+    (f"{_SITE}/keepme/__init__.py", "file", b"", 0o644),
+    (f"{_SITE}/keepme-1.0.dist-info/RECORD", "file", _record("keepme/__init__.py", "../../../bin/keepme"), 0o644),
+    ("bin/keepme", "file", b"#!/bin/sh\n", 0o755),
+]
+
+
+def test_runtime_layer_ships_without_installer_tooling_and_with_postinstall(tmp_path: Path) -> None:
+    """As venvstacks ships a runtime: no pip/setuptools/wheel, and the protocol's postinstall.py."""
+    source = make_pbs_archive(tmp_path / "pbs.tar.gz", _TOOLING_TREE)
+    assert runtime_layer.main(run_args(source, tmp_path / "out")) == 0
+    listing = archive_listing(tmp_path / "out" / "cpython3_12.tar.zst")
+    left = sorted(name.removeprefix(f"cpython3_12/{_SITE}/") for name in listing if f"/{_SITE}/" in name)
+    assert left == [
+        "README.txt",
+        "keepme",
+        "keepme-1.0.dist-info",
+        "keepme-1.0.dist-info/RECORD",
+        "keepme/__init__.py",
+    ]
+    assert sorted(name for name in listing if name.startswith("cpython3_12/bin/")) == [
+        "cpython3_12/bin/keepme",
+        "cpython3_12/bin/python",
+        "cpython3_12/bin/python3",
+        "cpython3_12/bin/python3.12",
+    ]
+    template = Path(runtime_layer.postinstall_template.__file__).read_bytes()
+    assert listing["cpython3_12/postinstall.py"] == ("file", 0o644, template)
+
+
+def test_strip_installer_tooling_on_windows_layout() -> None:
+    entries = [
+        runtime_layer.ArchiveEntry("rt/Scripts/pip.exe", "file", 0o644, data=b"MZ"),
+        runtime_layer.ArchiveEntry("rt/Lib/site-packages/wheel/__init__.py", "file", 0o644, data=b""),
+        runtime_layer.ArchiveEntry(
+            "rt/Lib/site-packages/wheel-0.44.0.dist-info/RECORD",
+            "file",
+            0o644,
+            data=_record("wheel/__init__.py", "..\\..\\Scripts\\wheel.exe", "../../../../outside"),
+        ),
+        runtime_layer.ArchiveEntry("rt/Scripts/wheel.exe", "file", 0o644, data=b"MZ"),
+        runtime_layer.ArchiveEntry("rt/Lib/site-packages/README.txt", "file", 0o644, data=b""),
+    ]
+    kept, removed = runtime_tooling.strip_installer_tooling(entries, "rt/Lib/site-packages", "rt")
+    assert removed == ["wheel"]
+    # pip.exe stays: nothing of pip's RECORD is in this archive to say it is pip's.
+    assert [entry.name for entry in kept] == ["rt/Scripts/pip.exe", "rt/Lib/site-packages/README.txt"]
+    assert runtime_tooling.strip_installer_tooling(kept, "rt/Lib/site-packages", "rt") == (kept, [])
+
+
+def test_layer_name_is_limited_to_100_characters(tmp_path: Path) -> None:
+    source = make_pbs_archive(tmp_path / "pbs.tar.gz")
+    message = refusal(source, tmp_path / "out", layer="r" * 101)
+    assert "the layer name must be 1 to 100 letters" in message

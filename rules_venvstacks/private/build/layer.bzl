@@ -10,10 +10,29 @@ remote cache it runs without downloading one, and it runs beside the lower layer
 actions, not after them.
 """
 
+load("//rules_venvstacks/private/common:c3.bzl", "c3_conflict_message", "c3_linearize")
 load("//rules_venvstacks/private/common:constants.bzl", "ARCHIVE_FORMATS", "LAYER_KINDS")
+load("//rules_venvstacks/private/common:names.bzl", "check_layer_name")
 load("//rules_venvstacks/private/common:platforms.bzl", "platform_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksLockInfo", "VenvstacksWheelsInfo")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool")
+
+# What one `VenvstacksLayer` action needs on the machine that runs it, for Bazel's local scheduler
+# (`--local_ram_resources`, by default two thirds of the RAM). Bazel's default is 250 MB; a
+# layer action's peak is larger but does not grow with its wheels: `build-layer` streams each
+# wheel into the tree and the tree into the archive, so its memory is the installer process, one
+# compiling interpreter per core and zstd's worker threads (at most 4), whatever the layer's size.
+# Measured peaks (docs/performance.md, "Memory"): see LAYER_MEMORY_MB's note there.
+LAYER_MEMORY_MB = 1024
+
+def _layer_resource_set(_os, _inputs_size):
+    """The resource set of a layer archive action: the OS and the input count do not change it.
+
+    Bazel calls this with the OS and the number of inputs only; the inputs are mostly the
+    runtime's standard library (about 725 files), not the wheels, so their count says nothing
+    about the layer's size. CPU stays 1 so that layers still build side by side.
+    """
+    return {"cpu": 1, "memory": LAYER_MEMORY_MB}
 
 def _app_destination(ctx, file):
     """Where an application file goes in site-packages: its path below the layer's package."""
@@ -23,16 +42,26 @@ def _app_destination(ctx, file):
         return path[len(prefix):]
     return path.removeprefix("../").partition("/")[2] if path.startswith("../") else path
 
-def _lower_layers(runtime_layer, frameworks):
-    """Every layer below, in deployment order (runtime first, each layer after what it needs)."""
-    ordered = [runtime_layer]
-    seen = {runtime_layer.layer_name: True}
+def _lower_layers(ctx, runtime_layer, frameworks):
+    """The frameworks below in sys.path order, and every layer below in deployment order.
+
+    The sys.path order is the C3 linearization of the layer's `frameworks` and their own
+    (private/common/c3.bzl), the same the lock inputs derive and check (lock_rules.bzl
+    `_check_stack`, which runs first, so a conflict fails there with its message). Deployment
+    order is the runtime, then that order reversed: each layer after the layers it needs.
+    """
+    by_name = {}
     for framework in frameworks:
         for layer in framework.lower_layers + [framework]:
-            if layer.layer_name not in seen:
-                seen[layer.layer_name] = True
-                ordered.append(layer)
-    return ordered
+            by_name[layer.layer_name] = layer
+    linearized = c3_linearize(
+        [f.layer_name for f in frameworks],
+        {f.layer_name: f.frameworks for f in frameworks},
+    )
+    if linearized.conflict != None:
+        fail("%s: %s" % (ctx.label, c3_conflict_message(linearized.conflict)))
+    ordered = [by_name[name] for name in linearized.order]
+    return ordered, [runtime_layer] + list(reversed(ordered))
 
 def _identity_args(ctx, runtime):
     """Arguments both actions take: what the layer's metadata records about it."""
@@ -68,14 +97,15 @@ def _venvstacks_layer_impl(ctx):
             ", ".join([platform_name(p) for p in wheels.platforms]) or "no platform",
             lock_target,
         ))
-    lower_layers = _lower_layers(runtime_layer, frameworks)
+    check_layer_name(ctx.label, ctx.attr.layer_name)
+    stacked, lower_layers = _lower_layers(ctx, runtime_layer, frameworks)
 
     archive = ctx.actions.declare_file("%s.%s" % (ctx.label.name, ctx.attr.archive_format))
     archive_record = ctx.actions.declare_file("_%s.archive.json" % ctx.label.name)
     metadata = ctx.actions.declare_file("%s.json" % ctx.label.name)
     args = _identity_args(ctx, runtime)
     args.add("--runtime-layer", runtime_layer.layer_name)
-    args.add_all([f.layer_name for f in frameworks], before_each = "--lower-layer")
+    args.add_all([f.layer_name for f in stacked], before_each = "--lower-layer")
     for wheel in sorted(wheels.wheels, key = lambda w: w.file.basename):
         args.add("--wheel", "%s=%s" % (wheel.file.path, wheel.sha256))
     for file in sorted(ctx.files.srcs, key = lambda f: f.short_path):
@@ -98,6 +128,7 @@ def _venvstacks_layer_impl(ctx):
         inputs = [w.file for w in wheels.wheels] + ctx.files.srcs + [launcher.file for launcher in runtime.venv_launchers],
         outputs = [archive, archive_record],
         mnemonic = "VenvstacksLayer",
+        resource_set = _layer_resource_set,
         progress_message = "Building %s layer '%s' %%{label} (%d wheels)" % (ctx.attr.kind, ctx.attr.layer_name, len(wheels.wheels)),
     )
 
@@ -129,7 +160,7 @@ def _venvstacks_layer_impl(ctx):
             runtime = runtime,
             runtime_layer_name = runtime_layer.layer_name,
             lower_layers = lower_layers,
-            frameworks = [f.layer_name for f in frameworks],
+            frameworks = [f.layer_name for f in stacked],
             launch_module = ctx.attr.launch_module,
         ),
     ]
@@ -140,7 +171,7 @@ venvstacks_layer = rule(
     attrs = dict(TOOL_ATTRS, **{
         "archive_format": attr.string(default = "tar.zst", values = ARCHIVE_FORMATS, doc = "Archive format."),
         "bytecode": attr.string(default = "compiled", values = ["compiled", "none"], doc = "Compile .pyc files (deterministically) or not."),
-        "frameworks": attr.label_list(providers = [VenvstacksLayerInfo], doc = "Framework layers below, in sys.path order."),
+        "frameworks": attr.label_list(providers = [VenvstacksLayerInfo], doc = "The framework layers this layer uses directly, in sys.path order; the frameworks below them follow in the order C3 linearization derives."),
         "kind": attr.string(mandatory = True, values = LAYER_KINDS, doc = "Layer kind."),
         "launch_module": attr.string(doc = "Application layers: the module `python -m` runs."),
         "layer_name": attr.string(mandatory = True, doc = "Directory name of the layer when deployed."),

@@ -31,6 +31,7 @@ def _venvstacks_runtime_impl(ctx):
             unavailable = "",
             platforms = [ctx.attr.platform],
             lock_python_version = ctx.attr.python_version,
+            wheel_floors = struct(glibc = "", macos = ""),
             exec_runtime = None,
             venv_launchers = launchers,
             pbs_release = ctx.attr.pbs_release,
@@ -103,6 +104,7 @@ def _platform_runtime_impl(ctx):
     fields = {
         "exec_runtime": tool,
         "lock_python_version": ctx.attr.lock_python_version,
+        "wheel_floors": struct(glibc = ctx.attr.glibc_minimum, macos = ctx.attr.macos_minimum),
         "name": ctx.attr.runtime_name,
         "platforms": ctx.attr.platforms,
     }
@@ -148,7 +150,9 @@ venvstacks_platform_runtime = rule(
             cfg = "exec",
             doc = "The runtime of the execution platform (a select over the per-platform runtimes, resolved in the exec configuration).",
         ),
+        "glibc_minimum": attr.string(doc = "Linux wheels of the locks must run on this glibc ('' = PBS' floor)."),
         "lock_python_version": attr.string(mandatory = True, doc = "The version locks resolve for."),
+        "macos_minimum": attr.string(doc = "macOS wheels of the locks must run on this release ('' = PBS' floor)."),
         "platforms": attr.string_list(mandatory = True, doc = "The PBS triples the stacks target."),
         "runtime_name": attr.string(mandatory = True, doc = "Name given in MODULE.bazel."),
         "target": attr.label(mandatory = True, doc = "The target platform's runtime (a select), or an unavailable marker."),

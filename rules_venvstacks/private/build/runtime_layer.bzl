@@ -1,6 +1,7 @@
 """The `runtime_layer` rule: a PBS runtime packed as a deterministic layer archive."""
 
 load("//rules_venvstacks/private/common:constants.bzl", "ARCHIVE_FORMATS")
+load("//rules_venvstacks/private/common:names.bzl", "check_layer_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksRuntimeInfo")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool", "tool_runtime")
 
@@ -21,6 +22,7 @@ def _fail_when_built(ctx, runtime, outputs):
 def _runtime_layer_impl(ctx):
     runtime = ctx.attr.runtime[VenvstacksRuntimeInfo]
     layer_name = ctx.attr.layer_name or ctx.label.name
+    check_layer_name(ctx.label, layer_name, "runtime layer name")
     archive = ctx.actions.declare_file("%s.%s" % (ctx.label.name, ctx.attr.archive_format))
     metadata = ctx.actions.declare_file("%s.json" % ctx.label.name)
     if runtime.unavailable:
@@ -59,6 +61,7 @@ def _pack_runtime(ctx, runtime, layer_name, archive, metadata):
     args.add("--platform", runtime.platform)
     args.add("--archive-format", ctx.attr.archive_format)
     args.add("--mtime", str(epoch))
+    args.add("--bytecode", ctx.attr.bytecode)
     args.add("--output", archive)
     args.add("--metadata", metadata)
     run_tool(
@@ -86,6 +89,11 @@ mtime set to the PBS release date (never the clock).
             default = "tar.zst",
             values = ARCHIVE_FORMATS,
             doc = "Archive format: 'tar.zst' (default), 'tar.xz' or 'zip'.",
+        ),
+        "bytecode": attr.string(
+            default = "compiled",
+            values = ["compiled", "none"],
+            doc = "'compiled' (default): add the `.pyc` files the archive lacks for the standard library (deterministic, unchecked-hash, compiled by the execution platform's interpreter of the same X.Y), so no interpreter start recompiles the stdlib; 'none': ship the archive's as they are.",
         ),
         "layer_name": attr.string(
             doc = "Directory name of the layer in the archive and when deployed; defaults to the target name.",

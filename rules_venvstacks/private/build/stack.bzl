@@ -1,9 +1,9 @@
-"""The `layer_stack` rule: one combined metadata file for a set of layers."""
+"""The `venvstacks_stack` rule behind `layer_stack`: one combined metadata file for a set of layers."""
 
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool")
 
-def _layer_stack_impl(ctx):
+def _venvstacks_stack_impl(ctx):
     layers = {}
     for target in ctx.attr.layers:
         top = target[VenvstacksLayerInfo]
@@ -29,8 +29,8 @@ def _layer_stack_impl(ctx):
     archives = [layer.archive for layer in layers.values()]
     return [DefaultInfo(files = depset([output] + archives))]
 
-layer_stack = rule(
-    implementation = _layer_stack_impl,
+venvstacks_stack = rule(
+    implementation = _venvstacks_stack_impl,
     doc = "A set of stacks: builds every layer below the given layers, and writes `<name>.json`, all their metadata in one file keyed by layer name.",
     attrs = dict(TOOL_ATTRS, **{
         "layers": attr.label_list(mandatory = True, allow_empty = False, providers = [VenvstacksLayerInfo], doc = "Top layers (their lower layers come along)."),

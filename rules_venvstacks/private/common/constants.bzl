@@ -16,3 +16,7 @@ DEFAULT_INDEX_URL = "https://pypi.org/simple"
 # name: letters, digits, '_', '.' and '-', not starting with '.' or '-'.
 LAYER_NAME_FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
 LAYER_NAME_REST = LAYER_NAME_FIRST + ".-"
+
+# tools/venvstacks_tool/core/protocol.py LAYER_NAME_MAX_LENGTH: a deployed directory's name stays
+# well below file systems' 255-byte limit, with room for deploy's temporary prefixes.
+LAYER_NAME_MAX_LENGTH = 100

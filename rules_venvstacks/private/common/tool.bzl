@@ -89,7 +89,7 @@ def tool_inputs(ctx, runtime, phase = "build"):
         depset([ctx.file._tool_entry, runtime.interpreter] + zips),
     ])
 
-def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, progress_message):
+def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, progress_message, resource_set = None):
     """Registers an action that runs `venvstacks_tool SUBCOMMAND @params` on `runtime`.
 
     Args:
@@ -101,6 +101,9 @@ def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, pro
       outputs: list of File it writes.
       mnemonic: the action's mnemonic.
       progress_message: the action's progress message.
+      resource_set: None (Bazel's default: 1 CPU, 250 MB), or a top-level function
+        `(os, inputs_size) -> {"cpu": N, "memory": MB}` telling Bazel's local scheduler what
+        the action needs (`ctx.actions.run(resource_set = ...)`, Bazel 7).
     """
     arguments.use_param_file("@%s", use_always = True)
     arguments.set_param_file_format("multiline")
@@ -118,6 +121,7 @@ def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, pro
         progress_message = progress_message,
         use_default_shell_env = False,
         env = dict(TOOL_ENV, VENVSTACKS_TOOL_PATH = tool_site_path(runtime)),
+        resource_set = resource_set,
     )
 
 def tool_launcher(ctx, runtime, phase, subcommand, arguments, extra_runfiles, prelude = "", epilogue = ""):
@@ -131,8 +135,8 @@ def tool_launcher(ctx, runtime, phase, subcommand, arguments, extra_runfiles, pr
       runtime: VenvstacksRuntimeInfo whose interpreter runs the tool.
       phase: "lock" or "deploy": which of the tool's packages the target carries.
       subcommand: the tool's subcommand.
-      arguments: list of strings, already runfiles-relative where they are paths; a value "$1"
-        style shell expansion is not applied (they are quoted).
+      arguments: list of strings, already runfiles-relative where they are paths and quoted for
+        the shell.
       extra_runfiles: list of File the subcommand reads.
       prelude: shell lines run before the tool (may set variables used by `arguments`).
       epilogue: shell lines run after the tool succeeds; when empty the tool replaces the shell.
@@ -140,6 +144,76 @@ def tool_launcher(ctx, runtime, phase, subcommand, arguments, extra_runfiles, pr
     Returns:
       DefaultInfo with the script as executable and its runfiles.
     """
+    command = _tool_command(ctx, runtime, subcommand, arguments)
+    body = "%s\n%s%s \"$@\"\n%s" % (prelude, "" if epilogue else "exec ", command, epilogue)
+    return _launcher(ctx, runtime, phase, body, extra_runfiles)
+
+def tool_sequence_launcher(ctx, runtime, phase, invocations, extra_runfiles):
+    """Like `tool_launcher`, for several runs of the tool one after the other in one script.
+
+    The script's own arguments go to every run; the first failure stops it.
+
+    Args:
+      ctx: the rule context (with TOOL_ATTRS).
+      runtime: VenvstacksRuntimeInfo whose interpreter runs the tool.
+      phase: "lock" or "deploy": which of the tool's packages the target carries.
+      invocations: list of (subcommand, arguments), arguments quoted for the shell.
+      extra_runfiles: list of File the runs read.
+
+    Returns:
+      DefaultInfo with the script as executable and its runfiles.
+    """
+    lines = ["%s \"$@\"" % _tool_command(ctx, runtime, subcommand, arguments) for subcommand, arguments in invocations]
+    return _launcher(ctx, runtime, phase, "\n".join(lines) + "\n", extra_runfiles)
+
+# Characters of a URL scheme (RFC 3986), and those that end an authority in a quoted argument.
+_SCHEME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-."
+_AUTHORITY_END = "/?#'\" \t\n"
+
+def _url_with_credentials(text):
+    """The first URL in `text` that carries credentials, with them masked (`https://***@host/...`), or "".
+
+    Credentials are a `user:password@` part, or any `user@` of an http(s) URL (`https://TOKEN@host`,
+    `git+https://...`): a token alone is a secret too. `git+ssh://git@host` names no secret and passes.
+    """
+    rest = text
+    for _ in range(len(text)):
+        index = rest.find("://")
+        if index < 0:
+            return ""
+        start = index
+        for _ in range(index):
+            if rest[start - 1] not in _SCHEME_CHARS:
+                break
+            start -= 1
+        scheme = rest[start:index].lower()
+        after = rest[index + 3:]
+        end = len(after)
+        for position in range(len(after)):
+            if after[position] in _AUTHORITY_END:
+                end = position
+                break
+        userinfo, at, host = after[:end].rpartition("@")
+        if at and (":" in userinfo or scheme.endswith("http") or scheme.endswith("https")):
+            return "%s://***@%s%s" % (scheme, host, after[end:].partition("'")[0])
+        rest = after
+    return ""
+
+def _tool_command(ctx, runtime, subcommand, arguments):
+    # The script is a file in bazel-bin, and its command line is in every process listing: a
+    # credential given in a BUILD file (an index URL's `user:password@`) would be kept and shown.
+    for argument in arguments:
+        masked = _url_with_credentials(argument)
+        if masked:
+            fail("%s: the URL %s carries credentials, which a `bazel run`/`bazel test` script would keep in bazel-bin and show in the process list; put them in ~/.netrc, which pip reads for the host (docs/locking.md, Credentials), and give the URL without them" % (ctx.label, masked))
+    return "%s -I %s %s %s" % (
+        shell_quote(tool_runtime(runtime).interpreter.short_path),
+        shell_quote(ctx.file._tool_entry.short_path),
+        subcommand,
+        " ".join(arguments),
+    )
+
+def _launcher(ctx, runtime, phase, body, extra_runfiles):
     script = ctx.actions.declare_file(ctx.label.name + ".sh")
     env_lines = "\n".join(["export %s=%s" % (key, shell_quote(value)) for key, value in sorted(TOOL_ENV.items())])
     ctx.actions.write(
@@ -151,20 +225,11 @@ set -euo pipefail
 if [[ -d "$0.runfiles/_main" ]]; then cd "$0.runfiles/_main"; fi
 {env_lines}
 export VENVSTACKS_TOOL_PATH={site}
-{prelude}
-{exec_}{python} -I {entry} {subcommand} {arguments} "$@"
-{epilogue}
-""".format(
-            exec_ = "" if epilogue else "exec ",
-            epilogue = epilogue,
+{body}""".format(
             label = ctx.label,
             env_lines = env_lines,
             site = shell_quote(tool_site_runfiles_path(runtime, phase)),
-            prelude = prelude,
-            python = shell_quote(tool_runtime(runtime).interpreter.short_path),
-            entry = shell_quote(ctx.file._tool_entry.short_path),
-            subcommand = subcommand,
-            arguments = " ".join(arguments),
+            body = body,
         ),
     )
     runfiles = ctx.runfiles(files = extra_runfiles, transitive_files = tool_inputs(ctx, runtime, phase))

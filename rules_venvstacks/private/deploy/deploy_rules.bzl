@@ -4,12 +4,18 @@ load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "shell_quote", "tool_launcher")
 
 def _stack_archives(layer):
-    """The archives of a layer's stack in deployment order, as runfiles paths, and the files."""
+    """The archives of a layer's stack in deployment order, each with its metadata JSON.
+
+    Returns the tool's arguments (runfiles paths) and the files for the runfiles. Deploy checks
+    each archive's size and sha256 against its metadata before unpacking it (the runtime
+    layer's metadata is its archive record), and refuses an archive without one.
+    """
     layers = layer.lower_layers + [layer]
-    files = [lower.archive for lower in layers]
+    files = []
     arguments = []
-    for file in files:
-        arguments += ["--archive", shell_quote(file.short_path)]
+    for lower in layers:
+        files += [lower.archive, lower.metadata]
+        arguments += ["--archive", shell_quote(lower.archive.short_path), "--metadata", shell_quote(lower.metadata.short_path)]
     return arguments, files
 
 def _deploy_impl(ctx):
@@ -17,7 +23,8 @@ def _deploy_impl(ctx):
     arguments, files = _stack_archives(layer)
     prelude = """\
 if [[ $# -lt 1 ]]; then
-  echo "usage: bazel run {label} -- DIR   (unpacks the stack of '{name}' into DIR and post-installs it)" >&2
+  echo "usage: bazel run {label} -- DIR [--force]   (unpacks the stack of '{name}' into DIR and post-installs it;" >&2
+  echo "       layers already deployed in DIR from the same archive are skipped unless --force)" >&2
   exit 2
 fi
 dest=$1
@@ -31,8 +38,10 @@ venvstacks_deploy = rule(
     implementation = _deploy_impl,
     doc = """`bazel run <layer>.deploy -- DIR`: unpacks the layer and every layer below it into DIR.
 
-Each layer is unpacked beside DIR's other layers and finished by its `postinstall.py`, runtime
-first; a layer replaces an earlier deployment of itself only once it is whole.
+Each archive is checked against its layer's metadata (sha256, size, layer name) first, then
+unpacked beside DIR's other layers and finished by its `postinstall.py`, runtime first; a layer
+replaces an earlier deployment of itself only once it is whole. A layer already deployed in DIR
+from the same archive is skipped (`-- DIR --force` unpacks it again).
 """,
     executable = True,
     attrs = dict(TOOL_ATTRS, **{

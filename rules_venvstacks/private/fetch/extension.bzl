@@ -13,7 +13,7 @@ locked wheels, which selects each target platform's wheels.
 
 load("//rules_venvstacks/private/common:platforms.bzl", "PLATFORMS", "config_setting_label", "platform_name", "platform_triples")
 load(":pbs.bzl", "asset_urls", "host_platform", "python_minor", "release_epoch", "resolve_version")
-load(":pylock.bzl", "parse_pylock")
+load(":pylock.bzl", "lock_depth", "parse_pylock")
 load(":runtime_repository.bzl", "runtime_hub", "runtime_repository")
 load(":wheel_repository.bzl", "wheel_repository", "wheels_hub")
 
@@ -39,6 +39,8 @@ Where the archives come from:
         "base_urls": attr.string_list(
             doc = "Mirrors of the PBS release assets (`<base>/<release>/<file>`), tried in order; the table's sha256 still applies.",
         ),
+        "glibc_minimum": attr.string(doc = "Linux wheels must run on this glibc or newer, e.g. '2.28' (PyTorch ships only manylinux_2_28 wheels); default: PBS' own floor, 2.17. Raising it means the Linux archives need that glibc."),
+        "macos_minimum": attr.string(doc = "macOS wheels must run on this release or newer, e.g. '12.0'; default: PBS' own floor (10.15 on x86_64, 11.0 on arm64). Raising it means the macOS archives need that release."),
         "name": attr.string(mandatory = True, doc = "Repository name, e.g. 'cpython3_12'; also the target name in it."),
         "platforms": attr.string_list(doc = "Target platforms by short name, e.g. ['linux_x86_64', 'windows_x86_64']; [] = the host only."),
         "python_version": attr.string(mandatory = True, doc = "'3.12' (newest in the table) or an exact '3.12.7'."),
@@ -100,7 +102,7 @@ def _declare_locks(module_ctx):
             hub[tag.name] = entry
             if not path.exists:
                 continue
-            lock = parse_pylock(module_ctx.read(path), str(tag.file))
+            lock = parse_pylock(module_ctx.read(path), str(tag.file), lock_depth(tag.file.package, tag.file.name))
             entry["platforms"] = lock.platforms
             for package in lock.packages:
                 repos = {}
@@ -207,6 +209,13 @@ def _runtime_sources(tag, table, host, archives, what):
         fail("%s: %s" % (what, resolved.error))
     return sources, lock_version
 
+def _floor(value, attribute, what):
+    """`value` ("2.28", "12.0" or "") checked to be a MAJOR.MINOR version."""
+    parts = value.split(".")
+    if value and (len(parts) != 2 or not parts[0].isdigit() or not parts[1].isdigit()):
+        fail("%s: %s = '%s' is not a version like '2.28' or '12.0'" % (what, attribute, value))
+    return value
+
 def _venvstacks_impl(module_ctx):
     table = _read_json(module_ctx, Label(":pbs_releases.json"))
     wheel_table = _read_json(module_ctx, Label(":tool_wheels.json"))
@@ -268,6 +277,8 @@ def _venvstacks_impl(module_ctx):
                 config_settings = json.encode(settings),
                 platform_names = json.encode({name: str(config_setting_label(name)) for name in PLATFORMS}),
                 lock_python_version = lock_version,
+                glibc_minimum = _floor(tag.glibc_minimum, "glibc_minimum", what),
+                macos_minimum = _floor(tag.macos_minimum, "macos_minimum", what),
             )
     for runtime in archives:
         if runtime not in declared:

@@ -12,11 +12,56 @@ A lock in the older single-platform form (`platform = "<triple>"` in `[tool.venv
 platform-wheels tables) still reads: its platforms are `[platform]` and each package's one wheel
 installs on it, so checkouts with such locks still fetch. Any line inside a package table that is
 not one of the above fails with the file and line, so a hand edit cannot be silently misread.
+
+A lock is read as strictly as the tool writes it (as `parse_lock` in lock/pylock.py): every
+wheel's sha256 is 64 lowercase hex digits (an empty one would otherwise reach the downloader as "no
+checksum"), and a local wheel's `path` stays inside the workspace (the extension fetches it as
+`file://<lock dir>/<path>`, so `/etc/...` or `../../..` would read any file of the machine).
 """
 
 _PLATFORM_WHEELS_HEADER = "[packages.tool.venvstacks.platform-wheels]"
 _TRIPLE_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 _EDIT_HINT = "this file is written by `bazel run <layer>.lock`; re-run it instead of editing"
+_HEX = "0123456789abcdef"
+
+def _sha256_error(value):
+    """Why `value` is not a lowercase hex sha256, or "" when it is one."""
+    if not value:
+        return "it is empty"
+    if len(value) != 64:
+        return "it has %d characters, not 64" % len(value)
+    for char in value.elems():
+        if char not in _HEX:
+            return "'%s' is not a lowercase hex digit" % char
+    return ""
+
+def lock_depth(package, name):
+    """How many directories below its repository's root the lock `package`:`name` lies (a Label's parts)."""
+    parts = [part for part in (package + "/" + name).split("/") if part]
+    return len(parts) - 1
+
+def _wheel_path_error(path, depth):
+    """Why a local wheel's `path` (relative to the lock's directory) points outside the workspace, or "".
+
+    `depth`: how many directories below the workspace root the lock is (`lock_depth`); None when
+    unknown, then only an absolute path is refused. Stated once per language:
+    tools/venvstacks_tool/lock/pylock.py `wheel_path_error`.
+    """
+    if not path:
+        return "it is empty"
+
+    # A drive (`C:`) or a URL scheme (`file:`) in the first part is as absolute as a leading slash.
+    if path.startswith("/") or path.startswith("\\") or ":" in path.replace("\\", "/").partition("/")[0]:
+        return "it is absolute"
+    level = 0
+    for part in path.replace("\\", "/").split("/"):
+        if part == "..":
+            level -= 1
+            if depth != None and level < -depth:
+                return "its '..' climb out of the workspace"
+        elif part and part != ".":
+            level += 1
+    return ""
 
 def _string_at(line, start, where):
     """Reads the TOML basic string that opens at `line[start]`; returns (value, end)."""
@@ -115,8 +160,24 @@ def _tool_line(tool, line, where):
     elif line.endswith(" = ["):
         tool["array"] = line.removesuffix(" = [")
 
-def _finish_package(package, platforms, legacy, source):
-    """The package's struct, its platform-wheels checked against the lock's platforms and its wheels."""
+def _wheel_error(package_name, wheel, depth):
+    """Why a wheel entry of package `package_name` cannot be fetched as locked, or ""."""
+    reason = _sha256_error(wheel.sha256)
+    if reason:
+        return "package '%s': the sha256 of %s is not 64 lowercase hex digits (%s): '%s'" % (package_name, wheel.name, reason, wheel.sha256)
+    if not wheel.url:
+        reason = _wheel_path_error(wheel.path, depth)
+        if reason:
+            return "package '%s': the path '%s' of %s points outside the workspace (%s); a local wheel must be in a find-links directory in the workspace" % (
+                package_name,
+                wheel.path,
+                wheel.name,
+                reason,
+            )
+    return ""
+
+def _finish_package(package, platforms, legacy, source, depth):
+    """The package's struct, its wheels checked, its platform-wheels checked against the lock's platforms and its wheels."""
     where = "%s:%d" % (source, package["line"])
     if not package["name"] or not package["version"]:
         fail("%s: a [[packages]] table without name or version" % where)
@@ -124,6 +185,10 @@ def _finish_package(package, platforms, legacy, source):
         fail("%s: package '%s': unterminated wheels array" % (where, package["name"]))
     if not package["wheels"]:
         fail("%s: package '%s' has no wheels" % (where, package["name"]))
+    for wheel in package["wheels"]:
+        error = _wheel_error(package["name"], wheel, depth)
+        if error:
+            fail("%s: %s" % (where, error))
     names = [wheel.name for wheel in package["wheels"]]
     platform_wheels = package["platform_wheels"]
     if not package["has_platform_wheels"]:
@@ -146,12 +211,17 @@ def _finish_package(package, platforms, legacy, source):
         platform_wheels = platform_wheels,
     )
 
-def parse_pylock(text, source):
+def parse_pylock(text, source, depth = None):
     """Parses the platforms and packages of a rules_venvstacks pylock.toml.
+
+    Fails, naming the file, line and package, on a wheel whose sha256 is not 64 lowercase hex
+    digits or whose `path` points outside the workspace.
 
     Args:
       text: the file's content.
       source: the file's label or path, for error messages.
+      depth: how many directories below the workspace root the lock lies (`lock_depth`), which
+        bounds how far a wheel's `path` may climb with `..`; None refuses absolute paths only.
 
     Returns:
       struct(platforms = list of target triples, packages = list of struct(name, version,
@@ -206,7 +276,13 @@ def parse_pylock(text, source):
         fail("%s: no 'platforms' in [tool.venvstacks] (%s)" % (source, _EDIT_HINT))
     return struct(
         platforms = platforms,
-        packages = [_finish_package(package, platforms, legacy, source) for package in packages],
+        packages = [_finish_package(package, platforms, legacy, source, depth) for package in packages],
     )
 
-pylock_testlib = struct(parse_pylock = parse_pylock)
+pylock_testlib = struct(
+    lock_depth = lock_depth,
+    parse_pylock = parse_pylock,
+    sha256_error = _sha256_error,
+    wheel_error = _wheel_error,
+    wheel_path_error = _wheel_path_error,
+)

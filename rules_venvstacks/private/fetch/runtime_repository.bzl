@@ -30,7 +30,12 @@ def _layout_error(rctx, what, archive_name, root_name, expected):
     ))
 
 def _check_layout(rctx, what, archive_name, strip_prefix, python_version, windows):
-    """Fails unless the unpacked archive holds an install_only tree of `python_version`."""
+    """Fails unless the unpacked archive holds an install_only tree of exactly `python_version`.
+
+    Its layout (interpreter and stdlib), the X.Y of its stdlib directory, then its full version
+    (`_check_version`): a runtime is what it says when its repository is made, not later at lock
+    or build time.
+    """
     root_name = strip_prefix or "."
     root = rctx.path("unpacked/" + strip_prefix) if strip_prefix else rctx.path("unpacked")
     minor = python_minor(python_version)
@@ -52,7 +57,59 @@ def _check_layout(rctx, what, archive_name, strip_prefix, python_version, window
                 python_version,
             ))
         _layout_error(rctx, what, archive_name, root_name, expected)
+    _check_version(rctx, what, archive_name, root, root_name, python_version, windows)
     return "unpacked/%s/%s" % (strip_prefix, interpreter) if strip_prefix else "unpacked/" + interpreter
+
+def _patchlevel_candidates(minor, windows):
+    """Where an install_only tree of Python `minor` keeps `patchlevel.h`, relative to its root.
+
+    PBS ships CPython's headers in every install_only archive: `include/python3.X/` on Linux and
+    macOS (`python3.Xt/` for a free-threaded build), `include/` on Windows (`Include/` as in a
+    source tree, accepted too).
+    """
+    if windows:
+        return ["include/patchlevel.h", "Include/patchlevel.h"]
+    return ["include/python%s/patchlevel.h" % minor, "include/python%st/patchlevel.h" % minor]
+
+def _patchlevel_version(text):
+    """The `PY_VERSION` string a `patchlevel.h` defines (`#define PY_VERSION "3.11.2"`), or None."""
+    for line in text.splitlines():
+        words = [word for word in line.replace("\t", " ").split(" ") if word]
+        if len(words) >= 3 and words[0] == "#define" and words[1] == "PY_VERSION" and words[2].startswith("\""):
+            # A build from a CPython checkout between releases says "3.11.2+"; it is that release.
+            return words[2].strip("\"").removesuffix("+")
+    return None
+
+def _check_version(rctx, what, archive_name, root, root_name, python_version, windows):
+    """Fails unless the archive's CPython is exactly `python_version`, read from its `patchlevel.h`.
+
+    The interpreter is not run: the archive may be another platform's. An archive without the
+    header (a custom build without `include/`) is accepted on the X.Y of its stdlib directory
+    alone, which `_check_layout` has checked; a header without `PY_VERSION` is no CPython header
+    and fails.
+    """
+    for relative in _patchlevel_candidates(python_minor(python_version), windows):
+        header = root.get_child(relative)
+        if not header.exists:
+            continue
+        found = _patchlevel_version(rctx.read(header))
+        if found == None:
+            fail("%s: archive '%s' has %s/%s without a `#define PY_VERSION`, so its CPython version is unknown" % (
+                what,
+                archive_name,
+                root_name,
+                relative,
+            ))
+        if found != python_version:
+            fail("%s: archive '%s' holds CPython %s (%s/%s), but python_version is %s" % (
+                what,
+                archive_name,
+                found,
+                root_name,
+                relative,
+                python_version,
+            ))
+        return
 
 def _archive_file_name(rctx):
     if rctx.attr.archive:
@@ -202,7 +259,9 @@ load({runtime_bzl}, "venvstacks_platform_runtime", "venvstacks_runtime_unavailab
 venvstacks_platform_runtime(
     name = {name_repr},
     exec_runtime = ":exec_runtime",
+    glibc_minimum = {glibc},
     lock_python_version = {version},
+    macos_minimum = {macos},
     platforms = {platforms},
     runtime_name = {name_repr},
     target = select({{
@@ -242,6 +301,8 @@ venvstacks_runtime_unavailable(
         execs = branches(execs),
         targets = branches(targets),
         version = repr(rctx.attr.lock_python_version),
+        glibc = repr(rctx.attr.glibc_minimum),
+        macos = repr(rctx.attr.macos_minimum),
         platforms = repr(sorted(targets)),
         names = "\n".join(["        %s: %s," % (repr(setting), repr(short)) for short, setting in sorted(json.decode(rctx.attr.platform_names).items())]),
     ))
@@ -252,7 +313,9 @@ runtime_hub = repository_rule(
     attrs = {
         "config_settings": attr.string(mandatory = True, doc = "JSON: triple -> label of its config_setting."),
         "execs": attr.string(mandatory = True, doc = "JSON: triple -> repository that can run the tool there."),
+        "glibc_minimum": attr.string(doc = "The raised glibc floor of the runtime's locks, or ''."),
         "lock_python_version": attr.string(mandatory = True, doc = "The version locks resolve for."),
+        "macos_minimum": attr.string(doc = "The raised macOS floor of the runtime's locks, or ''."),
         "platform_names": attr.string(mandatory = True, doc = "JSON: short platform name -> label of its config_setting."),
         "runtime_name": attr.string(mandatory = True, doc = "Name given in MODULE.bazel."),
         "targets": attr.string(mandatory = True, doc = "JSON: triple -> repository, for the declared target platforms."),

@@ -6,17 +6,40 @@ The stack's structure is checked there too, so a bad stack fails at analysis bef
 else of the layer is looked at.
 """
 
+load("//rules_venvstacks/private/common:c3.bzl", "c3_conflict_message", "c3_linearize", "duplicates")
 load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_INDEX_URL", "LAYER_KINDS")
+load("//rules_venvstacks/private/common:names.bzl", "check_layer_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksLockInfo")
-load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "shell_quote", "tool_launcher")
+load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "shell_quote", "tool_launcher", "tool_sequence_launcher")
 
-def _check_stack(ctx, runtime_layer, lower):
-    """Analysis-time stack checks: one runtime, frameworks only, complete and uniquely named."""
-    names = {runtime_layer.layer_name: str(runtime_layer.label), ctx.attr.layer_name: ctx.attr.layer}
-    declared = [info.label for info in lower]
-    for info in lower:
+def _check_stack(ctx, runtime_layer, declared):
+    """Analysis-time stack checks; returns every framework below the layer, in sys.path order.
+
+    The layer lists the frameworks it uses directly (`declared`); the full order is the C3
+    linearization of the framework graph (private/common/c3.bzl), as venvstacks derives it. A
+    listed order that contradicts a framework's own, or a repeated framework, fails here naming
+    the frameworks; so do non-framework layers below, other runtimes and repeated layer names.
+    """
+    check_layer_name(ctx.attr.layer, ctx.attr.layer_name)
+    check_layer_name(runtime_layer.label, runtime_layer.layer_name, "runtime layer name")
+    for info in declared:
         if info.kind != "framework":
             fail("%s: %s is an %s layer; only framework layers can be stacked under another layer" % (ctx.attr.layer, info.label, info.kind))
+    for label in duplicates([info.label for info in declared]):
+        fail("%s: `frameworks` lists %s twice" % (ctx.attr.layer, label))
+    by_label = {}
+    for info in declared:
+        for layer in [info] + info.lower:
+            by_label[layer.label] = layer
+    linearized = c3_linearize(
+        [info.label for info in declared],
+        {info.label: [below.label for below in info.lower] for info in declared},
+    )
+    if linearized.conflict != None:
+        fail("%s: the order of `frameworks` contradicts the frameworks' own: %s" % (ctx.attr.layer, c3_conflict_message(linearized.conflict)))
+    lower = [by_label[label] for label in linearized.order]
+    names = {runtime_layer.layer_name: str(runtime_layer.label), ctx.attr.layer_name: ctx.attr.layer}
+    for info in lower:
         if info.runtime_layer.label != runtime_layer.label:
             fail("%s: framework %s is built on runtime %s, but this layer is on %s; all layers of a stack share one runtime" % (
                 ctx.attr.layer,
@@ -24,23 +47,16 @@ def _check_stack(ctx, runtime_layer, lower):
                 info.runtime_layer.label,
                 runtime_layer.label,
             ))
-        for below in info.lower:
-            if below.label not in declared:
-                fail("%s: framework %s sits on framework %s, which is missing from this layer's `frameworks`; list every framework of the stack, in sys.path order" % (
-                    ctx.attr.layer,
-                    info.label,
-                    below.label,
-                ))
         if info.layer_name in names:
             fail("%s: two layers of the stack are named '%s': %s and %s" % (ctx.attr.layer, info.layer_name, names[info.layer_name], info.label))
         names[info.layer_name] = info.label
+    return lower
 
 def _lock_inputs_impl(ctx):
     runtime_layer = ctx.attr.runtime[VenvstacksLayerInfo]
     if runtime_layer.kind != "runtime":
         fail("%s: `runtime` must be a runtime_layer target, got %s layer %s" % (ctx.attr.layer, runtime_layer.kind, ctx.attr.runtime.label))
-    lower = [framework[VenvstacksLockInfo] for framework in ctx.attr.frameworks]
-    _check_stack(ctx, runtime_layer, lower)
+    lower = _check_stack(ctx, runtime_layer, [framework[VenvstacksLockInfo] for framework in ctx.attr.frameworks])
     return [VenvstacksLockInfo(
         label = ctx.attr.layer,
         layer_name = ctx.attr.layer_name,
@@ -64,7 +80,7 @@ venvstacks_lock_inputs = rule(
     attrs = {
         "extra_index_urls": attr.string_list(doc = "Extra package indexes."),
         "find_links": attr.string_list(doc = "Local wheel directories (workspace-relative) or URLs."),
-        "frameworks": attr.label_list(providers = [VenvstacksLockInfo], doc = "Lock inputs of the frameworks below."),
+        "frameworks": attr.label_list(providers = [VenvstacksLockInfo], doc = "Lock inputs of the frameworks the layer uses directly (the rest of the stack's order is derived)."),
         "index_url": attr.string(default = DEFAULT_INDEX_URL, doc = "The package index."),
         "kind": attr.string(mandatory = True, values = LAYER_KINDS, doc = "Layer kind."),
         "layer": attr.string(mandatory = True, doc = "The layer's label, e.g. '//stacks:app' (for messages and hints); not a dependency."),
@@ -77,8 +93,13 @@ venvstacks_lock_inputs = rule(
     },
 )
 
-def _lock_arguments(info):
-    """Arguments shared by `lock` and `check-lock` (runfiles-relative paths), and their files."""
+def _lock_arguments(info, lowers_from_workspace = False):
+    """Arguments shared by `lock` and `check-lock`, quoted for the shell, and the files they read.
+
+    Paths are runfiles-relative. With `lowers_from_workspace` (the stack's `.lock`, which writes
+    the lower layers' locks before it reads them) the lower locks are read from the source tree,
+    so they need not exist when the target is analyzed.
+    """
     arguments = [
         "--layer-name",
         info.layer_name,
@@ -91,6 +112,11 @@ def _lock_arguments(info):
     ]
     for platform in info.runtime_layer.runtime.platforms:
         arguments += ["--platform", platform]
+    floors = info.runtime_layer.runtime.wheel_floors
+    if floors.glibc:
+        arguments += ["--glibc-minimum", floors.glibc]
+    if floors.macos:
+        arguments += ["--macos-minimum", floors.macos]
     files = list(info.requirements_in)
     for requirement in info.requirements:
         arguments += ["--requirement", requirement]
@@ -100,40 +126,51 @@ def _lock_arguments(info):
         arguments += ["--extra-index-url", url]
     for link in info.index.find_links:
         arguments += ["--find-links", link]
+    quoted = [shell_quote(argument) for argument in arguments]
     for lower in info.lower:
-        if lower.lock == None:
+        if lowers_from_workspace:
+            path = "\"$BUILD_WORKSPACE_DIRECTORY\"/" + shell_quote(lower.lock_path)
+        elif lower.lock == None:
             fail("%s: the lock of framework %s does not exist yet; run `bazel run %s.lock` first" % (info.label, lower.label, lower.label))
-        arguments += ["--lower-lock", "%s=%s" % (lower.layer_name, lower.lock.short_path)]
-        files.append(lower.lock)
-    return arguments, files
+        else:
+            path = shell_quote(lower.lock.short_path)
+            files.append(lower.lock)
+        quoted += ["--lower-lock", shell_quote(lower.layer_name + "=") + path]
+    return quoted, files
 
 def _lock_target(info):
     return info.label + ".lock"
+
+def _output_arguments(info):
+    """`lock`'s arguments naming what it writes, quoted for the shell."""
+    lock_dir, _, lock_name = info.lock_path.rpartition("/")
+    stem = lock_name.removesuffix(".toml").removesuffix(".pylock").removeprefix("pylock.")
+    return [shell_quote(argument) for argument in [
+        "--lock-target",
+        _lock_target(info),
+        "--output-lock",
+        info.lock_path,
+        "--output-requirements",
+        (lock_dir + "/" if lock_dir else "") + stem + ".requirements.txt",
+    ]]
 
 def _lock_impl(ctx):
     """Shared by `.lock` (re-resolve and write the lock) and `.lock_test` (check it is fresh)."""
     info = ctx.attr.inputs[VenvstacksLockInfo]
     arguments, files = _lock_arguments(info)
-    arguments += ["--lock-target", _lock_target(info)]
     if ctx.attr._subcommand == "check-lock":
         if info.lock != None:
             files.append(info.lock)
-        arguments += ["--lock", info.lock.short_path if info.lock != None else info.lock_path]
+        lock = info.lock.short_path if info.lock != None else info.lock_path
+        arguments += [shell_quote(a) for a in ["--lock-target", _lock_target(info), "--lock", lock]]
     else:
-        lock_dir, _, lock_name = info.lock_path.rpartition("/")
-        stem = lock_name.removesuffix(".toml").removesuffix(".pylock").removeprefix("pylock.")
-        arguments += [
-            "--output-lock",
-            info.lock_path,
-            "--output-requirements",
-            (lock_dir + "/" if lock_dir else "") + stem + ".requirements.txt",
-        ]
+        arguments += _output_arguments(info)
     return [tool_launcher(
         ctx,
         runtime = info.runtime_layer.runtime,
         phase = "lock",
         subcommand = ctx.attr._subcommand,
-        arguments = [shell_quote(a) for a in arguments],
+        arguments = arguments,
         extra_runfiles = files,
     )]
 
@@ -155,4 +192,38 @@ venvstacks_lock_test = rule(
     doc = "Test that fails, with the command to run, when a layer's lock is stale against its inputs.",
     test = True,
     attrs = _lock_attrs("check-lock"),
+)
+
+def _lower_first(info):
+    """`info`'s frameworks and itself, each after the frameworks it sits on.
+
+    `info.lower` is the C3 linearization of the layer's frameworks (see `_check_stack`): each
+    framework before every framework it sits on. Reversed, it is an order in which every lower
+    lock is written before the locks that read it.
+    """
+    return list(reversed(info.lower)) + [info]
+
+def _lock_all_impl(ctx):
+    ordered = []
+    seen = {}
+    for info in [target[VenvstacksLockInfo] for target in ctx.attr.inputs]:
+        for layer in _lower_first(info):
+            if layer.label not in seen:
+                seen[layer.label] = True
+                ordered.append(layer)
+    invocations, files = [], []
+    for info in ordered:
+        arguments, read = _lock_arguments(info, lowers_from_workspace = True)
+        invocations.append(("lock", arguments + _output_arguments(info)))
+        files += read
+    runtime = ordered[0].runtime_layer.runtime
+    return [tool_sequence_launcher(ctx, runtime, "lock", invocations, files)]
+
+venvstacks_lock_all = rule(
+    implementation = _lock_all_impl,
+    doc = "`bazel run` target that locks every layer of a stack in one command, lower layers first (`layer_stack`'s `NAME.lock`).",
+    executable = True,
+    attrs = dict(TOOL_ATTRS, **{
+        "inputs": attr.label_list(mandatory = True, providers = [VenvstacksLockInfo], doc = "The top layers' lock inputs."),
+    }),
 )

@@ -118,3 +118,20 @@ class BytecodeCompiler:
                 f"layer {self._layer!r}: compiling bytecode failed:\n{output_tail(result.stdout + result.stderr)}"
             )
         return result.stdout.splitlines()
+
+
+def compiler_environment(tmp: Path, mtime: int) -> dict[str, str]:
+    """A minimal environment for the compiling processes: nothing from the host but PATH (and Windows' SYSTEMROOT)."""
+    env = {
+        "HOME": str(tmp),
+        "TMPDIR": str(tmp),
+        "TEMP": str(tmp),
+        "TMP": str(tmp),
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "SOURCE_DATE_EPOCH": str(mtime),
+    }
+    for name in ("PATH", "SYSTEMROOT"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from venvstacks_tool.core.archive import ARCHIVE_FORMATS
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.platforms import TargetPlatform, by_triple
-from venvstacks_tool.core.protocol import LAYER_KINDS, PYTHON_VERSION_RE, is_layer_name
+from venvstacks_tool.core.protocol import LAYER_KINDS, LAYER_NAME_MAX_LENGTH, PYTHON_VERSION_RE, is_layer_name
 
 _MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
@@ -44,7 +44,10 @@ def add_identity_arguments(parser: argparse.ArgumentParser) -> None:
 def check_layer_name(name: str, what: str, layer: str) -> None:
     """Fail naming `layer` unless `name` (what the argument is, for the message) is a valid layer name."""
     if not is_layer_name(name):
-        raise VenvstacksError(f"layer {layer!r}: {what} {name!r} must be letters, digits, '_', '.' and '-'")
+        raise VenvstacksError(
+            f"layer {layer!r}: {what} {name!r} must be 1 to {LAYER_NAME_MAX_LENGTH} letters, digits, '_', '.'"
+            " and '-', not starting with '.' or '-'"
+        )
 
 
 def identity_from_args(args: argparse.Namespace) -> LayerIdentity:

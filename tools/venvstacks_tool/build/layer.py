@@ -14,10 +14,13 @@ input files:
 3. Add the stacking files (venvstacks' deployment protocol, `core.protocol`): the layer's
    interpreter (POSIX: `bin/python`, `bin/python3`, `bin/pythonX.Y` as relative symlinks to the
    runtime layer's `bin/python3`; Windows: `Scripts/python.exe` and `pythonw.exe`, the target
-   runtime's venv launchers), `_venvstacks_stack.pth` in site-packages listing the lower layers'
-   site-packages (frameworks in stack order, then the runtime's) relative to it, the layer config
-   and `postinstall.py` (a verbatim copy of `core/postinstall_template.py`), which writes
-   `pyvenv.cfg` once the layer is deployed.
+   runtime's venv launchers), in site-packages `_venvstacks_stack.py`, a standard-library module
+   naming the lower layers' site-packages (frameworks in stack order, then the runtime's)
+   relative to itself, and `_venvstacks_stack.pth`, whose `import` line runs it at interpreter
+   start so that each lower site-packages is processed by `site.addsitedir` (its `.pth` files
+   included), the layer config and `postinstall.py` (a verbatim copy of
+   `core/postinstall_template.py`), which writes `pyvenv.cfg` once the layer is deployed. No
+   `.pth` file is executed here: the build runs no interpreter of the layer.
 4. Compile bytecode (the wheels' sources from step 1 on, the rest now): unchecked-hash pycs
    whose `co_filename` is relative, written by fresh interpreters with a fixed hash seed over a
    partition of the sorted sources fixed by the inputs, so the bytes do not depend on the
@@ -47,7 +50,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from venvstacks_tool.build.bytecode import BytecodeCompiler
+from venvstacks_tool.build.bytecode import BytecodeCompiler, compiler_environment
 from venvstacks_tool.build.identity import LayerIdentity, add_identity_arguments, check_layer_name, identity_from_args
 from venvstacks_tool.build.wheel_install import Schemes, ScriptKind, install_wheel
 from venvstacks_tool.core import postinstall_template
@@ -59,6 +62,7 @@ from venvstacks_tool.core.platforms import TargetPlatform
 from venvstacks_tool.core.protocol import (
     LAYER_CONFIG_PATH,
     POSTINSTALL_NAME,
+    STACK_MODULE_NAME,
     STACK_PTH_NAME,
     VenvLayerLayout,
     is_sha256,
@@ -295,23 +299,6 @@ def _check_wheels_exist(wheels: tuple[Wheel, ...], layer: str) -> None:
             raise VenvstacksError(f"layer {layer!r}: wheel {wheel.path.name!r} does not exist ({wheel.path})")
 
 
-def _child_env(tmp: Path, mtime: int) -> dict[str, str]:
-    """A minimal environment for the bytecode compilers: nothing from the host but PATH."""
-    env = {
-        "HOME": str(tmp),
-        "TMPDIR": str(tmp),
-        "TEMP": str(tmp),
-        "TMP": str(tmp),
-        "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "SOURCE_DATE_EPOCH": str(mtime),
-    }
-    for name in ("PATH", "SYSTEMROOT"):
-        if name in os.environ:
-            env[name] = os.environ[name]
-    return env
-
-
 @dataclass
 class InstalledWheels:
     """What installing a layer's wheels left: files to skip in the scan, and files replaced."""
@@ -477,7 +464,8 @@ def _add_stacking_files(layer_dir: Path, request: LayerBuild, layout: LayerLayou
     site = layer_dir / layout.site_dir
     site.mkdir(parents=True, exist_ok=True)
     generated = {
-        site / STACK_PTH_NAME: postinstall_template.stack_pth_text(config).encode("utf-8"),
+        site / f"{STACK_MODULE_NAME}.py": postinstall_template.stack_module_text(config).encode("utf-8"),
+        site / STACK_PTH_NAME: postinstall_template.stack_pth_text().encode("utf-8"),
         layer_dir.joinpath(*LAYER_CONFIG_PATH.split("/")): json_bytes(config),
         layer_dir / POSTINSTALL_NAME: POSTINSTALL_TEMPLATE.read_bytes(),
     }
@@ -503,8 +491,13 @@ def _python_sources(site: Path) -> list[Path]:
 
 
 def _compile_remaining(compiler: BytecodeCompiler, site: Path) -> int:
-    """Compile what the wheels did not bring (application files); return the sources left without a pyc."""
-    compiler.submit(path for path in _python_sources(site) if not compiler.submitted(path))
+    """Compile what the wheels did not bring (application files); return the sources left without a pyc.
+
+    The stacking module is left out: `postinstall.py` may rewrite it once deployed, and an
+    unchecked-hash pyc would then shadow the new source. It is a few lines to compile.
+    """
+    stack_module = site / f"{STACK_MODULE_NAME}.py"
+    compiler.submit(path for path in _python_sources(site) if path != stack_module and not compiler.submitted(path))
     return len(compiler.finish())
 
 
@@ -589,7 +582,7 @@ def build_layer(request: LayerBuild) -> str:
         site = layer_dir / layout.site_dir
         compiling = request.bytecode == "compiled"
         with (
-            BytecodeCompiler(scratch, tmp, _child_env(tmp, request.mtime), layer)
+            BytecodeCompiler(scratch, tmp, compiler_environment(tmp, request.mtime), layer)
             if compiling
             else contextlib.nullcontext()
         ) as compiler:

@@ -1,9 +1,11 @@
 """`pack-runtime`: turn a python-build-standalone `install_only` archive into a runtime layer.
 
 The layer archive holds the PBS tree under `<layer-name>/` instead of `python/`, symlinks kept,
-plus the layer config that venvstacks' deployment protocol reads from
-`<layer-name>/share/venv/metadata/venvstacks_layer.json`. A metadata JSON next to it describes
-the archive (name, format, sha256, size) and where the runtime came from.
+without the installer tooling PBS bundles in site-packages (pip, setuptools, wheel: removed as
+venvstacks removes them, see `runtime_tooling`), plus the layer config that venvstacks'
+deployment protocol reads from `<layer-name>/share/venv/metadata/venvstacks_layer.json` and,
+as in every layer, `postinstall.py` at its root (for a runtime it has nothing to do). A metadata
+JSON next to it describes the archive (name, format, sha256, size) and where the runtime came from.
 
 Everything in both outputs comes from the arguments and the source archive's content: no clock,
 no absolute path, no environment variable. The arguments are parsed once into a `RuntimePack`
@@ -14,9 +16,13 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from venvstacks_tool.build.runtime_bytecode import stdlib_bytecode
+from venvstacks_tool.build.runtime_tooling import strip_installer_tooling
+from venvstacks_tool.core import postinstall_template
 from venvstacks_tool.core.archive import ARCHIVE_FORMATS, ArchiveEntry, read_tar_entries, reroot_entries, write_archive
 from venvstacks_tool.core.cli import subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
@@ -24,6 +30,8 @@ from venvstacks_tool.core.fsutil import json_bytes, sha256_file
 from venvstacks_tool.core.platforms import TargetPlatform, by_triple
 from venvstacks_tool.core.protocol import (
     LAYER_CONFIG_PATH,
+    LAYER_NAME_MAX_LENGTH,
+    POSTINSTALL_NAME,
     PYTHON_VERSION_RE,
     is_layer_name,
     is_sha256,
@@ -59,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mtime", required=True, type=int, help="timestamp of every member, seconds since epoch")
     parser.add_argument("--output", required=True, type=Path, help="the layer archive to write")
     parser.add_argument("--metadata", required=True, type=Path, help="the metadata JSON to write")
+    parser.add_argument(
+        "--bytecode",
+        default="compiled",
+        choices=("compiled", "none"),
+        help="compiled: add the stdlib's missing .pyc files (deterministic); none: ship the archive's as they are",
+    )
     return parser
 
 
@@ -77,6 +91,7 @@ class RuntimePack:
     source_sha256: str  # lower-case hex, or "" to take the archive's as it is
     archive_format: str
     mtime: int
+    bytecode: str  # "compiled" or "none"
     output: Path
     metadata: Path
 
@@ -86,7 +101,10 @@ def parse_request(argv: list[str]) -> RuntimePack:
     args = build_parser().parse_args(argv)
     layer: str = args.layer_name
     if not is_layer_name(layer):
-        raise VenvstacksError(f"runtime layer {layer!r}: the layer name must be letters, digits, '_', '.' and '-'")
+        raise VenvstacksError(
+            f"runtime layer {layer!r}: the layer name must be 1 to {LAYER_NAME_MAX_LENGTH} letters, digits,"
+            " '_', '.' and '-', not starting with '.' or '-'"
+        )
     version = PYTHON_VERSION_RE.fullmatch(args.python_version)
     if version is None:
         raise VenvstacksError(
@@ -116,6 +134,7 @@ def parse_request(argv: list[str]) -> RuntimePack:
         source_sha256=args.source_sha256.lower(),
         archive_format=args.archive_format,
         mtime=args.mtime,
+        bytecode=args.bytecode,
         output=args.output,
         metadata=args.metadata,
     )
@@ -237,9 +256,27 @@ def pack_runtime(request: RuntimePack) -> None:
         python_version=request.python_version,
     )
     entries = reroot_entries(entries, prefix, layer, origin)
+    # As venvstacks ships runtimes: without pip, setuptools and wheel (see runtime_tooling).
+    entries, _ = strip_installer_tooling(entries, f"{layer}/{paths['site_dir']}", layer)
+    if request.bytecode == "compiled":
+        running = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        if running != f"{request.major}.{request.minor}":
+            raise VenvstacksError(
+                f"runtime layer {layer!r}: compiling the stdlib of Python {request.python_version} needs an"
+                f" interpreter of that X.Y; the tool runs on {running}"
+            )
+        lib_dir = f"{layer}/{paths['site_dir'].rpartition('/')[0]}"
+        entries += stdlib_bytecode(entries, lib_dir, layer, request.mtime)
     # venvstacks' own post-install script can read this config too; a runtime is its own base.
     config = runtime_layer_config(layer, request.python_version, paths["python"], paths["site_dir"])
     entries.append(ArchiveEntry(f"{layer}/{LAYER_CONFIG_PATH}", "file", 0o644, data=json_bytes(config)))
+    # Every layer has the protocol's post-install script at its root, so a deployer runs each
+    # layer's alike; a runtime's has nothing to finish (its config is its own base) and exits.
+    postinstall = f"{layer}/{POSTINSTALL_NAME}"
+    if any(entry.name == postinstall for entry in entries):
+        raise VenvstacksError(f"runtime layer {layer!r}: archive {origin!r} already holds {POSTINSTALL_NAME!r}")
+    template = Path(postinstall_template.__file__).read_bytes()
+    entries.append(ArchiveEntry(postinstall, "file", 0o644, data=template))
 
     write_archive(entries, request.output, request.archive_format, request.mtime)
 

@@ -142,7 +142,9 @@ class TargetPlatform:
 
     # --- wheels -------------------------------------------------------------------------------
 
-    def platform_tags(self, macos_minimum: tuple[int, int] | None = None) -> tuple[str, ...]:
+    def platform_tags(
+        self, macos_minimum: tuple[int, int] | None = None, glibc_minimum: tuple[int, int] | None = None
+    ) -> tuple[str, ...]:
         """The wheel platform tags that run on every machine this PBS build runs on, most specific first.
 
         These are what pip's `--platform` should accept. Linux: manylinux from PBS' glibc floor
@@ -150,22 +152,18 @@ class TargetPlatform:
         Mac at the oldest release PBS supports (10.15 on x86_64, 11.0 on arm64) - that release
         and every older one, with the universal2/intel/fat variants - because a wheel tagged for
         a newer macOS than the runtime's minimum would not load on the oldest supported Macs.
-        `macos_minimum` raises that floor for stacks that only target newer Macs (it cannot go
-        below PBS' own). Windows: win_amd64.
+        `macos_minimum` raises that floor for stacks that only target newer Macs, and
+        `glibc_minimum` the Linux one for stacks deployed on newer distributions (PyTorch, for
+        one, ships only manylinux_2_28 wheels); neither goes below PBS' own, which is kept when
+        the asked floor is older. Windows: win_amd64.
         """
         if self.os == "linux":
             assert self.glibc_minimum is not None
-            return tuple(_manylinux_tags(self.wheel_arch, self.glibc_minimum))
+            glibc = max(self.glibc_minimum, glibc_minimum or self.glibc_minimum)
+            return tuple(_manylinux_tags(self.wheel_arch, glibc))
         if self.os == "macos":
             assert self.macos_minimum is not None
-            floor = self.macos_minimum
-            if macos_minimum is not None:
-                if macos_minimum < floor:
-                    raise VenvstacksError(
-                        f"{self.name}: macOS {macos_minimum[0]}.{macos_minimum[1]} is older than the"
-                        f" {floor[0]}.{floor[1]} the Python runtime needs"
-                    )
-                floor = macos_minimum
+            floor = max(self.macos_minimum, macos_minimum or self.macos_minimum)
             return tuple(_macos_tags(self.wheel_arch, floor))
         return (f"win_{self.wheel_arch}",)
 
@@ -207,6 +205,40 @@ class TargetPlatform:
         """The C headers of Python `python_version` (`3.11`), relative to the runtime's root."""
         major, minor = _version_tuple(python_version)
         return "Include" if self.os == "windows" else f"include/python{major}.{minor}"
+
+
+@dataclass(frozen=True)
+class WheelFloors:
+    """The oldest glibc and macOS a stack's wheels must run on, when raised above PBS' own floors.
+
+    None keeps the runtime's floor (glibc 2.17; macOS 10.15 on x86_64, 11.0 on arm64).
+    """
+
+    glibc: tuple[int, int] | None = None
+    macos: tuple[int, int] | None = None
+
+    def platform_tags(self, platform: TargetPlatform) -> tuple[str, ...]:
+        """The wheel platform tags `platform` accepts under these floors."""
+        return platform.platform_tags(macos_minimum=self.macos, glibc_minimum=self.glibc)
+
+    def as_dict(self) -> dict[str, str]:
+        """The floors that are set, as "X.Y" strings (for the lock's inputs hash)."""
+        floors = {"glibc": self.glibc, "macos": self.macos}
+        return {key: f"{value[0]}.{value[1]}" for key, value in floors.items() if value is not None}
+
+
+# PBS' own floors: what a lock resolves for unless the runtime raises them.
+PBS_FLOORS = WheelFloors()
+
+
+def parse_floor(text: str, what: str) -> tuple[int, int] | None:
+    """ "2.28" -> (2, 28); "" -> None; anything else is a VenvstacksError naming `what`."""
+    if not text:
+        return None
+    match = _SHORT_VERSION.fullmatch(text)
+    if match is None:
+        raise VenvstacksError(f"{what}: {text!r} is not a version like 2.28 or 12.0")
+    return int(match.group(1)), int(match.group(2))
 
 
 PLATFORMS: tuple[TargetPlatform, ...] = (

@@ -1,7 +1,8 @@
 """rules_venvstacks layer post-installation script (venvstacks' deployment protocol).
 
-`build-layer` copies this file verbatim to `<layer>/postinstall.py`. After a layer archive is
-unpacked next to its runtime and lower layers, run it with the runtime's interpreter:
+`build-layer` and `pack-runtime` copy this file verbatim to `<layer>/postinstall.py`. After a
+layer archive is unpacked next to its runtime and lower layers, run it with the runtime's
+interpreter (venvstacks' deployers run it with any Python 3):
 
     <runtime>/bin/python3 <layer>/postinstall.py
 
@@ -10,10 +11,18 @@ framework or application layer:
 
 * writes `pyvenv.cfg`, which needs the absolute deployed path of the runtime and so cannot ship
   in the archive (`home` is the runtime's `bin` directory);
-* (re)writes the stacking file `_venvstacks_stack.pth` in the layer's site-packages: one line per
-  lower layer's site-packages (the frameworks in declared order, then the runtime), as paths
-  relative to the layer's site-packages, so the layer's interpreter sees its own packages first,
-  then the frameworks', then the runtime's.
+* (re)writes the stacking files in the layer's site-packages, which the archive already holds:
+  `_venvstacks_stack.py`, a standard-library-only module naming each lower layer's site-packages
+  (the frameworks in stack order, then the runtime) relative to its own directory, and
+  `_venvstacks_stack.pth`, whose one `import` line runs it when `site` processes the layer's
+  site-packages. The module hands each lower site-packages to `site.addsitedir`, so their own
+  `.pth` files run too (import hooks, legacy `*-nspkg.pth`, `distutils-precedence.pth`), in the
+  sorted order `site` uses, exactly as for a site directory. venvstacks' own post-install does
+  the same with a generated `sitecustomize.py` holding absolute paths; relative paths keep the
+  archive free of any deployment path, and leave `sitecustomize` to the application.
+
+`python -S` skips all of it (no `site`, no `.pth` files, as Python defines it); `python -I` keeps
+the stack (it drops only the user site and the environment variables).
 
 Running it again is harmless: files already holding the right content are left alone. For a
 runtime layer (whose `python` is its own `base_python`) it changes nothing.
@@ -33,7 +42,41 @@ from typing import Any
 LAYER_CONFIG_PATH = "share/venv/metadata/venvstacks_layer.json"
 # The stacking file written into a layered environment's site-packages.
 STACK_PTH_NAME = "_venvstacks_stack.pth"
-_PTH_HEADER = "# Written by rules_venvstacks: lower layers' site-packages, in sys.path order.\n"
+# The module the stacking file imports, beside it in site-packages.
+STACK_MODULE_NAME = "_venvstacks_stack"
+_PTH_TEXT = (
+    "# Written by rules_venvstacks: adds the lower layers' site-packages as site directories"
+    f" (see {STACK_MODULE_NAME}.py).\nimport {STACK_MODULE_NAME}\n"
+)
+# Filled with the paths of the lower layers' site-packages, relative to the module's directory.
+_MODULE_TEMPLATE = '''"""Written by rules_venvstacks: adds the lower layers' site-packages as site directories.
+
+`{pth}` imports this module while `site` processes this layer's site-packages.
+Each lower layer's site-packages (frameworks in stack order, then the runtime's) then goes
+through `site.addsitedir`, as a site directory does: on sys.path, and its `.pth` files run. The
+paths are relative to this file, so the layer works wherever it is deployed.
+
+Only the running layer's copy acts: a lower layer's `{pth}`, processed with its
+site-packages, imports this module again, which is then already imported.
+"""
+
+import os as _os
+import site as _site
+
+LOWER_SITE_DIRS = {dirs}
+
+
+def _add_lower_site_dirs():
+    here = _os.path.dirname(_os.path.abspath(__file__))
+    for relative in LOWER_SITE_DIRS:
+        path = _os.path.normpath(_os.path.join(here, relative))
+        # As `site` itself treats a missing directory: nothing to add.
+        if _os.path.isdir(path):
+            _site.addsitedir(path)
+
+
+_add_lower_site_dirs()
+'''
 
 
 class PostInstallError(Exception):
@@ -67,15 +110,26 @@ def is_layered(config: dict[str, Any]) -> bool:
     return posixpath.normpath(python) != posixpath.normpath(base_python)
 
 
-def stack_pth_text(config: dict[str, Any]) -> str:
-    """The stacking `.pth` content: each `pylib_dirs` entry relative to the layer's `site_dir`."""
+def lower_site_dirs(config: dict[str, Any]) -> list[str]:
+    """Each `pylib_dirs` entry (lower layers' site-packages) relative to the layer's `site_dir`."""
     site_dir = posixpath.normpath(config["site_dir"])
-    lines = [_PTH_HEADER]
-    for pylib_dir in config["pylib_dirs"]:
-        # Both are relative to the layer root: anchor them at a dummy root to relate them.
-        target = posixpath.normpath(posixpath.join("layer", pylib_dir))
-        lines.append(posixpath.relpath(target, posixpath.join("layer", site_dir)) + "\n")
-    return "".join(lines)
+    # Both are relative to the layer root: anchor them at a dummy root to relate them.
+    return [
+        posixpath.relpath(posixpath.normpath(posixpath.join("layer", pylib_dir)), posixpath.join("layer", site_dir))
+        for pylib_dir in config["pylib_dirs"]
+    ]
+
+
+def stack_pth_text() -> str:
+    """The stacking `.pth`: one `import` line running the stacking module (the same in every layer)."""
+    return _PTH_TEXT
+
+
+def stack_module_text(config: dict[str, Any]) -> str:
+    """The stacking module: the lower layers' site-packages, relative to the module, as site directories."""
+    dirs = lower_site_dirs(config)
+    listed = "".join(f"\n    {path!r}," for path in dirs)
+    return _MODULE_TEMPLATE.format(pth=STACK_PTH_NAME, dirs=f"({listed}\n)" if dirs else "()")
 
 
 def pyvenv_cfg_text(layer_dir: str, config: dict[str, Any]) -> str:
@@ -134,10 +188,27 @@ def run(layer_dir: str) -> list[str]:
     pyvenv_cfg = os.path.join(layer_dir, "pyvenv.cfg")
     if _write_text(pyvenv_cfg, pyvenv_cfg_text(layer_dir, config)):
         written.append(pyvenv_cfg)
+    # The module before the `.pth` that imports it, so no interpreter starting meanwhile fails.
+    stack_module = os.path.join(site_dir, STACK_MODULE_NAME + ".py")
+    if _write_text(stack_module, stack_module_text(config)):
+        written.append(stack_module)
+        _drop_cached_bytecode(site_dir, STACK_MODULE_NAME)
     stack_pth = os.path.join(site_dir, STACK_PTH_NAME)
-    if _write_text(stack_pth, stack_pth_text(config)):
+    if _write_text(stack_pth, stack_pth_text()):
         written.append(stack_pth)
     return written
+
+
+def _drop_cached_bytecode(site_dir: str, module: str) -> None:
+    """Remove `module`'s cached bytecode, which may predate a source just rewritten."""
+    cache = os.path.join(site_dir, "__pycache__")
+    try:
+        names = os.listdir(cache)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(module + ".") and name.endswith(".pyc"):
+            os.unlink(os.path.join(cache, name))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,8 +15,8 @@ they are read back:
 
 Field names are read by people, scripts and the Starlark rules (rules_venvstacks/private/build/
 layer.bzl passes the paths): keep them stable. The post-install script is copied verbatim into
-layers and cannot import this package, so it owns LAYER_CONFIG_PATH and STACK_PTH_NAME and this
-module re-exports them.
+layers and cannot import this package, so it owns LAYER_CONFIG_PATH, STACK_PTH_NAME and
+STACK_MODULE_NAME and this module re-exports them.
 """
 
 from __future__ import annotations
@@ -34,16 +34,20 @@ from venvstacks_tool.core.fsutil import json_bytes, sha256_file, write_bytes_ato
 
 # Where venvstacks' deployment protocol keeps a layer's config, relative to the layer root.
 LAYER_CONFIG_PATH = postinstall_template.LAYER_CONFIG_PATH
-# The stacking file written into a layered environment's site-packages.
+# The stacking file written into a layered environment's site-packages, and the module it imports.
 STACK_PTH_NAME = postinstall_template.STACK_PTH_NAME
+STACK_MODULE_NAME = postinstall_template.STACK_MODULE_NAME
 # The post-install script's name at the root of a framework or application layer.
 POSTINSTALL_NAME = "postinstall.py"
 
 # The layer kinds; the Starlark rules use the same strings (private/build/layer.bzl, keep in sync).
 LAYER_KINDS: tuple[str, ...] = ("framework", "application")
-# A layer name is also the name of its deployed directory: no separators, no leading dot or dash.
-# The Starlark rules check the same pattern at analysis (private/common/names.bzl, keep in sync).
-LAYER_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+# A layer name is also the name of its deployed directory: no separators, no leading dot or dash,
+# and short enough for every file system (255 bytes) with room for deploy's temporary prefixes.
+# The Starlark rules check the same rule at analysis (private/common/names.bzl and constants.bzl
+# LAYER_NAME_FIRST, LAYER_NAME_REST, LAYER_NAME_MAX_LENGTH; keep in sync).
+LAYER_NAME_MAX_LENGTH = 100
+LAYER_NAME_RE = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9_.-]{{0,{LAYER_NAME_MAX_LENGTH - 1}}}")
 # A full CPython version, X.Y.Z, optionally a pre-release (3.13.0rc2).
 PYTHON_VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)(?:(?:a|b|rc)\d+)?")
 # A hex sha256 as the tool writes it (lowercase).
@@ -51,7 +55,7 @@ SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def is_layer_name(name: str) -> bool:
-    """Whether `name` is a valid layer (and deployed directory) name."""
+    """Whether `name` is a valid layer (and deployed directory) name (at most LAYER_NAME_MAX_LENGTH characters)."""
     return LAYER_NAME_RE.fullmatch(name) is not None
 
 
@@ -103,7 +107,9 @@ def venv_layer_config(
     """A framework or application layer's config.
 
     `pylib_dirs` lists each lower layer's site-packages (frameworks in stack order, then the
-    runtime's) relative to the layer root: the stacking `.pth` is made from it.
+    runtime's) relative to the layer root: the stacking module is made from it. `lower_layers`
+    are the frameworks in sys.path order: the C3 linearization the Starlark rules derive
+    (private/common/c3.bzl), each framework before the frameworks it sits on.
     """
     pylib_dirs = [f"../{name}/{layout.site_dir}" for name in lower_layers]
     pylib_dirs.append(f"../{runtime_layer}/{layout.runtime_site_dir}")

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 from venvstacks_tool.core.cli import add_repeatable, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import write_bytes_atomic
-from venvstacks_tool.core.platforms import PLATFORMS, TargetPlatform, by_triple
+from venvstacks_tool.core.platforms import PBS_FLOORS, PLATFORMS, TargetPlatform, WheelFloors, by_triple, parse_floor
 from venvstacks_tool.lock import pylock, resolve
 from venvstacks_tool.lock.urls import strip_credentials
 
@@ -77,6 +77,7 @@ class LayerInputs:
     extra_index_urls: tuple[str, ...]
     find_links: tuple[str, ...]
     lock_target: str
+    floors: WheelFloors = PBS_FLOORS
 
     @property
     def target_platforms(self) -> tuple[TargetPlatform, ...]:
@@ -163,6 +164,12 @@ def _add_layer_arguments(parser: argparse.ArgumentParser) -> None:
         "a directory of wheels (relative to the workspace) or a URL; repeatable",
     )
     parser.add_argument("--lock-target", default="", help="the layer's lock target, e.g. //stacks:app.lock")
+    parser.add_argument(
+        "--glibc-minimum", default="", help="Linux wheels must run on this glibc, e.g. 2.28 (default: PBS' 2.17)"
+    )
+    parser.add_argument(
+        "--macos-minimum", default="", help="macOS wheels must run on this release, e.g. 12.0 (default: PBS' floor)"
+    )
 
 
 def _checked_platforms(layer: str, triples: Sequence[str]) -> tuple[str, ...]:
@@ -198,6 +205,10 @@ def _layer_inputs(args: argparse.Namespace) -> LayerInputs:
         extra_index_urls=tuple(args.extra_index_urls),
         find_links=tuple(args.find_links),
         lock_target=str(args.lock_target),
+        floors=WheelFloors(
+            glibc=parse_floor(args.glibc_minimum, f"layer '{layer}': --glibc-minimum"),
+            macos=parse_floor(args.macos_minimum, f"layer '{layer}': --macos-minimum"),
+        ),
     )
 
 
@@ -274,6 +285,7 @@ def inputs_hash(
     index_url: str,
     extra_index_urls: Sequence[str],
     find_links: Sequence[str],
+    floors: Mapping[str, str] | None = None,
 ) -> str:
     """`sha256:<hex>` of everything a lock is resolved from, and of nothing of the machine it runs on.
 
@@ -282,7 +294,8 @@ def inputs_hash(
     bump, or a fallback to the machine's own CPython of that X.Y, leaves a checked-in lock fresh),
     the sorted target platforms, each lower layer's name and the sha256 of its lock file's bytes,
     and the index configuration as given (credentials in URLs left out, so they neither leak
-    through the hash nor make it differ between users).
+    through the hash nor make it differ between users), and the raised glibc/macOS floors when
+    there are any (absent when none is set, so such locks keep their hash).
     """
     document = {
         "schema": _INPUTS_SCHEMA,
@@ -298,6 +311,8 @@ def inputs_hash(
             "find_links": [strip_credentials(link) for link in find_links],
         },
     }
+    if floors:
+        document["wheel_floors"] = dict(floors)
     blob = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return "sha256:" + hashlib.sha256(blob).hexdigest()
 
@@ -341,6 +356,7 @@ class _Inputs:
             index_url=request.index_url,
             extra_index_urls=request.extra_index_urls,
             find_links=request.find_links,
+            floors=request.floors.as_dict(),
         )
 
 
@@ -642,13 +658,14 @@ def _check_interpreter(request: LayerInputs) -> None:
         )
 
 
-def _preferred(path: Path) -> dict[str, str]:
+def _preferred(path: Path, location: str) -> dict[str, str]:
     """{name -> version} of the current lock, to keep where it still fits ({} if none or unreadable).
 
-    A package at two versions (platforms that could not agree) is left to the resolver.
+    `location` is the lock's workspace-relative path (how far its wheel paths may climb). A
+    package at two versions (platforms that could not agree) is left to the resolver.
     """
     try:
-        current = pylock.read_lock(path)
+        current = pylock.read_lock(path, location=location)
     except VenvstacksError:
         return {}
     versions: dict[str, set[str]] = {}
@@ -675,6 +692,29 @@ def render_requirements(lock: pylock.Lock, lock_path: str, lock_target: str) -> 
     return "\n".join(lines) + "\n"
 
 
+def _unchanged_lock(path: Path, location: str, digest: str) -> pylock.Lock | None:
+    """The lock at `path` (workspace-relative: `location`) when made from inputs with `digest`, else None.
+
+    Also None when it is unreadable or fails the reader's checks (a bad sha256, a wheel path out
+    of the workspace): it is then resolved and written again rather than kept.
+    """
+    if not path.is_file():
+        return None
+    try:
+        current = pylock.read_lock(path, location=location)
+    except VenvstacksError:
+        return None
+    return current if current.inputs_hash == digest else None
+
+
+def _write_requirements(workspace: Path, request: LockRequest, locked: pylock.Lock) -> None:
+    """Write the requirements.txt for people next to the lock (unchanged bytes are not rewritten)."""
+    path = workspace / request.output_requirements
+    data = render_requirements(locked, request.output_lock, request.inputs.lock_target).encode("utf-8")
+    if not path.is_file() or path.read_bytes() != data:
+        write_bytes_atomic(path, data)
+
+
 def lock(request: LockRequest) -> pylock.Lock:
     """Resolve the layer for every platform, write its lock and requirements.txt into the workspace; return the lock."""
     layer_inputs = request.inputs
@@ -692,6 +732,16 @@ def lock(request: LockRequest) -> pylock.Lock:
     )
     lock_file = workspace / request.output_lock
     platforms = layer_inputs.target_platforms
+    current = None if request.upgrade else _unchanged_lock(lock_file, request.output_lock, digest)
+    if current is not None:
+        # Same inputs, same answer: resolving again would keep every pin anyway (the current
+        # versions are preferred), and costs an index round trip per platform.
+        _write_requirements(workspace, request, current)
+        print(
+            f"venvstacks: layer '{layer}' is up to date: its inputs are unchanged since {request.output_lock} was"
+            " written (`-- --upgrade` resolves it afresh)"
+        )
+        return current
 
     print(
         f"venvstacks: resolving {len(top_level)} requirement(s) of layer '{layer}' for"
@@ -706,9 +756,10 @@ def lock(request: LockRequest) -> pylock.Lock:
             [top.written for top in top_level],
             {triple: {name: pin.version for name, pin in by_name.items()} for triple, by_name in pins.items()},
             index,
-            {} if request.upgrade else _preferred(lock_file),
+            {} if request.upgrade else _preferred(lock_file, request.output_lock),
             Path(tmp),
             pinned_by={name: pin.describe() for by_name in pins.values() for name, pin in by_name.items()},
+            floors=layer_inputs.floors,
         )
     for triple in result.without_preferred:
         print(
@@ -732,10 +783,7 @@ def lock(request: LockRequest) -> pylock.Lock:
         provided=provided,
     )
     pylock.write_lock(lock_file, locked, layer_inputs.lock_target or None)
-    write_bytes_atomic(
-        workspace / request.output_requirements,
-        render_requirements(locked, request.output_lock, layer_inputs.lock_target).encode("utf-8"),
-    )
+    _write_requirements(workspace, request, locked)
     print(
         f"venvstacks: locked layer '{layer}' for {len(platforms)} platform(s): {len(packages)} package(s),"
         f" {len(provided)} provided by lower layers -> {request.output_lock}"

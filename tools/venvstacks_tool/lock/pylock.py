@@ -331,14 +331,64 @@ class _Reader:
         return value
 
 
-def parse_lock(text: str, source: str) -> Lock:
+_DRIVE = re.compile(r"[A-Za-z]:")
+
+
+def lock_depth(location: str) -> int | None:
+    """How many directories the lock at `location` (relative to its workspace root) is below that root.
+
+    `stacks/pylock.app.toml` -> 1. A runfiles path of another repository's file
+    (`../repo/stacks/pylock.app.toml`) counts from that repository's root. None when `location`
+    is absolute or climbs, so the workspace root is not known from it.
+    """
+    parts = [part for part in location.replace("\\", "/").split("/") if part not in ("", ".")]
+    if not parts or location.startswith(("/", "\\")) or _DRIVE.match(location):
+        return None
+    if parts[0] == ".." and len(parts) >= 3:
+        parts = parts[2:]
+    if ".." in parts:
+        return None
+    return len(parts) - 1
+
+
+def wheel_path_error(path: str, depth: int | None) -> str:
+    """Why the `path` of a local wheel points outside the workspace, or "" when it does not.
+
+    `path` is relative to the lock's directory (PEP 751), which is `depth` directories below the
+    workspace root (None: unknown, then only an absolute path is refused). The lock command never
+    writes such a path; a hand edit or a lock from elsewhere could, and the extension would then
+    read a file of the machine that fetches (`file://<lock dir>/<path>`).
+    Stated once per language: rules_venvstacks/private/fetch/pylock.bzl `_wheel_path_error`.
+    """
+    if not path:
+        return "it is empty"
+    # A drive (`C:`) or a URL scheme (`file:`) in the first part is as absolute as a leading slash.
+    if path.startswith(("/", "\\")) or ":" in path.replace("\\", "/").split("/")[0]:
+        return "it is absolute"
+    level = 0
+    for part in path.replace("\\", "/").split("/"):
+        if part == "..":
+            level -= 1
+            if depth is not None and level < -depth:
+                return "its '..' climb out of the workspace"
+        elif part not in ("", "."):
+            level += 1
+    return ""
+
+
+def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
     """Parse the text of a lock file; `source` (its path or label) names it in every error.
 
     Reads the multi-platform form and the older single-platform one (`platform = "<triple>"`, no
     platform-wheels tables; each package's one wheel installs on that platform). Raises
-    VenvstacksError for invalid TOML, an unsupported `lock-version`, a missing or mistyped key, or
-    a platform-wheels table that names a platform or wheel the lock does not have.
+    VenvstacksError for invalid TOML, an unsupported `lock-version`, a missing or mistyped key, a
+    sha256 that is not 64 lowercase hex digits, a wheel `path` outside the workspace, or a
+    platform-wheels table that names a platform or wheel the lock does not have.
+
+    `location` is the lock's path relative to its workspace root (default: `source`), which says
+    how far a wheel's `path` may climb with `..`; an absolute one refuses absolute paths only.
     """
+    depth = lock_depth(source if location is None else location)
     data = _load_toml(text, source)
     r = _Reader(source)
     version = r.string(data, "lock-version", "top level")
@@ -393,12 +443,22 @@ def parse_lock(text: str, source: str) -> Lock:
             sha256 = r.string(hashes, "sha256", f"{wheel_where} hashes")
             if not is_sha256(sha256):
                 raise r.fail(wheel_where, f"sha256 must be 64 lowercase hex digits, not {sha256!r}")
+            wheel_name = r.string(wheel, "name", wheel_where)
+            path = r.string(wheel, "path", wheel_where) if "path" in wheel else ""
+            if "path" in wheel:
+                reason = wheel_path_error(path, depth)
+                if reason:
+                    raise r.fail(
+                        package_where,
+                        f"the path {path!r} of {wheel_name} points outside the workspace ({reason}); a"
+                        " local wheel must be in a find-links directory in the workspace",
+                    )
             wheels.append(
                 LockedWheel(
-                    name=r.string(wheel, "name", wheel_where),
+                    name=wheel_name,
                     url="" if "path" in wheel else r.string(wheel, "url", wheel_where),
                     sha256=sha256,
-                    path=r.string(wheel, "path", wheel_where) if "path" in wheel else "",
+                    path=path,
                 )
             )
         if not wheels:
@@ -445,8 +505,11 @@ def _platform_wheels(
     return result
 
 
-def read_lock(path: Path, source: str | None = None) -> Lock:
-    """Read and parse the lock file at `path`; errors name `source` (default: the path)."""
+def read_lock(path: Path, source: str | None = None, *, location: str | None = None) -> Lock:
+    """Read and parse the lock file at `path`; errors name `source` (default: the path).
+
+    `location`: the lock's path relative to its workspace root, as in `parse_lock`.
+    """
     name = source if source is not None else str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -454,4 +517,4 @@ def read_lock(path: Path, source: str | None = None) -> Lock:
         raise VenvstacksError(f"{name}: the lock file does not exist") from error
     except (OSError, UnicodeDecodeError) as error:
         raise VenvstacksError(f"{name}: cannot read the lock file: {error}") from error
-    return parse_lock(text, name)
+    return parse_lock(text, name, location=location)

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from venvstacks_tool.core.errors import VenvstacksError
-from venvstacks_tool.core.platforms import TargetPlatform
+from venvstacks_tool.core.platforms import PBS_FLOORS, TargetPlatform, WheelFloors
 from venvstacks_tool.core.process import output_tail, run_captured
 from venvstacks_tool.core.protocol import is_sha256
 from venvstacks_tool.lock import pip_child
@@ -118,15 +118,37 @@ class IndexOptions:
         return hosts
 
     def pip_arguments(self) -> list[str]:
-        """pip's `--index-url`, `--extra-index-url`, `--find-links` and `--trusted-host` arguments."""
-        arguments = ["--index-url", self.index_url]
-        for url in self.extra_index_urls:
-            arguments += ["--extra-index-url", url]
+        """pip's `--find-links` (local directories) and `--trusted-host` arguments: nothing secret.
+
+        The URLs, which may carry credentials, go through `pip_environ` instead.
+        """
+        arguments = []
         for link in self.find_links:
-            arguments += ["--find-links", link]
+            if not _is_url(link):
+                arguments += ["--find-links", link]
         for host in self.all_trusted_hosts():
             arguments += ["--trusted-host", host]
         return arguments
+
+    def pip_environ(self) -> dict[str, str]:
+        """`PIP_INDEX_URL`, `PIP_EXTRA_INDEX_URL` and `PIP_FIND_LINKS` (the URL find-links) for a pip child.
+
+        An index URL may carry credentials (`https://user:token@host/simple`). A process' command
+        line is readable by every user of the machine (`ps`, /proc/PID/cmdline); its environment
+        only by the same user (/proc/PID/environ is 0400), and pip reads the same options from
+        it. pip splits these variables on whitespace and appends what the command line adds,
+        so a URL with whitespace (never valid) is refused rather than split.
+        """
+        links = [link for link in self.find_links if _is_url(link)]
+        for url in [self.index_url, *self.extra_index_urls, *links]:
+            if not url or any(char.isspace() for char in url):
+                raise VenvstacksError(f"index or find-links URL {strip_credentials(url)!r} is empty or has whitespace")
+        environ = {"PIP_INDEX_URL": self.index_url}
+        if self.extra_index_urls:
+            environ["PIP_EXTRA_INDEX_URL"] = " ".join(self.extra_index_urls)
+        if links:
+            environ["PIP_FIND_LINKS"] = " ".join(links)
+        return environ
 
     def describe(self) -> str:
         """The indexes and find-links for messages, without credentials."""
@@ -203,6 +225,7 @@ def resolve(
     *,
     pinned_by: Mapping[str, str] | None = None,
     max_workers: int = DEFAULT_MAX_WORKERS,
+    floors: WheelFloors = PBS_FLOORS,
 ) -> MultiResolution:
     """Resolve `requirements` of layer `layer` for each of `platforms` on CPython `python_full_version`.
 
@@ -218,6 +241,7 @@ def resolve(
       `<round>-<platform>.log` per pip run, kept for diagnosis).
     - `pinned_by`: {name -> who pins it, e.g. "layer 'framework' (stacks/pylock.framework.toml)"}
       for conflict messages; a constrained package not in it is said to be pinned by "a lower layer".
+    - `floors`: the oldest glibc and macOS the wheels must run on (default: PBS' own floors).
 
     Returns a MultiResolution with, per platform, the exact wheel of each package and its sha256
     (no wheel is downloaded). Raises VenvstacksError, one line naming the layer, the platform's
@@ -249,7 +273,7 @@ def resolve(
         for triple in triples
     }
     whose = {_normalize(name): text for name, text in (pinned_by or {}).items()}
-    run = _Runner(layer, python_full_version, index, workdir, lower, whose, max_workers)
+    run = _Runner(layer, python_full_version, index, workdir, lower, whose, max_workers, floors)
     run.requirements.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
     # The current lock's versions, where no lower layer pins the package on that platform.
@@ -380,6 +404,7 @@ class _Runner:
     lower: dict[str, dict[str, str]]  # triple -> {name -> version} the lower layers pin there
     pinned_by: dict[str, str]  # name -> who pins it, for messages
     max_workers: int
+    floors: WheelFloors
     requirements: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -409,7 +434,7 @@ class _Runner:
             "--dry-run",
             "--ignore-installed",
             "--only-binary=:all:",
-            *[argument for tag_ in platform.platform_tags() for argument in ("--platform", tag_)],
+            *[argument for tag_ in self.floors.platform_tags(platform) for argument in ("--platform", tag_)],
             # The full version, so Requires-Python such as ">=3.11.4" is checked exactly.
             "--python-version",
             self.python_full_version,
@@ -446,7 +471,8 @@ class _Runner:
             json.dumps(platform.marker_environment(self.python_full_version)),
             *arguments,
         ]
-        process = run_captured(command, env=isolated_pip_environ())
+        # The index URLs go through the environment, never argv (see IndexOptions.pip_environ).
+        process = run_captured(command, env={**isolated_pip_environ(), **self.index.pip_environ()})
         output = process.stdout + "\n" + process.stderr
         stem.with_suffix(".log").write_text(output, encoding="utf-8")
         if process.returncode != 0:
@@ -563,6 +589,11 @@ class _Runner:
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _is_url(link: str) -> bool:
+    """Whether a find-links entry is a URL (`https://...`, `file:...`) rather than a local directory."""
+    return "://" in link or link.startswith("file:")
 
 
 def _normalize(name: str) -> str:

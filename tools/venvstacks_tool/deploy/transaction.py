@@ -1,0 +1,179 @@
+"""What makes a deploy into DEST safe against a second deploy, a kill, and a stale layer.
+
+* **The lock.** Every deploy holds `fcntl.flock` on `DEST/.venvstacks-deploy.lock` (kept: removing a
+  lock file lets a third deploy lock a new file while the second holds the old one) from before
+  it looks at DEST until it is done. A second deploy waits up to its timeout, then fails.
+* **Recovery.** Under the lock, before anything else, what a killed deploy left is put right:
+  `.venvstacks-old-X` (the previous layer X, renamed aside during the swap) is renamed back when
+  there is no `X` (the kill came between the two renames), else removed; every `.venvstacks-tmp-*`
+  (a staging directory, or the state file being written) is removed.
+* **The swap** (`swap_in`): the old layer is renamed to `.venvstacks-old-X`, the staged one to `X`,
+  and the old one removed: a kill at any point leaves the old or the new layer, never none.
+* **The state** (`DEST/.venvstacks-deployed.json`): the archive sha256 of each layer deployed and
+  post-installed, and the DEST it was deployed to (post-install writes absolute paths). The layer's
+  entry is dropped before its swap and written after it, atomically, so it never names a layer
+  directory that holds something else. A layer whose recorded sha256 matches is not unpacked again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from venvstacks_tool.core.errors import VenvstacksError
+from venvstacks_tool.core.fsutil import json_bytes
+from venvstacks_tool.core.protocol import is_layer_name, is_sha256
+from venvstacks_tool.deploy.extraction import OLD_PREFIX, TMP_PREFIX
+
+LOCK_NAME = ".venvstacks-deploy.lock"
+STATE_NAME = ".venvstacks-deployed.json"
+# How long a deploy waits for another one into the same DEST by default: a large stack deploys
+# in well under a minute, so waiting longer means the other deploy is stuck.
+DEFAULT_LOCK_TIMEOUT = 300.0
+_POLL = 0.1
+
+
+def prepare_dest(dest: Path) -> None:
+    """Create DEST if needed; a one-line error if it is not a writable directory."""
+    if os.path.lexists(dest) and not dest.is_dir():
+        raise VenvstacksError(f"deploy destination {str(dest)!r} exists and is not a directory")
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise VenvstacksError(f"cannot create the deploy destination {str(dest)!r}: {error.strerror}") from error
+    if not os.access(dest, os.W_OK | os.X_OK):
+        raise VenvstacksError(f"deploy destination {str(dest)!r} is not writable")
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the exclusive lock on `fd` without waiting; whether it was taken."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: msvcrt locks a byte range of the file instead
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined,unused-ignore]  # Windows only
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def dest_lock(dest: Path, timeout: float) -> Iterator[None]:
+    """Hold the deploy lock of `dest` (waiting up to `timeout` seconds for another deploy)."""
+    path = dest / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as error:
+        raise VenvstacksError(f"cannot open the deploy lock {str(path)!r}: {error.strerror}") from error
+    try:
+        deadline = time.monotonic() + timeout
+        if not _try_lock(fd):
+            print(f"waiting for another deploy into {dest} (lock {path})", file=sys.stderr, flush=True)
+            while not _try_lock(fd):
+                if time.monotonic() >= deadline:
+                    raise VenvstacksError(
+                        f"another deploy into {str(dest)!r} still holds {LOCK_NAME!r} after {timeout:g} s; try again"
+                        " when it is done"
+                    )
+                time.sleep(_POLL)
+        yield  # closing the descriptor releases the lock
+    finally:
+        os.close(fd)
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+def recover(dest: Path) -> None:
+    """Put right what a killed deploy left in `dest` (call with the lock held)."""
+    with os.scandir(dest) as entries:
+        names = sorted(entry.name for entry in entries)
+    for name in names:
+        path = os.path.join(dest, name)
+        if name.startswith(OLD_PREFIX):
+            layer = name[len(OLD_PREFIX) :]
+            if is_layer_name(layer) and not os.path.lexists(dest / layer):
+                os.rename(path, dest / layer)
+                print(f"restored layer {layer!r} that an interrupted deploy had moved aside", file=sys.stderr)
+            else:
+                _remove(path)
+        elif name.startswith(TMP_PREFIX):
+            _remove(path)
+
+
+def swap_in(staged: Path, final: Path) -> None:
+    """Move `staged` to `final`; an existing `final` is renamed aside first and removed after.
+
+    A kill between the two renames leaves `.venvstacks-old-<layer>`, which `recover` renames back.
+    """
+    if not os.path.lexists(final):
+        os.rename(staged, final)
+        return
+    old = final.parent / (OLD_PREFIX + final.name)
+    if os.path.lexists(old):
+        _remove(os.fspath(old))  # left by a deploy killed after its swap; `final` is whole
+    os.rename(final, old)
+    try:
+        os.rename(staged, final)
+    except BaseException:
+        os.rename(old, final)
+        raise
+    _remove(os.fspath(old))
+
+
+class DeployState:
+    """The archive sha256 of each layer deployed into DEST (`DEST/.venvstacks-deployed.json`)."""
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        self.path = dest / STATE_NAME
+        self.layers: dict[str, dict[str, Any]] = {}
+        try:
+            document = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # no state (or an unreadable one): every layer is deployed
+        # Post-install wrote DEST's absolute path into each layer: a moved DEST is redeployed.
+        if isinstance(document, dict) and document.get("dest") == os.fspath(dest):
+            layers = document.get("layers")
+            if isinstance(layers, dict):
+                self.layers = {k: v for k, v in layers.items() if isinstance(v, dict)}
+
+    def is_deployed(self, layer: str, sha256: str) -> bool:
+        """Whether `layer` was deployed from an archive with `sha256` and its directory exists."""
+        recorded = self.layers.get(layer, {}).get("archive_sha256")
+        return is_sha256(recorded) and recorded == sha256 and (self.dest / layer).is_dir()
+
+    def forget(self, layer: str) -> None:
+        """Drop `layer` (before its directory is replaced)."""
+        if self.layers.pop(layer, None) is not None:
+            self._write()
+
+    def record(self, layer: str, sha256: str, archive: str) -> None:
+        """Record that `layer` is deployed and post-installed from `archive` with `sha256`."""
+        self.layers[layer] = {"archive": archive, "archive_sha256": sha256}
+        self._write()
+
+    def _write(self) -> None:
+        # A fixed temp name in the TMP_PREFIX namespace: the lock makes it ours, and recovery
+        # removes it if a kill leaves it.
+        tmp = self.dest / f"{TMP_PREFIX}{STATE_NAME.lstrip('.')}"
+        tmp.write_bytes(json_bytes({"dest": os.fspath(self.dest), "layers": self.layers}))
+        os.replace(tmp, self.path)

@@ -1,0 +1,137 @@
+"""Checking what is deployed: each archive against the metadata JSON the build wrote for it.
+
+Deploying runs each layer's `postinstall.py`, code from the archive. So before an archive is
+unpacked, its size and sha256 must equal `archive.size` and `archive.sha256` of its metadata
+(`NAME.json` beside `NAME.<format>`, or given with `--metadata`), and the layer it holds must be
+the metadata's `layer_name` (checked on its first member, `Extraction`). An archive without
+metadata is refused.
+
+The archive is hashed through the descriptor it is then unpacked from, so a file swapped in
+after the check is never read; it is hashed once, in chunks, and the archives of one deploy are
+hashed side by side (hashlib releases the GIL).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from venvstacks_tool.core.archive import ARCHIVE_FORMATS
+from venvstacks_tool.core.errors import VenvstacksError
+from venvstacks_tool.core.fsutil import CHUNK_SIZE
+from venvstacks_tool.core.protocol import is_layer_name, is_sha256, read_metadata
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the metadata says of one archive: the layer in it, its sha256 and its size."""
+
+    archive: Path
+    metadata: Path
+    layer: str
+    sha256: str
+    size: int
+
+
+def metadata_beside(archive: Path) -> Path:
+    """`NAME.json` for `NAME.<format>`: where the build writes a layer's metadata."""
+    name = archive.name
+    for archive_format in ARCHIVE_FORMATS:
+        if name.endswith("." + archive_format):
+            return archive.with_name(name[: -len(archive_format) - 1] + ".json")
+    return archive.with_name(name + ".json")
+
+
+def pair_metadata(archives: Sequence[Path], metadata: Sequence[Path] | None) -> list[Path]:
+    """The metadata file of each archive: as given (one per archive, same order), else beside it."""
+    if metadata:
+        if len(metadata) != len(archives):
+            raise VenvstacksError(
+                f"deploy: {len(archives)} --archive but {len(metadata)} --metadata; give one --metadata per"
+                " --archive, in the same order (or none, to use NAME.json beside each NAME.<format>)"
+            )
+        return list(metadata)
+    return [metadata_beside(archive) for archive in archives]
+
+
+def read_expected(archive: Path, metadata: Path) -> Expected:
+    """What `metadata` says of `archive`; a one-line error for missing or unusable metadata."""
+    if not metadata.is_file():
+        raise VenvstacksError(
+            f"archive {archive.name!r}: no metadata {str(metadata)!r}; deploy only unpacks an archive it can check"
+            " against the metadata JSON the build wrote for it (--metadata)"
+        )
+    document = read_metadata(metadata)
+    entry = document.get("archive")
+    layer = document.get("layer_name")
+    sha256 = entry.get("sha256") if isinstance(entry, dict) else None
+    size = entry.get("size") if isinstance(entry, dict) else None
+    if not isinstance(layer, str) or not is_layer_name(layer) or not is_sha256(sha256) or not isinstance(size, int):
+        raise VenvstacksError(
+            f"archive {archive.name!r}: the metadata {str(metadata)!r} has no valid layer_name, archive.sha256"
+            " and archive.size"
+        )
+    assert isinstance(sha256, str)
+    return Expected(archive, metadata, layer, sha256, size)
+
+
+def _hash(fileobj: BinaryIO) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    while n := fileobj.readinto(buffer):  # type: ignore[attr-defined]  # a raw or buffered file
+        digest.update(view[:n])
+    fileobj.seek(0)
+    return digest.hexdigest()
+
+
+def open_checked(expected: Expected) -> BinaryIO:
+    """Open the archive and check its size and sha256; the file, at its start, to unpack from."""
+    archive = expected.archive
+    try:
+        fileobj: BinaryIO = open(archive, "rb")  # noqa: SIM115 - returned to the caller
+    except OSError as error:
+        raise VenvstacksError(f"archive {str(archive)!r} cannot be read: {error.strerror}") from error
+    try:
+        size = os.fstat(fileobj.fileno()).st_size
+        if size != expected.size:
+            raise VenvstacksError(
+                f"archive {archive.name!r} is {size} bytes, but its metadata {str(expected.metadata)!r} says"
+                f" {expected.size}: not the archive the build wrote"
+            )
+        sha256 = _hash(fileobj)
+        if sha256 != expected.sha256:
+            raise VenvstacksError(
+                f"archive {archive.name!r} has sha256 {sha256}, but its metadata {str(expected.metadata)!r} says"
+                f" {expected.sha256}: not the archive the build wrote"
+            )
+    except BaseException:
+        fileobj.close()
+        raise
+    return fileobj
+
+
+def open_all_checked(expected: Sequence[Expected]) -> list[BinaryIO]:
+    """`open_checked` for every archive, side by side; all are checked before any is unpacked."""
+    if len(expected) <= 1:
+        return [open_checked(e) for e in expected]
+    with ThreadPoolExecutor(max_workers=min(4, len(expected))) as pool:
+        futures = [pool.submit(open_checked, e) for e in expected]
+    opened, errors = [], []
+    for future in futures:
+        error = future.exception()
+        if error is None:
+            opened.append(future.result())
+        else:
+            errors.append(error)
+    if errors:
+        for fileobj in opened:
+            fileobj.close()
+        raise errors[0]
+    return opened
