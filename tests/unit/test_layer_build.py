@@ -519,3 +519,19 @@ def test_archive_record_and_no_metadata(tmp_path: Path, fw_build: Path, inputs: 
     same = [*argv, "--archive-record", str(archive)]
     with pytest.raises(VenvstacksError, match="must be different files"):
         layer_build.build_layer(layer_build.parse_request(same))
+
+
+def test_a_launch_module_missing_from_the_layer_fails_the_build(tmp_path: Path, inputs: dict[str, Any]) -> None:
+    argv = build_argv(tmp_path, "app", kind="application", app_files=inputs["app_files"], launch_module="myapp.nothere")
+    with pytest.raises(VenvstacksError, match=r"launch_module 'myapp\.nothere' is in none of its srcs"):
+        layer_build.build_layer(layer_build.parse_request(argv))
+
+
+def test_a_module_and_a_package_of_one_name_fail_the_build(tmp_path: Path, inputs: dict[str, Any]) -> None:
+    module = tmp_path / "src" / "myapp.py"
+    module.parent.mkdir(parents=True)
+    module.write_bytes(b"")
+    files = {**inputs["app_files"], "myapp.py": module}
+    argv = build_argv(tmp_path, "app", kind="application", app_files=files, launch_module="myapp")
+    with pytest.raises(VenvstacksError, match=r"myapp\.py and the package myapp/ .* shadow each other"):
+        layer_build.build_layer(layer_build.parse_request(argv))

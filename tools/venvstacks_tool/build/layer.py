@@ -50,6 +50,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from venvstacks_tool.build.app_checks import check_launch_module, check_no_shadowing
 from venvstacks_tool.build.bytecode import BytecodeCompiler, compiler_environment
 from venvstacks_tool.build.identity import LayerIdentity, add_identity_arguments, check_layer_name, identity_from_args
 from venvstacks_tool.build.wheel_install import Schemes, ScriptKind, install_wheel
@@ -590,6 +591,9 @@ def build_layer(request: LayerBuild) -> str:
             _check_install_layout(layer_dir, layout, layer)
             site.mkdir(parents=True, exist_ok=True)
             _copy_app_files(request.app_files, site, layer)
+            if identity.kind == "application":
+                check_no_shadowing(site, [dest.as_posix() for dest, _ in request.app_files], layer)
+                check_launch_module(site, identity.launch_module, layer)
             _add_stacking_files(layer_dir, request, layout)
             skipped = _compile_remaining(compiler, site) if compiler is not None else 0
         _check_no_build_paths(
