@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
+import shutil
 import sys
+import sysconfig
 from pathlib import Path
 
 from venvstacks_testing.wheel_index import build_wheel
 from venvstacks_tool.core import cli
+from venvstacks_tool.core.protocol import LAYER_CONFIG_PATH
 
 MTIME = 1_700_000_000
 PY_VERSION = platform.python_version()
@@ -157,3 +161,24 @@ def build(argv: list[str], required: dict[str, str] | None = None) -> None:
     """Run `build-layer` and then `layer-metadata` in-process through the CLI entry point, as Bazel does."""
     assert cli.main(["build-layer", *argv]) == 0
     assert cli.main(["layer-metadata", *metadata_argv(argv, required)]) == 0
+
+
+def make_runtime_dir(dest: Path, name: str = "cpython_rt") -> Path:
+    """A deployed runtime layer `dest/name` backed by the host interpreter, for deploying built layers.
+
+    `bin/python3` is a copy of the host's interpreter (a symlink out of DEST is refused by deploy),
+    its stdlib the host's (symlinked entries), with an empty site-packages and a runtime config.
+    """
+    runtime = dest / name
+    (runtime / "bin").mkdir(parents=True)
+    shutil.copy2(os.path.realpath(sys.executable), runtime / "bin" / "python3")
+    stdlib = Path(sysconfig.get_path("stdlib"))
+    lib = runtime / "lib" / f"python{XY}"
+    (lib / "site-packages").mkdir(parents=True)
+    for entry in sorted(os.listdir(stdlib)):
+        if entry != "site-packages":
+            os.symlink(stdlib / entry, lib / entry)
+    config = {"base_python": "bin/python3", "python": "bin/python3", "kind": "runtime", "layer_name": name}
+    (runtime / "share/venv/metadata").mkdir(parents=True)
+    (runtime / LAYER_CONFIG_PATH).write_text(json.dumps(config))
+    return runtime

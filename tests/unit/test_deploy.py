@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from venvstacks_testing.layer_inputs import (
     make_app_sources,
     make_appdep_wheel,
     make_fw_wheel,
+    make_runtime_dir,
     sha256,
 )
 from venvstacks_tool.build import layer as layer_build
@@ -44,23 +44,6 @@ from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.deploy import deploy
 
 RUNTIME = "cpython_rt"
-
-
-def make_runtime_dir(dest: Path, name: str = RUNTIME) -> Path:
-    """A runtime layer directory in `dest` backed by the host interpreter (see the module doc)."""
-    runtime = dest / name
-    (runtime / "bin").mkdir(parents=True)
-    shutil.copy2(os.path.realpath(sys.executable), runtime / "bin" / "python3")
-    stdlib = Path(sysconfig.get_path("stdlib"))
-    lib = runtime / "lib" / f"python{XY}"
-    (lib / "site-packages").mkdir(parents=True)
-    for entry in sorted(os.listdir(stdlib)):
-        if entry != "site-packages":
-            os.symlink(stdlib / entry, lib / entry)
-    config = {"base_python": "bin/python3", "python": "bin/python3", "kind": "runtime", "layer_name": name}
-    (runtime / "share/venv/metadata").mkdir(parents=True)
-    (runtime / layer_build.LAYER_CONFIG_PATH).write_text(json.dumps(config))
-    return runtime
 
 
 @pytest.fixture(scope="module")

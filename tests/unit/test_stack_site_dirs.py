@@ -18,18 +18,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 import sysconfig
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from venvstacks_testing.layer_inputs import SITE, XY, build, build_argv, sha256
+from venvstacks_testing.layer_inputs import SITE, XY, build, build_argv, make_runtime_dir, sha256
 from venvstacks_testing.wheel_index import build_wheel
-from venvstacks_tool.build import layer as layer_build
 from venvstacks_tool.core import cli
 
 RUNTIME = "cpython_rt"
@@ -126,21 +123,11 @@ def _wheels(directory: Path) -> dict[str, Path]:
     return {"base": base, "top": top, "nsapp": nsapp}
 
 
-def make_runtime_dir(dest: Path) -> Path:
-    """A runtime layer backed by the host interpreter (see test_deploy.py), with a `.pth` of its own."""
-    runtime = dest / RUNTIME
-    (runtime / "bin").mkdir(parents=True)
-    shutil.copy2(os.path.realpath(sys.executable), runtime / "bin" / "python3")
-    stdlib = Path(sysconfig.get_path("stdlib"))
-    lib = runtime / "lib" / f"python{XY}"
-    (lib / "site-packages").mkdir(parents=True)
-    for entry in sorted(os.listdir(stdlib)):
-        if entry != "site-packages":
-            os.symlink(stdlib / entry, lib / entry)
-    (lib / "site-packages" / "runtime_marker.pth").write_text(_RECORD.format("runtime") + "\n")
-    config = {"base_python": "bin/python3", "python": "bin/python3", "kind": "runtime", "layer_name": RUNTIME}
-    (runtime / "share/venv/metadata").mkdir(parents=True)
-    (runtime / layer_build.LAYER_CONFIG_PATH).write_text(json.dumps(config))
+def make_runtime_with_pth(dest: Path) -> Path:
+    """A runtime layer backed by the host interpreter (layer_inputs.make_runtime_dir), with a `.pth` of its own."""
+    runtime = make_runtime_dir(dest, RUNTIME)
+    site = runtime / "lib" / f"python{XY}" / "site-packages"
+    (site / "runtime_marker.pth").write_text(_RECORD.format("runtime") + "\n")
     return runtime
 
 
@@ -174,7 +161,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         required={"fw_top": sha256(out / "fw_top.tar.zst"), "fw_base": sha256(out / "fw_base.tar.zst")},
     )
     dest = root / "dest"
-    make_runtime_dir(dest)
+    make_runtime_with_pth(dest)
     argv = ["deploy", "--dest", str(dest)]
     for layer in ("fw_base", "fw_top", "app"):
         argv += ["--archive", str(out / f"{layer}.tar.zst")]

@@ -128,28 +128,37 @@ def _check_name(name: str) -> None:
 
 
 # How many symlinks of the tree one resolution may follow before it counts as a loop.
-_MAX_SYMLINK_HOPS = 64
+MAX_SYMLINK_HOPS = 64
 SymlinkResolution = Literal["inside", "outside", "loop"]
 
 
-def _is_absolute_target(target: str) -> bool:
+def is_absolute_target(target: str) -> bool:
+    """Whether a symlink target is absolute on any system (`/x`, `\\x` or a drive letter `C:`)."""
     return target.startswith(("/", "\\")) or (len(target) > 1 and target[1] == ":")
 
 
-def resolve_symlink(parent: Sequence[str], target: str, links: Mapping[tuple[str, ...], str]) -> SymlinkResolution:
+def target_parts(target: str) -> list[str]:
+    """A symlink target's components; `\\` counts as a separator, as on Windows."""
+    return target.replace("\\", "/").split("/")
+
+
+def follow_symlinks(
+    parent: Sequence[str], target: str, lookup: Callable[[tuple[str, ...]], str | None]
+) -> SymlinkResolution:
     """Whether a symlink in directory `parent` pointing to `target` stays inside the tree's root.
 
     `parent` holds the path components of the link's directory below the root (empty for a link
-    at the top); `links` maps the components of every symlink in the tree to its target. Symlinks
-    met on the way are followed, so `a -> up/..` with `up -> ..` is caught; a target that does not
-    exist in the tree is judged by its path alone. `\\` counts as a separator and a drive letter
-    as absolute, as on Windows, so the writer and `deploy` accept the same links on every system.
-    Returns "inside", "outside", or "loop" after following too many links.
+    at the top); `lookup(components)` gives the target of the symlink at those components, or
+    None where there is none. Symlinks met on the way are followed, so `a -> up/..` with
+    `up -> ..` is caught; a target that does not exist is judged by its path alone. `\\` counts as
+    a separator and a drive letter as absolute, as on Windows, so the writer and `deploy` accept
+    the same links on every system. Returns "inside", "outside", or "loop" after following too
+    many links.
     """
-    if _is_absolute_target(target) or "\x00" in target:
+    if is_absolute_target(target) or "\x00" in target:
         return "outside"
     resolved = list(parent)
-    pending = list(reversed(target.replace("\\", "/").split("/")))
+    pending = list(reversed(target_parts(target)))
     hops = 0
     while pending:
         part = pending.pop()
@@ -161,16 +170,21 @@ def resolve_symlink(parent: Sequence[str], target: str, links: Mapping[tuple[str
             resolved.pop()
             continue
         resolved.append(part)
-        link = links.get(tuple(resolved))
+        link = lookup(tuple(resolved))
         if link is not None:
             hops += 1
-            if hops > _MAX_SYMLINK_HOPS:
+            if hops > MAX_SYMLINK_HOPS:
                 return "loop"
-            if _is_absolute_target(link):
+            if is_absolute_target(link) or "\x00" in link:
                 return "outside"
             resolved.pop()
-            pending.extend(reversed(link.replace("\\", "/").split("/")))
+            pending.extend(reversed(target_parts(link)))
     return "inside"
+
+
+def resolve_symlink(parent: Sequence[str], target: str, links: Mapping[tuple[str, ...], str]) -> SymlinkResolution:
+    """`follow_symlinks` within one tree whose symlinks are `links` (components -> target)."""
+    return follow_symlinks(parent, target, links.get)
 
 
 def _normalized_mode(kind: EntryKind, mode: int) -> int:

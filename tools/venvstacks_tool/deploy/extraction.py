@@ -17,6 +17,7 @@ import shutil
 import stat
 from pathlib import Path
 
+from venvstacks_tool.core.archive import MAX_SYMLINK_HOPS, follow_symlinks
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import CHUNK_SIZE
 from venvstacks_tool.core.protocol import is_layer_name
@@ -32,7 +33,6 @@ MAX_EXTENDED_HEADER = 1 << 20
 # The largest symlink target read from a zip (whose targets are member contents): PATH_MAX.
 MAX_LINK_TARGET = 4096
 # How many symlinks one resolution may follow before it counts as a loop (as core.archive).
-MAX_SYMLINK_HOPS = 64
 
 
 class ArchiveDamage(Exception):
@@ -69,15 +69,6 @@ def split_name(raw: str, origin: str) -> tuple[str, ...]:
     if ".." in parts:
         raise VenvstacksError(f"archive {origin!r}: member {raw!r} contains a '..' component")
     return parts
-
-
-def _is_absolute_target(target: str) -> bool:
-    return target.startswith(("/", "\\")) or (len(target) > 1 and target[1] == ":")
-
-
-def _target_parts(target: str) -> list[str]:
-    # `\\` counts as a separator, as in core.archive.resolve_symlink: the same links pass everywhere.
-    return target.replace("\\", "/").split("/")
 
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -200,38 +191,18 @@ class Extraction:
         of any other entry of DEST with what is on disk, one component at a time, so nothing
         outside DEST is ever looked at. A target that does not exist is judged by its path.
         """
-        if _is_absolute_target(target):
-            return "outside", ""
-        resolved = list(parent)
-        pending = list(reversed(_target_parts(target)))
-        hops, via = 0, ""
-        while pending:
-            part = pending.pop()
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if not resolved:
-                    return "outside", via
-                resolved.pop()
-                continue
-            resolved.append(part)
-            key = tuple(resolved)
+        via = ""
+
+        def lookup(key: tuple[str, ...]) -> str | None:
+            nonlocal via
             if key[0] == self.layer:
-                link = self.links.get(key)
-            else:
-                link = self._disk_link(key)
-                if link is not None:
-                    via = "/".join(key)
-            if link is None:
-                continue
-            hops += 1
-            if hops > MAX_SYMLINK_HOPS:
-                return "loop", via
-            if _is_absolute_target(link) or "\x00" in link:
-                return "outside", via
-            resolved.pop()
-            pending.extend(reversed(_target_parts(link)))
-        return "inside", via
+                return self.links.get(key)
+            link = self._disk_link(key)
+            if link is not None:
+                via = "/".join(key)
+            return link
+
+        return follow_symlinks(parent, target, lookup), via
 
     def finish(self) -> str:
         """Check every symlink again (a later one may change where an earlier one resolves)."""
