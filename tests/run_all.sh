@@ -29,10 +29,15 @@ missing=()
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
 compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || missing+=(faketime)
 command -v cc >/dev/null || missing+=(gcc)
+# tests/integration/test_remote_execution.py: PostgreSQL holds BuildGrid's scheduler state.
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
 if ((${#missing[@]})); then
   step "remote cache and reproducibility test tools (${missing[*]})"
   apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
 fi
+# The remote execution service: BuildGrid in its own venv (on a Python 3.13+ found here, else 0.4.4
+# on this Python); a no-op once made.
+python3 -m venvstacks_testing.reapi_service --install >/dev/null
 
 step "ruff"
 python3 -m ruff check tools tests examples docs bench
