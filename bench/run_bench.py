@@ -72,8 +72,8 @@ Prints one Markdown table (and the machine it ran on) and writes `DIR/bench-<tim
 `.md` (and `latest.json`/`latest.md`; default DIR: bench/results). Machines are shared: compare
 the ratios within one run; absolute times move with the load (recorded as load averages).
 A full run takes about 6 minutes on 2 cores (the .tar.xz re-pack is 1.5 of them), plus
-about 7.5 for `platforms` (measured under a load of 5) and TORCH_MINUTES for `torch`. `--only`
-runs some of the measurements (after the same set-up); a step that fails is reported, the others
+about 7.5 for `platforms` (measured under a load of 5) and about 8 for `torch` (under a load
+of 4 to 6). `--only` runs some of the measurements (after the same set-up); a step that fails is reported, the others
 still run, and the exit status is 1. `--keep`
 leaves the scratch directory (workspaces, output bases, profiles, execution logs) for
 inspection; otherwise every Bazel server it started is shut down and its output base removed.
@@ -744,6 +744,14 @@ def paired_ratio(numerators: Sequence[dict[str, Any]], denominators: Sequence[di
     return median([a["total"] / b["total"] for a, b in zip(numerators, denominators, strict=True) if b["total"]])
 
 
+def order_balanced_ratio(ratios: Sequence[float]) -> float | None:
+    """The median, over blocks of two pairs run in opposite orders (A then B, B then A), of the
+    geometric mean of the two pairs' ratios: a position effect (whichever runs first in a pair is
+    slower, say) multiplies one ratio and divides the other, so it cancels. None for fewer than 2."""
+    blocks = [(ratios[i] * ratios[i + 1]) ** 0.5 for i in range(0, len(ratios) - 1, 2)]
+    return median(blocks)
+
+
 def platform_flag(name: str) -> str:
     return f"--platforms=@rules_venvstacks//platforms:{name}"
 
@@ -1396,10 +1404,10 @@ class Bench:
             run["action_to_floor"] = ratio(framework, run["floor"]["total"])
             run["fresh_to_cold"] = ratio(run["fresh"]["wall"], run["cold"]["wall"])
             rounds.append(run)
-        memory: dict[str, list[int]] = {}
+        peaks: dict[str, list[int]] = {}
         for run in rounds:
             for label, value in run["cold"]["memory"].items():
-                memory.setdefault(label, []).append(value["peak_rss_bytes"])
+                peaks.setdefault(label, []).append(value["peak_rss_bytes"])
         return {
             "runs": rounds,
             "cold_wall": median([r["cold"]["wall"] for r in rounds]),
@@ -1412,7 +1420,7 @@ class Bench:
             "fresh_wall": median([r["fresh"]["wall"] for r in rounds]),
             "action_to_floor": median([r["action_to_floor"] for r in rounds if r["action_to_floor"]]),
             "fresh_to_cold": median([r["fresh_to_cold"] for r in rounds if r["fresh_to_cold"]]),
-            "peak_rss": {label: max(values) for label, values in sorted(memory.items())},
+            "peak_rss": {label: max(values) for label, values in sorted(peaks.items())},
         }
 
     def torch_app_change(self, ws: Workspace, cache: Any, flag: str, framework_sha256: str) -> dict[str, Any]:
@@ -1521,6 +1529,11 @@ class Bench:
             "tar_cpu": median([r["cpu"] for r in tar_runs]),
             "ratio_wall": median([t["wall"] / x["wall"] for t, x in zip(tool_runs, tar_runs, strict=True)]),
             "ratio_cpu": median([t["cpu"] / x["cpu"] for t, x in zip(tool_runs, tar_runs, strict=True) if x["cpu"]]),
+            # Unpacking ~870 MB is dominated by the kernel (page cache, file creation), and on these
+            # machines whichever of a pair runs first was up to 5x slower: see order_balanced_ratio.
+            "ratio_wall_balanced": order_balanced_ratio(
+                [t["wall"] / x["wall"] for t, x in zip(tool_runs, tar_runs, strict=True)]
+            ),
             "runs": {"tool": tool_runs, "tar": tar_runs},
         }
 
@@ -1687,15 +1700,15 @@ def render_torch(entry: dict[str, Any], runs: int, cold_runs: int) -> list[str]:
         )
         hits = [r["fresh"]["ran"]["remote_cache_hits"] for r in rounds]
         spawns = [r["fresh"]["ran"]["spawns"] for r in rounds]
-        phases = median_phases([r["fresh"] for r in rounds])
+        fresh_phases = median_phases([r["fresh"] for r in rounds])
         rows.append(
             f"| **torch: fresh checkout, warm remote cache / cold build** (median of rounds) |"
             f" {s(cold['fresh_wall'])} | {cold_runs} |"
             f" share of the cold build ({s(cold['cold_wall'])}):"
             f" {verdict(cold['fresh_to_cold'], REMOTE_TARGET_RATIO, '{:.0%}')};"
             f" remote cache hits {min(hits)}/{max(spawns)} spawns; server launch"
-            f" {s(phases.get('server_launch'), 2)}, repository fetching {s(phases.get('repository_fetch'), 2)};"
-            f" load {loads_text([r['fresh'] for r in rounds])} |"
+            f" {s(fresh_phases.get('server_launch'), 2)}, repository fetching"
+            f" {s(fresh_phases.get('repository_fetch'), 2)}; load {loads_text([r['fresh'] for r in rounds])} |"
         )
         for label, peak in cold["peak_rss"].items():
             rows.append(
@@ -1731,7 +1744,9 @@ def render_torch(entry: dict[str, Any], runs: int, cold_runs: int) -> list[str]:
             f"| **torch: deploy / tar -x** (3 archives, median of paired runs) | {times(deploy['ratio_wall'])} |"
             f" {runs} | {verdict(deploy['ratio_wall'], TORCH_DEPLOY_TARGET_RATIO, '{:.2f}x')}; deploy"
             f" {s(deploy['tool_wall'], 2)} (CPU {s(deploy['tool_cpu'], 2)}), tar -x {s(deploy['tar_wall'], 2)}"
-            f" (CPU {s(deploy['tar_cpu'], 2)}); in CPU time {times(deploy['ratio_cpu'])} |"
+            f" (CPU {s(deploy['tar_cpu'], 2)}); in CPU time {times(deploy['ratio_cpu'])}; balanced for the order"
+            f" within pairs (geometric mean of each tool-first and tar-first pair)"
+            f" {times(deploy.get('ratio_wall_balanced'))} |"
         )
     return rows
 

@@ -177,3 +177,10 @@ def test_access_log_gets_reads_what_the_cache_sent() -> None:
         {"path": "/cas/abc", "status": 200, "bytes": 1234},
         {"path": "/ac/ghi", "status": 404, "bytes": 153},
     ]
+
+
+def test_order_balanced_ratio_cancels_a_position_effect() -> None:
+    """Pairs alternate which runs first; a first-run penalty multiplies one ratio and divides the next."""
+    bench = _run_bench()
+    assert abs(bench.order_balanced_ratio([1.2 * 4, 1.2 / 4, 1.2 * 3, 1.2 / 3]) - 1.2) < 1e-9
+    assert bench.order_balanced_ratio([1.5]) is None

@@ -535,3 +535,19 @@ def test_a_module_and_a_package_of_one_name_fail_the_build(tmp_path: Path, input
     argv = build_argv(tmp_path, "app", kind="application", app_files=files, launch_module="myapp")
     with pytest.raises(VenvstacksError, match=r"myapp\.py and the package myapp/ .* shadow each other"):
         layer_build.build_layer(layer_build.parse_request(argv))
+
+
+def test_a_dist_info_vendored_inside_a_package_is_fine(tmp_path: Path) -> None:
+    """setuptools ships `setuptools/_vendor/<name>.dist-info`: inside site-packages, not a stray install."""
+    wheel = build_wheel(
+        tmp_path / "wheels",
+        "vendoring",
+        "1.0",
+        files={
+            "vendoring/__init__.py": b"",
+            "vendoring/_vendor/inner-2.0.dist-info/METADATA": b"Name: inner\nVersion: 2.0\n",
+        },
+    )
+    build(build_argv(tmp_path, "fw", wheels=[wheel]))
+    listing = archive_listing(tmp_path / "fw.tar.zst")
+    assert f"fw/{SITE}/vendoring/_vendor/inner-2.0.dist-info/METADATA" in listing

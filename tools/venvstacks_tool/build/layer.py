@@ -351,8 +351,13 @@ def _check_install_layout(layer_dir: Path, layout: LayerLayout, layer: str) -> N
     """
     site = layer_dir / layout.site_dir
     for dirpath, dirnames, _ in os.walk(layer_dir):
+        if Path(dirpath) == site:
+            # What is inside site-packages is the packages' own business: setuptools, for one,
+            # vendors packages with their `.dist-info` (setuptools/_vendor/*.dist-info).
+            dirnames.clear()
+            continue
         for dirname in dirnames:
-            if dirname.endswith(".dist-info") and Path(dirpath) != site:
+            if dirname.endswith(".dist-info"):
                 where = (Path(dirpath) / dirname).relative_to(layer_dir).as_posix()
                 raise VenvstacksError(
                     f"layer {layer!r}: a wheel installed {where!r} outside {layout.site_dir!r}"
