@@ -228,10 +228,12 @@ def _check_header(header: bytes, offset: int) -> None:
     """ArchiveDamage unless the checksum is right; NotLean unless it is a POSIX ustar header."""
     stored = _number(header[148:156], "checksum", offset)
     unsigned = sum(header[:148]) + 256 + sum(header[156:])
-    # Some old tars summed signed bytes; tarfile accepts both, and so does this reader.
-    signed = unsigned - 256 * sum(1 for b in header[:148] + header[156:] if b > 127)
-    if stored not in (unsigned, signed):
-        raise ArchiveDamage(f"the header at offset {offset} has a bad checksum")
+    # Some old tars summed signed bytes; tarfile accepts both, and so does this reader. Counting
+    # the high bytes is slow in Python, and only a header that fails the first sum needs it.
+    if stored != unsigned:
+        signed = unsigned - 256 * sum(1 for b in header[:148] + header[156:] if b > 127)
+        if stored != signed:
+            raise ArchiveDamage(f"the header at offset {offset} has a bad checksum")
     if header[257:265] != b"ustar\x0000":
         raise NotLean  # a GNU or v7 header
 
