@@ -67,6 +67,10 @@ default the same):
   framework's archive was. Then the framework's `build-layer` outside Bazel (phases, peak
   memory) alternating with the floor (N pairs), and deploy of the three archives alternating
   with `tar -x` of them (N pairs).
+* remote_execution: the main stack built on a local REAPI service (BuildGrid with PostgreSQL and
+  the tests' worker, tests/support/reapi_service.py, on 127.0.0.1): a cold build on an empty
+  service against the local cold build, then fresh checkouts against the warm service with
+  `--remote_download_toplevel` and `--remote_download_minimal`, with the bytes each received.
 
 Prints one Markdown table (and the machine it ran on) and writes `DIR/bench-<time>.json` and
 `.md` (and `latest.json`/`latest.md`; default DIR: bench/results). Machines are shared: compare
@@ -1537,6 +1541,75 @@ class Bench:
             "runs": {"tool": tool_runs, "tar": tar_runs},
         }
 
+    # remote execution (tests/support/reapi_service.py) -------------------------------------------
+
+    def remote_execution(self) -> None:
+        """The stack built on a local REAPI service: BuildGrid + PostgreSQL + 2 workers on 127.0.0.1.
+
+        The workers share this machine's cores with Bazel, so this measures the protocol's and the
+        service's overhead, not a build farm. One cold build against an empty service (every action
+        executed remotely), then fresh checkouts against the warm service (action-cache hits) with
+        the default `--remote_download_toplevel` and with `--remote_download_minimal`, alternating.
+        Bytes are what the service sent to Bazel through the service's metering relay, and the
+        blobs Bazel read by ByteStream. The local reference is the `cold` step's sandboxed build
+        (measured here once if that step did not run).
+        """
+        try:
+            from venvstacks_testing.reapi_service import ReapiServiceError, ensure_buildgrid, reapi_service
+        except ImportError as error:
+            log(f"skipping remote execution: tests/support/reapi_service.py is missing ({error})")
+            self.results["remote_execution"] = {"skipped": str(error)}
+            return
+        try:
+            ensure_buildgrid()
+        except ReapiServiceError as error:
+            log(f"skipping remote execution: no BuildGrid ({error})")
+            self.results["remote_execution"] = {"skipped": str(error)}
+            return
+
+        def run(name: str, *flags: str, meter: Any = None) -> dict[str, Any]:
+            root = self.scratch / f"rx-{name}"
+            copy_workspace(self.main.root, root)
+            ws = Workspace(root, self.scratch / f"ob-rx-{name}")
+            load = loadavg()
+            quiesce()
+            if meter is not None:
+                meter.reset()
+            result, _, ran = self.timed_build(ws, f"rx-{name}", *flags)
+            down, up, reads = meter.snapshot() if meter is not None else (None, None, [])
+            ws.shutdown(remove=not self.keep)
+            remove_tree(root)
+            return {
+                "wall": result.wall,
+                "elapsed": result.elapsed,
+                "ran": ran,
+                "down": down,
+                "up": up,
+                "read_blobs": len(reads),
+                "read_bytes": sum(size for _, size in reads),
+                "load": load,
+            }
+
+        entry: dict[str, Any] = {}
+        if not self.results.get("cold", {}).get("wall"):
+            log("remote execution: the local reference, a cold sandboxed build (the cold step did not run)")
+            entry["local_cold"] = run("local-cold")
+        with reapi_service(self.scratch / "reapi", workers=2) as service:
+            flags = (*service.metered_flags(), "--remote_timeout=120s")
+            log("remote execution: cold build against an empty service")
+            entry["cold"] = run("cold", *flags, meter=service.meter)
+            blobs, stored = service.cas_usage()
+            entry["cas"] = {"blobs": blobs, "bytes": stored}
+            entry["toplevel"], entry["minimal"] = [], []
+            for i in range(self.cold_runs):
+                for kind in ("toplevel", "minimal") if i % 2 == 0 else ("minimal", "toplevel"):
+                    log(f"remote execution: fresh checkout {i + 1}/{self.cold_runs}, --remote_download_{kind}")
+                    entry[kind].append(run(f"{kind}-{i}", *flags, f"--remote_download_{kind}", meter=service.meter))
+        for kind in ("toplevel", "minimal"):
+            entry[f"{kind}_wall"] = median([r["wall"] for r in entry[kind]])
+            entry[f"{kind}_down"] = median([r["down"] for r in entry[kind]])
+        self.results["remote_execution"] = entry
+
     def shutdown(self) -> None:
         self.main.shutdown(remove=False)
 
@@ -1893,6 +1966,23 @@ def render(results: dict[str, Any], runs: int, cold_runs: int) -> str:
             f" CPU {s(phases['cpu'])}; {'; '.join(parts)}; installed tree {mb(phases['tree_bytes'])}"
             f" in {phases['tree_files']} files |"
         )
+    rx = results.get("remote_execution", {})
+    if rx.get("cold"):
+        local_cold = cold.get("wall") or rx.get("local_cold", {}).get("wall")
+        row(
+            f"| remote execution, local BuildGrid + 2 workers on the same cores: cold build, empty service"
+            f" | {s(rx['cold']['wall'])} | 1 | local sandboxed cold build {s(local_cold)}"
+            f" ({times(ratio(rx['cold']['wall'], local_cold))}); {len(rx['cold']['ran']['executed'])} actions executed"
+            f" remotely; {mb(rx['cold']['up'])} up, {mb(rx['cold']['down'])} down |"
+        )
+        for kind in ("toplevel", "minimal"):
+            last = rx[kind][-1]
+            row(
+                f"| remote execution: fresh checkout, warm service, `--remote_download_{kind}`"
+                f" | {s(rx[f'{kind}_wall'])} | {len(rx[kind])} | {last['ran']['remote_cache_hits']} remote cache hits;"
+                f" {rx[f'{kind}_down'] / 1e3:,.1f} kB down, of which {last['read_blobs']} blobs read by ByteStream"
+                f" ({last['read_bytes'] / 1e3:,.1f} kB) |"
+            )
     if results.get("platforms"):
         lines += render_platforms(results["platforms"], runs, cold_runs)
     if results.get("torch"):
@@ -1911,6 +2001,7 @@ STEPS = (
     "floor_and_phases",
     "platforms",
     "torch",
+    "remote_execution",
 )
 
 

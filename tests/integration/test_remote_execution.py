@@ -8,6 +8,13 @@ and run it with only the action's environment in a network namespace of their ow
 `support.stack_workspace`'s runtime + framework + app, locked against a local index (locking is
 a `bazel run` target and stays local).
 
+Then build without the bytes (`--remote_download_minimal` / `toplevel`: which layer outputs
+Bazel reads from the service, counted on the wire by the service's metering relay; `bazel run
+//:app.deploy` and `bazel test //:app.test` fetch exactly what they use) and failures: a worker
+killed mid-action (restarted, or not), an action that fails on a worker, the service down (with
+and without `--remote_local_fallback`). After each failure a clean rebuild has the reference
+bytes. These tests run last: the last one stops and restarts BuildGrid.
+
 The rules come from a snapshot of this checkout taken at the start, so edits made to the
 checkout while the module runs cannot make two builds differ. Each build gets a fresh output
 base; every Bazel server is shut down and every output base deleted at the end, and the
@@ -78,6 +85,8 @@ class Build:
     spawns: list[dict[str, Any]]
     output: str
     seconds: float
+    returncode: int = 0
+    entries: list[dict[str, Any]] = field(default_factory=list)
 
     def processes_line(self) -> str:
         """Bazel's `INFO: N processes: ...` summary."""
@@ -92,6 +101,17 @@ class Build:
             assert key not in spawns, f"{self.name}: two spawns for {key}"
             spawns[key] = spawn
         return spawns
+
+
+@dataclass
+class Running:
+    """A Bazel command started in the background (`Context.start_build`)."""
+
+    name: str
+    args: tuple[str, ...]
+    process: subprocess.Popen[str]
+    log_file: Path
+    started: float
 
 
 @dataclass
@@ -123,20 +143,52 @@ class Context:
 
     def build(self, name: str, output_base: Path, *flags: str, targets: Sequence[str] = LAYER_TARGETS) -> Build:
         """Builds `targets` with an execution log; keeps the layer outputs' hashes."""
+        return self.finish_build(self.start_build(name, output_base, *flags, targets=targets), check=True)
+
+    def start_build(
+        self, name: str, output_base: Path, *flags: str, targets: Sequence[str] = LAYER_TARGETS, command: str = "build"
+    ) -> Running:
+        """Starts `bazel build` (or `command`) of `targets` in the background, with an execution log."""
+        if output_base not in self.output_bases:
+            self.output_bases.append(output_base)
         log_file = self.base / "logs" / f"{name}.json"
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        start = time.monotonic()
-        result = self.bazel(output_base, "build", f"--execution_log_json_file={log_file}", *flags, *targets)
-        seconds = time.monotonic() - start
-        self.timings[name] = seconds
+        log_file.unlink(missing_ok=True)
+        args = (command, f"--execution_log_json_file={log_file}", *flags, *targets)
+        process = subprocess.Popen(
+            [str(BAZEL_SH), f"--output_base={output_base}", *args],
+            cwd=self.stack.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        return Running(name, args, process, log_file, time.monotonic())
+
+    def finish_build(self, running: Running, check: bool = True, timeout: float = 600.0) -> Build:
+        """Waits for a started build; its layer outputs' hashes (those on disk) and layer spawns."""
+        try:
+            output, _ = running.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            running.process.kill()
+            output, _ = running.process.communicate()
+            raise AssertionError(
+                f"bazel {' '.join(running.args)}: no result in {timeout}s:\n{output[-6000:]}"
+            ) from None
+        seconds = time.monotonic() - running.started
+        self.timings[running.name] = seconds
+        if check and running.process.returncode != 0:
+            raise AssertionError(
+                f"bazel {' '.join(running.args)} failed ({running.process.returncode}):\n{output[-6000:]}"
+                f"\n--- service logs\n{self.service.logs()}"
+            )
         hashes = {
-            output: sha256(self.stack.workspace.output(output))
-            for output in LAYER_OUTPUTS
-            if self.stack.workspace.output(output).exists()
+            output_name: sha256(self.stack.workspace.output(output_name))
+            for output_name in LAYER_OUTPUTS
+            if self.stack.workspace.output(output_name).exists()
         }
-        entries = read_execution_log(log_file)
+        entries = read_execution_log(running.log_file) if running.log_file.exists() else []
         spawns = [entry for entry in entries if entry.get("mnemonic") in LAYER_ACTION_MNEMONICS]
-        return Build(name, hashes, spawns, result.stdout + result.stderr, seconds)
+        return Build(running.name, hashes, spawns, output, seconds, running.process.returncode, entries)
 
     def shutdown(self, output_base: Path) -> None:
         self.bazel(output_base, "shutdown", check=False)
@@ -304,3 +356,284 @@ def test_locking_stays_local_with_the_remote_executor_set(ctx: Context) -> None:
     assert lock.read_bytes() == before
     assert len(ctx.service.executed_leases()) == leases, ctx.service.executed_leases()
     assert " remote." not in result.stderr and " remote," not in result.stderr, result.stderr[-2000:]
+
+
+# --- build without the bytes -------------------------------------------------------------------
+
+
+@dataclass
+class Metered:
+    """What one Bazel command read from the service, through `ReapiService.meter`."""
+
+    down: int
+    up: int
+    reads: list[tuple[str, int]]
+
+    def outputs_read(self, known: dict[str, str]) -> list[str]:
+        """The names in `known` (name -> sha256) of the blobs read, sorted."""
+        by_hash = {digest: name for name, digest in known.items()}
+        return sorted({by_hash[digest] for digest, _ in self.reads if digest in by_hash})
+
+    def describe(self) -> str:
+        read_bytes = sum(size for _, size in self.reads)
+        return f"{self.down / 1e3:.1f} kB down ({len(self.reads)} blobs read by ByteStream, {read_bytes / 1e3:.1f} kB)"
+
+
+def _metered(ctx: Context, run: Any) -> tuple[Any, Metered]:
+    """Runs `run()` with the meter reset before; its result and what went through the meter."""
+    meter = ctx.service.meter
+    assert meter is not None
+    meter.reset()
+    result = run()
+    # Bazel's last responses are in by the time the command returns; the relay may lag a little.
+    time.sleep(0.3)
+    return result, Metered(*meter.snapshot())
+
+
+def _reference_outputs(ctx: Context, local: Build) -> dict[str, str]:
+    """name -> sha256 of every layer output of the local build, and of `stack.json` (built here)."""
+    known = dict(local.hashes)
+    stack_json = ctx.base / "stack.json"
+    if not stack_json.exists():
+        output_base = ctx.base / "output_bases" / "local"
+        ctx.bazel(output_base, "build", *LOCAL_FLAGS, "//:stack")
+        shutil.copy(ctx.stack.workspace.output("stack.json"), stack_json)
+        ctx.shutdown(output_base)
+    known["stack.json"] = sha256(stack_json)
+    return known
+
+
+# The test runs every time (a cached result would say nothing about what the run fetches).
+NO_TEST_CACHE = ("--nocache_test_results",)
+ARCHIVES = ("cpython.tar.zst", "framework.tar.zst", "app.tar.zst")
+LAYER_METADATA = ("cpython.json", "framework.json", "app.json")
+
+
+def test_build_without_the_bytes_downloads_only_what_is_used(ctx: Context, local: Build, tmp_path: Path) -> None:
+    """`--remote_download_minimal`: building `//:stack` in a fresh output base downloads no layer
+    output at all; `bazel run //:app.deploy -- DIR` then fetches exactly the three archives and
+    their metadata (and the deployed app runs); `bazel test //:app.test` runs on a worker and
+    fetches none. `--remote_download_toplevel` fetches exactly the stack's top-level outputs (the
+    three archives and stack.json); a local test run then fetches only the metadata it lacks.
+    Measured on the wire: the digests in the client's ByteStream `Read` requests.
+    """
+    known = _reference_outputs(ctx, local)
+    flags = (*ctx.service.metered_flags(), *DOCUMENTED_REMOTE_FLAGS)
+    figures: dict[str, str] = {}
+
+    minimal_base = ctx.base / "output_bases" / "bwtb_minimal"
+    minimal = (*flags, "--remote_download_minimal")
+    build, metered = _metered(ctx, lambda: ctx.build("bwtb_minimal", minimal_base, *minimal, targets=("//:stack",)))
+    assert len(build.spawns) == 2 * len(LAYER_TARGETS) - 1, describe_spawns(build.spawns)
+    assert all(spawn.get("runner", "").startswith("remote") for spawn in build.spawns), describe_spawns(build.spawns)
+    assert metered.outputs_read(known) == [], metered.reads
+    assert build.hashes == {}, f"layer outputs on disk: {sorted(build.hashes)}"
+    assert not ctx.stack.workspace.output("stack.json").exists()
+    figures["build //:stack, minimal"] = metered.describe()
+
+    dest = tmp_path / "deployed"
+    _, metered = _metered(ctx, lambda: ctx.bazel(minimal_base, "run", *minimal, "//:app.deploy", "--", str(dest)))
+    assert metered.outputs_read(known) == sorted(ARCHIVES + LAYER_METADATA), metered.reads
+    figures["run //:app.deploy, minimal"] = metered.describe()
+    ran = subprocess.run(
+        [dest / "app" / "bin" / "python", "-m", "app"], capture_output=True, text=True, check=True, timeout=60
+    )
+    files = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert files["fwpkg"].startswith(str(dest / "framework")), files
+    assert files["apppkg"].startswith(str(dest / "app")), files
+
+    test, metered = _metered(
+        ctx,
+        lambda: ctx.finish_build(
+            ctx.start_build(
+                "bwtb_test", minimal_base, *minimal, *NO_TEST_CACHE, command="test", targets=("//:app.test",)
+            )
+        ),
+    )
+    assert "//:app.test" in test.output and "PASSED" in test.output, test.output[-3000:]
+    runners = {entry.get("mnemonic"): entry.get("runner") for entry in test.entries}
+    assert runners.get("TestRunner") == "remote", describe_spawns(test.entries)
+    assert metered.outputs_read(known) == [], metered.reads
+    figures["test //:app.test (on a worker), minimal"] = metered.describe()
+    ctx.shutdown(minimal_base)
+
+    toplevel_base = ctx.base / "output_bases" / "bwtb_toplevel"
+    toplevel = (*flags, "--remote_download_toplevel")
+    build, metered = _metered(ctx, lambda: ctx.build("bwtb_toplevel", toplevel_base, *toplevel, targets=("//:stack",)))
+    assert metered.outputs_read(known) == sorted([*ARCHIVES, "stack.json"]), metered.reads
+    assert build.hashes == {name: known[name] for name in ARCHIVES}, build.hashes
+    figures["build //:stack, toplevel"] = metered.describe()
+
+    local_test = (*toplevel, *NO_TEST_CACHE, "--strategy=TestRunner=local")
+    test, metered = _metered(
+        ctx,
+        lambda: ctx.finish_build(
+            ctx.start_build("bwtb_local_test", toplevel_base, *local_test, command="test", targets=("//:app.test",))
+        ),
+    )
+    assert "PASSED" in test.output, test.output[-3000:]
+    runners = {entry.get("mnemonic"): entry.get("runner") for entry in test.entries}
+    assert runners.get("TestRunner") == "local", describe_spawns(test.entries)
+    assert metered.outputs_read(known) == sorted(LAYER_METADATA), metered.reads
+    figures["test //:app.test (local runner) after the toplevel build"] = metered.describe()
+    ctx.shutdown(toplevel_base)
+    print("\nbytes from the service:\n" + "\n".join(f"  {name}: {value}" for name, value in figures.items()))
+
+
+# --- failures ------------------------------------------------------------------------------------
+
+FAILING_BUILD = """\
+genrule(
+    name = "broken",
+    outs = ["broken.txt"],
+    cmd = "echo \\"broken: $$((6 * 7)) bytes of the wheel are corrupt\\" >&2; exit 1",
+)
+"""
+
+
+def _error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("ERROR:")]
+
+
+def _clean_rebuild_matches(ctx: Context, local: Build, name: str) -> Build:
+    """A fresh output base against the service: every layer output has the reference bytes."""
+    output_base = ctx.base / "output_bases" / name
+    build = ctx.build(name, output_base, *_remote_flags(ctx.service))
+    ctx.shutdown(output_base)
+    assert build.hashes == local.hashes, f"{name}: {build.hashes}\nreference {local.hashes}"
+    return build
+
+
+def test_a_worker_killed_mid_action_is_run_again_and_nothing_corrupt_is_cached(ctx: Context, local: Build) -> None:
+    """A worker is SIGKILLed (with its action) while it runs the framework layer's action; it is
+    restarted with the same bot id, as a supervisor would. BuildGrid requeues the lease of the
+    closed session, a worker runs it, and the build (`--remote_retries=2`) succeeds with the
+    reference bytes. A clean rebuild from the service's cache has them too.
+    """
+    ctx.service.hold_file.write_text("framework.tar.zst\n")
+    output_base = ctx.base / "output_bases" / "killed_worker"
+    flags = (*_remote_flags(ctx.service), "--remote_retries=2", "--noremote_accept_cached")
+    running = ctx.start_build("killed_worker", output_base, *flags)
+    try:
+        index = ctx.service.holding_worker()
+        ctx.service.kill_worker(index)
+    finally:
+        ctx.service.hold_file.unlink(missing_ok=True)
+    ctx.service.start_worker(index)
+    build = ctx.finish_build(running)
+    ctx.shutdown(output_base)
+    _assert_all_remote(build, 2 * len(LAYER_TARGETS) - 1)
+    assert build.hashes == local.hashes, f"{build.hashes}\nreference {local.hashes}"
+    again = _clean_rebuild_matches(ctx, local, "after_killed_worker")
+    print(
+        f"\nworker {index + 1} killed while it held the framework action: build {build.seconds:.1f}s,"
+        f" {build.processes_line()}; clean rebuild {again.processes_line()}"
+    )
+
+
+def test_a_worker_that_dies_mid_action_loses_its_lease_to_the_other_worker(ctx: Context, local: Build) -> None:
+    """A worker is SIGKILLed while it runs the app layer's action and is not restarted. It stops
+    reporting its session; BuildGrid closes the session after its keepalive (30 s here) and
+    requeues the lease; the other worker runs it, and the build has the reference bytes.
+    """
+    ctx.service.hold_file.write_text("app.tar.zst\n")
+    output_base = ctx.base / "output_bases" / "dead_worker"
+    flags = (*_remote_flags(ctx.service), "--remote_retries=2", "--noremote_accept_cached")
+    running = ctx.start_build("dead_worker", output_base, *flags)
+    try:
+        index = ctx.service.holding_worker()
+        ctx.service.kill_worker(index)
+        killed = time.monotonic()
+    finally:
+        ctx.service.hold_file.unlink(missing_ok=True)
+    try:
+        build = ctx.finish_build(running, timeout=300)
+        waited = time.monotonic() - killed
+    finally:
+        ctx.service.start_worker(index)
+    ctx.shutdown(output_base)
+    _assert_all_remote(build, 2 * len(LAYER_TARGETS) - 1)
+    assert build.hashes == local.hashes, f"{build.hashes}\nreference {local.hashes}"
+    print(
+        f"\nworker {index + 1} killed while it held the app action, not restarted: the build finished"
+        f" {waited:.1f}s later ({build.seconds:.1f}s in all), {build.processes_line()}"
+    )
+
+
+def test_a_failing_remote_action_gives_its_error_and_stderr_and_is_not_cached(ctx: Context, local: Build) -> None:
+    """An action that exits 1 on a worker: Bazel's error names the target, gives the exit code and
+    the action's stderr; the next build runs it on the service again (BuildGrid caches no
+    failed result), and the layers built beside it are still the reference bytes.
+    """
+    ctx.stack.workspace.write("broken/BUILD.bazel", FAILING_BUILD)
+    output_base = ctx.base / "output_bases" / "remote"
+    outputs = []
+    for attempt in ("broken", "broken_again"):
+        leases = len(ctx.service.executed_leases())
+        build = ctx.finish_build(
+            ctx.start_build(attempt, output_base, *_remote_flags(ctx.service), targets=("//broken:broken",)),
+            check=False,
+        )
+        assert build.returncode != 0
+        errors = _error_lines(build.output)
+        assert any("//broken:broken" in line and "(Exit 1)" in line for line in errors), build.output[-3000:]
+        # The action's stderr (the command line in the error has `$((6 * 7))`, not 42).
+        assert "broken: 42 bytes of the wheel are corrupt" in build.output, build.output[-3000:]
+        (spawn,) = [entry for entry in build.entries if entry.get("mnemonic") == "Genrule"]
+        assert spawn.get("runner") == "remote" and not spawn.get("remoteCacheHit"), describe_spawns(build.entries)
+        assert len(ctx.service.executed_leases()) > leases, "the failed action was not run again on the service"
+        outputs.append(errors)
+    layers = ctx.build("after_broken", output_base, *_remote_flags(ctx.service))
+    assert layers.hashes == local.hashes
+    print(f"\na failing remote action: {outputs[0]}")
+
+
+def test_the_service_down_fails_naming_the_layer_and_local_fallback_builds_it(ctx: Context, local: Build) -> None:
+    """BuildGrid stopped before the build: in a fresh output base the build fails with Bazel's
+    UNAVAILABLE error on a layer action, naming the layer; with `--remote_local_fallback` the same
+    build runs every action locally and gives the reference bytes. In an output base that built
+    without the bytes, the fallback cannot help an action whose inputs are only on the service.
+    Once the service is back, a clean rebuild has the reference bytes.
+    """
+    minimal_base = ctx.base / "output_bases" / "bwtb_minimal_down"
+    ctx.build("bwtb_minimal_down", minimal_base, *_remote_flags(ctx.service), "--remote_download_minimal")
+    ctx.service.stop_server()
+    try:
+        flags = (*_remote_flags(ctx.service), "--remote_retries=1")
+        output_base = ctx.base / "output_bases" / "service_down"
+        down = ctx.finish_build(ctx.start_build("service_down", output_base, *flags), check=False)
+        assert down.returncode != 0
+        errors = _error_lines(down.output)
+        assert any("Failed to query remote execution capabilities: UNAVAILABLE" in line for line in errors), errors
+        named = [line for line in errors if "layer" in line and "failed" in line and "UNAVAILABLE" in line]
+        assert named and any(f"//:{name}" in named[0] for name in ("cpython", "framework", "app")), errors
+        fallback = ctx.build("service_down_fallback", output_base, *flags, "--remote_local_fallback")
+        ctx.shutdown(output_base)
+        assert len(fallback.spawns) == 2 * len(LAYER_TARGETS) - 1, describe_spawns(fallback.spawns)
+        assert all(spawn.get("runner") in LOCAL_RUNNERS for spawn in fallback.spawns), describe_spawns(fallback.spawns)
+        assert fallback.hashes == local.hashes, f"{fallback.hashes}\nreference {local.hashes}"
+
+        ctx.stack.workspace.write("app/__main__.py", APP_MAIN + "print('offline')\n")
+        try:
+            stranded = ctx.finish_build(
+                ctx.start_build(
+                    "bwtb_minimal_down_fallback",
+                    minimal_base,
+                    *flags,
+                    "--remote_download_minimal",
+                    "--remote_local_fallback",
+                ),
+                check=False,
+            )
+        finally:
+            ctx.stack.workspace.write("app/__main__.py", APP_MAIN)
+        ctx.shutdown(minimal_base)
+        stranded_errors = _error_lines(stranded.output)
+        print(
+            f"\nservice down: {named[0]}\nwith --remote_local_fallback: {fallback.processes_line()}"
+            f" in {fallback.seconds:.1f}s\nfallback after a minimal build: rc {stranded.returncode}, {stranded_errors}"
+        )
+    finally:
+        ctx.service.start_server()
+    again = _clean_rebuild_matches(ctx, local, "after_service_down")
+    print(f"service back: clean rebuild {again.processes_line()} in {again.seconds:.1f}s")

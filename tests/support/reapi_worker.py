@@ -5,8 +5,9 @@ this one. It runs in BuildGrid's virtual environment (tests/support/reapi_servic
 there) and uses only the gRPC stubs that the `buildgrid` package ships:
 
 * Bots API (`google.devtools.remoteworkers.v1test2`): one bot session, capacity 1. A lease's
-  payload is the `Action` (or its digest); the worker reports the lease ACTIVE, runs it, and
-  reports it COMPLETED with the `ActionResult` packed in `lease.result`.
+  payload is the `Action` (or its digest); the worker reports the lease ACTIVE, runs it (and
+  reports the session every 5 s meanwhile, so that BuildGrid can tell a dead worker from a busy
+  one), and reports it COMPLETED with the `ActionResult` packed in `lease.result`.
 * REAPI CAS (`GetTree`, `FindMissingBlobs`, `BatchReadBlobs`, `BatchUpdateBlobs`) and ByteStream
   (`Read`, `Write`) for blobs too large for a batch.
 
@@ -18,9 +19,14 @@ variables the action carries (nothing inherited), in a network namespace of its 
 outputs the command names (files, directories as `Tree`s, symlinks) are uploaded, with stdout and
 stderr, and the exit code is reported. The directory is removed afterwards.
 
-    python reapi_worker.py --server 127.0.0.1:PORT --instance main --bot-id w1 --workdir DIR
+    python reapi_worker.py --server 127.0.0.1:PORT --instance main --bot-id w1 --workdir DIR [--hold-file F]
 
 It stops on SIGTERM/SIGINT (between two lease updates, or by ending the running action).
+
+`--hold-file F` is for failure tests: while F exists and one of its lines is a substring of one
+of the action's output paths, the worker logs `holding lease ...` once the inputs are staged and
+waits before it runs the command, so that a test can kill the worker (or stop the service)
+while a chosen layer action is in flight.
 """
 
 from __future__ import annotations
@@ -55,10 +61,13 @@ _BATCH_TOTAL_LIMIT = 3 << 20
 _BYTESTREAM_CHUNK = 1 << 20
 # How long one UpdateBotSession may wait for work (the server long-polls).
 _POLL_SECONDS = 20.0
+# How often a worker reports its session while it runs a lease (see `Heartbeat`).
+_HEARTBEAT_SECONDS = 5.0
 _GRPC_OPTIONS = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
 
 _stopping = threading.Event()
 _running: subprocess.Popen[bytes] | None = None
+_hold_file: Path | None = None
 
 
 def log(message: str) -> None:
@@ -288,6 +297,7 @@ def execute(stager: Stager, action: re_pb2.Action, workdir: Path, bot_id: str) -
             (base / relative).parent.mkdir(parents=True, exist_ok=True)
         for relative in command.output_directories:
             (base / relative).mkdir(parents=True, exist_ok=True)
+        _hold(list(command.output_paths) or [*command.output_files, *command.output_directories], bot_id)
         env = {variable.name: variable.value for variable in command.environment_variables}
         timeout = action.timeout.seconds or None
         metadata.execution_start_timestamp.GetCurrentTime()
@@ -321,6 +331,25 @@ def execute(stager: Stager, action: re_pb2.Action, workdir: Path, bot_id: str) -
     return result
 
 
+def _hold(outputs: list[str], bot_id: str) -> None:
+    """Waits while the hold file exists and names (a substring of) one of `outputs`."""
+    if _hold_file is None:
+        return
+    logged = False
+    while not _stopping.is_set():
+        try:
+            patterns = [line.strip() for line in _hold_file.read_text().splitlines() if line.strip()]
+        except OSError:
+            return
+        held = [output for output in outputs if any(pattern in output for pattern in patterns)]
+        if not held:
+            return
+        if not logged:
+            log(f"holding lease of {bot_id} (pid {os.getpid()}) for {held[0]} while {_hold_file} exists")
+            logged = True
+        time.sleep(0.1)
+
+
 def _make_removable(root: Path) -> None:
     for directory, _, _ in os.walk(root):
         os.chmod(directory, 0o755)
@@ -337,6 +366,7 @@ def run_lease(stager: Stager, lease: bots_pb2.Lease, workdir: Path, bot_id: str)
             digest = re_pb2.Digest()
             lease.payload.Unpack(digest)
             stager.cas.read_message(digest, action)
+        log(f"lease {lease.id}: started")
         started = time.monotonic()
         result = execute(stager, action, workdir, bot_id)
         log(
@@ -349,6 +379,40 @@ def run_lease(stager: Stager, lease: bots_pb2.Lease, workdir: Path, bot_id: str)
         log(f"lease {lease.id} failed: {error!r}")
         lease.status.code = code_pb2.INTERNAL
         lease.status.message = f"reapi_worker: {error!r}"[:2000]
+
+
+class Heartbeat:
+    """While a lease runs, reports the session (lease ACTIVE) every `_HEARTBEAT_SECONDS`.
+
+    BuildGrid closes a session it has not heard of for `bot-session-keepalive-timeout` and
+    requeues its leases, so a worker that dies mid-action loses its lease to another worker
+    within that time; a live worker with a long action must keep saying so.
+    """
+
+    def __init__(self, bots: bots_pb2_grpc.BotsStub, session: bots_pb2.BotSession) -> None:
+        self.bots = bots
+        self.session = bots_pb2.BotSession()
+        self.session.CopyFrom(session)
+        self.version = ""
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._done.wait(_HEARTBEAT_SECONDS):
+            request = bots_pb2.UpdateBotSessionRequest(name=self.session.name, bot_session=self.session)
+            try:
+                self.version = self.bots.UpdateBotSession(request, timeout=_POLL_SECONDS).version
+                self.session.version = self.version
+            except grpc.RpcError as error:
+                log(f"heartbeat of {self.session.name}: {error.code()}")
 
 
 def serve(server: str, instance: str, bot_id: str, workdir: Path) -> None:
@@ -383,7 +447,9 @@ def serve(server: str, instance: str, bot_id: str, workdir: Path) -> None:
         else:
             for lease in session.leases:
                 if lease.state == bots_pb2.LeaseState.ACTIVE:
-                    run_lease(stager, lease, workdir, bot_id)
+                    with Heartbeat(bots, session) as heartbeat:
+                        run_lease(stager, lease, workdir, bot_id)
+                    session.version = heartbeat.version or session.version
             try:
                 session = bots.UpdateBotSession(
                     bots_pb2.UpdateBotSessionRequest(name=session.name, bot_session=session), timeout=_POLL_SECONDS
@@ -413,7 +479,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instance", default="", help="the REAPI instance name")
     parser.add_argument("--bot-id", required=True, help="a name unique among the server's bots")
     parser.add_argument("--workdir", required=True, type=Path, help="blob cache and action directories")
+    parser.add_argument("--hold-file", type=Path, help="hold actions whose outputs this file names (tests)")
     args = parser.parse_args(argv)
+    global _hold_file
+    _hold_file = args.hold_file
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     args.workdir.mkdir(parents=True, exist_ok=True)
