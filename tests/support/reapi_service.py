@@ -53,6 +53,8 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from venvstacks_testing.ports import accepts, free_port
+
 _START_TIMEOUT = 60.0
 _STOP_TIMEOUT = 20.0
 INSTANCE = "main"
@@ -125,21 +127,6 @@ maximum-concurrent-rpcs: 128
 
 class ReapiServiceError(RuntimeError):
     """A part of the service is missing, or did not start."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _python_version(python: str) -> tuple[int, int] | None:
@@ -497,7 +484,7 @@ class ReapiService:
         config = self.directory / "buildgrid.yml"
         self.server = self._spawn([str(bgd), "server", "start", str(config)], self.directory / "buildgrid.log")
         deadline = time.monotonic() + _START_TIMEOUT
-        while not _accepts(self.port):
+        while not accepts(self.port):
             if self.server.poll() is not None:
                 raise ReapiServiceError(f"BuildGrid exited with {self.server.returncode}:\n{self.logs()}")
             if time.monotonic() > deadline:

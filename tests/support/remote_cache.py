@@ -21,12 +21,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+
+from venvstacks_testing.ports import accepts, free_port
 
 _START_TIMEOUT = 15.0
 _STOP_TIMEOUT = 15.0
@@ -92,21 +93,6 @@ def ensure_nginx() -> str:
     return str(found)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 class RemoteCache:
     """One nginx serving `directory/cache` as a Bazel HTTP cache on 127.0.0.1:`port`."""
 
@@ -167,7 +153,7 @@ class RemoteCache:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RemoteCacheError(f"nginx exited with {self._process.returncode} at start:\n{self.logs()}")
-            if _accepts(self.port):
+            if accepts(self.port):
                 return
             time.sleep(0.05)
         self.stop()
@@ -189,7 +175,7 @@ class RemoteCache:
         with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         deadline = time.monotonic() + _STOP_TIMEOUT
-        while _accepts(self.port) and time.monotonic() < deadline:
+        while accepts(self.port) and time.monotonic() < deadline:
             time.sleep(0.05)
 
     def logs(self) -> str:
