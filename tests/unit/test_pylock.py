@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from venvstacks_tool.core.errors import VenvstacksError
+from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.lock import pylock
 from venvstacks_tool.lock.pylock import Lock, LockedPackage, LockedWheel, ProvidedPackage
 
@@ -161,9 +162,9 @@ def _sorted(lock: Lock) -> Lock:
             dict(sorted(p.platform_wheels.items())),
             pylock.package_marker(p, lock.platforms),
         )
-        for p in sorted(lock.packages, key=lambda p: (pylock.normalize_name(p.name), p.version))
+        for p in sorted(lock.packages, key=lambda p: (normalize_name(p.name), p.version))
     ]
-    provided = sorted(set(lock.provided), key=lambda p: (pylock.normalize_name(p.name), p.version, p.layer))
+    provided = sorted(set(lock.provided), key=lambda p: (normalize_name(p.name), p.version, p.layer))
     return Lock(
         lock.layer,
         lock.kind,
@@ -597,7 +598,7 @@ def test_read_lock_of_a_missing_file(tmp_path: Path) -> None:
 
 
 def test_normalize_name() -> None:
-    assert pylock.normalize_name("Foo_Bar.baz--Qux") == "foo-bar-baz-qux"
+    assert normalize_name("Foo_Bar.baz--Qux") == "foo-bar-baz-qux"
 
 
 LOCAL = "local-0.1-py3-none-any.whl"

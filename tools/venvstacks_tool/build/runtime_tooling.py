@@ -19,14 +19,11 @@ import re
 
 from venvstacks_tool.core.archive import ArchiveEntry
 from venvstacks_tool.core.errors import VenvstacksError
+from venvstacks_tool.core.project_names import normalize_name
 
 # Normalized distribution names (PEP 503) of the tooling a runtime layer does not ship.
 INSTALLER_DISTRIBUTIONS = ("pip", "setuptools", "wheel")
 _DIST_INFO_RE = re.compile(r"(?P<name>[^-]+)-[^-]+\.dist-info")
-
-
-def _normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _record_paths(record: ArchiveEntry, site_dir: str, layer: str) -> list[str]:
@@ -59,7 +56,7 @@ def strip_installer_tooling(
         match = _DIST_INFO_RE.fullmatch(dist_info)
         if entry.kind != "file" or base != "RECORD" or folder != site_dir or match is None:
             continue
-        name = _normalized(match.group("name"))
+        name = normalize_name(match.group("name"))
         if name not in INSTALLER_DISTRIBUTIONS:
             continue
         removed.append(name)

@@ -19,7 +19,6 @@ absolute ones on a Windows build machine), so a layer's bytes do not depend on t
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import zipfile
@@ -36,7 +35,7 @@ from installer.sources import WheelFile
 from installer.utils import Scheme, construct_record_file
 
 from venvstacks_tool.core.errors import VenvstacksError
-from venvstacks_tool.core.fsutil import CHUNK_SIZE
+from venvstacks_tool.core.fsutil import sha256_of_open_file
 
 # The interpreter `installer` writes into POSIX scripts: a fixed placeholder, never the build's
 # own (sandbox) path, replaced by RELOCATABLE_SHEBANG as the script is written.
@@ -206,14 +205,6 @@ def scheme_dict(prefix: Path, schemes: Schemes, wheel: Path) -> dict[str, str]:
     }
 
 
-def _sha256_of_open_file(f: BinaryIO) -> str:
-    digest = hashlib.sha256()
-    while chunk := f.read(CHUNK_SIZE):
-        digest.update(chunk)
-    f.seek(0)
-    return digest.hexdigest()
-
-
 def install_wheel(wheel: Path, sha256: str, prefix: Path, schemes: Schemes, layer: str) -> InstalledWheel:
     """Install `wheel` into the layer at `prefix` if its sha256 is `sha256`; return what was written.
 
@@ -227,7 +218,7 @@ def install_wheel(wheel: Path, sha256: str, prefix: Path, schemes: Schemes, laye
     except OSError as error:
         raise VenvstacksError(f"layer {layer!r}: wheel {wheel.name!r} cannot be read ({wheel}): {error}") from error
     with f:
-        actual = _sha256_of_open_file(f)
+        actual = sha256_of_open_file(f)
         if actual != sha256:
             raise VenvstacksError(
                 f"layer {layer!r}: wheel {wheel.name!r} has sha256 {actual}, but the lock says {sha256}"

@@ -19,12 +19,24 @@ CHUNK_SIZE = 1 << 20
 
 def sha256_file(path: Path | str) -> str:
     """Return the hex sha256 of the file at `path`, read in chunks."""
+    with open(path, "rb") as f:
+        return sha256_of_open_file(f)
+
+
+def sha256_of_open_file(f: BinaryIO) -> str:
+    """The hex sha256 of an open file from where it is to its end; the file is left at its start.
+
+    Callers that unpack what they hashed keep the file open between the two, so the bytes used are
+    the bytes checked.
+    """
     import hashlib
 
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK_SIZE):
-            digest.update(chunk)
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    while n := f.readinto(buffer):  # type: ignore[attr-defined]  # a raw or buffered file
+        digest.update(view[:n])
+    f.seek(0)
     return digest.hexdigest()
 
 

@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from venvstacks_tool.core.archive import ARCHIVE_FORMATS
 from venvstacks_tool.core.errors import VenvstacksError
-from venvstacks_tool.core.fsutil import CHUNK_SIZE
+from venvstacks_tool.core.fsutil import sha256_of_open_file
 from venvstacks_tool.core.protocol import is_layer_name, is_sha256, read_metadata
 
 
@@ -79,18 +79,6 @@ def read_expected(archive: Path, metadata: Path) -> Expected:
     return Expected(archive, metadata, layer, sha256, size)
 
 
-def _hash(fileobj: BinaryIO) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
-    while n := fileobj.readinto(buffer):  # type: ignore[attr-defined]  # a raw or buffered file
-        digest.update(view[:n])
-    fileobj.seek(0)
-    return digest.hexdigest()
-
-
 def open_checked(expected: Expected) -> BinaryIO:
     """Open the archive and check its size and sha256; the file, at its start, to unpack from."""
     archive = expected.archive
@@ -105,7 +93,7 @@ def open_checked(expected: Expected) -> BinaryIO:
                 f"archive {archive.name!r} is {size} bytes, but its metadata {str(expected.metadata)!r} says"
                 f" {expected.size}: not the archive the build wrote"
             )
-        sha256 = _hash(fileobj)
+        sha256 = sha256_of_open_file(fileobj)
         if sha256 != expected.sha256:
             raise VenvstacksError(
                 f"archive {archive.name!r} has sha256 {sha256}, but its metadata {str(expected.metadata)!r} says"

@@ -42,6 +42,7 @@ from venvstacks_tool.core.cli import add_repeatable, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import write_bytes_atomic
 from venvstacks_tool.core.platforms import PBS_FLOORS, PLATFORMS, TargetPlatform, WheelFloors, by_triple, parse_floor
+from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.lock import pylock, resolve
 from venvstacks_tool.lock.urls import strip_credentials
 
@@ -521,7 +522,7 @@ def _lower_pins(inputs: _Inputs, platforms: Sequence[str]) -> dict[str, dict[str
     provided_elsewhere: list[tuple[str, _Pin]] = []
     for lower in inputs.lower_locks:
         for package in lower.lock.packages:
-            name = pylock.normalize_name(package.name)
+            name = normalize_name(package.name)
             pin = _Pin(package.version, lower.layer, str(lower.path))
             for triple in package.platform_wheels:
                 previous = pins[triple].setdefault(name, pin)
@@ -533,7 +534,7 @@ def _lower_pins(inputs: _Inputs, platforms: Sequence[str]) -> dict[str, dict[str
                     )
         for provided in lower.lock.provided:
             pin = _Pin(provided.version, provided.layer, str(lower.path))
-            provided_elsewhere.append((pylock.normalize_name(provided.name), pin))
+            provided_elsewhere.append((normalize_name(provided.name), pin))
     # A lower lock's own `provided` list covers layers further down that were not passed; it does
     # not say on which platforms, so it constrains every platform (a constraint installs nothing).
     for name, pin in provided_elsewhere:
@@ -670,7 +671,7 @@ def _preferred(path: Path, location: str) -> dict[str, str]:
         return {}
     versions: dict[str, set[str]] = {}
     for package in current.packages:
-        versions.setdefault(pylock.normalize_name(package.name), set()).add(package.version)
+        versions.setdefault(normalize_name(package.name), set()).add(package.version)
     return {name: next(iter(found)) for name, found in sorted(versions.items()) if len(found) == 1}
 
 
@@ -682,9 +683,9 @@ def render_requirements(lock: pylock.Lock, lock_path: str, lock_target: str) -> 
         f"# Layer '{lock.layer}' ({lock.kind}), Python {lock.python_version} on {', '.join(sorted(lock.platforms))};"
         " the wheels of this layer only, with the hash of every file locked.",
     ]
-    for provided in sorted(lock.provided, key=lambda p: (pylock.normalize_name(p.name), p.version)):
+    for provided in sorted(lock.provided, key=lambda p: (normalize_name(p.name), p.version)):
         lines.append(f"# {provided.name}=={provided.version}: provided by layer '{provided.layer}'")
-    for package in sorted(lock.packages, key=lambda p: (pylock.normalize_name(p.name), p.version)):
+    for package in sorted(lock.packages, key=lambda p: (normalize_name(p.name), p.version)):
         hashes = sorted(wheel.sha256 for wheel in package.wheels)
         marker = pylock.package_marker(package, lock.platforms)
         lines.append(f"{package.name}=={package.version}" + (f" ; {marker}" if marker else "") + " \\")

@@ -71,6 +71,7 @@ from typing import Any
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import write_bytes_atomic
 from venvstacks_tool.core.platforms import by_triple
+from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.core.protocol import is_sha256
 
 LOCK_VERSION = "1.0"
@@ -79,11 +80,6 @@ LAYER_KINDS: tuple[str, ...] = ("framework", "application")
 
 _INPUTS_HASH = re.compile(r"sha256:[0-9a-f]{64}")
 _PYTHON_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.\d+\S*)?")
-
-
-def normalize_name(name: str) -> str:
-    """The PEP 503 normalized form of a project name (`Foo_Bar.baz` -> `foo-bar-baz`)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def platform_marker(triple: str) -> str:

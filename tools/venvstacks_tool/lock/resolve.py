@@ -25,7 +25,6 @@ unification: a package a lower layer provides on a platform keeps the lower laye
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import json
 import os
 import posixpath
@@ -39,8 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from venvstacks_tool.core.errors import VenvstacksError
+from venvstacks_tool.core.fsutil import sha256_file
 from venvstacks_tool.core.platforms import PBS_FLOORS, TargetPlatform, WheelFloors
 from venvstacks_tool.core.process import output_tail, run_captured
+from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.core.protocol import is_sha256
 from venvstacks_tool.lock import pip_child
 from venvstacks_tool.lock.urls import strip_credentials
@@ -269,10 +270,10 @@ def resolve(
 
     workdir.mkdir(parents=True, exist_ok=True)
     lower = {
-        triple: {_normalize(name): version for name, version in constraints.get(triple, {}).items()}
+        triple: {normalize_name(name): version for name, version in constraints.get(triple, {}).items()}
         for triple in triples
     }
-    whose = {_normalize(name): text for name, text in (pinned_by or {}).items()}
+    whose = {normalize_name(name): text for name, text in (pinned_by or {}).items()}
     run = _Runner(layer, python_full_version, index, workdir, lower, whose, max_workers, floors)
     run.requirements.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
@@ -280,9 +281,9 @@ def resolve(
     with_preferred = {
         triple: {
             **{
-                _normalize(name): version
+                normalize_name(name): version
                 for name, version in preferred.items()
-                if _normalize(name) not in lower[triple]
+                if normalize_name(name) not in lower[triple]
             },
             **lower[triple],
         }
@@ -499,7 +500,7 @@ class _Runner:
         wheels: dict[str, ResolvedWheel] = {}
         for item in report.get("install", []):
             metadata = item.get("metadata") or {}
-            name = _normalize(str(metadata.get("name", "")))
+            name = normalize_name(str(metadata.get("name", "")))
             version = str(metadata.get("version", ""))
             info = item.get("download_info") or {}
             raw_url = str(info.get("url", "")).partition("#")[0]
@@ -513,7 +514,7 @@ class _Runner:
             if raw_url.startswith("file:"):
                 # Find-links files carry no hash from an index: hash the file itself.
                 local_path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(raw_url).path)).resolve()
-                sha256 = _file_sha256(local_path)
+                sha256 = sha256_file(local_path)
             else:
                 sha256 = _report_sha256(info)
                 if not is_sha256(sha256):
@@ -535,8 +536,11 @@ class _Runner:
         if missing:
             requirement = missing.group(1).strip()
             name = _requirement_name(requirement)
-            fetched = {url for url in _index_lines(output, "Fetching project page and analyzing links: (\\S+)")}
-            failed = dict(_index_pairs(output, r"Could not fetch URL (\S+?): (.*?)(?: - skipping)?$"))
+            fetched = {m.group(1) for m in _index_matches(output, "Fetching project page and analyzing links: (\\S+)")}
+            failed = {
+                m.group(1): m.group(2)
+                for m in _index_matches(output, r"Could not fetch URL (\S+?): (.*?)(?: - skipping)?$")
+            }
             pages = {url for url in fetched | set(failed) if _page_project(url) == name}
             broken = [f"{strip_credentials(url)}: {failed[url]}" for url in sorted(pages & set(failed))]
             broken = [text for text in broken if ": 404 " not in text]
@@ -576,7 +580,7 @@ class _Runner:
                 line = line.strip()
                 pinned = re.fullmatch(r"The user requested \(constraint\) (.+?)==(\S+)", line)
                 if pinned:
-                    pin_name = _normalize(pinned.group(1))
+                    pin_name = normalize_name(pinned.group(1))
                     line = f"{self._whose(platform, pin_name)} pins {pin_name}=={pinned.group(2)}"
                 elif line.startswith("The user requested "):
                     line = f"layer '{layer}' requires {line.removeprefix('The user requested ')}"
@@ -596,29 +600,19 @@ def _is_url(link: str) -> bool:
     return "://" in link or link.startswith("file:")
 
 
-def _normalize(name: str) -> str:
-    """PEP 503 normalized project name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _requirement_name(text: str) -> str:
     match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text)
-    return _normalize(match.group(1)) if match else text
+    return normalize_name(match.group(1)) if match else text
 
 
 def _page_project(url: str) -> str:
     """The project an index page URL is for (`https://pypi.org/simple/foo/` -> `foo`)."""
-    return _normalize(urllib.parse.urlsplit(url).path.rstrip("/").rpartition("/")[2])
+    return normalize_name(urllib.parse.urlsplit(url).path.rstrip("/").rpartition("/")[2])
 
 
-def _index_lines(output: str, pattern: str) -> Iterator[str]:
-    for match in re.finditer("^" + re.escape(pip_child.INDEX_PREFIX) + pattern, output, re.MULTILINE):
-        yield match.group(1)
-
-
-def _index_pairs(output: str, pattern: str) -> Iterator[tuple[str, str]]:
-    for match in re.finditer("^" + re.escape(pip_child.INDEX_PREFIX) + pattern, output, re.MULTILINE):
-        yield match.group(1), match.group(2)
+def _index_matches(output: str, pattern: str) -> Iterator[re.Match[str]]:
+    """The matches of `pattern` on the index lines pip_child copied into `output`."""
+    return re.finditer("^" + re.escape(pip_child.INDEX_PREFIX) + pattern, output, re.MULTILINE)
 
 
 def _retryable(outcome: dict[str, ResolvedWheel] | _Failure) -> bool:
@@ -637,11 +631,3 @@ def _report_sha256(info: Mapping[str, Any]) -> str:
         algorithm, _, value = str(archive.get("hash") or "").partition("=")
         sha256 = value if algorithm == "sha256" else ""
     return str(sha256).lower()
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
