@@ -1,8 +1,11 @@
-"""TCP ports on 127.0.0.1 for the servers the tests start (nginx, BuildGrid, PostgreSQL)."""
+"""TCP ports on 127.0.0.1 for the servers the tests start (nginx, BuildGrid, PostgreSQL), and their start."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
+import time
+from collections.abc import Callable
 
 
 def free_port() -> int:
@@ -19,3 +22,26 @@ def accepts(port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def wait_until_ready(
+    process: subprocess.Popen[bytes],
+    ready: Callable[[], bool],
+    *,
+    timeout: float,
+    interval: float,
+    exited: Callable[[int], Exception],
+    timed_out: Callable[[], Exception],
+) -> None:
+    """Poll `ready()` every `interval` s until it holds.
+
+    Raises `exited(status)` when the server `process` ends first, `timed_out()` after `timeout` s.
+    """
+    deadline = time.monotonic() + timeout
+    while not ready():
+        status = process.poll()
+        if status is not None:
+            raise exited(status)
+        if time.monotonic() > deadline:
+            raise timed_out()
+        time.sleep(interval)

@@ -53,7 +53,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from venvstacks_testing.ports import accepts, free_port
+from venvstacks_testing.ports import accepts, free_port, wait_until_ready
 
 _START_TIMEOUT = 60.0
 _STOP_TIMEOUT = 20.0
@@ -283,18 +283,21 @@ class Postgres:
             )
         finally:
             log.close()
-        deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ReapiServiceError(f"postgres exited with {self.process.returncode}:\n{self.logs()}")
-            ready = subprocess.run(
-                [bindir / "pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self.port), "-U", "bgd"], check=False
-            )
-            if ready.returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            raise ReapiServiceError(f"postgres did not accept connections in {_START_TIMEOUT}s:\n{self.logs()}")
+
+        def accepting() -> bool:
+            command = [bindir / "pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self.port), "-U", "bgd"]
+            return subprocess.run(command, check=False).returncode == 0
+
+        wait_until_ready(
+            self.process,
+            accepting,
+            timeout=_START_TIMEOUT,
+            interval=0.1,
+            exited=lambda status: ReapiServiceError(f"postgres exited with {status}:\n{self.logs()}"),
+            timed_out=lambda: ReapiServiceError(
+                f"postgres did not accept connections in {_START_TIMEOUT}s:\n{self.logs()}"
+            ),
+        )
         created = subprocess.run(
             [bindir / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "bgd", "bgd"],
             capture_output=True,
@@ -483,13 +486,16 @@ class ReapiService:
         bgd = ensure_buildgrid()
         config = self.directory / "buildgrid.yml"
         self.server = self._spawn([str(bgd), "server", "start", str(config)], self.directory / "buildgrid.log")
-        deadline = time.monotonic() + _START_TIMEOUT
-        while not accepts(self.port):
-            if self.server.poll() is not None:
-                raise ReapiServiceError(f"BuildGrid exited with {self.server.returncode}:\n{self.logs()}")
-            if time.monotonic() > deadline:
-                raise ReapiServiceError(f"BuildGrid did not listen on {self.port} in {_START_TIMEOUT}s:\n{self.logs()}")
-            time.sleep(0.1)
+        wait_until_ready(
+            self.server,
+            lambda: accepts(self.port),
+            timeout=_START_TIMEOUT,
+            interval=0.1,
+            exited=lambda status: ReapiServiceError(f"BuildGrid exited with {status}:\n{self.logs()}"),
+            timed_out=lambda: ReapiServiceError(
+                f"BuildGrid did not listen on {self.port} in {_START_TIMEOUT}s:\n{self.logs()}"
+            ),
+        )
         self.worker_processes = [self._spawn_worker(index) for index in range(self.workers)]
         time.sleep(0.5)
         for process in self.worker_processes:

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from venvstacks_testing.ports import accepts, free_port
+from venvstacks_testing.ports import accepts, free_port, wait_until_ready
 
 _START_TIMEOUT = 15.0
 _STOP_TIMEOUT = 15.0
@@ -149,15 +149,21 @@ class RemoteCache:
             )
         finally:
             log.close()
-        deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RemoteCacheError(f"nginx exited with {self._process.returncode} at start:\n{self.logs()}")
-            if accepts(self.port):
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise RemoteCacheError(f"nginx did not accept connections on {self.url} in {_START_TIMEOUT}s:\n{self.logs()}")
+
+        def timed_out() -> RemoteCacheError:
+            self.stop()
+            return RemoteCacheError(
+                f"nginx did not accept connections on {self.url} in {_START_TIMEOUT}s:\n{self.logs()}"
+            )
+
+        wait_until_ready(
+            self._process,
+            lambda: accepts(self.port),
+            timeout=_START_TIMEOUT,
+            interval=0.05,
+            exited=lambda status: RemoteCacheError(f"nginx exited with {status} at start:\n{self.logs()}"),
+            timed_out=timed_out,
+        )
 
     def stop(self) -> None:
         """Stops nginx (fast shutdown, then SIGKILL to its process group) and waits until the port is closed."""
