@@ -111,6 +111,11 @@ from venvstacks_testing.local_pbs import make_local_runtime
 from venvstacks_testing.stack_workspace import copy_checkout
 from venvstacks_tool.core.platforms import PLATFORMS, by_name
 
+# bench/'s own modules (this file is run as a script and loaded by path in the tests).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_locking
+import bench_startup
+
 CHECKOUT = Path(__file__).resolve().parents[1]
 
 BAZEL_SH = CHECKOUT / "tests" / "bazel.sh"
@@ -1154,6 +1159,91 @@ class Bench:
         self.results["zstd_levels"] = sweep
         remove_tree(tree)
 
+    # compression settings ------------------------------------------------------------------------
+
+    def compression(self) -> None:
+        """The framework's archive re-packed with each compression setting, in .tar.zst and .tar.xz."""
+        out = self.scratch / "compression"
+        out.mkdir(exist_ok=True)
+        formats = "tar.zst,tar.xz" if self.xz else "tar.zst"
+        log(f"re-packing {FRAMEWORK} with each compression setting ({formats}; 1 run: the size settings are slow)")
+        framework = self.archives()[LAYERS.index(FRAMEWORK)]
+        _, data = self.tool_run("compression", str(framework), str(out), formats)
+        self.results["compression"] = data
+        remove_tree(out)
+
+    # locking against uv ---------------------------------------------------------------------------
+
+    def lock_vs_uv(self) -> None:
+        """`bazel run //stacks:stack.lock` from scratch against uv locking the same layers (paired runs)."""
+        ws = self.main
+        stacks = ws.root / "stacks"
+        saved = {path: path.read_text() for path in stacks.glob("pylock.*.toml")}
+        uv = bench_locking.uv_command(self.scratch)
+        layers = {FRAMEWORK: FRAMEWORK_REQUIREMENTS, **{app: [] for app in APPS}}
+        layers["app_report"] = list(APP_REPORT_VARIANTS[self.variant])
+        python = ".".join(self.runtime.python_version.split(".")[:2])
+        ws.bazel("build", "//stacks:stack.lock")  # untimed: the lock launcher and its runtime built
+        ours, theirs = [], []
+        try:
+            for i in range(self.runs):
+                for kind in ("ours", "uv") if i % 2 == 0 else ("uv", "ours"):
+                    quiesce()
+                    load = loadavg()
+                    if kind == "ours":
+                        for path in saved:
+                            path.unlink()
+                        log(f"lock {i + 1}/{self.runs}: bazel run //stacks:stack.lock, lock files removed")
+                        ours.append({"wall": ws.bazel("run", "//stacks:stack.lock").wall, "load": load})
+                    else:
+                        log(f"lock {i + 1}/{self.runs}: uv pip compile per layer, no cache")
+                        per_layer = bench_locking.uv_lock_layers(
+                            uv,
+                            layers,
+                            {app: FRAMEWORK for app in APPS},
+                            python,
+                            "x86_64-manylinux_2_17",
+                            self.scratch / f"uv-lock-{i}",
+                        )
+                        theirs.append({"wall": sum(per_layer.values()), "layers": per_layer, "load": load})
+        finally:
+            for path, text in saved.items():
+                path.write_text(text)
+        self.results["lock_vs_uv"] = {
+            "ours": median([r["wall"] for r in ours]),
+            "uv": median([r["wall"] for r in theirs]),
+            "ratio": median([o["wall"] / t["wall"] for o, t in zip(ours, theirs, strict=True)]),
+            "runs": {"ours": ours, "uv": theirs},
+        }
+
+    # start-up --------------------------------------------------------------------------------------
+
+    def startup(self) -> None:
+        """Each application's start-up, deployed from the stack and from a plain venv of the same files."""
+        dest = self.scratch / "startup-stack"
+        self.tool_run("deploy", str(dest), *[str(a) for a in self.archives()])
+        runtime_python = dest / RUNTIME / "bin" / "python3"
+        rounds = max(10, 5 * self.runs)
+        commands: dict[str, tuple[list[str], list[str]]] = {}
+        for app in APPS:
+            plain = bench_startup.make_plain_venv(
+                runtime_python, [dest / app, dest / FRAMEWORK], self.scratch / f"startup-venv-{app}"
+            )
+            stacked = dest / app / "bin" / "python"
+            if app == APPS[0]:
+                commands["python -c pass"] = ([str(stacked), "-c", "pass"], [str(plain), "-c", "pass"])
+            commands[f"python -m {app}"] = ([str(stacked), "-m", app], [str(plain), "-m", app])
+        log(f"start-up: {len(commands)} commands, {rounds} runs each of the stack and of a plain venv, alternating")
+        quiesce()
+        load = loadavg()
+        self.results["startup"] = {
+            "rounds": rounds,
+            "load": load,
+            "commands": bench_startup.compare(commands, bench_startup.startup_env(os.environ), rounds),
+        }
+        for path in [dest, *self.scratch.glob("startup-venv-*")]:
+            remove_tree(path)
+
     # floor and phases ----------------------------------------------------------------------------
 
     def floor_and_phases(self) -> None:
@@ -1932,6 +2022,29 @@ def render(results: dict[str, Any], runs: int, cold_runs: int) -> str:
             f"| zstd levels on the `{FRAMEWORK}` tar ({mb(sweep['tar_bytes'])}, {sweep['threads']} threads) |"
             f" | {sweep['rounds']} | level: size, time (decompression) — {'; '.join(parts)} |"
         )
+    comp = results.get("compression", {})
+    for entry in comp.get("settings", []):
+        default = next(e for e in comp["settings"] if e["format"] == entry["format"] and e["setting"] == "default")
+        row(
+            f'| `{comp["layer"]}` as .{entry["format"]}, `compression = "{entry["setting"]}"` | {mb(entry["bytes"])}'
+            f" | 1 | {entry['bytes'] / default['bytes']:.2f}x the default's size; packed in {s(entry['seconds'])}"
+            f" ({times(ratio(entry['seconds'], default['seconds']))} the default's time); decompressed in"
+            f" {s(entry['decompress_seconds'], 2)} |"
+        )
+    locking = results.get("lock_vs_uv", {})
+    if locking:
+        row(
+            f"| **lock every layer from scratch: `bazel run //stacks:stack.lock` / uv** (paired) |"
+            f" {times(locking['ratio'])} | {runs} | ours {s(locking['ours'])}, `uv pip compile --no-cache"
+            f" --generate-hashes` per layer {s(locking['uv'])}; {verdict(locking['ratio'], 2.0, '{:.2f}x')} |"
+        )
+    start = results.get("startup", {})
+    for label, entry in start.get("commands", {}).items():
+        row(
+            f"| **start-up `{label}`**: deployed stack / plain venv of the same files | {times(entry['ratio'])} |"
+            f" {start['rounds']} | stack {s(entry['stack'], 3)}, plain venv {s(entry['plain_venv'], 3)};"
+            f" `PYTHONDONTWRITEBYTECODE=1`; load at start {start['load']} |"
+        )
     floor = results.get("floor", {})
     phases = results.get("phases", {})
     if floor:
@@ -1998,6 +2111,9 @@ STEPS = (
     "remote",
     "deploy",
     "archive_sizes",
+    "compression",
+    "startup",
+    "lock_vs_uv",
     "floor_and_phases",
     "platforms",
     "torch",

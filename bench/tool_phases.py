@@ -26,6 +26,10 @@ of a real build. TOOLS_DIR is the checkout's `tools/` directory. Each subcommand
                                          with archive.py's thread count, ROUNDS times (levels
                                          interleaved); median compression and decompression
                                          time per level, and the size
+    compression TOOLS ARCHIVE OUT_DIR FORMATS
+                                         re-pack one layer's .tar.zst with each compression setting
+                                         of archive.py (`default`, `size`) in each of FORMATS:
+                                         time, size, decompression time
 
 Only public behaviour is relied on where possible; phase timers wrap functions of the tool by
 name and report the names they could not find (the tool is still being worked on), so a renamed
@@ -371,12 +375,43 @@ def cmd_zstd_levels(directory: str, rounds: int, levels: list[str]) -> None:
     emit({"tar_bytes": len(data), "threads": threads, "rounds": rounds, "levels": results})
 
 
+def cmd_compression(archive: str, out_dir: str, formats: str) -> None:
+    """Each compression setting of archive.py (COMPRESSION_SETTINGS) in each format, on one layer."""
+    from venvstacks_tool.core.archive import COMPRESSION_SETTINGS, read_tar_entries, write_archive
+    from venvstacks_tool.core.fsutil import sha256_file
+
+    source = Path(archive)
+    name = source.name.split(".")[0]
+    entries = read_tar_entries(source, name, name)
+    mtime = _first_mtime(source)
+    results = []
+    for archive_format in formats.split(","):
+        for setting in COMPRESSION_SETTINGS:
+            output = Path(out_dir, f"{name}-{setting}.{archive_format}")
+            start = time.perf_counter()
+            write_archive(entries, output, archive_format, mtime, compression=setting)
+            seconds = time.perf_counter() - start
+            results.append(
+                {
+                    "format": archive_format,
+                    "setting": setting,
+                    "seconds": seconds,
+                    "bytes": os.path.getsize(output),
+                    "decompress_seconds": _decompress_seconds(output, archive_format),
+                    "identical_to_bazel_output": sha256_file(output) == sha256_file(source),
+                }
+            )
+            output.unlink()
+    emit({"layer": name, "settings": results, "zstd": zstd_settings()})
+
+
 COMMANDS: dict[str, Callable[[], None]] = {
     "build-layer": lambda: cmd_build_layer(ARGS[0], ARGS[1]),
     "deploy": lambda: cmd_deploy(ARGS[0], ARGS[1:]),
     "repack": lambda: cmd_repack(ARGS[0], ARGS[1], ARGS[2], ARGS[3:]),
     "floor": lambda: cmd_floor(ARGS[0], ARGS[1:]),
     "zstd-levels": lambda: cmd_zstd_levels(ARGS[0], int(ARGS[1]), ARGS[2:]),
+    "compression": lambda: cmd_compression(ARGS[0], ARGS[1], ARGS[2]),
 }
 
 if __name__ == "__main__":

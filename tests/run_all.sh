@@ -47,7 +47,7 @@ step "mypy --strict (the tool and the maintainer tools)"
 python3 -m mypy
 
 step "buildifier"
-buildifier -mode=check -lint=warn -r MODULE.bazel BUILD.bazel rules_venvstacks platforms tools tests examples
+buildifier -mode=check -lint=warn -r MODULE.bazel BUILD.bazel rules_venvstacks platforms settings tools tests examples
 
 step "bazel (provisioned once, then reused)"
 tests/bazel.sh --version

@@ -221,3 +221,21 @@ def test_wheel_missing_from_the_index_fails_naming_wheel_and_lock(stack: Stack, 
     finally:
         shutil.move(moved, wheel)
         stack.workspace.bazel("shutdown", check=False, startup=(f"--output_base={tmp_path / 'ob'}",))
+
+
+def test_size_first_compression_setting_changes_only_the_archive_bytes(stack: Stack) -> None:
+    """`--@rules_venvstacks//settings:compression=size` repacks every archive smaller; bad values fail early."""
+    workspace = stack.workspace
+    flag = "--@rules_venvstacks//settings:compression"
+    sizes = {}
+    digests = {}
+    for setting in ("size", "default"):  # default last: the other tests' outputs stay as they were
+        workspace.bazel("build", f"{flag}={setting}", "//:framework", "//:cpython")
+        archive = workspace.output("framework.tar.zst")
+        sizes[setting] = archive.stat().st_size + workspace.output("cpython.tar.zst").stat().st_size
+        digests[setting] = archive.read_bytes()
+    assert digests["size"] != digests["default"]
+    assert sizes["size"] < sizes["default"], sizes
+    result = workspace.bazel("build", f"{flag}=smallest", "//:framework", check=False)
+    assert result.returncode != 0
+    assert "smallest" in result.stderr and "compression" in result.stderr, result.stderr[-3000:]

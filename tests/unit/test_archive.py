@@ -341,6 +341,36 @@ def test_compression_level_is_validated(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("fmt", ["tar.zst", "tar.xz", "zip"])
+def test_size_first_compression_is_smaller_and_deterministic(tmp_path: Path, fmt: str) -> None:
+    # Varied text, so that the levels differ (a repeated string compresses alike at any level).
+    payload = _compressible(1 << 20)
+    entries = [ArchiveEntry("data/a.txt", "file", 0o644, data=payload)]
+    sizes = {}
+    for setting in ("default", "size"):
+        first, second = tmp_path / f"{setting}-1.{fmt}", tmp_path / f"{setting}-2.{fmt}"
+        write_archive(entries, first, fmt, MTIME, compression=setting)
+        write_archive(entries, second, fmt, MTIME, compression=setting)
+        assert first.read_bytes() == second.read_bytes()
+        sizes[setting] = first.stat().st_size
+    if fmt == "tar.zst":
+        assert sizes["size"] < sizes["default"]
+    else:  # xz 9 and deflate 9 gain only on inputs larger than this (xz: its dictionary, 8 MiB at 6)
+        assert sizes["size"] <= sizes["default"] + 16
+    # The setting names a level; an explicit level still wins.
+    explicit = tmp_path / f"explicit.{fmt}"
+    write_archive(entries, explicit, fmt, MTIME, compression_level=1, compression="size")
+    assert explicit.stat().st_size > sizes["default"]
+
+
+def test_compression_setting_is_validated(tmp_path: Path) -> None:
+    with pytest.raises(
+        VenvstacksError, match=re.escape("unknown compression setting 'smallest' (known: default, size)")
+    ):
+        write_archive(_sample_entries(), tmp_path / "x.tar.zst", "tar.zst", MTIME, compression="smallest")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [
@@ -406,13 +436,13 @@ def test_failure_mid_write_leaves_no_output(tmp_path: Path, monkeypatch: pytest.
     real_iter_content = archive._iter_content
     calls = 0
 
-    def failing(member: archive._Member) -> Iterator[bytes]:
+    def failing(member: archive._Member, consumed: archive.Consumed) -> Iterator[bytes]:
         nonlocal calls
         calls += 1
         if calls == 2:
             yield b"partial data"
             raise RuntimeError("disk on fire")
-        yield from real_iter_content(member)
+        yield from real_iter_content(member, consumed)
 
     monkeypatch.setattr(archive, "_iter_content", failing)
     out_dir = tmp_path / "out"

@@ -16,6 +16,7 @@ load("//rules_venvstacks/private/common:names.bzl", "check_layer_name")
 load("//rules_venvstacks/private/common:platforms.bzl", "platform_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksLockInfo", "VenvstacksWheelsInfo")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool")
+load(":compression.bzl", "COMPRESSION_ATTRS", "add_compression_arg")
 
 # The memory one `VenvstacksLayer` action may take, in MB, declared to Bazel's local scheduler
 # (`--local_ram_resources`, two thirds of the RAM by default) instead of its default 250 MB. A
@@ -121,6 +122,7 @@ def _venvstacks_layer_impl(ctx):
     for launcher in runtime.venv_launchers:
         args.add("--venv-launcher", "%s=%s" % (launcher.name, launcher.file.path))
     args.add("--bytecode", ctx.attr.bytecode)
+    add_compression_arg(ctx, args)
     args.add("--mtime", str(runtime.source_date_epoch))
     args.add("--output", archive)
     args.add("--archive-record", archive_record)
@@ -172,7 +174,7 @@ def _venvstacks_layer_impl(ctx):
 venvstacks_layer = rule(
     implementation = _venvstacks_layer_impl,
     doc = "A framework or application layer archive; use the `framework_layer`/`application_layer` macros.",
-    attrs = dict(TOOL_ATTRS, **{
+    attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **{
         "archive_format": attr.string(default = "tar.zst", values = ARCHIVE_FORMATS, doc = "Archive format."),
         "bytecode": attr.string(default = "compiled", values = ["compiled", "none"], doc = "Compile .pyc files (deterministically) or not."),
         "frameworks": attr.label_list(providers = [VenvstacksLayerInfo], doc = "The framework layers this layer uses directly, in sys.path order; the frameworks below them follow in the order C3 linearization derives."),
@@ -183,5 +185,5 @@ venvstacks_layer = rule(
         "runtime": attr.label(mandatory = True, providers = [VenvstacksLayerInfo], doc = "The runtime layer."),
         "srcs": attr.label_list(allow_files = True, doc = "Application code placed in site-packages; `.whl` files (e.g. built by another rule) are installed instead, their dependencies coming from the lock."),
         "wheels": attr.label(mandatory = True, providers = [VenvstacksWheelsInfo], doc = "The lock's wheels (hub target)."),
-    }),
+    })),
 )

@@ -4,6 +4,7 @@ load("//rules_venvstacks/private/common:constants.bzl", "ARCHIVE_FORMATS")
 load("//rules_venvstacks/private/common:names.bzl", "check_layer_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksRuntimeInfo")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool", "tool_runtime")
+load(":compression.bzl", "COMPRESSION_ATTRS", "add_compression_arg")
 
 def _fail_when_built(ctx, runtime, outputs):
     """Outputs that fail to build with `runtime.unavailable`.
@@ -62,6 +63,7 @@ def _pack_runtime(ctx, runtime, layer_name, archive, metadata):
     args.add("--archive-format", ctx.attr.archive_format)
     args.add("--mtime", str(epoch))
     args.add("--bytecode", ctx.attr.bytecode)
+    add_compression_arg(ctx, args)
     args.add("--output", archive)
     args.add("--metadata", metadata)
     run_tool(
@@ -84,7 +86,7 @@ Outputs `<name>.<archive_format>` (every member under `<layer_name>/`) and `<nam
 archive it was built from; not its URL, so mirrors share action keys). The archive is byte-reproducible: sorted members, normalized modes, uid/gid 0, and every
 mtime set to the PBS release date (never the clock).
 """,
-    attrs = dict(TOOL_ATTRS, **{
+    attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **{
         "archive_format": attr.string(
             default = "tar.zst",
             values = ARCHIVE_FORMATS,
@@ -107,5 +109,5 @@ mtime set to the PBS release date (never the clock).
             default = -1,
             doc = "mtime of every archive member in seconds since the epoch; -1 (default) takes the PBS release date (1980-01-01 for custom builds).",
         ),
-    }),
+    })),
 )

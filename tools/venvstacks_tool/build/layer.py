@@ -53,9 +53,10 @@ from pathlib import Path, PurePosixPath
 from venvstacks_tool.build.app_checks import check_launch_module, check_no_shadowing
 from venvstacks_tool.build.bytecode import BytecodeCompiler, compiler_environment
 from venvstacks_tool.build.identity import LayerIdentity, add_identity_arguments, check_layer_name, identity_from_args
+from venvstacks_tool.build.scratch import ScratchRemover
 from venvstacks_tool.build.wheel_install import Schemes, ScriptKind, install_wheel
 from venvstacks_tool.core import postinstall_template
-from venvstacks_tool.core.archive import tree_entries, write_archive
+from venvstacks_tool.core.archive import add_compression_argument, tree_entries, write_archive
 from venvstacks_tool.core.cli import add_repeatable, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import CHUNK_SIZE, json_bytes, sha256_file
@@ -136,6 +137,7 @@ class LayerBuild:
     app_files: tuple[AppFile, ...]
     venv_launchers: tuple[tuple[str, Path], ...]  # Windows: (name in Scripts, the runtime's launcher)
     bytecode: str
+    compression: str  # a name of archive.COMPRESSION_SETTINGS
     mtime: int
     output: Path
     archive_record: Path
@@ -170,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Windows targets: the runtime's venv launcher to copy to Scripts/NAME (python.exe, pythonw.exe)",
     )
     parser.add_argument("--bytecode", default="compiled", choices=BYTECODE_MODES)
+    add_compression_argument(parser)
     parser.add_argument("--mtime", required=True, type=int, help="timestamp of every member, seconds since epoch")
     parser.add_argument("--output", required=True, type=Path, help="the layer archive to write")
     parser.add_argument(
@@ -287,6 +290,7 @@ def parse_request(argv: list[str]) -> LayerBuild:
         app_files=_parse_app_files(args, layer),
         venv_launchers=launchers,
         bytecode=args.bytecode,
+        compression=args.compression,
         mtime=args.mtime,
         output=args.output,
         archive_record=args.archive_record,
@@ -605,7 +609,15 @@ def build_layer(request: LayerBuild) -> str:
             layer_dir, _needles(scratch, request.wheels, request.app_files), layer, installed.verbatim
         )
         _check_extension_modules(layer_dir, layout.site_dir, identity.platform, identity.xy, layer)
-        write_archive(tree_entries(layer_dir, layer), output, identity.archive_format, request.mtime)
+        with ScratchRemover(scratch) as remover:
+            write_archive(
+                tree_entries(layer_dir, layer),
+                output,
+                identity.archive_format,
+                request.mtime,
+                compression=request.compression,
+                consumed=remover.consumed,
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -23,7 +23,14 @@ from pathlib import Path
 from venvstacks_tool.build.runtime_bytecode import stdlib_bytecode
 from venvstacks_tool.build.runtime_tooling import strip_installer_tooling
 from venvstacks_tool.core import postinstall_template
-from venvstacks_tool.core.archive import ARCHIVE_FORMATS, ArchiveEntry, read_tar_entries, reroot_entries, write_archive
+from venvstacks_tool.core.archive import (
+    ARCHIVE_FORMATS,
+    ArchiveEntry,
+    add_compression_argument,
+    read_tar_entries,
+    reroot_entries,
+    write_archive,
+)
 from venvstacks_tool.core.cli import subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import json_bytes, sha256_file
@@ -64,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--platform", required=True, help="target triple, e.g. x86_64-unknown-linux-gnu")
     parser.add_argument("--archive-format", required=True, choices=ARCHIVE_FORMATS)
+    add_compression_argument(parser)
     parser.add_argument("--mtime", required=True, type=int, help="timestamp of every member, seconds since epoch")
     parser.add_argument("--output", required=True, type=Path, help="the layer archive to write")
     parser.add_argument("--metadata", required=True, type=Path, help="the metadata JSON to write")
@@ -90,6 +98,7 @@ class RuntimePack:
     pbs_release: str  # "" for a custom build
     source_sha256: str  # lower-case hex, or "" to take the archive's as it is
     archive_format: str
+    compression: str  # a name of archive.COMPRESSION_SETTINGS
     mtime: int
     bytecode: str  # "compiled" or "none"
     output: Path
@@ -133,6 +142,7 @@ def parse_request(argv: list[str]) -> RuntimePack:
         pbs_release=args.pbs_release,
         source_sha256=args.source_sha256.lower(),
         archive_format=args.archive_format,
+        compression=args.compression,
         mtime=args.mtime,
         bytecode=args.bytecode,
         output=args.output,
@@ -278,7 +288,7 @@ def pack_runtime(request: RuntimePack) -> None:
     template = Path(postinstall_template.__file__).read_bytes()
     entries.append(ArchiveEntry(postinstall, "file", 0o644, data=template))
 
-    write_archive(entries, request.output, request.archive_format, request.mtime)
+    write_archive(entries, request.output, request.archive_format, request.mtime, compression=request.compression)
 
     metadata = runtime_metadata(
         record=record_archive(layer, request.output, request.archive_format),

@@ -18,6 +18,7 @@ that use them: every action imports this module, and most need one format only.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import os
@@ -57,6 +58,13 @@ ZSTD_DEFAULT_LEVEL = 9
 XZ_DEFAULT_PRESET = 6
 # zip: deflate level 6 (zlib's default).
 ZIP_DEFAULT_LEVEL = 6
+
+# The `compression` setting (`--@rules_venvstacks//settings:compression`): "default" is the
+# levels above, chosen for build time; "size" is for archives downloaded far more often than
+# built (releases), chosen by measurement (docs/performance.md, "Size"): per format, the level
+# past which the archive stops shrinking by more than 1% per step.
+COMPRESSION_SETTINGS: tuple[str, ...] = ("default", "size")
+_SIZE_FIRST_LEVELS = {"tar.zst": 19, "tar.xz": 9, "zip": 9}
 
 # At most this many zstd worker threads. zstd's multi-threaded mode (workers >= 1) cuts the input
 # into jobs whose size depends only on the compression parameters, so the bytes are the same for
@@ -250,7 +258,11 @@ def _plan(entries: Iterable[ArchiveEntry]) -> list[_Member]:
     return [members[name] for name in sorted(members, key=_sort_key)]
 
 
-def _iter_content(member: _Member) -> Iterator[bytes]:
+# Called with each source file's path once the archive has all of its content (see write_archive).
+Consumed = Callable[[str], None] | None
+
+
+def _iter_content(member: _Member, consumed: Consumed) -> Iterator[bytes]:
     """Yield a file member's content; checks that a source file still has the planned size."""
     entry = member.entry
     assert entry is not None
@@ -276,6 +288,8 @@ def _iter_content(member: _Member) -> Iterator[bytes]:
         raise VenvstacksError(
             f"archive entry {member.name!r}: {entry.source_path!r} changed size while it was being archived"
         )
+    if consumed is not None:
+        consumed(str(entry.source_path))
 
 
 def _tar_header(member: _Member, mtime: int) -> bytes:
@@ -298,11 +312,11 @@ def _tar_header(member: _Member, mtime: int) -> bytes:
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
-def _write_tar(members: list[_Member], headers: list[bytes], out: IO[bytes]) -> None:
+def _write_tar(members: list[_Member], headers: list[bytes], out: IO[bytes], consumed: Consumed) -> None:
     for member, header in zip(members, headers, strict=True):
         out.write(header)
         if member.kind == "file":
-            for chunk in _iter_content(member):
+            for chunk in _iter_content(member, consumed):
                 out.write(chunk)
             if member.size % _TAR_BLOCK:
                 out.write(b"\0" * (_TAR_BLOCK - member.size % _TAR_BLOCK))
@@ -330,7 +344,7 @@ def _zstd_threads() -> int:
     return max(1, min(cpus, _ZSTD_MAX_THREADS))
 
 
-def _write_tar_zst(members: list[_Member], mtime: int, out: BinaryIO, level: int) -> None:
+def _write_tar_zst(members: list[_Member], mtime: int, out: BinaryIO, level: int, consumed: Consumed) -> None:
     import zstandard
 
     headers = [_tar_header(m, mtime) for m in members]
@@ -344,16 +358,16 @@ def _write_tar_zst(members: list[_Member], mtime: int, out: BinaryIO, level: int
     # that exactly that many bytes were written). Not a `with` block: on an error, its exit would
     # end the frame and replace the error with zstd's "Src size is incorrect".
     writer = compressor.stream_writer(out, size=_tar_size(members, headers), closefd=False)
-    _write_tar(members, headers, writer)
+    _write_tar(members, headers, writer, consumed)
     # zstandard's type stubs leave close() untyped.
     writer.close()  # type: ignore[no-untyped-call]
 
 
-def _write_tar_xz(members: list[_Member], mtime: int, out: BinaryIO, preset: int) -> None:
+def _write_tar_xz(members: list[_Member], mtime: int, out: BinaryIO, preset: int, consumed: Consumed) -> None:
     import lzma
 
     with lzma.LZMAFile(out, "wb", format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, preset=preset) as writer:
-        _write_tar(members, [_tar_header(m, mtime) for m in members], writer)
+        _write_tar(members, [_tar_header(m, mtime) for m in members], writer, consumed)
 
 
 def _set_zip_level(info: zipfile.ZipInfo, level: int) -> None:
@@ -364,7 +378,7 @@ def _set_zip_level(info: zipfile.ZipInfo, level: int) -> None:
         info._compresslevel = level  # type: ignore[attr-defined]
 
 
-def _write_zip(members: list[_Member], mtime: int, out: BinaryIO, level: int) -> None:
+def _write_zip(members: list[_Member], mtime: int, out: BinaryIO, level: int, consumed: Consumed) -> None:
     import time
     import zipfile
 
@@ -393,11 +407,11 @@ def _write_zip(members: list[_Member], mtime: int, out: BinaryIO, level: int) ->
                 # Known in advance, so zipfile's zip64 choice depends only on the size.
                 info.file_size = member.size
                 with zf.open(info, "w") as dest:
-                    for chunk in _iter_content(member):
+                    for chunk in _iter_content(member, consumed):
                         dest.write(chunk)
 
 
-def _check_level(archive_format: str, level: int | None) -> int:
+def _check_level(archive_format: str, level: int | None, compression: str = "default") -> int:
     defaults = {
         "tar.zst": ZSTD_DEFAULT_LEVEL,
         "tar.xz": XZ_DEFAULT_PRESET,
@@ -407,12 +421,25 @@ def _check_level(archive_format: str, level: int | None) -> int:
     if archive_format not in defaults:
         known = ", ".join(ARCHIVE_FORMATS)
         raise VenvstacksError(f"unknown archive format {archive_format!r} (known: {known})")
+    if compression not in COMPRESSION_SETTINGS:
+        known = ", ".join(COMPRESSION_SETTINGS)
+        raise VenvstacksError(f"unknown compression setting {compression!r} (known: {known})")
     if level is None:
-        return defaults[archive_format]
+        return _SIZE_FIRST_LEVELS[archive_format] if compression == "size" else defaults[archive_format]
     low, high = limits[archive_format]
     if isinstance(level, bool) or not isinstance(level, int) or not low <= level <= high:
         raise VenvstacksError(f"compression level {level!r} is out of range for {archive_format} ({low}..{high})")
     return level
+
+
+def add_compression_argument(parser: argparse.ArgumentParser) -> None:
+    """Add `--compression SETTING`: the archive's compression, by name (core.archive.COMPRESSION_SETTINGS)."""
+    parser.add_argument(
+        "--compression",
+        default="default",
+        choices=COMPRESSION_SETTINGS,
+        help="default: levels chosen for build time; size: smaller archives, slower to build",
+    )
 
 
 def write_archive(
@@ -421,28 +448,33 @@ def write_archive(
     archive_format: str,
     mtime: int,
     compression_level: int | None = None,
+    compression: str = "default",
+    consumed: Consumed = None,
 ) -> None:
     """Write `entries` to `output` as a deterministic `archive_format` archive.
 
     `archive_format` is "tar.zst", "tar.xz" or "zip"; `mtime` (seconds since the epoch) is every
-    member's timestamp; `compression_level` overrides the format's fixed default. Everything is
+    member's timestamp; `compression` picks the format's level from a named setting (one of
+    `COMPRESSION_SETTINGS`), and `compression_level`, if given, overrides it. `consumed`, if
+    given, is called with each source file's path as soon as the archive holds all of its bytes
+    (a builder removes its scratch tree that way while the rest is still compressing). Everything is
     validated before anything is written; the archive is written to a temp file next to `output`
     and moved into place only when complete, so on error nothing appears at `output`.
 
     Raises VenvstacksError, naming the entry, for an absolute name, a `..` component, a duplicate
     name, an entry below a file or symlink, or a symlink that resolves outside the archive root.
     """
-    level = _check_level(archive_format, compression_level)
+    level = _check_level(archive_format, compression_level, compression)
     if isinstance(mtime, bool) or not isinstance(mtime, int) or mtime < 0:
         raise VenvstacksError(f"archive mtime must be a non-negative integer, not {mtime!r}")
     members = _plan(entries)
     with atomic_output(output) as out:
         if archive_format == "tar.zst":
-            _write_tar_zst(members, mtime, out, level)
+            _write_tar_zst(members, mtime, out, level, consumed)
         elif archive_format == "tar.xz":
-            _write_tar_xz(members, mtime, out, level)
+            _write_tar_xz(members, mtime, out, level, consumed)
         else:
-            _write_zip(members, mtime, out, level)
+            _write_zip(members, mtime, out, level, consumed)
 
 
 def tree_entries(root: Path, top: str) -> Iterator[ArchiveEntry]:
