@@ -7,6 +7,7 @@ corpus (tests/corpus/stacks/BUILD.bazel) to the layer each distribution must com
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import subprocess
@@ -17,10 +18,12 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Check:
-    """What `run` calls (shown in docs/compatibility.md) and the function that calls it."""
+    """What `run` calls (shown in docs/compatibility.md), the function that calls it, and the module
+    it imports, which must come from the same layer as the distribution's metadata (no shadowing)."""
 
     call: str
     run: Callable[[Path], str]
+    module: str
 
 
 def _expect(value: object, wanted: object) -> str:
@@ -185,8 +188,10 @@ def _tabulate(layer: Path) -> str:
 
 def _jupyterlab(layer: Path) -> str:
     # A `.data/data` file: installed under the layer's prefix, not in site-packages.
+    import jupyterlab_pygments
+
     package_json = layer / "share" / "jupyter" / "labextensions" / "jupyterlab_pygments" / "package.json"
-    return _expect(json.loads(package_json.read_text())["name"], "jupyterlab_pygments")
+    return _expect(json.loads(package_json.read_text())["name"], jupyterlab_pygments.__name__)
 
 
 def _certifi(layer: Path) -> str:
@@ -207,26 +212,34 @@ def _torch(layer: Path) -> str:
 
 
 CHECKS: dict[str, Check] = {
-    "numpy": Check("numpy.linalg.solve on a 2x2 system", _numpy),
-    "scipy": Check("scipy.optimize.brentq: the root of x^2 - 2", _scipy),
-    "pandas": Check("DataFrame.groupby(...).sum()", _pandas),
-    "scikit-learn": Check("LinearRegression().fit on 3 points", _sklearn),
-    "pillow": Check("Image.new/resize, PNG save and reopen", _pillow),
-    "lxml": Check("etree.fromstring + xpath", _lxml),
-    "cryptography": Check("hashes.Hash(SHA256) (OpenSSL)", _cryptography),
-    "pydantic": Check("BaseModel.model_validate (str to int)", _pydantic),
-    "pydantic-core": Check("pydantic_core.from_json", _pydantic_core),
-    "grpcio": Check("an in-process server and a unary call over 127.0.0.1", _grpcio),
-    "protobuf": Check("google.protobuf Struct serialize/parse, json_format", _protobuf),
-    "googleapis-common-protos": Check("google.rpc Status holding a google.protobuf Any, round trip", _googleapis),
-    "matplotlib": Check("pyplot plot + savefig PNG (Agg)", _matplotlib),
-    "setuptools": Check("`import distutils` resolves to setuptools/_distutils (distutils-precedence.pth)", _setuptools),
-    "ruamel.yaml": Check("YAML(typ='safe').load; `ruamel` made by ruamel.yaml-*-nspkg.pth", _ruamel_yaml),
-    "numexpr": Check("numexpr.evaluate on a numpy array from another layer", _numexpr),
-    "tabulate": Check("console script: the layer's bin/tabulate, in a subprocess", _tabulate),
-    "jupyterlab-pygments": Check("read share/jupyter/labextensions/.../package.json (.data/data)", _jupyterlab),
-    "certifi": Check("read certifi.where() (package data)", _certifi),
-    "torch": Check("torch.arange(6).reshape(2, 3) @ its transpose, summed", _torch),
+    "numpy": Check("numpy.linalg.solve on a 2x2 system", _numpy, "numpy"),
+    "scipy": Check("scipy.optimize.brentq: the root of x^2 - 2", _scipy, "scipy"),
+    "pandas": Check("DataFrame.groupby(...).sum()", _pandas, "pandas"),
+    "scikit-learn": Check("LinearRegression().fit on 3 points", _sklearn, "sklearn"),
+    "pillow": Check("Image.new/resize, PNG save and reopen", _pillow, "PIL"),
+    "lxml": Check("etree.fromstring + xpath", _lxml, "lxml"),
+    "cryptography": Check("hashes.Hash(SHA256) (OpenSSL)", _cryptography, "cryptography"),
+    "pydantic": Check("BaseModel.model_validate (str to int)", _pydantic, "pydantic"),
+    "pydantic-core": Check("pydantic_core.from_json", _pydantic_core, "pydantic_core"),
+    "grpcio": Check("an in-process server and a unary call over 127.0.0.1", _grpcio, "grpc"),
+    "protobuf": Check("google.protobuf Struct serialize/parse, json_format", _protobuf, "google.protobuf"),
+    "googleapis-common-protos": Check(
+        "google.rpc Status holding a google.protobuf Any, round trip", _googleapis, "google.rpc"
+    ),
+    "matplotlib": Check("pyplot plot + savefig PNG (Agg)", _matplotlib, "matplotlib"),
+    "setuptools": Check(
+        "`import distutils` resolves to setuptools/_distutils (distutils-precedence.pth)", _setuptools, "setuptools"
+    ),
+    "ruamel.yaml": Check(
+        "YAML(typ='safe').load; `ruamel` made by ruamel.yaml-*-nspkg.pth", _ruamel_yaml, "ruamel.yaml"
+    ),
+    "numexpr": Check("numexpr.evaluate on a numpy array from another layer", _numexpr, "numexpr"),
+    "tabulate": Check("console script: the layer's bin/tabulate, in a subprocess", _tabulate, "tabulate"),
+    "jupyterlab-pygments": Check(
+        "read share/jupyter/labextensions/.../package.json (.data/data)", _jupyterlab, "jupyterlab_pygments"
+    ),
+    "certifi": Check("read certifi.where() (package data)", _certifi, "certifi"),
+    "torch": Check("torch.arange(6).reshape(2, 3) @ its transpose, summed", _torch, "torch"),
 }
 
 CORPORA: dict[str, dict[str, str]] = {
@@ -278,6 +291,13 @@ def installed_layer(distribution: str, deployed: Path) -> tuple[str, Path]:
     return dist.version, layer
 
 
+def module_layer(name: str, deployed: Path) -> str:
+    """The deployed layer the module `name` was imported from."""
+    module = importlib.import_module(name)
+    where = module.__file__ or next(iter(module.__path__))
+    return Path(where).resolve().relative_to(deployed.resolve()).parts[0]
+
+
 def run_check(distribution: str, expected_layer: str, deployed: Path) -> dict[str, object]:
     """Runs one check; the row of docs/compatibility.md, with `ok` True only when it passed in the expected layer."""
     check = CHECKS[distribution]
@@ -289,6 +309,9 @@ def run_check(distribution: str, expected_layer: str, deployed: Path) -> dict[st
         if layer.name != expected_layer:
             raise AssertionError(f"installed in layer {layer.name}, expected {expected_layer}")
         row["result"] = check.run(layer)
+        imported = module_layer(check.module, deployed)
+        if imported != layer.name:
+            raise AssertionError(f"{check.module} was imported from layer {imported}, not {layer.name}")
         row["ok"] = True
     except Exception as error:  # every failure is a row of the table, with its reason
         row["result"] = f"FAILED: {type(error).__name__}: {error}"
