@@ -179,10 +179,12 @@ def table(result: Result) -> str:
 
 
 def code_version() -> str:
-    """The checkout's commit, and how many files differ from it."""
+    """The checkout's commit, and how many of its files are modified."""
     commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=CHECKOUT, capture_output=True, text=True)
-    status = subprocess.run(["git", "status", "--porcelain"], cwd=CHECKOUT, capture_output=True, text=True)
-    return f"`{commit.stdout.strip()}` + {len(status.stdout.splitlines())} modified/untracked file(s)"
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=CHECKOUT, capture_output=True, text=True
+    )
+    return f"`{commit.stdout.strip()}` + {len(status.stdout.splitlines())} modified file(s)"
 
 
 def write_docs(result: Result, relock: bool) -> None:
