@@ -120,11 +120,11 @@ def link_torch_wheel(root: Path) -> None:
         shutil.copyfile(wheel, root / "wheels" / wheel.name)
 
 
-def timed(result: Result, phase: str, workspace: Workspace, *args: str) -> None:
+def timed(result: Result, phase: str, workspace: Workspace, startup: tuple[str, ...], *args: str) -> None:
     """Runs one Bazel command, adding its wall time to `phase`."""
     log(f"bazel {' '.join(args)}")
     start = time.monotonic()
-    workspace.bazel(*args)
+    workspace.bazel(*args, startup=startup)
     result.timings[phase] = result.timings.get(phase, 0.0) + time.monotonic() - start
 
 
@@ -145,6 +145,9 @@ def run_probe(python: Path, result: Result) -> None:
 def run(corpus: Corpus, dest: Path, scratch: Path, *, relock: bool, write_locks: bool) -> Result:
     """Locks (if asked), builds, deploys and probes `corpus`, with the host's runtime."""
     runtime = make_local_runtime(scratch)
+    # An output base in the scratch directory, removed with it (a full run leaves about 800 MB);
+    # the wheels stay in tests/bazel.sh's shared repository cache.
+    startup = (f"--output_base={scratch / 'output_base'}",)
     result = Result(runtime_version=runtime.python_version, load=os.getloadavg())
     with serve_directory(scratch) as url:
         workspace = copy_corpus(scratch / "corpus", runtime, url)
@@ -153,16 +156,16 @@ def run(corpus: Corpus, dest: Path, scratch: Path, *, relock: bool, write_locks:
         try:
             if relock:
                 for layer in corpus.layers:
-                    timed(result, "lock", workspace, "run", f"//stacks:{layer}.lock")
+                    timed(result, "lock", workspace, startup, "run", f"//stacks:{layer}.lock")
                     if write_locks:
                         for name in (f"pylock.{layer}.toml", f"{layer}.requirements.txt"):
                             shutil.copyfile(workspace.root / "stacks" / name, CORPUS / "stacks" / name)
-            timed(result, "build", workspace, "build", f"//stacks:{corpus.stack}")
+            timed(result, "build", workspace, startup, "build", f"//stacks:{corpus.stack}")
             tests = [f"//stacks:{layer}.lock_test" for layer in corpus.layers] + [f"//stacks:{corpus.app}.test"]
-            timed(result, "test", workspace, "test", *tests)
-            timed(result, "deploy", workspace, "run", f"//stacks:{corpus.app}.deploy", "--", str(dest))
+            timed(result, "test", workspace, startup, "test", *tests)
+            timed(result, "deploy", workspace, startup, "run", f"//stacks:{corpus.app}.deploy", "--", str(dest))
         finally:
-            workspace.shutdown()
+            workspace.bazel("shutdown", check=False, startup=startup)
     files = [path for path in dest.rglob("*") if path.is_file() and not path.is_symlink()]
     result.deployed_bytes = sum(path.stat().st_size for path in files)
     run_probe(dest / corpus.app / "bin" / "python", result)
