@@ -73,6 +73,7 @@ application_layer(
     locks=("dynfw", "dynapp", "clashapp"),
 )
 DYNAPP_MAIN = "import vsdynext\nprint('answer', vsdynext.answer(7))\n"
+EXT_INIT = b"from vsdynext._ext import answer\n\n\ndef main():\n    print('answer', answer(7))\n"
 
 
 def _compile(directory: Path, xy: str) -> tuple[bytes, bytes]:
@@ -112,7 +113,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "1.0",
             ["vsdynlib"],
             tag=tag,
-            files={"vsdynext/__init__.py": b"from vsdynext._ext import answer\n", f"vsdynext/_ext{suffix}": extension},
+            files={"vsdynext/__init__.py": EXT_INIT, f"vsdynext/_ext{suffix}": extension},
+            console_scripts={"vsdyn-answer": "vsdynext:main"},
         )
         result = make_stack(tmp_path_factory.mktemp("dyn_ws"), sources, extra=LAYERS)
         result.workspace.write("dynapp.py", DYNAPP_MAIN)
@@ -154,6 +156,9 @@ def test_an_extension_module_loads_a_framework_library_by_name(stack: Stack, tmp
     result = subprocess.run([python.with_name("python3"), "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [str(python), "answer 42"], result.stdout
+    # A console script runs the layer's bin/python, hence the wrapper.
+    result = subprocess.run([dest / "dynapp" / "bin" / "vsdyn-answer"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0 and result.stdout == "answer 42\n", result.stderr
     # A caller's own LD_LIBRARY_PATH stays first.
     code = "import os; print(os.environ['LD_LIBRARY_PATH'])"
     result = subprocess.run(

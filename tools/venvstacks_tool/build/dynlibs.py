@@ -1,8 +1,8 @@
 """Shared libraries across layers, as venvstacks shares them.
 
-A wheel in a framework layer may ship a plain shared library (`libfoo.so` under `pkg.libs/`,
-a CUDA library under `nvidia/*/lib/`) that an extension module of a layer *above* loads by name
-(`DT_NEEDED`, no RPATH into the framework). Those layers' interpreters must find it:
+A wheel in a framework layer may ship a plain shared library (`libfoo.so` under `pkg.libs/`)
+that an extension module of a layer *above* loads by name (`DT_NEEDED`, no RPATH into the
+framework). Those layers' interpreters must find it:
 
 * **Linux and macOS targets.** `link_shared_libraries` gives the layer a directory
   `share/venv/dynlib` of relative links to the shared libraries its site-packages holds, found
