@@ -1,6 +1,6 @@
 """The `venvstacks_layer` rule: builds a framework or application layer archive and its metadata.
 
-Two actions per layer. The archive action (`VenvstacksLayer`) reads only the layer's own wheels
+Two actions per layer (three with the stack check below). The archive action (`VenvstacksLayer`) reads only the layer's own wheels
 and sources and the runtime's files, never a lower layer's output, so every layer of a stack
 builds in parallel with the layers below it, and a change to a framework does not rebuild the
 applications on it. Besides the archive it writes a small record of it (name, format, sha256,
@@ -13,9 +13,9 @@ The archive action also writes the layer's contents (`_NAME.contents.json`: its 
 names and the shared libraries it links for the layers above, a few kilobytes). On a layer with
 frameworks below it, a validation action (`VenvstacksLayerChecks`, in the `_validation` output
 group, so `bazel build` runs it and fails with it) reads the contents of the layer and of those
-frameworks, and reports what
-shadows what across the stack: warnings, and an error for an application's launch module that
-a lower layer also provides. It reads no archive either, and runs beside the other actions.
+frameworks, and reports what shadows what across the stack: warnings, and an error for an
+application's launch module that a lower layer also provides. It reads no archive either, and
+runs beside the other actions.
 """
 
 load("//rules_venvstacks/private/common:c3.bzl", "c3_conflict_message", "c3_linearize")
