@@ -83,7 +83,7 @@ def build_argv(
     bytecode: str = "compiled",
     extra: tuple[str, ...] = (),
 ) -> list[str]:
-    """`build-layer` arguments writing `<out_dir>/<layer>.<fmt>` and its record `<out_dir>/_<layer>.archive.json`."""
+    """`build-layer` arguments writing `<out_dir>/<layer>.<fmt>`, its record and contents (`_<layer>.*.json`)."""
     argv = [
         "--layer-name",
         layer,
@@ -105,6 +105,8 @@ def build_argv(
         str(out_dir / f"{layer}.{fmt}"),
         "--archive-record",
         str(out_dir / f"_{layer}.archive.json"),
+        "--contents",
+        str(out_dir / f"_{layer}.contents.json"),
     ]
     for wheel in wheels:
         argv += ["--wheel", f"{wheel}={sha256(wheel)}"]

@@ -131,7 +131,13 @@ def test_framework_layer_layout(fw_build: Path) -> None:
     assert listing["fw/bin/fwtool"][1] == 0o755
     assert listing[f"fw/{SITE}/fwpkg/__init__.py"][1] == 0o644
     # Nothing but the outputs is left next to them (the scratch directory is gone).
-    assert sorted(p.name for p in fw_build.iterdir()) == ["_fw.archive.json", "fw.json", "fw.tar.zst", "pylock.fw.toml"]
+    assert sorted(p.name for p in fw_build.iterdir()) == [
+        "_fw.archive.json",
+        "_fw.contents.json",
+        "fw.json",
+        "fw.tar.zst",
+        "pylock.fw.toml",
+    ]
 
 
 def test_console_script_is_relocatable_and_record_matches(fw_build: Path) -> None:
@@ -504,11 +510,11 @@ def test_data_directory_schemes(tmp_path: Path) -> None:
 
 
 def test_archive_record_and_no_metadata(tmp_path: Path, fw_build: Path, inputs: dict[str, Any]) -> None:
-    """`build-layer` writes the archive and its record only; the record matches the archive."""
+    """`build-layer` writes the archive, its record and its contents only; the record matches the archive."""
     archive_only = tmp_path / "archive-only"
     argv = build_argv(archive_only, "fw", wheels=[inputs["fw_wheel"]])
     assert cli.main(["build-layer", *argv]) == 0
-    assert sorted(p.name for p in archive_only.iterdir()) == ["_fw.archive.json", "fw.tar.zst"]
+    assert sorted(p.name for p in archive_only.iterdir()) == ["_fw.archive.json", "_fw.contents.json", "fw.tar.zst"]
     archive = archive_only / "fw.tar.zst"
     assert archive.read_bytes() == (fw_build / "fw.tar.zst").read_bytes()
     expected = json.loads((fw_build / "fw.json").read_text())

@@ -1,6 +1,6 @@
 """The `venvstacks_layer` rule: builds a framework or application layer archive and its metadata.
 
-Two actions per layer. The archive action (`VenvstacksLayer`) reads only the layer's own wheels
+Two actions per layer (three with the stack check below). The archive action (`VenvstacksLayer`) reads only the layer's own wheels
 and sources and the runtime's files, never a lower layer's output, so every layer of a stack
 builds in parallel with the layers below it, and a change to a framework does not rebuild the
 applications on it. Besides the archive it writes a small record of it (name, format, sha256,
@@ -8,6 +8,14 @@ size). The metadata action (`VenvstacksLayerMetadata`) then writes the metadata 
 record, the lock and the records of the layers below: it never reads an archive, so with a
 remote cache it runs without downloading one, and it runs beside the lower layers' own metadata
 actions, not after them.
+
+The archive action also writes the layer's contents (`_NAME.contents.json`: its top-level import
+names and the shared libraries it links for the layers above, a few kilobytes). On a layer with
+frameworks below it, a validation action (`VenvstacksLayerChecks`, in the `_validation` output
+group, so `bazel build` runs it and fails with it) reads the contents of the layer and of those
+frameworks, and reports what shadows what across the stack: warnings, and an error for an
+application's launch module that a lower layer also provides. It reads no archive either, and
+runs beside the other actions.
 """
 
 load("//rules_venvstacks/private/common:c3.bzl", "c3_conflict_message", "c3_linearize")
@@ -80,6 +88,28 @@ def _identity_args(ctx, runtime):
         args.add("--launch-module", ctx.attr.launch_module)
     return args
 
+def _stack_check_action(ctx, runtime, contents, stacked):
+    """Registers the validation action comparing the layer's contents with its frameworks'; returns its report."""
+    checks = ctx.actions.declare_file("_%s.checks.txt" % ctx.label.name)
+    args = ctx.actions.args()
+    args.add("--layer-name", ctx.attr.layer_name)
+    args.add("--contents", contents)
+    args.add_all([f.contents for f in stacked], before_each = "--lower-contents")
+    if ctx.attr.launch_module:
+        args.add("--launch-module", ctx.attr.launch_module)
+    args.add("--output", checks)
+    run_tool(
+        ctx,
+        runtime = runtime,
+        subcommand = "check-layer-stack",
+        arguments = args,
+        inputs = [contents] + [f.contents for f in stacked],
+        outputs = [checks],
+        mnemonic = "VenvstacksLayerChecks",
+        progress_message = "Checking layer '%s' against the layers below it %%{label}" % ctx.attr.layer_name,
+    )
+    return checks
+
 def _venvstacks_layer_impl(ctx):
     # The stack's structure was checked by the lock inputs target (see lock_rules.bzl).
     runtime_layer = ctx.attr.runtime[VenvstacksLayerInfo]
@@ -107,6 +137,7 @@ def _venvstacks_layer_impl(ctx):
 
     archive = ctx.actions.declare_file("%s.%s" % (ctx.label.name, ctx.attr.archive_format))
     archive_record = ctx.actions.declare_file("_%s.archive.json" % ctx.label.name)
+    contents = ctx.actions.declare_file("_%s.contents.json" % ctx.label.name)
     metadata = ctx.actions.declare_file("%s.json" % ctx.label.name)
     args = _identity_args(ctx, runtime)
     args.add("--runtime-layer", runtime_layer.layer_name)
@@ -126,13 +157,14 @@ def _venvstacks_layer_impl(ctx):
     args.add("--mtime", str(runtime.source_date_epoch))
     args.add("--output", archive)
     args.add("--archive-record", archive_record)
+    args.add("--contents", contents)
     run_tool(
         ctx,
         runtime = runtime,
         subcommand = "build-layer",
         arguments = args,
         inputs = [w.file for w in wheels.wheels] + ctx.files.srcs + [launcher.file for launcher in runtime.venv_launchers],
-        outputs = [archive, archive_record],
+        outputs = [archive, archive_record, contents],
         mnemonic = "VenvstacksLayer",
         resource_set = _layer_resource_set,
         progress_message = "Building %s layer '%s' %%{label} (%d wheels)" % (ctx.attr.kind, ctx.attr.layer_name, len(wheels.wheels)),
@@ -153,8 +185,12 @@ def _venvstacks_layer_impl(ctx):
         mnemonic = "VenvstacksLayerMetadata",
         progress_message = "Writing the metadata of layer '%s' %%{label}" % ctx.attr.layer_name,
     )
+
+    # A layer directly on its runtime has nothing to be checked against (the runtime has no wheels).
+    validations = [_stack_check_action(ctx, runtime, contents, stacked)] if stacked else []
     return [
         DefaultInfo(files = depset([archive, metadata])),
+        OutputGroupInfo(_validation = depset(validations)),
         VenvstacksLayerInfo(
             label = ctx.label,
             layer_name = ctx.attr.layer_name,
@@ -162,6 +198,7 @@ def _venvstacks_layer_impl(ctx):
             archive = archive,
             metadata = metadata,
             archive_record = archive_record,
+            contents = contents,
             python_version = runtime.python_version,
             runtime = runtime,
             runtime_layer_name = runtime_layer.layer_name,

@@ -39,6 +39,8 @@ def _runtime_layer_impl(ctx):
             archive = archive,
             metadata = metadata,
             archive_record = metadata,
+            # A runtime layer carries no wheels: nothing of it to check for shadowing.
+            contents = None,
             python_version = runtime.python_version,
             runtime = runtime,
             runtime_layer_name = layer_name,

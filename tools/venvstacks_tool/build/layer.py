@@ -10,10 +10,12 @@ input files:
    in the target's site-packages, scripts made relocatable as they are written. While the next
    wheel unpacks, the previous one's sources compile to bytecode in child processes
    (`bytecode`), which is what keeps the layer near the cost of unzipping its wheels.
-2. Copy the application's own files into site-packages.
+2. Copy the application's own files into site-packages, and link the shared libraries of
+   site-packages into `share/venv/dynlib` for the layers above (`dynlibs`; POSIX targets).
 3. Add the stacking files (venvstacks' deployment protocol, `core.protocol`): the layer's
    interpreter (POSIX: `bin/python`, `bin/python3`, `bin/pythonX.Y` as relative symlinks to the
-   runtime layer's `bin/python3`; Windows: `Scripts/python.exe` and `pythonw.exe`, the target
+   runtime layer's `bin/python3`, or, on frameworks, `bin/python` a wrapper that finds their
+   shared libraries (`dynlibs`); Windows: `Scripts/python.exe` and `pythonw.exe`, the target
    runtime's venv launchers), in site-packages `_venvstacks_stack.py`, a standard-library module
    naming the lower layers' site-packages (frameworks in stack order, then the runtime's)
    relative to itself, and `_venvstacks_stack.pth`, whose `import` line runs it at interpreter
@@ -30,8 +32,10 @@ input files:
 5. Refuse the tree if any file that this build wrote or copied holds the absolute path of the
    scratch directory, the wheels, the application sources or the interpreter, or if an
    extension module is not built for the target; then pack it with `archive.write_archive` and
-   write the archive record (`core.protocol`). Files unpacked verbatim from a locked wheel are
-   not read again for paths: their bytes were fixed, by sha256, before this build existed.
+   write the archive record (`core.protocol`) and the layer's contents (`layer_contents`: its
+   top-level import names and shared libraries, which the stack check of each layer above
+   reads). Files unpacked verbatim from a locked wheel are not read again for paths: their
+   bytes were fixed, by sha256, before this build existed.
 
 The metadata JSON is written by `layer-metadata` (`build.layer_metadata`) in an action of its
 own, so that the archive needs nothing from the layers below.
@@ -52,7 +56,9 @@ from pathlib import Path, PurePosixPath
 
 from venvstacks_tool.build.app_checks import check_launch_module, check_no_shadowing
 from venvstacks_tool.build.bytecode import BytecodeCompiler, compiler_environment
+from venvstacks_tool.build.dynlibs import WRAPPED_PYTHON, find_shared_libraries, link_shared_libraries, python_wrapper
 from venvstacks_tool.build.identity import LayerIdentity, add_identity_arguments, check_layer_name, identity_from_args
+from venvstacks_tool.build.layer_contents import scan_layer, write_contents
 from venvstacks_tool.build.scratch import ScratchRemover
 from venvstacks_tool.build.wheel_install import Schemes, ScriptKind, install_wheel
 from venvstacks_tool.core import postinstall_template
@@ -63,9 +69,11 @@ from venvstacks_tool.core.fsutil import CHUNK_SIZE, json_bytes, sha256_file
 from venvstacks_tool.core.platforms import TargetPlatform
 from venvstacks_tool.core.protocol import (
     LAYER_CONFIG_PATH,
+    POSIX_DYNLIB_DIR,
     POSTINSTALL_NAME,
     STACK_MODULE_NAME,
     STACK_PTH_NAME,
+    WINDOWS_DYNLIB_DIR,
     VenvLayerLayout,
     is_sha256,
     record_archive,
@@ -120,6 +128,7 @@ def layer_layout(platform: TargetPlatform, xy: str) -> LayerLayout:
             site_dir=platform.site_packages(xy),
             runtime_python=platform.runtime_interpreter,
             runtime_site_dir=platform.site_packages(xy),
+            dynlib_dir=WINDOWS_DYNLIB_DIR if windows else POSIX_DYNLIB_DIR,
         ),
         windows=windows,
         case_insensitive=platform.os in ("windows", "macos"),
@@ -141,6 +150,7 @@ class LayerBuild:
     mtime: int
     output: Path
     archive_record: Path
+    contents: Path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, type=Path, help="the layer archive to write")
     parser.add_argument(
         "--archive-record", required=True, type=Path, help="the archive record to write (core.protocol)"
+    )
+    parser.add_argument(
+        "--contents",
+        required=True,
+        type=Path,
+        help="the layer's top-level import names and shared libraries to write (build.layer_contents)",
     )
     return parser
 
@@ -264,8 +280,8 @@ def parse_request(argv: list[str]) -> LayerBuild:
         raise VenvstacksError(f"layer {layer!r}: --mtime must not be negative")
     if identity.kind == "framework" and args.app_files:
         raise VenvstacksError(f"framework layer {layer!r}: --app-file is only for application layers")
-    if args.output.resolve() == args.archive_record.resolve():
-        raise VenvstacksError(f"layer {layer!r}: --output and --archive-record must be different files")
+    if len({args.output.resolve(), args.archive_record.resolve(), args.contents.resolve()}) != 3:
+        raise VenvstacksError(f"layer {layer!r}: --output, --archive-record and --contents must be different files")
     launchers = tuple(
         (name, Path(path)) for name, path in (_split_pair(v, "--venv-launcher", layer) for v in args.venv_launchers)
     )
@@ -294,6 +310,7 @@ def parse_request(argv: list[str]) -> LayerBuild:
         mtime=args.mtime,
         output=args.output,
         archive_record=args.archive_record,
+        contents=args.contents,
     )
 
 
@@ -434,24 +451,42 @@ def _copy_app_files(app_files: tuple[AppFile, ...], site: Path, layer: str) -> N
         os.chmod(target, 0o644)
 
 
-def _add_interpreter(layer_dir: Path, request: LayerBuild, layout: LayerLayout) -> None:
-    """The layer's own interpreter: symlinks to the runtime's on POSIX, the runtime's venv launchers on Windows."""
+def _add_interpreter(layer_dir: Path, request: LayerBuild, layout: LayerLayout, dynlib_dirs: list[str]) -> None:
+    """The layer's own interpreter.
+
+    POSIX: `bin/python`, `python3`, `pythonX.Y` are symlinks to the runtime's interpreter, or, when
+    the layer has lower layers whose shared libraries it must find (`dynlib_dirs`), `bin/python` is
+    the wrapper script (`build.dynlibs`), the others link to it and `python_` to the runtime's.
+    Windows: the runtime's venv launchers.
+    """
     layer = request.identity.name
     scripts = layer_dir / layout.scripts_dir
     scripts.mkdir(exist_ok=True)
-    names: dict[str, Path | None]
+    runtime_python = f"../../{request.runtime_layer}/{layout.venv.runtime_python}"
+    names: dict[str, Path | str | bytes]
     if layout.windows:
         names = dict(request.venv_launchers)
+    elif dynlib_dirs:
+        wrapper = python_wrapper(dynlib_dirs, request.identity.platform).encode("utf-8")
+        names = {
+            "python": wrapper,
+            WRAPPED_PYTHON: runtime_python,
+            "python3": "python",
+            f"python{request.identity.xy}": "python",
+        }
     else:
-        names = dict.fromkeys(("python", "python3", f"python{request.identity.xy}"))
+        names = dict.fromkeys(("python", "python3", f"python{request.identity.xy}"), runtime_python)
     for name, source in names.items():
         link = scripts / name
         if os.path.lexists(link):
             raise VenvstacksError(
                 f"layer {layer!r}: a wheel installs '{layout.scripts_dir}/{name}', which the layer's interpreter needs"
             )
-        if source is None:
-            os.symlink(f"../../{request.runtime_layer}/{layout.venv.runtime_python}", link)
+        if isinstance(source, str):
+            os.symlink(source, link)
+        elif isinstance(source, bytes):
+            link.write_bytes(source)
+            os.chmod(link, 0o755)
         else:
             if not source.is_file():
                 raise VenvstacksError(f"layer {layer!r}: the runtime's venv launcher {str(source)!r} does not exist")
@@ -461,7 +496,6 @@ def _add_interpreter(layer_dir: Path, request: LayerBuild, layout: LayerLayout) 
 
 def _add_stacking_files(layer_dir: Path, request: LayerBuild, layout: LayerLayout) -> None:
     identity = request.identity
-    _add_interpreter(layer_dir, request, layout)
     config = venv_layer_config(
         layer=identity.name,
         kind=identity.kind,
@@ -471,6 +505,7 @@ def _add_stacking_files(layer_dir: Path, request: LayerBuild, layout: LayerLayou
         layout=layout.venv,
         launch_module=identity.launch_module,
     )
+    _add_interpreter(layer_dir, request, layout, config["dynlib_dirs"])
     site = layer_dir / layout.site_dir
     site.mkdir(parents=True, exist_ok=True)
     generated = {
@@ -603,12 +638,23 @@ def build_layer(request: LayerBuild) -> str:
             if identity.kind == "application":
                 check_no_shadowing(site, [dest.as_posix() for dest, _ in request.app_files], layer)
                 check_launch_module(site, identity.launch_module, layer)
+            libraries = find_shared_libraries(site, identity.platform, identity.xy)
+            fold = str.casefold if layout.case_insensitive else str
+            dynlibs = link_shared_libraries(layer_dir, libraries, layer, fold)
             _add_stacking_files(layer_dir, request, layout)
             skipped = _compile_remaining(compiler, site) if compiler is not None else 0
         _check_no_build_paths(
             layer_dir, _needles(scratch, request.wheels, request.app_files), layer, installed.verbatim
         )
         _check_extension_modules(layer_dir, layout.site_dir, identity.platform, identity.xy, layer)
+        contents = scan_layer(
+            layer_dir,
+            layout.site_dir,
+            identity.platform.extension_suffixes(identity.xy),
+            {dest.parts[0] for dest, _ in request.app_files},
+            dynlibs,
+            request.lower_layers,
+        )
         with ScratchRemover(scratch) as remover:
             write_archive(
                 tree_entries(layer_dir, layer),
@@ -622,10 +668,12 @@ def build_layer(request: LayerBuild) -> str:
         shutil.rmtree(scratch, ignore_errors=True)
 
     write_archive_record(request.archive_record, record_archive(layer, output, identity.archive_format))
+    write_contents(request.contents, contents)
     note = f", {skipped} source(s) not compiled" if skipped else ""
+    libraries_note = f", {len(dynlibs)} shared librar{'y' if len(dynlibs) == 1 else 'ies'} linked" if dynlibs else ""
     summary = (
         f"built {identity.kind} layer {layer!r} for {identity.platform.name}: {len(request.wheels)} wheel(s),"
-        f" {len(request.app_files)} app file(s){note}"
+        f" {len(request.app_files)} app file(s){libraries_note}{note}"
     )
     return summary + _replaced_note(installed.replaced)
 

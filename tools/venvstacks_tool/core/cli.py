@@ -19,6 +19,7 @@ from venvstacks_tool.core.errors import VenvstacksError
 SUBCOMMANDS: dict[str, str] = {
     "build-layer": "venvstacks_tool.build.layer",
     "check-lock": "venvstacks_tool.lock.lock_command:check_lock_main",
+    "check-layer-stack": "venvstacks_tool.build.stack_checks",
     "deploy": "venvstacks_tool.deploy.deploy",
     "layer-metadata": "venvstacks_tool.build.layer_metadata",
     "lock": "venvstacks_tool.lock.lock_command",

@@ -21,6 +21,12 @@ framework or application layer:
   the same with a generated `sitecustomize.py` holding absolute paths; relative paths keep the
   archive free of any deployment path, and leave `sitecustomize` to the application.
 
+On a Windows layer the module first hands each lower layer's DLL directory that exists (the
+config's `dynlib_dirs`, relative like the rest) to `os.add_dll_directory`, as venvstacks'
+`sitecustomize.py` does, so an extension module finds a DLL a lower layer ships. On Linux and
+macOS that job is the `bin/python` wrapper's, which the build writes (the library search path
+must be set before the interpreter starts); this script leaves it alone.
+
 `python -S` skips all of it (no `site`, no `.pth` files, as Python defines it); `python -I` keeps
 the stack (it drops only the user site and the environment variables).
 
@@ -58,16 +64,27 @@ paths are relative to this file, so the layer works wherever it is deployed.
 
 Only the running layer's copy acts: a lower layer's `{pth}`, processed with its
 site-packages, imports this module again, which is then already imported.
+
+Windows: each lower layer's DLL directory that exists goes to `os.add_dll_directory` first, so
+that the lower layers' `.pth` files and modules find the DLLs those layers ship.
 """
 
 import os as _os
 import site as _site
 
 LOWER_SITE_DIRS = {dirs}
+LOWER_DLL_DIRS = {dll_dirs}
+# The handles `os.add_dll_directory` returns: a DLL directory stays added while its handle is open.
+_DLL_DIRECTORIES = []
 
 
 def _add_lower_site_dirs():
     here = _os.path.dirname(_os.path.abspath(__file__))
+    for relative in LOWER_DLL_DIRS:
+        path = _os.path.normpath(_os.path.join(here, relative))
+        # `os.add_dll_directory` refuses a missing directory: a lower layer without DLLs has none.
+        if _os.path.isdir(path):
+            _DLL_DIRECTORIES.append(_os.add_dll_directory(path))
     for relative in LOWER_SITE_DIRS:
         path = _os.path.normpath(_os.path.join(here, relative))
         # As `site` itself treats a missing directory: nothing to add.
@@ -110,14 +127,24 @@ def is_layered(config: dict[str, Any]) -> bool:
     return posixpath.normpath(python) != posixpath.normpath(base_python)
 
 
-def lower_site_dirs(config: dict[str, Any]) -> list[str]:
-    """Each `pylib_dirs` entry (lower layers' site-packages) relative to the layer's `site_dir`."""
+def lower_site_dirs(config: dict[str, Any], key: str = "pylib_dirs") -> list[str]:
+    """Each `pylib_dirs` entry (lower layers' site-packages), or of another list `key`, relative to `site_dir`."""
     site_dir = posixpath.normpath(config["site_dir"])
     # Both are relative to the layer root: anchor them at a dummy root to relate them.
     return [
         posixpath.relpath(posixpath.normpath(posixpath.join("layer", pylib_dir)), posixpath.join("layer", site_dir))
-        for pylib_dir in config["pylib_dirs"]
+        for pylib_dir in config.get(key, [])
     ]
+
+
+def lower_dll_dirs(config: dict[str, Any]) -> list[str]:
+    """A Windows layer's `dynlib_dirs` relative to `site_dir` (none elsewhere: the wrapper's job there)."""
+    return lower_site_dirs(config, "dynlib_dirs") if str(config.get("python", "")).endswith(".exe") else []
+
+
+def _tuple_text(values: list[str]) -> str:
+    listed = "".join(f"\n    {value!r}," for value in values)
+    return f"({listed}\n)" if values else "()"
 
 
 def stack_pth_text() -> str:
@@ -127,9 +154,11 @@ def stack_pth_text() -> str:
 
 def stack_module_text(config: dict[str, Any]) -> str:
     """The stacking module: the lower layers' site-packages, relative to the module, as site directories."""
-    dirs = lower_site_dirs(config)
-    listed = "".join(f"\n    {path!r}," for path in dirs)
-    return _MODULE_TEMPLATE.format(pth=STACK_PTH_NAME, dirs=f"({listed}\n)" if dirs else "()")
+    return _MODULE_TEMPLATE.format(
+        pth=STACK_PTH_NAME,
+        dirs=_tuple_text(lower_site_dirs(config)),
+        dll_dirs=_tuple_text(lower_dll_dirs(config)),
+    )
 
 
 def pyvenv_cfg_text(layer_dir: str, config: dict[str, Any]) -> str:

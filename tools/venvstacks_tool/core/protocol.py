@@ -39,6 +39,13 @@ STACK_PTH_NAME = postinstall_template.STACK_PTH_NAME
 STACK_MODULE_NAME = postinstall_template.STACK_MODULE_NAME
 # The post-install script's name at the root of a framework or application layer.
 POSTINSTALL_NAME = "postinstall.py"
+# Where a layer exposes its shared libraries to the layers above, relative to its root (venvstacks'
+# places): on Linux and macOS a directory of relative links to the libraries its wheels ship,
+# which the upper layers' `bin/python` wrapper puts on the library search path; on Windows the
+# directory that conda-style wheels fill with DLLs, which the upper layers' stacking module hands
+# to `os.add_dll_directory`.
+POSIX_DYNLIB_DIR = "share/venv/dynlib"
+WINDOWS_DYNLIB_DIR = "Library/bin"
 
 # The layer kinds; the Starlark rules use the same strings (private/build/layer.bzl, keep in sync).
 LAYER_KINDS: tuple[str, ...] = ("framework", "application")
@@ -92,6 +99,7 @@ class VenvLayerLayout:
     site_dir: str  # e.g. "lib/python3.12/site-packages" or "Lib/site-packages"
     runtime_python: str  # the runtime's interpreter below its root, e.g. "bin/python3" or "python.exe"
     runtime_site_dir: str  # the runtime's site-packages below its root
+    dynlib_dir: str  # where each layer exposes its shared libraries: POSIX_DYNLIB_DIR or WINDOWS_DYNLIB_DIR
 
 
 def venv_layer_config(
@@ -110,12 +118,17 @@ def venv_layer_config(
     runtime's) relative to the layer root: the stacking module is made from it. `lower_layers`
     are the frameworks in sys.path order: the C3 linearization the Starlark rules derive
     (private/common/c3.bzl), each framework before the frameworks it sits on.
+
+    `dynlib_dirs` lists each lower framework's shared-library directory, in the same order,
+    whether or not that framework ships a library: the archive action sees no lower layer's
+    output, and the interpreter wrapper and the stacking module skip a directory that does not
+    exist once deployed. The runtime's is not listed: a runtime layer carries no wheels.
     """
     pylib_dirs = [f"../{name}/{layout.site_dir}" for name in lower_layers]
     pylib_dirs.append(f"../{runtime_layer}/{layout.runtime_site_dir}")
     config: dict[str, Any] = {
         "base_python": f"../{runtime_layer}/{layout.runtime_python}",
-        "dynlib_dirs": [],
+        "dynlib_dirs": [f"../{name}/{layout.dynlib_dir}" for name in lower_layers],
         "install_target": layer,
         "kind": kind,
         "layer_name": layer,
