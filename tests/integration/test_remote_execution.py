@@ -6,7 +6,8 @@ PostgreSQL, serving CAS, action cache and execution on 127.0.0.1, and two worker
 (`support/reapi_worker.py`) that stage each action's input root from CAS into a fresh directory
 and run it with only the action's environment in a network namespace of their own. The stack is
 `support.stack_workspace`'s runtime + framework + app, locked against a local index (locking is
-a `bazel run` target and stays local).
+a `bazel run` target and stays local, and says so with the remote execution setting); one test
+builds `examples/stack` itself (numpy from PyPI, its checked-in locks) remotely and locally.
 
 Then build without the bytes (`--remote_download_minimal` / `toplevel`: which layer outputs
 Bazel reads from the service, counted on the wire by the service's metering relay; `bazel run
@@ -23,6 +24,8 @@ service is stopped.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -34,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from venvstacks_testing.bazel_workspace import BAZEL_SH
+from venvstacks_testing.bazel_workspace import BAZEL_SH, CHECKOUT, Workspace
 from venvstacks_testing.reapi_service import ReapiService, reapi_service
 from venvstacks_testing.stack_workspace import (
     APP_MAIN,
@@ -56,7 +59,16 @@ LAYER_ACTION_MNEMONICS = ("VenvstacksRuntimeLayer", "VenvstacksLayer", "Venvstac
 # The local reference: sandboxed, without network.
 LOCAL_FLAGS = ("--spawn_strategy=linux-sandbox", "--sandbox_default_allow_network=false")
 # docs/remote-execution.md's lines besides the executor and instance name.
-DOCUMENTED_REMOTE_FLAGS = ("--remote_timeout=120s",)
+REMOTE_EXECUTION_SETTING = "--@rules_venvstacks//rules_venvstacks/settings:remote_execution"
+DOCUMENTED_REMOTE_FLAGS = ("--remote_timeout=120s", REMOTE_EXECUTION_SETTING)
+# docs/remote-execution.md's line for build without the bytes: the JSON outputs (the layers'
+# archive records and metadata, a few kB each) come to disk, so a local fallback can run a
+# metadata action, which reads the records of the layers below.
+RECORDS_REGEX = "--remote_download_regex=.*\\.json$"
+# The first line of a `.lock` target run with the remote execution setting.
+RUNS_LOCALLY = "{target}: locking runs on this machine, not on the remote executor: pip needs the network"
+# examples/stack's layers, runtime first (each has an archive and a metadata file in bazel-bin/stacks).
+EXAMPLE_LAYERS = ("cpython3_11", "numpy_framework", "app_report", "app_stats")
 LOCAL_RUNNERS = ("linux-sandbox", "processwrapper-sandbox", "local", "worker", "sandboxed")
 
 # Two genrules with one command (different outputs, so different action keys): what an action
@@ -315,6 +327,59 @@ def test_another_output_base_gets_every_layer_from_the_services_action_cache(ctx
     print(f"\nfresh output base, warm service: {again.seconds:.1f}s; {again.processes_line()}")
 
 
+def _example_workspace(ctx: Context, directory: Path) -> Workspace:
+    """A copy of examples/stack on the rules snapshot, with the test stack's host runtime.
+
+    `examples/run_example.py` makes the copy, as the README's run does where GitHub is
+    unreachable: a `runtime_archive` for the host (this machine's CPython, served on 127.0.0.1);
+    the locks are the checked-in ones.
+    """
+    spec = importlib.util.spec_from_file_location("run_example", CHECKOUT / "examples" / "run_example.py")
+    assert spec is not None and spec.loader is not None
+    run_example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_example)
+    runtime = ctx.stack.sources.runtime
+    url = f"{ctx.stack.sources.runtime_url}/{runtime.path.name}"
+    block = (
+        f'venvstacks.runtime_archive(runtime = "cpython3_11", platform = "linux_x86_64", python_version ='
+        f' "{runtime.python_version}", urls = ["{url}"], sha256 = "{runtime.sha256}")'
+    )
+    workspace: Workspace = run_example.copy_example(directory, block)
+    module = workspace.root / "MODULE.bazel"
+    rules = ctx.base / "checkout" / "rules_venvstacks"
+    module.write_text(module.read_text().replace(f'path = "{CHECKOUT}"', f'path = "{rules}"'))
+    return workspace
+
+
+def test_the_example_stack_builds_on_the_service_byte_identical_to_a_local_build(ctx: Context) -> None:
+    """examples/stack itself (a numpy framework and two apps from PyPI wheels, checked-in locks)
+    for the host platform: every layer action (runtime, framework, both apps, their metadata)
+    runs on the service, and every archive and metadata file is the local sandboxed build's.
+    """
+    workspace = _example_workspace(ctx, ctx.base / "example")
+    example = Context(ctx.base, ctx.service, dataclasses.replace(ctx.stack, workspace=workspace))
+    outputs = [f"stacks/{name}.{ext}" for name in EXAMPLE_LAYERS for ext in ("tar.zst", "json")]
+    targets = [f"//stacks:{name}" for name in EXAMPLE_LAYERS]
+    hashes: dict[str, dict[str, str]] = {}
+    builds: dict[str, Build] = {}
+    try:
+        for name, flags in (("example_local", LOCAL_FLAGS), ("example_remote", _remote_flags(ctx.service))):
+            output_base = ctx.base / "output_bases" / name
+            builds[name] = example.build(name, output_base, *flags, targets=targets)
+            hashes[name] = {path: sha256(workspace.output(path)) for path in outputs}
+            example.shutdown(output_base)
+    finally:
+        ctx.output_bases += example.output_bases
+        ctx.timings.update(example.timings)
+    remote = builds["example_remote"]
+    _assert_all_remote(remote, 2 * len(EXAMPLE_LAYERS) - 1)
+    assert hashes["example_remote"] == hashes["example_local"], hashes
+    print(
+        f"\nexamples/stack: local {builds['example_local'].seconds:.1f}s, remote {remote.seconds:.1f}s;"
+        f" {remote.processes_line()}\nremote spawn times {_wall_times(remote)}"
+    )
+
+
 def test_an_action_on_a_worker_sees_only_its_environment_and_no_network(ctx: Context) -> None:
     """A genrule run by a worker sees exactly the variables of its action (plus what bash sets)
     and cannot connect to the wheel index on 127.0.0.1; the same command run locally can, so
@@ -343,10 +408,19 @@ def test_an_action_on_a_worker_sees_only_its_environment_and_no_network(ctx: Con
     assert "remote" in remote.processes_line() and "local" in local.processes_line()
 
 
+def _launcher_lines(stderr: str) -> list[str]:
+    """What a `bazel run` target printed to stderr, after Bazel's own lines."""
+    lines = stderr.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("INFO: Running command line:")]
+    assert starts, stderr[-2000:]
+    return lines[starts[-1] + 1 :]
+
+
 def test_locking_stays_local_with_the_remote_executor_set(ctx: Context) -> None:
     """`bazel run NAME.lock` with the remote execution flags of the `.bazelrc` (which `run`
     inherits from `build`) runs pip on this machine against the index and rewrites the same lock:
-    building a lock target registers no action that runs on the service.
+    building a lock target registers no action that runs on the service. With the documented
+    remote execution setting, the launcher says so in its first line; without it, it does not.
     """
     lock = ctx.stack.root / "pylock.app.toml"
     before = lock.read_bytes()
@@ -356,6 +430,15 @@ def test_locking_stays_local_with_the_remote_executor_set(ctx: Context) -> None:
     assert lock.read_bytes() == before
     assert len(ctx.service.executed_leases()) == leases, ctx.service.executed_leases()
     assert " remote." not in result.stderr and " remote," not in result.stderr, result.stderr[-2000:]
+    printed = _launcher_lines(result.stderr)
+    assert printed[0].startswith(RUNS_LOCALLY.format(target="//:app.lock")), printed[:3]
+    # The stack's `.lock` (all layers in one run) says it too.
+    stack = ctx.bazel(output_base, "run", *_remote_flags(ctx.service), "//:stack.lock")
+    assert _launcher_lines(stack.stderr)[0].startswith(RUNS_LOCALLY.format(target="//:stack.lock"))
+    assert len(ctx.service.executed_leases()) == leases, ctx.service.executed_leases()
+    plain = ctx.bazel(ctx.base / "output_bases" / "lock", "run", "//:app.lock")
+    assert not any("locking runs on this machine" in line for line in _launcher_lines(plain.stderr))
+    assert lock.read_bytes() == before
 
 
 # --- build without the bytes -------------------------------------------------------------------
@@ -592,11 +675,17 @@ def test_the_service_down_fails_naming_the_layer_and_local_fallback_builds_it(ct
     """BuildGrid stopped before the build: in a fresh output base the build fails with Bazel's
     UNAVAILABLE error on a layer action, naming the layer; with `--remote_local_fallback` the same
     build runs every action locally and gives the reference bytes. In an output base that built
-    without the bytes, the fallback cannot help an action whose inputs are only on the service.
-    Once the service is back, a clean rebuild has the reference bytes.
+    without the bytes, with the documented `--remote_download_regex` for the layers' archive
+    records, the fallback rebuilds a changed app locally, metadata included (without it, the
+    metadata action failed: its lower layers' records were only on the service). Once the
+    service is back, a clean rebuild has the reference bytes.
     """
     minimal_base = ctx.base / "output_bases" / "bwtb_minimal_down"
-    ctx.build("bwtb_minimal_down", minimal_base, *_remote_flags(ctx.service), "--remote_download_minimal")
+    minimal = ("--remote_download_minimal", RECORDS_REGEX)
+    ctx.build("bwtb_minimal_down", minimal_base, *_remote_flags(ctx.service), *minimal)
+    on_disk = sorted(p.name for p in ctx.stack.workspace.output("").iterdir() if p.is_file())
+    assert {"_app.archive.json", "_framework.archive.json", "cpython.json"} <= set(on_disk), on_disk
+    assert not [name for name in on_disk if name.endswith(".tar.zst")], on_disk
     ctx.service.stop_server()
     try:
         flags = (*_remote_flags(ctx.service), "--remote_retries=1")
@@ -620,7 +709,7 @@ def test_the_service_down_fails_naming_the_layer_and_local_fallback_builds_it(ct
                     "bwtb_minimal_down_fallback",
                     minimal_base,
                     *flags,
-                    "--remote_download_minimal",
+                    *minimal,
                     "--remote_local_fallback",
                 ),
                 check=False,
@@ -628,10 +717,13 @@ def test_the_service_down_fails_naming_the_layer_and_local_fallback_builds_it(ct
         finally:
             ctx.stack.workspace.write("app/__main__.py", APP_MAIN)
         ctx.shutdown(minimal_base)
-        stranded_errors = _error_lines(stranded.output)
+        assert stranded.returncode == 0, _error_lines(stranded.output)
+        assert sorted(stranded.by_target()) == [("//:app", "VenvstacksLayer"), ("//:app", "VenvstacksLayerMetadata")]
+        assert all(spawn.get("runner") in LOCAL_RUNNERS for spawn in stranded.spawns), describe_spawns(stranded.spawns)
         print(
             f"\nservice down: {named[0]}\nwith --remote_local_fallback: {fallback.processes_line()}"
-            f" in {fallback.seconds:.1f}s\nfallback after a minimal build: rc {stranded.returncode}, {stranded_errors}"
+            f" in {fallback.seconds:.1f}s\nfallback after a minimal build (records downloaded): app rebuilt locally"
+            f" in {stranded.seconds:.1f}s, {stranded.processes_line()}"
         )
     finally:
         ctx.service.start_server()

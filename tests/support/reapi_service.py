@@ -60,6 +60,9 @@ _STOP_TIMEOUT = 20.0
 INSTANCE = "main"
 
 BUILDGRID_VENV = Path(os.environ.get("VENVSTACKS_BUILDGRID_VENV", "/var/cache/rules_venvstacks/buildgrid-venv"))
+# Set to 1 to install the fallback (0.4.4 on this Python) even where a 3.13+ interpreter exists,
+# to test it; use it with VENVSTACKS_BUILDGRID_VENV naming another directory.
+FORCE_OLD_BUILDGRID = os.environ.get("VENVSTACKS_BUILDGRID_FALLBACK") == "1"
 # BuildGrid 0.9 needs Python 3.13+ (and brings psycopg 3); 0.4.4 runs on 3.11 and needs a driver.
 BUILDGRID_NEW = ("buildgrid==0.9.1",)
 BUILDGRID_OLD = ("buildgrid==0.4.4", "psycopg2-binary")
@@ -167,7 +170,7 @@ def ensure_buildgrid(venv: Path = BUILDGRID_VENV) -> Path:
     bgd = venv / "bin" / "bgd"
     if bgd.exists() and (venv / ".complete").exists():
         return bgd
-    python = find_python313()
+    python = None if FORCE_OLD_BUILDGRID else find_python313()
     requirements = BUILDGRID_NEW if python else BUILDGRID_OLD
     python = python or sys.executable
     print(f"reapi_service: installing {' '.join(requirements)} into {venv} with {python}", file=sys.stderr, flush=True)

@@ -331,14 +331,14 @@ def _extract_both_ways(archive: Path, tmp_path: Path, monkeypatch: pytest.Monkey
     fallback.mkdir()
     with monkeypatch.context() as patch:
         patch.setattr(deploy, "_extract_with_tarfile", lambda *_: pytest.fail("lean reader fell back"))
-        assert deploy.extract_layer(archive, tmp_path, lean) == "fw"
+        assert deploy.extract_layer(archive, tmp_path, lean).layer == "fw"
 
     def not_lean(*_: object) -> None:
         raise deploy.NotLean
 
     with monkeypatch.context() as patch:
         patch.setattr(deploy, "_extract_lean", not_lean)
-        assert deploy.extract_layer(archive, tmp_path, fallback) == "fw"
+        assert deploy.extract_layer(archive, tmp_path, fallback).layer == "fw"
     return lean, fallback
 
 
@@ -386,7 +386,7 @@ def test_unhandled_tar_falls_back_to_tarfile_from_scratch(tmp_path: Path) -> Non
     archive = _tar_zst(tmp_path / "fw.tar.zst", members, tarfile.GNU_FORMAT)
     target = tmp_path / "target"
     target.mkdir()
-    assert deploy.extract_layer(archive, tmp_path, target) == "fw"
+    assert deploy.extract_layer(archive, tmp_path, target).layer == "fw"
     assert (target / "lib" / ("g" * 150 + ".txt")).read_bytes() == b"gnu"
     assert (target / "lib/data.txt").read_bytes() == b"new"
 

@@ -148,7 +148,7 @@ def tool_launcher(ctx, runtime, phase, subcommand, arguments, extra_runfiles, pr
     body = "%s\n%s%s \"$@\"\n%s" % (prelude, "" if epilogue else "exec ", command, epilogue)
     return _launcher(ctx, runtime, phase, body, extra_runfiles)
 
-def tool_sequence_launcher(ctx, runtime, phase, invocations, extra_runfiles):
+def tool_sequence_launcher(ctx, runtime, phase, invocations, extra_runfiles, prelude = ""):
     """Like `tool_launcher`, for several runs of the tool one after the other in one script.
 
     The script's own arguments go to every run; the first failure stops it.
@@ -159,12 +159,13 @@ def tool_sequence_launcher(ctx, runtime, phase, invocations, extra_runfiles):
       phase: "lock" or "deploy": which of the tool's packages the target carries.
       invocations: list of (subcommand, arguments), arguments quoted for the shell.
       extra_runfiles: list of File the runs read.
+      prelude: shell lines run before the first run.
 
     Returns:
       DefaultInfo with the script as executable and its runfiles.
     """
     lines = ["%s \"$@\"" % _tool_command(ctx, runtime, subcommand, arguments) for subcommand, arguments in invocations]
-    return _launcher(ctx, runtime, phase, "\n".join(lines) + "\n", extra_runfiles)
+    return _launcher(ctx, runtime, phase, prelude + "\n".join(lines) + "\n", extra_runfiles)
 
 # Characters of a URL scheme (RFC 3986), and those that end an authority in a quoted argument.
 _SCHEME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-."

@@ -6,6 +6,7 @@ The stack's structure is checked there too, so a bad stack fails at analysis bef
 else of the layer is looked at.
 """
 
+load("@bazel_skylib//rules:common_settings.bzl", "BuildSettingInfo")
 load("//rules_venvstacks/private/common:c3.bzl", "c3_conflict_message", "c3_linearize", "duplicates")
 load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_INDEX_URL", "LAYER_KINDS")
 load("//rules_venvstacks/private/common:names.bzl", "check_layer_name")
@@ -138,6 +139,28 @@ def _lock_arguments(info, lowers_from_workspace = False):
         quoted += ["--lower-lock", shell_quote(lower.layer_name + "=") + path]
     return quoted, files
 
+# The `.lock` launchers' first line when the remote execution setting is on (see
+# //rules_venvstacks/settings:remote_execution): locking never runs on a remote worker.
+_RUNS_LOCALLY = "%s: locking runs on this machine, not on the remote executor: pip needs the network to reach the package index, which remote workers do not have; the layers themselves build remotely"
+
+# The attribute of the rules behind `bazel run` lock targets that reads the setting.
+_REMOTE_EXECUTION_ATTR = {
+    "_remote_execution": attr.label(
+        default = Label("//rules_venvstacks/settings:remote_execution"),
+        providers = [BuildSettingInfo],
+        doc = "Whether the build runs with remote execution (the launcher then says locking stays local).",
+    ),
+}
+
+def _runs_locally_prelude(ctx):
+    """Shell lines that print `_RUNS_LOCALLY` to stderr when remote execution is set, else ""."""
+    if not ctx.attr._remote_execution[BuildSettingInfo].value:
+        return ""
+    shown = str(ctx.label)
+    if shown.startswith("@@//"):  # the main repository, as the user types it
+        shown = shown[2:]
+    return "echo %s >&2\n" % shell_quote(_RUNS_LOCALLY % shown)
+
 def _lock_target(info):
     return info.label + ".lock"
 
@@ -172,13 +195,14 @@ def _lock_impl(ctx):
         subcommand = ctx.attr._subcommand,
         arguments = arguments,
         extra_runfiles = files,
+        prelude = _runs_locally_prelude(ctx) if ctx.attr._subcommand == "lock" else "",
     )]
 
 def _lock_attrs(subcommand):
-    return dict(TOOL_ATTRS, **{
+    return dict(TOOL_ATTRS, **dict(_REMOTE_EXECUTION_ATTR, **{
         "inputs": attr.label(mandatory = True, providers = [VenvstacksLockInfo], doc = "The layer's lock inputs."),
         "_subcommand": attr.string(default = subcommand),
-    })
+    }))
 
 venvstacks_lock = rule(
     implementation = _lock_impl,
@@ -217,13 +241,13 @@ def _lock_all_impl(ctx):
         invocations.append(("lock", arguments + _output_arguments(info)))
         files += read
     runtime = ordered[0].runtime_layer.runtime
-    return [tool_sequence_launcher(ctx, runtime, "lock", invocations, files)]
+    return [tool_sequence_launcher(ctx, runtime, "lock", invocations, files, prelude = _runs_locally_prelude(ctx))]
 
 venvstacks_lock_all = rule(
     implementation = _lock_all_impl,
     doc = "`bazel run` target that locks every layer of a stack in one command, lower layers first (`layer_stack`'s `NAME.lock`).",
     executable = True,
-    attrs = dict(TOOL_ATTRS, **{
+    attrs = dict(TOOL_ATTRS, **dict(_REMOTE_EXECUTION_ATTR, **{
         "inputs": attr.label_list(mandatory = True, providers = [VenvstacksLockInfo], doc = "The top layers' lock inputs."),
-    }),
+    })),
 )

@@ -32,6 +32,7 @@ from typing import IO, TYPE_CHECKING, BinaryIO, Literal, cast
 
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import CHUNK_SIZE, atomic_output
+from venvstacks_tool.core.zstd_frames import open_zstd
 
 if TYPE_CHECKING:
     import zipfile
@@ -580,7 +581,19 @@ def read_archive_format(path: Path) -> str | None:
 
 @contextlib.contextmanager
 def _open_tar_stream(path: Path, archive_format: str) -> Iterator[IO[bytes]]:
-    """The decompressed byte stream of the tar archive at `path`."""
+    """The decompressed byte stream of the tar archive at `path`.
+
+    What the reader leaves after the tar's end marker is read when it is done, so that the
+    decompressor checks the end of the file (gzip's CRC, xz's index, a zstd stream cut inside a frame).
+    """
+    with _decompressed(path, archive_format) as stream:
+        yield stream
+        while stream.read(CHUNK_SIZE):
+            pass
+
+
+@contextlib.contextmanager
+def _decompressed(path: Path, archive_format: str) -> Iterator[IO[bytes]]:
     with open(path, "rb") as raw:
         if archive_format == "tar.gz":
             import gzip
@@ -593,10 +606,7 @@ def _open_tar_stream(path: Path, archive_format: str) -> Iterator[IO[bytes]]:
             with lzma.LZMAFile(raw, "rb") as xz_stream:
                 yield xz_stream
         elif archive_format == "tar.zst":
-            import zstandard
-
-            # read_across_frames: some tools write one frame per chunk.
-            with zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=False) as zst_stream:
+            with open_zstd(raw) as zst_stream:
                 yield zst_stream
         else:
             yield raw

@@ -12,10 +12,11 @@ each with the metadata JSON the build wrote for it. In order:
 4. each is unpacked into a fresh `.venvstacks-tmp-*` directory inside DEST, a sibling of the
    deployed layers, so the layer's relative paths to its runtime and lower layers already
    resolve there (`extract_layer`: the lean reader, else tarfile/zipfile, every member checked by
-   `extraction.Extraction`); its `postinstall.py` then runs with the deployed runtime's
-   interpreter; only then does it replace `DEST/<layer>` (`transaction.swap_in`), and its sha256
-   is recorded. On any failure the staging directory is removed and the previous layer is left
-   as it was.
+   `extraction.Extraction`); the symlinks of the other layers in DEST must still resolve inside
+   DEST with its new symlinks (`Extraction.check_deployed_links`); its `postinstall.py` then
+   runs with the deployed runtime's interpreter; only then does it replace `DEST/<layer>`
+   (`transaction.swap_in`), and its sha256 and symlinks are recorded. On any failure the
+   staging directory is removed and the previous layer is left as it was.
 """
 
 from __future__ import annotations
@@ -94,11 +95,12 @@ def extract_layer(
     fileobj: BinaryIO | None = None,
     expected_layer: str = "",
     metadata: str = "",
-) -> str:
+) -> Extraction:
     """Unpack the layer in `archive` into the empty directory `target` (a sibling in `dest`).
 
-    The archive's top-level directory is stripped; its name, the layer name, is returned (it
-    must be `expected_layer` when given; `metadata` names where that came from). The archive is
+    The archive's top-level directory is stripped; its name is the layer name (it must be
+    `expected_layer` when given; `metadata` names where that came from). Returns the finished
+    `Extraction` (its `layer`, its `links`). The archive is
     read from `fileobj` (at its start) when given. Raises VenvstacksError naming the archive:
     for an unsafe member (naming it), and "corrupt or truncated" for damaged data, whichever
     reader saw it. A .tar.zst or .tar.xz is read by the lean reader, and by tarfile only when it
@@ -124,7 +126,8 @@ def extract_layer(
                 _extract_with_tarfile(fileobj, archive_format, extraction)
         else:
             raise VenvstacksError(f"archive {origin!r}: not a .tar.zst, .tar.xz or .zip layer archive")
-        return extraction.finish()
+        extraction.finish()
+        return extraction
     except VenvstacksError:
         raise
     except ExtendedHeaderTooLarge as error:
@@ -176,15 +179,23 @@ def _swap_in(staged: Path, final: Path) -> None:
     transaction.swap_in(staged, final)
 
 
-def _deploy_layer(expected: verify.Expected, fileobj: BinaryIO, dest: Path, state: transaction.DeployState) -> str:
-    """Deploy one checked archive into `dest`; return the layer name."""
+def _deploy_layer(
+    expected: verify.Expected, fileobj: BinaryIO, dest: Path, state: transaction.DeployState, replaced_later: set[str]
+) -> str:
+    """Deploy one checked archive into `dest`; return the layer name.
+
+    `replaced_later` names the layers this deploy replaces after this one: their links on disk
+    are not checked against the new layer (their new archives' links are, when they come).
+    """
     archive = expected.archive
     staged = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=dest))
     try:
         os.chmod(staged, 0o755)  # mkdtemp makes it 0700; it becomes the layer directory
-        layer = extract_layer(
+        extraction = extract_layer(
             archive, dest, staged, fileobj=fileobj, expected_layer=expected.layer, metadata=str(expected.metadata)
         )
+        layer = extraction.layer
+        extraction.check_deployed_links(state.deployed_links({layer, *replaced_later}))
         final = dest / layer
         _run_postinstall(layer, staged, final, archive.name)
         state.forget(layer)
@@ -192,7 +203,7 @@ def _deploy_layer(expected: verify.Expected, fileobj: BinaryIO, dest: Path, stat
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
-    state.record(layer, expected.sha256, archive.name)
+    state.record(layer, expected.sha256, archive.name, extraction.symlinks())
     return layer
 
 
@@ -228,7 +239,8 @@ def deploy(
                         f"layer {item.layer!r} is already deployed (archive sha256 {item.sha256}); skipped", flush=True
                     )
                     continue
-                layer = _deploy_layer(item, fileobj, dest, state)
+                later = {expected[j].layer for j in todo if j > i}
+                layer = _deploy_layer(item, fileobj, dest, state, later)
                 print(f"deployed layer {layer!r} to {dest / layer}", flush=True)
         finally:
             for fileobj in opened:

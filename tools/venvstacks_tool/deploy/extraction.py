@@ -15,9 +15,10 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 
-from venvstacks_tool.core.archive import MAX_SYMLINK_HOPS, follow_symlinks
+from venvstacks_tool.core.archive import MAX_SYMLINK_HOPS, SymlinkResolution, follow_symlinks
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import CHUNK_SIZE
 from venvstacks_tool.core.protocol import is_layer_name
@@ -211,6 +212,49 @@ class Extraction:
         for parts, link_target in self.links.items():
             self._check_symlink(parts, link_target)
         return self.layer
+
+    def check_deployed_links(self, deployed: Mapping[str, Mapping[str, str]]) -> None:
+        """Refuse the layer if it makes a symlink of another deployed layer resolve outside DEST.
+
+        `deployed` gives, for each other layer that stays in DEST, its symlinks (DEST-relative
+        path -> target). Each is resolved as it will be once this layer replaces DEST/<layer>
+        (with this archive's links, as `resolve` does); only a resolution that goes through a
+        link of this archive can have changed, so only such a one is refused, naming that link.
+        """
+        for other in sorted(deployed):
+            for shown, link_target in sorted(deployed[other].items()):
+                parts = tuple(shown.split("/"))
+                if len(parts) < 2 or parts[0] != other:
+                    continue  # not a link of that layer (a hand-edited state file)
+                resolution, ours = self._resolve_noting_ours(parts[:-1], link_target)
+                if resolution == "inside" or not ours:
+                    continue
+                member = "/".join(ours[-1])
+                what = "a symlink loop" if resolution == "loop" else f"point outside {self.dest}"
+                raise VenvstacksError(
+                    f"archive {self.origin!r}: symlink {member!r} -> {self.links[ours[-1]]!r} would make the"
+                    f" deployed symlink {shown!r} -> {link_target!r} of layer {other!r} {what}"
+                )
+
+    def _resolve_noting_ours(
+        self, parent: tuple[str, ...], target: str
+    ) -> tuple[SymlinkResolution, list[tuple[str, ...]]]:
+        """As `resolve`, with the links of this archive the resolution followed, in order."""
+        ours: list[tuple[str, ...]] = []
+
+        def lookup(key: tuple[str, ...]) -> str | None:
+            if key[0] != self.layer:
+                return self._disk_link(key)
+            link = self.links.get(key)
+            if link is not None:
+                ours.append(key)
+            return link
+
+        return follow_symlinks(parent, target, lookup), ours
+
+    def symlinks(self) -> dict[str, str]:
+        """This layer's symlinks, DEST-relative path -> target (kept in the deploy state)."""
+        return {"/".join(parts): target for parts, target in sorted(self.links.items())}
 
     # --- writes -----------------------------------------------------------------------------
 

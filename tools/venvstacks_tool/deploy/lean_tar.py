@@ -17,7 +17,8 @@ Two ways out besides success, kept apart on purpose:
   deploy a partial layer.
 
 After the end marker (two zero blocks) the rest of the stream is read to its end, so the
-decompressor's own checks (xz's index and check, zstd's frame structure) run on the whole file.
+decompressor's own checks (xz's index and check, zstd's frame structure and checksum, and
+`core.zstd_frames`' check that the zstd stream does not end inside a frame) run on the whole file.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ import contextlib
 import os
 import queue
 import threading
-from typing import IO, BinaryIO, cast
+from typing import IO, BinaryIO
 
+from venvstacks_tool.core.zstd_frames import open_zstd
 from venvstacks_tool.deploy.extraction import (
     MAX_EXTENDED_HEADER,
     ArchiveDamage,
@@ -61,11 +63,7 @@ _PAX_IGNORED = {"mtime", "atime", "ctime", "uid", "gid", "uname", "gname", "comm
 def open_decompressed(fileobj: BinaryIO, archive_format: str) -> IO[bytes]:
     """A stream of the decompressed bytes of the .tar.zst or .tar.xz read from `fileobj`."""
     if archive_format == "tar.zst":
-        import zstandard
-
-        # read_across_frames: some tools write one frame per chunk.
-        reader = zstandard.ZstdDecompressor().stream_reader(fileobj, read_across_frames=True, closefd=False)
-        return cast("IO[bytes]", reader)
+        return open_zstd(fileobj)  # checks the stream ends between frames, as xz checks its own end
     if archive_format == "tar.xz":
         import lzma
 

@@ -10,9 +10,11 @@
 * **The swap** (`swap_in`): the old layer is renamed to `.venvstacks-old-X`, the staged one to `X`,
   and the old one removed: a kill at any point leaves the old or the new layer, never none.
 * **The state** (`DEST/.venvstacks-deployed.json`): the archive sha256 of each layer deployed and
-  post-installed, and the DEST it was deployed to (post-install writes absolute paths). The layer's
-  entry is dropped before its swap and written after it, atomically, so it never names a layer
-  directory that holds something else. A layer whose recorded sha256 matches is not unpacked again.
+  post-installed, its symlinks, and the DEST it was deployed to (post-install writes absolute
+  paths). The layer's entry is dropped before its swap and written after it, atomically, so it
+  never names a layer directory that holds something else. A layer whose recorded sha256 matches
+  is not unpacked again; the recorded symlinks let a deploy check, without walking the other
+  layers' trees, that a new layer leaves every deployed link inside DEST (`deployed_links`).
 """
 
 from __future__ import annotations
@@ -139,6 +141,18 @@ def swap_in(staged: Path, final: Path) -> None:
     _remove(os.fspath(old))
 
 
+def _walk_symlinks(dest: Path, layer: str) -> dict[str, str]:
+    """The symlinks below DEST/`layer` (DEST-relative path -> target), not following any."""
+    links: dict[str, str] = {}
+    for root, dirs, files in os.walk(dest / layer):
+        relative = os.path.relpath(root, dest).replace(os.sep, "/")
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            if os.path.islink(path):
+                links[f"{relative}/{name}"] = os.readlink(path)
+    return links
+
+
 class DeployState:
     """The archive sha256 of each layer deployed into DEST (`DEST/.venvstacks-deployed.json`)."""
 
@@ -166,10 +180,32 @@ class DeployState:
         if self.layers.pop(layer, None) is not None:
             self._write()
 
-    def record(self, layer: str, sha256: str, archive: str) -> None:
-        """Record that `layer` is deployed and post-installed from `archive` with `sha256`."""
-        self.layers[layer] = {"archive": archive, "archive_sha256": sha256}
+    def record(self, layer: str, sha256: str, archive: str, symlinks: dict[str, str]) -> None:
+        """Record that `layer` is deployed and post-installed from `archive` with `sha256`.
+
+        `symlinks` are the layer's symlinks (DEST-relative path -> target), as unpacked.
+        """
+        self.layers[layer] = {"archive": archive, "archive_sha256": sha256, "symlinks": symlinks}
         self._write()
+
+    def deployed_links(self, exclude: set[str]) -> dict[str, dict[str, str]]:
+        """The symlinks of each layer directory in DEST not in `exclude` (layer -> path -> target).
+
+        From the state where it records them; a layer it does not (deployed by hand, by an older
+        deploy, or into a DEST since moved) has its tree walked.
+        """
+        with os.scandir(self.dest) as entries:
+            names = sorted(e.name for e in entries if is_layer_name(e.name) and e.is_dir(follow_symlinks=False))
+        found: dict[str, dict[str, str]] = {}
+        for layer in names:
+            if layer in exclude:
+                continue
+            recorded = self.layers.get(layer, {}).get("symlinks")
+            if isinstance(recorded, dict) and all(isinstance(v, str) for v in recorded.values()):
+                found[layer] = recorded
+            else:
+                found[layer] = _walk_symlinks(self.dest, layer)
+        return found
 
     def _write(self) -> None:
         # A fixed temp name in the TMP_PREFIX namespace: the lock makes it ours, and recovery
