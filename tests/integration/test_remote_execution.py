@@ -59,7 +59,7 @@ LAYER_ACTION_MNEMONICS = ("VenvstacksRuntimeLayer", "VenvstacksLayer", "Venvstac
 # The local reference: sandboxed, without network.
 LOCAL_FLAGS = ("--spawn_strategy=linux-sandbox", "--sandbox_default_allow_network=false")
 # docs/remote-execution.md's lines besides the executor and instance name.
-REMOTE_EXECUTION_SETTING = "--@rules_venvstacks//rules_venvstacks/settings:remote_execution"
+REMOTE_EXECUTION_SETTING = "--@rules_venvstacks//settings:remote_execution"
 DOCUMENTED_REMOTE_FLAGS = ("--remote_timeout=120s", REMOTE_EXECUTION_SETTING)
 # docs/remote-execution.md's line for build without the bytes: the JSON outputs (the layers'
 # archive records and metadata, a few kB each) come to disk, so a local fallback can run a

@@ -140,13 +140,13 @@ def _lock_arguments(info, lowers_from_workspace = False):
     return quoted, files
 
 # The `.lock` launchers' first line when the remote execution setting is on (see
-# //rules_venvstacks/settings:remote_execution): locking never runs on a remote worker.
+# //settings:remote_execution): locking never runs on a remote worker.
 _RUNS_LOCALLY = "%s: locking runs on this machine, not on the remote executor: pip needs the network to reach the package index, which remote workers do not have; the layers themselves build remotely"
 
 # The attribute of the rules behind `bazel run` lock targets that reads the setting.
 _REMOTE_EXECUTION_ATTR = {
     "_remote_execution": attr.label(
-        default = Label("//rules_venvstacks/settings:remote_execution"),
+        default = Label("//settings:remote_execution"),
         providers = [BuildSettingInfo],
         doc = "Whether the build runs with remote execution (the launcher then says locking stays local).",
     ),
