@@ -85,6 +85,9 @@ def test_the_stack_locks_every_layer_in_one_command(stack: Stack) -> None:
     written = stack.workspace.bazel("run", "//:stack.lock")
     order = [line.split("'")[1] for line in written.stdout.splitlines() if line.startswith("venvstacks: locked layer")]
     assert order[0] == "framework" and sorted(order) == ["app", "framework", "hello"], written.stdout
+    # Both applications read only the framework's lock: one wave, locked at the same time.
+    script = stack.workspace.output("stack.lock.sh").read_text()
+    assert script.count("pids+=($!)") == 2 and script.count("pids=()") == 1, script
     for path, text in saved.items():
         assert path.read_text() == text, f"{path.name}: the same inputs resolve to the same lock"
 

@@ -148,23 +148,40 @@ def tool_launcher(ctx, runtime, phase, subcommand, arguments, extra_runfiles, pr
     body = "%s\n%s%s \"$@\"\n%s" % (prelude, "" if epilogue else "exec ", command, epilogue)
     return _launcher(ctx, runtime, phase, body, extra_runfiles)
 
-def tool_sequence_launcher(ctx, runtime, phase, invocations, extra_runfiles, prelude = ""):
-    """Like `tool_launcher`, for several runs of the tool one after the other in one script.
+# At most this many runs of one wave of `tool_sequence_launcher` at once: each lock run starts a
+# pip child per target platform, so a wave of 20 applications must not start 100 of them.
+_MAX_CONCURRENT_RUNS = 4
 
-    The script's own arguments go to every run; the first failure stops it.
+def tool_sequence_launcher(ctx, runtime, phase, waves, extra_runfiles, prelude = ""):
+    """Like `tool_launcher`, for several runs of the tool in one script: waves one after the other.
+
+    The runs of a wave start together (at most `_MAX_CONCURRENT_RUNS` at once) and the script waits
+    for all of them; a failed run fails the script once its wave is over, before the next wave.
+    The script's own arguments go to every run. Portable to bash 3.2 (macOS): no `wait -n`.
 
     Args:
       ctx: the rule context (with TOOL_ATTRS).
       runtime: VenvstacksRuntimeInfo whose interpreter runs the tool.
       phase: "lock" or "deploy": which of the tool's packages the target carries.
-      invocations: list of (subcommand, arguments), arguments quoted for the shell.
+      waves: list of lists of (subcommand, arguments), arguments quoted for the shell.
       extra_runfiles: list of File the runs read.
       prelude: shell lines run before the first run.
 
     Returns:
       DefaultInfo with the script as executable and its runfiles.
     """
-    lines = ["%s \"$@\"" % _tool_command(ctx, runtime, subcommand, arguments) for subcommand, arguments in invocations]
+    lines = []
+    for wave in waves:
+        commands = ["%s \"$@\"" % _tool_command(ctx, runtime, subcommand, arguments) for subcommand, arguments in wave]
+        if len(commands) == 1:
+            lines.append(commands[0])
+            continue
+        lines.append("failed=0")
+        for start in range(0, len(commands), _MAX_CONCURRENT_RUNS):
+            lines.append("pids=()")
+            lines += ["%s &\npids+=($!)" % command for command in commands[start:start + _MAX_CONCURRENT_RUNS]]
+            lines.append('for pid in "${pids[@]}"; do wait "$pid" || failed=1; done')
+        lines.append("if ((failed)); then exit 1; fi")
     return _launcher(ctx, runtime, phase, prelude + "\n".join(lines) + "\n", extra_runfiles)
 
 # Characters of a URL scheme (RFC 3986), and those that end an authority in a quoted argument.

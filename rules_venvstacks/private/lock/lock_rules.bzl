@@ -235,17 +235,25 @@ def _lock_all_impl(ctx):
             if layer.label not in seen:
                 seen[layer.label] = True
                 ordered.append(layer)
-    invocations, files = [], []
+
+    # A layer's wave is one more than the highest wave of the frameworks it sits on: the layers of
+    # one wave read only locks of earlier waves, so they are locked at the same time (every
+    # application on one framework, for one).
+    waves, wave_of, files = [], {}, []
     for info in ordered:
+        wave = 1 + max([wave_of[lower.label] for lower in info.lower] + [-1])
+        wave_of[info.label] = wave
+        if wave == len(waves):
+            waves.append([])
         arguments, read = _lock_arguments(info, lowers_from_workspace = True)
-        invocations.append(("lock", arguments + _output_arguments(info)))
+        waves[wave].append(("lock", arguments + _output_arguments(info)))
         files += read
     runtime = ordered[0].runtime_layer.runtime
-    return [tool_sequence_launcher(ctx, runtime, "lock", invocations, files, prelude = _runs_locally_prelude(ctx))]
+    return [tool_sequence_launcher(ctx, runtime, "lock", waves, files, prelude = _runs_locally_prelude(ctx))]
 
 venvstacks_lock_all = rule(
     implementation = _lock_all_impl,
-    doc = "`bazel run` target that locks every layer of a stack in one command, lower layers first (`layer_stack`'s `NAME.lock`).",
+    doc = "`bazel run` target that locks every layer of a stack in one command, lower layers first, the layers that read the same lower locks at the same time (`layer_stack`'s `NAME.lock`).",
     executable = True,
     attrs = dict(TOOL_ATTRS, **dict(_REMOTE_EXECUTION_ATTR, **{
         "inputs": attr.label_list(mandatory = True, providers = [VenvstacksLockInfo], doc = "The top layers' lock inputs."),
