@@ -5,7 +5,9 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -22,6 +24,23 @@ def accepts(port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def spawn_logged(command: Sequence[str | Path], log_path: Path, **popen_options: Any) -> subprocess.Popen[bytes]:
+    """Start a server `command` in its own session, stdin closed, stdout and stderr appended to `log_path`.
+
+    `popen_options` go to `subprocess.Popen` (cwd, user, group...). The log file is the child's
+    alone once it has started: this process closes its copy.
+    """
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            **popen_options,
+        )
 
 
 def wait_until_ready(

@@ -53,7 +53,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from venvstacks_testing.ports import accepts, free_port, wait_until_ready
+from venvstacks_testing.ports import accepts, free_port, spawn_logged, wait_until_ready
 
 _START_TIMEOUT = 60.0
 _STOP_TIMEOUT = 20.0
@@ -266,26 +266,19 @@ class Postgres:
         )
         if init.returncode != 0:
             raise ReapiServiceError(f"initdb failed:\n{init.stdout[-2000:]}{init.stderr[-2000:]}")
-        log = open(self.directory / "postgres.log", "ab")  # noqa: SIM115 - handed to the child
-        try:
-            self.process = subprocess.Popen(
-                [
-                    bindir / "postgres",
-                    *("-D", str(data), "-k", str(self.directory), "-h", "127.0.0.1", "-p", str(self.port)),
-                    *("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"),
-                    *("-c", "max_connections=200"),
-                ],
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-                cwd=self.directory,
-                stdin=subprocess.DEVNULL,
-                user=uid,
-                group=gid,
-                extra_groups=groups,
-            )
-        finally:
-            log.close()
+        self.process = spawn_logged(
+            [
+                bindir / "postgres",
+                *("-D", str(data), "-k", str(self.directory), "-h", "127.0.0.1", "-p", str(self.port)),
+                *("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"),
+                *("-c", "max_connections=200"),
+            ],
+            self.directory / "postgres.log",
+            cwd=self.directory,
+            user=uid,
+            group=gid,
+            extra_groups=groups,
+        )
 
         def accepting() -> bool:
             command = [bindir / "pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self.port), "-U", "bgd"]
@@ -549,18 +542,7 @@ class ReapiService:
         self.worker_processes[index] = self._spawn_worker(index)
 
     def _spawn(self, command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
-        log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
-        try:
-            return subprocess.Popen(
-                command,
-                cwd=self.directory,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
+        return spawn_logged(command, log_path, cwd=self.directory)
 
     def _stop_workers(self) -> None:
         processes, self.worker_processes = self.worker_processes, []

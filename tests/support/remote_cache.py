@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from venvstacks_testing.ports import accepts, free_port, wait_until_ready
+from venvstacks_testing.ports import accepts, free_port, spawn_logged, wait_until_ready
 
 _START_TIMEOUT = 15.0
 _STOP_TIMEOUT = 15.0
@@ -138,17 +138,7 @@ class RemoteCache:
         )
         if check.returncode != 0:
             raise RemoteCacheError(f"nginx rejected {self.config}:\n{check.stderr}")
-        log = open(self.state / "stderr.log", "ab")  # noqa: SIM115 - handed to the child
-        try:
-            self._process = subprocess.Popen(
-                [self.nginx, *files, "-g", "daemon off;"],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
+        self._process = spawn_logged([self.nginx, *files, "-g", "daemon off;"], self.state / "stderr.log")
 
         def timed_out() -> RemoteCacheError:
             self.stop()
