@@ -451,8 +451,8 @@ def platforms_module_text(rules: Path, archives: Sequence[RuntimeArchive]) -> st
     return stack_module(rules, "".join(tags))
 
 
-def build_text(app_report_requirements: Sequence[str]) -> str:
-    return f"""\
+# The start of both stacks' stacks/BUILD.bazel: the rules and the runtime layer.
+STACK_BUILD_HEADER = f"""\
 load(
     "@rules_venvstacks//rules_venvstacks:defs.bzl",
     "application_layer",
@@ -462,6 +462,13 @@ load(
 )
 
 runtime_layer(name = "{RUNTIME}", runtime = "@{RUNTIME}")
+"""
+
+
+def build_text(app_report_requirements: Sequence[str]) -> str:
+    return (
+        STACK_BUILD_HEADER
+        + f"""\
 
 framework_layer(
     name = "{FRAMEWORK}",
@@ -488,6 +495,7 @@ application_layer(
 
 layer_stack(name = "stack", layers = [":app_report", ":app_stats"])
 """
+    )
 
 
 def write_workspace_files(root: Path, rules: Path, module: str) -> None:
@@ -568,16 +576,9 @@ venvstacks.runtime(
 
 def torch_build_text() -> str:
     """A framework with PyTorch (its wheel from `wheels/`, the rest from PyPI) and an application on it."""
-    return f"""\
-load(
-    "@rules_venvstacks//rules_venvstacks:defs.bzl",
-    "application_layer",
-    "framework_layer",
-    "layer_stack",
-    "runtime_layer",
-)
-
-runtime_layer(name = "{RUNTIME}", runtime = "@{RUNTIME}")
+    return (
+        STACK_BUILD_HEADER
+        + f"""\
 
 framework_layer(
     name = "{TORCH_FRAMEWORK}",
@@ -596,6 +597,7 @@ application_layer(
 
 layer_stack(name = "stack", layers = [":{TORCH_APP}"])
 """
+    )
 
 
 def link_tree(source: Path, destination: Path) -> None:
