@@ -592,24 +592,29 @@ def _open_tar_stream(path: Path, archive_format: str) -> Iterator[IO[bytes]]:
             pass
 
 
+def decompressing_stream(fileobj: BinaryIO, archive_format: str | None) -> IO[bytes]:
+    """The decompressed bytes of the tar read from `fileobj`, as `detect_archive_format` names its format.
+
+    "tar.gz", "tar.xz" and "tar.zst" are decompressed (a zstd stream cut inside a frame is an
+    error, as a gzip or xz stream that ends early is); anything else is read as it is.
+    """
+    if archive_format == "tar.gz":
+        import gzip
+
+        return cast("IO[bytes]", gzip.GzipFile(fileobj=fileobj, mode="rb"))
+    if archive_format == "tar.xz":
+        import lzma
+
+        return lzma.LZMAFile(fileobj, "rb")
+    if archive_format == "tar.zst":
+        return open_zstd(fileobj)
+    return fileobj
+
+
 @contextlib.contextmanager
 def _decompressed(path: Path, archive_format: str) -> Iterator[IO[bytes]]:
-    with open(path, "rb") as raw:
-        if archive_format == "tar.gz":
-            import gzip
-
-            with gzip.GzipFile(fileobj=raw, mode="rb") as gz_stream:
-                yield cast("IO[bytes]", gz_stream)
-        elif archive_format == "tar.xz":
-            import lzma
-
-            with lzma.LZMAFile(raw, "rb") as xz_stream:
-                yield xz_stream
-        elif archive_format == "tar.zst":
-            with open_zstd(raw) as zst_stream:
-                yield zst_stream
-        else:
-            yield raw
+    with open(path, "rb") as raw, decompressing_stream(raw, archive_format) as stream:
+        yield stream
 
 
 def _tar_content_opener(tf: tarfile.TarFile, info: tarfile.TarInfo) -> Callable[[], IO[bytes]]:

@@ -29,7 +29,7 @@ import queue
 import threading
 from typing import IO, BinaryIO
 
-from venvstacks_tool.core.zstd_frames import open_zstd
+from venvstacks_tool.core.archive import decompressing_stream
 from venvstacks_tool.deploy.extraction import (
     MAX_EXTENDED_HEADER,
     ArchiveDamage,
@@ -61,14 +61,14 @@ _PAX_IGNORED = {"mtime", "atime", "ctime", "uid", "gid", "uname", "gname", "comm
 
 
 def open_decompressed(fileobj: BinaryIO, archive_format: str) -> IO[bytes]:
-    """A stream of the decompressed bytes of the .tar.zst or .tar.xz read from `fileobj`."""
-    if archive_format == "tar.zst":
-        return open_zstd(fileobj)  # checks the stream ends between frames, as xz checks its own end
-    if archive_format == "tar.xz":
-        import lzma
+    """A stream of the decompressed bytes of the .tar.zst or .tar.xz read from `fileobj`.
 
-        return lzma.LZMAFile(fileobj, "rb")
-    raise NotLean
+    A zstd stream cut inside a frame is an error, as an xz stream that ends early is. NotLean for
+    any other format (a zip).
+    """
+    if archive_format not in ("tar.zst", "tar.xz"):
+        raise NotLean
+    return decompressing_stream(fileobj, archive_format)
 
 
 class _Blocks:
