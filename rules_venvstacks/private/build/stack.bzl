@@ -1,32 +1,26 @@
 """The `venvstacks_stack` rule behind `layer_stack`: one combined metadata file for a set of layers."""
 
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo")
+load("//rules_venvstacks/private/common:stack_layers.bzl", "stack_layers")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool")
 
 def _venvstacks_stack_impl(ctx):
-    layers = {}
-    for target in ctx.attr.layers:
-        top = target[VenvstacksLayerInfo]
-        for layer in top.lower_layers + [top]:
-            other = layers.get(layer.layer_name)
-            if other != None and other.label != layer.label:
-                fail("%s: two layers are named '%s': %s and %s" % (ctx.label, layer.layer_name, other.label, layer.label))
-            layers[layer.layer_name] = layer
+    layers = stack_layers(ctx.label, [target[VenvstacksLayerInfo] for target in ctx.attr.layers])
     output = ctx.actions.declare_file(ctx.label.name + ".json")
     args = ctx.actions.args()
     args.add("--output", output)
-    args.add_all([layers[name].metadata for name in sorted(layers)], before_each = "--layer-metadata")
+    args.add_all([layer.metadata for layer in sorted(layers, key = lambda layer: layer.layer_name)], before_each = "--layer-metadata")
     run_tool(
         ctx,
         runtime = ctx.attr.layers[0][VenvstacksLayerInfo].runtime,
         subcommand = "stack-metadata",
         arguments = args,
-        inputs = [layer.metadata for layer in layers.values()],
+        inputs = [layer.metadata for layer in layers],
         outputs = [output],
         mnemonic = "VenvstacksStackMetadata",
         progress_message = "Writing stack metadata %{label}",
     )
-    archives = [layer.archive for layer in layers.values()]
+    archives = [layer.archive for layer in layers]
     return [DefaultInfo(files = depset([output] + archives))]
 
 venvstacks_stack = rule(

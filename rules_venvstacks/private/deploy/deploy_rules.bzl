@@ -1,26 +1,12 @@
 """Rules behind `<layer>.deploy` (bazel run: unpack a stack into a directory) and `<layer>.test`."""
 
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo")
+load("//rules_venvstacks/private/common:stack_layers.bzl", "stack_archives")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "shell_quote", "tool_launcher")
-
-def _stack_archives(layer):
-    """The archives of a layer's stack in deployment order, each with its metadata JSON.
-
-    Returns the tool's arguments (runfiles paths) and the files for the runfiles. Deploy checks
-    each archive's size and sha256 against its metadata before unpacking it (the runtime
-    layer's metadata is its archive record), and refuses an archive without one.
-    """
-    layers = layer.lower_layers + [layer]
-    files = []
-    arguments = []
-    for lower in layers:
-        files += [lower.archive, lower.metadata]
-        arguments += ["--archive", shell_quote(lower.archive.short_path), "--metadata", shell_quote(lower.metadata.short_path)]
-    return arguments, files
 
 def _deploy_impl(ctx):
     layer = ctx.attr.layer[VenvstacksLayerInfo]
-    arguments, files = _stack_archives(layer)
+    arguments, files = stack_archives(ctx.label, [layer])
     prelude = """\
 if [[ $# -lt 1 ]]; then
   echo "usage: bazel run {label} -- DIR [--force]   (unpacks the stack of '{name}' into DIR and post-installs it;" >&2
@@ -51,7 +37,7 @@ from the same archive is skipped (`-- DIR --force` unpacks it again).
 
 def _test_impl(ctx):
     layer = ctx.attr.layer[VenvstacksLayerInfo]
-    arguments, files = _stack_archives(layer)
+    arguments, files = stack_archives(ctx.label, [layer])
     python = "\"$dest\"/%s/bin/python" % layer.layer_name
     if ctx.file.script:
         files.append(ctx.file.script)
