@@ -66,7 +66,8 @@ PY_LIBRARY = (
 )
 FAKE_SHARED = "# the hub's copy: never copied into a layer\n"
 HUB_FILES = {
-    "MODULE.bazel": 'module(name = "fakehub")\n\nbazel_dep(name = "rules_python", version = "0.22.1")\n',
+    "MODULE.bazel": 'module(name = "fakehub")\n\nbazel_dep(name = "rules_python", version = "0.22.1")\n'
+    + 'bazel_dep(name = "fakehub_dep")\n',
     "BUILD.bazel": PY_LIBRARY
     + textwrap.dedent("""
         # What rules_python's whl_library makes of a wheel: its files below site-packages/.
@@ -84,7 +85,7 @@ HUB_FILES = {
             name = "apppkg",
             srcs = ["site-packages/apppkg/__init__.py"],
             imports = ["site-packages"],
-            deps = [":shared_pkg"],
+            deps = [":shared_pkg", "@fakehub_dep//:hubdep"],
         )
 
         py_library(name = "missingpkg", srcs = ["site-packages/missingpkg/__init__.py"], imports = ["site-packages"])
@@ -93,6 +94,14 @@ HUB_FILES = {
     "site-packages/shared-1.0.dist-info/METADATA": "Name: shared\n",
     "site-packages/apppkg/__init__.py": FAKE_SHARED,
     "site-packages/missingpkg/__init__.py": FAKE_SHARED,
+}
+# A wheel another wheel depends on, in a repository of its own as in a real hub: neither
+# copied nor required (what a locked package needs, its lock brings).
+HUB_DEP_FILES = {
+    "MODULE.bazel": 'module(name = "fakehub_dep")\n\nbazel_dep(name = "rules_python", version = "0.22.1")\n',
+    "BUILD.bazel": PY_LIBRARY
+    + 'py_library(name = "hubdep", srcs = ["site-packages/hubdep/__init__.py"], imports = ["site-packages"])\n',
+    "site-packages/hubdep/__init__.py": FAKE_SHARED,
 }
 
 APP_LIBRARY = """
@@ -173,9 +182,11 @@ py_library(
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The locked stack workspace with the fake hub beside it and the two layers' libraries."""
-    hub = Workspace(tmp_path_factory.mktemp("fakehub"))
-    for name, text in HUB_FILES.items():
-        hub.write(name, text)
+    hubs = {}
+    for module, files in (("fakehub", HUB_FILES), ("fakehub_dep", HUB_DEP_FILES)):
+        hubs[module] = Workspace(tmp_path_factory.mktemp(module))
+        for name, text in files.items():
+            hubs[module].write(name, text)
     with serve_stack_sources(tmp_path_factory.mktemp("sources")) as sources:
         result = make_stack(tmp_path_factory.mktemp("fp_ws"), sources, extra=LAYERS)
         workspace = result.workspace
@@ -184,8 +195,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         module = workspace.root / "MODULE.bazel"
         module.write_text(
             module.read_text()
-            + 'bazel_dep(name = "rules_python", version = "0.22.1")\nbazel_dep(name = "fakehub")\n'
-            + f'local_path_override(module_name = "fakehub", path = "{hub.root}")\n'
+            + 'bazel_dep(name = "rules_python", version = "0.22.1")\n'
+            + "".join(
+                f'bazel_dep(name = "{name}")\nlocal_path_override(module_name = "{name}", path = "{hub.root}")\n'
+                for name, hub in hubs.items()
+            )
         )
         result.lock("fpfw", "fpapp")
         try:
@@ -225,7 +239,8 @@ def test_archives_hold_first_party_code_at_its_import_roots(stack: Stack) -> Non
     app = _site_files(stack.workspace.output("fpapp.tar.zst"), "fpapp")
     assert "fpapp/__main__.py" in app and f"fpapp/__pycache__/__main__.{PYC_TAG}.pyc" in app
     # mylib is the framework's: the application's library depends on it, and finds it there.
-    assert not [name for name in app if name.split("/")[0] in ("mylib", "mycore", "mybase", "shared")], sorted(app)
+    copied = ("mylib", "mycore", "mybase", "shared", "hubdep")
+    assert not [name for name in app if name.split("/")[0] in copied], sorted(app)
     assert app["apppkg/__init__.py"] == b'__version__ = "1.0"\n'
 
 
@@ -255,7 +270,7 @@ def test_a_hub_wheel_no_locked_package_provides_fails_naming_the_path_and_the_fi
     assert "//apps/fpapp:fpapp -> @@fakehub~//:missingpkg needs the import name 'missingpkg'" in output, output[-3000:]
     assert "add the requirement to //:fpapp's requirements and run `bazel run //:fpapp.lock`" in output
     # The wheels a lock provides were mapped: only the missing one is named.
-    assert "'shared'" not in output and "'apppkg'" not in output
+    assert "'shared'" not in output and "'apppkg'" not in output and "'hubdep'" not in output
 
 
 def test_first_party_clashes_and_bad_deps_fail_naming_both_sides(stack: Stack) -> None:

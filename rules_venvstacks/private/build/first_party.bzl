@@ -33,7 +33,8 @@ FirstPartyInfo = provider(
     fields = {
         "owners": "depset of struct(file = File, label = string): each first-party source and data file with the library that lists it.",
         "data": "depset of File: the `data` files of the first-party libraries (hub wheels' left out).",
-        "hubs": "list of struct(label, root, names, path): each pip-hub wheel reached, once: its label, its site-packages directory (runfiles path), the top-level import names it installs, and the labels from the dependency to it.",
+        "hubs": "list of struct(label, root, names, path): each pip-hub wheel reached through first-party libraries, once: its label, its site-packages directory (runfiles path), the top-level import names it installs, and the labels from the dependency to it.",
+        "hub_roots": "depset of the site-packages directories (runfiles paths) of every hub wheel below, those a hub wheel depends on included: their files are never copied.",
     },
 )
 
@@ -119,19 +120,28 @@ def _label_text(label):
 def _first_party_aspect_impl(target, ctx):
     label = _label_text(target.label)
     hub = _hub_wheel(target, ctx.rule)
+    below = [dep[FirstPartyInfo] for dep in getattr(ctx.rule.attr, "deps", []) if FirstPartyInfo in dep]
+    hub_roots = depset([hub.root] if hub != None else [], transitive = [info.hub_roots for info in below])
     if hub != None:
+        # The wheels a hub wheel needs are its lock's business: their files come along in its
+        # PyInfo, so their roots are excluded, but their names are not required here.
         return [FirstPartyInfo(
             owners = depset(),
             data = depset(),
             hubs = [struct(label = label, root = hub.root, names = hub.names, path = [label])],
+            hub_roots = hub_roots,
         )]
-    below = [dep[FirstPartyInfo] for dep in getattr(ctx.rule.attr, "deps", []) if FirstPartyInfo in dep]
     own_files = getattr(ctx.rule.files, "srcs", []) + getattr(ctx.rule.files, "data", [])
     hubs = {}
     for info in below:
-        for hub in info.hubs:
-            if hub.label not in hubs:
-                hubs[hub.label] = struct(label = hub.label, root = hub.root, names = hub.names, path = [label] + hub.path)
+        for reached in info.hubs:
+            if reached.label not in hubs:
+                hubs[reached.label] = struct(
+                    label = reached.label,
+                    root = reached.root,
+                    names = reached.names,
+                    path = [label] + reached.path,
+                )
     return [FirstPartyInfo(
         owners = depset(
             [struct(file = file, label = label) for file in own_files],
@@ -139,6 +149,7 @@ def _first_party_aspect_impl(target, ctx):
         ),
         data = depset(getattr(ctx.rule.files, "data", []), transitive = [info.data for info in below]),
         hubs = [hubs[key] for key in sorted(hubs)],
+        hub_roots = hub_roots,
     )]
 
 first_party_aspect = aspect(
@@ -209,7 +220,7 @@ def first_party_files(ctx, deps, lower_files, srcs_files):
     for info in infos:
         for hub in info.hubs:
             hubs.setdefault(hub.label, hub)
-    hub_roots = [hub.root for hub in hubs.values()]
+    hub_roots = depset(transitive = [info.hub_roots for info in infos]).to_list()
     roots = [_normalize_import(entry) for dep in deps for entry in dep[PyInfo].imports.to_list()]
     owners = {file: "the srcs of %s" % _label_text(ctx.label) for file in srcs_files.values()}
     for info in infos:
@@ -254,3 +265,12 @@ def first_party_owners(first_party):
         if entry not in owners or dest in (entry, entry + "/__init__.py"):
             owners[entry] = owner
     return sorted(owners.items())
+
+# The pure helpers, for tests/starlark/first_party_test.bzl.
+first_party_testlib = struct(
+    destination = _destination,
+    normalize_import = _normalize_import,
+    top_level_name = _top_level_name,
+    inside_package = _inside_package,
+    package_dirs = _package_dirs,
+)

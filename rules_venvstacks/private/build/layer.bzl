@@ -11,11 +11,13 @@ actions, not after them.
 
 The archive action also writes the layer's contents (`_NAME.contents.json`: its top-level import
 names and the shared libraries it links for the layers above, a few kilobytes). On a layer with
-frameworks below it, a validation action (`VenvstacksLayerChecks`, in the `_validation` output
-group, so `bazel build` runs it and fails with it) reads the contents of the layer and of those
-frameworks, and reports what shadows what across the stack: warnings, and an error for an
-application's launch module that a lower layer also provides. It reads no archive either, and
-runs beside the other actions.
+frameworks below it (or whose `deps` need pip-hub wheels: first_party.bzl), a validation action
+(`VenvstacksLayerChecks`, in the `_validation` output group, so `bazel build` runs it and fails
+with it) reads the contents of the layer and of those frameworks, and reports what shadows what
+across the stack: warnings, and errors for an application's launch module that a lower layer
+also provides, for first-party code sharing a name with another layer, and for a hub wheel's
+import name that no lock of the stack provides. It reads no archive either, and runs beside the
+other actions.
 """
 
 load("@rules_python//python:defs.bzl", "PyInfo")
