@@ -177,7 +177,7 @@ def _inside_package(dest, packages):
     return False
 
 def _describe(file, owners):
-    return "%s (from %s)" % (file.short_path, owners.get(file, str(file.owner)))
+    return "%s (from %s)" % (file.short_path, owners.get(file, _label_text(file.owner)))
 
 def _place(label, placement, files, packages = None):
     """Adds `files` to `placement.chosen` at their destinations; fails on two files at one.
@@ -242,7 +242,7 @@ def first_party_files(ctx, deps, lower_files, srcs_files):
     files = {dest: file for dest, file in placement.chosen.items() if srcs_files.get(dest) != file}
     return struct(
         files = files,
-        owners = {file: owners[file] for file in files.values() if file in owners},
+        owners = {file: owners.get(file, _label_text(file.owner)) for file in files.values()},
         hubs = [hubs[key] for key in sorted(hubs)],
         held = depset(files.values(), transitive = lower_files),
     )
