@@ -40,6 +40,7 @@ def _layer(
         archive_format = "tar.zst",
         bytecode = "compiled",
         srcs = [],
+        deps = [],
         launch_module = "",
         test_script = None,
         **kwargs):
@@ -75,6 +76,7 @@ def _layer(
         wheels = wheels or "@venvstacks_wheels//:" + name,
         lock_inputs = ":%s.lock_inputs" % name,
         srcs = srcs,
+        deps = deps,
         launch_module = launch_module,
         archive_format = archive_format,
         bytecode = bytecode,
@@ -117,6 +119,7 @@ def framework_layer(
         archive_format = "tar.zst",
         bytecode = "compiled",
         test_script = None,
+        deps = [],
         **kwargs):
     """A framework layer: a virtual environment of shared packages on one runtime.
 
@@ -147,6 +150,16 @@ def framework_layer(
       bytecode: `compiled` (deterministic .pyc files) or `none` (-> NAME).
       test_script: a Python script that NAME.test runs with the layer's interpreter after
         deploying the stack into a temporary directory.
+      deps: first-party Python libraries (`py_library` of rules_python or rules_py, anything
+        that provides `PyInfo`): their transitive sources land in site-packages at their import
+        roots, as `py_binary` sees them (a library with `imports = ["src"]` under
+        `libs/mylib/src/mylib/` gives `mylib/`; a source under no root lands at its path in its
+        repository), compiled like the rest, with the package data among their `data`. Files a
+        framework below already holds are not copied again. A pip-hub wheel among them
+        (`@pypi//numpy`) is not copied: the lock owns third-party packages, and the build fails
+        unless this layer's lock or a layer below provides its import names. A first-party
+        module that a locked package or a lower layer's module also provides fails the build,
+        naming both (-> NAME).
       **kwargs: common attributes (visibility, tags) for the generated targets.
     """
     _layer(
@@ -165,10 +178,11 @@ def framework_layer(
         archive_format = archive_format,
         bytecode = bytecode,
         test_script = test_script,
+        deps = deps,
         **kwargs
     )
 
-def application_layer(name, runtime, frameworks, launch_module, srcs = [], **kwargs):
+def application_layer(name, runtime, frameworks, launch_module, srcs = [], deps = [], **kwargs):
     """An application layer: the application's code and its own packages, on frameworks.
 
     Creates the same targets as `framework_layer`, and always NAME.test: it deploys the stack
@@ -183,9 +197,13 @@ def application_layer(name, runtime, frameworks, launch_module, srcs = [], **kwa
       launch_module: the module `python -m` runs (-> NAME, NAME.test); or a `.py` file of this
         package, which is added to `srcs` and becomes that module (`main.py` -> `main`,
         `cli/run.py` -> `cli.run`).
-      srcs: application code (files or targets, e.g. a py_library's sources); each file lands
-        in site-packages at its path below this package; a `.whl` file (a wheel built by another
-        rule) is installed like the locked wheels, its dependencies coming from the lock (-> NAME).
+      srcs: application code (files or targets); each file lands in site-packages at its path
+        below this package (a `py_library`'s `imports` are not read here: use `deps`); a `.whl`
+        file (a wheel built by another rule) is installed like the locked wheels, its
+        dependencies coming from the lock (-> NAME).
+      deps: first-party Python libraries (anything that provides `PyInfo`), placed at their
+        import roots as for `framework_layer`; the launch module may be one of their modules
+        (-> NAME).
       **kwargs: any optional argument of `framework_layer` (requirements, requirements_in,
         lock, wheels, index_url, extra_index_urls, find_links, layer_name, archive_format,
         bytecode, test_script), and common attributes (visibility, tags).
@@ -193,7 +211,7 @@ def application_layer(name, runtime, frameworks, launch_module, srcs = [], **kwa
     if launch_module.endswith(".py"):
         srcs = srcs + [launch_module]
         launch_module = launch_module.removeprefix(":").removesuffix(".py").replace("/", ".")
-    _layer("application", name, runtime, frameworks = frameworks, launch_module = launch_module, srcs = srcs, **kwargs)
+    _layer("application", name, runtime, frameworks = frameworks, launch_module = launch_module, srcs = srcs, deps = deps, **kwargs)
 
 def layer_stack(name, layers, **kwargs):
     """A set of stacks: every layer below the given layers, their metadata in one file, and one `.lock`.

@@ -54,11 +54,10 @@ framework_layer(
 
 application_layer(
     name = "dynapp",
-    srcs = ["shared.py"],
     frameworks = [":dynfw", ":framework"],
     index_url = "{index_url}",
     launch_module = "dynapp.py",
-    requirements = ["vsdynext"],
+    requirements = ["vsdynext", "altshared"],
     runtime = ":cpython",
 )
 
@@ -96,7 +95,7 @@ def _compile(directory: Path, xy: str) -> tuple[bytes, bytes]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Locked: framework (fwpkg, shared), dynfw (vsdynlib), dynapp (vsdynext) on both, clashapp on framework."""
+    """Locked: framework (fwpkg, shared), dynfw (vsdynlib), dynapp (vsdynext, altshared) on both, clashapp on it."""
     with serve_stack_sources(tmp_path_factory.mktemp("sources")) as sources:
         xy = ".".join(sources.runtime.python_version.split(".")[:2])
         library, extension = _compile(tmp_path_factory.mktemp("cc"), xy)
@@ -116,10 +115,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             files={"vsdynext/__init__.py": EXT_INIT, f"vsdynext/_ext{suffix}": extension},
             console_scripts={"vsdyn-answer": "vsdynext:main"},
         )
+        # Another distribution's `shared` module in the app hides the framework's `shared`
+        # package: a warning (first-party code in its place would be an error: test_first_party).
+        sources.index.add_wheel("altshared", "1.0", files={"shared.py": b""})
         result = make_stack(tmp_path_factory.mktemp("dyn_ws"), sources, extra=LAYERS)
         result.workspace.write("dynapp.py", DYNAPP_MAIN)
-        # The app's own `shared` module hides the framework's `shared` package: a warning.
-        result.workspace.write("shared.py", "")
         result.workspace.write("fwpkg.py", "print('clash')\n")
         result.lock("framework", "dynfw", "dynapp", "clashapp")
         try:
@@ -133,7 +133,7 @@ def test_an_extension_module_loads_a_framework_library_by_name(stack: Stack, tmp
     built = stack.workspace.bazel("build", "//:dynapp")
     # The stack check warns, naming both layers and files, and builds.
     output = built.stdout + built.stderr
-    assert "top-level name 'shared'" in output, output[-4000:]
+    assert "top-level name 'shared'" in output and "from altshared 1.0" in output, output[-4000:]
     assert "dynapp/lib/python" in output and "site-packages/shared.py" in output, output[-4000:]
     assert "framework/lib/python" in output and "site-packages/shared/__init__.py" in output, output[-4000:]
     stack.workspace.bazel("run", "//:dynapp.deploy", "--", str(dest))

@@ -376,8 +376,36 @@ def test_app_file_clashing_with_a_wheel_file(tmp_path: Path, inputs: dict[str, A
         app_files={"fwpkg/__init__.py": source},
         launch_module="fwpkg",
     )
-    with pytest.raises(VenvstacksError, match=r"'fwpkg/__init__\.py' is also installed by one of the layer's wheels"):
+    # Refused before any file is copied, naming the first-party code and the locked package.
+    with pytest.raises(
+        VenvstacksError, match=r"the first-party package 'fwpkg' \('fwpkg', from the application's srcs\)"
+    ):
         layer_build.build_layer(layer_build.parse_request(argv))
+
+
+def test_a_framework_holds_first_party_files_compiled_and_named_by_their_library(
+    tmp_path: Path, inputs: dict[str, Any]
+) -> None:
+    """`deps` files of a framework: copied where the rule says, compiled, owned by their library."""
+    source = tmp_path / "mylib_init.py"
+    source.write_bytes(b"GREETING = 'hi'\n")
+    data = tmp_path / "greeting.txt"
+    data.write_bytes(b"hello\n")
+    files = {"mylib/__init__.py": source, "mylib/resources/greeting.txt": data}
+    argv = build_argv(tmp_path, "fw", wheels=[inputs["fw_wheel"]], app_files=files)
+    build([*argv, "--app-owner", "mylib=//libs/mylib:mylib"])
+    listing = archive_listing(tmp_path / "fw.tar.zst")
+    assert listing[f"fw/{SITE}/mylib/__init__.py"][2] == b"GREETING = 'hi'\n"
+    assert listing[f"fw/{SITE}/mylib/resources/greeting.txt"][2] == b"hello\n"
+    assert f"fw/{SITE}/mylib/__pycache__/__init__.{PYC_TAG}.pyc" in listing
+    contents = json.loads((tmp_path / "_fw.contents.json").read_text())
+    assert contents["names"]["mylib"] == {
+        "first_party": True,
+        "kind": "package",
+        "owner": "//libs/mylib:mylib",
+        "path": f"fw/{SITE}/mylib/__init__.py",
+    }
+    assert contents["names"]["fwpkg"]["first_party"] is False
 
 
 @pytest.mark.parametrize(

@@ -13,11 +13,17 @@ from venvstacks_tool.build.layer_contents import (
     APPLICATION_SRCS,
     LayerContents,
     NameEntry,
+    first_party_clash,
     read_contents,
     scan_layer,
     write_contents,
 )
-from venvstacks_tool.build.stack_checks import launch_module_error, shadowing_warnings
+from venvstacks_tool.build.stack_checks import (
+    first_party_errors,
+    launch_module_error,
+    missing_hub_imports,
+    shadowing_warnings,
+)
 from venvstacks_tool.core import cli
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.platforms import by_name
@@ -46,15 +52,18 @@ def test_scan_names_what_the_path_finder_would_import(tmp_path: Path) -> None:
     _write(site / "fw.libs/libx.so")  # not an identifier: not importable
     _write(site / "_venvstacks_stack.py")  # the stacking module, in every layer
     _write(site / "hook.pth")
+    _write(site / "mylib/__init__.py")  # first-party, from a library of `deps`
     record = f"pkg/__init__.py,{record_hash(b'')},0\npkg.py,,\n../../../bin/tool,,\n"
     _write(site / "pkg_dist-2.0.dist-info/RECORD", record.encode())
-    contents = scan_layer(layer, SITE, SUFFIXES, {"plain.py"}, {"libx.so": f"{SITE}/fw.libs/libx.so"}, ("base",))
+    first_party = {"plain.py": APPLICATION_SRCS, "mylib": "//libs/mylib:mylib"}
+    contents = scan_layer(layer, SITE, SUFFIXES, first_party, {"libx.so": f"{SITE}/fw.libs/libx.so"}, ("base",))
     kinds = {name: (entry.kind, entry.path.removeprefix(f"fw/{SITE}/")) for name, entry in contents.names.items()}
     assert kinds == {
         "compiled": ("sourceless", "compiled.pyc"),
         "fast": ("extension", f"fast.cpython-{NODOT}-x86_64-linux-gnu.so"),
         "google": ("namespace", "google/"),
         "legacy": ("namespace", "legacy/__init__.py"),
+        "mylib": ("package", "mylib/__init__.py"),
         "nvidia": ("package", "nvidia/__init__.py"),
         "pkg": ("package", "pkg/__init__.py"),
         "plain": ("module", "plain.py"),
@@ -62,6 +71,8 @@ def test_scan_names_what_the_path_finder_would_import(tmp_path: Path) -> None:
     assert contents.names["pkg"].owner == "pkg_dist 2.0"
     assert contents.names["plain"].owner == APPLICATION_SRCS
     assert contents.names["nvidia"].owner == ""
+    assert contents.names["mylib"].owner == "//libs/mylib:mylib"
+    assert {name for name, entry in contents.names.items() if entry.first_party} == {"mylib", "plain"}
     assert contents.dynlibs == {"libx.so": f"fw/{SITE}/fw.libs/libx.so"}
     path = tmp_path / "_fw.contents.json"
     write_contents(path, contents)
@@ -70,11 +81,20 @@ def test_scan_names_what_the_path_finder_would_import(tmp_path: Path) -> None:
 
 
 def _layer(
-    name: str, lower: tuple[str, ...] = (), dynlibs: dict[str, str] | None = None, **names: str
+    name: str,
+    lower: tuple[str, ...] = (),
+    dynlibs: dict[str, str] | None = None,
+    first_party: tuple[str, ...] = (),
+    **names: str,
 ) -> LayerContents:
-    """Contents of `name`: keyword NAME="kind" gives a top-level name of that kind."""
+    """Contents of `name`: keyword NAME="kind" gives a top-level name of that kind (first-party if listed)."""
     entries = {
-        top: NameEntry(kind, f"{name}/{SITE}/{top}" + ("/" if kind == "namespace" else ".py"), f"{top}-{name} 1.0")
+        top: NameEntry(
+            kind,
+            f"{name}/{SITE}/{top}" + ("/" if kind == "namespace" else ".py"),
+            f"//libs:{top}" if top in first_party else f"{top}-{name} 1.0",
+            top in first_party,
+        )
         for top, kind in names.items()
     }
     return LayerContents(name, lower, entries, {lib: f"{name}/{path}" for lib, path in (dynlibs or {}).items()})
@@ -161,7 +181,98 @@ def test_contents_of_another_layer_or_not_contents_are_refused(tmp_path: Path) -
     with pytest.raises(VenvstacksError, match="is layer 'fw''s contents"):
         from venvstacks_tool.build.stack_checks import StackCheck, check_stack
 
-        check_stack(StackCheck("app", path, (), "", tmp_path / "out"))
+        check_stack(StackCheck("app", path, (), "", (), "", tmp_path / "out"))
     path.write_text("{}")
     with pytest.raises(VenvstacksError, match="is not a layer contents file"):
         read_contents(path, "app")
+
+
+def test_first_party_code_sharing_a_name_with_another_layer_is_an_error_naming_both() -> None:
+    # First-party above a locked package, and a locked package above first-party code.
+    for app_first, fw_first in ((("shared",), ()), ((), ("shared",))):
+        stack = [
+            _layer("app", ("fw",), first_party=app_first, shared="package"),
+            _layer("fw", first_party=fw_first, shared="package"),
+        ]
+        assert shadowing_warnings(stack) == []
+        (error,) = first_party_errors(stack)
+        assert error.startswith(f"top-level name 'shared': 'app/{SITE}/shared.py' (layer 'app', from "), error
+        assert f"'fw/{SITE}/shared.py' (layer 'fw', from " in error and "//libs:shared" in error, error
+        assert "rename the first-party module" in error
+    # Namespace portions on every side still merge, first-party or not.
+    merging = [_layer("app", first_party=("acme",), acme="namespace"), _layer("fw", acme="namespace")]
+    assert first_party_errors(merging) == [] and shadowing_warnings(merging) == []
+    # Between two frameworks: reported by the lowest layer that sees both, once.
+    a, b = _layer("a", first_party=("foo",), foo="package"), _layer("b", foo="package")
+    assert len(first_party_errors([_layer("app", ("a", "b")), a, b])) == 1
+    assert first_party_errors([_layer("top", ("app", "a", "b")), _layer("app", ("a", "b")), a, b]) == []
+
+
+def test_hub_imports_are_provided_by_a_locked_package_of_the_layer_or_of_a_layer_below() -> None:
+    own = _layer("app", ("fw",), first_party=("mine",), apppkg="package", mine="package")
+    stack = [own, _layer("fw", first_party=("fwlib",), shared="package", fwlib="package")]
+    needed = (("apppkg", "//a:a -> @@hub//apppkg:pkg"), ("shared", "//a:a -> @@hub//shared:pkg"))
+    assert missing_hub_imports(stack, needed, "//stacks:app.lock") == []
+    # First-party code never stands in for a third-party package, in this layer or below.
+    (mine, fwlib, absent) = missing_hub_imports(
+        stack,
+        (("mine", "//a:a -> @@hub//mine:pkg"), ("fwlib", "//b:b"), ("numpy", "//a:a -> @@hub//numpy:pkg")),
+        "//stacks:app.lock",
+    )
+    assert "'mine'" in mine and "'fwlib'" in fwlib
+    assert absent == (
+        "//a:a -> @@hub//numpy:pkg needs the import name 'numpy', which no locked package of this layer or of a"
+        " layer below provides (third-party packages come from the lock); add the requirement to //stacks:app's"
+        " requirements and run `bazel run //stacks:app.lock`"
+    )
+
+
+def test_the_command_reports_every_error_and_checks_its_hub_arguments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "_app.contents.json"
+    write_contents(path, _layer("app", first_party=("mylib",), mylib="package"))
+    argv = ["check-layer-stack", "--layer-name", "app", "--contents", str(path), "--output", str(tmp_path / "r.txt")]
+    assert (
+        cli.main([*argv, "--hub-import", "mylib=//libs:mylib -> @@hub//mylib:pkg", "--hub-import", "numpy=//x:x"]) == 1
+    )
+    assert "--hub-import needs --lock-target" in capsys.readouterr().err
+    argv += ["--lock-target", "//stacks:app.lock"]
+    assert cli.main([*argv, "--hub-import", "numpy"]) == 1
+    assert "--hub-import 'numpy' is not of the form NAME=PATH" in capsys.readouterr().err
+    assert (
+        cli.main([*argv, "--hub-import", "mylib=//libs:mylib -> @@hub//mylib:pkg", "--hub-import", "numpy=//x:x"]) == 1
+    )
+    err = capsys.readouterr().err
+    assert "needs the import name 'mylib'" in err and "needs the import name 'numpy'" in err, err
+    assert not (tmp_path / "r.txt").exists()
+    assert cli.main(argv) == 0 and (tmp_path / "r.txt").read_text() == ""
+
+
+def _site_with_wheel(tmp_path: Path, files: dict[str, bytes]) -> Path:
+    site = tmp_path / SITE
+    for name, data in files.items():
+        _write(site / name, data)
+    record = "".join(f"{name},,\n" for name in files)
+    _write(site / "dist-1.0.dist-info/RECORD", record.encode())
+    return site
+
+
+def test_first_party_code_with_the_name_of_a_locked_package_of_the_same_layer(tmp_path: Path) -> None:
+    site = _site_with_wheel(tmp_path, {"shared/__init__.py": b"", "acme/tools/__init__.py": b"", "six.py": b""})
+    owners = {"shared": "//libs:fake_shared", "six.py": "//libs:six"}
+    error = first_party_clash(site, ["shared/extra.py"], owners, "fw")
+    assert error == (
+        "layer 'fw': the first-party package 'shared' ('shared', from //libs:fake_shared) has the top-level name"
+        " of the locked package dist 1.0 ('shared') of the same layer: one would overwrite or hide the other;"
+        " rename the first-party module or drop the requirement"
+    )
+    assert "first-party module 'six' ('six.py', from //libs:six)" in str(
+        first_party_clash(site, ["six.py"], owners, "fw")
+    )
+    # A first-party package against the wheel's module of one name, from the application's srcs.
+    assert "module 'six'" not in str(first_party_clash(site, ["six/__init__.py"], {}, "app"))
+    assert f"from {APPLICATION_SRCS}" in str(first_party_clash(site, ["six/__init__.py"], {}, "app"))
+    # Two namespace portions are one directory: they merge. Other names are the layer's own.
+    assert first_party_clash(site, ["acme/mine/__init__.py", "mylib/__init__.py"], {}, "fw") is None
+    assert first_party_clash(site, ["acme/__init__.py"], {}, "fw") is not None

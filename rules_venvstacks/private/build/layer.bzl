@@ -11,13 +11,16 @@ actions, not after them.
 
 The archive action also writes the layer's contents (`_NAME.contents.json`: its top-level import
 names and the shared libraries it links for the layers above, a few kilobytes). On a layer with
-frameworks below it, a validation action (`VenvstacksLayerChecks`, in the `_validation` output
-group, so `bazel build` runs it and fails with it) reads the contents of the layer and of those
-frameworks, and reports what shadows what across the stack: warnings, and an error for an
-application's launch module that a lower layer also provides. It reads no archive either, and
-runs beside the other actions.
+frameworks below it (or whose `deps` need pip-hub wheels: first_party.bzl), a validation action
+(`VenvstacksLayerChecks`, in the `_validation` output group, so `bazel build` runs it and fails
+with it) reads the contents of the layer and of those frameworks, and reports what shadows what
+across the stack: warnings, and errors for an application's launch module that a lower layer
+also provides, for first-party code sharing a name with another layer, and for a hub wheel's
+import name that no lock of the stack provides. It reads no archive either, and runs beside the
+other actions.
 """
 
+load("@rules_python//python:defs.bzl", "PyInfo")
 load("//rules_venvstacks/private/common:c3.bzl", "c3_conflict_message", "c3_linearize")
 load("//rules_venvstacks/private/common:constants.bzl", "ARCHIVE_FORMATS", "LAYER_KINDS")
 load("//rules_venvstacks/private/common:names.bzl", "check_layer_name")
@@ -25,6 +28,7 @@ load("//rules_venvstacks/private/common:platforms.bzl", "platform_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksLockInfo", "VenvstacksWheelsInfo")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool")
 load(":compression.bzl", "COMPRESSION_ATTRS", "add_compression_arg")
+load(":first_party.bzl", "first_party_aspect", "first_party_files", "first_party_owners")
 
 # The memory one `VenvstacksLayer` action may take, in MB, declared to Bazel's local scheduler
 # (`--local_ram_resources`, two thirds of the RAM by default) instead of its default 250 MB. A
@@ -88,7 +92,7 @@ def _identity_args(ctx, runtime):
         args.add("--launch-module", ctx.attr.launch_module)
     return args
 
-def _stack_check_action(ctx, runtime, contents, stacked):
+def _stack_check_action(ctx, runtime, contents, stacked, hubs):
     """Registers the validation action comparing the layer's contents with its frameworks'; returns its report."""
     checks = ctx.actions.declare_file("_%s.checks.txt" % ctx.label.name)
     args = ctx.actions.args()
@@ -97,6 +101,11 @@ def _stack_check_action(ctx, runtime, contents, stacked):
     args.add_all([f.contents for f in stacked], before_each = "--lower-contents")
     if ctx.attr.launch_module:
         args.add("--launch-module", ctx.attr.launch_module)
+    for hub in hubs:
+        for name in hub.names:
+            args.add("--hub-import", "%s=%s" % (name, " -> ".join(hub.path)))
+    if hubs:
+        args.add("--lock-target", "//%s:%s.lock" % (ctx.label.package, ctx.label.name))
     args.add("--output", checks)
     run_tool(
         ctx,
@@ -144,12 +153,19 @@ def _venvstacks_layer_impl(ctx):
     args.add_all([f.layer_name for f in stacked], before_each = "--lower-layer")
     for wheel in sorted(wheels.wheels, key = lambda w: w.file.basename):
         args.add("--wheel", "%s=%s" % (wheel.file.path, wheel.sha256))
+    srcs_files = {}
     for file in sorted(ctx.files.srcs, key = lambda f: f.short_path):
         if file.extension == "whl":
             # A wheel built by another rule: installed with the locked wheels, not copied.
             args.add("--local-wheel", file.path)
         else:
+            srcs_files[_app_destination(ctx, file)] = file
             args.add("--app-file", "%s=%s" % (_app_destination(ctx, file), file.path))
+    first_party = first_party_files(ctx, ctx.attr.deps, [f.first_party for f in stacked], srcs_files)
+    for dest in sorted(first_party.files):
+        args.add("--app-file", "%s=%s" % (dest, first_party.files[dest].path))
+    for entry, owner in first_party_owners(first_party):
+        args.add("--app-owner", "%s=%s" % (entry, owner))
     for launcher in runtime.venv_launchers:
         args.add("--venv-launcher", "%s=%s" % (launcher.name, launcher.file.path))
     args.add("--bytecode", ctx.attr.bytecode)
@@ -163,7 +179,7 @@ def _venvstacks_layer_impl(ctx):
         runtime = runtime,
         subcommand = "build-layer",
         arguments = args,
-        inputs = [w.file for w in wheels.wheels] + ctx.files.srcs + [launcher.file for launcher in runtime.venv_launchers],
+        inputs = [w.file for w in wheels.wheels] + ctx.files.srcs + first_party.files.values() + [launcher.file for launcher in runtime.venv_launchers],
         outputs = [archive, archive_record, contents],
         mnemonic = "VenvstacksLayer",
         resource_set = _layer_resource_set,
@@ -186,8 +202,9 @@ def _venvstacks_layer_impl(ctx):
         progress_message = "Writing the metadata of layer '%s' %%{label}" % ctx.attr.layer_name,
     )
 
-    # A layer directly on its runtime has nothing to be checked against (the runtime has no wheels).
-    validations = [_stack_check_action(ctx, runtime, contents, stacked)] if stacked else []
+    # A layer directly on its runtime has nothing to be checked against (the runtime has no
+    # wheels), unless its libraries need hub wheels: its own lock must provide them.
+    validations = [_stack_check_action(ctx, runtime, contents, stacked, first_party.hubs)] if stacked or first_party.hubs else []
     return [
         DefaultInfo(files = depset([archive, metadata])),
         OutputGroupInfo(_validation = depset(validations)),
@@ -205,6 +222,7 @@ def _venvstacks_layer_impl(ctx):
             lower_layers = lower_layers,
             frameworks = [f.layer_name for f in stacked],
             launch_module = ctx.attr.launch_module,
+            first_party = first_party.held,
         ),
     ]
 
@@ -214,6 +232,7 @@ venvstacks_layer = rule(
     attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **{
         "archive_format": attr.string(default = "tar.zst", values = ARCHIVE_FORMATS, doc = "Archive format."),
         "bytecode": attr.string(default = "compiled", values = ["compiled", "none"], doc = "Compile .pyc files (deterministically) or not."),
+        "deps": attr.label_list(providers = [PyInfo], aspects = [first_party_aspect], doc = "First-party Python libraries (`PyInfo`): their transitive sources land at their import roots (private/build/first_party.bzl); pip-hub wheels among them must be provided by the lock or a layer below."),
         "frameworks": attr.label_list(providers = [VenvstacksLayerInfo], doc = "The framework layers this layer uses directly, in sys.path order; the frameworks below them follow in the order C3 linearization derives."),
         "kind": attr.string(mandatory = True, values = LAYER_KINDS, doc = "Layer kind."),
         "launch_module": attr.string(doc = "Application layers: the module `python -m` runs."),

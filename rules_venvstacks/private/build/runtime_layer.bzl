@@ -47,6 +47,7 @@ def _runtime_layer_impl(ctx):
             lower_layers = [],
             frameworks = [],
             launch_module = "",
+            first_party = depset(),
         ),
     ]
 

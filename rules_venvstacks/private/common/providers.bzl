@@ -47,6 +47,7 @@ VenvstacksLayerInfo = provider(
         "lower_layers": "list of VenvstacksLayerInfo below this one, in deployment order: the runtime, then the frameworks in reverse sys.path order (each after the layers it needs).",
         "frameworks": "list of layer_name of every framework layer whose site-packages this layer sees, in sys.path order (the C3 linearization of its `frameworks`).",
         "launch_module": "The module `python -m` runs for an application layer, else ''.",
+        "first_party": "depset of File: the first-party files (`deps`) this layer and the frameworks below it hold, which the layers above do not copy again (build/first_party.bzl); empty for a runtime layer.",
     },
 )
 

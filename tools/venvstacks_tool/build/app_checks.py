@@ -1,10 +1,11 @@
-"""Checks of an application layer's own code, made when its archive is built (not only by `.test`).
+"""Checks of a layer's first-party code, made when its archive is built (not only by `.test`).
 
 * A module and a package of one name (`name.py` beside `name/__init__.py`, from the
-  application's files or a wheel of the layer) shadow each other: which one Python imports
+  first-party files or a wheel of the layer) shadow each other: which one Python imports
   depends on the directory order of site-packages, never what the author meant.
-* The launch module must be in the layer: `python -m <launch_module>` in a deployed stack would
-  otherwise fail at the first start, far from the build that could have said so.
+* An application's launch module must be in the layer: `python -m <launch_module>` in a
+  deployed stack would otherwise fail at the first start, far from the build that could have
+  said so.
 """
 
 from __future__ import annotations
@@ -22,18 +23,19 @@ def _module_forms(site: Path, dotted: str) -> list[Path]:
     return [path for path in candidates if os.path.lexists(path)]
 
 
-def check_no_shadowing(site: Path, names: list[str], layer: str) -> None:
+def check_no_shadowing(site: Path, names: list[str], where: str) -> None:
     """Fail if a top-level module of site-packages is both `name.py` and a package `name/`.
 
-    `names` are the application's files' destinations (relative POSIX paths): each `x.py` or
-    `x/...` among them is checked against what the wheels installed too.
+    `names` are the first-party files' destinations (relative POSIX paths): each `x.py` or
+    `x/...` among them is checked against what the wheels installed too. `where` names the layer
+    in the message ("application layer 'app'").
     """
     tops = sorted({name.split("/")[0].removesuffix(".py") for name in names if name.split("/")[0] != "__pycache__"})
     for top in tops:
         module, package = site / f"{top}.py", site / top
         if module.is_file() and package.is_dir():
             raise VenvstacksError(
-                f"application layer {layer!r}: {top}.py and the package {top}/ are both in site-packages and"
+                f"{where}: {top}.py and the package {top}/ are both in site-packages and"
                 " shadow each other; rename one of them"
             )
 

@@ -10,7 +10,9 @@ input files:
    in the target's site-packages, scripts made relocatable as they are written. While the next
    wheel unpacks, the previous one's sources compile to bytecode in child processes
    (`bytecode`), which is what keeps the layer near the cost of unzipping its wheels.
-2. Copy the application's own files into site-packages, and link the shared libraries of
+2. Copy the first-party files (an application's `srcs`, a layer's `deps` libraries, placed by
+   the rule at their import roots) into site-packages, refusing one whose top-level name a wheel
+   of the layer installs (`layer_contents.first_party_clash`), and link the shared libraries of
    site-packages into `share/venv/dynlib` for the layers above (`dynlibs`; POSIX targets).
 3. Add the stacking files (venvstacks' deployment protocol, `core.protocol`): the layer's
    interpreter (POSIX: `bin/python`, `bin/python3`, `bin/pythonX.Y` as relative symlinks to the
@@ -58,7 +60,7 @@ from venvstacks_tool.build.app_checks import check_launch_module, check_no_shado
 from venvstacks_tool.build.bytecode import BytecodeCompiler, compiler_environment
 from venvstacks_tool.build.dynlibs import WRAPPED_PYTHON, find_shared_libraries, link_shared_libraries, python_wrapper
 from venvstacks_tool.build.identity import LayerIdentity, add_identity_arguments, check_layer_name, identity_from_args
-from venvstacks_tool.build.layer_contents import scan_layer, write_contents
+from venvstacks_tool.build.layer_contents import APPLICATION_SRCS, first_party_clash, scan_layer, write_contents
 from venvstacks_tool.build.scratch import ScratchRemover
 from venvstacks_tool.build.wheel_install import Schemes, ScriptKind, install_wheel
 from venvstacks_tool.core import postinstall_template
@@ -144,6 +146,7 @@ class LayerBuild:
     lower_layers: tuple[str, ...]
     wheels: tuple[Wheel, ...]
     app_files: tuple[AppFile, ...]
+    app_owners: dict[str, str]  # first path component of app files -> the `deps` library they come from
     venv_launchers: tuple[tuple[str, Path], ...]  # Windows: (name in Scripts, the runtime's launcher)
     bytecode: str
     compression: str  # a name of archive.COMPRESSION_SETTINGS
@@ -172,7 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
         "a wheel built in this build (not from the lock), installed like the locked ones (repeatable)",
     )
     add_repeatable(
-        parser, "--app-file", "app_files", "DEST=PATH", "application file copied to DEST under site-packages"
+        parser, "--app-file", "app_files", "DEST=PATH", "first-party file copied to DEST under site-packages"
+    )
+    add_repeatable(
+        parser,
+        "--app-owner",
+        "app_owners",
+        "ENTRY=LABEL",
+        "the library the app files below site-packages/ENTRY come from (default: the application's srcs)",
     )
     add_repeatable(
         parser,
@@ -278,8 +288,6 @@ def parse_request(argv: list[str]) -> LayerBuild:
         )
     if args.mtime < 0:
         raise VenvstacksError(f"layer {layer!r}: --mtime must not be negative")
-    if identity.kind == "framework" and args.app_files:
-        raise VenvstacksError(f"framework layer {layer!r}: --app-file is only for application layers")
     if len({args.output.resolve(), args.archive_record.resolve(), args.contents.resolve()}) != 3:
         raise VenvstacksError(f"layer {layer!r}: --output, --archive-record and --contents must be different files")
     launchers = tuple(
@@ -304,6 +312,7 @@ def parse_request(argv: list[str]) -> LayerBuild:
         lower_layers=tuple(args.lower_layers),
         wheels=_parse_wheels(args, layer),
         app_files=_parse_app_files(args, layer),
+        app_owners=dict(_split_pair(value, "--app-owner", layer) for value in args.app_owners),
         venv_launchers=launchers,
         bytecode=args.bytecode,
         compression=args.compression,
@@ -433,17 +442,17 @@ def _check_extension_modules(layer_dir: Path, site_dir: str, platform: TargetPla
 def _copy_app_files(app_files: tuple[AppFile, ...], site: Path, layer: str) -> None:
     for dest, source in app_files:
         if not source.is_file():
-            raise VenvstacksError(f"layer {layer!r}: application file {str(source)!r} does not exist")
+            raise VenvstacksError(f"layer {layer!r}: first-party file {str(source)!r} does not exist")
         target = site.joinpath(*dest.parts)
         if os.path.lexists(target):
             raise VenvstacksError(
-                f"layer {layer!r}: application file {dest.as_posix()!r} is also installed by one of the layer's wheels"
+                f"layer {layer!r}: first-party file {dest.as_posix()!r} is also installed by one of the layer's wheels"
             )
         for parent in reversed(target.relative_to(site).parents):
             directory = site / parent
             if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
                 raise VenvstacksError(
-                    f"layer {layer!r}: application file {dest.as_posix()!r} would be written inside"
+                    f"layer {layer!r}: first-party file {dest.as_posix()!r} would be written inside"
                     f" {parent.as_posix()!r}, which is not a directory"
                 )
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -517,7 +526,7 @@ def _add_stacking_files(layer_dir: Path, request: LayerBuild, layout: LayerLayou
     for path, data in generated.items():
         if os.path.lexists(path):
             where = path.relative_to(layer_dir).as_posix()
-            raise VenvstacksError(f"layer {identity.name!r}: {where!r} is installed by a wheel or an application file")
+            raise VenvstacksError(f"layer {identity.name!r}: {where!r} is installed by a wheel or a first-party file")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         os.chmod(path, 0o644)
@@ -536,7 +545,7 @@ def _python_sources(site: Path) -> list[Path]:
 
 
 def _compile_remaining(compiler: BytecodeCompiler, site: Path) -> int:
-    """Compile what the wheels did not bring (application files); return the sources left without a pyc.
+    """Compile what the wheels did not bring (first-party files); return the sources left without a pyc.
 
     The stacking module is left out: `postinstall.py` may rewrite it once deployed, and an
     unchecked-hash pyc would then shadow the new source. It is a few lines to compile.
@@ -565,7 +574,7 @@ def _needles(scratch: Path, wheels: tuple[Wheel, ...], app_files: tuple[AppFile,
     for wheel in wheels:
         add(str(wheel.path), f"the build path of wheel {wheel.path.name!r}")
     for _, source in app_files:
-        add(str(source), f"the build path of application file {source.name!r}")
+        add(str(source), f"the build path of first-party file {source.name!r}")
     for prefix in {sys.prefix, sys.exec_prefix, os.path.dirname(sys.executable)}:
         add(prefix, "the build's runtime interpreter path", min_depth=3)
     add(os.getcwd(), "the build's working directory", min_depth=3)
@@ -634,9 +643,13 @@ def build_layer(request: LayerBuild) -> str:
             installed = _install_wheels(request.wheels, layer_dir, layout, layer, compiler)
             _check_install_layout(layer_dir, layout, layer)
             site.mkdir(parents=True, exist_ok=True)
+            dests = [dest.as_posix() for dest, _ in request.app_files]
+            clash = first_party_clash(site, dests, request.app_owners, layer)
+            if clash is not None:
+                raise VenvstacksError(clash)
             _copy_app_files(request.app_files, site, layer)
+            check_no_shadowing(site, dests, f"{identity.kind} layer {layer!r}")
             if identity.kind == "application":
-                check_no_shadowing(site, [dest.as_posix() for dest, _ in request.app_files], layer)
                 check_launch_module(site, identity.launch_module, layer)
             libraries = find_shared_libraries(site, identity.platform, identity.xy)
             fold = str.casefold if layout.case_insensitive else str
@@ -651,7 +664,7 @@ def build_layer(request: LayerBuild) -> str:
             layer_dir,
             layout.site_dir,
             identity.platform.extension_suffixes(identity.xy),
-            {dest.parts[0] for dest, _ in request.app_files},
+            {dest.parts[0]: request.app_owners.get(dest.parts[0], APPLICATION_SRCS) for dest, _ in request.app_files},
             dynlibs,
             request.lower_layers,
         )

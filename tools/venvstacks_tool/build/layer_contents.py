@@ -11,7 +11,13 @@ a source module (`name.py`), a sourceless one (`name.pyc`), else a namespace-pac
 directory without `__init__`). A package whose `__init__.py` extends its own `__path__`
 (`pkgutil.extend_path`, `pkg_resources.declare_namespace`) counts as a namespace portion: such
 packages merge across sys.path entries like PEP 420 ones. Each entry names its file and the
-distribution that installed it (from the `RECORD`s), or the application's `srcs`.
+distribution that installed it (from the `RECORD`s), or the first-party code it comes from (the
+application's `srcs`, or the library of `deps` that holds it) and says whether it is first-party.
+
+First-party code and third-party packages never share a top-level name: within one layer
+`first_party_clash` refuses it before the first-party files are copied (the locked package's
+files would be overwritten, or the two merged into one directory), and across layers the stack
+check makes it an error (`build.stack_checks`).
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ class NameEntry:
 
     kind: str  # one of KINDS
     path: str  # below the deploy directory: "<layer>/lib/python3.12/site-packages/name/__init__.py"
-    owner: str  # "<distribution> <version>", APPLICATION_SRCS, or "" (not in any RECORD)
+    owner: str  # "<distribution> <version>", APPLICATION_SRCS, a `deps` library's label, or "" (not in any RECORD)
+    first_party: bool = False  # from the layer's `srcs` or `deps`, not from a wheel
 
     def merges(self) -> bool:
         """Whether the entry is a namespace portion, which merges with the other layers' of its name."""
@@ -63,15 +70,15 @@ class LayerContents:
             "layer_name": self.layer_name,
             "lower_layers": list(self.lower_layers),
             "names": {
-                name: {"kind": entry.kind, "owner": entry.owner, "path": entry.path}
+                name: {"first_party": entry.first_party, "kind": entry.kind, "owner": entry.owner, "path": entry.path}
                 for name, entry in sorted(self.names.items())
             },
         }
 
 
-def _owners(site: Path, app_tops: set[str]) -> dict[str, str]:
-    """{first path component below site-packages -> owner}, from every RECORD and the app's files."""
-    owners = dict.fromkeys(sorted(app_tops), APPLICATION_SRCS)
+def _wheel_owners(site: Path) -> dict[str, str]:
+    """{first path component below site-packages -> "<distribution> <version>"}, from every RECORD."""
+    owners: dict[str, str] = {}
     for dist_info in sorted(site.glob("*.dist-info")):
         name, _, version = dist_info.name.removesuffix(".dist-info").partition("-")
         try:
@@ -83,6 +90,48 @@ def _owners(site: Path, app_tops: set[str]) -> dict[str, str]:
             if top and top != ".." and not top.endswith(".dist-info"):
                 owners.setdefault(top, f"{name} {version}")
     return owners
+
+
+def import_name(path: str) -> str | None:
+    """The top-level import name a path below site-packages belongs to (`pkg/x.py`, `mod.py`), or None."""
+    first, sep, _ = path.partition("/")
+    if sep:
+        return first if first.isidentifier() else None
+    stem, dot, extension = first.partition(".")
+    if dot and stem.isidentifier() and extension.rpartition(".")[2] in ("py", "pyc", "so", "pyd"):
+        return stem
+    return None
+
+
+def first_party_clash(site: Path, dests: list[str], owners: dict[str, str], layer: str) -> str | None:
+    """The error for a first-party file whose top-level name a wheel of the layer installs, or None.
+
+    `dests` are the first-party files' paths below site-packages, `owners` maps their first path
+    component to the code they come from. Only two namespace portions (no `__init__` on either
+    side) may share a name: they are one directory of the layer, which Python merges anyway.
+    Checked before the first-party files are copied, so a locked package's file is never overwritten.
+    """
+    wheel_tops = {
+        import_name(f"{top}/" if (site / top).is_dir() else top): (top, owner)
+        for top, owner in sorted(_wheel_owners(site).items())
+    }
+    for dest in sorted(dests):
+        name = import_name(dest)
+        if name is None or name not in wheel_tops:
+            continue
+        top, dist = wheel_tops[name]
+        first_party_namespace = "/" in dest and f"{name}/__init__.py" not in dests
+        wheel_namespace = (site / top).is_dir() and not any((site / top).glob("__init__.*"))
+        if first_party_namespace and wheel_namespace:
+            continue
+        entry = dest.split("/")[0]
+        return (
+            f"layer {layer!r}: the first-party {'package' if '/' in dest else 'module'} {name!r} ({entry!r}, from"
+            f" {owners.get(entry, APPLICATION_SRCS)}) has the top-level name of the locked package {dist}"
+            f" ({top!r}) of the same layer: one would overwrite or hide the other; rename the first-party"
+            " module or drop the requirement"
+        )
+    return None
 
 
 def _is_namespace_init(init: Path) -> bool:
@@ -117,18 +166,18 @@ def scan_layer(
     layer_dir: Path,
     site_dir: str,
     extension_suffixes: tuple[str, ...],
-    app_tops: set[str],
+    first_party: dict[str, str],
     dynlibs: dict[str, str],
     lower_layers: tuple[str, ...],
 ) -> LayerContents:
     """The contents of the layer built at `layer_dir` (its name is the directory's).
 
-    `app_tops` are the first path components of the application's files; `dynlibs` maps each
-    linked library name to its file below the layer root.
+    `first_party` maps the first path components of the first-party files to the code they come
+    from; `dynlibs` maps each linked library name to its file below the layer root.
     """
     layer = layer_dir.name
     site = layer_dir / site_dir
-    owners = _owners(site, app_tops)
+    owners = {**_wheel_owners(site), **first_party}
     names: dict[str, NameEntry] = {}
     for entry in sorted(os.listdir(site)) if site.is_dir() else []:
         found = _classify(site, entry, extension_suffixes)
@@ -137,7 +186,7 @@ def scan_layer(
         name, kind, file = found
         known = names.get(name)
         if known is None or KINDS.index(kind) < KINDS.index(known.kind):
-            names[name] = NameEntry(kind, f"{layer}/{site_dir}/{file}", owners.get(entry, ""))
+            names[name] = NameEntry(kind, f"{layer}/{site_dir}/{file}", owners.get(entry, ""), entry in first_party)
     located = {name: f"{layer}/{path}" for name, path in dynlibs.items()}
     return LayerContents(layer, lower_layers, names, located)
 
@@ -152,7 +201,7 @@ def read_contents(path: Path, reader: str) -> LayerContents:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
         names = {
-            name: NameEntry(str(entry["kind"]), str(entry["path"]), str(entry["owner"]))
+            name: NameEntry(str(entry["kind"]), str(entry["path"]), str(entry["owner"]), bool(entry["first_party"]))
             for name, entry in document["names"].items()
         }
         return LayerContents(
