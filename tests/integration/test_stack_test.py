@@ -46,8 +46,20 @@ stack_test(
     name = "svc_test",
     srcs = ["svc_tests/conftest.py", "svc_tests/test_svc.py"],
     args = ["-v"],
+    config = "svc_tests/pytest.ini",
     data = ["svc_tests/data/expected.txt"],
     layer = ":svc",
+    test_tools = [":test_tools"],
+    deps = [":testhelpers", "//svc:svc_lib"],
+)
+
+# No `config`: the workspace's pytest.ini (in no target) must not be read, even unsandboxed.
+stack_test(
+    name = "svc_unconfigured_test",
+    srcs = ["svc_tests/conftest.py", "svc_tests/test_svc.py"],
+    data = ["svc_tests/data/expected.txt"],
+    layer = ":svc",
+    tags = ["manual"],
     test_tools = [":test_tools"],
     deps = [":testhelpers", "//svc:svc_lib"],
 )
@@ -109,6 +121,10 @@ FILES = {
         "def expected_greeting():\n    return open('svc_tests/data/expected.txt').read().strip()\n"
     ),
     "svc_tests/data/expected.txt": "hello stack\n",
+    # Read only when given as `config`: it makes pytest collect `check_*` functions too.
+    "svc_tests/pytest.ini": "[pytest]\npython_functions = test_* check_*\n",
+    # In no target: a configuration file pytest would find above the runfiles when unsandboxed.
+    "pytest.ini": "[pytest]\naddopts = --no-such-option\n",
     "svc_tests/conftest.py": "import pytest\n\n\n@pytest.fixture\ndef who():\n    return 'stack'\n",
     "svc_tests/test_svc.py": """\
 import sys
@@ -125,6 +141,10 @@ def test_greeting_comes_from_the_shipped_layer(who):
     assert shipped.is_relative_to(Path(sys.prefix).resolve()), shipped
     assert (Path.cwd() / "svc/greeting.py").exists()
     assert svc.greeting.greet(who) == testhelpers.expected_greeting()
+
+
+def check_the_configuration_file_is_read():
+    pass
 
 
 def test_pytest_comes_from_the_test_tools_layer():
@@ -184,8 +204,16 @@ def test_pytest_runs_the_team_tests_against_the_shipped_layer(stack: Stack) -> N
     # `args` reached pytest (-v), the conftest fixture served, and both tests ran from their files.
     assert "svc_tests/test_svc.py::test_greeting_comes_from_the_shipped_layer PASSED" in log, log[-3000:]
     assert "svc_tests/test_svc.py::test_pytest_comes_from_the_test_tools_layer PASSED" in log, log[-3000:]
-    assert "2 passed" in log
+    assert "svc_tests/test_svc.py::check_the_configuration_file_is_read PASSED" in log, log[-3000:]
+    assert "3 passed" in log
     assert "check_main ran with ['from_args', '0']" in _test_log(stack, "svc_main_test")
+
+
+def test_without_config_pytest_reads_no_configuration_file_from_above_the_runfiles(stack: Stack) -> None:
+    # Unsandboxed, the directories above the runfiles lead to the workspace's files.
+    result = stack.workspace.bazel("test", "--strategy=TestRunner=local", "//:svc_unconfigured_test", check=False)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    assert "2 passed" in _test_log(stack, "svc_unconfigured_test")
 
 
 def test_a_failing_test_fails_bazel_test_and_names_the_test(stack: Stack) -> None:

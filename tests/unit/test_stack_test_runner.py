@@ -171,14 +171,14 @@ def test_the_script_gets_the_args_and_gives_its_exit_status(deployed: Deployed) 
     assert seen["argv"] == ["pkg/probe.py", "3", "--flag", "two words"]
 
 
-@pytest.mark.parametrize("status", [0, 1])
+@pytest.mark.parametrize(("status", "config"), [(0, []), (1, ["--config", "pkg/pytest.ini"])])
 def test_pytest_runs_the_test_files_in_importlib_mode_without_a_cache(
-    deployed: Deployed, tmp_path: Path, status: int
+    deployed: Deployed, tmp_path: Path, status: int, config: list[str]
 ) -> None:
     out = tmp_path / "pytest.json"
     env = {"FAKE_PYTEST_OUT": str(out), "FAKE_PYTEST_STATUS": str(status)}
-    argv = ["--tools-layer", str(deployed.dest / "tools"), "--test-file", "pkg/test_a.py", "--test-file", "pkg/b.py"]
-    result = bootstrap(deployed, *argv, "--", "-k", "name", env=env)
+    argv = ["--tools-layer", str(deployed.dest / "tools"), *config, "--test-file", "pkg/test_a.py"]
+    result = bootstrap(deployed, *argv, "--test-file", "pkg/b.py", "--", "-k", "name", env=env)
     assert result.returncode == status, result.stderr
     seen = json.loads(out.read_text())
     assert seen["args"] == [
@@ -186,6 +186,9 @@ def test_pytest_runs_the_test_files_in_importlib_mode_without_a_cache(
         "-p",
         "no:cacheprovider",
         f"--rootdir={deployed.cwd}",
+        # The given configuration file, or none: never one found above the runfiles.
+        "-c",
+        config[-1] if config else os.devnull,
         "pkg/test_a.py",
         "pkg/b.py",
         "-k",

@@ -78,6 +78,8 @@ def _stack_test_impl(ctx):
         command += ["--tools-layer", "\"$dest\"/" + shell_quote(tool.layer_name)]
     for root in _import_roots(ctx):
         command += ["--import-root", shell_quote(root)]
+    if ctx.file.config:
+        command += ["--config", shell_quote(ctx.file.config.short_path)]
     if ctx.file.main:
         command += ["--main", shell_quote(ctx.file.main.short_path)]
     else:
@@ -96,7 +98,7 @@ exec {command} -- ${{test_args[@]+"${{test_args[@]}}"}}
 """.format(command = " ".join(command))
     launcher = tool_launcher(ctx, layer.runtime, "deploy", "deploy", arguments, files, prelude = prelude, epilogue = epilogue)
 
-    runfiles = ctx.runfiles(files = ctx.files.srcs + ctx.files.data + ctx.files.main + [ctx.file._runner])
+    runfiles = ctx.runfiles(files = ctx.files.srcs + ctx.files.data + ctx.files.main + ctx.files.config + [ctx.file._runner])
     runfiles = runfiles.merge_all(
         [launcher.default_runfiles] +
         [ctx.runfiles(transitive_files = dep[PyInfo].transitive_sources) for dep in ctx.attr.deps] +
@@ -111,6 +113,7 @@ _stack_test = rule(
     doc = "The rule behind the `stack_test` macro (which makes it host-only); see `stack_test`.",
     test = True,
     attrs = dict(TOOL_ATTRS, **{
+        "config": attr.label(allow_single_file = True, doc = "pytest's configuration file (`pytest.ini`, `pyproject.toml`, `tox.ini` or `setup.cfg`), given to pytest with `-c`; without it pytest reads none (`-c /dev/null`), rather than one it would find above the runfiles."),
         "data": attr.label_list(allow_files = True, doc = "Test data, in the runfiles at their workspace paths (the test's working directory is the main repository's runfiles directory)."),
         "deps": attr.label_list(providers = [PyInfo], doc = "Test helper libraries (`py_library`, or any target with `PyInfo`): their import roots go on sys.path after the layer's and the test tools' paths, so the shipped copy of a first-party module wins over its copy in the runfiles."),
         "layer": attr.label(mandatory = True, doc = "The application_layer or framework_layer target whose deployed interpreter runs the tests."),
@@ -125,7 +128,7 @@ _stack_test = rule(
     }),
 )
 
-def stack_test(name, layer, srcs = [], deps = [], data = [], main = None, test_tools = [], **kwargs):
+def stack_test(name, layer, srcs = [], deps = [], data = [], main = None, test_tools = [], config = None, **kwargs):
     """Runs a team's own tests (pytest files, or a script) inside the deployed stack of a layer.
 
     `bazel test` deploys the stack of `layer` (and of each `test_tools` layer) into the test's
@@ -138,8 +141,8 @@ def stack_test(name, layer, srcs = [], deps = [], data = [], main = None, test_t
 
     Without `main`, pytest runs on the `srcs` with `--import-mode=importlib` (pytest's default
     `prepend` mode would put the test files' directories first on sys.path), without its cache
-    (nothing is written into the runfiles) and with the runfiles directory as its rootdir, then
-    the test's `args`. pytest comes from the tested layer or a `test_tools` layer; with neither,
+    (nothing is written into the runfiles), with the runfiles directory as its rootdir and `config`
+    as its configuration file (or none), then the test's `args`. pytest comes from the tested layer or a `test_tools` layer; with neither,
     the test fails saying so. A failing test fails `bazel test`, and the output is in the test log.
 
     The target is host-only, like the layers' `.test` targets: it runs the stack's interpreters,
@@ -159,6 +162,9 @@ def stack_test(name, layer, srcs = [], deps = [], data = [], main = None, test_t
         site-packages (and those of the lower layers they sit on, when the tested layer does not
         have them) are appended to sys.path: where pytest comes from. A layer on another runtime
         fails at analysis naming both runtimes.
+      config: pytest's configuration file (`pytest.ini`, `pyproject.toml`, `tox.ini`,
+        `setup.cfg`), given with `-c`. Without it pytest reads no configuration file: the one it
+        would look for in the directories above the test files could be outside the runfiles.
       **kwargs: test attributes (`args`: pytest's or the script's arguments, `size`, `tags`,
         `timeout`, `visibility`, `target_compatible_with`, ...).
     """
@@ -173,6 +179,7 @@ def stack_test(name, layer, srcs = [], deps = [], data = [], main = None, test_t
         data = data,
         main = main,
         test_tools = test_tools,
+        config = config,
         target_compatible_with = kwargs.pop("target_compatible_with", []) + host_only,
         **kwargs
     )

@@ -5,7 +5,8 @@ temporary directory, then starts this file with the tested layer's own interpret
 runfiles root of the main repository:
 
     <dest>/<layer>/bin/python <tools>/venvstacks_tool/deploy/stack_test_runner.py
-        [--tools-layer DIR]... [--import-root DIR]... (--test-file F... | --main SCRIPT) -- ARGS...
+        [--tools-layer DIR]... [--import-root DIR]... [--config FILE]
+        (--test-file F... | --main SCRIPT) -- ARGS...
 
 `site` has already put the tested layer's sys.path in place (its site-packages, its frameworks',
 the runtime's), so the first-party code the tests import is the shipped copy. Then, in order:
@@ -20,7 +21,10 @@ the runtime's), so the first-party code the tests import is the shipped copy. Th
    layer's paths, so a first-party module the layer ships wins over its copy in the runfiles;
 4. pytest runs on the test files (`--import-mode=importlib`: pytest's default `prepend` mode would
    put each test file's directory first on sys.path; no cache provider, so nothing is written
-   into the runfiles), or the script runs as `__main__`; its exit status is this process's.
+   into the runfiles; the runfiles directory as rootdir; the given configuration file, or none:
+   pytest would otherwise look for one in every directory above the test files, outside the
+   runfiles where a test runs unsandboxed), or the script runs as `__main__`; its exit status
+   is this process's.
 
 Standard library only (the tested layer's interpreter has no tool wheels); pytest is imported by
 name from the stack, never by the tool.
@@ -59,6 +63,7 @@ class StackTestRun:
     tools_layers: tuple[str, ...]  # deployed test-tools layer directories, in sys.path order
     import_roots: tuple[str, ...]  # the deps' import roots, relative to the working directory
     test_files: tuple[str, ...]  # pytest's test files (empty with `main`)
+    config: str  # pytest's configuration file, or "" for none
     main: str  # a script run instead of pytest, or ""
     args: tuple[str, ...]  # the test's arguments: pytest's after the test files, or the script's
 
@@ -68,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = subcommand_parser("stack-test", "Run a stack_test's pytest files or script in the deployed stack.")
     parser.add_argument("--tools-layer", action="append", default=[], dest="tools_layers", metavar="DIR")
     parser.add_argument("--import-root", action="append", default=[], dest="import_roots", metavar="DIR")
+    parser.add_argument("--config", default="", metavar="FILE", help="pytest's configuration file")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--test-file", action="append", default=[], dest="test_files", metavar="FILE")
     what.add_argument("--main", default="", metavar="SCRIPT")
@@ -82,6 +88,7 @@ def parse_request(argv: Sequence[str]) -> StackTestRun:
         tuple(options.tools_layers),
         tuple(options.import_roots),
         tuple(options.test_files),
+        options.config,
         options.main,
         tuple(options.args),
     )
@@ -123,8 +130,9 @@ def extend_sys_path(tools_layers: Sequence[str], import_roots: Sequence[str]) ->
 
 
 def pytest_arguments(run: StackTestRun, rootdir: str) -> list[str]:
-    """pytest's command line: the fixed options, the runfiles root as rootdir, the test files, the args."""
-    return [*PYTEST_OPTIONS, f"--rootdir={rootdir}", *run.test_files, *run.args]
+    """pytest's command line: the fixed options, rootdir and configuration file, the test files, the args."""
+    config = ["-c", run.config or os.devnull]
+    return [*PYTEST_OPTIONS, f"--rootdir={rootdir}", *config, *run.test_files, *run.args]
 
 
 def run_pytest(run: StackTestRun) -> int:
