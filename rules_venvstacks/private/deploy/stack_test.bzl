@@ -141,20 +141,27 @@ def stack_test(name, layer, srcs = [], deps = [], data = [], main = None, test_t
 
     Without `main`, pytest runs on the `srcs` with `--import-mode=importlib` (pytest's default
     `prepend` mode would put the test files' directories first on sys.path), without its cache
-    (nothing is written into the runfiles), with the runfiles directory as its rootdir and `config`
-    as its configuration file (or none), then the test's `args`. pytest comes from the tested layer or a `test_tools` layer; with neither,
-    the test fails saying so. A failing test fails `bazel test`, and the output is in the test log.
+    (nothing is written into the runfiles), with the runfiles directory as its rootdir and
+    `config` as its configuration file (or none), then the test's `args`. pytest comes from the
+    tested layer or a `test_tools` layer; with neither, the test fails saying so. A failing test
+    fails `bazel test`, and its output is in the test log.
 
-    The target is host-only, like the layers' `.test` targets: it runs the stack's interpreters,
-    so under `--platforms` for another machine it is skipped as incompatible.
+    `stack_test` is a macro around a test rule, as the layers' `.test` targets are: it makes the
+    test host-only (`target_compatible_with` this machine's platform), since it runs the stack's
+    interpreters, so under `--platforms` for another machine it is skipped as incompatible. The
+    test runs in the tool's fixed environment (`PYTHONHASHSEED=0`, `PYTHONDONTWRITEBYTECODE=1`,
+    `PYTHONUTF8=1`, `LC_ALL=C.UTF-8`) besides Bazel's test variables.
 
     Args:
       name: the test's name.
       layer: an application_layer or framework_layer target. Any other target (a runtime layer,
         a py_library) fails at analysis naming it.
-      srcs: the test files (`.py`) pytest runs; conftest.py and __init__.py files go here too.
-      deps: test helper `py_library` targets (anything with `PyInfo`), appended to sys.path after
-        the layer's and the test tools' paths: the shipped copy of any first-party module wins.
+      srcs: the test files (`.py`) pytest runs; conftest.py and __init__.py files go here too
+        (pytest finds them; they are not given as test files). With `main`, only in the runfiles.
+      deps: test helper `py_library` targets (anything with `PyInfo`): their `imports` roots and
+        the root of each repository holding their sources (as `py_binary` has them) are
+        appended to sys.path after the layer's and the test tools' paths, so the shipped copy of
+        any first-party module wins over a copy in the runfiles.
       data: test data files and targets, in the runfiles.
       main: a plain `.py` script run as `__main__` instead of pytest, with `args` as its
         `sys.argv[1:]`; its exit status is the test's.
