@@ -3,7 +3,7 @@
     python3 examples/run_example.py [--workdir DIR] [--dest DIR] [--local-runtime] [--write-locks]
 
 Needs only this checkout, a Python 3.10+ and, for Bazel, what tests/bazel.sh provisions by itself
-(as root on Debian: a Bazel 7 root built once with mmdebstrap, about a minute). Steps, each
+(as root on Debian: a Bazel 7 root built once with mmdebstrap, a few minutes). Steps, each
 announced as it starts:
 
 1. Bazel: `tests/bazel.sh --version` (the first run provisions it, with its progress shown);
@@ -93,7 +93,7 @@ class Bazel:
 
 def provision_bazel() -> None:
     """Runs `tests/bazel.sh --version`, which on the first run builds the Bazel root (progress shown)."""
-    say(f"[1/{STEPS}] Bazel 7 through tests/bazel.sh (the first run provisions it: about a minute)")
+    say(f"[1/{STEPS}] Bazel 7 through tests/bazel.sh (the first run provisions it with mmdebstrap: a few minutes)")
     if subprocess.run([str(BAZEL_SH), "--version"], cwd=CHECKOUT, check=False).returncode != 0:
         raise SystemExit("run_example: tests/bazel.sh could not provide a Bazel 7 (its messages above say why)")
 
@@ -106,7 +106,7 @@ def runtime_tag(workdir: Path, local_runtime: bool) -> str | None:
     reason = "as asked (--local-runtime)" if local_runtime else "GitHub is unreachable"
     runtime = make_local_runtime(workdir / "pbs")
     say(f"[2/{STEPS}] runtime: {reason}, so this machine's CPython {runtime.python_version}: {runtime.path}")
-    say("          (python3 -m venvstacks_maint local-runtime, docs/runtimes.md); other platforms are skipped")
+    say("      (as `venvstacks_maint local-runtime` makes it, docs/runtimes.md); other platforms are skipped")
     return runtime_archive_tag(runtime, RUNTIME)
 
 
