@@ -8,8 +8,8 @@ of a real build. TOOLS_DIR is the checkout's `tools/` directory. Each subcommand
 `BENCH-JSON: {...}` (anything else it prints is noise from the tool):
 
     build-layer TOOLS PARAMS OUT_DIR     run `build-layer` with the arguments of a Bazel action's
-                                         params file (--output/--metadata moved to OUT_DIR), with
-                                         a timer around each phase of `venvstacks_tool.layer_build`
+                                         params file (--output/--archive-record moved to OUT_DIR),
+                                         with a timer around each phase of `venvstacks_tool.build.layer`
     deploy TOOLS DEST ARCHIVE...         run the tool's `deploy` with timers around unpacking,
                                          post-install and the final rename of each layer
     repack TOOLS TREE OUT_DIR FORMATS NAME=ARCHIVE...

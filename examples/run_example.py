@@ -1,26 +1,35 @@
-"""The README's main job: lock, build, test and deploy the example stack, then run both apps.
+"""The README's main job: build, test and deploy the example stack, then run both apps.
 
-    python3 examples/run_example.py [--dest DIR] [--local-runtime]
+    python3 examples/run_example.py [--workdir DIR] [--dest DIR] [--local-runtime] [--write-locks]
 
-Works on a copy of examples/stack (a runtime, a numpy framework layer, two application layers)
-with a real Bazel (tests/bazel.sh) and real PyPI:
+Needs only this checkout, a Python 3.10+ and, for Bazel, what tests/bazel.sh provisions by itself
+(as root on Debian: a Bazel 7 root built once with mmdebstrap, a few minutes). Steps, each
+announced as it starts:
 
-1. `bazel run //stacks:<layer>.lock` for each layer, framework first (the example ships no locks:
-   a lock is specific to the runtime it was resolved on);
-2. `bazel build //stacks:stack` and `bazel test //stacks:all`;
-3. `bazel run //stacks:<app>.deploy -- DEST` for both applications, then runs each with
-   `DEST/<app>/bin/python -m <app>` and checks that numpy came from the framework layer.
+1. Bazel: `tests/bazel.sh --version` (the first run provisions it, with its progress shown);
+2. the runtime: python-build-standalone from GitHub as the example declares it; where GitHub is
+   unreachable (as on the project's CI machines), a PBS-layout archive of this machine's CPython
+   for the host platform (`python3 -m venvstacks_maint local-runtime`, docs/runtimes.md), declared
+   by a `venvstacks.runtime_archive` tag appended to the copy's MODULE.bazel;
+3. a copy of examples/stack in the work directory (`--override_module` points it at this
+   checkout's rules); with `--write-locks`, `bazel run //stacks:<layer>.lock` for each layer,
+   framework first, and the locks copied back into examples/stack/stacks (the example ships its
+   locks: a lock covers every platform and does not depend on the runtime's patch release);
+4. `bazel build //stacks:stack`, `bazel test //stacks:all` and, with PBS, the Windows archives
+   of an app (`--platforms=@rules_venvstacks//platforms:windows_x86_64`);
+5. `bazel run //stacks:<app>.deploy -- DEST` for both applications; each runs from DEST
+   (`DEST/<app>/bin/python -m <app>`) and must import numpy from the framework layer.
 
-python-build-standalone is downloaded from GitHub; where GitHub is unreachable (as on the
-project's CI machines), the copy's runtime declaration is swapped for a PBS-layout archive made
-from this machine's CPython and served on 127.0.0.1, and the script says so.
+It ends with the archives it built and where the stack is deployed. The work directory is kept
+(and reused by the next run, whose Bazel output base is then warm).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-import re
+import os
 import shutil
 import socket
 import subprocess
@@ -28,16 +37,30 @@ import sys
 import tempfile
 from pathlib import Path
 
-from venvstacks_testing.bazel_workspace import Workspace
-from venvstacks_testing.http_server import serve_directory
-from venvstacks_testing.local_pbs import make_local_runtime
-
 CHECKOUT = Path(__file__).resolve().parents[1]
+# The maintainer tools ship with the module's Python tooling (tools/); nothing needs installing.
+sys.path.insert(0, str(CHECKOUT / "tools"))
+
+from venvstacks_maint.local_runtime import make_local_runtime, runtime_archive_tag  # noqa: E402
 
 EXAMPLE = CHECKOUT / "examples" / "stack"
+BAZEL_SH = CHECKOUT / "tests" / "bazel.sh"
+RUNTIME = "cpython3_11"
 LAYERS = ["numpy_framework", "app_report", "app_stats"]
 APPS = ["app_report", "app_stats"]
-_RUNTIME_BLOCK = re.compile(r"# RUNTIME-BEGIN.*?# RUNTIME-END", re.DOTALL)
+WINDOWS = "@rules_venvstacks//platforms:windows_x86_64"
+STEPS = 5
+
+
+def say(message: str) -> None:
+    """One progress line of this script (Bazel's own output goes to stderr beside it)."""
+    print(f"run_example: {message}", flush=True)
+
+
+def default_workdir() -> Path:
+    """A work directory per checkout under the temporary directory, reused from run to run."""
+    key = hashlib.sha256(str(CHECKOUT).encode()).hexdigest()[:8]
+    return Path(tempfile.gettempdir()) / f"rules_venvstacks-example-{key}"
 
 
 def github_reachable() -> bool:
@@ -49,89 +72,126 @@ def github_reachable() -> bool:
     return True
 
 
-def copy_example(destination: Path, runtime_block: str | None) -> Workspace:
-    """Copies examples/stack to `destination`, pointing it at this checkout's rules."""
-    shutil.copytree(EXAMPLE, destination)
-    module = (destination / "MODULE.bazel").read_text()
-    module = module.replace('path = "../.."', f'path = "{CHECKOUT}"')
-    if runtime_block is not None:
-        module = _RUNTIME_BLOCK.sub(runtime_block, module)
-    (destination / "MODULE.bazel").write_text(module)
-    return Workspace(destination)
+class Bazel:
+    """`tests/bazel.sh` in one workspace, its output shown as it runs, pointed at this checkout's rules."""
+
+    def __init__(self, workspace: Path, visible: list[Path]) -> None:
+        self.workspace = workspace
+        # bazel.sh shows Bazel /tmp, its cache and the checkout; other paths used here must be bound.
+        extra = [str(path) for path in visible if not path.is_relative_to("/tmp")]
+        bind = ":".join(filter(None, [os.environ.get("VENVSTACKS_BAZEL_BIND", ""), *extra]))
+        self.env = {**os.environ, "VENVSTACKS_BAZEL_BIND": bind}
+
+    def __call__(self, command: str, *args: str, check: bool = True) -> None:
+        """Runs `bazel COMMAND ARGS...`; a failure ends the script with the command named."""
+        flags = [f"--override_module=rules_venvstacks={CHECKOUT}"] if command != "shutdown" else []
+        argv = [str(BAZEL_SH), command, *flags, *args]
+        result = subprocess.run(argv, cwd=self.workspace, env=self.env, check=False)
+        if check and result.returncode != 0:
+            raise SystemExit(f"run_example: `bazel {command} {' '.join(args)}` failed (exit {result.returncode})")
 
 
-def write_locks(workspace: Workspace) -> None:
+def provision_bazel() -> None:
+    """Runs `tests/bazel.sh --version`, which on the first run builds the Bazel root (progress shown)."""
+    say(f"[1/{STEPS}] Bazel 7 through tests/bazel.sh (the first run provisions it with mmdebstrap: a few minutes)")
+    if subprocess.run([str(BAZEL_SH), "--version"], cwd=CHECKOUT, check=False).returncode != 0:
+        raise SystemExit("run_example: tests/bazel.sh could not provide a Bazel 7 (its messages above say why)")
+
+
+def runtime_tag(workdir: Path, local_runtime: bool) -> str | None:
+    """None to use PBS from GitHub, else the runtime_archive tag of this machine's CPython."""
+    if not local_runtime and github_reachable():
+        say(f"[2/{STEPS}] runtime: python-build-standalone from GitHub, as examples/stack declares it")
+        return None
+    reason = "as asked (--local-runtime)" if local_runtime else "GitHub is unreachable"
+    runtime = make_local_runtime(workdir / "pbs")
+    say(f"[2/{STEPS}] runtime: {reason}, so this machine's CPython {runtime.python_version}: {runtime.path}")
+    say("      (as `venvstacks_maint local-runtime` makes it, docs/runtimes.md); other platforms are skipped")
+    return runtime_archive_tag(runtime, RUNTIME)
+
+
+def copy_example(workdir: Path, tag: str | None) -> Path:
+    """A fresh copy of examples/stack in `workdir/example`, with `tag` appended to its MODULE.bazel."""
+    copy = workdir / "example"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(EXAMPLE, copy)
+    if tag is not None:
+        with open(copy / "MODULE.bazel", "a", encoding="utf-8") as module:
+            module.write("\n# Appended by examples/run_example.py: GitHub is unreachable.\n" + tag)
+    return copy
+
+
+def write_locks(bazel: Bazel) -> None:
     """Re-locks every layer in the copy and copies the locks back into examples/stack/stacks."""
     for layer in LAYERS:
-        print(f"run_example: bazel run //stacks:{layer}.lock", flush=True)
-        workspace.bazel("run", f"//stacks:{layer}.lock")
+        say(f"      bazel run //stacks:{layer}.lock")
+        bazel("run", f"//stacks:{layer}.lock")
         for name in (f"pylock.{layer}.toml", f"{layer}.requirements.txt"):
-            shutil.copyfile(workspace.root / "stacks" / name, EXAMPLE / "stacks" / name)
+            shutil.copyfile(bazel.workspace / "stacks" / name, EXAMPLE / "stacks" / name)
 
 
-def run_stack(workspace: Workspace, dest: Path, *, relock: bool, other_platform: bool) -> dict[str, dict[str, str]]:
-    """Builds, tests and deploys the stack (re-locking first if asked); runs each app; returns what each printed."""
-    try:
-        if relock:
-            write_locks(workspace)
-        print("run_example: bazel build //stacks:stack && bazel test //stacks:all", flush=True)
-        workspace.bazel("build", "//stacks:stack")
-        workspace.bazel("test", "//stacks:all")
-        if other_platform:
-            print(
-                "run_example: bazel build --platforms=@rules_venvstacks//platforms:windows_x86_64 //stacks:app_report"
-            )
-            workspace.bazel("build", "--platforms=@rules_venvstacks//platforms:windows_x86_64", "//stacks:app_report")
-        else:
-            print("run_example: skipping the Windows build: its runtime comes from GitHub, which is unreachable")
-        metadata = json.loads(workspace.output("stacks/stack.json").read_text())
-        for name, layer in sorted(metadata["layers"].items()):
-            print(f"run_example: layer {name}: {layer['archive']['size']} bytes, sha256 {layer['archive']['sha256']}")
-        for app in APPS:
-            workspace.bazel("run", f"//stacks:{app}.deploy", "--", str(dest))
-    finally:
-        workspace.shutdown()
-    results = {}
+def run_app(dest: Path, app: str) -> dict[str, str]:
+    """Runs a deployed app; returns its report, after checking numpy came from the framework layer."""
+    python = dest / app / "bin" / "python"
+    output = subprocess.run([python, "-m", app], check=True, capture_output=True, text=True).stdout
+    print(output, end="", flush=True)
+    report: dict[str, str] = json.loads(output.strip().splitlines()[-1])
+    if not Path(report["numpy_file"]).is_relative_to(dest / "numpy_framework"):
+        raise SystemExit(f"run_example: {app} imported numpy from {report['numpy_file']}, not from the framework layer")
+    return report
+
+
+def summary(copy: Path, dest: Path) -> None:
+    """What was built and deployed, and where."""
+    metadata = json.loads((copy / "bazel-bin" / "stacks" / "stack.json").read_text())
+    say("done. Layer archives (built by Bazel; bazel-bin is a link into its output base):")
+    for name, layer in sorted(metadata["layers"].items()):
+        archive = copy / "bazel-bin" / "stacks" / layer["archive"]["file"]
+        say(f"  {name:16} {layer['archive']['size']:>11,} bytes  {archive}")
+    say(f"  stack metadata   {copy / 'bazel-bin' / 'stacks' / 'stack.json'}")
+    say(f"Deployed stack: {dest} (one directory per layer); run an app with:")
     for app in APPS:
-        python = dest / app / "bin" / "python"
-        output = subprocess.run([python, "-m", app], check=True, capture_output=True, text=True).stdout
-        print(output, end="")
-        results[app] = json.loads(output.strip().splitlines()[-1])
-        numpy_file = Path(results[app]["numpy_file"])
-        if not numpy_file.is_relative_to(dest / "numpy_framework"):
-            raise SystemExit(f"run_example: {app} imported numpy from {numpy_file}, not from the framework layer")
-    print(f"run_example: both applications ran from {dest}, numpy from {dest / 'numpy_framework'}")
-    return results
+        say(f"  {dest / app / 'bin' / 'python'} -m {app}")
+    say(f"The workspace (a copy of examples/stack): {copy}")
 
 
-def run(dest: Path, scratch: Path, local_runtime: bool, relock: bool) -> dict[str, dict[str, str]]:
-    """Runs the example, with the local runtime when asked or when GitHub is unreachable."""
-    if not local_runtime and github_reachable():
-        print("run_example: building the example as written (PBS from GitHub)")
-        return run_stack(copy_example(scratch / "example", None), dest, relock=relock, other_platform=True)
-    runtime = make_local_runtime(scratch)
-    reason = "asked for" if local_runtime else "GitHub is unreachable"
-    print(f"run_example: {reason}: using {runtime.path.name} (this machine's CPython) served on 127.0.0.1")
-    with serve_directory(scratch) as url:
-        # The host's runtime only: the other platforms keep the table's (GitHub) archives, which
-        # are fetched only when their platform is built. The locks stay fresh: they depend on
-        # the Python X.Y and the platforms, not on the runtime's patch version or its source.
-        block = (
-            "venvstacks.runtime_archive(\n"
-            '    runtime = "cpython3_11",\n'
-            '    platform = "linux_x86_64",\n'
-            f'    python_version = "{runtime.python_version}",\n'
-            f'    urls = ["{url}/{runtime.path.name}"],\n'
-            f'    sha256 = "{runtime.sha256}",\n'
-            ")"
+def run(workdir: Path, dest: Path, *, local_runtime: bool, relock: bool) -> dict[str, dict[str, str]]:
+    """Runs the five steps; returns what each app reported."""
+    provision_bazel()
+    tag = runtime_tag(workdir, local_runtime)
+    copy = copy_example(workdir, tag)
+    bazel = Bazel(copy, [workdir, dest])
+    try:
+        say(
+            f"[3/{STEPS}] workspace: {copy}" + (", re-locking every layer" if relock else ", with its checked-in locks")
         )
-        return run_stack(copy_example(scratch / "example", block), dest, relock=relock, other_platform=False)
+        if relock:
+            write_locks(bazel)
+        say(f"[4/{STEPS}] bazel build //stacks:stack, then bazel test //stacks:all")
+        bazel("build", "//stacks:stack")
+        bazel("test", "//stacks:all")
+        if tag is None:
+            say(f"      bazel build --platforms={WINDOWS} //stacks:app_report")
+            bazel("build", f"--platforms={WINDOWS}", "//stacks:app_report")
+        else:
+            say("      skipping the Windows build: its runtime comes from GitHub")
+        say(f"[5/{STEPS}] deploying both applications to {dest} and running them")
+        for app in APPS:
+            bazel("run", f"//stacks:{app}.deploy", "--", str(dest))
+    finally:
+        bazel("shutdown", check=False)
+    reports = {app: run_app(dest, app) for app in APPS}
+    summary(copy, dest)
+    return reports
 
 
 def main(argv: list[str]) -> int:
     """Command-line entry."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dest", type=Path, help="where to deploy the stack (default: a temporary directory)")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--workdir", type=Path, help=f"where the example's copy and runtime go (default: {default_workdir()})"
+    )
+    parser.add_argument("--dest", type=Path, help="where to deploy the stack (default: WORKDIR/deployed)")
     parser.add_argument(
         "--local-runtime",
         action="store_true",
@@ -143,10 +203,11 @@ def main(argv: list[str]) -> int:
         help="re-lock every layer (network) and copy the locks into examples/stack/stacks",
     )
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="venvstacks-example-") as scratch:
-        dest = args.dest.resolve() if args.dest else Path(scratch) / "deployed"
-        dest.mkdir(parents=True, exist_ok=True)
-        run(dest, Path(scratch), args.local_runtime, args.write_locks)
+    workdir = (args.workdir or default_workdir()).resolve()
+    dest = (args.dest or workdir / "deployed").resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    dest.mkdir(parents=True, exist_ok=True)
+    run(workdir, dest, local_runtime=args.local_runtime, relock=args.write_locks)
     return 0
 
 

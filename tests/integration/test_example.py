@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +17,23 @@ pytestmark = pytest.mark.integration
 
 def test_example_stack_locks_builds_deploys_and_runs_both_apps_on_the_shared_framework(tmp_path: Path) -> None:
     dest = tmp_path / "deployed elsewhere"
+    workdir = tmp_path / "work"
+    # -S: without site-packages, as on a fresh machine where nothing is installed for the tests.
+    command = [sys.executable, "-S", CHECKOUT / "examples" / "run_example.py", "--local-runtime"]
     result = subprocess.run(
-        [sys.executable, CHECKOUT / "examples" / "run_example.py", "--local-runtime", "--dest", dest],
-        capture_output=True,
-        text=True,
-        check=False,
+        [*command, "--workdir", workdir, "--dest", dest], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-4000:]
+    # It says what it built and where: every layer archive, which exists.
+    archives = re.findall(r"^run_example:   \w+ +[\d,]+ bytes  (\S+)$", result.stdout, re.MULTILINE)
+    assert sorted(Path(archive).name for archive in archives) == [
+        "app_report.tar.zst",
+        "app_stats.tar.zst",
+        "cpython3_11.tar.zst",
+        "numpy_framework.tar.zst",
+    ]
+    assert all(Path(archive).is_file() for archive in archives)
+    assert f"run_example: Deployed stack: {dest} " in result.stdout
     reports = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"app"')]
     assert sorted(report["app"] for report in reports) == ["app_report", "app_stats"]
     for report in reports:

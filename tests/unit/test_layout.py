@@ -8,6 +8,7 @@ fails first. See docs/architecture.md.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from venvstacks_tool.core import cli
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
 PACKAGE = TOOLS / "venvstacks_tool"
+MAINT = TOOLS / "venvstacks_maint"
+ARCHITECTURE = TOOLS.parent / "docs" / "architecture.md"
 PHASES = ("build", "lock", "deploy")
 # What may be imported from outside the standard library, per floor: the wheels the phase's
 # targets put on sys.path (rules_venvstacks/private/fetch/tool_wheels.json: zstandard and
@@ -117,3 +120,35 @@ def test_maintainer_tools_are_outside_the_action_package() -> None:
     assert not list(PACKAGE.rglob("pbs_table.py")) and not list(PACKAGE.rglob("archive_diff.py"))
     build_file = (TOOLS / "BUILD.bazel").read_text(encoding="utf-8")
     assert "venvstacks_maint" not in build_file.replace("(venvstacks_maint) are in no target's inputs", "")
+
+
+def _documented_modules() -> dict[str, set[str]]:
+    """{folder: the words of its entry} from docs/architecture.md's map of the tool's floors.
+
+    The map is the fenced block under "## The tool's floors": a line's first word names a folder
+    (`core/`, `tools/venvstacks_maint/`) and opens its entry; lines indented under the entry's
+    text continue it. Words in parentheses describe a module; they do not name one.
+    """
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    block = text.split("## The tool's floors", 1)[1].split("```", 2)[1]
+    entries: dict[str, set[str]] = {}
+    folder = ""
+    for line in block.strip("\n").splitlines():
+        if not line.startswith(" " * 8):
+            folder = line.split()[0].removeprefix("tools/").rstrip("/")
+        entries.setdefault(folder, set()).update(re.findall(r"\w+", re.sub(r"\([^)]*\)", "", line)))
+    return entries
+
+
+def _module_folders() -> list[tuple[str, str]]:
+    """(folder as the map names it, module) for every module of the tool's phases and the maintainer tools."""
+    found = [(path.parent.name, path.stem) for path in sorted(PACKAGE.glob("*/*.py"))]
+    found += [("venvstacks_maint", path.stem) for path in sorted(MAINT.glob("*.py"))]
+    return [(folder, module) for folder, module in found if not module.startswith("__")]
+
+
+@pytest.mark.parametrize(("folder", "module"), _module_folders())
+def test_architecture_map_names_every_module(folder: str, module: str) -> None:
+    entries = _documented_modules()
+    assert folder in entries, f"docs/architecture.md's map of the tool's floors has no entry for {folder}/"
+    assert module in entries[folder], f"docs/architecture.md's map does not name {folder}/{module}.py"

@@ -2,4 +2,5 @@
 
 PYTHONPATH=tools python -m venvstacks_maint pbs-table ...
 PYTHONPATH=tools python -m venvstacks_maint diff-archives A B
+PYTHONPATH=tools python -m venvstacks_maint local-runtime --runtime NAME --output-dir DIR
 """

@@ -6,6 +6,7 @@ from venvstacks_tool.core.cli import dispatch
 
 SUBCOMMANDS = {
     "diff-archives": "venvstacks_maint.archive_diff",
+    "local-runtime": "venvstacks_maint.local_runtime",
     "pbs-table": "venvstacks_maint.pbs_table",
 }
 

@@ -1,7 +1,8 @@
 """Command-line entry: `venvstacks_tool SUBCOMMAND [ARGS...]`.
 
-Each subcommand lives in its own module with a `main(argv) -> int`; modules are imported lazily
-so an action that packs an archive does not pay for importing `requests`.
+Each subcommand lives in its own module with a `main(argv) -> int`, imported only when asked
+for: a target's inputs hold `core` and its own phase's package only (tools/BUILD.bazel), so a
+build action could not import the lock phase's modules, and does not pay for pip's start-up.
 """
 
 from __future__ import annotations

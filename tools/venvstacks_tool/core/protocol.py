@@ -47,7 +47,8 @@ POSTINSTALL_NAME = "postinstall.py"
 POSIX_DYNLIB_DIR = "share/venv/dynlib"
 WINDOWS_DYNLIB_DIR = "Library/bin"
 
-# The layer kinds; the Starlark rules use the same strings (private/build/layer.bzl, keep in sync).
+# The layer kinds; the Starlark rules use the same strings (private/common/constants.bzl
+# LAYER_KINDS, keep in sync).
 LAYER_KINDS: tuple[str, ...] = ("framework", "application")
 # A layer name is also the name of its deployed directory: no separators, no leading dot or dash,
 # and short enough for every file system (255 bytes) with room for deploy's temporary prefixes.
