@@ -15,10 +15,13 @@ announced as it starts:
    checkout's rules); with `--write-locks`, `bazel run //stacks:<layer>.lock` for each layer,
    framework first, and the locks copied back into examples/stack/stacks (the example ships its
    locks: a lock covers every platform and does not depend on the runtime's patch release);
-4. `bazel build //stacks:stack`, `bazel test //stacks:all` and, with PBS, the Windows archives
-   of an app (`--platforms=@rules_venvstacks//platforms:windows_x86_64`);
-5. `bazel run //stacks:<app>.deploy -- DEST` for both applications; each runs from DEST
-   (`DEST/<app>/bin/python -m <app>`) and must import numpy from the framework layer.
+4. `bazel build //stacks:stack`, `bazel test //stacks:all` (lock freshness, each app's launch
+   module, and app_report's own pytest files run inside its deployed stack: `stack_test`),
+   `bazel run //stacks:app_report -- 3 1 4 1 5` (the app started as `py_binary` would) and, with
+   PBS, the Windows archives of an app (`--platforms=@rules_venvstacks//platforms:windows_x86_64`);
+5. `bazel run //stacks:stack.deploy -- DEST` deploys every layer of both applications; each runs
+   from DEST (`DEST/<app>/bin/python -m <app>`) and must import numpy and the shared first-party
+   library (stats_core) from the framework layer.
 
 It ends with the archives it built and where the stack is deployed. The work directory is kept
 (and reused by the next run, whose Bazel output base is then warm).
@@ -46,7 +49,7 @@ from venvstacks_maint.local_runtime import make_local_runtime, runtime_archive_t
 EXAMPLE = CHECKOUT / "examples" / "stack"
 BAZEL_SH = CHECKOUT / "tests" / "bazel.sh"
 RUNTIME = "cpython3_11"
-LAYERS = ["numpy_framework", "app_report", "app_stats"]
+LAYERS = ["numpy_framework", "app_report", "app_stats", "test_tools"]
 APPS = ["app_report", "app_stats"]
 WINDOWS = "@rules_venvstacks//platforms:windows_x86_64"
 STEPS = 5
@@ -131,13 +134,15 @@ def write_locks(bazel: Bazel) -> None:
 
 
 def run_app(dest: Path, app: str) -> dict[str, str]:
-    """Runs a deployed app; returns its report, after checking numpy came from the framework layer."""
+    """Runs a deployed app; returns its report, after checking where its modules came from."""
     python = dest / app / "bin" / "python"
     output = subprocess.run([python, "-m", app], check=True, capture_output=True, text=True).stdout
     print(output, end="", flush=True)
     report: dict[str, str] = json.loads(output.strip().splitlines()[-1])
-    if not Path(report["numpy_file"]).is_relative_to(dest / "numpy_framework"):
-        raise SystemExit(f"run_example: {app} imported numpy from {report['numpy_file']}, not from the framework layer")
+    expected = {"numpy_file": "numpy_framework", "stats_core_file": "numpy_framework", "report_format_file": app}
+    for key, layer in expected.items():
+        if key in report and not Path(report[key]).is_relative_to(dest / layer):
+            raise SystemExit(f"run_example: {app} imported {report[key]}, not from the layer {layer}")
     return report
 
 
@@ -167,17 +172,17 @@ def run(workdir: Path, dest: Path, *, local_runtime: bool, relock: bool) -> dict
         )
         if relock:
             write_locks(bazel)
-        say(f"[4/{STEPS}] bazel build //stacks:stack, then bazel test //stacks:all")
+        say(f"[4/{STEPS}] bazel build //stacks:stack, bazel test //stacks:all, bazel run //stacks:app_report")
         bazel("build", "//stacks:stack")
         bazel("test", "//stacks:all")
+        bazel("run", "//stacks:app_report", "--", "3", "1", "4", "1", "5")
         if tag is None:
             say(f"      bazel build --platforms={WINDOWS} //stacks:app_report")
             bazel("build", f"--platforms={WINDOWS}", "//stacks:app_report")
         else:
             say("      skipping the Windows build: its runtime comes from GitHub")
-        say(f"[5/{STEPS}] deploying both applications to {dest} and running them")
-        for app in APPS:
-            bazel("run", f"//stacks:{app}.deploy", "--", str(dest))
+        say(f"[5/{STEPS}] bazel run //stacks:stack.deploy -- {dest}, then running both applications from there")
+        bazel("run", "//stacks:stack.deploy", "--", str(dest))
     finally:
         bazel("shutdown", check=False)
     reports = {app: run_app(dest, app) for app in APPS}

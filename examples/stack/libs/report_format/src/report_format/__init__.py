@@ -2,7 +2,6 @@
 
 import numpy
 import tabulate
-
 from stats_core import summarize
 
 
