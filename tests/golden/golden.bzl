@@ -10,6 +10,7 @@ Python tests compare the writers' output with (tests/unit/test_pylock.py), read 
 _FILES = [
     "pylock.golden.toml",
     "pylock.single-platform.toml",
+    "python_versions.txt",
 ]
 
 def _golden_repository_impl(rctx):

@@ -75,14 +75,12 @@ from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import write_bytes_atomic
 from venvstacks_tool.core.platforms import by_triple
 from venvstacks_tool.core.project_names import normalize_name
-from venvstacks_tool.core.protocol import is_sha256
+from venvstacks_tool.core.protocol import LAYER_KINDS, PYTHON_VERSION_RE, is_sha256
 
 LOCK_VERSION = "1.0"
 CREATED_BY = "rules_venvstacks"
-LAYER_KINDS: tuple[str, ...] = ("framework", "application")
 
 _INPUTS_HASH = re.compile(r"sha256:[0-9a-f]{64}")
-_PYTHON_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.\d+\S*)?")
 
 
 def platform_marker(triple: str) -> str:
@@ -209,7 +207,7 @@ def _header(lock_target: str | None) -> str:
 
 def _requires_python(python_version: str) -> str:
     """`==X.Y.*`: a lock holds for every patch release of its X.Y, as its `inputs-hash` covers X.Y only."""
-    match = _PYTHON_VERSION.fullmatch(python_version)
+    match = PYTHON_VERSION_RE.fullmatch(python_version)
     return f"=={match.group(1)}.{match.group(2)}.*" if match else f"=={python_version}"
 
 
