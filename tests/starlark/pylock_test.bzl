@@ -160,9 +160,9 @@ _REQUESTS_AT = '[[packages]]\nname = "requests"'
 
 _UNKNOWN = "'x86_64-unknown-freebsd' is not the triple of a platform rules_venvstacks builds for; known: linux_aarch64 (aarch64-unknown-linux-gnu)"
 
-# name -> (golden, the text replaced, its replacement, the message after "<file>:<line>: ").
-# The line is the replacement's: a mistake inside a package's table is reported at the table's
-# first line instead, named by `at` (the text of that line) when given.
+# name -> (golden text, the text replaced, its replacement, the message after "<file>:<line>: ", at).
+# The line is where the replacement starts, or where `at` does when given: a mistake about a
+# package as a whole is reported at its table's first line.
 _REFUSED = {
     "foreign_wheel": (_GOLDEN, _WINDOWS + ' = "' + _REQUESTS + '"', _WINDOWS + ' = "other.whl"', "package 'requests': platform-wheels gives windows_x86_64 the wheel 'other.whl', which is not in its wheels", _REQUESTS_AT),
     "hand_comment": (_GOLDEN, 'version = "2.32.3"', 'version = "2.32.3" # hand edit', "unexpected text after the value of 'version'", None),
