@@ -379,7 +379,7 @@ kind = "application"
 inputs-hash = "sha256:{zeros}"
 python-version = "3.11.7"
 platforms = [
-    "x86_64-unknown-linux-gnu",
+    "{triple}",
 ]
 requirements = [
     "demo",
@@ -389,46 +389,64 @@ provided = [
 """
 
 
+_DEMO_URL = 'url = "https://files.example/demo-1.0-py3-none-any.whl"'
+_LINUX = "x86_64-unknown-linux-gnu"
+
+
 @pytest.mark.parametrize(
-    ("where", "sha256", "expected"),
+    ("where", "sha256", "triple", "expected"),
     [
         (
-            'url = "https://files.example/demo-1.0-py3-none-any.whl"',
+            _DEMO_URL,
             "",
-            "package 'demo': the sha256 of demo-1.0-py3-none-any.whl is not 64 lowercase hex digits (it is empty): ''",
+            _LINUX,
+            "8: package 'demo': the sha256 of demo-1.0-py3-none-any.whl is not 64 lowercase hex digits (it is empty):"
+            " ''",
         ),
         (
-            'url = "https://files.example/demo-1.0-py3-none-any.whl"',
+            _DEMO_URL,
             "XYZ",
-            "package 'demo': the sha256 of demo-1.0-py3-none-any.whl is not 64 lowercase hex digits (it has 3",
+            _LINUX,
+            "8: package 'demo': the sha256 of demo-1.0-py3-none-any.whl is not 64 lowercase hex digits (it has 3",
         ),
         (
             'path = "../../outside/demo-1.0-py3-none-any.whl"',
             "a" * 64,
-            "package 'demo': the path '../../outside/demo-1.0-py3-none-any.whl' of demo-1.0-py3-none-any.whl"
+            _LINUX,
+            "8: package 'demo': the path '../../outside/demo-1.0-py3-none-any.whl' of demo-1.0-py3-none-any.whl"
             " points outside the workspace (its '..' climb out of the workspace)",
         ),
         (
             'path = "/etc/demo-1.0-py3-none-any.whl"',
             "a" * 64,
-            "package 'demo': the path '/etc/demo-1.0-py3-none-any.whl' of demo-1.0-py3-none-any.whl points outside"
+            _LINUX,
+            "8: package 'demo': the path '/etc/demo-1.0-py3-none-any.whl' of demo-1.0-py3-none-any.whl points outside"
             " the workspace (it is absolute)",
         ),
+        (
+            # Before the reader knew the triples, this failed later as a bare key error in the hub.
+            _DEMO_URL,
+            "a" * 64,
+            "x86_64-unknown-freebsd",
+            "24: 'x86_64-unknown-freebsd' is not the triple of a platform rules_venvstacks builds for; known:"
+            " linux_aarch64 (aarch64-unknown-linux-gnu), linux_x86_64 (x86_64-unknown-linux-gnu),",
+        ),
     ],
-    ids=["empty-sha256", "short-sha256", "path-climbs-out", "absolute-path"],
+    ids=["empty-sha256", "short-sha256", "path-climbs-out", "absolute-path", "unknown-triple"],
 )
 def test_a_lock_the_tool_would_not_write_fails_in_the_module_extension(
-    scratch: Workspace, served: tuple[LocalRuntime, str], where: str, sha256: str, expected: str
+    scratch: Workspace, served: tuple[LocalRuntime, str], where: str, sha256: str, triple: str, expected: str
 ) -> None:
     runtime, url = served
     scratch.write("stacks/BUILD.bazel", 'exports_files(["pylock.app.toml"])\n')
-    scratch.write("stacks/pylock.app.toml", _LOCK_TEMPLATE.format(where=where, sha256=sha256, zeros="0" * 64))
+    lock = _LOCK_TEMPLATE.format(where=where, sha256=sha256, zeros="0" * 64, triple=triple)
+    scratch.write("stacks/pylock.app.toml", lock)
     module = _module(runtime, url).replace(
         'use_repo(venvstacks, "cpython_local")',
         'venvstacks.lock(name = "app", file = "//stacks:pylock.app.toml")\n'
         '        use_repo(venvstacks, "cpython_local", "venvstacks_wheels")',
     )
-    _fails(scratch, module, "pylock.app.toml:8: " + expected)
+    _fails(scratch, module, "pylock.app.toml:" + expected)
 
 
 def test_an_index_url_with_credentials_fails_at_analysis_without_showing_them(

@@ -19,6 +19,6 @@ def test_starlark_unit_tests_pass() -> None:
         summary = re.search(r"Executed (\d+) out of (\d+) tests?: (\d+) tests? pass", result.stdout + result.stderr)
         assert summary is not None, result.stdout + result.stderr
         executed, total, passed = map(int, summary.groups())
-        assert executed == total == passed >= 14, summary.group(0)
+        assert executed == total == passed >= 32, summary.group(0)
     finally:
         workspace.shutdown()

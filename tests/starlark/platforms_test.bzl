@@ -14,6 +14,12 @@ def _names_and_triples_test(ctx):
         platforms_testlib.platform_triples(["linux_x86_64", "linux_aarch64"], "test"),
     )
     asserts.equals(env, [], platforms_testlib.platform_triples([], "test"))
+    asserts.equals(env, "", platforms_testlib.triple_problem("aarch64-apple-darwin"))
+    asserts.equals(
+        env,
+        "'linux_x86_64' is not the triple of a platform rules_venvstacks builds for; known: linux_aarch64 (aarch64-unknown-linux-gnu), linux_x86_64 (x86_64-unknown-linux-gnu), macos_arm64 (aarch64-apple-darwin), macos_x86_64 (x86_64-apple-darwin), windows_x86_64 (x86_64-pc-windows-msvc)",
+        platforms_testlib.triple_problem("linux_x86_64"),
+    )
     return unittest.end(env)
 
 names_and_triples_test = unittest.make(_names_and_triples_test)

@@ -2,154 +2,132 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.project_names import normalize_name
-from venvstacks_tool.lock import pylock
+from venvstacks_tool.lock import lock_command, pylock
 from venvstacks_tool.lock.pylock import Lock, LockedPackage, LockedWheel, ProvidedPackage
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
-SHA_C = "0123456789abcdef" * 4
 INPUTS = "sha256:" + "f" * 64
 
-
 LINUX = "x86_64-unknown-linux-gnu"
+MACOS = "aarch64-apple-darwin"
 WINDOWS = "x86_64-pc-windows-msvc"
 LINUX_MARKER = "sys_platform == 'linux' and platform_machine == 'x86_64'"
+MACOS_MARKER = "sys_platform == 'darwin' and platform_machine == 'arm64'"
 WINDOWS_MARKER = "sys_platform == 'win32' and platform_machine == 'AMD64'"
-C_LINUX = "charset_normalizer-3.4.0-cp312-cp312-manylinux_2_17_x86_64.whl"
-C_ANY = "charset_normalizer-3.4.0-py3-none-any.whl"
+
+# The lock contract between the writer (lock/pylock.py) and the module extension's reader
+# (rules_venvstacks/private/fetch/pylock.bzl): `render_lock(golden_lock())` must be these bytes, and
+# tests/starlark/pylock_test.bzl reads the same file with the real Starlark reader. After a
+# deliberate change of the form: `pytest tests/unit/test_pylock.py --update-golden`.
+GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden"
+GOLDEN_PATH = GOLDEN_DIR / "pylock.golden.toml"
+GOLDEN = GOLDEN_PATH.read_text(encoding="utf-8")
+GOLDEN_TARGET = "//stacks:app.lock"
+# The single-platform form the tool wrote before multi-platform locks, frozen: both readers still read it.
+SINGLE_PLATFORM = (GOLDEN_DIR / "pylock.single-platform.toml").read_text(encoding="utf-8")
+
+C_LINUX = "charset_normalizer-3.4.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+C_MACOS = "charset_normalizer-3.4.0-cp312-cp312-macosx_11_0_arm64.whl"
+C_WINDOWS = "charset_normalizer-3.4.0-cp312-cp312-win_amd64.whl"
+CLICK = "click-8.1.8-py3-none-any.whl"
+COLORAMA = "colorama-0.4.6-py2.py3-none-any.whl"
+LOCAL = "local_tool-0.1-py3-none-any.whl"
+NUMPY_1_WINDOWS = "numpy-1.26.4-cp312-cp312-win_amd64.whl"
+NUMPY_2_LINUX = "numpy-2.1.2-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+NUMPY_2_MACOS = "numpy-2.1.2-cp312-cp312-macosx_14_0_arm64.whl"
 REQUESTS = "requests-2.32.3-py3-none-any.whl"
-REQUESTS_LINE = (
-    f'    {{ name = "{REQUESTS}", url = "https://files.example/requests.whl", hashes = {{ sha256 = "{SHA_A}" }} }},'
+# requests installs on every platform: its platform-wheels table, as the writer sorts it.
+REQUESTS_TABLE = "[packages.tool.venvstacks.platform-wheels]\n" + "".join(
+    f'{triple} = "{REQUESTS}"\n' for triple in (MACOS, WINDOWS, LINUX)
 )
 
 
-def small_lock() -> Lock:
-    """Two platforms; two packages given out of order (one with two wheels, also out of order), one provided.
+def sha(file_name: str) -> str:
+    """The (made-up, fixed) sha256 the golden lock records for `file_name`."""
+    return hashlib.sha256(file_name.encode("utf-8")).hexdigest()
 
-    requests installs on Linux only (so it has a marker); charset-normalizer everywhere, a
-    different wheel on each platform.
+
+def index_wheel(file_name: str) -> LockedWheel:
+    """A wheel as the index serves it, at a URL in PyPI's layout (its path made of its hash)."""
+    digest = sha(file_name)
+    url = f"https://files.pythonhosted.org/packages/{digest[:2]}/{digest[2:4]}/{digest[4:]}/{file_name}"
+    return LockedWheel(file_name, url, digest)
+
+
+def wheel_line(file_name: str) -> str:
+    """The line of GOLDEN's `wheels` array that holds `file_name`."""
+    (line,) = [line for line in GOLDEN.splitlines() if line.startswith(f'    {{ name = "{file_name}", ')]
+    return line
+
+
+def golden_lock() -> Lock:
+    """The fixed inputs of tests/golden/pylock.golden.toml: every feature `render_lock` writes.
+
+    Three platforms; packages given out of order and a provided package given twice (the writer
+    sorts and deduplicates); charset-normalizer with a different wheel on each platform, click
+    with one wheel for all, colorama on Windows only (one platform's marker), numpy at two
+    versions (Windows' and the others', whose marker joins two platforms with `or`), a find-links
+    wheel recorded by its path from the lock's directory, index hashes, the inputs-hash of fixed
+    inputs and requirements that need escaping.
     """
+    requirements = ["click>=8", 'colorama; sys_platform == "win32"', "numpy", "requests", "local-tool"]
+    digest = lock_command.inputs_hash(
+        layer_name="app",
+        layer_kind="application",
+        requirements=requirements,
+        requirements_in=[b"charset-normalizer\n"],
+        python_version="3.12.7",
+        platforms=[LINUX, MACOS, WINDOWS],
+        lower_locks=[("framework", b"the framework's lock\n")],
+        index_url="https://pypi.org/simple",
+        extra_index_urls=[],
+        find_links=["wheels"],
+    )
+    local = LockedWheel(LOCAL, "", sha(LOCAL), path=f"../wheels/{LOCAL}")
     return Lock(
         layer="app",
         kind="application",
-        inputs_hash=INPUTS,
+        inputs_hash=digest,
         python_version="3.12.7",
-        platforms=[WINDOWS, LINUX],
-        requirements=["requests>=2; sys_platform == 'linux'", 'numpy>=2; python_version >= "3.10"'],
+        platforms=[WINDOWS, LINUX, MACOS],
+        requirements=requirements,
         packages=[
             LockedPackage(
-                "requests",
-                "2.32.3",
-                [LockedWheel(REQUESTS, "https://files.example/requests.whl", SHA_A)],
-                {LINUX: REQUESTS},
+                "requests", "2.32.3", [index_wheel(REQUESTS)], {p: REQUESTS for p in (LINUX, MACOS, WINDOWS)}
             ),
+            LockedPackage(
+                "numpy",
+                "2.1.2",
+                [index_wheel(NUMPY_2_MACOS), index_wheel(NUMPY_2_LINUX)],
+                {MACOS: NUMPY_2_MACOS, LINUX: NUMPY_2_LINUX},
+            ),
+            LockedPackage("numpy", "1.26.4", [index_wheel(NUMPY_1_WINDOWS)], {WINDOWS: NUMPY_1_WINDOWS}),
+            LockedPackage("local-tool", "0.1", [local], {p: LOCAL for p in (WINDOWS, MACOS, LINUX)}),
+            LockedPackage("colorama", "0.4.6", [index_wheel(COLORAMA)], {WINDOWS: COLORAMA}),
+            LockedPackage("click", "8.1.8", [index_wheel(CLICK)], {p: CLICK for p in (MACOS, LINUX, WINDOWS)}),
             LockedPackage(
                 "charset-normalizer",
                 "3.4.0",
-                [
-                    LockedWheel(C_ANY, "https://files.example/c2.whl", SHA_C),
-                    LockedWheel(C_LINUX, "https://files.example/c1.whl", SHA_B),
-                ],
-                {WINDOWS: C_ANY, LINUX: C_LINUX},
+                [index_wheel(C_WINDOWS), index_wheel(C_MACOS), index_wheel(C_LINUX)],
+                {WINDOWS: C_WINDOWS, LINUX: C_LINUX, MACOS: C_MACOS},
             ),
         ],
-        provided=[ProvidedPackage("numpy", "2.1.2", "framework"), ProvidedPackage("numpy", "2.1.2", "framework")],
+        provided=[
+            ProvidedPackage("typing-extensions", "4.12.2", "framework"),
+            ProvidedPackage("idna", "3.10", "framework"),
+            ProvidedPackage("typing-extensions", "4.12.2", "framework"),
+        ],
     )
-
-
-GOLDEN = "\n".join(
-    [
-        "# This file is generated by `bazel run //stacks:app.lock`; do not edit.",
-        'lock-version = "1.0"',
-        'created-by = "rules_venvstacks"',
-        'requires-python = "==3.12.*"',
-        "environments = [",
-        f'    "{LINUX_MARKER}",',
-        f'    "{WINDOWS_MARKER}",',
-        "]",
-        "",
-        "[[packages]]",
-        'name = "charset-normalizer"',
-        'version = "3.4.0"',
-        "wheels = [",
-        f'    {{ name = "{C_LINUX}", url = "https://files.example/c1.whl", hashes = {{ sha256 = "{SHA_B}" }} }},',
-        f'    {{ name = "{C_ANY}", url = "https://files.example/c2.whl", hashes = {{ sha256 = "{SHA_C}" }} }},',
-        "]",
-        "",
-        "[packages.tool.venvstacks.platform-wheels]",
-        f'{WINDOWS} = "{C_ANY}"',
-        f'{LINUX} = "{C_LINUX}"',
-        "",
-        "[[packages]]",
-        'name = "requests"',
-        'version = "2.32.3"',
-        f'marker = "{LINUX_MARKER}"',
-        "wheels = [",
-        REQUESTS_LINE,
-        "]",
-        "",
-        "[packages.tool.venvstacks.platform-wheels]",
-        f'{LINUX} = "{REQUESTS}"',
-        "",
-        "[tool.venvstacks]",
-        'layer = "app"',
-        'kind = "application"',
-        'inputs-hash = "sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"',
-        'python-version = "3.12.7"',
-        "platforms = [",
-        f'    "{WINDOWS}",',
-        f'    "{LINUX}",',
-        "]",
-        "requirements = [",
-        "    \"requests>=2; sys_platform == 'linux'\",",
-        '    "numpy>=2; python_version >= \\"3.10\\"",',
-        "]",
-        "provided = [",
-        '    { name = "numpy", version = "2.1.2", layer = "framework" },',
-        "]",
-        "",
-    ]
-)
-
-# The same packages in the single-platform form the tool wrote before multi-platform locks.
-OLD_FORM = "\n".join(
-    [
-        "# This file is generated by `bazel run //stacks:app.lock`; do not edit.",
-        'lock-version = "1.0"',
-        'created-by = "rules_venvstacks"',
-        'requires-python = "==3.12.7"',
-        "",
-        "[[packages]]",
-        'name = "requests"',
-        'version = "2.32.3"',
-        "wheels = [",
-        REQUESTS_LINE,
-        "]",
-        "",
-        "[tool.venvstacks]",
-        'layer = "app"',
-        'kind = "application"',
-        f'inputs-hash = "{INPUTS}"',
-        'python-version = "3.12.7"',
-        f'platform = "{LINUX}"',
-        "requirements = [",
-        '    "requests",',
-        "]",
-        "provided = [",
-        "]",
-        "",
-    ]
-)
 
 
 def _sorted(lock: Lock) -> Lock:
@@ -177,200 +155,42 @@ def _sorted(lock: Lock) -> Lock:
     )
 
 
-class StarlarkFailure(Exception):
-    """Where rules_venvstacks/private/fetch/pylock.bzl would `fail()`."""
+def test_the_writer_reproduces_the_golden_lock(tmp_path: Path, update_golden: bool) -> None:
+    path = tmp_path / "stacks" / "pylock.app.toml"
+    pylock.write_lock(path, golden_lock(), GOLDEN_TARGET)
+    if update_golden:
+        GOLDEN_PATH.write_bytes(path.read_bytes())
+    assert sorted(p.name for p in path.parent.iterdir()) == ["pylock.app.toml"], "written atomically, no leftovers"
+    assert path.read_bytes() == GOLDEN_PATH.read_bytes(), (
+        f"the writer no longer writes {GOLDEN_PATH.name}; if the change is meant, regenerate it with"
+        " `pytest tests/unit/test_pylock.py --update-golden` and review the diff (the Starlark reader"
+        " reads it in tests/starlark/pylock_test.bzl)"
+    )
 
 
-@dataclass(frozen=True)
-class StarlarkWheel:
-    name: str
-    url: str
-    path: str
-    sha256: str
-
-
-@dataclass(frozen=True)
-class StarlarkPackage:
-    name: str
-    version: str
-    wheels: list[StarlarkWheel]
-    platform_wheels: dict[str, str]
-
-
-PLATFORM_WHEELS_HEADER = "[packages.tool.venvstacks.platform-wheels]"
-
-
-def starlark_parse(text: str, source: str = "lock") -> tuple[list[str], list[StarlarkPackage]]:
-    """What rules_venvstacks/private/fetch/pylock.bzl `parse_pylock` returns, ported line for line to Python.
-
-    (platforms, packages). Raises StarlarkFailure (with the message's `file:line`) where the
-    Starlark reader fails; keep the two in step.
-    """
-
-    def string_at(line: str, start: int, where: str) -> tuple[str, int]:
-        if start >= len(line) or line[start] != '"':
-            raise StarlarkFailure(f"{where}: expected a quoted string")
-        chars = []
-        index = start + 1
-        while True:
-            if index >= len(line):
-                raise StarlarkFailure(f"{where}: unterminated string")
-            char = line[index]
-            if char == "\\":
-                chars.append(line[index + 1])
-                index += 2
-                continue
-            if char == '"':
-                return "".join(chars), index + 1
-            chars.append(char)
-            index += 1
-
-    def value(line: str, key: str, where: str) -> str:
-        result, end = string_at(line, len(key) + 3, where)
-        if line[end:]:
-            raise StarlarkFailure(f"{where}: unexpected text after the value of '{key}': {line}")
-        return result
-
-    def field(line: str, key: str, where: str, required: bool = True) -> str:
-        marker = " " + key + ' = "'
-        start = line.find(marker)
-        if start < 0:
-            if required:
-                raise StarlarkFailure(f"{where}: missing '{key}' in wheel entry")
-            return ""
-        return string_at(line, start + len(marker) - 1, where)[0]
-
-    def unexpected(where: str, line: str) -> StarlarkFailure:
-        return StarlarkFailure(f"{where}: unexpected line: {line}")
-
-    packages: list[dict[str, Any]] = []
-    current: dict[str, Any] | None = None
-    section: str | None = None
-    tool: dict[str, Any] = {"array": None, "platform": None, "platforms": []}
-    for number, raw in enumerate(text.splitlines()):
-        line = raw.strip()
-        where = f"{source}:{number + 1}"
-        if not line or line.startswith("#"):
-            continue
-        if line == "[[packages]]":
-            current = {
-                "has_platform_wheels": False,
-                "in_wheels": False,
-                "line": number + 1,
-                "name": None,
-                "platform_wheels": {},
-                "version": None,
-                "wheels": [],
-            }
-            packages.append(current)
-            section = "package"
-        elif line == PLATFORM_WHEELS_HEADER:
-            if current is None or current["has_platform_wheels"] or current["in_wheels"]:
-                raise StarlarkFailure(f"{where}: {line} must follow its package's table, once")
-            current["has_platform_wheels"] = True
-            section = "platform_wheels"
-        elif line.startswith(("[packages", "[[packages")):
-            raise StarlarkFailure(f"{where}: unexpected table in a package: {line}")
-        elif line.startswith("[") and not (current is not None and current["in_wheels"]):
-            current = None
-            section = "tool" if line == "[tool.venvstacks]" else None
-        elif section == "package":
-            assert current is not None
-            if current["in_wheels"]:
-                if line == "]":
-                    current["in_wheels"] = False
-                elif line.startswith("{ name = ") and line.endswith(" },"):
-                    path = field(line, "path", where, required=False)
-                    current["wheels"].append(
-                        StarlarkWheel(
-                            field(line, "name", where),
-                            "" if path else field(line, "url", where),
-                            path,
-                            field(line, "sha256", where),
-                        )
-                    )
-                else:
-                    raise unexpected(where, line)
-            elif line.startswith("name = "):
-                current["name"] = value(line, "name", where)
-            elif line.startswith("version = "):
-                current["version"] = value(line, "version", where)
-            elif line.startswith("marker = "):
-                value(line, "marker", where)
-            elif line == "wheels = [":
-                current["in_wheels"] = True
-            else:
-                raise unexpected(where, line)
-        elif section == "platform_wheels":
-            assert current is not None
-            key, separator, _ = line.partition(" = ")
-            if not separator or not re.fullmatch(r"[A-Za-z0-9_-]+", key):
-                raise unexpected(where, line)
-            if key in current["platform_wheels"]:
-                raise StarlarkFailure(f"{where}: platform '{key}' listed twice")
-            current["platform_wheels"][key] = value(line, key, where)
-        elif section == "tool":
-            if tool["array"] is not None:
-                if line == "]":
-                    tool["array"] = None
-                elif tool["array"] == "platforms":
-                    tool["platforms"].append(string_at(line, 0, where)[0])
-            elif line.startswith("platform = "):
-                tool["platform"] = value(line, "platform", where)
-            elif line.endswith(" = ["):
-                tool["array"] = line.removesuffix(" = [")
-    if tool["platforms"]:
-        platforms, legacy = list(tool["platforms"]), False
-    elif tool["platform"]:
-        platforms, legacy = [tool["platform"]], True
-    else:
-        raise StarlarkFailure(f"{source}: no 'platforms' in [tool.venvstacks]")
-    result = []
-    for package in packages:
-        where = f"{source}:{package['line']}"
-        if not package["name"] or not package["version"]:
-            raise StarlarkFailure(f"{where}: a [[packages]] table without name or version")
-        if package["in_wheels"]:
-            raise StarlarkFailure(f"{where}: unterminated wheels array")
-        if not package["wheels"]:
-            raise StarlarkFailure(f"{where}: package '{package['name']}' has no wheels")
-        names = [wheel.name for wheel in package["wheels"]]
-        platform_wheels = package["platform_wheels"]
-        if not package["has_platform_wheels"]:
-            if not legacy:
-                raise StarlarkFailure(f"{where}: package '{package['name']}' has no {PLATFORM_WHEELS_HEADER} table")
-            if len(names) != 1:
-                raise StarlarkFailure(f"{where}: package '{package['name']}' has several wheels")
-            platform_wheels = {platforms[0]: names[0]}
-        if not platform_wheels:
-            raise StarlarkFailure(f"{where}: package '{package['name']}' has an empty platform-wheels table")
-        for triple, file_name in platform_wheels.items():
-            if triple not in platforms or file_name not in names:
-                raise StarlarkFailure(f"{where}: package '{package['name']}': bad platform-wheels {triple}")
-        result.append(StarlarkPackage(package["name"], package["version"], package["wheels"], platform_wheels))
-    return platforms, result
-
-
-def starlark_packages(text: str) -> list[tuple[str, str, list[tuple[str, str, str]]]]:
-    """(name, version, [(file, url, sha256)]) of each package, as the Starlark reader reads them."""
-    return [(p.name, p.version, [(w.name, w.url, w.sha256) for w in p.wheels]) for p in starlark_parse(text)[1]]
-
-
-def test_render_matches_golden_text() -> None:
-    assert pylock.render_lock(small_lock(), "//stacks:app.lock") == GOLDEN
+def test_the_golden_lock_holds_every_feature_of_the_form() -> None:
+    """The golden text is worth its name: it shows each thing the reader must read."""
+    assert len(re.findall(r"^    \"sys_platform", GOLDEN, re.MULTILINE)) == 3
+    assert f'marker = "{WINDOWS_MARKER}"\n' in GOLDEN
+    assert f'marker = "({MACOS_MARKER}) or ({LINUX_MARKER})"\n' in GOLDEN
+    assert GOLDEN.count('name = "numpy"\n') == 2
+    assert f'path = "../wheels/{LOCAL}"' in GOLDEN
+    assert re.search(r'^inputs-hash = "sha256:[0-9a-f]{64}"$', GOLDEN, re.MULTILINE)
+    assert '\\"win32\\"' in GOLDEN
+    assert len(set(re.findall(r'sha256 = "([0-9a-f]{64})"', GOLDEN))) == 10
 
 
 def test_render_without_target_has_generic_header() -> None:
-    text = pylock.render_lock(small_lock())
+    text = pylock.render_lock(golden_lock())
     assert text.splitlines()[0] == "# This file is generated by `bazel run` of the layer's .lock target; do not edit."
     assert text.splitlines()[1:] == GOLDEN.splitlines()[1:]
 
 
 def test_round_trip() -> None:
-    lock = small_lock()
-    parsed = pylock.parse_lock(pylock.render_lock(lock, "//x:y.lock"), "x.toml")
+    lock = golden_lock()
+    parsed = pylock.parse_lock(GOLDEN, "stacks/pylock.app.toml")
     assert parsed == _sorted(lock)
-    assert pylock.render_lock(parsed, "//x:y.lock") == pylock.render_lock(lock, "//x:y.lock")
+    assert pylock.render_lock(parsed, GOLDEN_TARGET) == GOLDEN
 
 
 def test_parses_as_toml_with_pep751_keys() -> None:
@@ -382,14 +202,34 @@ def test_parses_as_toml_with_pep751_keys() -> None:
     assert data["lock-version"] == "1.0"
     assert data["created-by"] == "rules_venvstacks"
     assert data["requires-python"] == "==3.12.*"
-    assert data["environments"] == [LINUX_MARKER, WINDOWS_MARKER]
-    assert [p["name"] for p in data["packages"]] == ["charset-normalizer", "requests"]
-    assert "marker" not in data["packages"][0]
-    assert data["packages"][1]["marker"] == LINUX_MARKER
-    assert data["packages"][1]["wheels"][0]["hashes"] == {"sha256": SHA_A}
-    assert data["packages"][0]["tool"]["venvstacks"]["platform-wheels"] == {WINDOWS: C_ANY, LINUX: C_LINUX}
-    assert data["tool"]["venvstacks"]["platforms"] == [WINDOWS, LINUX]
-    assert data["tool"]["venvstacks"]["provided"] == [{"name": "numpy", "version": "2.1.2", "layer": "framework"}]
+    assert data["environments"] == [MACOS_MARKER, LINUX_MARKER, WINDOWS_MARKER]
+    packages = data["packages"]
+    assert [(p["name"], p["version"]) for p in packages] == [
+        ("charset-normalizer", "3.4.0"),
+        ("click", "8.1.8"),
+        ("colorama", "0.4.6"),
+        ("local-tool", "0.1"),
+        ("numpy", "1.26.4"),
+        ("numpy", "2.1.2"),
+        ("requests", "2.32.3"),
+    ]
+    assert [p.get("marker", "") for p in packages] == [
+        "",
+        "",
+        WINDOWS_MARKER,
+        "",
+        WINDOWS_MARKER,
+        f"({MACOS_MARKER}) or ({LINUX_MARKER})",
+        "",
+    ]
+    assert packages[1]["wheels"] == [{"name": CLICK, "url": index_wheel(CLICK).url, "hashes": {"sha256": sha(CLICK)}}]
+    assert packages[3]["wheels"] == [{"name": LOCAL, "path": f"../wheels/{LOCAL}", "hashes": {"sha256": sha(LOCAL)}}]
+    assert packages[0]["tool"]["venvstacks"]["platform-wheels"] == {MACOS: C_MACOS, WINDOWS: C_WINDOWS, LINUX: C_LINUX}
+    assert data["tool"]["venvstacks"]["platforms"] == [MACOS, WINDOWS, LINUX]
+    assert data["tool"]["venvstacks"]["provided"] == [
+        {"name": "idna", "version": "3.10", "layer": "framework"},
+        {"name": "typing-extensions", "version": "4.12.2", "layer": "framework"},
+    ]
 
 
 def test_markers_of_the_environments_and_of_several_platforms() -> None:
@@ -407,52 +247,14 @@ def test_markers_of_the_environments_and_of_several_platforms() -> None:
     assert not Marker(both).evaluate(PLATFORMS[1].marker_environment("3.12.7"))
 
 
-def test_the_starlark_reader_accepts_the_rendered_form() -> None:
-    platforms, packages = starlark_parse(GOLDEN)
-    assert platforms == [WINDOWS, LINUX]
-    assert starlark_packages(GOLDEN) == [
-        (
-            "charset-normalizer",
-            "3.4.0",
-            [(C_LINUX, "https://files.example/c1.whl", SHA_B), (C_ANY, "https://files.example/c2.whl", SHA_C)],
-        ),
-        ("requests", "2.32.3", [(REQUESTS, "https://files.example/requests.whl", SHA_A)]),
-    ]
-    assert [p.platform_wheels for p in packages] == [{WINDOWS: C_ANY, LINUX: C_LINUX}, {LINUX: REQUESTS}]
-    # The Python reader agrees on which wheel each platform installs.
-    parsed = pylock.parse_lock(GOLDEN, "app.toml")
-    assert [p.platform_wheels for p in parsed.packages] == [p.platform_wheels for p in packages]
-
-
-def test_both_readers_read_the_old_single_platform_form() -> None:
-    platforms, packages = starlark_parse(OLD_FORM)
-    assert platforms == [LINUX]
-    assert packages[0].platform_wheels == {LINUX: REQUESTS}
-    parsed = pylock.parse_lock(OLD_FORM, "old.toml")
+def test_the_old_single_platform_form_reads() -> None:
+    """tests/starlark/pylock_test.bzl reads the same file with the Starlark reader."""
+    parsed = pylock.parse_lock(SINGLE_PLATFORM, "stacks/pylock.app.toml")
     assert parsed.platforms == [LINUX]
-    assert parsed.packages[0].platform_wheels == {LINUX: REQUESTS}
+    assert [(p.name, p.version, p.platform_wheels) for p in parsed.packages] == [
+        ("requests", "2.32.3", {LINUX: REQUESTS})
+    ]
     assert parsed.packages[0].installs_on(LINUX) and not parsed.packages[0].installs_on(WINDOWS)
-
-
-@pytest.mark.parametrize(
-    "edit",
-    [
-        lambda t: t.replace(f'marker = "{LINUX_MARKER}"', "marker = 'x'"),
-        lambda t: t.replace('version = "2.32.3"', 'version = "2.32.3" # hand edit'),
-        lambda t: t.replace('version = "2.32.3"', 'version = "2.32.3"\nyanked = true'),
-        lambda t: t.replace(f'{LINUX} = "{REQUESTS}"', f'"{LINUX}" = "{REQUESTS}"'),
-        lambda t: t.replace(f'{LINUX} = "{REQUESTS}"', f'{LINUX} = "other.whl"'),
-        lambda t: t.replace(f'{LINUX} = "{REQUESTS}"', f'aarch64-apple-darwin = "{REQUESTS}"'),
-        lambda t: t.replace(f'\n[packages.tool.venvstacks.platform-wheels]\n{LINUX} = "{REQUESTS}"\n', "\n"),
-        lambda t: t.replace("wheels = [\n", "wheels = [\n    # comment?\n    junk,\n", 1),
-        lambda t: t.replace('[[packages]]\nname = "requests"', '[[packages]]\nname = "requests"\n[packages.x]'),
-    ],
-)
-def test_the_starlark_reader_rejects_hand_edits(edit) -> None:  # type: ignore[no-untyped-def]
-    text = edit(GOLDEN)
-    assert text != GOLDEN
-    with pytest.raises(StarlarkFailure, match=r"^lock:\d+: "):
-        starlark_parse(text)
 
 
 def test_packages_sorted_by_normalized_name_and_wheels_by_file_name() -> None:
@@ -475,7 +277,7 @@ def test_packages_sorted_by_normalized_name_and_wheels_by_file_name() -> None:
     text = pylock.render_lock(lock)
     names = re.findall(r'^name = "(.*)"$', text, re.MULTILINE)
     assert names == ["a-a", "a_b", "Babel", "zope-interface"]
-    assert [w[0] for w in starlark_packages(text)[2][2]] == ["B0.whl", "b1.whl", "b2.whl"]
+    assert re.findall(r'\{ name = "([bB]\d\.whl)"', text) == ["B0.whl", "b1.whl", "b2.whl"]
 
 
 def test_two_versions_of_a_package_each_with_its_platforms() -> None:
@@ -489,7 +291,6 @@ def test_two_versions_of_a_package_each_with_its_platforms() -> None:
         "2.0.0",
         LINUX_MARKER,
     ]
-    assert [p.platform_wheels for p in starlark_parse(text)[1]] == [{WINDOWS: "n1.whl"}, {LINUX: "n2.whl"}]
     assert pylock.parse_lock(text, "fw.toml") == _sorted(lock)
 
 
@@ -517,7 +318,6 @@ def test_escaping_of_quotes_backslashes_and_control_characters() -> None:
     assert '    "new\\nline\\u0001",' in text
     assert 'url = "https://x/\\"q\\"\\\\p.whl"' in text
     assert pylock.parse_lock(text, "weird.toml") == lock
-    assert starlark_packages(text)[0][2][0][1] == 'https://x/"q"\\p.whl'
 
 
 def test_a_layer_without_own_packages_has_no_packages_table() -> None:
@@ -534,18 +334,9 @@ def test_a_layer_without_own_packages_has_no_packages_table() -> None:
     assert "[[packages]]" not in text
     assert "requirements = [\n" in text
     assert pylock.parse_lock(text, "app.toml") == lock
-    assert starlark_parse(text) == ([LINUX], [])
     empty = Lock("fw", "framework", INPUTS, "3.12.7", [LINUX])
     assert "requirements = [\n]\nprovided = [\n]\n" in pylock.render_lock(empty)
     assert pylock.parse_lock(pylock.render_lock(empty), "fw.toml") == empty
-
-
-def test_write_lock_is_atomic_and_exact(tmp_path: Path) -> None:
-    path = tmp_path / "stacks" / "app.pylock.toml"
-    pylock.write_lock(path, small_lock(), "//stacks:app.lock")
-    assert path.read_bytes() == GOLDEN.encode("utf-8")
-    assert sorted(p.name for p in path.parent.iterdir()) == ["app.pylock.toml"]
-    assert pylock.read_lock(path) == _sorted(small_lock())
 
 
 @pytest.mark.parametrize(
@@ -555,18 +346,18 @@ def test_write_lock_is_atomic_and_exact(tmp_path: Path) -> None:
         (lambda t: t.replace('lock-version = "1.0"\n', ""), "missing 'lock-version'"),
         (lambda t: t.replace("[tool.venvstacks]", "[tool.other]"), "missing the [tool.venvstacks] table"),
         (lambda t: t.replace('kind = "application"', 'kind = "runtime"'), "unknown layer kind 'runtime'"),
-        (lambda t: t.replace(INPUTS, "md5:00"), "'inputs-hash' must be 'sha256:'"),
-        (lambda t: t.replace(SHA_A, "A" * 64), "sha256 must be 64 lowercase hex digits"),
-        (lambda t: t.replace('version = "2.32.3"\n', ""), "packages[1]: missing 'version'"),
-        (lambda t: t.replace(f'    "{WINDOWS}",\n    "{LINUX}",\n', ""), "'platforms' is empty"),
-        (lambda t: t.replace(f'    "{WINDOWS}",\n', "    3,\n"), "platforms[0]: must be a string"),
+        (lambda t: re.sub(r'inputs-hash = ".*"', 'inputs-hash = "md5:00"', t), "'inputs-hash' must be 'sha256:'"),
+        (lambda t: t.replace(sha(REQUESTS), "A" * 64), "sha256 must be 64 lowercase hex digits"),
+        (lambda t: t.replace('version = "2.32.3"\n', ""), "packages[6]: missing 'version'"),
+        (lambda t: t.replace(f'    "{MACOS}",\n    "{WINDOWS}",\n    "{LINUX}",\n', ""), "'platforms' is empty"),
+        (lambda t: t.replace(f'    "{MACOS}",\n', "    3,\n"), "platforms[0]: must be a string"),
         (lambda t: t.replace(f'{LINUX} = "{REQUESTS}"', f'{LINUX} = "x.whl"'), "which is not in its wheels"),
         (
-            lambda t: t.replace(f'{LINUX} = "{REQUESTS}"', f'aarch64-apple-darwin = "{REQUESTS}"'),
-            "platform-wheels names 'aarch64-apple-darwin', which is not among the lock's platforms",
+            lambda t: t.replace(f'{LINUX} = "{REQUESTS}"', f'aarch64-unknown-linux-gnu = "{REQUESTS}"'),
+            "platform-wheels names 'aarch64-unknown-linux-gnu', which is not among the lock's platforms",
         ),
         (
-            lambda t: t.replace(f'\n[packages.tool.venvstacks.platform-wheels]\n{LINUX} = "{REQUESTS}"\n', "\n"),
+            lambda t: t.replace(REQUESTS_TABLE, ""),
             "package 'requests' 2.32.3: missing its [packages.tool.venvstacks.platform-wheels] table",
         ),
         (lambda t: t.replace('layer = "framework" }', 'layr = "framework" }'), "provided[0]: missing 'layer'"),
@@ -576,20 +367,16 @@ def test_write_lock_is_atomic_and_exact(tmp_path: Path) -> None:
 )
 def test_parse_errors_name_the_file(edit, message) -> None:  # type: ignore[no-untyped-def]
     text = edit(GOLDEN)
+    assert text != GOLDEN
     with pytest.raises(VenvstacksError, match=re.escape(message)) as info:
         pylock.parse_lock(text, "stacks/app.pylock.toml")
     assert str(info.value).startswith("stacks/app.pylock.toml: ")
 
 
 def test_a_package_without_wheels_is_an_error() -> None:
-    text = GOLDEN.replace(
-        REQUESTS_LINE + "\n",
-        "",
-    )
-    with pytest.raises(VenvstacksError, match=r"^a\.toml: package 'requests' 2\.32\.3: has no wheels$"):
-        pylock.parse_lock(text, "a.toml")
-    with pytest.raises(StarlarkFailure, match=r"^lock:\d+: package 'requests' has no wheels$"):
-        starlark_parse(text)
+    text = GOLDEN.replace(wheel_line(REQUESTS) + "\n", "")
+    with pytest.raises(VenvstacksError, match=r"^stacks/a\.toml: package 'requests' 2\.32\.3: has no wheels$"):
+        pylock.parse_lock(text, "stacks/a.toml")
 
 
 def test_read_lock_of_a_missing_file(tmp_path: Path) -> None:
@@ -601,18 +388,17 @@ def test_normalize_name() -> None:
     assert normalize_name("Foo_Bar.baz--Qux") == "foo-bar-baz-qux"
 
 
-LOCAL = "local-0.1-py3-none-any.whl"
-
-
 def _with_local_wheel(path: str) -> str:
     """GOLDEN with requests' wheel recorded by `path` (a find-links wheel) instead of a URL."""
-    line = REQUESTS_LINE.replace('url = "https://files.example/requests.whl"', f"path = {pylock.toml_string(path)}")
-    return GOLDEN.replace(REQUESTS_LINE, line)
+    line = wheel_line(REQUESTS)
+    return GOLDEN.replace(
+        line, line.replace(f'url = "{index_wheel(REQUESTS).url}"', f"path = {pylock.toml_string(path)}")
+    )
 
 
 @pytest.mark.parametrize("sha256", ["", "a" * 63, "A" * 64, "g" * 64, "sha256:" + "a" * 64])
 def test_an_empty_or_malformed_sha256_fails_naming_the_package_and_the_lock(sha256: str) -> None:
-    text = GOLDEN.replace(SHA_A, sha256)
+    text = GOLDEN.replace(sha(REQUESTS), sha256)
     with pytest.raises(VenvstacksError) as info:
         pylock.parse_lock(text, "stacks/pylock.app.toml")
     message = str(info.value)

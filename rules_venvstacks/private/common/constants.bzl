@@ -1,6 +1,7 @@
 """Values the Starlark rules and the Python tool must agree on, each stated once per language.
 
-Keep in sync with the Python side named next to each value.
+Keep in sync with the Python side named next to each value: tests/unit/test_constants.py reads
+this file and fails when a value differs from the tool's.
 """
 
 # tools/venvstacks_tool/core/archive.py ARCHIVE_FORMATS.
@@ -8,6 +9,10 @@ ARCHIVE_FORMATS = ["tar.zst", "tar.xz", "zip"]
 
 # tools/venvstacks_tool/core/protocol.py LAYER_KINDS.
 LAYER_KINDS = ["framework", "application"]
+
+# tools/venvstacks_tool/core/protocol.py PYTHON_PRE_RELEASES: the tags of a pre-release CPython
+# version (3.13.0rc2), which versions.bzl `is_python_version` accepts after X.Y.Z.
+PYTHON_PRE_RELEASES = ["a", "b", "rc"]
 
 # tools/venvstacks_tool/lock/resolve.py DEFAULT_INDEX_URL.
 DEFAULT_INDEX_URL = "https://pypi.org/simple"

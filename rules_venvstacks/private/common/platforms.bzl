@@ -20,6 +20,20 @@ def platform_name(triple):
     """The short name of a PBS triple ("x86_64-pc-windows-msvc" -> "windows_x86_64"), or the triple itself."""
     return _NAME_BY_TRIPLE.get(triple, triple)
 
+def triple_problem(triple):
+    """Why `triple` is not the PBS triple of a platform rules_venvstacks builds for, or "" when it is one.
+
+    Args:
+      triple: a string read where a PBS triple belongs (a lock file's platforms).
+
+    Returns:
+      "" or a phrase that names the known platforms by their short names, each with its triple.
+    """
+    if triple in _NAME_BY_TRIPLE:
+        return ""
+    known = ["%s (%s)" % (name, entry.triple) for name, entry in sorted(PLATFORMS.items())]
+    return "'%s' is not the triple of a platform rules_venvstacks builds for; known: %s" % (triple, ", ".join(known))
+
 def platform_triples(names, what):
     """The PBS triples of short platform names, in order; fails naming an unknown one.
 
@@ -62,4 +76,4 @@ def define_platforms(name = "platforms"):
             visibility = ["//visibility:public"],
         )
 
-platforms_testlib = struct(platform_name = platform_name, platform_triples = platform_triples)
+platforms_testlib = struct(platform_name = platform_name, platform_triples = platform_triples, triple_problem = triple_problem)

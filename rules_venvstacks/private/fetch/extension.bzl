@@ -12,6 +12,7 @@ locked wheels, which selects each target platform's wheels.
 """
 
 load("//rules_venvstacks/private/common:platforms.bzl", "PLATFORMS", "config_setting_label", "platform_name", "platform_triples")
+load("//rules_venvstacks/private/common:versions.bzl", "is_python_version")
 load(":pbs.bzl", "asset_urls", "host_platform", "python_minor", "release_epoch", "resolve_version")
 load(":pylock.bzl", "lock_depth", "parse_pylock")
 load(":runtime_repository.bzl", "runtime_hub", "runtime_repository")
@@ -148,7 +149,7 @@ def _custom_source(tag, what):
         fail("%s: give either `urls` or `archive`, not both" % what)
     if tag.urls and not tag.sha256:
         fail("%s: a custom build from `urls` needs its `sha256`" % what)
-    if len(tag.python_version.split(".")) != 3:
+    if not is_python_version(tag.python_version):
         fail("%s: a custom build needs the exact python_version (e.g. '3.12.7'), got '%s'" % (what, tag.python_version))
     return struct(
         version = tag.python_version,
@@ -203,7 +204,7 @@ def _runtime_sources(tag, table, host, archives, what):
                 sources[triple] = source
     if not resolved.error:
         lock_version = resolved.version
-    elif len(tag.python_version.split(".")) == 3 and (tag.urls or tag.archive or archives):
+    elif is_python_version(tag.python_version) and (tag.urls or tag.archive or archives):
         lock_version = tag.python_version
     else:
         fail("%s: %s" % (what, resolved.error))

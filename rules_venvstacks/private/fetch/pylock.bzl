@@ -1,7 +1,9 @@
 """Reads the platforms, packages and wheels of a `pylock.toml` written by `bazel run <layer>.lock`.
 
 Starlark has no TOML parser, so this reads the fixed, line-oriented form that the tool writes
-(tools/venvstacks_tool/lock/pylock.py, whose docstring shows it; keep the two in sync):
+(tools/venvstacks_tool/lock/pylock.py, whose docstring shows it). Both are held to one text,
+tests/golden/pylock.golden.toml, which the writer must reproduce byte for byte
+(tests/unit/test_pylock.py) and this reader reads (tests/starlark/pylock_test.bzl):
 
 - `[[packages]]` tables with `name`, `version`, an optional `marker` and a `wheels` array holding
   one inline table per line, each followed by a `[packages.tool.venvstacks.platform-wheels]`
@@ -13,11 +15,17 @@ platform-wheels tables) still reads: its platforms are `[platform]` and each pac
 installs on it, so checkouts with such locks still fetch. Any line inside a package table that is
 not one of the above fails with the file and line, so a hand edit cannot be silently misread.
 
+Every triple (in `platforms`, `platform` and the platform-wheels tables) must be one of the five
+PBS triples of platforms.bzl: an unknown one fails naming the file and line, and messages name
+platforms by their short names (`linux_x86_64`), as users write them.
+
 A lock is read as strictly as the tool writes it (as `parse_lock` in lock/pylock.py): every
 wheel's sha256 is 64 lowercase hex digits (an empty one would otherwise reach the downloader as "no
 checksum"), and a local wheel's `path` stays inside the workspace (the extension fetches it as
 `file://<lock dir>/<path>`, so `/etc/...` or `../../..` would read any file of the machine).
 """
+
+load("//rules_venvstacks/private/common:platforms.bzl", "platform_name", "triple_problem")
 
 _PLATFORM_WHEELS_HEADER = "[packages.tool.venvstacks.platform-wheels]"
 _TRIPLE_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
@@ -109,6 +117,17 @@ def _is_triple(key):
             return False
     return True
 
+def _checked_triple(triple, where):
+    """`triple`, read at `where` (file:line), when it names a known platform; fails otherwise."""
+    problem = triple_problem(triple)
+    if problem:
+        fail("%s: %s (%s)" % (where, problem, _EDIT_HINT))
+    return triple
+
+def _names(triples):
+    """The short names of `triples`, for messages: "linux_x86_64, windows_x86_64"."""
+    return ", ".join([platform_name(triple) for triple in triples])
+
 def _unexpected(where, table, line):
     fail("%s: unexpected line in a %s table (%s): %s" % (where, table, _EDIT_HINT, line))
 
@@ -144,8 +163,9 @@ def _platform_wheels_line(current, line, where):
     key, separator, _ = line.partition(" = ")
     if not separator or not _is_triple(key):
         _unexpected(where, _PLATFORM_WHEELS_HEADER, line)
+    _checked_triple(key, where)
     if key in current["platform_wheels"]:
-        fail("%s: platform '%s' listed twice for package '%s'" % (where, key, current["name"]))
+        fail("%s: platform %s listed twice for package '%s'" % (where, platform_name(key), current["name"]))
     current["platform_wheels"][key] = _value(line, key, where)
 
 def _tool_line(tool, line, where):
@@ -154,9 +174,9 @@ def _tool_line(tool, line, where):
         if line == "]":
             tool["array"] = None
         elif tool["array"] == "platforms":
-            tool["platforms"].append(_string_at(line, 0, where)[0])
+            tool["platforms"].append(_checked_triple(_string_at(line, 0, where)[0], where))
     elif line.startswith("platform = "):
-        tool["platform"] = _value(line, "platform", where)
+        tool["platform"] = _checked_triple(_value(line, "platform", where), where)
     elif line.endswith(" = ["):
         tool["array"] = line.removesuffix(" = [")
 
@@ -201,9 +221,9 @@ def _finish_package(package, platforms, legacy, source, depth):
         fail("%s: package '%s' has an empty platform-wheels table" % (where, package["name"]))
     for triple, file_name in platform_wheels.items():
         if triple not in platforms:
-            fail("%s: package '%s': platform-wheels names '%s', which is not among the lock's platforms %s" % (where, package["name"], triple, platforms))
+            fail("%s: package '%s': platform-wheels names %s, which is not among the lock's platforms (%s)" % (where, package["name"], platform_name(triple), _names(platforms)))
         if file_name not in names:
-            fail("%s: package '%s': platform-wheels gives %s the wheel '%s', which is not in its wheels" % (where, package["name"], triple, file_name))
+            fail("%s: package '%s': platform-wheels gives %s the wheel '%s', which is not in its wheels" % (where, package["name"], platform_name(triple), file_name))
     return struct(
         name = package["name"],
         version = package["version"],
@@ -283,6 +303,7 @@ pylock_testlib = struct(
     lock_depth = lock_depth,
     parse_pylock = parse_pylock,
     sha256_error = _sha256_error,
+    string_at = _string_at,
     wheel_error = _wheel_error,
     wheel_path_error = _wheel_path_error,
 )

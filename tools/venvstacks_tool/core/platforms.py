@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from venvstacks_tool.core.errors import VenvstacksError
+from venvstacks_tool.core.protocol import PYTHON_VERSION_RE
 
 # PBS' Linux gnu builds need glibc 2.17 at least ("The minimum glibc version required for most
 # targets is 2.17", astral-sh/python-build-standalone docs/running.rst), so wheels for any
@@ -26,7 +27,6 @@ PBS_GLIBC_MINIMUM = (2, 17)
 PBS_MACOS_MINIMUM_X86_64 = (10, 15)
 PBS_MACOS_MINIMUM_ARM64 = (11, 0)
 
-_FULL_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)((?:a|b|rc)\d+)?")
 _SHORT_VERSION = re.compile(r"(\d+)\.(\d+)")
 # The legacy manylinux names of a glibc version (PEP 513, 571, 599), for the architectures the
 # legacy policies covered; aarch64 only ever had manylinux2014.
@@ -39,7 +39,7 @@ _LEGACY_MANYLINUX = {
 
 def _version_tuple(python_version: str) -> tuple[int, int]:
     """(major, minor) of `3.11` or `3.11.7`; anything else is a VenvstacksError naming the value."""
-    match = _FULL_VERSION.fullmatch(python_version) or _SHORT_VERSION.fullmatch(python_version)
+    match = PYTHON_VERSION_RE.fullmatch(python_version) or _SHORT_VERSION.fullmatch(python_version)
     if match is None:
         raise VenvstacksError(f"{python_version!r} is not a Python version such as 3.11 or 3.11.7")
     return int(match.group(1)), int(match.group(2))
@@ -120,7 +120,7 @@ class TargetPlatform:
         `platform_release` and `platform_version`, which name the kernel or OS build of one
         machine and are unknown (`""`) for a lock that covers all of them.
         """
-        match = _FULL_VERSION.fullmatch(python_full_version)
+        match = PYTHON_VERSION_RE.fullmatch(python_full_version)
         if match is None:
             raise VenvstacksError(
                 f"{python_full_version!r} is not a full Python version such as 3.11.7 (markers need all three parts)"

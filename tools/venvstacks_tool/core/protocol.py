@@ -48,7 +48,7 @@ POSIX_DYNLIB_DIR = "share/venv/dynlib"
 WINDOWS_DYNLIB_DIR = "Library/bin"
 
 # The layer kinds; the Starlark rules use the same strings (private/common/constants.bzl
-# LAYER_KINDS, keep in sync).
+# LAYER_KINDS; tests/unit/test_constants.py fails when they differ).
 LAYER_KINDS: tuple[str, ...] = ("framework", "application")
 # A layer name is also the name of its deployed directory: no separators, no leading dot or dash,
 # and short enough for every file system (255 bytes) with room for deploy's temporary prefixes.
@@ -56,8 +56,11 @@ LAYER_KINDS: tuple[str, ...] = ("framework", "application")
 # LAYER_NAME_FIRST, LAYER_NAME_REST, LAYER_NAME_MAX_LENGTH; keep in sync).
 LAYER_NAME_MAX_LENGTH = 100
 LAYER_NAME_RE = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9_.-]{{0,{LAYER_NAME_MAX_LENGTH - 1}}}")
-# A full CPython version, X.Y.Z, optionally a pre-release (3.13.0rc2).
-PYTHON_VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)(?:(?:a|b|rc)\d+)?")
+# A full CPython version, X.Y.Z, optionally a pre-release (3.13.0rc2): the one pattern of the tool.
+# The Starlark rules check the same rule (private/common/versions.bzl `is_python_version`, with
+# constants.bzl PYTHON_PRE_RELEASES); tests/golden/python_versions.txt holds the cases both agree on.
+PYTHON_PRE_RELEASES: tuple[str, ...] = ("a", "b", "rc")
+PYTHON_VERSION_RE = re.compile(rf"([0-9]+)\.([0-9]+)\.([0-9]+)(?:(?:{'|'.join(PYTHON_PRE_RELEASES)})[0-9]+)?")
 # A hex sha256 as the tool writes it (lowercase).
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 

@@ -43,6 +43,7 @@ from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import write_bytes_atomic
 from venvstacks_tool.core.platforms import PBS_FLOORS, PLATFORMS, TargetPlatform, WheelFloors, by_triple, parse_floor
 from venvstacks_tool.core.project_names import normalize_name
+from venvstacks_tool.core.protocol import LAYER_KINDS, PYTHON_VERSION_RE
 from venvstacks_tool.lock import pylock, resolve
 from venvstacks_tool.lock.urls import strip_credentials
 
@@ -53,7 +54,6 @@ DEFAULT_INDEX_URL = resolve.DEFAULT_INDEX_URL
 # Bump when what `inputs_hash` covers changes, so every lock reads as stale once.
 # 2: the Python X.Y instead of the full version, the sorted platforms instead of one.
 _INPUTS_SCHEMA = "rules_venvstacks.lock-inputs.2"
-_FULL_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)((?:a|b|rc)\d+)?")
 
 
 # --- requests --------------------------------------------------------------------------------
@@ -124,7 +124,7 @@ def _lower_lock(value: str) -> tuple[str, str]:
 def _add_layer_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the arguments `lock` and `check-lock` share (everything `inputs_hash` covers)."""
     parser.add_argument("--layer-name", required=True, help="the layer's name, e.g. app")
-    parser.add_argument("--layer-kind", required=True, choices=pylock.LAYER_KINDS, help="the layer's kind")
+    parser.add_argument("--layer-kind", required=True, choices=LAYER_KINDS, help="the layer's kind")
     parser.add_argument(
         "--python-version", required=True, help="the target runtime's full version, e.g. 3.12.7 (for markers)"
     )
@@ -189,7 +189,7 @@ def _checked_platforms(layer: str, triples: Sequence[str]) -> tuple[str, ...]:
 def _layer_inputs(args: argparse.Namespace) -> LayerInputs:
     """The shared arguments, checked: the only place an argparse.Namespace is read."""
     layer = str(args.layer_name)
-    if not _FULL_VERSION.fullmatch(args.python_version):
+    if not PYTHON_VERSION_RE.fullmatch(args.python_version):
         raise VenvstacksError(
             f"layer '{layer}': --python-version {args.python_version!r} is not a full Python version such as"
             " 3.11.7 (markers need all three parts)"
