@@ -24,6 +24,7 @@ load("//rules_venvstacks/private/common:names.bzl", "check_layer_name")
 load("//rules_venvstacks/private/common:platforms.bzl", "platform_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksLockInfo", "VenvstacksWheelsInfo")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool")
+load("//rules_venvstacks/private/deploy:run.bzl", "RUN_ATTRS", "layer_run_info")
 load(":compression.bzl", "COMPRESSION_ATTRS", "add_compression_arg")
 
 # The memory one `VenvstacksLayer` action may take, in MB, declared to Bazel's local scheduler
@@ -188,8 +189,7 @@ def _venvstacks_layer_impl(ctx):
 
     # A layer directly on its runtime has nothing to be checked against (the runtime has no wheels).
     validations = [_stack_check_action(ctx, runtime, contents, stacked)] if stacked else []
-    return [
-        DefaultInfo(files = depset([archive, metadata])),
+    providers = [
         OutputGroupInfo(_validation = depset(validations)),
         VenvstacksLayerInfo(
             label = ctx.label,
@@ -208,10 +208,14 @@ def _venvstacks_layer_impl(ctx):
         ),
     ]
 
+    # DefaultInfo: the stack's archives and metadata; `bazel run` runs the layer (deploy/run.bzl).
+    return [layer_run_info(ctx, providers[-1], ["-m", ctx.attr.launch_module] if ctx.attr.launch_module else [])] + providers
+
 venvstacks_layer = rule(
     implementation = _venvstacks_layer_impl,
-    doc = "A framework or application layer archive; use the `framework_layer`/`application_layer` macros.",
-    attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **{
+    doc = "A framework or application layer archive; use the `framework_layer`/`application_layer` macros. `bazel run` runs the application (or the framework's interpreter) from the stack deployed in a per-user cache.",
+    executable = True,
+    attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **dict(RUN_ATTRS, **{
         "archive_format": attr.string(default = "tar.zst", values = ARCHIVE_FORMATS, doc = "Archive format."),
         "bytecode": attr.string(default = "compiled", values = ["compiled", "none"], doc = "Compile .pyc files (deterministically) or not."),
         "frameworks": attr.label_list(providers = [VenvstacksLayerInfo], doc = "The framework layers this layer uses directly, in sys.path order; the frameworks below them follow in the order C3 linearization derives."),
@@ -222,5 +226,5 @@ venvstacks_layer = rule(
         "runtime": attr.label(mandatory = True, providers = [VenvstacksLayerInfo], doc = "The runtime layer."),
         "srcs": attr.label_list(allow_files = True, doc = "Application code placed in site-packages; `.whl` files (e.g. built by another rule) are installed instead, their dependencies coming from the lock."),
         "wheels": attr.label(mandatory = True, providers = [VenvstacksWheelsInfo], doc = "The lock's wheels (hub target)."),
-    })),
+    }))),
 )
