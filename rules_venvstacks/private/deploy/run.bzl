@@ -100,6 +100,7 @@ elif [[ -n "${{RUNFILES_DIR:-}}" ]]; then
 else
   runfiles=$PWD
 fi
+[[ $runfiles == /* ]] || runfiles=$PWD/$runfiles
 if ! read -r key <"$runfiles"/{key}; then
   echo "venvstacks: {label}: cannot read the stack's key $runfiles/"{key} >&2
   exit 1
@@ -107,22 +108,23 @@ fi
 if [[ -n "${{VENVSTACKS_RUN_CACHE:-}}" ]]; then
   cache=$VENVSTACKS_RUN_CACHE
 elif [[ $OSTYPE == darwin* ]]; then
-  cache=$HOME/Library/Caches/rules_venvstacks/run
+  cache=${{HOME:?set HOME or VENVSTACKS_RUN_CACHE}}/Library/Caches/rules_venvstacks/run
 else
-  cache=${{XDG_CACHE_HOME:-$HOME/.cache}}/rules_venvstacks/run
+  cache=${{XDG_CACHE_HOME:-${{HOME:?set HOME or VENVSTACKS_RUN_CACHE}}/.cache}}/rules_venvstacks/run
 fi
+[[ $cache == /* ]] || cache=${{BUILD_WORKING_DIRECTORY:-$PWD}}/$cache
 entry=$cache/$key
 
 # Runs the layer when its entry is complete; returns otherwise. Opening the use file truncates
-# it (its mtime is the last run), and the shared lock on it, held by the application through the
-# inherited descriptor, keeps the cleaner off the entry; a cleaner removing it makes the lock fail.
+# it (its mtime is the last run); the shared lock on it, held by the application through the
+# inherited descriptor, keeps the cleaner off the entry, and fails while the cleaner removes it;
+# the marker is looked for again once the lock is held. execfail: an interpreter that cannot be
+# started (its entry removed meanwhile, where there is no flock) returns to the slow path.
+shopt -s execfail
 run_deployed() {{
+  [[ -f "$entry"/{marker} ]] || return 1
   {{ exec {fd}>"$entry"/{used}; }} 2>/dev/null || return 1
-  if type -P flock >/dev/null && ! flock -s -n {fd}; then
-    exec {fd}>&-
-    return 1
-  fi
-  if [[ ! -f "$entry"/{marker} ]]; then
+  if type -P flock >/dev/null && ! flock -s -n {fd} || [[ ! -f "$entry"/{marker} ]]; then
     exec {fd}>&-
     return 1
   fi
@@ -130,6 +132,8 @@ run_deployed() {{
     cd "$BUILD_WORKING_DIRECTORY" || exit 1
   fi
   exec "$entry"/{command} "$@"
+  exec {fd}>&-
+  return 1
 }}
 
 run_deployed "$@"
