@@ -9,8 +9,9 @@ layers' archive records, build/run_key.py) and the cache root (below). When `ROO
 completion marker it runs the layer's interpreter there with `exec`, from bash alone: no Python
 process starts before the application's own. Otherwise it runs the tool's `run-prepare` once
 (deploy/run_cache.py: deploys the stack into `ROOT/KEY` under a lock, marker last; removes
-entries not run for `$VENVSTACKS_RUN_CACHE_MAX_AGE_DAYS`, default 30, days) and looks again. The cache root is `$VENVSTACKS_RUN_CACHE`, else
-`~/Library/Caches/rules_venvstacks/run` on macOS, else `${XDG_CACHE_HOME:-~/.cache}/rules_venvstacks/run`.
+entries not run for `$VENVSTACKS_RUN_CACHE_MAX_AGE_DAYS` days, default 30) and looks again.
+The cache root is `$VENVSTACKS_RUN_CACHE`, else `~/Library/Caches/rules_venvstacks/run` on
+macOS, else `${XDG_CACHE_HOME:-~/.cache}/rules_venvstacks/run` (docs/monorepo.md).
 
 A layer built for another platform than this machine's still builds; its launcher only says so.
 """
