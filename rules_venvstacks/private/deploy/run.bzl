@@ -145,7 +145,7 @@ run_deployed "$@"
 # The deploy reports on stderr: the application's stdout is its own, as with `py_binary`.
 (cd "$runfiles" && {prepare}) >&2 || exit $?
 run_deployed "$@"
-echo "venvstacks: {label}: the run cache entry $entry is not complete after deploying it" >&2
+echo "venvstacks: {label}: cannot run $entry/"{command_path}" (changed since it was deployed?); remove $entry and run again" >&2
 exit 1
 """.format(
             label = ctx.label,
@@ -155,6 +155,7 @@ exit 1
             used = _USED_NAME,
             marker = _MARKER_NAME,
             command = command,
+            command_path = command.partition(" ")[0],
             prepare = prepare,
         ),
     )
