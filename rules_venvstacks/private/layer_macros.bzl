@@ -1,9 +1,9 @@
 """`framework_layer`, `application_layer` and `layer_stack`: one call, the targets a layer (or a stack) needs.
 
-    NAME               the layer archive + metadata JSON (bazel build)
+    NAME               the stack's archives + metadata JSON (bazel build); runs the layer (bazel run)
     NAME.lock          re-resolve the requirements into the lock (bazel run)
     NAME.lock_test     fails when the lock is stale (bazel test)
-    NAME.deploy        unpack the stack into a directory (bazel run ... -- DIR)
+    NAME.deploy        unpack the stack into a directory (bazel run ... -- DIR); for a layer_stack, every layer
     NAME.test          deploy into a temporary directory and run the launch module (applications)
     NAME.lock_inputs   internal: what the lock is resolved from
 """
@@ -14,6 +14,11 @@ load("//rules_venvstacks/private/build:stack.bzl", "venvstacks_stack")
 load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_INDEX_URL")
 load("//rules_venvstacks/private/deploy:deploy_rules.bzl", "venvstacks_deploy", "venvstacks_test")
 load("//rules_venvstacks/private/lock:lock_rules.bzl", "venvstacks_lock", "venvstacks_lock_all", "venvstacks_lock_inputs", "venvstacks_lock_test")
+
+# Deploying runs the stack's interpreters: only where the target platform is this machine's.
+# Elsewhere the targets are incompatible, so `bazel test //...` for another platform skips them.
+# Label(): the constraints resolve in this module's repository mapping, not the caller's.
+_HOST_ONLY = [Label(constraint) for constraint in HOST_CONSTRAINTS]
 
 def _sibling(label, suffix):
     """The label of `label`'s generated `<name><suffix>` target, as a string."""
@@ -84,16 +89,11 @@ def _layer(
         tags = tags,
         **kwargs
     )
-
-    # Deploying runs the stack's interpreters: only where the target platform is this machine's.
-    # Elsewhere the targets are incompatible, so `bazel test //...` for another platform skips them.
-    # Label(): the constraints resolve in this module's repository mapping, not the caller's.
-    host_only = [Label(constraint) for constraint in HOST_CONSTRAINTS]
     venvstacks_deploy(
         name = name + ".deploy",
-        layer = ":" + name,
+        layers = [":" + name],
         tags = tags + ["manual"],
-        target_compatible_with = host_only,
+        target_compatible_with = _HOST_ONLY,
     )
     if kind == "application" or test_script:
         venvstacks_test(
@@ -101,7 +101,7 @@ def _layer(
             layer = ":" + name,
             script = test_script,
             tags = tags,
-            target_compatible_with = host_only,
+            target_compatible_with = _HOST_ONLY,
         )
 
 def framework_layer(
@@ -123,7 +123,9 @@ def framework_layer(
         **kwargs):
     """A framework layer: a virtual environment of shared packages on one runtime.
 
-    Creates NAME (the archive and NAME.json), NAME.lock (`bazel run`: resolve the requirements
+    Creates NAME (`bazel build`: the archive and NAME.json, and every lower layer's archive and
+    metadata; `bazel run NAME -- ARGS`: the framework's interpreter with ARGS, from the stack
+    deployed once into the per-user run cache), NAME.lock (`bazel run`: resolve the requirements
     into the lock), NAME.lock_test (fails when the lock is stale), NAME.deploy (`bazel run ...
     -- DIR`: unpack the stack into DIR), NAME.test (with `test_script`) and NAME.lock_inputs
     (internal). The arrows say which target an argument goes to.
@@ -187,6 +189,9 @@ def application_layer(name, runtime, frameworks, launch_module, srcs = [], deps 
 
     Creates the same targets as `framework_layer`, and always NAME.test: it deploys the stack
     into a temporary directory and runs `python -m <launch_module>` (or `test_script`).
+    `bazel run NAME -- ARGS` runs `python -m <launch_module> ARGS` as `py_binary` would (the
+    caller's working directory, stdin and exit code), from the stack deployed once into the
+    per-user run cache (docs/monorepo.md).
 
     Args:
       name: target name; also the layer's name unless `layer_name` is given.
@@ -217,18 +222,27 @@ def layer_stack(name, layers, **kwargs):
     """A set of stacks: every layer below the given layers, their metadata in one file, and one `.lock`.
 
     Creates NAME (`bazel build`: every layer's archive, and `NAME.json`, all their metadata keyed
-    by layer name) and NAME.lock (`bazel run`: lock every layer of the stack in one command, lower
+    by layer name), NAME.lock (`bazel run`: lock every layer of the stack in one command, lower
     layers first, without a Bazel start-up per layer; `bazel run NAME.lock -- --upgrade` passes
-    `--upgrade` to each; a layer whose inputs are unchanged is kept as it is).
+    `--upgrade` to each; a layer whose inputs are unchanged is kept as it is) and NAME.deploy
+    (`bazel run NAME.deploy -- DIR [--force]`: deploy every layer of the stacks into DIR, each
+    once, lower layers first, as a layer's `.deploy` does).
 
     Args:
       name: target name.
       layers: the top layers (framework or application layer targets); the layers below them
-        come along (-> NAME, and their `.lock_inputs` to NAME.lock).
+        come along (-> NAME, NAME.deploy, and their `.lock_inputs` to NAME.lock).
       **kwargs: common attributes (visibility, tags) for the generated targets.
     """
     tags = kwargs.pop("tags", [])
     venvstacks_stack(name = name, layers = layers, tags = tags, **kwargs)
+    venvstacks_deploy(
+        name = name + ".deploy",
+        layers = layers,
+        tags = tags + ["manual"],
+        target_compatible_with = _HOST_ONLY,
+        **kwargs
+    )
     venvstacks_lock_all(
         name = name + ".lock",
         inputs = [_sibling(layer, ".lock_inputs") for layer in layers],

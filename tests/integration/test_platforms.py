@@ -284,3 +284,14 @@ def test_a_second_checkout_gets_another_platforms_layers_from_the_remote_cache(
         for spawn in spawns:
             assert spawn.get("remoteCacheHit") or spawn.get("runner") == "remote cache hit", spawn
         assert clone.output("app.tar.zst").read_bytes() == stack.workspace.output("app.tar.zst").read_bytes()
+
+
+def test_bazel_run_of_another_platforms_layer_fails_naming_the_platform(stack: PlatformStack) -> None:
+    """The layers build for Windows (the fixture did); running them here is one line naming it."""
+    for target in ("//:app", "//:cpython"):
+        result = stack.workspace.bazel(
+            "run", "--platforms=@rules_venvstacks//platforms:windows_x86_64", target, check=False
+        )
+        assert result.returncode != 0, target
+        (line,) = [line for line in result.stderr.splitlines() if line.startswith("venvstacks:")]
+        assert "is built for windows_x86_64, not for this machine" in line and target.lstrip("@") in line, line

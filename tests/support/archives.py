@@ -51,8 +51,8 @@ def archive_listing(path: Path) -> dict[str, tuple[str, int, Any]]:
 
 # --- writing archives without any checks, for deploy's tests ---------------------------------
 
-# A member: (name, kind, content or link target); kind is "dir", "file", "symlink", "hardlink"
-# or "fifo".
+# A member: (name, kind, content or link target); kind is "dir", "file", "script" (a file of mode
+# 0755), "symlink", "hardlink" or "fifo".
 Member = tuple[str, str, Any]
 
 
@@ -75,7 +75,7 @@ def tar_bytes(members: list[Member], tar_format: int = tarfile.PAX_FORMAT) -> by
                 tf.addfile(info)
             else:
                 info.size = len(payload)
-                info.mode = 0o644
+                info.mode = 0o755 if kind == "script" else 0o644
                 tf.addfile(info, io.BytesIO(payload))
     return buf.getvalue()
 

@@ -27,6 +27,7 @@ load("//rules_venvstacks/private/common:names.bzl", "check_layer_name")
 load("//rules_venvstacks/private/common:platforms.bzl", "platform_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksLockInfo", "VenvstacksWheelsInfo")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool")
+load("//rules_venvstacks/private/deploy:run.bzl", "RUN_ATTRS", "layer_run_info")
 load(":compression.bzl", "COMPRESSION_ATTRS", "add_compression_arg")
 load(":first_party.bzl", "first_party_aspect", "first_party_files", "first_party_owners")
 
@@ -205,8 +206,7 @@ def _venvstacks_layer_impl(ctx):
     # A layer directly on its runtime has nothing to be checked against (the runtime has no
     # wheels), unless its libraries need hub wheels: its own lock must provide them.
     validations = [_stack_check_action(ctx, runtime, contents, stacked, first_party.hubs)] if stacked or first_party.hubs else []
-    return [
-        DefaultInfo(files = depset([archive, metadata])),
+    providers = [
         OutputGroupInfo(_validation = depset(validations)),
         VenvstacksLayerInfo(
             label = ctx.label,
@@ -226,10 +226,14 @@ def _venvstacks_layer_impl(ctx):
         ),
     ]
 
+    # DefaultInfo: the stack's archives and metadata; `bazel run` runs the layer (deploy/run.bzl).
+    return [layer_run_info(ctx, providers[-1], ["-m", ctx.attr.launch_module] if ctx.attr.launch_module else [])] + providers
+
 venvstacks_layer = rule(
     implementation = _venvstacks_layer_impl,
-    doc = "A framework or application layer archive; use the `framework_layer`/`application_layer` macros.",
-    attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **{
+    doc = "A framework or application layer archive; use the `framework_layer`/`application_layer` macros. `bazel run` runs the application (or the framework's interpreter) from the stack deployed in a per-user cache.",
+    executable = True,
+    attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **dict(RUN_ATTRS, **{
         "archive_format": attr.string(default = "tar.zst", values = ARCHIVE_FORMATS, doc = "Archive format."),
         "bytecode": attr.string(default = "compiled", values = ["compiled", "none"], doc = "Compile .pyc files (deterministically) or not."),
         "deps": attr.label_list(providers = [PyInfo], aspects = [first_party_aspect], doc = "First-party Python libraries (`PyInfo`): their transitive sources land at their import roots (private/build/first_party.bzl); pip-hub wheels among them must be provided by the lock or a layer below."),
@@ -241,5 +245,5 @@ venvstacks_layer = rule(
         "runtime": attr.label(mandatory = True, providers = [VenvstacksLayerInfo], doc = "The runtime layer."),
         "srcs": attr.label_list(allow_files = True, doc = "Application code placed in site-packages; `.whl` files (e.g. built by another rule) are installed instead, their dependencies coming from the lock."),
         "wheels": attr.label(mandatory = True, providers = [VenvstacksWheelsInfo], doc = "The lock's wheels (hub target)."),
-    })),
+    }))),
 )

@@ -4,6 +4,7 @@ load("//rules_venvstacks/private/common:constants.bzl", "ARCHIVE_FORMATS")
 load("//rules_venvstacks/private/common:names.bzl", "check_layer_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksRuntimeInfo")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool", "tool_runtime")
+load("//rules_venvstacks/private/deploy:run.bzl", "RUN_ATTRS", "layer_run_info")
 load(":compression.bzl", "COMPRESSION_ATTRS", "add_compression_arg")
 
 def _fail_when_built(ctx, runtime, outputs):
@@ -30,26 +31,26 @@ def _runtime_layer_impl(ctx):
         _fail_when_built(ctx, runtime, [archive, metadata])
     else:
         _pack_runtime(ctx, runtime, layer_name, archive, metadata)
-    return [
-        DefaultInfo(files = depset([archive, metadata])),
-        VenvstacksLayerInfo(
-            label = ctx.label,
-            layer_name = layer_name,
-            kind = "runtime",
-            archive = archive,
-            metadata = metadata,
-            archive_record = metadata,
-            # A runtime layer carries no wheels: nothing of it to check for shadowing.
-            contents = None,
-            python_version = runtime.python_version,
-            runtime = runtime,
-            runtime_layer_name = layer_name,
-            lower_layers = [],
-            frameworks = [],
-            launch_module = "",
-            first_party = depset(),
-        ),
-    ]
+    layer = VenvstacksLayerInfo(
+        label = ctx.label,
+        layer_name = layer_name,
+        kind = "runtime",
+        archive = archive,
+        metadata = metadata,
+        archive_record = metadata,
+        # A runtime layer carries no wheels: nothing of it to check for shadowing.
+        contents = None,
+        python_version = runtime.python_version,
+        runtime = runtime,
+        runtime_layer_name = layer_name,
+        lower_layers = [],
+        frameworks = [],
+        launch_module = "",
+        first_party = depset(),
+    )
+
+    # `bazel run`: the runtime's interpreter, from the layer deployed in a per-user cache (deploy/run.bzl).
+    return [layer_run_info(ctx, layer), layer]
 
 def _pack_runtime(ctx, runtime, layer_name, archive, metadata):
     """Registers the `pack-runtime` action of the target platform's runtime."""
@@ -88,8 +89,12 @@ Outputs `<name>.<archive_format>` (every member under `<layer_name>/`) and `<nam
 (layer name, python version, PBS release, archive sha256 and size, and the sha256 of the PBS
 archive it was built from; not its URL, so mirrors share action keys). The archive is byte-reproducible: sorted members, normalized modes, uid/gid 0, and every
 mtime set to the PBS release date (never the clock).
+
+`bazel run` of it runs its interpreter (`bin/python3`) with the arguments given, from the layer
+deployed in the per-user run cache (docs/monorepo.md).
 """,
-    attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **{
+    executable = True,
+    attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **dict(RUN_ATTRS, **{
         "archive_format": attr.string(
             default = "tar.zst",
             values = ARCHIVE_FORMATS,
@@ -112,5 +117,5 @@ mtime set to the PBS release date (never the clock).
             default = -1,
             doc = "mtime of every archive member in seconds since the epoch; -1 (default) takes the PBS release date (1980-01-01 for custom builds).",
         ),
-    })),
+    }))),
 )

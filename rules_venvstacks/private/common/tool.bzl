@@ -148,6 +148,26 @@ def tool_launcher(ctx, runtime, phase, subcommand, arguments, extra_runfiles, pr
     body = "%s\n%s%s \"$@\"\n%s" % (prelude, "" if epilogue else "exec ", command, epilogue)
     return _launcher(ctx, runtime, phase, body, extra_runfiles)
 
+def tool_shell_command(ctx, runtime, phase, subcommand, arguments):
+    """One shell command running the tool from the runfiles directory, its environment on the line.
+
+    For scripts that do more than run the tool (the run launcher): the tool's fixed environment
+    is given to the tool alone, not exported to what the script runs next.
+
+    Args:
+      ctx: the rule context (with TOOL_ATTRS).
+      runtime: VenvstacksRuntimeInfo whose interpreter runs the tool.
+      phase: "lock" or "deploy": which of the tool's packages the target carries.
+      subcommand: the tool's subcommand.
+      arguments: list of strings, runfiles-relative paths, quoted for the shell.
+
+    Returns:
+      The command line (the caller's `"$@"` not included).
+    """
+    env = dict(TOOL_ENV, VENVSTACKS_TOOL_PATH = tool_site_runfiles_path(runtime, phase))
+    assignments = " ".join(["%s=%s" % (key, shell_quote(value)) for key, value in sorted(env.items())])
+    return "%s %s" % (assignments, _tool_command(ctx, runtime, subcommand, arguments))
+
 # At most this many runs of one wave of `tool_sequence_launcher` at once: each lock run starts a
 # pip child per target platform, so a wave of 20 applications must not start 100 of them.
 _MAX_CONCURRENT_RUNS = 4

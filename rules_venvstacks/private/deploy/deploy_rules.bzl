@@ -5,11 +5,12 @@ load("//rules_venvstacks/private/common:stack_layers.bzl", "stack_archives")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "shell_quote", "tool_launcher")
 
 def _deploy_impl(ctx):
-    layer = ctx.attr.layer[VenvstacksLayerInfo]
-    arguments, files = stack_archives(ctx.label, [layer])
+    tops = [target[VenvstacksLayerInfo] for target in ctx.attr.layers]
+    arguments, files = stack_archives(ctx.label, tops)
+    what = "the stack of '%s'" % tops[0].layer_name if len(tops) == 1 else "every layer of the stacks of %s" % ", ".join(["'%s'" % top.layer_name for top in tops])
     prelude = """\
 if [[ $# -lt 1 ]]; then
-  echo "usage: bazel run {label} -- DIR [--force]   (unpacks the stack of '{name}' into DIR and post-installs it;" >&2
+  echo "usage: bazel run {label} -- DIR [--force]   (unpacks {what} into DIR and post-installs it;" >&2
   echo "       layers already deployed in DIR from the same archive are skipped unless --force)" >&2
   exit 2
 fi
@@ -17,21 +18,22 @@ dest=$1
 shift
 case $dest in /*) ;; *) dest="${{BUILD_WORKING_DIRECTORY:-$PWD}}/$dest" ;; esac
 set -- --dest "$dest" "$@"
-""".format(label = ctx.label, name = layer.layer_name)
-    return [tool_launcher(ctx, layer.runtime, "deploy", "deploy", arguments, files, prelude = prelude)]
+""".format(label = ctx.label, what = what)
+    return [tool_launcher(ctx, tops[0].runtime, "deploy", "deploy", arguments, files, prelude = prelude)]
 
 venvstacks_deploy = rule(
     implementation = _deploy_impl,
-    doc = """`bazel run <layer>.deploy -- DIR`: unpacks the layer and every layer below it into DIR.
+    doc = """`bazel run <layer>.deploy -- DIR` (or `<stack>.deploy`): unpacks the layers and every layer below them into DIR.
 
 Each archive is checked against its layer's metadata (sha256, size, layer name) first, then
 unpacked beside DIR's other layers and finished by its `postinstall.py`, runtime first; a layer
-replaces an earlier deployment of itself only once it is whole. A layer already deployed in DIR
-from the same archive is skipped (`-- DIR --force` unpacks it again).
+replaces an earlier deployment of itself only once it is whole. A layer shared by several of the
+given layers is deployed once. A layer already deployed in DIR from the same archive is skipped
+(`-- DIR --force` unpacks it again).
 """,
     executable = True,
     attrs = dict(TOOL_ATTRS, **{
-        "layer": attr.label(mandatory = True, providers = [VenvstacksLayerInfo], doc = "The top layer of the stack."),
+        "layers": attr.label_list(mandatory = True, allow_empty = False, providers = [VenvstacksLayerInfo], doc = "The top layers of the stack(s): one for a layer's `.deploy`, a `layer_stack`'s layers for its `.deploy`."),
     }),
 )
 

@@ -25,6 +25,8 @@ SUBCOMMANDS: dict[str, str] = {
     "layer-metadata": "venvstacks_tool.build.layer_metadata",
     "lock": "venvstacks_tool.lock.lock_command",
     "pack-runtime": "venvstacks_tool.build.runtime",
+    "run-key": "venvstacks_tool.build.run_key",
+    "run-prepare": "venvstacks_tool.deploy.run_cache",
     "stack-metadata": "venvstacks_tool.build.stack_metadata",
 }
 

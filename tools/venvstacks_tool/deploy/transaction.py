@@ -54,7 +54,7 @@ def prepare_dest(dest: Path) -> None:
         raise VenvstacksError(f"deploy destination {str(dest)!r} is not writable")
 
 
-def _try_lock(fd: int) -> bool:
+def try_lock(fd: int) -> bool:
     """Take the exclusive lock on `fd` without waiting; whether it was taken."""
     try:
         import fcntl
@@ -73,28 +73,62 @@ def _try_lock(fd: int) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def dest_lock(dest: Path, timeout: float) -> Iterator[None]:
-    """Hold the deploy lock of `dest` (waiting up to `timeout` seconds for another deploy)."""
-    path = dest / LOCK_NAME
+def open_lock_file(path: Path) -> int:
+    """Open (creating) the lock file `path`; a one-line error naming it when it cannot be."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        return os.open(path, flags, 0o644)
     except OSError as error:
-        raise VenvstacksError(f"cannot open the deploy lock {str(path)!r}: {error.strerror}") from error
+        raise VenvstacksError(f"cannot open the lock {str(path)!r}: {error.strerror}") from error
+
+
+def _still_at(fd: int, path: Path) -> bool:
+    """Whether `fd` is still the file at `path` (not unlinked or replaced while we waited for it)."""
     try:
-        deadline = time.monotonic() + timeout
-        if not _try_lock(fd):
-            print(f"waiting for another deploy into {dest} (lock {path})", file=sys.stderr, flush=True)
-            while not _try_lock(fd):
+        on_disk = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
+
+
+@contextlib.contextmanager
+def hold_lock(path: Path, timeout: float, holder: str) -> Iterator[None]:
+    """Hold the exclusive lock of the file `path`, waiting up to `timeout` seconds for `holder`.
+
+    `holder` says who else takes it, for the messages ("another deploy into '/x'"). A lock file
+    removed while we waited for it (the run cache removes an entry's lock file holding its lock)
+    is opened again: a lock on a file no longer at `path` excludes no one.
+    """
+    deadline = time.monotonic() + timeout
+    announced = False
+    while True:
+        fd = open_lock_file(path)
+        try:
+            while not try_lock(fd):
+                if not announced:
+                    print(f"waiting for {holder} (lock {path})", file=sys.stderr, flush=True)
+                    announced = True
                 if time.monotonic() >= deadline:
                     raise VenvstacksError(
-                        f"another deploy into {str(dest)!r} still holds {LOCK_NAME!r} after {timeout:g} s; try again"
-                        " when it is done"
+                        f"{holder} still holds {path.name!r} after {timeout:g} s; try again when it is done"
                     )
                 time.sleep(_POLL)
+        except BaseException:
+            os.close(fd)
+            raise
+        if _still_at(fd, path):
+            break
+        os.close(fd)
+    try:
         yield  # closing the descriptor releases the lock
     finally:
         os.close(fd)
+
+
+def dest_lock(dest: Path, timeout: float) -> contextlib.AbstractContextManager[None]:
+    """Hold the deploy lock of `dest` (waiting up to `timeout` seconds for another deploy)."""
+    return hold_lock(dest / LOCK_NAME, timeout, f"another deploy into {str(dest)!r}")
 
 
 def _remove(path: str) -> None:
