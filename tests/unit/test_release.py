@@ -140,6 +140,20 @@ def test_a_commit_is_archived_as_committed_and_the_working_tree_as_it_is(repo: P
     assert _git(repo, "status", "--porcelain") == " M rules/defs.bzl\n?? rules/new.bzl\n"
 
 
+def test_the_working_tree_keeps_a_tracked_file_that_gitignore_matches(repo: Path, tmp_path: Path) -> None:
+    _git(repo, "add", "--force", "build.log")
+    _commit(repo, "a tracked file that .gitignore matches")
+    committed = make_release(repo, "1.2.3", tmp_path / "commit")
+    worktree = make_release(repo, "1.2.3", tmp_path / "worktree", commit=None)
+    assert "rules_demo-1.2.3/build.log" in _members(committed.path)
+    assert worktree.path.read_bytes() == committed.path.read_bytes()
+    # A deleted file is gone from the working tree's archive.
+    (repo / "build.log").unlink()
+    assert "rules_demo-1.2.3/build.log" not in _members(
+        make_release(repo, "1.2.3", tmp_path / "gone", commit=None).path
+    )
+
+
 def test_the_integrity_is_the_sha256_of_the_archive_in_sri_form(repo: Path, tmp_path: Path) -> None:
     release = make_release(repo, "1.2.3", tmp_path)
     digest = hashlib.sha256(release.path.read_bytes()).digest()

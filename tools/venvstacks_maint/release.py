@@ -130,9 +130,14 @@ def _git(repo: Path, *args: str, stdin: bytes | None = None, env: dict[str, str]
 
 
 def _worktree_tree(repo: Path) -> str:
-    """A tree object of the working tree as it is, written through a scratch index (git's own is untouched)."""
+    """A tree object of the working tree as it is, written through a scratch index (git's own is untouched).
+
+    The scratch index starts from HEAD, so a tracked file stays even where .gitignore matches it,
+    as in a commit; `add --all` then takes edits, new files that are not ignored, and deletions.
+    """
     with tempfile.TemporaryDirectory(prefix="release-index-") as scratch:
         env = dict(os.environ, GIT_INDEX_FILE=str(Path(scratch) / "index"))
+        _git(repo, "read-tree", "HEAD", env=env)
         _git(repo, "add", "--all", env=env)
         return _git(repo, "write-tree", env=env).decode().strip()
 
