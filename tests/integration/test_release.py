@@ -1,9 +1,12 @@
 """A release archive, made by `venvstacks_maint release`, used as the README says until the module is
-in a registry: `archive_override` from a URL with the printed integrity, no checkout in sight.
+in a registry (`archive_override` from a URL with the printed integrity, no checkout in sight), and
+as the Bazel Central Registry's presubmit uses it (.bcr/presubmit.yml).
 
 The consuming workspace is test_stack.py's stack (a runtime from this machine's CPython, a
 framework over wheels served on 127.0.0.1); its MODULE.bazel takes the command's printed lines
-verbatim in place of the `local_path_override` every other integration test uses.
+verbatim in place of the `local_path_override` every other integration test uses. The registry's
+test module (examples/stack) runs inside the unpacked archive, its runtime from this machine's
+CPython since GitHub (PBS) is out of reach; its wheels come from PyPI.
 """
 
 from __future__ import annotations
@@ -12,14 +15,23 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from venvstacks_maint.local_runtime import runtime_archive_tag
 from venvstacks_maint.release import EXCLUDED, module_identity
-from venvstacks_testing.bazel_workspace import CHECKOUT
+from venvstacks_testing.bazel_workspace import CHECKOUT, Workspace
+from venvstacks_testing.bcr_presubmit import (
+    PRESUBMIT,
+    module_targets,
+    presubmit_test_module,
+    presubmit_test_module_targets,
+)
+from venvstacks_testing.local_pbs import make_local_runtime
 from venvstacks_testing.stack_workspace import Stack, make_stack, serve_stack_sources
 
 pytestmark = pytest.mark.integration
@@ -86,7 +98,28 @@ def test_a_layer_builds_with_the_rules_from_the_release_archive(stack: Stack) ->
 
 def test_the_registry_presubmit_targets_build_from_the_archive(stack: Stack) -> None:
     """.bcr/presubmit.yml's verify_targets, built as a dependency, as the registry's CI builds them."""
-    presubmit = (CHECKOUT / ".bcr" / "presubmit.yml").read_text()
-    targets = re.findall(r'^\s+- "(@rules_venvstacks//[^"]+)"$', presubmit, re.MULTILINE)
-    assert targets, presubmit
+    targets = module_targets(PRESUBMIT.read_text())
+    assert targets
     stack.workspace.bazel("build", *targets)
+
+
+def test_the_registry_test_module_builds_and_passes_inside_the_unpacked_archive(made: Made, tmp_path: Path) -> None:
+    """bcr_test_module: its build and test targets, in the archive, on the module `../..` above it."""
+    with tarfile.open(made.archive) as tar:
+        tar.extractall(tmp_path / "unpacked", filter="tar")
+    (root,) = (tmp_path / "unpacked").iterdir()
+    presubmit = PRESUBMIT.read_text()
+    workspace = Workspace(root / presubmit_test_module(presubmit))
+    # The one edit: the host platform's runtime from this machine's CPython, as docs/runtimes.md
+    # tells users without GitHub (appended to the unpacked copy; the checkout is untouched).
+    module = workspace.root / "MODULE.bazel"
+    runtimes = re.findall(r'venvstacks\.runtime\(\s*name = "(\w+)"', module.read_text())
+    assert len(runtimes) == 1, runtimes
+    tag = runtime_archive_tag(make_local_runtime(tmp_path / "pbs"), runtimes[0])
+    module.write_text(module.read_text() + tag)
+    try:
+        workspace.bazel("build", *presubmit_test_module_targets(presubmit, "build_targets"))
+        result = workspace.bazel("test", *presubmit_test_module_targets(presubmit, "test_targets"))
+        assert re.search(r"Executed (\d+) out of \1 tests?: \1 tests? pass", result.stdout + result.stderr)
+    finally:
+        workspace.shutdown()

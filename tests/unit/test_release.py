@@ -24,6 +24,7 @@ from venvstacks_maint.release import (
     module_identity,
 )
 from venvstacks_testing.bazel_workspace import CHECKOUT
+from venvstacks_testing.bcr_presubmit import PRESUBMIT, module_targets, presubmit_test_module
 from venvstacks_tool.core.errors import VenvstacksError
 
 MODULE = 'module(\n    name = "rules_demo",\n    version = "{version}",\n    compatibility_level = 1,\n)\n'
@@ -233,14 +234,14 @@ def test_the_registry_templates_name_the_archive_the_release_writes() -> None:
 
 
 def test_the_presubmit_test_module_is_in_the_release_and_uses_the_module_from_it() -> None:
-    presubmit = (CHECKOUT / ".bcr" / "presubmit.yml").read_text()
-    module_path = re.search(r"^  module_path: (\S+)$", presubmit, re.MULTILINE)
-    assert module_path is not None
-    test_module = CHECKOUT / module_path.group(1)
-    assert not is_excluded(module_path.group(1))
-    text = (test_module / "MODULE.bazel").read_text()
+    presubmit = PRESUBMIT.read_text()
+    module_path = presubmit_test_module(presubmit)
+    assert not is_excluded(module_path)
+    text = (CHECKOUT / module_path / "MODULE.bazel").read_text()
     # The registry's CI unpacks the release and runs the test module inside it: the module comes
-    # from the archive's root, two levels up.
-    assert re.search(r'local_path_override\(\s*module_name = "rules_venvstacks",\s*path = "\.\./\.\.",\s*\)', text)
+    # from the archive's root, as many folders up as the test module is deep.
+    up = "/".join([".."] * len(Path(module_path).parts))
+    assert re.search(rf'local_path_override\(\s*module_name = "rules_venvstacks",\s*path = "{up}",\s*\)', text)
+    assert module_targets(presubmit), "the module's own targets, built as a dependency"
     # Every task names its Bazel version (the registry requires it).
     assert presubmit.count("bazel: ${{ bazel }}") == presubmit.count("platform: ${{ platform }}") == 2
