@@ -13,22 +13,26 @@ BAZEL_SH = CHECKOUT / "tests" / "bazel.sh"
 
 @dataclass
 class Workspace:
-    """A Bazel module in `root` whose rules_venvstacks is the checkout at `rules_path`."""
+    """A Bazel module in `root` whose rules_venvstacks is the checkout at `rules_path`.
+
+    `rules_dependency`, if given, replaces the `bazel_dep` + `local_path_override` lines that
+    bring in the rules (e.g. an `archive_override` of a release archive); `rules_path` is then
+    unused.
+    """
 
     root: Path
     rules_path: Path = CHECKOUT
+    rules_dependency: str | None = None
 
     def write_module(self, body: str) -> None:
         """Writes MODULE.bazel: the rules_venvstacks dependency, then `body`."""
-        header = f"""\
-            module(name = "scratch")
-
-            bazel_dep(name = "rules_venvstacks")
-            local_path_override(module_name = "rules_venvstacks", path = "{self.rules_path}")
-
-            venvstacks = use_extension("@rules_venvstacks//rules_venvstacks:extensions.bzl", "venvstacks")
-            """
-        self.write("MODULE.bazel", textwrap.dedent(header) + textwrap.dedent(body))
+        dependency = self.rules_dependency or (
+            'bazel_dep(name = "rules_venvstacks")\n'
+            f'local_path_override(module_name = "rules_venvstacks", path = "{self.rules_path}")\n'
+        )
+        header = 'module(name = "scratch")\n\n' + dependency + "\n"
+        extension = 'venvstacks = use_extension("@rules_venvstacks//rules_venvstacks:extensions.bzl", "venvstacks")\n'
+        self.write("MODULE.bazel", header + extension + textwrap.dedent(body))
         self.write(".bazelrc", (CHECKOUT / ".bazelrc").read_text())
 
     def write(self, relative: str, text: str) -> Path:

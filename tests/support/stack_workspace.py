@@ -237,7 +237,10 @@ class Stack:
                 shutil.copytree(entry, root / entry.name, symlinks=True)
             else:
                 shutil.copy2(entry, root / entry.name)
-        workspace = Workspace(root, rules_path or self.workspace.rules_path)
+        if rules_path is None:
+            workspace = Workspace(root, self.workspace.rules_path, self.workspace.rules_dependency)
+        else:
+            workspace = Workspace(root, rules_path)
         clone = Stack(workspace, self.sources, list(self.app_requirements), self.runtime, self.extra)
         clone.write()
         return clone
@@ -248,9 +251,14 @@ def make_stack(
     sources: StackSources,
     rules_path: Path = CHECKOUT,
     extra: ExtraLayers = ExtraLayers(),
+    rules_dependency: str | None = None,
 ) -> Stack:
-    """An unlocked stack workspace at `root` (app requirements: apppkg), with `extra` layers."""
-    stack = Stack(Workspace(root, rules_path), sources, extra=extra)
+    """An unlocked stack workspace at `root` (app requirements: apppkg), with `extra` layers.
+
+    `rules_dependency`: MODULE.bazel lines that bring in rules_venvstacks other than from
+    `rules_path` (see `Workspace`).
+    """
+    stack = Stack(Workspace(root, rules_path, rules_dependency), sources, extra=extra)
     stack.workspace.write("app/__main__.py", APP_MAIN)
     stack.write()
     return stack

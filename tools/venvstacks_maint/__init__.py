@@ -3,4 +3,5 @@
 PYTHONPATH=tools python -m venvstacks_maint pbs-table ...
 PYTHONPATH=tools python -m venvstacks_maint diff-archives A B
 PYTHONPATH=tools python -m venvstacks_maint local-runtime --runtime NAME --output-dir DIR
+PYTHONPATH=tools python -m venvstacks_maint release --version X.Y.Z --output DIR
 """

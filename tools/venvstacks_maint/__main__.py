@@ -8,6 +8,7 @@ SUBCOMMANDS = {
     "diff-archives": "venvstacks_maint.archive_diff",
     "local-runtime": "venvstacks_maint.local_runtime",
     "pbs-table": "venvstacks_maint.pbs_table",
+    "release": "venvstacks_maint.release",
 }
 
 
