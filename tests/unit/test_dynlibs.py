@@ -112,6 +112,7 @@ def test_a_layer_links_its_libraries_and_upper_layers_get_the_wrapper(tmp_path: 
     contents = json.loads((tmp_path / "fw/_fw.contents.json").read_text())
     assert contents["dynlibs"] == {"libpkg.so": f"fw/{SITE}/libpkg.libs/libpkg.so"}
     assert contents["names"]["libpkg"] == {
+        "first_party": False,
         "kind": "package",
         "owner": "libpkg 1.0",
         "path": f"fw/{SITE}/libpkg/__init__.py",
