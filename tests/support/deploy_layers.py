@@ -9,9 +9,17 @@ import stat
 import sys
 from pathlib import Path
 
+import pytest
+
 from venvstacks_testing.archives import Member, archive_bytes, write_with_metadata
+from venvstacks_tool.deploy import deploy
 
 RUNTIME = "cpython_rt"
+# Every reader of deploy and the formats it reads: tarfile forced (`use_reader`) reads tars the
+# lean reader would.
+READERS = [("lean", "tar.zst"), ("lean", "tar.xz"), ("tarfile", "tar.zst"), ("tarfile", "tar.xz"), ("zipfile", "zip")]
+READER_IDS = [f"{reader}-{fmt}" for reader, fmt in READERS]
+
 # What deploy keeps in DEST besides the layers.
 LOCK_NAME = ".venvstacks-deploy.lock"
 
@@ -71,3 +79,19 @@ def tree(root: Path) -> dict[str, tuple[str, bytes | str | None]]:
         else:
             found[rel] = ("file", path.read_bytes())
     return found
+
+
+def use_reader(monkeypatch: pytest.MonkeyPatch, reader: str) -> None:
+    """Make `deploy.extract_layer` use only `reader` for a tar: the lean one, or tarfile from the start."""
+    if reader == "lean":
+
+        def refuse(*_: object) -> None:
+            raise AssertionError("the lean reader handed over to tarfile")
+
+        monkeypatch.setattr(deploy, "_extract_with_tarfile", refuse)
+    elif reader == "tarfile":
+
+        def not_lean(*_: object) -> None:
+            raise deploy.NotLean
+
+        monkeypatch.setattr(deploy, "_extract_lean", not_lean)

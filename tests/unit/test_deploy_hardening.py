@@ -18,35 +18,25 @@ from typing import Any
 import pytest
 
 from venvstacks_testing.archives import Member, archive_bytes, compress, tar_bytes, write_with_metadata
-from venvstacks_testing.deploy_layers import RUNTIME, dest_entries, framework_archive, layer, make_runtime
+from venvstacks_testing.deploy_layers import (
+    READER_IDS,
+    READERS,
+    RUNTIME,
+    dest_entries,
+    framework_archive,
+    layer,
+    make_runtime,
+    use_reader,
+)
 from venvstacks_tool.core import cli
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.deploy import deploy, transaction, verify
-
-READERS = [("lean", "tar.zst"), ("lean", "tar.xz"), ("tarfile", "tar.zst"), ("tarfile", "tar.xz"), ("zipfile", "zip")]
-READER_IDS = [f"{reader}-{fmt}" for reader, fmt in READERS]
 
 
 @pytest.fixture
 def dest(tmp_path: Path) -> Path:
     """A DEST holding a runtime layer whose `bin/python3` is a wrapper running the host Python."""
     return make_runtime(tmp_path / "dest")
-
-
-def use_reader(monkeypatch: pytest.MonkeyPatch, reader: str) -> None:
-    """Make extract_layer use only `reader` for a tar: the lean one, or tarfile from the start."""
-    if reader == "lean":
-
-        def refuse(*_: object) -> None:
-            raise AssertionError("the lean reader handed over to tarfile")
-
-        monkeypatch.setattr(deploy, "_extract_with_tarfile", refuse)
-    elif reader == "tarfile":
-
-        def not_lean(*_: object) -> None:
-            raise deploy.NotLean
-
-        monkeypatch.setattr(deploy, "_extract_lean", not_lean)
 
 
 # --- escapes -------------------------------------------------------------------------------------

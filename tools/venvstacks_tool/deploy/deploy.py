@@ -172,10 +172,9 @@ def _run_postinstall(layer: str, staged: Path, final: Path, origin: str) -> None
     result = run_captured([str(python), "-I", str(script)], cwd=staged)
     if result.returncode != 0:
         output = result.stdout + result.stderr
-        code = dest_errors.errno_in_output(output)
-        if code is not None:
-            # The child failed on DEST's file system: named by its cause, as an error of ours.
-            raise OSError(code, os.strerror(code))
+        error = dest_errors.error_in_output(output)
+        if error is not None:
+            raise error  # the child failed on DEST's file system: named by its cause, as ours are
         raise VenvstacksError(
             f"archive {origin!r}: {POSTINSTALL_NAME} of layer {layer!r} failed (exit {result.returncode}):"
             f"{_child_failure(output)}"

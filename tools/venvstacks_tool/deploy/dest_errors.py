@@ -28,6 +28,7 @@ SPACE = {errno.ENOSPC, errno.EDQUOT}
 _DEFAULT_BLOCK = 4096
 # `OSError: [Errno 28] No space left on device: '...'`, the last line of a Python child's traceback.
 _ERRNO_LINE = re.compile(r"\[Errno (\d+)\]")
+_QUOTED_NAME = re.compile(r": '([^']*)'")
 
 
 def free_bytes(dest: Path) -> tuple[int, int] | None:
@@ -88,12 +89,16 @@ def _amount(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
 
 
-def errno_in_output(output: str) -> int | None:
-    """The errno of one of CAUSES that a child's last output line reports, if any."""
+def error_in_output(output: str) -> OSError | None:
+    """The OSError of one of CAUSES that a Python child's last output line reports, if any
+    (`PermissionError: [Errno 13] Permission denied: '/d/x'`), with its file name."""
     lines = [line for line in output.strip().splitlines() if line.strip()]
-    found = _ERRNO_LINE.findall(lines[-1]) if lines else []
-    code = int(found[-1]) if found else None
-    return code if code in CAUSES else None
+    found = _ERRNO_LINE.search(lines[-1]) if lines else None
+    if found is None or int(found.group(1)) not in CAUSES:
+        return None
+    code = int(found.group(1))
+    name = _QUOTED_NAME.search(lines[-1][found.end() :])
+    return OSError(code, os.strerror(code), name.group(1) if name else None)
 
 
 def cause(error: OSError, dest: Path, needed: int | None = None, shown_path: str = "") -> str:

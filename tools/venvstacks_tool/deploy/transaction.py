@@ -163,9 +163,18 @@ def recover(dest: Path) -> None:
                 os.rename(path, dest / layer)
                 print(f"restored layer {layer!r} that an interrupted deploy had moved aside", file=sys.stderr)
             else:
-                _remove(path)
+                _remove_leftover(path)
         elif name.startswith(TMP_PREFIX):
-            _remove(path)
+            _remove_leftover(path)
+
+
+def _remove_leftover(path: str) -> None:
+    """Remove what a killed or failed deploy left; one that cannot be removed is only named."""
+    try:
+        _remove(path)
+    except OSError as error:
+        # Nothing deployed depends on it: a refused permission must not stop every later deploy.
+        print(f"venvstacks: warning: cannot remove {path!r}: {error.strerror}; remove it by hand", file=sys.stderr)
 
 
 def swap_in(staged: Path, final: Path) -> bool:
