@@ -11,6 +11,7 @@ import fcntl
 import io
 import json
 import os
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -388,3 +389,71 @@ def test_a_moved_dest_is_deployed_again(dest: Path, tmp_path: Path, capsys: pyte
     (moved / "fw").rename(moved / "elsewhere")
     deploy.deploy([fw], moved)  # the recorded layer's directory is gone
     assert capsys.readouterr().out == f"deployed layer 'fw' to {moved / 'fw'}\n"
+
+
+FORMATS = ["tar.zst", "tar.xz", "zip"]
+
+
+def _fw_archive(directory: Path, fmt: str, data: bytes = b"new", name: str = "fw") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    return write_with_metadata(directory / f"{name}.{fmt}", archive_bytes(layer(name, data), fmt), name)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_skip_checks_the_archive_bytes(
+    dest: Path, tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bytes replaced after a deploy, the metadata unchanged: refused, never "already deployed"."""
+    archive = _fw_archive(tmp_path, fmt)
+    good = archive.read_bytes()
+    argv = ["deploy", "--archive", str(archive), "--dest", str(dest)]
+    assert cli.main(argv) == 0
+    assert cli.main(argv) == 0
+    assert "layer 'fw' is already deployed" in capsys.readouterr().out
+    other = archive_bytes(layer(data=b"replaced"), fmt)
+    for replaced in (other, good[:-1] + bytes([good[-1] ^ 1])):  # another layer's size, the same size
+        archive.write_bytes(replaced)
+        assert cli.main(argv) == 1
+        out, err = capsys.readouterr()
+        assert "already deployed" not in out
+        assert re.fullmatch(
+            rf"venvstacks: error: archive '{re.escape(archive.name)}' (is \d+ bytes|has sha256 \w+), but its metadata"
+            r" '[^']+' says \w+: not the archive the build wrote\n",
+            err,
+        ), err
+    assert (dest / "fw/lib/data.txt").read_bytes() == b"new"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_metadata_of_another_layer_is_refused_naming_both(
+    dest: Path, tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The runtime's JSON given for the framework's archive; and the framework's own JSON with
+    another layer_name (its sha256 still the archive's): neither skips, both name both layers."""
+    archive = _fw_archive(tmp_path, fmt)
+    runtime_metadata = verify.metadata_beside(_fw_archive(tmp_path / "rt", fmt, name=RUNTIME))
+    assert cli.main(["deploy", "--archive", str(archive), "--dest", str(dest)]) == 0
+    own = verify.metadata_beside(archive)
+    renamed = tmp_path / "renamed.json"
+    renamed.write_text(json.dumps({**json.loads(own.read_text()), "layer_name": RUNTIME}))
+    for metadata in (runtime_metadata, renamed):
+        capsys.readouterr()
+        argv = ["deploy", "--archive", str(archive), "--metadata", str(metadata), "--dest", str(dest)]
+        assert cli.main(argv) == 1
+        assert capsys.readouterr().err == (
+            f"venvstacks: error: archive {archive.name!r} holds layer 'fw', but its metadata {str(metadata)!r}"
+            f" is for layer {RUNTIME!r}\n"
+        )
+    assert (dest / "fw/lib/data.txt").read_bytes() == b"new"
+    assert (dest / RUNTIME / "bin/python3").is_file()
+
+
+def test_a_post_install_traceback_is_reduced_to_its_last_line(dest: Path, tmp_path: Path) -> None:
+    script = b"def finish():\n    raise ValueError('cannot finish the layer')\n\nfinish()\n"
+    archive = write_with_metadata(tmp_path / "fw.tar.zst", archive_bytes(layer(postinstall=script), "tar.zst"), "fw")
+    with pytest.raises(VenvstacksError) as info:
+        deploy.deploy([archive], dest)
+    assert str(info.value) == (
+        "archive 'fw.tar.zst': postinstall.py of layer 'fw' failed (exit 1): ValueError: cannot finish the layer"
+    )
+    assert dest_entries(dest) == []
