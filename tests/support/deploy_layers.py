@@ -81,6 +81,16 @@ def tree(root: Path) -> dict[str, tuple[str, bytes | str | None]]:
     return found
 
 
+def deployed_trees(root: Path, archives: dict[str, Path]) -> dict[str, dict[str, bytes | str | None]]:
+    """What DEST/fw holds once each archive is deployed (into `root/reference-KEY`), by key."""
+    trees = {}
+    for key, archive in archives.items():
+        dest = make_runtime(root / f"reference-{key}")
+        deploy.deploy([archive], dest)
+        trees[key] = tree(dest / "fw")
+    return trees
+
+
 def use_reader(monkeypatch: pytest.MonkeyPatch, reader: str) -> None:
     """Make `deploy.extract_layer` use only `reader` for a tar: the lean one, or tarfile from the start."""
     if reader == "lean":

@@ -25,7 +25,16 @@ from pathlib import Path
 import pytest
 
 from venvstacks_testing.archives import archive_bytes, write_with_metadata
-from venvstacks_testing.deploy_layers import READER_IDS, READERS, dest_entries, layer, make_runtime, tree, use_reader
+from venvstacks_testing.deploy_layers import (
+    READER_IDS,
+    READERS,
+    deployed_trees,
+    dest_entries,
+    layer,
+    make_runtime,
+    tree,
+    use_reader,
+)
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.deploy import deploy, dest_errors, transaction, verify
 
@@ -156,21 +165,12 @@ def _snapshot(fs: Path, tmp_path: Path, archives: dict[str, Path], with_old: boo
     return snapshot
 
 
-def _reference_trees(tmp_path: Path, archives: dict[str, Path]) -> dict[str, dict[str, object]]:
-    trees = {}
-    for version, archive in archives.items():
-        dest = make_runtime(tmp_path / f"reference-{version}")
-        deploy.deploy([archive], dest)
-        trees[version] = tree(dest / "fw")
-    return trees
-
-
 @pytest.mark.parametrize("replacing", [True, False], ids=["replacing", "first-deploy"])
 def test_a_disk_full_at_every_page_is_named_and_leaves_the_old_or_the_new_layer(
     small_fs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replacing: bool
 ) -> None:
     archives = _archives(tmp_path)
-    trees = _reference_trees(tmp_path, archives)
+    trees = deployed_trees(tmp_path, archives)
     snapshot = _snapshot(small_fs, tmp_path, archives, with_old=replacing)
     steps = _Steps()
     monkeypatch.setattr(transaction, "at_step", steps)

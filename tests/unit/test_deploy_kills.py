@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from venvstacks_testing.deploy_layers import dest_entries, framework_archive, make_runtime, tree
+from venvstacks_testing.deploy_layers import deployed_trees, dest_entries, framework_archive, make_runtime, tree
 from venvstacks_tool.deploy import deploy, exchange, transaction, verify
 
 # Run in the subprocess: argv = archive, dest, steps log, N (0: no kill), mode.
@@ -70,16 +70,6 @@ def _archives(root: Path) -> dict[str, Path]:
         (root / version).mkdir()
         archives[version] = framework_archive(root / version, version.encode(), extra=extra, postinstall=_POSTINSTALL)
     return archives
-
-
-def _expected_trees(root: Path, archives: dict[str, Path]) -> dict[str, dict[str, object]]:
-    """What DEST/fw holds once each archive is deployed, by a deploy that is not killed."""
-    trees = {}
-    for version, archive in archives.items():
-        dest = make_runtime(root / f"reference-{version}")
-        deploy.deploy([archive], dest)
-        trees[version] = tree(dest / "fw")
-    return trees
 
 
 def _sha(archive: Path) -> str:
@@ -149,7 +139,7 @@ def test_a_kill_at_every_step_leaves_the_old_or_the_new_layer(tmp_path: Path, mo
         pytest.skip("this system has no exchanging rename")
     archives = _archives(tmp_path)
     shas = {version: _sha(archive) for version, archive in archives.items()}
-    versions = Versions(archives, _expected_trees(tmp_path, archives), shas)
+    versions = Versions(archives, deployed_trees(tmp_path, archives), shas)
     fallback = mode == "fallback"
     seen: list[tuple[str, str]] = []  # (the step killed at, what DEST/fw held)
     for kill_at in range(1, 20):
