@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import os
+import platform
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +61,19 @@ def test_no_call_no_exchange(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(exchange, "_system_call", lambda: None)
     assert not exchange.available()
     assert exchange.exchange(*_pair(tmp_path)) is False
+
+
+def test_the_raw_system_call_where_the_c_library_has_no_wrapper(tmp_path: Path) -> None:
+    """glibc before 2.28 has no `renameat2`: the system call itself, by its number, swaps too."""
+    if not sys.platform.startswith("linux") or platform.machine() not in exchange._SYS_RENAMEAT2:
+        pytest.skip("the raw renameat2 system call is Linux's, on a known architecture")
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    class WithoutWrapper:
+        syscall = libc.syscall
+
+    call = exchange._linux_call(WithoutWrapper())  # type: ignore[arg-type]
+    assert call is not None
+    a, b = _pair(tmp_path)
+    assert call(os.fsencode(a), os.fsencode(b)) == 0
+    assert (a / "which").read_text() == "b" and (b / "which").read_text() == "a"

@@ -151,6 +151,9 @@ def open_checked(expected: Expected) -> Checked:
                 f" {expected.sha256}: not the archive the build wrote"
             )
         held = _held_layer(expected, fileobj)
+    except OSError as error:  # a read failing: the archive's disk, not its bytes
+        fileobj.close()
+        raise VenvstacksError(f"archive {str(archive)!r} cannot be read: {error.strerror}") from error
     except BaseException:
         fileobj.close()
         raise
