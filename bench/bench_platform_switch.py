@@ -41,31 +41,30 @@ class BazelWorkspace(Protocol):
     def bazel(self, *args: str, check: bool = True) -> BazelRun: ...
 
 
-def _platform_flag(name: str) -> str:
-    return f"--platforms=@rules_venvstacks//platforms:{name}"
-
-
 def _timed_build(ws: BazelWorkspace, target: str, log: Path, *flags: str) -> dict[str, Any]:
     """`bazel build target` with an execution log: wall and Bazel's elapsed seconds, layer actions run."""
     result = ws.bazel("build", f"--execution_log_json_file={log}", *flags, target)
     return {"wall": result.wall, "elapsed": result.elapsed, "layer_actions": len(layer_spawns(read_execution_log(log)))}
 
 
-def measure(own: BazelWorkspace, shared: BazelWorkspace, target: str, logs: Path, runs: int) -> dict[str, Any]:
+def measure(
+    own: BazelWorkspace, shared: BazelWorkspace, target: str, other_flag: str, logs: Path, runs: int
+) -> dict[str, Any]:
     """The rounds above: `own` builds with per-platform directories, `shared` with one for all.
 
-    Both workspaces are the same locked sources in two output bases.
+    Both workspaces are the same locked sources in two output bases; `other_flag` is the
+    `--platforms=...` of OTHER.
     """
     rounds: dict[str, list[dict[str, Any]]] = {"switch_back": [], "noop": [], "one_directory": []}
     for ws, flags in ((own, ()), (shared, (ONE_DIRECTORY,))):
-        for platform_flags in ((), (_platform_flag(OTHER),)):  # untimed: both platforms built once
+        for platform_flags in ((), (other_flag,)):  # untimed: both platforms built once
             ws.bazel("build", *flags, *platform_flags, target)
     for i in range(runs):
         load = os.getloadavg()[0]
-        own.bazel("build", _platform_flag(OTHER), target)
+        own.bazel("build", other_flag, target)
         rounds["switch_back"].append({**_timed_build(own, target, logs / f"switch-{i}.exec.json"), "load": load})
         rounds["noop"].append(_timed_build(own, target, logs / f"switch-noop-{i}.exec.json"))
-        shared.bazel("build", ONE_DIRECTORY, _platform_flag(OTHER), target)
+        shared.bazel("build", ONE_DIRECTORY, other_flag, target)
         rounds["one_directory"].append(_timed_build(shared, target, logs / f"switch-one-{i}.exec.json", ONE_DIRECTORY))
     medians = {kind: statistics.median(r["wall"] for r in kind_rounds) for kind, kind_rounds in rounds.items()}
     ratios = [s["wall"] / n["wall"] for s, n in zip(rounds["switch_back"], rounds["noop"], strict=True)]

@@ -1325,8 +1325,9 @@ class Bench:
         own, shared = (Workspace(root, self.scratch / f"ob-platform-switch-{kind}") for kind in ("own", "shared"))
         try:
             lock_round(own)  # untimed
+            other = platform_flag(bench_platform_switch.OTHER)
             self.results["platform_switch"] = bench_platform_switch.measure(
-                own, shared, TARGET, self.scratch, self.runs
+                own, shared, TARGET, other, self.scratch, self.runs
             )
         finally:
             for ws in (own, shared):

@@ -213,8 +213,8 @@ def test_platform_switch_times_the_host_right_after_the_other_platform(tmp_path:
     """Each timed switch-back follows a build for the other platform; each no-op follows the switch-back."""
     switch = _run_bench().bench_platform_switch
     own, shared = _FakeBazel(0, 0.8), _FakeBazel(3, 20.0)
-    entry = switch.measure(own, shared, "//stacks:stack", tmp_path, 2)
-    other = f"--platforms=@rules_venvstacks//platforms:{switch.OTHER}"
+    other = "--platforms=@rules_venvstacks//platforms:windows_x86_64"
+    entry = switch.measure(own, shared, "//stacks:stack", other, tmp_path, 2)
     timed = [i for i, command in enumerate(own.commands) if any(a.startswith("--execution_log") for a in command)]
     assert len(timed) == 4
     for switch_back, noop in zip(timed[::2], timed[1::2], strict=True):
