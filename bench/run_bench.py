@@ -52,6 +52,9 @@ default the same):
   the host platform, against every platform one after the other (`--platforms=...`), each in a
   fresh output base with the repository cache warm (every platform built once beforehand, not
   timed), alternating (`--cold-runs` of each). Ratios all / one: the median over the pairs.
+* platform_switch: the stack for the host and windows_x86_64, the host's build right after
+  Windows' against a no-op build, and without per-platform output directories
+  (venvstacks_bench/steps/platform_switch.py).
 * torch: a second workspace, a torch-scale stack: the host's runtime with `glibc_minimum = "2.28"`
   (torch ships only manylinux_2_28 wheels), a framework `torch_framework` holding PyTorch's CPU
   build (`torch==2.13.0+cpu`, the wheel these machines keep in /opt/wheels, or in

@@ -14,6 +14,7 @@ from venvstacks_bench.steps import (
     incremental,
     lock_vs_uv,
     noop,
+    platform_switch,
     platforms,
     remote,
     remote_execution,
@@ -34,6 +35,7 @@ STEPS: dict[str, ModuleType] = {
     "lock_vs_uv": lock_vs_uv,
     "floor_and_phases": floor_and_phases,
     "platforms": platforms,
+    "platform_switch": platform_switch,
     "torch": torch,
     "remote_execution": remote_execution,
 }
@@ -51,5 +53,6 @@ REPORT: tuple[ModuleType, ...] = (
     floor_and_phases,
     remote_execution,
     platforms,
+    platform_switch,
     torch,
 )
