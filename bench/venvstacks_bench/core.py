@@ -50,6 +50,18 @@ def build_layer_spawn(entries: Sequence[dict[str, Any]], layer: str) -> dict[str
     )
 
 
+def build_record(result: BazelResult, actions: dict[str, Any], ran: dict[str, Any], **more: Any) -> dict[str, Any]:
+    """What a step keeps of one `timed_build`: its times, the per-action times, what ran, and `more`."""
+    return {
+        "wall": result.wall,
+        "elapsed": result.elapsed,
+        "critical_path": result.critical_path,
+        "actions": actions,
+        "ran": ran,
+        **more,
+    }
+
+
 @dataclass
 class Bench:
     """A run of the bench: its scratch directory, run counts and options, the main workspace, the

@@ -1,7 +1,7 @@
 """What the bench reads of a build: Bazel's `--profile`, its execution log, nginx's access log.
 
-The execution log itself is read, and a remote cache hit told, by the tests' helpers
-(venvstacks_testing.stack_workspace), so that the bench and the tests count alike.
+The execution log itself is read, a remote cache hit told and nginx's access log parsed by the
+tests' helpers (venvstacks_testing), so that the bench and the tests count alike.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from venvstacks_testing.remote_cache import access_log_requests
 from venvstacks_testing.stack_workspace import remote_cache_hit
 
 _LABEL_RE = re.compile(r"(@?@?[\w.~+-]*//[^\s']*)")
@@ -98,15 +99,8 @@ def executed(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def access_log_gets(text: str) -> list[dict[str, Any]]:
     """The GET requests of nginx access-log lines ("combined" format): path, status, bytes sent."""
-    result = []
-    for line in text.splitlines():
-        # 127.0.0.1 - - [date] "GET /cas/abc HTTP/1.1" 200 1234 "-" "agent"
-        parts = line.split('"')
-        try:
-            method, path, _ = parts[1].split(" ")
-            status, sent = parts[2].split()[:2]
-        except (IndexError, ValueError):
-            continue
-        if method == "GET":
-            result.append({"path": path, "status": int(status), "bytes": int(sent) if sent.isdigit() else 0})
-    return result
+    return [
+        {"path": path, "status": status, "bytes": sent}
+        for method, path, status, sent in access_log_requests(text)
+        if method == "GET"
+    ]

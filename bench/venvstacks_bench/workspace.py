@@ -147,19 +147,24 @@ STACK_BUILD_HEADER = (
 )
 
 
+def application_layer(name: str, framework: str, **more: str | Sequence[str]) -> str:
+    """An `application_layer` on `framework` and the runtime, its one source `<name>/__main__.py`."""
+    return call(
+        "application_layer",
+        name=name,
+        srcs=[f"{name}/__main__.py"],
+        frameworks=[f":{framework}"],
+        launch_module=name,
+        **more,
+        runtime=f":{RUNTIME}",
+    )
+
+
 def build_text(app_report_requirements: Sequence[str]) -> str:
     """The main stack's stacks/BUILD.bazel, app_report requiring `app_report_requirements`."""
     apps = [
-        call(
-            "application_layer",
-            name=app,
-            srcs=[f"{app}/__main__.py"],
-            frameworks=[f":{FRAMEWORK}"],
-            launch_module=app,
-            **({"requirements": list(app_report_requirements)} if app == "app_report" else {}),
-            runtime=f":{RUNTIME}",
-        )
-        for app in APPS
+        application_layer("app_report", FRAMEWORK, requirements=list(app_report_requirements)),
+        application_layer("app_stats", FRAMEWORK),
     ]
     return "\n".join(
         [

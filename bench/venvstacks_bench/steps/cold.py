@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from venvstacks_bench.bazel import Workspace
-from venvstacks_bench.core import Bench
+from venvstacks_bench.core import Bench, build_record
 from venvstacks_bench.host import loadavg, log, quiesce
 from venvstacks_bench.report import s
 from venvstacks_bench.stats import median
@@ -27,16 +27,7 @@ def run(bench: Bench) -> None:
         # No convenience symlinks: bazel-bin of the workspace keeps pointing at the main output base.
         result, actions, ran = bench.timed_build(ws, f"cold-{i}", "--symlink_prefix=/")
         ws.shutdown(remove=not bench.keep)
-        runs.append(
-            {
-                "wall": result.wall,
-                "elapsed": result.elapsed,
-                "critical_path": result.critical_path,
-                "actions": actions,
-                "ran": ran,
-                "load": load,
-            }
-        )
+        runs.append(build_record(result, actions, ran, load=load))
     per_layer = {}
     for label in sorted({label for run in runs for label in run["actions"]}):
         per_layer[label] = {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from venvstacks_bench.core import Bench
+from venvstacks_bench.core import Bench, build_record
 from venvstacks_bench.host import log
 from venvstacks_bench.report import s
 from venvstacks_bench.stats import median
@@ -21,16 +21,7 @@ def run(bench: Bench) -> None:
         bench.set_variant(1 - bench.variant)
         log(f"incremental rebuild {i + 1}/{bench.runs} (app_report requirements: {APP_REPORT_VARIANTS[bench.variant]})")
         result, actions, ran = bench.timed_build(bench.main, f"incremental-{i}")
-        runs.append(
-            {
-                "wall": result.wall,
-                "elapsed": result.elapsed,
-                "critical_path": result.critical_path,
-                "actions": actions,
-                "ran": ran,
-                "variant": bench.variant,
-            }
-        )
+        runs.append(build_record(result, actions, ran, variant=bench.variant))
     if bench.variant != 0:
         bench.set_variant(0)
         bench.main.bazel("build", TARGET)

@@ -28,6 +28,7 @@ from venvstacks_bench.workspace import (
     RUNTIME,
     STACK_BUILD_HEADER,
     TARGET,
+    application_layer,
     call,
     link_tree,
     lock_packages,
@@ -73,14 +74,7 @@ def torch_build_text() -> str:
         requirements=TORCH_REQUIREMENTS,
         runtime=f":{RUNTIME}",
     )
-    app = call(
-        "application_layer",
-        name=TORCH_APP,
-        srcs=[f"{TORCH_APP}/__main__.py"],
-        frameworks=[f":{TORCH_FRAMEWORK}"],
-        launch_module=TORCH_APP,
-        runtime=f":{RUNTIME}",
-    )
+    app = application_layer(TORCH_APP, TORCH_FRAMEWORK)
     return "\n".join([STACK_BUILD_HEADER, framework, app, f'layer_stack(name = "stack", layers = [":{TORCH_APP}"])\n'])
 
 
