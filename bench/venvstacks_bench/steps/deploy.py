@@ -18,6 +18,7 @@ from venvstacks_bench.host import children_cpu, log, quiesce
 from venvstacks_bench.report import s, verdict
 from venvstacks_bench.stats import median
 
+# The target: deploy within 1.5 times `tar -x` of the same archives.
 DEPLOY_TARGET_RATIO = 1.5
 
 

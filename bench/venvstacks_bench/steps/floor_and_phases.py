@@ -16,6 +16,7 @@ from venvstacks_bench.report import mb, s, verdict
 from venvstacks_bench.stats import median, ratio
 from venvstacks_bench.workspace import FRAMEWORK
 
+# The target: the framework layer within twice the floor.
 FLOOR_TARGET_RATIO = 2.0
 
 

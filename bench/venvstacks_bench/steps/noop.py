@@ -13,6 +13,7 @@ from venvstacks_bench.report import s, verdict
 from venvstacks_bench.stats import median
 from venvstacks_bench.workspace import TARGET
 
+# The target: a no-op build under a second.
 NOOP_TARGET_S = 1.0
 
 

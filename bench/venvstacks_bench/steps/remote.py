@@ -33,6 +33,7 @@ genrule(
 """
 
 
+# The issue's target: a fresh checkout with a warm remote cache within 10% of the cold build.
 REMOTE_TARGET_RATIO = 0.10
 
 

@@ -36,7 +36,7 @@ def run(bench: Bench) -> None:
         bench.results["remote_execution"] = {"skipped": str(error)}
         return
 
-    def run(name: str, *flags: str, meter: Any = None) -> dict[str, Any]:
+    def fresh_build(name: str, *flags: str, meter: Any = None) -> dict[str, Any]:
         root = bench.scratch / f"rx-{name}"
         copy_workspace(bench.main.root, root)
         ws = Workspace(root, bench.scratch / f"ob-rx-{name}")
@@ -62,18 +62,18 @@ def run(bench: Bench) -> None:
     entry: dict[str, Any] = {}
     if not bench.results.get("cold", {}).get("wall"):
         log("remote execution: the local reference, a cold sandboxed build (the cold step did not run)")
-        entry["local_cold"] = run("local-cold")
+        entry["local_cold"] = fresh_build("local-cold")
     with reapi_service(bench.scratch / "reapi", workers=2) as service:
         flags = (*service.metered_flags(), "--remote_timeout=120s")
         log("remote execution: cold build against an empty service")
-        entry["cold"] = run("cold", *flags, meter=service.meter)
+        entry["cold"] = fresh_build("cold", *flags, meter=service.meter)
         blobs, stored = service.cas_usage()
         entry["cas"] = {"blobs": blobs, "bytes": stored}
         entry["toplevel"], entry["minimal"] = [], []
         for i in range(bench.cold_runs):
             for kind in ("toplevel", "minimal") if i % 2 == 0 else ("minimal", "toplevel"):
                 log(f"remote execution: fresh checkout {i + 1}/{bench.cold_runs}, --remote_download_{kind}")
-                entry[kind].append(run(f"{kind}-{i}", *flags, f"--remote_download_{kind}", meter=service.meter))
+                entry[kind].append(fresh_build(f"{kind}-{i}", *flags, f"--remote_download_{kind}", meter=service.meter))
     for kind in ("toplevel", "minimal"):
         entry[f"{kind}_wall"] = median([r["wall"] for r in entry[kind]])
         entry[f"{kind}_down"] = median([r["down"] for r in entry[kind]])
