@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -63,31 +65,26 @@ def tool_phases_key(command: str) -> str | None:
     return "tool_phases" if "tool_phases.py" in command else None
 
 
-class PeakMemory:
+@contextmanager
+def peak_memory(root_key: Any, interval: float = 0.1) -> Iterator[dict[str, int]]:
     """While in the `with` block, samples the process trees `root_key` picks (see tree_rss) every
-    `interval` seconds in a thread; `peaks` holds each key's largest total, in bytes."""
+    `interval` seconds in a thread; the dict it gives holds each key's largest total, in bytes."""
+    peaks: dict[str, int] = {}
+    stop = threading.Event()
 
-    def __init__(self, root_key: Any, interval: float = 0.1) -> None:
-        import threading
+    def sample() -> None:
+        while not stop.is_set():
+            for key, rss in tree_rss(process_table(), root_key).items():
+                peaks[key] = max(rss, peaks.get(key, 0))
+            stop.wait(interval)
 
-        self.root_key, self.interval = root_key, interval
-        self.peaks: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for key, rss in tree_rss(process_table(), self.root_key).items():
-                self.peaks[key] = max(rss, self.peaks.get(key, 0))
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield peaks
+    finally:
+        stop.set()
+        thread.join()
 
 
 def memory_by_action(peaks: dict[str, int], entries: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -232,3 +233,18 @@ def test_platform_switch_times_the_host_right_after_the_other_platform(tmp_path:
     assert len(rows) == 4 and all(row.startswith("| ") and row.endswith(" |") for row in rows)
     assert "layer actions run: 0, 0" in rows[0] and "layer actions run: 3, 3" in rows[3]
     assert rows[2].endswith(": met |")
+
+
+def test_peak_memory_samples_a_process_tree_while_in_the_block() -> None:
+    """The torch step's sampler: a process the key picks is measured while the block runs."""
+    marker = "peak-memory-test-child"
+    child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(5)  # {marker}"])
+    try:
+        with memory.peak_memory(lambda command: "child" if marker in command else None, 0.05) as sampled:
+            deadline = time.monotonic() + 3
+            while "child" not in sampled and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        child.kill()
+        child.wait()
+    assert sampled["child"] > 0

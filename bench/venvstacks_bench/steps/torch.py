@@ -19,7 +19,7 @@ from venvstacks_bench.bazel import Workspace, remove_tree
 from venvstacks_bench.core import Bench, build_layer_spawn, layer_wheels
 from venvstacks_bench.host import loadavg, log, quiesce
 from venvstacks_bench.logs import access_log_gets, profile_phases
-from venvstacks_bench.memory import PeakMemory, memory_by_action, tool_action_key, tool_phases_key
+from venvstacks_bench.memory import memory_by_action, peak_memory, tool_action_key, tool_phases_key
 from venvstacks_bench.report import gb, kb, loads_text, mb, s, times, verdict
 from venvstacks_bench.stats import median, median_phases, order_balanced_ratio, ratio
 from venvstacks_bench.steps.deploy import deploy_pair
@@ -142,7 +142,7 @@ def torch_cold(bench: Bench, ws: Workspace, flag: str, wheels: Sequence[str]) ->
                 cold_ws = Workspace(ws.root, bench.scratch / f"ob-torch-cold-{i}")
                 load = loadavg()
                 quiesce()
-                with PeakMemory(tool_action_key) as memory:
+                with peak_memory(tool_action_key) as sampled:
                     result, actions, _ = bench.timed_build(cold_ws, f"torch-cold-{i}", "--symlink_prefix=/")
                 cold_ws.shutdown(remove=not bench.keep)
                 entries = read_execution_log(bench.scratch / f"torch-cold-{i}.exec.json")
@@ -151,7 +151,7 @@ def torch_cold(bench: Bench, ws: Workspace, flag: str, wheels: Sequence[str]) ->
                     "elapsed": result.elapsed,
                     "critical_path": result.critical_path,
                     "actions": actions,
-                    "memory": memory_by_action(memory.peaks, entries),
+                    "memory": memory_by_action(sampled, entries),
                     "load": load,
                 }
             elif kind == "floor":
@@ -261,10 +261,10 @@ def torch_phases(bench: Bench, ws: Workspace, params: Path, wheels: Sequence[str
             log(f"torch: framework build-layer {i + 1}/{bench.runs} outside Bazel, by phase, memory sampled")
             out = bench.scratch / "phases-torch"
             out.mkdir()
-            with PeakMemory(tool_phases_key) as memory:
+            with peak_memory(tool_phases_key) as sampled:
                 wall, data = bench.tool_run("build-layer", str(params), str(out), cwd=ws.execroot())
             remove_tree(out)
-            builds.append({"wall": wall, **data, "peak_rss_bytes": memory.peaks.get("tool_phases")})
+            builds.append({"wall": wall, **data, "peak_rss_bytes": sampled.get("tool_phases")})
     names = sorted({name for run in builds for name in run["phases"]})
     pairs = list(zip(builds, floors, strict=True))
     return {
