@@ -22,7 +22,7 @@ other actions.
 
 load("@rules_python//python:defs.bzl", "PyInfo")
 load("//rules_venvstacks/private/common:c3.bzl", "c3_conflict_message", "c3_linearize")
-load("//rules_venvstacks/private/common:constants.bzl", "ARCHIVE_FORMATS", "LAYER_KINDS")
+load("//rules_venvstacks/private/common:constants.bzl", "ARCHIVE_FORMATS", "BYTECODE_MODES", "DEFAULT_ARCHIVE_FORMAT", "DEFAULT_BYTECODE", "LAYER_KINDS")
 load("//rules_venvstacks/private/common:names.bzl", "check_layer_name")
 load("//rules_venvstacks/private/common:platforms.bzl", "platform_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksLockInfo", "VenvstacksWheelsInfo")
@@ -234,8 +234,8 @@ venvstacks_layer = rule(
     doc = "A framework or application layer archive; use the `framework_layer`/`application_layer` macros. `bazel run` runs the application (or the framework's interpreter) from the stack deployed in a per-user cache.",
     executable = True,
     attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **dict(RUN_ATTRS, **{
-        "archive_format": attr.string(default = "tar.zst", values = ARCHIVE_FORMATS, doc = "Archive format."),
-        "bytecode": attr.string(default = "compiled", values = ["compiled", "none"], doc = "Compile .pyc files (deterministically) or not."),
+        "archive_format": attr.string(default = DEFAULT_ARCHIVE_FORMAT, values = ARCHIVE_FORMATS, doc = "Archive format."),
+        "bytecode": attr.string(default = DEFAULT_BYTECODE, values = BYTECODE_MODES, doc = "Compile .pyc files (deterministically) or not."),
         "deps": attr.label_list(providers = [PyInfo], aspects = [first_party_aspect], doc = "First-party Python libraries (`PyInfo`): their transitive sources land at their import roots (private/build/first_party.bzl); pip-hub wheels among them must be provided by the lock or a layer below."),
         "frameworks": attr.label_list(providers = [VenvstacksLayerInfo], doc = "The framework layers this layer uses directly, in sys.path order; the frameworks below them follow in the order C3 linearization derives."),
         "kind": attr.string(mandatory = True, values = LAYER_KINDS, doc = "Layer kind."),
