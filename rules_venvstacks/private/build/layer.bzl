@@ -87,7 +87,7 @@ def _identity_args(ctx, runtime):
     args.add("--layer-name", ctx.attr.layer_name)
     args.add("--layer-kind", ctx.attr.kind)
     args.add("--python-version", runtime.python_version)
-    args.add("--platform", runtime.platform)
+    args.add("--platform", runtime.platform_triple)
     args.add("--archive-format", ctx.attr.archive_format)
     if ctx.attr.launch_module:
         args.add("--launch-module", ctx.attr.launch_module)
@@ -134,12 +134,12 @@ def _venvstacks_layer_impl(ctx):
     runtime = runtime_layer.runtime
     if runtime.unavailable:
         fail("%s: %s" % (ctx.label, runtime.unavailable))
-    if runtime.platform not in wheels.platforms:
+    if runtime.platform_triple not in wheels.platform_triples:
         fail("%s: %s has no wheels for %s (it covers: %s); run `bazel run %s`" % (
             ctx.label,
             lock.lock_path.rpartition("/")[2],
-            platform_name(runtime.platform),
-            ", ".join([platform_name(p) for p in wheels.platforms]) or "no platform",
+            platform_name(runtime.platform_triple),
+            ", ".join([platform_name(triple) for triple in wheels.platform_triples]) or "no platform",
             lock_target,
         ))
     check_layer_name(ctx.label, ctx.attr.layer_name)

@@ -63,7 +63,7 @@ def _pack_runtime(ctx, runtime, layer_name, archive, metadata):
     args.add("--python-version", runtime.python_version)
     args.add("--pbs-release", runtime.pbs_release)
     args.add("--source-sha256", runtime.source_sha256)
-    args.add("--platform", runtime.platform)
+    args.add("--platform", runtime.platform_triple)
     args.add("--archive-format", ctx.attr.archive_format)
     args.add("--mtime", str(epoch))
     args.add("--bytecode", ctx.attr.bytecode)
