@@ -32,7 +32,7 @@ from venvstacks_testing.fixture_pbs import make_fixture_runtime
 from venvstacks_testing.http_server import serve_directory
 from venvstacks_testing.local_pbs import make_local_runtime
 from venvstacks_testing.remote_cache import remote_cache
-from venvstacks_testing.stack_workspace import describe_spawns, layer_spawns, read_execution_log
+from venvstacks_testing.stack_workspace import describe_spawns, layer_spawns, read_execution_log, remote_cache_hit
 from venvstacks_tool.core.platforms import PLATFORMS, by_name
 
 pytestmark = [
@@ -284,7 +284,7 @@ def test_a_second_checkout_gets_another_platforms_layers_from_the_remote_cache(
         spawns = layer_spawns(read_execution_log(log))
         assert {s["targetLabel"] for s in spawns} == {"//:cpython", "//:numpy_framework", "//:app"}
         for spawn in spawns:
-            assert spawn.get("remoteCacheHit") or spawn.get("runner") == "remote cache hit", spawn
+            assert remote_cache_hit(spawn), spawn
         assert clone.output("app.tar.zst").read_bytes() == stack.workspace.output("app.tar.zst").read_bytes()
 
 

@@ -188,17 +188,7 @@ class RemoteCache:
         path = self.state / "access.log"
         if not path.exists():
             return []
-        result = []
-        for line in path.read_text(errors="replace").splitlines():
-            # 127.0.0.1 - - [date] "PUT /cas/abc HTTP/1.1" 201 0 "-" "agent"
-            try:
-                request = line.split('"')[1]
-                status = int(line.split('"')[2].split()[0])
-            except (IndexError, ValueError):
-                continue
-            method, _, rest = request.partition(" ")
-            result.append((method, rest.rpartition(" ")[0], status))
-        return result
+        return [request[:3] for request in access_log_requests(path.read_text(errors="replace"))]
 
     def entries(self, kind: str) -> list[Path]:
         """Stored entries of `kind` ("ac" or "cas")."""
@@ -209,6 +199,22 @@ class RemoteCache:
         """Empties the cache (nginx may keep running)."""
         for kind in ("ac", "cas"):
             shutil.rmtree(self.cache_dir / kind, ignore_errors=True)
+
+
+def access_log_requests(text: str) -> list[tuple[str, str, int, int]]:
+    """(method, path, status, bytes sent) of each request in nginx access-log lines ("combined" format)."""
+    result = []
+    for line in text.splitlines():
+        # 127.0.0.1 - - [date] "PUT /cas/abc HTTP/1.1" 201 0 "-" "agent"
+        try:
+            request, fields = line.split('"')[1], line.split('"')[2].split()
+            status = int(fields[0])
+        except (IndexError, ValueError):
+            continue
+        method, _, rest = request.partition(" ")
+        sent = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
+        result.append((method, rest.rpartition(" ")[0], status, sent))
+    return result
 
 
 @contextmanager

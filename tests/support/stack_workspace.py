@@ -9,7 +9,9 @@ tests (remote caching, reproducibility) build the same stack:
   `Stack.lock()` runs `bazel run //:framework.lock` and `//:app.lock`;
 * `Stack.clone()` copies a locked workspace to another path (optionally on a copy of the rules:
   `copy_checkout()`), which is what a second developer or CI machine has;
-* `read_execution_log()` / `layer_spawns()` read Bazel's `--execution_log_json_file`.
+* `read_execution_log()` / `layer_spawns()` read Bazel's `--execution_log_json_file`, and
+  `remote_cache_hit()` says whether one of its entries is a remote cache hit (the tests' and the
+  bench's one definition).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import shutil
 import subprocess
 import tarfile
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -311,6 +313,14 @@ def read_execution_log(path: Path) -> list[dict[str, Any]]:
 def layer_spawns(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The execution-log entries of layer-building actions."""
     return [entry for entry in entries if entry.get("mnemonic") in LAYER_MNEMONICS]
+
+
+def remote_cache_hit(entry: Mapping[str, Any]) -> bool:
+    """Whether an execution-log entry is a remote cache hit (not a local one, not an execution)."""
+    # Bazel 7 writes `cacheHit: true` and the runner "remote cache hit"; newer ones `remoteCacheHit`.
+    return bool(entry.get("remoteCacheHit")) or (
+        bool(entry.get("cacheHit")) and entry.get("runner") == "remote cache hit"
+    )
 
 
 def describe_spawns(entries: Sequence[dict[str, Any]]) -> str:

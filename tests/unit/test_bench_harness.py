@@ -1,4 +1,5 @@
-"""The benchmark harness's measuring script (bench/tool_phases.py) against the tool as it is now.
+"""The benchmark harness (bench/venvstacks_bench) and its measuring script (bench/tool_phases.py)
+against the tool as it is now.
 
 The full benchmark takes minutes and is not part of the test suite; these checks keep its
 hooks from rotting: every phase timer must still find the function it wraps, and the floor must
@@ -7,29 +8,22 @@ still run on the same wheels.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from venvstacks_testing.bazel_workspace import CHECKOUT
 from venvstacks_testing.layer_inputs import build, build_argv, make_fw_wheel
 
+# The bench's package, as bench/run_bench.py puts it on sys.path (it is not installed).
+sys.path.insert(0, str(CHECKOUT / "bench"))
+from venvstacks_bench import core, logs, memory, stats, workspace
+from venvstacks_bench.steps import STEPS, platform_switch, platforms, torch
+
 TOOL_PHASES = CHECKOUT / "bench" / "tool_phases.py"
-RUN_BENCH = CHECKOUT / "bench" / "run_bench.py"
-
-
-def _run_bench() -> ModuleType:
-    """bench/run_bench.py as a module (it is a script, not in a package)."""
-    spec = importlib.util.spec_from_file_location("run_bench", RUN_BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def _run(*args: str) -> dict[str, Any]:
@@ -89,27 +83,26 @@ def test_repack_gives_the_bytes_build_layer_gave(tmp_path: Path) -> None:
 
 def test_platforms_module_declares_every_archive_and_the_same_locks() -> None:
     """The platforms step's MODULE.bazel: the main one's deps and locks, a runtime for the archives' platforms."""
-    bench = _run_bench()
     archives = [
-        bench.RuntimeArchive("linux_x86_64", "http://127.0.0.1:1/host.tar.gz", "a" * 64, "3.11.2"),
-        bench.RuntimeArchive("windows_x86_64", "http://127.0.0.1:1/pbs/win.tar.gz", "b" * 64, "3.11.14"),
+        workspace.RuntimeArchive("linux_x86_64", "http://127.0.0.1:1/host.tar.gz", "a" * 64, "3.11.2"),
+        workspace.RuntimeArchive("windows_x86_64", "http://127.0.0.1:1/pbs/win.tar.gz", "b" * 64, "3.11.14"),
     ]
-    text = bench.platforms_module_text(Path("/rules"), archives)
+    text = workspace.platforms_module_text(Path("/rules"), archives)
     assert 'python_version = "3.11",' in text
     assert 'platforms = ["linux_x86_64", "windows_x86_64"],' in text
     assert text.count("venvstacks.runtime_archive(") == 2
     assert 'platform = "windows_x86_64",\n    python_version = "3.11.14",' in text
     assert 'urls = ["http://127.0.0.1:1/pbs/win.tar.gz"],\n    sha256 = "' + "b" * 64 in text
-    main = bench.module_text(Path("/rules"), "http://127.0.0.1:1", _FakeRuntime())
+    main = workspace.module_text(Path("/rules"), "http://127.0.0.1:1", _FakeRuntime())
     shared = [
         line
         for line in main.splitlines()
         if line.startswith(("module(", "bazel_dep", "local_path", "venvstacks.lock", "use_"))
     ]
     assert shared and all(line in text.splitlines() for line in shared)
-    assert bench.ALL_PLATFORMS[0] == bench.HOST_PLATFORM
-    assert len(bench.ALL_PLATFORMS) + len(bench.UNLOCKABLE_PLATFORMS) == 5
-    assert not set(bench.ALL_PLATFORMS) & set(bench.UNLOCKABLE_PLATFORMS)
+    assert platforms.ALL_PLATFORMS[0] == platforms.HOST_PLATFORM
+    assert len(platforms.ALL_PLATFORMS) + len(platforms.UNLOCKABLE_PLATFORMS) == 5
+    assert not set(platforms.ALL_PLATFORMS) & set(platforms.UNLOCKABLE_PLATFORMS)
 
 
 class _FakeRuntime:
@@ -119,38 +112,34 @@ class _FakeRuntime:
 
 
 def test_paired_ratio_is_the_median_over_pairs() -> None:
-    bench = _run_bench()
     five = [{"total": 20.0}, {"total": 36.0}, {"total": 30.0}]
     one = [{"total": 10.0}, {"total": 12.0}, {"total": 10.0}]
-    assert bench.paired_ratio(five, one) == 3.0
+    assert stats.paired_ratio(five, one) == 3.0
 
 
 def test_torch_workspace_raises_the_glibc_floor_and_takes_torch_from_the_workspace() -> None:
     """The torch step's module and BUILD: glibc 2.28 on the runtime, the pinned CPU build from `wheels/`."""
-    bench = _run_bench()
-    module = bench.torch_module_text(Path("/rules"), "http://127.0.0.1:1", _FakeRuntime())
+    module = torch.torch_module_text(Path("/rules"), "http://127.0.0.1:1", _FakeRuntime())
     assert 'glibc_minimum = "2.28",' in module
-    assert f'venvstacks.lock(name = "{bench.TORCH_FRAMEWORK}"' in module
+    assert f'venvstacks.lock(name = "{torch.TORCH_FRAMEWORK}"' in module
     assert "platforms" not in module  # the host only
-    build = bench.torch_build_text()
+    build = torch.torch_build_text()
     assert 'find_links = ["wheels"],' in build
     assert 'requirements = ["torch==2.13.0+cpu"],' in build
-    assert bench.TORCH_WHEEL.startswith("torch-2.13.0+cpu-") and "manylinux_2_28" in bench.TORCH_WHEEL
-    assert "torch" in bench.STEPS
+    assert torch.TORCH_WHEEL.startswith("torch-2.13.0+cpu-") and "manylinux_2_28" in torch.TORCH_WHEEL
+    assert STEPS["torch"] is torch
 
 
 def test_torch_step_is_skipped_without_the_wheel(tmp_path: Path, monkeypatch: Any) -> None:
-    bench = _run_bench()
-    monkeypatch.setattr(bench, "TORCH_WHEEL_DIR", tmp_path / "no-wheels")
-    run = bench.Bench(tmp_path, runs=1, cold_runs=1, keep=False, xz=False)
-    run.torch()
+    monkeypatch.setattr(torch, "TORCH_WHEEL_DIR", tmp_path / "no-wheels")
+    run = core.Bench(tmp_path, runs=1, cold_runs=1, keep=False, xz=False)
+    torch.run(run)
     assert "skipped" in run.results["torch"]
-    assert bench.render_torch(run.results["torch"], 1, 1)[0].startswith("| torch stack | skipped |")
+    assert torch.report(run.results, 1, 1)[0].startswith("| torch stack | skipped |")
 
 
 def test_tree_rss_adds_up_each_tool_process_tree() -> None:
     """Peak memory of an action: its tool process and every descendant (compilers), not other processes."""
-    bench = _run_bench()
     table = {
         1: (0, 10, "init"),
         10: (1, 100, "linux-sandbox -- python -I tools/bin/venvstacks_tool.py build-layer @a.params"),
@@ -160,20 +149,19 @@ def test_tree_rss_adds_up_each_tool_process_tree() -> None:
         20: (1, 5, "python -I tools/bin/venvstacks_tool.py pack-runtime @b.params"),
         30: (1, 999, "java -jar bazel-server"),
     }
-    assert bench.tree_rss(table, bench.tool_action_key) == {"@a.params": 370, "@b.params": 5}
+    assert memory.tree_rss(table, memory.tool_action_key) == {"@a.params": 370, "@b.params": 5}
     entries = [{"commandArgs": ["python", "@a.params"], "mnemonic": "VenvstacksLayer", "targetLabel": "//s:fw"}]
-    memory = bench.memory_by_action({"@a.params": 370}, entries)
-    assert memory["VenvstacksLayer //s:fw"]["peak_rss_bytes"] == 370
+    by_action = memory.memory_by_action({"@a.params": 370}, entries)
+    assert by_action["VenvstacksLayer //s:fw"]["peak_rss_bytes"] == 370
 
 
 def test_access_log_gets_reads_what_the_cache_sent() -> None:
-    bench = _run_bench()
     log = (
         '127.0.0.1 - - [01/Dec/2026:00:00:00 +0000] "GET /cas/abc HTTP/1.1" 200 1234 "-" "bazel/7.7.1"\n'
         '127.0.0.1 - - [01/Dec/2026:00:00:00 +0000] "PUT /ac/def HTTP/1.1" 201 0 "-" "bazel/7.7.1"\n'
         '127.0.0.1 - - [01/Dec/2026:00:00:00 +0000] "GET /ac/ghi HTTP/1.1" 404 153 "-" "bazel/7.7.1"\n'
     )
-    assert bench.access_log_gets(log) == [
+    assert logs.access_log_gets(log) == [
         {"path": "/cas/abc", "status": 200, "bytes": 1234},
         {"path": "/ac/ghi", "status": 404, "bytes": 153},
     ]
@@ -181,9 +169,27 @@ def test_access_log_gets_reads_what_the_cache_sent() -> None:
 
 def test_order_balanced_ratio_cancels_a_position_effect() -> None:
     """Pairs alternate which runs first; a first-run penalty multiplies one ratio and divides the next."""
-    bench = _run_bench()
-    assert abs(bench.order_balanced_ratio([1.2 * 4, 1.2 / 4, 1.2 * 3, 1.2 / 3]) - 1.2) < 1e-9
-    assert bench.order_balanced_ratio([1.5]) is None
+    assert abs(stats.order_balanced_ratio([1.2 * 4, 1.2 / 4, 1.2 * 3, 1.2 / 3]) - 1.2) < 1e-9
+    assert stats.order_balanced_ratio([1.5]) is None
+
+
+def test_run_bench_offers_every_step() -> None:
+    """The command loads its package and names each step for --only."""
+    result = subprocess.run(
+        [sys.executable, str(CHECKOUT / "bench" / "run_bench.py"), "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert all(name in " ".join(result.stdout.split()) for name in STEPS)
+
+
+def test_executed_counts_remote_cache_hits_as_the_tests_do() -> None:
+    """One definition of a remote cache hit (venvstacks_testing.stack_workspace.remote_cache_hit)."""
+    entries = [
+        {"mnemonic": "VenvstacksLayer", "targetLabel": "//s:a", "cacheHit": True, "runner": "remote cache hit"},
+        {"mnemonic": "VenvstacksLayer", "targetLabel": "//s:b", "remoteCacheHit": True},
+        {"mnemonic": "VenvstacksLayer", "targetLabel": "//s:c", "runner": "linux-sandbox"},
+    ]
+    assert logs.executed(entries) == {"spawns": 3, "remote_cache_hits": 2, "executed": ["VenvstacksLayer //s:c"]}
 
 
 class _FakeRun:
@@ -211,7 +217,7 @@ class _FakeBazel:
 
 def test_platform_switch_times_the_host_right_after_the_other_platform(tmp_path: Path) -> None:
     """Each timed switch-back follows a build for the other platform; each no-op follows the switch-back."""
-    switch = _run_bench().bench_platform_switch
+    switch = platform_switch
     own, shared = _FakeBazel(0, 0.8), _FakeBazel(3, 20.0)
     other = "--platforms=@rules_venvstacks//platforms:windows_x86_64"
     entry = switch.measure(own, shared, "//stacks:stack", other, tmp_path, 2)
@@ -227,3 +233,18 @@ def test_platform_switch_times_the_host_right_after_the_other_platform(tmp_path:
     assert len(rows) == 4 and all(row.startswith("| ") and row.endswith(" |") for row in rows)
     assert "layer actions run: 0, 0" in rows[0] and "layer actions run: 3, 3" in rows[3]
     assert rows[2].endswith(": met |")
+
+
+def test_peak_memory_samples_a_process_tree_while_in_the_block() -> None:
+    """The torch step's sampler: a process the key picks is measured while the block runs."""
+    marker = "peak-memory-test-child"
+    child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(5)  # {marker}"])
+    try:
+        with memory.peak_memory(lambda command: "child" if marker in command else None, 0.05) as sampled:
+            deadline = time.monotonic() + 3
+            while "child" not in sampled and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        child.kill()
+        child.wait()
+    assert sampled["child"] > 0

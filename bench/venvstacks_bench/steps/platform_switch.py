@@ -22,6 +22,15 @@ import statistics
 from pathlib import Path
 from typing import Any, Protocol
 
+from venvstacks_bench.bazel import Workspace
+from venvstacks_bench.core import Bench
+from venvstacks_bench.steps.platforms import (
+    HOST_PLATFORM,
+    lock_round,
+    platform_flag,
+    runtime_archives,
+)
+from venvstacks_bench.workspace import TARGET, platforms_module_text, write_workspace
 from venvstacks_testing.stack_workspace import layer_spawns, read_execution_log
 
 OTHER = "windows_x86_64"
@@ -39,6 +48,22 @@ class BazelWorkspace(Protocol):
     """A workspace with its own output base, as the bench's runner has it."""
 
     def bazel(self, *args: str, check: bool = True) -> BazelRun: ...
+
+
+def run(bench: Bench) -> None:
+    """Back to the host platform after another one: the stack for both, locked (untimed), then `measure`."""
+    names = (HOST_PLATFORM, OTHER)
+    root = bench.scratch / "ws-platform-switch"
+    archives = [a for a in runtime_archives(bench) if a.platform in names]
+    write_workspace(root, bench.rules, platforms_module_text(bench.rules, archives))
+    own, shared = (Workspace(root, bench.scratch / f"ob-platform-switch-{kind}") for kind in ("own", "shared"))
+    try:
+        lock_round(own)  # untimed
+        other = platform_flag(OTHER)
+        bench.results["platform_switch"] = measure(own, shared, TARGET, other, bench.scratch, bench.runs)
+    finally:
+        for ws in (own, shared):
+            ws.shutdown(remove=not bench.keep)
 
 
 def _timed_build(ws: BazelWorkspace, target: str, log: Path, *flags: str) -> dict[str, Any]:
@@ -94,3 +119,8 @@ def rows(entry: dict[str, Any]) -> list[str]:
         f"| platform switch-back with one output directory for every platform (`{ONE_DIRECTORY}`, as before)"
         f" | {wall['one_directory']:.1f} s | {count} | {detail('one_directory')} |",
     ]
+
+
+def report(results: dict[str, Any], runs: int, cold_runs: int) -> list[str]:
+    """The step's rows, if it ran."""
+    return rows(results["platform_switch"]) if results.get("platform_switch") else []
