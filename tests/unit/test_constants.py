@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from venvstacks_tool.core import archive, protocol
-from venvstacks_tool.lock import resolve
+from venvstacks_tool.lock import index_options
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 CONSTANTS_BZL = CHECKOUT / "rules_venvstacks" / "private" / "common" / "constants.bzl"
@@ -39,7 +39,7 @@ def bzl_constants(path: Path) -> dict[str, object]:
         ("LAYER_KINDS", list(protocol.LAYER_KINDS)),
         ("PYTHON_PRE_RELEASES", list(protocol.PYTHON_PRE_RELEASES)),
         ("ARCHIVE_FORMATS", list(archive.ARCHIVE_FORMATS)),
-        ("DEFAULT_INDEX_URL", resolve.DEFAULT_INDEX_URL),
+        ("DEFAULT_INDEX_URL", index_options.DEFAULT_INDEX_URL),
         ("LAYER_NAME_MAX_LENGTH", protocol.LAYER_NAME_MAX_LENGTH),
     ],
 )
