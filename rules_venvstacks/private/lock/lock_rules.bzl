@@ -141,7 +141,7 @@ def _lock_arguments(info, lowers_from_workspace = False):
 
 # The `.lock` launchers' first line when the remote execution setting is on (see
 # //settings:remote_execution): locking never runs on a remote worker.
-_RUNS_LOCALLY = "%s: locking runs on this machine, not on the remote executor: pip needs the network to reach the package index, which remote workers do not have; the layers themselves build remotely"
+_RUNS_LOCALLY = "%s: locking runs on this machine, not on the remote executor: the resolver needs the network to reach the package index, which remote workers do not have; the layers themselves build remotely"
 
 # The attributes of the rules behind `bazel run` lock targets that read the settings.
 _REMOTE_EXECUTION_ATTR = {

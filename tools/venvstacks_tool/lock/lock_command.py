@@ -245,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--resolver",
         choices=RESOLVERS,
         default="pip",
-        help="the resolver: pip's (in a child per platform) or uv's (`uv pip compile` per platform); same lock",
+        help="the resolver: pip's (in a child per platform) or uv's (`uv pip compile` per platform); same lock."
+        " The `.lock` targets pass //settings:resolver (uv unless set to pip)",
     )
     parser.add_argument("--uv", type=Path, default=None, help="the uv binary, for --resolver uv")
     return parser
