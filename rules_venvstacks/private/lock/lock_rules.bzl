@@ -143,13 +143,18 @@ def _lock_arguments(info, lowers_from_workspace = False):
 # //settings:remote_execution): locking never runs on a remote worker.
 _RUNS_LOCALLY = "%s: locking runs on this machine, not on the remote executor: the resolver needs the network to reach the package index, which remote workers do not have; the layers themselves build remotely"
 
-# The attributes of the rules behind `bazel run` lock targets that read the settings.
+# The attribute of the rules behind `bazel run` lock targets that reads the setting.
 _REMOTE_EXECUTION_ATTR = {
     "_remote_execution": attr.label(
         default = Label("//settings:remote_execution"),
         providers = [BuildSettingInfo],
         doc = "Whether the build runs with remote execution (the launcher then says locking stays local).",
     ),
+}
+
+# The attributes of the rules that resolve (`.lock`, `stack.lock`; not `.lock_test`, which
+# neither runs nor fetches a resolver).
+_RESOLVER_ATTRS = {
     "_resolver": attr.label(
         default = Label("//settings:resolver"),
         providers = [BuildSettingInfo],
@@ -222,10 +227,13 @@ def _lock_impl(ctx):
     )]
 
 def _lock_attrs(subcommand):
-    return dict(TOOL_ATTRS, **dict(_REMOTE_EXECUTION_ATTR, **{
+    attrs = dict(TOOL_ATTRS, **dict(_REMOTE_EXECUTION_ATTR, **{
         "inputs": attr.label(mandatory = True, providers = [VenvstacksLockInfo], doc = "The layer's lock inputs."),
         "_subcommand": attr.string(default = subcommand),
     }))
+    if subcommand == "lock":
+        attrs.update(_RESOLVER_ATTRS)
+    return attrs
 
 venvstacks_lock = rule(
     implementation = _lock_impl,
@@ -279,7 +287,7 @@ venvstacks_lock_all = rule(
     implementation = _lock_all_impl,
     doc = "`bazel run` target that locks every layer of a stack in one command, lower layers first, the layers that read the same lower locks at the same time (`layer_stack`'s `NAME.lock`).",
     executable = True,
-    attrs = dict(TOOL_ATTRS, **dict(_REMOTE_EXECUTION_ATTR, **{
+    attrs = dict(TOOL_ATTRS, **dict(_REMOTE_EXECUTION_ATTR, **dict(_RESOLVER_ATTRS, **{
         "inputs": attr.label_list(mandatory = True, providers = [VenvstacksLockInfo], doc = "The top layers' lock inputs."),
-    })),
+    }))),
 )
