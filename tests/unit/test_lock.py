@@ -937,7 +937,7 @@ def pypi_stack(request: pytest.FixtureRequest, pypi_stacks: dict[str, PyPIStack]
 
 
 def lock_pypi_stack(tmp_path_factory: pytest.TempPathFactory, resolver: str) -> PyPIStack:
-    """numpy_framework (`numpy>=2,<3`) and app (`click==8.1.8`, pywin32 on Windows, numpy) for all five platforms."""
+    """numpy_framework (`numpy>=2,<3`) and app (click, pywin32 on Windows, uvloop elsewhere, numpy): five platforms."""
     root = tmp_path_factory.mktemp(f"pypi-{resolver}") / "ws"
     (root / "stacks").mkdir(parents=True)
     framework = Layer(
@@ -949,7 +949,12 @@ def lock_pypi_stack(tmp_path_factory: pytest.TempPathFactory, resolver: str) -> 
         root,
         "app",
         index_url=lock.DEFAULT_INDEX_URL,
-        requirements=("click==8.1.8", 'pywin32; sys_platform == "win32"', "numpy"),
+        requirements=(
+            "click==8.1.8",
+            'pywin32; sys_platform == "win32"',
+            'uvloop==0.23.0; sys_platform != "win32"',
+            "numpy",
+        ),
         lower=(("numpy_framework", str(root / framework.lock_path)),),
         platforms=ALL,
     )
@@ -978,7 +983,7 @@ def test_pypi_numpy_framework_has_one_version_and_a_wheel_per_platform(pypi_stac
 def test_pypi_app_windows_only_packages_have_their_marker(pypi_stack: PyPIStack) -> None:
     locked = pypi_stack.app.read_lock()
     by_name = {p.name: p for p in locked.packages}
-    assert sorted(by_name) == ["click", "colorama", "pywin32"]
+    assert sorted(by_name) == ["click", "colorama", "pywin32", "uvloop"]
     assert by_name["click"].version == "8.1.8" and by_name["click"].marker == ""
     assert set(by_name["click"].platform_wheels.values()) == {"click-8.1.8-py3-none-any.whl"}
     # click 8.1.8's `Requires-Dist: colorama; platform_system == "Windows"`, and a requirement's own marker.
@@ -986,6 +991,11 @@ def test_pypi_app_windows_only_packages_have_their_marker(pypi_stack: PyPIStack)
         assert by_name[name].marker == WINDOWS_MARKER
         assert list(by_name[name].platform_wheels) == [WINDOWS]
     assert re.fullmatch(rf"pywin32-\d+-{CP}-{CP}-win_amd64\.whl", by_name["pywin32"].platform_wheels[WINDOWS])
+    # `; sys_platform != "win32"`: the four other platforms, each with its own wheel.
+    uvloop = by_name["uvloop"]
+    assert sorted(uvloop.platform_wheels) == sorted(set(ALL) - {WINDOWS})
+    assert uvloop.marker == pylock.platforms_marker(set(ALL) - {WINDOWS})
+    assert len(set(uvloop.platform_wheels.values())) == 4
     numpy = pypi_stack.framework.read_lock().packages[0]
     assert locked.provided == [pylock.ProvidedPackage("numpy", numpy.version, "numpy_framework")]
     text = (pypi_stack.workspace / pypi_stack.app.lock_path).read_text()
