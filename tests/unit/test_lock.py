@@ -632,7 +632,13 @@ def test_a_raised_glibc_floor_admits_newer_manylinux_wheels(
     wheels, url = index
     wheels.add_wheel("modern", "1.0", tag=f"{CP}-{CP}-manylinux_2_28_x86_64")
     app = Layer(workspace, "app", index_url=url, requirements=("modern",))
-    assert "no wheel of 'modern' for linux_x86_64" in lock_failure(app, capsys)
+    failure = lock_failure(app, capsys)
+    assert "no wheel of 'modern' for linux_x86_64" in failure
+    # The failing platform is tried again at glibc 2.28, where it resolves: the message says what to set.
+    assert failure.endswith(
+        '; linux_x86_64 resolve(s) with glibc_minimum = "2.28" on venvstacks.runtime (the wheels then need that'
+        " glibc or macOS; docs/platforms.md#wheel-floors-the-oldest-glibc-and-macos)"
+    )
     raised = Layer(workspace, "app", index_url=url, requirements=("modern",), extra=("--glibc-minimum", "2.28"))
     assert cli.main(raised.lock_argv()) == 0
     assert [w.name for w in raised.read_lock().packages[0].wheels] == [

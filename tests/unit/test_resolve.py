@@ -129,6 +129,32 @@ def test_a_package_without_a_wheel_for_a_platform_names_it_and_the_platform(
     assert message.startswith("layer 'app': no wheel of 'pywin32' for linux_x86_64 (Python 3.11.7)")
 
 
+def test_every_failing_platform_is_named_at_once(tmp_path: Path, resolver: Resolver) -> None:
+    """pywin32 without its marker: the four platforms without a wheel in one message, in the caller's order."""
+    with pytest.raises(VenvstacksError) as caught:
+        resolve("app", PLATFORMS, PYTHON, ["pywin32"], {}, IndexOptions(), {}, tmp_path, **resolver)
+    message = str(caught.value)
+    assert message == (
+        "layer 'app': no wheel of 'pywin32' for linux_x86_64, linux_aarch64, macos_x86_64, macos_arm64 (Python"
+        " 3.11.7); layers are installed from wheels only, so a package with only an sdist, or only wheels for"
+        " other platforms or Pythons, cannot be locked for it"
+    )
+
+
+def test_a_floor_that_would_fix_a_platform_is_named(tmp_path: Path, resolver: Resolver) -> None:
+    """numpy 2.3 publishes Linux wheels for glibc 2.28 only: PBS' 2.17 floor fails, and the message says so."""
+    platforms = [by_name("linux_aarch64"), by_name("windows_x86_64")]
+    with pytest.raises(VenvstacksError) as caught:
+        resolve("app", platforms, PYTHON, ["numpy>=2.3,<2.4"], {}, IndexOptions(), {}, tmp_path, **resolver)
+    message = str(caught.value)
+    assert message.startswith("layer 'app': no ") and "'numpy'" in message and "linux_aarch64" in message
+    assert "windows_x86_64" not in message
+    assert message.endswith(
+        '; linux_aarch64 resolve(s) with glibc_minimum = "2.28" on venvstacks.runtime (the wheels then need that'
+        " glibc or macOS; docs/platforms.md#wheel-floors-the-oldest-glibc-and-macos)"
+    )
+
+
 def test_an_unknown_project_is_named(tmp_path: Path, resolver: Resolver) -> None:
     with pytest.raises(VenvstacksError, match=r"layer 'app': no project 'no-such-project-for-venvstacks-tests'"):
         requirement = "no_such.project-for-venvstacks-tests"

@@ -29,6 +29,7 @@ unification: a package a lower layer provides on a platform keeps the lower laye
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import json
 import os
 import posixpath
@@ -47,7 +48,7 @@ from venvstacks_tool.core.platforms import PBS_FLOORS, TargetPlatform, WheelFloo
 from venvstacks_tool.core.process import output_tail, run_captured
 from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.core.protocol import is_sha256
-from venvstacks_tool.lock import pip_child, uv_resolver
+from venvstacks_tool.lock import failures, pip_child, uv_resolver
 from venvstacks_tool.lock.index_options import IndexOptions
 from venvstacks_tool.lock.results import Failure, ResolvedWheel
 from venvstacks_tool.lock.urls import strip_credentials
@@ -208,10 +209,9 @@ def resolve(
         without_preferred = [platform.triple for platform in retry]
     else:
         first = run.round("fresh", platforms, base)
-    for platform in platforms:  # the first failure, in the caller's platform order
-        outcome = first[platform.triple]
-        if isinstance(outcome, Failure):
-            raise VenvstacksError(outcome.message)
+    failing = failures.failed(first, platforms)
+    if failing:  # every failing platform in one message, in the caller's platform order
+        raise VenvstacksError(run.describe(failing, base))
     results: dict[str, dict[str, ResolvedWheel]] = {
         triple: outcome for triple, outcome in first.items() if not isinstance(outcome, Failure)
     }
@@ -397,6 +397,23 @@ class _Runner:
             ) from error
         return self._wheels(platform, data)
 
+    def describe(self, failing: Sequence[tuple[TargetPlatform, Failure]], pins: Mapping[str, Mapping[str, str]]) -> str:
+        """The one error of `failing`: where a package lacks a wheel, whether a raised floor fixes it.
+
+        Those platforms are resolved again (fresh, `pins[triple]` the lower layers' pins) at the
+        probe floors of `failures`; only a failing lock pays for it.
+        """
+        probed = [p for p, failure in failing if failure.package and failures.probe_floors(p, self.floors)]
+        fixed: list[TargetPlatform] = []
+        if probed:
+            raised = WheelFloors(
+                glibc=max(self.floors.glibc or (0, 0), failures.PROBE_GLIBC),
+                macos=max(self.floors.macos or (0, 0), failures.PROBE_MACOS),
+            )
+            outcomes = dataclasses.replace(self, floors=raised).round("floor", probed, pins)
+            fixed = [p for p in probed if not isinstance(outcomes[p.triple], Failure)]
+        return failures.combined_message(self.layer, self.python_full_version, failing, fixed)
+
     def _whose(self, platform: TargetPlatform, name: str) -> str:
         """Who pins `name` on `platform`: a lower layer (named when known) or the current lock."""
         if name in self.lower[platform.triple]:
@@ -473,16 +490,12 @@ class _Runner:
                     retryable=True,
                 )
             if versions is None or versions.group(1).strip() == "none":
-                return Failure(
-                    f"layer '{layer}': no wheel of '{name}' for {where}; layers are installed from wheels"
-                    " only, so a package with only an sdist, or only wheels for other platforms or"
-                    " Pythons, cannot be locked for it",
-                    retryable=True,
-                )
+                return failures.no_wheel(layer, name, where)
             return Failure(
                 f"layer '{layer}': no version of '{name}' that satisfies '{requirement}' has a wheel for"
                 f" {where} (versions with a wheel: {versions.group(1)})",
                 retryable=True,
+                package=name,
             )
         if "ResolutionImpossible" in output:
             block = re.search(r"The conflict is caused by:\n(.*?)(?:\n\s*\n|\n\S|\Z)", output, re.DOTALL)

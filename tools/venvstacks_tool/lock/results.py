@@ -30,7 +30,15 @@ class ResolvedWheel:
 
 @dataclass(frozen=True)
 class Failure:
-    """Why one platform could not be resolved."""
+    """Why one platform could not be resolved.
+
+    `package` names the package that has no wheel for the platform (or no version with one), when
+    that is the reason: such failures of several platforms are reported together, and a raised
+    glibc or macOS floor may fix them (`failures`). `no_wheel_at_all` marks the plain "no wheel of
+    'X'" form, which reads the same for every platform.
+    """
 
     message: str  # the one-line VenvstacksError message
     retryable: bool  # a resolution failure (conflict, no matching version) rather than a broken index
+    package: str = ""
+    no_wheel_at_all: bool = False

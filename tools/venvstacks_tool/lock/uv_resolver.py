@@ -46,6 +46,7 @@ from venvstacks_tool.core.platforms import TargetPlatform, WheelFloors
 from venvstacks_tool.core.process import output_tail, run_captured
 from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.core.protocol import is_sha256
+from venvstacks_tool.lock import failures
 from venvstacks_tool.lock.index_options import IndexOptions
 from venvstacks_tool.lock.results import Failure, ResolvedWheel
 from venvstacks_tool.lock.urls import is_url, strip_credentials
@@ -280,11 +281,7 @@ class UvRun:
                     f"layer '{layer}': {whose(name)} pins {name}=={pins[name]}, which has no wheel for {where}",
                     retryable=True,
                 )
-            return Failure(
-                f"layer '{layer}': no wheel of '{name}' for {where}; layers are installed from wheels only, so a"
-                " package with only an sdist, or only wheels for other platforms or Pythons, cannot be locked for it",
-                retryable=True,
-            )
+            return failures.no_wheel(layer, name, where)
         only = re.search(
             r"Because (?:only|there are no versions of) (\S+?) (?:is available )?and you require (\S+?),", output
         )
@@ -294,6 +291,7 @@ class UvRun:
                 f"layer '{layer}': no version of '{name}' that satisfies '{only.group(2)}' has a wheel for {where}"
                 f" (uv: {output_tail(explanation, 300)})",
                 retryable=True,
+                package=name,
             )
         pinned = [
             f"{whose(name)} pins {name}=={version}"
