@@ -52,6 +52,8 @@ default the same):
   the host platform, against every platform one after the other (`--platforms=...`), each in a
   fresh output base with the repository cache warm (every platform built once beforehand, not
   timed), alternating (`--cold-runs` of each). Ratios all / one: the median over the pairs.
+* platform_switch: the stack for the host and windows_x86_64, the host's build right after
+  Windows' against a no-op build, and without per-platform output directories (bench_platform_switch.py).
 * torch: a second workspace, a torch-scale stack: the host's runtime with `glibc_minimum = "2.28"`
   (torch ships only manylinux_2_28 wheels), a framework `torch_framework` holding PyTorch's CPU
   build (`torch==2.13.0+cpu`, the wheel these machines keep in /opt/wheels, or in
@@ -114,6 +116,7 @@ from venvstacks_tool.core.platforms import PLATFORMS, by_name
 # bench/'s own modules (this file is run as a script and loaded by path in the tests).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_locking
+import bench_platform_switch
 import bench_startup
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -1313,6 +1316,23 @@ class Bench:
                 ws.shutdown(remove=not self.keep)
         self.results["platforms"] = {"platforms": list(ALL_PLATFORMS), "lock": lock, "cold": cold}
 
+    def platform_switch(self) -> None:
+        """Back to the host platform after another one: bench/bench_platform_switch.py."""
+        names = (HOST_PLATFORM, bench_platform_switch.OTHER)
+        root = self.scratch / "ws-platform-switch"
+        archives = [a for a in self.runtime_archives() if a.platform in names]
+        write_workspace(root, self.rules, platforms_module_text(self.rules, archives))
+        own, shared = (Workspace(root, self.scratch / f"ob-platform-switch-{kind}") for kind in ("own", "shared"))
+        try:
+            lock_round(own)  # untimed
+            other = platform_flag(bench_platform_switch.OTHER)
+            self.results["platform_switch"] = bench_platform_switch.measure(
+                own, shared, TARGET, other, self.scratch, self.runs
+            )
+        finally:
+            for ws in (own, shared):
+                ws.shutdown(remove=not self.keep)
+
     def runtime_archives(self) -> list[RuntimeArchive]:
         """The host's runtime, then a fixture PBS archive for every other platform (served under runtime_url)."""
         host = RuntimeArchive(
@@ -2111,6 +2131,8 @@ def render(results: dict[str, Any], runs: int, cold_runs: int) -> str:
             )
     if results.get("platforms"):
         lines += render_platforms(results["platforms"], runs, cold_runs)
+    if results.get("platform_switch"):
+        lines += bench_platform_switch.rows(results["platform_switch"])
     if results.get("torch"):
         lines += render_torch(results["torch"], runs, cold_runs)
     return "\n".join(lines) + "\n"
@@ -2129,6 +2151,7 @@ STEPS = (
     "lock_vs_uv",
     "floor_and_phases",
     "platforms",
+    "platform_switch",
     "torch",
     "remote_execution",
 )

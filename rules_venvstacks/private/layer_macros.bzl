@@ -11,7 +11,7 @@
 load("@platforms//host:constraints.bzl", "HOST_CONSTRAINTS")
 load("//rules_venvstacks/private/build:layer.bzl", "venvstacks_layer")
 load("//rules_venvstacks/private/build:stack.bzl", "venvstacks_stack")
-load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_INDEX_URL")
+load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_ARCHIVE_FORMAT", "DEFAULT_BYTECODE", "DEFAULT_INDEX_URL")
 load("//rules_venvstacks/private/deploy:deploy_rules.bzl", "venvstacks_deploy", "venvstacks_test")
 load("//rules_venvstacks/private/lock:lock_rules.bzl", "venvstacks_lock", "venvstacks_lock_all", "venvstacks_lock_inputs", "venvstacks_lock_test")
 
@@ -42,8 +42,8 @@ def _layer(
         extra_index_urls = [],
         find_links = [],
         layer_name = None,
-        archive_format = "tar.zst",
-        bytecode = "compiled",
+        archive_format = DEFAULT_ARCHIVE_FORMAT,
+        bytecode = DEFAULT_BYTECODE,
         srcs = [],
         deps = [],
         launch_module = "",
@@ -116,8 +116,8 @@ def framework_layer(
         extra_index_urls = [],
         find_links = [],
         layer_name = None,
-        archive_format = "tar.zst",
-        bytecode = "compiled",
+        archive_format = DEFAULT_ARCHIVE_FORMAT,
+        bytecode = DEFAULT_BYTECODE,
         test_script = None,
         deps = [],
         **kwargs):

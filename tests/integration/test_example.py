@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -18,10 +19,15 @@ pytestmark = pytest.mark.integration
 def test_example_stack_locks_builds_deploys_and_runs_both_apps_on_the_shared_framework(tmp_path: Path) -> None:
     dest = tmp_path / "deployed elsewhere"
     workdir = tmp_path / "work"
+    run_cache = tmp_path / "run cache"
     # -S: without site-packages, as on a fresh machine where nothing is installed for the tests.
     command = [sys.executable, "-S", CHECKOUT / "examples" / "run_example.py", "--local-runtime"]
     result = subprocess.run(
-        [*command, "--workdir", workdir, "--dest", dest], capture_output=True, text=True, check=False
+        [*command, "--workdir", workdir, "--dest", dest],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "VENVSTACKS_RUN_CACHE": str(run_cache)},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-4000:]
     # It says what it built and where: every layer archive, which exists.
@@ -35,10 +41,20 @@ def test_example_stack_locks_builds_deploys_and_runs_both_apps_on_the_shared_fra
     assert all(Path(archive).is_file() for archive in archives)
     assert f"run_example: Deployed stack: {dest} " in result.stdout
     reports = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"app"')]
-    assert sorted(report["app"] for report in reports) == ["app_report", "app_stats"]
-    for report in reports:
+    # `bazel run //stacks:app_report -- 3 1 4 1 5` ran it from the run cache, with its arguments.
+    (run,) = [report for report in reports if Path(report["numpy_file"]).is_relative_to(run_cache)]
+    assert run["app"] == "app_report"
+    assert re.search(r"^mean +2\.8$", result.stdout, re.MULTILINE), result.stdout[-3000:]
+    # Then both ran from the stack that stack.deploy put in DEST: numpy and the shared first-party
+    # library from the framework layer, the application's own library from its layer.
+    deployed = [report for report in reports if report is not run]
+    assert sorted(report["app"] for report in deployed) == ["app_report", "app_stats"]
+    for report in deployed:
         numpy_file = Path(report["numpy_file"])
         assert numpy_file.is_relative_to(dest / "numpy_framework"), report
         assert not numpy_file.is_relative_to(dest / report["app"]), report
+    (report,) = [report for report in deployed if report["app"] == "app_report"]
+    assert Path(report["stats_core_file"]).is_relative_to(dest / "numpy_framework"), report
+    assert Path(report["report_format_file"]).is_relative_to(dest / "app_report"), report
     # numpy is installed once, in the framework layer only.
     assert not list(dest.glob("app_*/lib/python3*/site-packages/numpy"))

@@ -6,8 +6,10 @@ layouts, fake binaries: GitHub, where PBS lives, is unreachable), all served fro
 `venvstacks.runtime_archive`s. Wheels are real, from PyPI: a numpy framework and an application
 using click (which needs colorama on Windows only). Both layers are locked once for every
 platform, every platform's archives are built on this Linux host and checked (layout, extension
-module tags, reproducibility), the host's stack is deployed and run, and a second checkout gets
-another platform's layers from a remote cache.
+module tags, reproducibility), the host's stack is deployed and run, a second checkout gets
+another platform's layers from a remote cache, and switching from one platform to another and
+back keeps both platforms' archives (the checkout's `.bazelrc`, as examples/stack's, gives each
+platform an output directory of its own).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from venvstacks_testing.fixture_pbs import make_fixture_runtime
 from venvstacks_testing.http_server import serve_directory
 from venvstacks_testing.local_pbs import make_local_runtime
 from venvstacks_testing.remote_cache import remote_cache
-from venvstacks_testing.stack_workspace import layer_spawns, read_execution_log
+from venvstacks_testing.stack_workspace import describe_spawns, layer_spawns, read_execution_log
 from venvstacks_tool.core.platforms import PLATFORMS, by_name
 
 pytestmark = [
@@ -295,3 +297,24 @@ def test_bazel_run_of_another_platforms_layer_fails_naming_the_platform(stack: P
         assert result.returncode != 0, target
         (line,) = [line for line in result.stderr.splitlines() if line.startswith("venvstacks:")]
         assert "is built for windows_x86_64, not for this machine" in line and target.lstrip("@") in line, line
+
+
+def test_switching_back_to_a_platform_built_before_runs_no_layer_action(stack: PlatformStack, tmp_path: Path) -> None:
+    """Host, then Windows, then the host again: the third build finds every layer up to date.
+
+    The host build (no `--platforms`) keeps the directory it always had, so its paths and action
+    keys are those of a checkout without the `.bazelrc` line; Windows gets a directory of its own,
+    and both platforms' archives stay there side by side, the same bytes as the fixture's builds.
+    """
+    targets = ("//:app", "//:cpython")
+    stack.workspace.bazel("build", *targets)
+    stack.workspace.bazel("build", "--platforms=@rules_venvstacks//platforms:windows_x86_64", *targets)
+    log = tmp_path / "exec.json"
+    stack.workspace.bazel("build", f"--execution_log_json_file={log}", *targets)
+    again = read_execution_log(log)
+    assert not layer_spawns(again), describe_spawns(again)
+    assert not again, f"a no-op build, yet these ran:\n{describe_spawns(again)}"
+    for directory, name in (("k8-fastbuild", HOST), ("windows_x86_64-fastbuild", "windows_x86_64")):
+        for file_name, reference in stack.built[name].items():
+            path = stack.workspace.root / "bazel-out" / directory / "bin" / file_name
+            assert path.read_bytes() == reference.read_bytes(), path

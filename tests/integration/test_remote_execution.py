@@ -331,8 +331,9 @@ def _example_workspace(ctx: Context, directory: Path) -> Workspace:
     """A copy of examples/stack on the rules snapshot, with the test stack's host runtime.
 
     `examples/run_example.py` makes the copy, as the README's run does where GitHub is
-    unreachable: a `runtime_archive` for the host (this machine's CPython, served on 127.0.0.1);
-    the locks are the checked-in ones.
+    unreachable: a `runtime_archive` tag for the host appended (this machine's CPython, here served
+    on 127.0.0.1); the copy's `local_path_override` names the rules snapshot; the locks are the
+    checked-in ones.
     """
     spec = importlib.util.spec_from_file_location("run_example", CHECKOUT / "examples" / "run_example.py")
     assert spec is not None and spec.loader is not None
@@ -344,10 +345,13 @@ def _example_workspace(ctx: Context, directory: Path) -> Workspace:
         f'venvstacks.runtime_archive(runtime = "cpython3_11", platform = "linux_x86_64", python_version ='
         f' "{runtime.python_version}", urls = ["{url}"], sha256 = "{runtime.sha256}")'
     )
-    workspace: Workspace = run_example.copy_example(directory, block)
-    module = workspace.root / "MODULE.bazel"
+    # copy_example writes WORKDIR/example, the tag appended to its MODULE.bazel.
+    assert directory.name == "example", directory
+    copy: Path = run_example.copy_example(directory.parent, block)
+    module = copy / "MODULE.bazel"
     rules = ctx.base / "checkout" / "rules_venvstacks"
-    module.write_text(module.read_text().replace(f'path = "{CHECKOUT}"', f'path = "{rules}"'))
+    module.write_text(module.read_text().replace('path = "../.."', f'path = "{rules}"'))
+    workspace = Workspace(copy)
     return workspace
 
 

@@ -1,6 +1,11 @@
-"""Unit tests of the target platform table (rules_venvstacks/private/common/platforms.bzl)."""
+"""Unit tests of the target platform table (rules_venvstacks/private/common/platforms.bzl).
+
+The list check's cases are tests/golden/platform_lists.txt, which the tool's `platforms_problem`
+must judge with the same messages (tests/unit/test_platforms.py).
+"""
 
 load("@bazel_skylib//lib:unittest.bzl", "asserts", "unittest")
+load("@venvstacks_golden//:golden.bzl", "GOLDEN_FILES")
 load("//rules_venvstacks/private/common:platforms.bzl", "platforms_testlib")  # buildifier: disable=bzl-visibility
 
 def _names_and_triples_test(ctx):
@@ -24,10 +29,27 @@ def _names_and_triples_test(ctx):
 
 names_and_triples_test = unittest.make(_names_and_triples_test)
 
+def _golden_lists_test(ctx):
+    env = unittest.begin(ctx)
+    cases = 0
+    for line in GOLDEN_FILES["platform_lists.txt"].splitlines():
+        if not line or line.startswith("#"):
+            continue
+        kind, values, expected = line.split(" | ", 2)
+        values = [value for value in values.strip().split(",") if value]
+        problem = platforms_testlib.platforms_problem(values, short_names = kind == "names")
+        said = "ok" if problem == None else "%d | %s" % (problem.index, problem.message)
+        asserts.equals(env, expected, said, line)
+        cases += 1
+    asserts.true(env, cases >= 10, "the golden cases were read")
+    return unittest.end(env)
+
+golden_lists_test = unittest.make(_golden_lists_test)
+
 def platforms_test_suite(name):
     """The platform table's unit tests.
 
     Args:
       name: the test suite's name.
     """
-    unittest.suite(name, names_and_triples_test)
+    unittest.suite(name, names_and_triples_test, golden_lists_test)

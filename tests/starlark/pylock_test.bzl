@@ -44,7 +44,7 @@ _EXPECTED = [
 def _golden_test(ctx):
     env = unittest.begin(ctx)
     lock = pylock_testlib.parse_pylock(_GOLDEN, _SOURCE, depth = _DEPTH)
-    asserts.equals(env, [_MACOS, _WINDOWS, _LINUX], lock.platforms)
+    asserts.equals(env, [_MACOS, _WINDOWS, _LINUX], lock.platform_triples)
     asserts.equals(env, _EXPECTED, [(p.name, p.version, p.platform_wheels) for p in lock.packages])
     asserts.equals(
         env,
@@ -75,7 +75,7 @@ golden_test = unittest.make(_golden_test)
 def _single_platform_test(ctx):
     env = unittest.begin(ctx)
     lock = pylock_testlib.parse_pylock(_SINGLE_PLATFORM, _SOURCE, depth = _DEPTH)
-    asserts.equals(env, [_LINUX], lock.platforms)
+    asserts.equals(env, [_LINUX], lock.platform_triples)
     asserts.equals(env, [("requests", "2.32.3", {_LINUX: _REQUESTS})], [(p.name, p.version, p.platform_wheels) for p in lock.packages])
     return unittest.end(env)
 
@@ -171,6 +171,7 @@ _REFUSED = {
     "no_wheels": (_GOLDEN, [line + "\n" for line in _GOLDEN.split("\n") if line.startswith('    { name = "' + _REQUESTS)][0], "", "package 'requests' has no wheels", _REQUESTS_AT),
     "other_table": (_GOLDEN, 'name = "requests"\n', 'name = "requests"\n[packages.x]\n', "unexpected table in a package", "[packages.x]"),
     "platform_not_locked": (_GOLDEN, _LINUX + ' = "' + _REQUESTS + '"', 'aarch64-unknown-linux-gnu = "' + _REQUESTS + '"', "package 'requests': platform-wheels names linux_aarch64, which is not among the lock's platforms (macos_arm64, windows_x86_64, linux_x86_64)", _REQUESTS_AT),
+    "repeated_in_platforms": (_GOLDEN, '    "' + _LINUX + '",\n]', '    "' + _MACOS + '",\n]', "platform macos_arm64 is listed twice", None),
     "quoted_key": (_GOLDEN, _LINUX + ' = "' + _REQUESTS + '"', '"' + _LINUX + '" = "' + _REQUESTS + '"', "unexpected line in a [packages.tool.venvstacks.platform-wheels] table", None),
     "single_quotes": (_GOLDEN, 'marker = "sys_platform == \'win32\' and platform_machine == \'AMD64\'"\nwheels = [\n    { name = "colorama', "marker = 'x'\nwheels = [\n    { name = \"colorama", "expected a quoted string", "marker = 'x'"),
     "unknown_in_platforms": (_GOLDEN, '    "' + _LINUX + '",\n]', '    "x86_64-unknown-freebsd",\n]', _UNKNOWN, None),

@@ -184,3 +184,46 @@ def test_order_balanced_ratio_cancels_a_position_effect() -> None:
     bench = _run_bench()
     assert abs(bench.order_balanced_ratio([1.2 * 4, 1.2 / 4, 1.2 * 3, 1.2 / 3]) - 1.2) < 1e-9
     assert bench.order_balanced_ratio([1.5]) is None
+
+
+class _FakeRun:
+    def __init__(self, wall: float) -> None:
+        self.wall = wall
+        self.elapsed = wall / 2
+
+
+class _FakeBazel:
+    """Records each `bazel` command; a logged build writes `layer_actions` layer spawns and takes `wall`."""
+
+    def __init__(self, layer_actions: int, wall: float) -> None:
+        self.commands: list[tuple[str, ...]] = []
+        self.layer_actions = layer_actions
+        self.wall = wall
+
+    def bazel(self, *args: str, check: bool = True) -> _FakeRun:
+        self.commands.append(args)
+        logs = [a.split("=", 1)[1] for a in args if a.startswith("--execution_log_json_file=")]
+        for log in logs:
+            entry = {"mnemonic": "VenvstacksLayer", "targetLabel": "//stacks:x"}
+            Path(log).write_text("".join(json.dumps(entry) + "\n" for _ in range(self.layer_actions)))
+        return _FakeRun(self.wall if logs else 0.0)
+
+
+def test_platform_switch_times_the_host_right_after_the_other_platform(tmp_path: Path) -> None:
+    """Each timed switch-back follows a build for the other platform; each no-op follows the switch-back."""
+    switch = _run_bench().bench_platform_switch
+    own, shared = _FakeBazel(0, 0.8), _FakeBazel(3, 20.0)
+    other = "--platforms=@rules_venvstacks//platforms:windows_x86_64"
+    entry = switch.measure(own, shared, "//stacks:stack", other, tmp_path, 2)
+    timed = [i for i, command in enumerate(own.commands) if any(a.startswith("--execution_log") for a in command)]
+    assert len(timed) == 4
+    for switch_back, noop in zip(timed[::2], timed[1::2], strict=True):
+        assert other in own.commands[switch_back - 1] and noop == switch_back + 1
+        assert not any(a.startswith("--platforms") for a in own.commands[switch_back] + own.commands[noop])
+    assert all(switch.ONE_DIRECTORY in command for command in shared.commands)
+    assert [r["layer_actions"] for r in entry["rounds"]["one_directory"]] == [3, 3]
+    assert entry["ratio_to_noop"] == 1.0 and entry["wall"]["one_directory"] == 20.0
+    rows = switch.rows(entry)
+    assert len(rows) == 4 and all(row.startswith("| ") and row.endswith(" |") for row in rows)
+    assert "layer actions run: 0, 0" in rows[0] and "layer actions run: 3, 3" in rows[3]
+    assert rows[2].endswith(": met |")

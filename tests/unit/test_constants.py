@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from venvstacks_tool.build import layer
 from venvstacks_tool.core import archive, protocol
 from venvstacks_tool.lock import index_options
 
@@ -39,6 +40,7 @@ def bzl_constants(path: Path) -> dict[str, object]:
         ("LAYER_KINDS", list(protocol.LAYER_KINDS)),
         ("PYTHON_PRE_RELEASES", list(protocol.PYTHON_PRE_RELEASES)),
         ("ARCHIVE_FORMATS", list(archive.ARCHIVE_FORMATS)),
+        ("BYTECODE_MODES", list(layer.BYTECODE_MODES)),
         ("DEFAULT_INDEX_URL", index_options.DEFAULT_INDEX_URL),
         ("LAYER_NAME_MAX_LENGTH", protocol.LAYER_NAME_MAX_LENGTH),
     ],

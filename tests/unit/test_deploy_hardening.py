@@ -11,71 +11,33 @@ import fcntl
 import io
 import json
 import os
-import signal
-import subprocess
-import sys
+import re
 import tarfile
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from venvstacks_testing.archives import Member, archive_bytes, compress, tar_bytes, write_with_metadata
+from venvstacks_testing.deploy_layers import (
+    READER_IDS,
+    READERS,
+    RUNTIME,
+    dest_entries,
+    framework_archive,
+    layer,
+    make_runtime,
+    use_reader,
+)
 from venvstacks_tool.core import cli
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.deploy import deploy, transaction, verify
-
-RUNTIME = "cpython_rt"
-READERS = [("lean", "tar.zst"), ("lean", "tar.xz"), ("tarfile", "tar.zst"), ("tarfile", "tar.xz"), ("zipfile", "zip")]
-READER_IDS = [f"{reader}-{fmt}" for reader, fmt in READERS]
 
 
 @pytest.fixture
 def dest(tmp_path: Path) -> Path:
     """A DEST holding a runtime layer whose `bin/python3` is a wrapper running the host Python."""
-    dest = tmp_path / "dest"
-    python = dest / RUNTIME / "bin" / "python3"
-    python.parent.mkdir(parents=True)
-    python.write_text(f'#!/bin/sh\nexec "{os.path.realpath(sys.executable)}" "$@"\n')
-    python.chmod(0o755)
-    config = {"python": "bin/python3", "base_python": "bin/python3", "kind": "runtime", "layer_name": RUNTIME}
-    (dest / RUNTIME / "share/venv/metadata").mkdir(parents=True)
-    (dest / RUNTIME / "share/venv/metadata/venvstacks_layer.json").write_text(json.dumps(config))
-    return dest
-
-
-def layer(name: str = "fw", data: bytes = b"new", extra: list[Member] | None = None) -> list[Member]:
-    """A framework layer's members (config, a data file, a postinstall.py), `extra` after the config."""
-    config = {"python": "bin/python", "base_python": f"../{RUNTIME}/bin/python3", "kind": "framework"}
-    return [
-        (name, "dir", None),
-        (f"{name}/share/venv/metadata/venvstacks_layer.json", "file", json.dumps(config).encode()),
-        *(extra or []),
-        (f"{name}/lib/data.txt", "file", data),
-        (f"{name}/postinstall.py", "file", b"print('post-installed')\n"),
-    ]
-
-
-def use_reader(monkeypatch: pytest.MonkeyPatch, reader: str) -> None:
-    """Make extract_layer use only `reader` for a tar: the lean one, or tarfile from the start."""
-    if reader == "lean":
-
-        def refuse(*_: object) -> None:
-            raise AssertionError("the lean reader handed over to tarfile")
-
-        monkeypatch.setattr(deploy, "_extract_with_tarfile", refuse)
-    elif reader == "tarfile":
-
-        def not_lean(*_: object) -> None:
-            raise deploy.NotLean
-
-        monkeypatch.setattr(deploy, "_extract_lean", not_lean)
-
-
-def dest_entries(dest: Path) -> list[str]:
-    """DEST's entries but the runtime and the lock file."""
-    return sorted(set(os.listdir(dest)) - {RUNTIME, transaction.LOCK_NAME})
+    return make_runtime(tmp_path / "dest")
 
 
 # --- escapes -------------------------------------------------------------------------------------
@@ -345,12 +307,8 @@ def test_metadata_flags_pair_with_archives(dest: Path, tmp_path: Path, capsys: p
 # --- DEST: lock, recovery, errors ----------------------------------------------------------------
 
 
-def _fw(tmp_path: Path, data: bytes = b"new", name: str = "fw") -> Path:
-    return write_with_metadata(tmp_path / f"{name}.tar.zst", archive_bytes(layer(name, data), "tar.zst"), name)
-
-
 def test_second_deploy_waits_for_the_lock_then_fails(dest: Path, tmp_path: Path) -> None:
-    archive = _fw(tmp_path)
+    archive = framework_archive(tmp_path)
     with open(dest / transaction.LOCK_NAME, "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(VenvstacksError, match=r"another deploy into .* still holds '.venvstacks-deploy.lock'"):
@@ -367,39 +325,13 @@ def test_leftovers_of_a_killed_deploy_are_cleared_and_an_aside_layer_restored(de
     (dest / ".venvstacks-old-fw/keep.txt").write_text("previous layer")
     (dest / "gw").mkdir()
     (dest / ".venvstacks-old-gw").mkdir()  # the kill came after the swap: `gw` is whole
-    deploy.deploy([_fw(tmp_path, name="hw")], dest)
+    deploy.deploy([framework_archive(tmp_path, name="hw")], dest)
     assert dest_entries(dest) == [transaction.STATE_NAME, "fw", "gw", "hw"]
     assert (dest / "fw/keep.txt").read_text() == "previous layer"
 
 
-def test_a_kill_between_the_renames_leaves_the_old_layer(dest: Path, tmp_path: Path) -> None:
-    """SIGKILL the deploy right before it renames the new layer in; the next deploy recovers."""
-    deploy.deploy([_fw(tmp_path, b"old")], dest)
-    script = textwrap.dedent(
-        f"""
-        import os, signal
-        from pathlib import Path
-        from venvstacks_tool.deploy import deploy
-        rename = os.rename
-        def killing_rename(src, dst):
-            if os.path.basename(src).startswith(".venvstacks-tmp-"):
-                os.kill(os.getpid(), signal.SIGKILL)
-            rename(src, dst)
-        os.rename = killing_rename
-        deploy.deploy([Path({str(_fw(tmp_path, b"newer"))!r})], Path({str(dest)!r}))
-        """
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
-    assert result.returncode == -signal.SIGKILL, result.stderr
-    assert not (dest / "fw").exists()
-    assert (dest / ".venvstacks-old-fw/lib/data.txt").read_bytes() == b"old"
-    deploy.deploy([_fw(tmp_path, b"newer")], dest)
-    assert (dest / "fw/lib/data.txt").read_bytes() == b"newer"
-    assert dest_entries(dest) == [transaction.STATE_NAME, "fw"]
-
-
 def test_dest_that_is_a_file_or_not_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    archive = _fw(tmp_path)
+    archive = framework_archive(tmp_path)
     (tmp_path / "file").write_text("x")
     with pytest.raises(VenvstacksError, match=r"deploy destination '.*file' exists and is not a directory"):
         deploy.deploy([archive], tmp_path / "file")
@@ -409,7 +341,7 @@ def test_dest_that_is_a_file_or_not_writable(tmp_path: Path, monkeypatch: pytest
     readonly.mkdir()
     access = os.access
     monkeypatch.setattr(os, "access", lambda path, mode: access(path, mode) and Path(path) != readonly)
-    with pytest.raises(VenvstacksError, match=r"deploy destination '.*readonly' is not writable"):
+    with pytest.raises(VenvstacksError, match=r"deploy destination '.*readonly' is not writable: permission denied"):
         deploy.deploy([archive], readonly)
 
 
@@ -419,23 +351,25 @@ def test_dest_that_is_a_file_or_not_writable(tmp_path: Path, monkeypatch: pytest
 def test_unchanged_layers_are_not_unpacked_again(
     dest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fw, app = _fw(tmp_path), _fw(tmp_path, name="app")
+    fw, app = framework_archive(tmp_path), framework_archive(tmp_path, name="app")
     deploy.deploy([fw, app], dest)
     capsys.readouterr()
     (dest / "fw/marker").write_text("kept")
-    checked: list[str] = []
-    open_checked = verify.open_checked
-    monkeypatch.setattr(verify, "open_checked", lambda e: checked.append(e.layer) or open_checked(e))
+    unpacked: list[str] = []
+    extract_layer = deploy.extract_layer
+    monkeypatch.setattr(
+        deploy, "extract_layer", lambda *a, **k: unpacked.append(k["expected_layer"]) or extract_layer(*a, **k)
+    )
     (tmp_path / "other").mkdir()
-    other_app = _fw(tmp_path / "other", b"other app", name="app")
+    other_app = framework_archive(tmp_path / "other", b"other app", name="app")
     deploy.deploy([fw, other_app], dest)
     sha = verify.read_expected(fw, tmp_path / "fw.json").sha256
     assert capsys.readouterr().out.startswith(f"layer 'fw' is already deployed (archive sha256 {sha}); skipped\n")
-    assert checked == ["app"]  # the unchanged framework's archive was not even hashed
+    assert unpacked == ["app"]  # the unchanged framework's archive was checked, not unpacked
     assert (dest / "fw/marker").exists()
-    changed = _fw(tmp_path, b"changed")
+    changed = framework_archive(tmp_path, b"changed")
     deploy.deploy([changed], dest)
-    assert checked == ["app", "fw"] and not (dest / "fw/marker").exists()
+    assert unpacked == ["app", "fw"] and not (dest / "fw/marker").exists()
     (dest / "fw/marker").write_text("kept")
     deploy.deploy([changed], dest, force=True)
     assert not (dest / "fw/marker").exists()
@@ -445,7 +379,7 @@ def test_unchanged_layers_are_not_unpacked_again(
 
 def test_a_moved_dest_is_deployed_again(dest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Post-install wrote DEST's absolute path into each layer: a moved DEST is no longer deployed."""
-    fw = _fw(tmp_path)
+    fw = framework_archive(tmp_path)
     deploy.deploy([fw], dest)
     moved = tmp_path / "moved"
     dest.rename(moved)
@@ -455,3 +389,71 @@ def test_a_moved_dest_is_deployed_again(dest: Path, tmp_path: Path, capsys: pyte
     (moved / "fw").rename(moved / "elsewhere")
     deploy.deploy([fw], moved)  # the recorded layer's directory is gone
     assert capsys.readouterr().out == f"deployed layer 'fw' to {moved / 'fw'}\n"
+
+
+FORMATS = ["tar.zst", "tar.xz", "zip"]
+
+
+def _fw_archive(directory: Path, fmt: str, data: bytes = b"new", name: str = "fw") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    return write_with_metadata(directory / f"{name}.{fmt}", archive_bytes(layer(name, data), fmt), name)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_skip_checks_the_archive_bytes(
+    dest: Path, tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bytes replaced after a deploy, the metadata unchanged: refused, never "already deployed"."""
+    archive = _fw_archive(tmp_path, fmt)
+    good = archive.read_bytes()
+    argv = ["deploy", "--archive", str(archive), "--dest", str(dest)]
+    assert cli.main(argv) == 0
+    assert cli.main(argv) == 0
+    assert "layer 'fw' is already deployed" in capsys.readouterr().out
+    other = archive_bytes(layer(data=b"replaced"), fmt)
+    for replaced in (other, good[:-1] + bytes([good[-1] ^ 1])):  # another layer's size, the same size
+        archive.write_bytes(replaced)
+        assert cli.main(argv) == 1
+        out, err = capsys.readouterr()
+        assert "already deployed" not in out
+        assert re.fullmatch(
+            rf"venvstacks: error: archive '{re.escape(archive.name)}' (is \d+ bytes|has sha256 \w+), but its metadata"
+            r" '[^']+' says \w+: not the archive the build wrote\n",
+            err,
+        ), err
+    assert (dest / "fw/lib/data.txt").read_bytes() == b"new"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_metadata_of_another_layer_is_refused_naming_both(
+    dest: Path, tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The runtime's JSON given for the framework's archive; and the framework's own JSON with
+    another layer_name (its sha256 still the archive's): neither skips, both name both layers."""
+    archive = _fw_archive(tmp_path, fmt)
+    runtime_metadata = verify.metadata_beside(_fw_archive(tmp_path / "rt", fmt, name=RUNTIME))
+    assert cli.main(["deploy", "--archive", str(archive), "--dest", str(dest)]) == 0
+    own = verify.metadata_beside(archive)
+    renamed = tmp_path / "renamed.json"
+    renamed.write_text(json.dumps({**json.loads(own.read_text()), "layer_name": RUNTIME}))
+    for metadata in (runtime_metadata, renamed):
+        capsys.readouterr()
+        argv = ["deploy", "--archive", str(archive), "--metadata", str(metadata), "--dest", str(dest)]
+        assert cli.main(argv) == 1
+        assert capsys.readouterr().err == (
+            f"venvstacks: error: archive {archive.name!r} holds layer 'fw', but its metadata {str(metadata)!r}"
+            f" is for layer {RUNTIME!r}\n"
+        )
+    assert (dest / "fw/lib/data.txt").read_bytes() == b"new"
+    assert (dest / RUNTIME / "bin/python3").is_file()
+
+
+def test_a_post_install_traceback_is_reduced_to_its_last_line(dest: Path, tmp_path: Path) -> None:
+    script = b"def finish():\n    raise ValueError('cannot finish the layer')\n\nfinish()\n"
+    archive = write_with_metadata(tmp_path / "fw.tar.zst", archive_bytes(layer(postinstall=script), "tar.zst"), "fw")
+    with pytest.raises(VenvstacksError) as info:
+        deploy.deploy([archive], dest)
+    assert str(info.value) == (
+        "archive 'fw.tar.zst': postinstall.py of layer 'fw' failed (exit 1): ValueError: cannot finish the layer"
+    )
+    assert dest_entries(dest) == []

@@ -279,11 +279,15 @@ def test_arguments_are_parsed_once_into_a_frozen_request(workspace: Path) -> Non
 @pytest.mark.parametrize(
     ("platforms", "message"),
     [
-        ((LINUX, "x86_64-linux"), "unknown platform triple 'x86_64-linux'; known triples: x86_64-unknown-linux-gnu,"),
-        ((LINUX, WINDOWS, LINUX), f"layer 'app': --platform {LINUX} given more than once; known triples:"),
+        (
+            (LINUX, "x86_64-linux"),
+            "layer 'app': --platform: 'x86_64-linux' is not the triple of a platform rules_venvstacks builds for;"
+            " known: linux_aarch64 (aarch64-unknown-linux-gnu), linux_x86_64 (x86_64-unknown-linux-gnu),",
+        ),
+        ((LINUX, WINDOWS, LINUX), "layer 'app': --platform: platform linux_x86_64 is listed twice"),
     ],
 )
-def test_unknown_or_repeated_platforms_list_the_known_ones(
+def test_unknown_or_repeated_platforms_are_named_by_their_short_names(
     workspace: Path, capsys: pytest.CaptureFixture[str], platforms: tuple[str, ...], message: str
 ) -> None:
     app = Layer(workspace, "app", platforms=platforms)
@@ -291,7 +295,6 @@ def test_unknown_or_repeated_platforms_list_the_known_ones(
         assert cli.main(argv) == 1
         err = capsys.readouterr().err
         assert len(err.splitlines()) == 1 and message in err
-        assert all(p.triple in err for p in PLATFORMS)
 
 
 def test_at_least_one_platform_and_no_lock_alias(workspace: Path) -> None:
@@ -418,7 +421,8 @@ def test_a_lower_lock_for_other_platforms_is_an_error(workspace: Path, capsys: p
     framework = write_fake_lock(workspace, "framework", {"numpy": "2.1.2"}, platforms=(LINUX,))
     app = Layer(workspace, "app", requirements=("rich",), lower=(("framework", framework),), platforms=(LINUX, WINDOWS))
     expected = (
-        f"venvstacks: error: layer 'app' is locked for {WINDOWS}, {LINUX} but layer 'framework' for {LINUX}"
+        "venvstacks: error: layer 'app' is locked for windows_x86_64, linux_x86_64 but layer 'framework' for"
+        " linux_x86_64"
         " (stacks/framework.pylock.toml); lock both for the same platforms"
     )
     assert lock_failure(app, capsys) == expected

@@ -39,6 +39,38 @@ def test_unknown_names_list_the_known_ones() -> None:
         by_triple("x86_64-unknown-linux-musl")
 
 
+PLATFORM_LISTS = Path(__file__).resolve().parents[1] / "golden" / "platform_lists.txt"
+
+
+def platform_list_cases() -> list[tuple[str, list[str], str]]:
+    """(kind, values, expected) of each case of tests/golden/platform_lists.txt ("ok" or "INDEX | MESSAGE")."""
+    cases = []
+    for line in PLATFORM_LISTS.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            kind, values, expected = line.split(" | ", 2)
+            cases.append((kind, [value for value in values.strip().split(",") if value], expected))
+    return cases
+
+
+def test_platform_lists_are_judged_as_the_golden_cases_say() -> None:
+    """The cases tests/starlark/platforms_test.bzl holds platforms.bzl to: the same verdicts and messages."""
+    cases = platform_list_cases()
+    assert len(cases) >= 10 and {kind for kind, _, _ in cases} == {"names", "triples"}
+    for kind, values, expected in cases:
+        problem = platforms.platforms_problem(values, short_names=kind == "names")
+        said = "ok" if problem is None else f"{problem.index} | {problem.message}"
+        assert said == expected, (kind, values)
+
+
+def test_by_name_and_by_triple_say_what_platforms_problem_says() -> None:
+    for kind, values, expected in platform_list_cases():
+        if len(values) == 1 and expected != "ok":
+            lookup = by_name if kind == "names" else by_triple
+            with pytest.raises(VenvstacksError) as info:
+                lookup(values[0])
+            assert str(info.value) == expected.partition(" | ")[2]
+
+
 def test_marker_environment_has_packagings_keys_and_the_targets_values() -> None:
     for target in PLATFORMS:
         environment = target.marker_environment("3.11.7")

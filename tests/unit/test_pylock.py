@@ -354,7 +354,8 @@ def test_a_layer_without_own_packages_has_no_packages_table() -> None:
         (lambda t: t.replace(f'{LINUX} = "{REQUESTS}"', f'{LINUX} = "x.whl"'), "which is not in its wheels"),
         (
             lambda t: t.replace(f'{LINUX} = "{REQUESTS}"', f'aarch64-unknown-linux-gnu = "{REQUESTS}"'),
-            "platform-wheels names 'aarch64-unknown-linux-gnu', which is not among the lock's platforms",
+            "platform-wheels names linux_aarch64, which is not among the lock's platforms (macos_arm64, windows_x86_64,"
+            " linux_x86_64)",
         ),
         (
             lambda t: t.replace(REQUESTS_TABLE, ""),
@@ -371,6 +372,33 @@ def test_parse_errors_name_the_file(edit, message) -> None:  # type: ignore[no-u
     with pytest.raises(VenvstacksError, match=re.escape(message)) as info:
         pylock.parse_lock(text, "stacks/app.pylock.toml")
     assert str(info.value).startswith("stacks/app.pylock.toml: ")
+
+
+UNKNOWN = (
+    "'x86_64-unknown-freebsd' is not the triple of a platform rules_venvstacks builds for; known: linux_aarch64"
+    " (aarch64-unknown-linux-gnu), linux_x86_64 (x86_64-unknown-linux-gnu), macos_arm64 (aarch64-apple-darwin),"
+    " macos_x86_64 (x86_64-apple-darwin), windows_x86_64 (x86_64-pc-windows-msvc)"
+)
+
+
+@pytest.mark.parametrize(
+    ("base", "old", "new", "message"),
+    [
+        (GOLDEN, f'    "{LINUX}",\n]', '    "x86_64-unknown-freebsd",\n]', UNKNOWN),
+        (GOLDEN, f'{LINUX} = "{REQUESTS}"', f'x86_64-unknown-freebsd = "{REQUESTS}"', UNKNOWN),
+        (SINGLE_PLATFORM, f'platform = "{LINUX}"', 'platform = "x86_64-unknown-freebsd"', UNKNOWN),
+        (GOLDEN, f'    "{LINUX}",\n]', f'    "{MACOS}",\n]', "platform macos_arm64 is listed twice"),
+    ],
+    ids=["in_platforms", "in_platform_wheels", "single_platform", "repeated_in_platforms"],
+)
+def test_an_unknown_or_repeated_triple_is_refused_at_its_line(base: str, old: str, new: str, message: str) -> None:
+    """The cases tests/starlark/pylock_test.bzl refuses with the extension's reader, at the same line."""
+    assert base.count(old) == 1
+    text = base.replace(old, new)
+    line = text[: text.index(new)].count("\n") + 1
+    with pytest.raises(VenvstacksError) as info:
+        pylock.parse_lock(text, "stacks/pylock.app.toml")
+    assert str(info.value) == f"stacks/pylock.app.toml:{line}: {message}"
 
 
 def test_a_package_without_wheels_is_an_error() -> None:

@@ -292,7 +292,7 @@ def test_invalid_inputs_fail_before_pip_runs(tmp_path: Path) -> None:
         resolve("app", linux, PYTHON, ["--index-url=http://x"], {}, IndexOptions(), {}, tmp_path)
     with pytest.raises(VenvstacksError, match="full Python version"):
         resolve("app", linux, "3.11", ["click"], {}, IndexOptions(), {}, tmp_path)
-    with pytest.raises(VenvstacksError, match="platform listed twice"):
+    with pytest.raises(VenvstacksError, match="layer 'app': platform linux_x86_64 is listed twice"):
         resolve("app", linux * 2, PYTHON, ["click"], {}, IndexOptions(), {}, tmp_path)
     empty = resolve("app", linux, PYTHON, [], {}, IndexOptions(), {}, tmp_path)
     assert empty.wheels == {"x86_64-unknown-linux-gnu": {}}

@@ -22,7 +22,7 @@ other actions.
 
 load("@rules_python//python:defs.bzl", "PyInfo")
 load("//rules_venvstacks/private/common:c3.bzl", "c3_conflict_message", "c3_linearize")
-load("//rules_venvstacks/private/common:constants.bzl", "ARCHIVE_FORMATS", "LAYER_KINDS")
+load("//rules_venvstacks/private/common:constants.bzl", "ARCHIVE_FORMATS", "BYTECODE_MODES", "DEFAULT_ARCHIVE_FORMAT", "DEFAULT_BYTECODE", "LAYER_KINDS")
 load("//rules_venvstacks/private/common:names.bzl", "check_layer_name")
 load("//rules_venvstacks/private/common:platforms.bzl", "platform_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksLockInfo", "VenvstacksWheelsInfo")
@@ -87,7 +87,7 @@ def _identity_args(ctx, runtime):
     args.add("--layer-name", ctx.attr.layer_name)
     args.add("--layer-kind", ctx.attr.kind)
     args.add("--python-version", runtime.python_version)
-    args.add("--platform", runtime.platform)
+    args.add("--platform", runtime.platform_triple)
     args.add("--archive-format", ctx.attr.archive_format)
     if ctx.attr.launch_module:
         args.add("--launch-module", ctx.attr.launch_module)
@@ -134,12 +134,12 @@ def _venvstacks_layer_impl(ctx):
     runtime = runtime_layer.runtime
     if runtime.unavailable:
         fail("%s: %s" % (ctx.label, runtime.unavailable))
-    if runtime.platform not in wheels.platforms:
+    if runtime.platform_triple not in wheels.platform_triples:
         fail("%s: %s has no wheels for %s (it covers: %s); run `bazel run %s`" % (
             ctx.label,
             lock.lock_path.rpartition("/")[2],
-            platform_name(runtime.platform),
-            ", ".join([platform_name(p) for p in wheels.platforms]) or "no platform",
+            platform_name(runtime.platform_triple),
+            ", ".join([platform_name(triple) for triple in wheels.platform_triples]) or "no platform",
             lock_target,
         ))
     check_layer_name(ctx.label, ctx.attr.layer_name)
@@ -234,8 +234,8 @@ venvstacks_layer = rule(
     doc = "A framework or application layer archive; use the `framework_layer`/`application_layer` macros. `bazel run` runs the application (or the framework's interpreter) from the stack deployed in a per-user cache.",
     executable = True,
     attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **dict(RUN_ATTRS, **{
-        "archive_format": attr.string(default = "tar.zst", values = ARCHIVE_FORMATS, doc = "Archive format."),
-        "bytecode": attr.string(default = "compiled", values = ["compiled", "none"], doc = "Compile .pyc files (deterministically) or not."),
+        "archive_format": attr.string(default = DEFAULT_ARCHIVE_FORMAT, values = ARCHIVE_FORMATS, doc = "Archive format."),
+        "bytecode": attr.string(default = DEFAULT_BYTECODE, values = BYTECODE_MODES, doc = "Compile .pyc files (deterministically) or not."),
         "deps": attr.label_list(providers = [PyInfo], aspects = [first_party_aspect], doc = "First-party Python libraries (`PyInfo`): their transitive sources land at their import roots (private/build/first_party.bzl); pip-hub wheels among them must be provided by the lock or a layer below."),
         "frameworks": attr.label_list(providers = [VenvstacksLayerInfo], doc = "The framework layers this layer uses directly, in sys.path order; the frameworks below them follow in the order C3 linearization derives."),
         "kind": attr.string(mandatory = True, values = LAYER_KINDS, doc = "Layer kind."),

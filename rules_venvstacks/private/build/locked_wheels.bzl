@@ -9,7 +9,7 @@ def _locked_wheels_impl(ctx):
             wheels.append(struct(file = file, sha256 = sha256))
     return [
         DefaultInfo(files = depset([wheel.file for wheel in wheels])),
-        VenvstacksWheelsInfo(lock = ctx.attr.lock, missing = ctx.attr.missing, platforms = ctx.attr.platforms, wheels = wheels),
+        VenvstacksWheelsInfo(lock = ctx.attr.lock, missing = ctx.attr.missing, platform_triples = ctx.attr.platform_triples, wheels = wheels),
     ]
 
 locked_wheels = rule(
@@ -18,7 +18,7 @@ locked_wheels = rule(
     attrs = {
         "lock": attr.string(mandatory = True, doc = "Label of the lock file."),
         "missing": attr.bool(doc = "The lock file does not exist yet."),
-        "platforms": attr.string_list(doc = "The PBS triples the lock covers."),
+        "platform_triples": attr.string_list(doc = "The PBS triples the lock covers."),
         "wheels": attr.label_keyed_string_dict(allow_files = [".whl"], doc = "Wheel repository target -> sha256, of the target platform (a select)."),
     },
 )

@@ -27,12 +27,7 @@ def _venvstacks_runtime_impl(ctx):
         VenvstacksRuntimeInfo(
             name = ctx.attr.runtime_name,
             python_version = ctx.attr.python_version,
-            platform = ctx.attr.platform,
-            unavailable = "",
-            platforms = [ctx.attr.platform],
-            lock_python_version = ctx.attr.python_version,
-            wheel_floors = struct(glibc = "", macos = ""),
-            exec_runtime = None,
+            platform_triple = ctx.attr.platform_triple,
             venv_launchers = launchers,
             pbs_release = ctx.attr.pbs_release,
             source_archive = ctx.file.source_archive,
@@ -56,7 +51,7 @@ venvstacks_runtime = rule(
         "files": attr.label_list(allow_files = True, doc = "The unpacked runtime's files."),
         "interpreter": attr.label(allow_single_file = True, mandatory = True, doc = "The unpacked interpreter."),
         "pbs_release": attr.string(doc = "PBS release tag, '' for a custom build."),
-        "platform": attr.string(mandatory = True, doc = "PBS target triple."),
+        "platform_triple": attr.string(mandatory = True, doc = "PBS target triple."),
         "python_version": attr.string(mandatory = True, doc = "Exact CPython version."),
         "runtime_name": attr.string(mandatory = True, doc = "Name given in MODULE.bazel."),
         "source_archive": attr.label(allow_single_file = True, mandatory = True, doc = "The downloaded archive."),
@@ -80,14 +75,14 @@ def _runtime_unavailable_impl(ctx):
     return [_UnavailableRuntimeInfo(message = "runtime '%s' has no build for the target platform %s; it is declared for: %s (the `platforms` of `venvstacks.runtime`, or pass `--platforms=@rules_venvstacks//platforms:NAME`)" % (
         ctx.attr.runtime_name,
         ctx.attr.platform_name,
-        ", ".join([platform_name(triple) for triple in ctx.attr.declared]) or "(none)",
+        ", ".join([platform_name(triple) for triple in ctx.attr.declared_triples]) or "(none)",
     ))]
 
 venvstacks_runtime_unavailable = rule(
     implementation = _runtime_unavailable_impl,
     doc = "Stands for a runtime on a platform it has no build for.",
     attrs = {
-        "declared": attr.string_list(doc = "The triples the runtime has."),
+        "declared_triples": attr.string_list(doc = "The PBS triples the runtime is declared for."),
         "platform_name": attr.string(mandatory = True, doc = "The platform of the configuration (a select)."),
         "runtime_name": attr.string(mandatory = True, doc = "Name given in MODULE.bazel."),
     },
@@ -100,36 +95,21 @@ def _platform_runtime_impl(ctx):
         fail("%s: the tool cannot run on this execution platform: %s" % (ctx.label, exec_target[_UnavailableRuntimeInfo].message))
     tool = exec_target[VenvstacksRuntimeInfo]
     if tool.tool_site_marker == None:
-        fail("%s: rules_venvstacks has no tool wheels for Python %s on %s, the execution platform" % (ctx.label, tool.python_version, tool.platform))
-    fields = {
-        "exec_runtime": tool,
-        "lock_python_version": ctx.attr.lock_python_version,
-        "wheel_floors": struct(glibc = ctx.attr.glibc_minimum, macos = ctx.attr.macos_minimum),
-        "name": ctx.attr.runtime_name,
-        "platforms": ctx.attr.platforms,
-    }
+        fail("%s: rules_venvstacks has no tool wheels for Python %s on %s, the execution platform" % (ctx.label, tool.python_version, platform_name(tool.platform_triple)))
+    hub = dict(
+        name = ctx.attr.runtime_name,
+        platform_triples = ctx.attr.platform_triples,
+        lock_python_version = ctx.attr.lock_python_version,
+        wheel_floors = struct(glibc = ctx.attr.glibc_minimum, macos = ctx.attr.macos_minimum),
+        exec_runtime = tool,
+    )
     if _UnavailableRuntimeInfo in target:
         # Analysis goes on (locking needs only the declared platforms and the tool); what needs
         # the target's files fails with this message.
-        empty = depset()
         return [DefaultInfo(), VenvstacksRuntimeInfo(
-            platform = "",
-            unavailable = target[_UnavailableRuntimeInfo].message,
             python_version = ctx.attr.lock_python_version,
-            venv_launchers = [],
-            pbs_release = "",
-            source_archive = None,
-            source_urls = [],
-            source_sha256 = "",
-            strip_prefix = "",
-            interpreter = None,
-            files = empty,
-            tool_site = empty,
-            tool_zips = [],
-            lock_zips = [],
-            tool_site_marker = None,
-            source_date_epoch = 0,
-            **fields
+            unavailable = target[_UnavailableRuntimeInfo].message,
+            **hub
         )]
     info = target[VenvstacksRuntimeInfo]
     if info.python_version.rpartition(".")[0] != tool.python_version.rpartition(".")[0]:
@@ -138,8 +118,7 @@ def _platform_runtime_impl(ctx):
             info.python_version,
             tool.python_version,
         ))
-    own = {key: getattr(info, key) for key in dir(info) if key not in fields and key not in ("to_json", "to_proto")}
-    return [target[DefaultInfo], VenvstacksRuntimeInfo(**dict(own, **fields))]
+    return [target[DefaultInfo], VenvstacksRuntimeInfo(build = info, **hub)]
 
 venvstacks_platform_runtime = rule(
     implementation = _platform_runtime_impl,
@@ -153,7 +132,7 @@ venvstacks_platform_runtime = rule(
         "glibc_minimum": attr.string(doc = "Linux wheels of the locks must run on this glibc ('' = PBS' floor)."),
         "lock_python_version": attr.string(mandatory = True, doc = "The version locks resolve for."),
         "macos_minimum": attr.string(doc = "macOS wheels of the locks must run on this release ('' = PBS' floor)."),
-        "platforms": attr.string_list(mandatory = True, doc = "The PBS triples the stacks target."),
+        "platform_triples": attr.string_list(mandatory = True, doc = "The PBS triples the stacks target."),
         "runtime_name": attr.string(mandatory = True, doc = "Name given in MODULE.bazel."),
         "target": attr.label(mandatory = True, doc = "The target platform's runtime (a select), or an unavailable marker."),
     },

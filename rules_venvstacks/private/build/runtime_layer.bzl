@@ -1,6 +1,6 @@
 """The `runtime_layer` rule: a PBS runtime packed as a deterministic layer archive."""
 
-load("//rules_venvstacks/private/common:constants.bzl", "ARCHIVE_FORMATS")
+load("//rules_venvstacks/private/common:constants.bzl", "ARCHIVE_FORMATS", "BYTECODE_MODES", "DEFAULT_ARCHIVE_FORMAT", "DEFAULT_BYTECODE")
 load("//rules_venvstacks/private/common:names.bzl", "check_layer_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksRuntimeInfo")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool", "tool_runtime")
@@ -63,7 +63,7 @@ def _pack_runtime(ctx, runtime, layer_name, archive, metadata):
     args.add("--python-version", runtime.python_version)
     args.add("--pbs-release", runtime.pbs_release)
     args.add("--source-sha256", runtime.source_sha256)
-    args.add("--platform", runtime.platform)
+    args.add("--platform", runtime.platform_triple)
     args.add("--archive-format", ctx.attr.archive_format)
     args.add("--mtime", str(epoch))
     args.add("--bytecode", ctx.attr.bytecode)
@@ -96,13 +96,13 @@ deployed in the per-user run cache (docs/monorepo.md).
     executable = True,
     attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **dict(RUN_ATTRS, **{
         "archive_format": attr.string(
-            default = "tar.zst",
+            default = DEFAULT_ARCHIVE_FORMAT,
             values = ARCHIVE_FORMATS,
             doc = "Archive format: 'tar.zst' (default), 'tar.xz' or 'zip'.",
         ),
         "bytecode": attr.string(
-            default = "compiled",
-            values = ["compiled", "none"],
+            default = DEFAULT_BYTECODE,
+            values = BYTECODE_MODES,
             doc = "'compiled' (default): add the `.pyc` files the archive lacks for the standard library (deterministic, unchecked-hash, compiled by the execution platform's interpreter of the same X.Y), so no interpreter start recompiles the stdlib; 'none': ship the archive's as they are.",
         ),
         "layer_name": attr.string(

@@ -7,6 +7,14 @@ this file and fails when a value differs from the tool's.
 # tools/venvstacks_tool/core/archive.py ARCHIVE_FORMATS.
 ARCHIVE_FORMATS = ["tar.zst", "tar.xz", "zip"]
 
+# tools/venvstacks_tool/build/layer.py BYTECODE_MODES: `compiled` writes deterministic .pyc
+# files into a layer, `none` ships the sources only.
+BYTECODE_MODES = ["compiled", "none"]
+
+# The defaults of every layer rule and macro (Starlark only: the rules always pass both).
+DEFAULT_ARCHIVE_FORMAT = "tar.zst"
+DEFAULT_BYTECODE = "compiled"
+
 # tools/venvstacks_tool/core/protocol.py LAYER_KINDS.
 LAYER_KINDS = ["framework", "application"]
 

@@ -34,8 +34,38 @@ def triple_problem(triple):
     known = ["%s (%s)" % (name, entry.triple) for name, entry in sorted(PLATFORMS.items())]
     return "'%s' is not the triple of a platform rules_venvstacks builds for; known: %s" % (triple, ", ".join(known))
 
+def platforms_problem(values, short_names = False):
+    """The first value of a platform list that is unknown or repeated, and why; None when all are fine.
+
+    The one check of a list of platforms on the Starlark side (a runtime's `platforms`, a
+    `runtime_archive`'s platform, a lock's triples); tools/venvstacks_tool/core/platforms.py
+    `platforms_problem` is the same check, with the same messages, in the tool.
+
+    Args:
+      values: PBS triples, or short names (`linux_x86_64`) with `short_names`.
+      short_names: whether `values` are short names rather than triples.
+
+    Returns:
+      None, or struct(index, message): the offending value's index in `values` and a phrase that
+      names platforms by their short names, for the caller to prefix with where the list is.
+    """
+    seen = {}
+    for index, value in enumerate(values):
+        if short_names:
+            message = "" if value in PLATFORMS else "unknown platform '%s'; known platforms: %s" % (value, ", ".join(sorted(PLATFORMS)))
+            name = value
+        else:
+            message = triple_problem(value)
+            name = platform_name(value)
+        if not message and name in seen:
+            message = "platform %s is listed twice" % name
+        if message:
+            return struct(index = index, message = message)
+        seen[name] = True
+    return None
+
 def platform_triples(names, what):
-    """The PBS triples of short platform names, in order; fails naming an unknown one.
+    """The PBS triples of short platform names, in order; fails naming an unknown or repeated one.
 
     Args:
       names: short names, e.g. ["linux_x86_64", "macos_arm64"].
@@ -44,14 +74,10 @@ def platform_triples(names, what):
     Returns:
       A list of triples.
     """
-    triples = []
-    for name in names:
-        if name not in PLATFORMS:
-            fail("%s: unknown platform '%s'; known platforms: %s" % (what, name, ", ".join(sorted(PLATFORMS))))
-        if PLATFORMS[name].triple in triples:
-            fail("%s: platform '%s' is listed twice" % (what, name))
-        triples.append(PLATFORMS[name].triple)
-    return triples
+    problem = platforms_problem(names, short_names = True)
+    if problem:
+        fail("%s: %s" % (what, problem.message))
+    return [PLATFORMS[name].triple for name in names]
 
 def config_setting_label(name):
     """The label of the config_setting that matches platform `name` (for select())."""
@@ -76,4 +102,9 @@ def define_platforms(name = "platforms"):
             visibility = ["//visibility:public"],
         )
 
-platforms_testlib = struct(platform_name = platform_name, platform_triples = platform_triples, triple_problem = triple_problem)
+platforms_testlib = struct(
+    platform_name = platform_name,
+    platform_triples = platform_triples,
+    platforms_problem = platforms_problem,
+    triple_problem = triple_problem,
+)

@@ -1,6 +1,118 @@
 """Providers shared by the rules_venvstacks rules."""
 
-VenvstacksRuntimeInfo = provider(
+# What the runtime of one platform (the per-platform repository's `venvstacks_runtime`) knows and
+# the hub `@NAME` takes from the target platform's runtime as it is (`build` of the constructor).
+_BUILD_FIELDS = [
+    "python_version",
+    "platform_triple",
+    "venv_launchers",
+    "pbs_release",
+    "source_archive",
+    "source_urls",
+    "source_sha256",
+    "strip_prefix",
+    "interpreter",
+    "files",
+    "tool_site",
+    "tool_zips",
+    "lock_zips",
+    "tool_site_marker",
+    "source_date_epoch",
+]
+
+def _runtime_info_init(
+        name,
+        python_version = "",
+        platform_triple = "",
+        unavailable = "",
+        platform_triples = None,
+        lock_python_version = None,
+        wheel_floors = None,
+        exec_runtime = None,
+        venv_launchers = [],
+        pbs_release = "",
+        source_archive = None,
+        source_urls = [],
+        source_sha256 = "",
+        strip_prefix = "",
+        interpreter = None,
+        files = None,
+        tool_site = None,
+        tool_zips = [],
+        lock_zips = [],
+        tool_site_marker = None,
+        source_date_epoch = 0,
+        build = None):
+    """The one constructor of VenvstacksRuntimeInfo: every field, its default filled in.
+
+    A runtime of one platform gives its own fields; `platform_triples` defaults to its triple,
+    `lock_python_version` to its version. The hub gives `build`, the target platform's runtime,
+    whose build fields it takes as they are, and its own declared platforms, floors and
+    execution runtime; a hub whose runtime has no build for the target gives `unavailable` and
+    nothing of a build.
+
+    Args:
+      name: the field (below).
+      python_version: the field; taken from `build` when given.
+      platform_triple: the field; taken from `build` when given.
+      unavailable: the field; not with `build`.
+      platform_triples: the field; default: `[platform_triple]`.
+      lock_python_version: the field; default: `python_version`.
+      wheel_floors: the field; default: PBS' own floors (`struct(glibc = "", macos = "")`).
+      exec_runtime: the field; None for the runtime of one platform, which runs the tool itself.
+      venv_launchers: the field; taken from `build` when given.
+      pbs_release: the field; taken from `build` when given.
+      source_archive: the field; taken from `build` when given.
+      source_urls: the field; taken from `build` when given.
+      source_sha256: the field; taken from `build` when given.
+      strip_prefix: the field; taken from `build` when given.
+      interpreter: the field; taken from `build` when given.
+      files: the field; default: an empty depset; taken from `build` when given.
+      tool_site: the field; default: an empty depset; taken from `build` when given.
+      tool_zips: the field; taken from `build` when given.
+      lock_zips: the field; taken from `build` when given.
+      tool_site_marker: the field; taken from `build` when given.
+      source_date_epoch: the field; taken from `build` when given.
+      build: a VenvstacksRuntimeInfo of one platform whose build fields (the archive, the
+        interpreter, its files and the tool's wheels) this one takes as they are.
+
+    Returns:
+      The fields.
+    """
+    fields = {
+        "name": name,
+        "python_version": python_version,
+        "platform_triple": platform_triple,
+        "unavailable": unavailable,
+        "venv_launchers": venv_launchers,
+        "pbs_release": pbs_release,
+        "source_archive": source_archive,
+        "source_urls": source_urls,
+        "source_sha256": source_sha256,
+        "strip_prefix": strip_prefix,
+        "interpreter": interpreter,
+        "files": files if files != None else depset(),
+        "tool_site": tool_site if tool_site != None else depset(),
+        "tool_zips": tool_zips,
+        "lock_zips": lock_zips,
+        "tool_site_marker": tool_site_marker,
+        "source_date_epoch": source_date_epoch,
+    }
+    if build != None:
+        if unavailable or platform_triple:
+            fail("VenvstacksRuntimeInfo: `build` comes with neither `unavailable` nor `platform_triple`")
+        fields.update({key: getattr(build, key) for key in _BUILD_FIELDS})
+    if not fields["python_version"]:
+        fail("VenvstacksRuntimeInfo of runtime '%s': no `python_version`" % name)
+    fields.update(
+        platform_triples = platform_triples if platform_triples != None else [fields["platform_triple"]],
+        lock_python_version = lock_python_version or fields["python_version"],
+        wheel_floors = wheel_floors or struct(glibc = "", macos = ""),
+        exec_runtime = exec_runtime,
+    )
+    return fields
+
+VenvstacksRuntimeInfo, _new_runtime_info = provider(
     doc = """A CPython runtime in python-build-standalone layout (from the PBS table, a custom build or a local archive), as declared with `venvstacks.runtime`.
 
 `@NAME` (the runtime's hub) gives the runtime of the target platform (`--platforms`), with the
@@ -9,12 +121,12 @@ target's files, the tool runs on the execution platform's interpreter.""",
     fields = {
         "name": "The runtime's name in MODULE.bazel, e.g. 'cpython3_12'.",
         "python_version": "The exact CPython version, e.g. '3.12.7'.",
-        "platform": "The PBS target triple the runtime was built for ('' when the runtime has no build for the target platform: see `unavailable`).",
+        "platform_triple": "The PBS target triple the runtime was built for ('' when the runtime has no build for the target platform: see `unavailable`).",
         "unavailable": "'' or why the runtime cannot serve the target platform (a message naming the runtime, the platform and the declared ones).",
-        "platforms": "list of the PBS triples the runtime's stacks target (what every lock covers).",
+        "platform_triples": "list of the PBS triples the runtime's stacks target (what every lock covers).",
         "lock_python_version": "The CPython version locks are resolved for (markers), e.g. '3.12.7'.",
         "wheel_floors": "struct(glibc, macos): the oldest glibc and macOS ('2.28', '12.0') the locks' wheels must run on, '' for PBS' own floors.",
-        "exec_runtime": "VenvstacksRuntimeInfo of the execution platform's runtime that runs the tool (itself for a per-platform runtime).",
+        "exec_runtime": "VenvstacksRuntimeInfo of the execution platform's runtime that runs the tool (None for a per-platform runtime, which runs the tool itself).",
         "venv_launchers": "list of struct(name, file): Windows targets' venv launchers for `Scripts/` (python.exe, pythonw.exe); [] elsewhere.",
         "pbs_release": "The PBS release tag, or '' for a custom build.",
         "source_archive": "File: the archive exactly as downloaded (sha256-verified).",
@@ -29,6 +141,7 @@ target's files, the tool runs on the execution platform's interpreter.""",
         "tool_site_marker": "File: `zstandard/__init__.py` in the directory of the tool's unpacked wheels, which locates that directory.",
         "source_date_epoch": "int: the mtime of every archive member, from the PBS release date.",
     },
+    init = _runtime_info_init,
 )
 
 VenvstacksLayerInfo = provider(
@@ -72,7 +185,7 @@ VenvstacksWheelsInfo = provider(
     fields = {
         "lock": "Label string of the lock file the wheels come from.",
         "missing": "True when the lock file does not exist yet.",
-        "platforms": "list of the PBS triples the lock covers.",
+        "platform_triples": "list of the PBS triples the lock covers.",
         "wheels": "list of struct(file = File, sha256 = hex string): the target platform's wheels.",
     },
 )

@@ -48,7 +48,6 @@ def _test_impl(ctx):
         command = "%s -m %s" % (python, shell_quote(layer.launch_module))
     else:
         fail("%s: %s has no launch_module; give `script`" % (ctx.label, layer.label))
-    command += "".join([" " + shell_quote(a) for a in ctx.attr.args_for_check])
     prelude = """\
 dest="${TEST_TMPDIR:-$(mktemp -d)}/deployed"
 set -- --dest "$dest"
@@ -64,7 +63,6 @@ venvstacks_test = rule(
     doc = "Deploys a layer's stack into a temporary directory and runs its launch module (or `script`).",
     test = True,
     attrs = dict(TOOL_ATTRS, **{
-        "args_for_check": attr.string_list(doc = "Arguments for the launch module or script."),
         "layer": attr.label(mandatory = True, providers = [VenvstacksLayerInfo], doc = "The layer to test."),
         "script": attr.label(allow_single_file = [".py"], doc = "A check script run with the layer's interpreter instead of the launch module."),
     }),

@@ -184,7 +184,7 @@ def layer_run_info(ctx, layer, interpreter_args = []):
     if not _is_host_platform(ctx):
         launcher = _refusing_launcher(ctx, "%s is built for %s, not for this machine; `bazel run` runs a layer of this machine's platform only" % (
             ctx.label,
-            platform_name(runtime.platform),
+            platform_name(runtime.platform_triple),
         ))
         return DefaultInfo(files = depset(files + [launcher]), executable = launcher)
     key = _run_key(ctx, layer)

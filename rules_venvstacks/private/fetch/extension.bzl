@@ -100,12 +100,12 @@ def _declare_locks(module_ctx):
                 fail("venvstacks.lock(name = '%s'): declared twice in hub '%s'" % (tag.name, tag.hub))
             path = module_ctx.path(tag.file)
             module_ctx.watch(path)
-            entry = {"lock": str(tag.file), "missing": not path.exists, "platforms": [], "wheels": {}}
+            entry = {"lock": str(tag.file), "missing": not path.exists, "platform_triples": [], "wheels": {}}
             hub[tag.name] = entry
             if not path.exists:
                 continue
             lock = parse_pylock(module_ctx.read(path), str(tag.file), lock_depth(tag.file.package, tag.file.name))
-            entry["platforms"] = lock.platforms
+            entry["platform_triples"] = lock.platform_triples
             for package in lock.packages:
                 repos = {}
                 for wheel in package.wheels:
@@ -122,9 +122,9 @@ def _declare_locks(module_ctx):
                             package = "%s %s" % (package.name, package.version),
                             lock = str(tag.file),
                         )
-                for platform, wheel_name in package.platform_wheels.items():
+                for triple, wheel_name in package.platform_wheels.items():
                     repo, sha256 = repos[wheel_name]
-                    entry["wheels"].setdefault(platform, []).append([repo, sha256])
+                    entry["wheels"].setdefault(triple, []).append([repo, sha256])
     settings = {entry.triple: str(config_setting_label(name)) for name, entry in PLATFORMS.items()}
     for hub, locks in hubs.items():
         wheels_hub(name = hub, locks = json.encode(locks), config_settings = json.encode(settings))
@@ -148,13 +148,13 @@ def _declare_uv(wheel_table):
 def _read_json(module_ctx, label):
     return json.decode(module_ctx.read(module_ctx.path(label)))
 
-def _tool_wheels(wheel_table, minor, platform):
-    """The {url, sha256, role} wheels the tool needs on a runtime of `minor` on `platform`, or None."""
+def _tool_wheels(wheel_table, minor, triple):
+    """The {url, sha256, role} wheels the tool needs on a runtime of `minor` on the platform `triple`, or None."""
     wheels = []
     for _, entry in sorted(wheel_table["packages"].items()):
         if "python" in entry and minor not in entry["python"]:
             continue
-        wheel = entry["wheels"].get("any") or entry["wheels"].get(minor, {}).get(platform)
+        wheel = entry["wheels"].get("any") or entry["wheels"].get(minor, {}).get(triple)
         if wheel == None:
             return None
         wheels.append({"role": entry.get("role", "build"), "sha256": wheel["sha256"], "url": wheel["url"]})
@@ -177,9 +177,9 @@ def _custom_source(tag, what):
         archive = tag.archive,
     )
 
-def _table_source(table, version, platform, base_urls):
-    """The table's source of `version` on `platform`, or None when the table has no build."""
-    asset = asset_urls(table, version, platform, base_urls)
+def _table_source(table, version, triple, base_urls):
+    """The table's source of `version` on the platform `triple`, or None when the table has no build."""
+    asset = asset_urls(table, version, triple, base_urls)
     if asset.error:
         return None
     return struct(
@@ -275,7 +275,7 @@ def _venvstacks_impl(module_ctx):
                     name = repo,
                     runtime_name = tag.name,
                     python_version = source.version,
-                    platform = triple,
+                    platform_triple = triple,
                     release = source.release,
                     urls = source.urls,
                     sha256 = source.sha256,

@@ -3,6 +3,8 @@
 Exported as `pbs_testlib` for the Starlark unit tests in //tests/starlark.
 """
 
+load("//rules_venvstacks/private/common:platforms.bzl", "platform_name")
+
 # The five platforms the built-in table covers, keyed by (os, arch) as Bazel reports them.
 _HOST_PLATFORMS = {
     ("linux", "amd64"): "x86_64-unknown-linux-gnu",
@@ -65,13 +67,13 @@ def resolve_version(table, requested):
         ),
     )
 
-def asset_urls(table, version, platform, base_urls):
+def asset_urls(table, version, triple, base_urls):
     """Builds the download URLs and metadata of one PBS asset.
 
     Args:
       table: the decoded pbs_releases.json.
       version: an exact version present in the table.
-      platform: a PBS triple.
+      triple: the PBS triple of the platform.
       base_urls: mirrors to use instead of the table's download base (same bytes, same path
         layout `<base>/<release>/<file>`); empty for the default.
 
@@ -79,7 +81,7 @@ def asset_urls(table, version, platform, base_urls):
       A struct(urls, sha256, strip_prefix, release, file, error).
     """
     entry = table["versions"][version]
-    asset = entry["assets"].get(platform)
+    asset = entry["assets"].get(triple)
     if asset == None:
         return struct(
             urls = None,
@@ -87,10 +89,10 @@ def asset_urls(table, version, platform, base_urls):
             strip_prefix = None,
             release = None,
             file = None,
-            error = "no PBS build of Python %s for platform '%s'; this version has: %s" % (
+            error = "no PBS build of Python %s for platform %s; this version has: %s" % (
                 version,
-                platform,
-                ", ".join(sorted(entry["assets"].keys())),
+                platform_name(triple),
+                ", ".join(sorted([platform_name(key) for key in entry["assets"]])),
             ),
         )
     quoted = asset["file"].replace("+", "%2B")

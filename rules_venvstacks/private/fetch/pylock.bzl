@@ -25,7 +25,7 @@ checksum"), and a local wheel's `path` stays inside the workspace (the extension
 `file://<lock dir>/<path>`, so `/etc/...` or `../../..` would read any file of the machine).
 """
 
-load("//rules_venvstacks/private/common:platforms.bzl", "platform_name", "triple_problem")
+load("//rules_venvstacks/private/common:platforms.bzl", "platform_name", "platforms_problem", "triple_problem")
 
 _PLATFORM_WHEELS_HEADER = "[packages.tool.venvstacks.platform-wheels]"
 _TRIPLE_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
@@ -124,6 +124,13 @@ def _checked_triple(triple, where):
         fail("%s: %s (%s)" % (where, problem, _EDIT_HINT))
     return triple
 
+def _checked_platforms(triples, wheres):
+    """The lock's `triples`, each read at `wheres[i]` (file:line), checked as one list (platforms.bzl)."""
+    problem = platforms_problem(triples)
+    if problem:
+        fail("%s: %s (%s)" % (wheres[problem.index], problem.message, _EDIT_HINT))
+    return triples
+
 def _names(triples):
     """The short names of `triples`, for messages: "linux_x86_64, windows_x86_64"."""
     return ", ".join([platform_name(triple) for triple in triples])
@@ -174,9 +181,11 @@ def _tool_line(tool, line, where):
         if line == "]":
             tool["array"] = None
         elif tool["array"] == "platforms":
-            tool["platforms"].append(_checked_triple(_string_at(line, 0, where)[0], where))
+            tool["platforms"].append(_string_at(line, 0, where)[0])
+            tool["platform_lines"].append(where)
     elif line.startswith("platform = "):
-        tool["platform"] = _checked_triple(_value(line, "platform", where), where)
+        tool["platform"] = _value(line, "platform", where)
+        tool["platform_line"] = where
     elif line.endswith(" = ["):
         tool["array"] = line.removesuffix(" = [")
 
@@ -244,7 +253,7 @@ def parse_pylock(text, source, depth = None):
         bounds how far a wheel's `path` may climb with `..`; None refuses absolute paths only.
 
     Returns:
-      struct(platforms = list of target triples, packages = list of struct(name, version,
+      struct(platform_triples = list of target triples, packages = list of struct(name, version,
       wheels = list of struct(name, url, path, sha256), platform_wheels = dict of triple to the
       file name of the wheel that platform installs)). A package is installed on exactly the
       platforms its platform_wheels names.
@@ -252,7 +261,7 @@ def parse_pylock(text, source, depth = None):
     packages = []
     current = None
     section = None  # None (top level or a table of no interest), "package", "platform_wheels", "tool"
-    tool = {"array": None, "platform": None, "platforms": []}
+    tool = {"array": None, "platform": None, "platform_line": None, "platform_lines": [], "platforms": []}
     for number, raw in enumerate(text.splitlines()):
         line = raw.strip()
         where = "%s:%d" % (source, number + 1)
@@ -287,15 +296,15 @@ def parse_pylock(text, source, depth = None):
         elif section == "tool":
             _tool_line(tool, line, where)
     if tool["platforms"]:
-        platforms = tool["platforms"]
+        platforms = _checked_platforms(tool["platforms"], tool["platform_lines"])
         legacy = False
     elif tool["platform"]:
-        platforms = [tool["platform"]]
+        platforms = _checked_platforms([tool["platform"]], [tool["platform_line"]])
         legacy = True
     else:
         fail("%s: no 'platforms' in [tool.venvstacks] (%s)" % (source, _EDIT_HINT))
     return struct(
-        platforms = platforms,
+        platform_triples = platforms,
         packages = [_finish_package(package, platforms, legacy, source, depth) for package in packages],
     )
 

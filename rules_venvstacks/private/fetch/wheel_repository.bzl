@@ -5,6 +5,7 @@ pull their wheels, and a wheel shared by several locks is downloaded once.
 """
 
 load(":download.bzl", "download_verified")
+load(":render.bzl", "render")
 
 def _wheel_repository_impl(rctx):
     what = "wheel '%s' (package %s, lock %s)" % (rctx.attr.file_name, rctx.attr.package, rctx.attr.lock)
@@ -31,38 +32,27 @@ wheel_repository = repository_rule(
 
 def _wheels_hub_impl(rctx):
     settings = json.decode(rctx.attr.config_settings)
-    lines = ["load(\"%s\", \"locked_wheels\")" % str(Label("//rules_venvstacks/private/build:locked_wheels.bzl")), ""]
+    targets = [render.load_line(Label("//rules_venvstacks/private/build:locked_wheels.bzl"), ["locked_wheels"])]
     for name, entry in sorted(json.decode(rctx.attr.locks).items()):
         # One branch per platform the lock covers: only the built platform's wheels are fetched.
-        branches = []
-        for platform, wheels in sorted(entry["wheels"].items()):
-            selected = {"@%s//:wheel" % repo: sha256 for repo, sha256 in wheels}
-            branches.append("        %s: %s," % (repr(settings[platform]), repr(selected)))
-        branches.append("        \"//conditions:default\": {},")
-        lines.append("""locked_wheels(
-    name = {name},
-    lock = {lock},
-    missing = {missing},
-    platforms = {platforms},
-    wheels = select({{
-{branches}
-    }}),
-    visibility = ["//visibility:public"],
-)
-""".format(
-            name = repr(name),
-            lock = repr(entry["lock"]),
-            missing = "True" if entry["missing"] else "False",
-            platforms = repr(entry["platforms"]),
-            branches = "\n".join(branches),
-        ))
-    rctx.file("BUILD.bazel", "\n".join(lines))
+        wheels = {
+            settings[triple]: {"@%s//:wheel" % repo: sha256 for repo, sha256 in repos}
+            for triple, repos in entry["wheels"].items()
+        }
+        targets.append(render.call("locked_wheels", name, {
+            "lock": entry["lock"],
+            "missing": entry["missing"],
+            "platform_triples": entry["platform_triples"],
+            "wheels": render.select(wheels, {}),
+            "visibility": ["//visibility:public"],
+        }))
+    rctx.file("BUILD.bazel", render.build_file(targets))
 
 wheels_hub = repository_rule(
     implementation = _wheels_hub_impl,
     doc = "The hub repository: one `locked_wheels` target per lock, named as in `venvstacks.lock`, selecting the target platform's wheels.",
     attrs = {
         "config_settings": attr.string(mandatory = True, doc = "JSON: triple -> label of its config_setting."),
-        "locks": attr.string(mandatory = True, doc = "JSON: name -> {lock, missing, platforms, wheels: {triple: [[repo, sha256]]}}."),
+        "locks": attr.string(mandatory = True, doc = "JSON: name -> {lock, missing, platform_triples, wheels: {triple: [[repo, sha256]]}}."),
     },
 )

@@ -111,8 +111,8 @@ def _lock_arguments(info, lowers_from_workspace = False):
         "--index-url",
         info.index.index_url,
     ]
-    for platform in info.runtime_layer.runtime.platforms:
-        arguments += ["--platform", platform]
+    for triple in info.runtime_layer.runtime.platform_triples:
+        arguments += ["--platform", triple]
     floors = info.runtime_layer.runtime.wheel_floors
     if floors.glibc:
         arguments += ["--glibc-minimum", floors.glibc]

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -31,7 +32,7 @@ from installer import install
 from installer.destinations import SchemeDictionaryDestination
 from installer.exceptions import InstallerError
 from installer.records import RecordEntry
-from installer.sources import WheelFile
+from installer.sources import WheelContentElement, WheelFile
 from installer.utils import Scheme, construct_record_file
 
 from venvstacks_tool.core.errors import VenvstacksError
@@ -189,6 +190,43 @@ def relocatable_script(data: bytes) -> bytes:
     return data
 
 
+class _LockedWheelFile(WheelFile):
+    """`installer`'s wheel source, without the files of `__pycache__` directories, which it records.
+
+    `installer` skips such a file too, but with a RuntimeWarning that Python prints with the
+    build's absolute (sandbox) path, at every build of a layer with numpy (whose wheels ship
+    `numpy/distutils/__pycache__/`). Skipping them here installs the same files, and the caller
+    says what was skipped in its own words (`skipped_note`).
+    """
+
+    def __init__(self, archive: zipfile.ZipFile) -> None:
+        super().__init__(archive)
+        self.skipped: list[str] = []
+
+    def get_contents(self) -> Iterator[WheelContentElement]:
+        for element in super().get_contents():
+            path = element[0][0]
+            # The test `installer.install` skips by, so the files installed are the same.
+            if "__pycache__" in path.split("/")[:-1]:
+                self.skipped.append(path)
+                continue
+            yield element
+
+
+def skipped_note(layer: str, wheel: str, skipped: list[str]) -> str:
+    """The line that says which `__pycache__` files of `wheel` were not installed, or "" when it need not be said.
+
+    A `.pyc` file there is bytecode of the wheel's build machine, harmless to leave out: the
+    interpreter (or `build-layer`) compiles its own; nothing is said about it. Anything else in a
+    `__pycache__` directory is named, by its path inside the wheel.
+    """
+    unusual = sorted(path for path in skipped if not path.endswith(".pyc"))
+    if not unusual:
+        return ""
+    listed = ", ".join(unusual)
+    return f"venvstacks: layer {layer!r}: wheel {wheel!r}: not installed, in a __pycache__ directory: {listed}"
+
+
 def _distribution_name(wheel: Path) -> str:
     return wheel.name.split("-", 1)[0]
 
@@ -228,9 +266,13 @@ def install_wheel(wheel: Path, sha256: str, prefix: Path, schemes: Schemes, laye
                 # WheelFile reads the distribution name and version from the archive's file name.
                 archive.filename = wheel.name
                 destination = _RecordingDestination(scheme_dict(prefix, schemes, wheel), installed, schemes.script_kind)
-                install(WheelFile(archive), destination, INSTALL_METADATA)
+                source = _LockedWheelFile(archive)
+                install(source, destination, INSTALL_METADATA)
         except (InstallerError, zipfile.BadZipFile, ValueError, KeyError, OSError) as error:
             raise VenvstacksError(
                 f"layer {layer!r}: wheel {wheel.name!r} cannot be installed: {type(error).__name__}: {error}"
             ) from error
+    note = skipped_note(layer, wheel.name, source.skipped)
+    if note:
+        print(note, file=sys.stderr)
     return installed

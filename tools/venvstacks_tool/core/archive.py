@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     import zipfile
 
 EntryKind = Literal["file", "dir", "symlink"]
-ArchiveFormat = Literal["tar.zst", "tar.xz", "zip"]
 
 ARCHIVE_FORMATS: tuple[str, ...] = ("tar.zst", "tar.xz", "zip")
 

@@ -10,7 +10,7 @@ phase (lock, build, deploy) can import it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from venvstacks_tool.core.errors import VenvstacksError
@@ -261,17 +261,67 @@ _BY_NAME = {platform.name: platform for platform in PLATFORMS}
 _BY_TRIPLE = {platform.triple: platform for platform in PLATFORMS}
 
 
+def triple_problem(triple: str) -> str:
+    """Why `triple` is not the PBS triple of a platform rules_venvstacks builds for, or "" when it is one.
+
+    The phrase names the known platforms by their short names, each with its triple. Stated once
+    per language: rules_venvstacks/private/common/platforms.bzl `triple_problem`.
+    """
+    if triple in _BY_TRIPLE:
+        return ""
+    known = ", ".join(f"{name} ({_BY_NAME[name].triple})" for name in sorted(_BY_NAME))
+    return f"'{triple}' is not the triple of a platform rules_venvstacks builds for; known: {known}"
+
+
+@dataclass(frozen=True)
+class PlatformsProblem:
+    """What is wrong with a list of platforms: the offending value's index and a phrase saying why."""
+
+    index: int
+    message: str
+
+
+def platforms_problem(values: Sequence[str], *, short_names: bool = False) -> PlatformsProblem | None:
+    """The first value of a platform list that is unknown or repeated, and why; None when all are fine.
+
+    The one check of a list of platforms in the tool (`--platform` of `lock`, a lock's platforms,
+    the platforms a resolution covers); the caller prefixes the message with where the list is.
+    `values` are PBS triples, or short names (`linux_x86_64`) with `short_names`. Messages name
+    platforms by their short names. Stated once per language, with the same messages:
+    rules_venvstacks/private/common/platforms.bzl `platforms_problem`; both judge the cases of
+    tests/golden/platform_lists.txt alike.
+    """
+    seen: set[str] = set()
+    for index, value in enumerate(values):
+        if short_names:
+            message = (
+                ""
+                if value in _BY_NAME
+                else f"unknown platform '{value}'; known platforms: {', '.join(sorted(_BY_NAME))}"
+            )
+            name = value
+        else:
+            message = triple_problem(value)
+            name = _BY_TRIPLE[value].name if not message else value
+        if not message and name in seen:
+            message = f"platform {name} is listed twice"
+        if message:
+            return PlatformsProblem(index, message)
+        seen.add(name)
+    return None
+
+
 def by_name(name: str) -> TargetPlatform:
     """The platform whose short name is `name` (e.g. `macos_arm64`); a VenvstacksError lists the known ones."""
-    try:
-        return _BY_NAME[name]
-    except KeyError:
-        raise VenvstacksError(f"unknown platform {name!r}; known platforms: {', '.join(_BY_NAME)}") from None
+    problem = platforms_problem([name], short_names=True)
+    if problem is not None:
+        raise VenvstacksError(problem.message)
+    return _BY_NAME[name]
 
 
 def by_triple(triple: str) -> TargetPlatform:
-    """The platform whose PBS triple is `triple`; a VenvstacksError lists the known ones."""
-    try:
-        return _BY_TRIPLE[triple]
-    except KeyError:
-        raise VenvstacksError(f"unknown platform triple {triple!r}; known triples: {', '.join(_BY_TRIPLE)}") from None
+    """The platform whose PBS triple is `triple`; a VenvstacksError names the known ones by their short names."""
+    problem = triple_problem(triple)
+    if problem:
+        raise VenvstacksError(problem)
+    return _BY_TRIPLE[triple]

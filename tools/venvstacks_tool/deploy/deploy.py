@@ -3,20 +3,22 @@
 Archives are given in dependency order (the runtime first, then frameworks, then applications),
 each with the metadata JSON the build wrote for it. In order:
 
-1. every archive's metadata is read (`verify`); the deploy lock of DEST is taken, and what a
-   killed deploy left is put right (`transaction`);
-2. a layer whose archive sha256 is the one recorded for it in DEST (and whose directory exists)
-   is skipped, unless `--force`: redeploying an unchanged stack, or a second application on the
-   same framework, does not unpack the shared layers again;
-3. every other archive is checked against its metadata (size, sha256) before any is unpacked;
-4. each is unpacked into a fresh `.venvstacks-tmp-*` directory inside DEST, a sibling of the
-   deployed layers, so the layer's relative paths to its runtime and lower layers already
-   resolve there (`extract_layer`: the lean reader, else tarfile/zipfile, every member checked by
-   `extraction.Extraction`); the symlinks of the other layers in DEST must still resolve inside
-   DEST with its new symlinks (`Extraction.check_deployed_links`); its `postinstall.py` then
-   runs with the deployed runtime's interpreter; only then does it replace `DEST/<layer>`
-   (`transaction.swap_in`), and its sha256 and symlinks are recorded. On any failure the
-   staging directory is removed and the previous layer is left as it was.
+1. every archive's metadata is read (`verify`), and every archive is checked against it (size,
+   sha256, the layer its first member names) before any is unpacked; the deploy lock of DEST is
+   taken, and what a killed deploy left is put right (`transaction`);
+2. a layer whose checked archive sha256 is the one recorded for it in DEST (and whose directory
+   exists) is skipped, unless `--force`: redeploying an unchanged stack, or a second application
+   on the same framework, does not unpack the shared layers again;
+3. each other archive is unpacked into a fresh `.venvstacks-tmp-*` directory inside DEST, a
+   sibling of the deployed layers, so the layer's relative paths to its runtime and lower layers
+   already resolve there (`extract_layer`: the lean reader, else tarfile/zipfile, every member
+   checked by `extraction.Extraction`); the symlinks of the other layers in DEST must still
+   resolve inside DEST with its new symlinks (`Extraction.check_deployed_links`); its
+   `postinstall.py` then runs with the deployed runtime's interpreter; only then does it replace
+   `DEST/<layer>` (`transaction.swap_in`: one exchange where the system has it), and its sha256
+   and symlinks are recorded. On any failure the staging directory is removed and the previous
+   layer is left as it was; a failure of DEST's file system (full, read-only, refused) is named
+   by its cause (`dest_errors`), never blamed on the archive.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from venvstacks_tool.core.cli import add_repeatable, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.process import output_tail, run_captured
 from venvstacks_tool.core.protocol import POSTINSTALL_NAME, read_layer_config
-from venvstacks_tool.deploy import fallback, lean_tar, transaction, verify
+from venvstacks_tool.deploy import dest_errors, fallback, lean_tar, transaction, verify
 from venvstacks_tool.deploy.extraction import (
     OLD_PREFIX,
     TMP_PREFIX,
@@ -100,11 +102,11 @@ def extract_layer(
 
     The archive's top-level directory is stripped; its name is the layer name (it must be
     `expected_layer` when given; `metadata` names where that came from). Returns the finished
-    `Extraction` (its `layer`, its `links`). The archive is
-    read from `fileobj` (at its start) when given. Raises VenvstacksError naming the archive:
-    for an unsafe member (naming it), and "corrupt or truncated" for damaged data, whichever
-    reader saw it. A .tar.zst or .tar.xz is read by the lean reader, and by tarfile only when it
-    uses what the lean reader does not handle; a .zip by zipfile.
+    `Extraction` (its `layer`, its `links`). The archive is read from `fileobj` (at its start)
+    when given. Raises VenvstacksError naming the archive: for an unsafe member (naming it), and
+    "corrupt or truncated" for damaged data, whichever reader saw it; OSError when a write below
+    `target` fails. A .tar.zst or .tar.xz is read by the lean reader, and by tarfile only when
+    it uses what the lean reader does not handle; a .zip by zipfile.
     """
     origin = archive.name
     own = fileobj is None
@@ -135,10 +137,11 @@ def extract_layer(
     except ArchiveDamage as error:
         raise VenvstacksError(f"archive {origin!r}: corrupt or truncated: {error}") from error
     except OSError as error:
-        if error.filename is not None or fileobj is None:
-            # A failed write into DEST (or the archive cannot be opened) names its file.
-            raise VenvstacksError(f"archive {origin!r}: cannot unpack into {dest}: {error}") from error
-        raise VenvstacksError(f"archive {origin!r}: corrupt or truncated: {error}") from error
+        if fileobj is None:
+            raise VenvstacksError(f"archive {origin!r} cannot be read: {error.strerror}") from error
+        # No reader raises OSError for bad archive data (tarfile, zipfile, lzma and zstandard have
+        # their own errors): this is a write into DEST failing, which the caller names by its cause.
+        raise
     except Exception as error:
         # tarfile/zipfile errors, EOFError, lzma.LZMAError, zstandard.ZstdError: bad archive data.
         raise VenvstacksError(f"archive {origin!r}: corrupt or truncated: {error}") from error
@@ -168,10 +171,23 @@ def _run_postinstall(layer: str, staged: Path, final: Path, origin: str) -> None
         )
     result = run_captured([str(python), "-I", str(script)], cwd=staged)
     if result.returncode != 0:
-        output = output_tail(result.stdout + result.stderr)
+        output = result.stdout + result.stderr
+        error = dest_errors.error_in_output(output)
+        if error is not None:
+            raise error  # the child failed on DEST's file system: named by its cause, as ours are
         raise VenvstacksError(
-            f"archive {origin!r}: {POSTINSTALL_NAME} of layer {layer!r} failed (exit {result.returncode}):\n{output}"
+            f"archive {origin!r}: {POSTINSTALL_NAME} of layer {layer!r} failed (exit {result.returncode}):"
+            f"{_child_failure(output)}"
         )
+
+
+def _child_failure(output: str) -> str:
+    """A failed child's output for a message: a traceback's last line only (on the first line),
+    else the output's tail on the lines below."""
+    if "Traceback (most recent call last):" in output:
+        lines = [line for line in output.strip().splitlines() if line.strip()]
+        return f" {lines[-1].strip()}"
+    return f"\n{output_tail(output)}"
 
 
 def _swap_in(staged: Path, final: Path) -> None:
@@ -187,23 +203,45 @@ def _deploy_layer(
     `replaced_later` names the layers this deploy replaces after this one: their links on disk
     are not checked against the new layer (their new archives' links are, when they come).
     """
-    archive = expected.archive
-    staged = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=dest))
+    archive, layer = expected.archive, expected.layer
+    final = dest / layer
+    staged: Path | None = None
     try:
+        staged = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=dest))
         os.chmod(staged, 0o755)  # mkdtemp makes it 0700; it becomes the layer directory
         extraction = extract_layer(
-            archive, dest, staged, fileobj=fileobj, expected_layer=expected.layer, metadata=str(expected.metadata)
+            archive, dest, staged, fileobj=fileobj, expected_layer=layer, metadata=str(expected.metadata)
         )
-        layer = extraction.layer
         extraction.check_deployed_links(state.deployed_links({layer, *replaced_later}))
-        final = dest / layer
+        transaction.at_step("post-install")
         _run_postinstall(layer, staged, final, archive.name)
         state.forget(layer)
         _swap_in(staged, final)
+    except OSError as error:
+        if staged is not None:
+            shutil.rmtree(staged, ignore_errors=True)  # first: what is free is measured after
+        full = error.errno in dest_errors.SPACE
+        what = dest_errors.cause(
+            error,
+            dest,
+            needed=dest_errors.layer_size(fileobj, archive) if full else None,
+            shown_path=dest_errors.shown(error.filename, staged or final, final),
+        )
+        raise VenvstacksError(
+            f"cannot deploy layer {layer!r} into {str(dest)!r}: {what}; {str(final)!r} is left as it was"
+        ) from None
     except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
+        if staged is not None:
+            shutil.rmtree(staged, ignore_errors=True)
         raise
-    state.record(layer, expected.sha256, archive.name, extraction.symlinks())
+    try:
+        state.record(layer, expected.sha256, archive.name, extraction.symlinks())
+    except OSError as error:
+        raise VenvstacksError(
+            f"layer {layer!r} is deployed to {str(final)!r} but cannot be recorded in"
+            f" {transaction.STATE_NAME!r}: {dest_errors.cause(error, dest, needed=0)}; the next deploy unpacks it"
+            " again"
+        ) from None
     return layer
 
 
@@ -225,27 +263,36 @@ def deploy(
     paired = zip(archives, verify.pair_metadata(archives, metadata), strict=True)
     expected = [verify.read_expected(archive, meta) for archive, meta in paired]
     transaction.prepare_dest(dest)
-    with transaction.dest_lock(dest, lock_timeout):
-        transaction.recover(dest)
-        state = transaction.DeployState(dest)
-        todo = [i for i, e in enumerate(expected) if force or not state.is_deployed(e.layer, e.sha256)]
-        opened = verify.open_all_checked([expected[i] for i in todo])
-        try:
-            files = dict(zip(todo, opened, strict=True))
-            for i, item in enumerate(expected):
-                fileobj = files.get(i)
-                if fileobj is None:
-                    print(
-                        f"layer {item.layer!r} is already deployed (archive sha256 {item.sha256}); skipped", flush=True
-                    )
-                    continue
-                later = {expected[j].layer for j in todo if j > i}
-                layer = _deploy_layer(item, fileobj, dest, state, later)
-                print(f"deployed layer {layer!r} to {dest / layer}", flush=True)
-        finally:
-            for fileobj in opened:
-                fileobj.close()
+    checked = verify.open_all_checked(expected)
+    try:
+        with transaction.dest_lock(dest, lock_timeout):
+            _deploy_checked(expected, checked, dest, force)
+    except OSError as error:
+        # What no step above names more precisely (recovery, the lock file): still one line.
+        raise VenvstacksError(f"cannot deploy into {str(dest)!r}: {dest_errors.cause(error, dest)}") from None
+    finally:
+        for item in checked:
+            item.fileobj.close()
     return [e.layer for e in expected]
+
+
+def _deploy_checked(expected: list[verify.Expected], checked: list[verify.Checked], dest: Path, force: bool) -> None:
+    """Deploy the checked archives in order, under DEST's lock, skipping those already deployed."""
+    transaction.recover(dest)
+    state = transaction.DeployState(dest)
+    # Skipped only on the archive's own sha256 (just computed) and the layer its first member names.
+    todo = [
+        i
+        for i, (e, c) in enumerate(zip(expected, checked, strict=True))
+        if force or c.layer != e.layer or not state.is_deployed(e.layer, e.sha256)
+    ]
+    for i, item in enumerate(expected):
+        if i not in todo:
+            print(f"layer {item.layer!r} is already deployed (archive sha256 {item.sha256}); skipped", flush=True)
+            continue
+        later = {expected[j].layer for j in todo if j > i}
+        layer = _deploy_layer(item, checked[i].fileobj, dest, state, later)
+        print(f"deployed layer {layer!r} to {dest / layer}", flush=True)
 
 
 def main(argv: list[str]) -> int:

@@ -72,6 +72,13 @@ def split_name(raw: str, origin: str) -> tuple[str, ...]:
     return parts
 
 
+def layer_mismatch(origin: str, layer: str, metadata: str, expected: str) -> VenvstacksError:
+    """The error for an archive that holds `layer` given with the metadata of layer `expected`."""
+    return VenvstacksError(
+        f"archive {origin!r} holds layer {layer!r}, but its metadata {metadata!r} is for layer {expected!r}"
+    )
+
+
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -149,10 +156,7 @@ class Extraction:
         if not is_layer_name(layer):
             raise VenvstacksError(f"archive {origin!r}: {layer!r} is not a valid layer directory name")
         if self.expected_layer and layer != self.expected_layer:
-            raise VenvstacksError(
-                f"archive {origin!r} holds layer {layer!r}, but its metadata {self.metadata!r} is for layer"
-                f" {self.expected_layer!r}"
-            )
+            raise layer_mismatch(origin, layer, self.metadata, self.expected_layer)
         self.layer = layer
         self.made.add((layer,))
 

@@ -7,8 +7,12 @@
   `.venvstacks-old-X` (the previous layer X, renamed aside during the swap) is renamed back when
   there is no `X` (the kill came between the two renames), else removed; every `.venvstacks-tmp-*`
   (a staging directory, or the state file being written) is removed.
-* **The swap** (`swap_in`): the old layer is renamed to `.venvstacks-old-X`, the staged one to `X`,
-  and the old one removed: a kill at any point leaves the old or the new layer, never none.
+* **The swap** (`swap_in`): where the system can exchange two entries in one call (`exchange`:
+  Linux, macOS), the staged layer and `X` trade places, so `X` is the old or the new layer at
+  every instant, and the old one, now under the staging name, is removed. Elsewhere (Windows, or
+  a file system that refuses the exchange) the old layer is renamed to `.venvstacks-old-X`, the
+  staged one to `X`, and the old one removed: a kill between the two renames leaves no `X` until
+  the next deploy's recovery renames the old one back.
 * **The state** (`DEST/.venvstacks-deployed.json`): the archive sha256 of each layer deployed and
   post-installed, its symlinks, and the DEST it was deployed to (post-install writes absolute
   paths). The layer's entry is dropped before its swap and written after it, atomically, so it
@@ -32,6 +36,7 @@ from typing import Any
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import json_bytes
 from venvstacks_tool.core.protocol import is_layer_name, is_sha256
+from venvstacks_tool.deploy import dest_errors, exchange
 from venvstacks_tool.deploy.extraction import OLD_PREFIX, TMP_PREFIX
 
 LOCK_NAME = ".venvstacks-deploy.lock"
@@ -40,6 +45,13 @@ STATE_NAME = ".venvstacks-deployed.json"
 # in well under a minute, so waiting longer means the other deploy is stuck.
 DEFAULT_LOCK_TIMEOUT = 300.0
 _POLL = 0.1
+
+
+def at_step(name: str) -> None:
+    """A point of a layer's commit (swap, state writes) just before DEST changes; does nothing.
+
+    The kill tests replace it in a deploy subprocess to SIGKILL the deploy at every such point.
+    """
 
 
 def prepare_dest(dest: Path) -> None:
@@ -51,7 +63,8 @@ def prepare_dest(dest: Path) -> None:
     except OSError as error:
         raise VenvstacksError(f"cannot create the deploy destination {str(dest)!r}: {error.strerror}") from error
     if not os.access(dest, os.W_OK | os.X_OK):
-        raise VenvstacksError(f"deploy destination {str(dest)!r} is not writable")
+        why = "its file system is read-only" if dest_errors.is_read_only(dest) else "permission denied"
+        raise VenvstacksError(f"deploy destination {str(dest)!r} is not writable: {why}")
 
 
 def try_lock(fd: int) -> bool:
@@ -150,29 +163,61 @@ def recover(dest: Path) -> None:
                 os.rename(path, dest / layer)
                 print(f"restored layer {layer!r} that an interrupted deploy had moved aside", file=sys.stderr)
             else:
-                _remove(path)
+                _remove_leftover(path)
         elif name.startswith(TMP_PREFIX):
-            _remove(path)
+            _remove_leftover(path)
 
 
-def swap_in(staged: Path, final: Path) -> None:
-    """Move `staged` to `final`; an existing `final` is renamed aside first and removed after.
+def _remove_leftover(path: str) -> None:
+    """Remove what a killed or failed deploy left; one that cannot be removed is only named."""
+    try:
+        _remove(path)
+    except OSError as error:
+        # Nothing deployed depends on it: a refused permission must not stop every later deploy.
+        print(f"venvstacks: warning: cannot remove {path!r}: {error.strerror}; remove it by hand", file=sys.stderr)
 
-    A kill between the two renames leaves `.venvstacks-old-<layer>`, which `recover` renames back.
+
+def swap_in(staged: Path, final: Path) -> bool:
+    """Put the directory `staged` at `final`; an existing `final` is replaced, then removed.
+
+    Exchanged in one system call where the system can (returns True), else two renames (False):
+    an existing `final` is renamed aside to `.venvstacks-old-<layer>` first, which `recover`
+    renames back if a kill comes between the two.
     """
     if not os.path.lexists(final):
+        at_step("rename-new")
         os.rename(staged, final)
-        return
+        return True
+    at_step("exchange")
+    if exchange.exchange(staged, final):
+        # `staged` holds the old layer now, under a staging name that `recover` removes.
+        at_step("remove-old")
+        _remove_old(staged)
+        return True
     old = final.parent / (OLD_PREFIX + final.name)
     if os.path.lexists(old):
         _remove(os.fspath(old))  # left by a deploy killed after its swap; `final` is whole
+    at_step("rename-old-aside")
     os.rename(final, old)
+    at_step("rename-new")
     try:
         os.rename(staged, final)
     except BaseException:
         os.rename(old, final)
         raise
-    _remove(os.fspath(old))
+    at_step("remove-old")
+    _remove_old(old)
+    return False
+
+
+def _remove_old(path: Path) -> None:
+    """Remove a replaced layer; what cannot be removed is left to the next deploy's recovery."""
+    shutil.rmtree(path, ignore_errors=True)
+    if os.path.lexists(path):
+        print(
+            f"venvstacks: warning: cannot remove the replaced layer {str(path)!r} now; the next deploy removes it",
+            file=sys.stderr,
+        )
 
 
 def _walk_symlinks(dest: Path, layer: str) -> dict[str, str]:
@@ -245,5 +290,12 @@ class DeployState:
         # A fixed temp name in the TMP_PREFIX namespace: the lock makes it ours, and recovery
         # removes it if a kill leaves it.
         tmp = self.dest / f"{TMP_PREFIX}{STATE_NAME.lstrip('.')}"
-        tmp.write_bytes(json_bytes({"dest": os.fspath(self.dest), "layers": self.layers}))
-        os.replace(tmp, self.path)
+        at_step("write-state")
+        try:
+            tmp.write_bytes(json_bytes({"dest": os.fspath(self.dest), "layers": self.layers}))
+            at_step("replace-state")
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # a full disk must not leave it for the next deploy
+            raise

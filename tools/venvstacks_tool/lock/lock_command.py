@@ -42,7 +42,14 @@ from typing import TYPE_CHECKING
 from venvstacks_tool.core.cli import add_repeatable, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import write_bytes_atomic
-from venvstacks_tool.core.platforms import PBS_FLOORS, PLATFORMS, TargetPlatform, WheelFloors, by_triple, parse_floor
+from venvstacks_tool.core.platforms import (
+    PBS_FLOORS,
+    TargetPlatform,
+    WheelFloors,
+    by_triple,
+    parse_floor,
+    platforms_problem,
+)
 from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.core.protocol import LAYER_KINDS, PYTHON_VERSION_RE
 from venvstacks_tool.lock import pylock, resolve, uv_resolver
@@ -182,16 +189,16 @@ def _add_layer_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _checked_platforms(layer: str, triples: Sequence[str]) -> tuple[str, ...]:
-    """`triples` sorted; an unknown or repeated one is a VenvstacksError listing the known triples."""
-    known = ", ".join(platform.triple for platform in PLATFORMS)
-    for triple in triples:
-        by_triple(triple)  # raises, listing the known triples
-    repeated = sorted({triple for triple in triples if triples.count(triple) > 1})
-    if repeated:
-        raise VenvstacksError(
-            f"layer '{layer}': --platform {', '.join(repeated)} given more than once; known triples: {known}"
-        )
+    """`triples` sorted; an unknown or repeated one is a VenvstacksError naming the known platforms."""
+    problem = platforms_problem(triples)
+    if problem is not None:
+        raise VenvstacksError(f"layer '{layer}': --platform: {problem.message}")
     return tuple(sorted(triples))
+
+
+def _names(triples: Sequence[str]) -> str:
+    """The short names of `triples`, for messages: "linux_x86_64, windows_x86_64"."""
+    return ", ".join(by_triple(triple).name for triple in triples)
 
 
 def _layer_inputs(args: argparse.Namespace) -> LayerInputs:
@@ -395,8 +402,8 @@ def _read_inputs(request: LayerInputs) -> _Inputs:
         if sorted(lock.platforms) != list(request.platforms):
             # Per-platform constraints need the lower layer's choice on every platform of this one.
             raise VenvstacksError(
-                f"layer '{request.layer_name}' is locked for {', '.join(request.platforms)} but layer '{layer}'"
-                f" for {', '.join(sorted(lock.platforms))} ({path}); lock both for the same platforms"
+                f"layer '{request.layer_name}' is locked for {_names(request.platforms)} but layer '{layer}'"
+                f" for {_names(sorted(lock.platforms))} ({path}); lock both for the same platforms"
             )
         lower_locks.append(_LowerLock(layer, path, data, lock))
     return _Inputs(requirements_in, lower_locks)

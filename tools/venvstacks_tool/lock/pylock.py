@@ -73,7 +73,7 @@ from typing import Any
 
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import write_bytes_atomic
-from venvstacks_tool.core.platforms import by_triple
+from venvstacks_tool.core.platforms import by_triple, platforms_problem, triple_problem
 from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.core.protocol import LAYER_KINDS, PYTHON_VERSION_RE, is_sha256
 
@@ -380,8 +380,10 @@ def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
     Reads the multi-platform form and the older single-platform one (`platform = "<triple>"`, no
     platform-wheels tables; each package's one wheel installs on that platform). Raises
     VenvstacksError for invalid TOML, an unsupported `lock-version`, a missing or mistyped key, a
-    sha256 that is not 64 lowercase hex digits, a wheel `path` outside the workspace, or a
-    platform-wheels table that names a platform or wheel the lock does not have.
+    sha256 that is not 64 lowercase hex digits, a wheel `path` outside the workspace, a
+    platform-wheels table that names a platform or wheel the lock does not have, or a triple
+    that is no platform of rules_venvstacks or is repeated in `platforms` (this one as
+    `<source>:<line>: ...`, the line where the triple is, as the extension's reader says it).
 
     `location` is the lock's path relative to its workspace root (default: `source`), which says
     how far a wheel's `path` may climb with `..`; an absolute one refuses absolute paths only.
@@ -412,6 +414,9 @@ def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
         platforms = r.strings(meta, "platforms", where)
         if not platforms:
             raise r.fail(where, "'platforms' is empty")
+    problem = platforms_problem(platforms)
+    if problem is not None:
+        raise _at_line(source, _platforms_line(text, platforms, problem.index, legacy), problem.message)
     requirements = r.strings(meta, "requirements", where)
     provided = []
     for index, item in enumerate(r.array(meta, "provided", where)):
@@ -461,7 +466,7 @@ def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
             )
         if not wheels:
             raise r.fail(package_where, "has no wheels")
-        platform_wheels = _platform_wheels(r, entry, package_where, legacy, platforms, wheels)
+        platform_wheels = _platform_wheels(r, text, entry, package_where, legacy, platforms, wheels)
         packages.append(LockedPackage(name, package_version, wheels, platform_wheels, marker))
 
     return Lock(
@@ -477,7 +482,13 @@ def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
 
 
 def _platform_wheels(
-    r: _Reader, entry: dict[str, Any], where: str, legacy: bool, platforms: list[str], wheels: list[LockedWheel]
+    r: _Reader,
+    text: str,
+    entry: dict[str, Any],
+    where: str,
+    legacy: bool,
+    platforms: list[str],
+    wheels: list[LockedWheel],
 ) -> dict[str, str]:
     """{triple -> wheel file name} of a package table, checked against the lock's platforms and the package's wheels."""
     tool = entry.get("tool")
@@ -493,14 +504,54 @@ def _platform_wheels(
     names = {wheel.name for wheel in wheels}
     result = {}
     for triple, file_name in table.items():
+        problem = triple_problem(triple)
+        if problem:
+            raise _at_line(r.source, _line_of(text, _key_line(triple)), problem)
+        name = by_triple(triple).name
         if triple not in platforms:
-            raise r.fail(where, f"platform-wheels names {triple!r}, which is not among the lock's platforms")
+            known = ", ".join(by_triple(known).name for known in platforms)
+            raise r.fail(where, f"platform-wheels names {name}, which is not among the lock's platforms ({known})")
         if not isinstance(file_name, str) or file_name not in names:
-            raise r.fail(where, f"platform-wheels gives {triple} the wheel {file_name!r}, which is not in its wheels")
+            raise r.fail(where, f"platform-wheels gives {name} the wheel {file_name!r}, which is not in its wheels")
         result[triple] = file_name
     if not result:
         raise r.fail(where, "its platform-wheels table is empty")
     return result
+
+
+def _item_line(value: str) -> re.Pattern[str]:
+    """A line that holds one item of an array written one item a line, as the writer does (`    "<value>",`)."""
+    return re.compile(rf'\s*"{re.escape(value)}"\s*,?\s*(#.*)?')
+
+
+def _key_line(key: str) -> re.Pattern[str]:
+    """A line that gives `key` its value (`<key> = ...`, the key bare or quoted)."""
+    return re.compile(rf'\s*("{re.escape(key)}"|{re.escape(key)})\s*=.*')
+
+
+def _line_of(text: str, pattern: re.Pattern[str], occurrence: int = 0) -> int | None:
+    """The number (from 1) of the line of `text` that is the `occurrence`-th (from 0) to match `pattern` whole."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.fullmatch(line):
+            if occurrence == 0:
+                return number
+            occurrence -= 1
+    return None
+
+
+def _platforms_line(text: str, platforms: list[str], index: int, legacy: bool) -> int | None:
+    """The line of `platforms[index]` in the lock: its line of the `platforms` array, or the `platform` key's."""
+    if legacy:
+        return _line_of(text, _key_line("platform"))
+    value = platforms[index]
+    # A repeated triple is refused at its second line, as the Starlark reader refuses it.
+    found = _line_of(text, _item_line(value), platforms[:index].count(value))
+    return found if found is not None else _line_of(text, _key_line("platforms"))
+
+
+def _at_line(source: str, line: int | None, message: str) -> VenvstacksError:
+    """An error naming the file and the line (`<source>:<line>: <message>`), as fetch/pylock.bzl refuses."""
+    return VenvstacksError(f"{source}:{line}: {message}" if line is not None else f"{source}: {message}")
 
 
 def read_lock(path: Path, source: str | None = None, *, location: str | None = None) -> Lock:

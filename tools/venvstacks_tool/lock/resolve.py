@@ -44,7 +44,7 @@ from typing import Any
 
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import sha256_file
-from venvstacks_tool.core.platforms import PBS_FLOORS, TargetPlatform, WheelFloors
+from venvstacks_tool.core.platforms import PBS_FLOORS, TargetPlatform, WheelFloors, platforms_problem
 from venvstacks_tool.core.process import output_tail, run_captured
 from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.core.protocol import is_sha256
@@ -160,9 +160,9 @@ def resolve(
     if not platforms:
         raise VenvstacksError(f"layer '{layer}': no target platform to resolve for")
     triples = [platform.triple for platform in platforms]
-    duplicates = sorted({triple for triple in triples if triples.count(triple) > 1})
-    if duplicates:
-        raise VenvstacksError(f"layer '{layer}': platform listed twice: {', '.join(duplicates)}")
+    problem = platforms_problem(triples)
+    if problem is not None:
+        raise VenvstacksError(f"layer '{layer}': {problem.message}")
     unknown = sorted(set(constraints) - set(triples))
     if unknown:
         # Also catches a flat {name -> version} mapping passed by mistake: its keys are no triples.
