@@ -66,7 +66,7 @@ DOCUMENTED_REMOTE_FLAGS = ("--remote_timeout=120s", REMOTE_EXECUTION_SETTING)
 # metadata action, which reads the records of the layers below.
 RECORDS_REGEX = "--remote_download_regex=.*\\.json$"
 # The first line of a `.lock` target run with the remote execution setting.
-RUNS_LOCALLY = "{target}: locking runs on this machine, not on the remote executor: pip needs the network"
+RUNS_LOCALLY = "{target}: locking runs on this machine, not on the remote executor: the resolver needs the network"
 # examples/stack's layers, runtime first (each has an archive and a metadata file in bazel-bin/stacks).
 EXAMPLE_LAYERS = ("cpython3_11", "numpy_framework", "app_report", "app_stats")
 LOCAL_RUNNERS = ("linux-sandbox", "processwrapper-sandbox", "local", "worker", "sandboxed")

@@ -72,22 +72,30 @@ def _lock_packages(path: Path) -> dict[str, str]:
     return {package["name"]: package["version"] for package in lock.get("packages", [])}
 
 
-def test_the_stack_locks_every_layer_in_one_command(stack: Stack) -> None:
-    """`bazel run //:stack.lock`: lower layers first, unchanged ones kept, missing ones written."""
+@pytest.mark.parametrize("resolver", ["pip", "uv"])
+def test_the_stack_locks_every_layer_in_one_command(stack: Stack, resolver: str) -> None:
+    """`bazel run //:stack.lock`: lower layers first, unchanged ones kept, missing ones written.
+
+    With either resolver (//settings:resolver), to the same files: the fixture's locks are pip's.
+    """
     root = stack.workspace.root
+    setting = f"--@rules_venvstacks//settings:resolver={resolver}"
     saved = {path: path.read_text() for path in sorted(root.glob("pylock.*.toml"))}
     assert {path.name for path in saved} == {"pylock.framework.toml", "pylock.app.toml", "pylock.hello.toml"}
-    kept = stack.workspace.bazel("run", "//:stack.lock")
+    kept = stack.workspace.bazel("run", setting, "//:stack.lock")
     for layer in ("framework", "app", "hello"):
         assert f"layer '{layer}' is up to date" in kept.stdout, kept.stdout
     for path in saved:
         path.unlink()
-    written = stack.workspace.bazel("run", "//:stack.lock")
+    written = stack.workspace.bazel("run", setting, "//:stack.lock")
     order = [line.split("'")[1] for line in written.stdout.splitlines() if line.startswith("venvstacks: locked layer")]
     assert order[0] == "framework" and sorted(order) == ["app", "framework", "hello"], written.stdout
+    assert written.stderr.count(f"with {resolver}...") == 3, written.stderr
     # Both applications read only the framework's lock: one wave, locked at the same time.
     script = stack.workspace.output("stack.lock.sh").read_text()
     assert script.count("pids+=($!)") == 2 and script.count("pids=()") == 1, script
+    # uv is the pinned wheel's binary, from its own repository (fetched by Bazel's downloader).
+    assert ("venvstacks_uv_linux_x86_64/unpacked/uv-" in script) is (resolver == "uv"), script
     for path, text in saved.items():
         assert path.read_text() == text, f"{path.name}: the same inputs resolve to the same lock"
 

@@ -15,7 +15,7 @@ import pytest
 
 from venvstacks_tool.build import layer
 from venvstacks_tool.core import archive, protocol
-from venvstacks_tool.lock import resolve
+from venvstacks_tool.lock import index_options
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 CONSTANTS_BZL = CHECKOUT / "rules_venvstacks" / "private" / "common" / "constants.bzl"
@@ -41,7 +41,7 @@ def bzl_constants(path: Path) -> dict[str, object]:
         ("PYTHON_PRE_RELEASES", list(protocol.PYTHON_PRE_RELEASES)),
         ("ARCHIVE_FORMATS", list(archive.ARCHIVE_FORMATS)),
         ("BYTECODE_MODES", list(layer.BYTECODE_MODES)),
-        ("DEFAULT_INDEX_URL", resolve.DEFAULT_INDEX_URL),
+        ("DEFAULT_INDEX_URL", index_options.DEFAULT_INDEX_URL),
         ("LAYER_NAME_MAX_LENGTH", protocol.LAYER_NAME_MAX_LENGTH),
     ],
 )

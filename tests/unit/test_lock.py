@@ -2,8 +2,10 @@
 
 The resolver tests are end to end: real wheels built here, served from a PEP 503 index on
 127.0.0.1 (tests/support/wheel_index.py), resolved by the real pip in child processes, one per
-target platform, as `bazel run <layer>.lock` does. The multi-platform tests against the real PyPI
-lock numpy and click for all five PBS platforms (metadata and hashes only: no wheel is downloaded).
+target platform, as `bazel run <layer>.lock` does, and each again by the real uv from PyPI (the
+`resolver` fixture: the same test, both resolvers, the same lock expected). The multi-platform
+tests against the real PyPI lock numpy and click for all five PBS platforms (metadata and hashes
+only: no wheel is downloaded), with both resolvers, and compare their locks.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
+import uv
 
 from venvstacks_testing.wheel_index import WheelIndex
 from venvstacks_tool.core import cli
@@ -34,6 +37,24 @@ WINDOWS = "x86_64-pc-windows-msvc"
 LINUX_MARKER = "sys_platform == 'linux' and platform_machine == 'x86_64'"
 WINDOWS_MARKER = "sys_platform == 'win32' and platform_machine == 'AMD64'"
 ALL = tuple(sorted(p.triple for p in PLATFORMS))
+# What `Layer.lock_argv` adds to choose the resolver; the `resolver` fixture sets it.
+_RESOLVER_ARGV: list[str] = []
+
+
+RESOLVERS = ("pip", "uv")
+
+
+def resolver_argv(resolver: str) -> list[str]:
+    """`lock`'s arguments choosing `resolver`: pip's (the default), or uv's (the uv wheel of tests/requirements.txt)."""
+    return ["--resolver", "uv", "--uv", uv.find_uv_bin()] if resolver == "uv" else []
+
+
+@pytest.fixture(params=RESOLVERS)
+def resolver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test once with pip's resolver and once with uv's."""
+    monkeypatch.setattr(sys.modules[__name__], "_RESOLVER_ARGV", resolver_argv(request.param))
+    return str(request.param)
+
 
 # --- inputs_hash ---------------------------------------------------------------------------------
 
@@ -174,6 +195,7 @@ class Layer:
             str(self.workspace),
             "--output-lock",
             self.lock_path,
+            *_RESOLVER_ARGV,
             *more,
         ]
 
@@ -533,6 +555,7 @@ def wheel_of(wheels: WheelIndex, url: str, file_name: str) -> pylock.LockedWheel
     return pylock.LockedWheel(file_name, url.removesuffix("/simple") + "/files/" + file_name, digest)
 
 
+@pytest.mark.usefixtures("resolver")
 def test_lock_resolves_a_dependency_graph(
     workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -584,6 +607,7 @@ def test_lock_resolves_a_dependency_graph(
     assert cli.main(app.check_argv()) == 0
 
 
+@pytest.mark.usefixtures("resolver")
 def test_an_unchanged_layer_relocks_without_the_index(
     workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -604,6 +628,7 @@ def test_an_unchanged_layer_relocks_without_the_index(
     assert cli.main(app.lock_argv("--upgrade")) == 1
 
 
+@pytest.mark.usefixtures("resolver")
 def test_a_raised_glibc_floor_admits_newer_manylinux_wheels(
     workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -611,7 +636,13 @@ def test_a_raised_glibc_floor_admits_newer_manylinux_wheels(
     wheels, url = index
     wheels.add_wheel("modern", "1.0", tag=f"{CP}-{CP}-manylinux_2_28_x86_64")
     app = Layer(workspace, "app", index_url=url, requirements=("modern",))
-    assert "no wheel of 'modern' for linux_x86_64" in lock_failure(app, capsys)
+    failure = lock_failure(app, capsys)
+    assert "no wheel of 'modern' for linux_x86_64" in failure
+    # The failing platform is tried again at glibc 2.28, where it resolves: the message says what to set.
+    assert failure.endswith(
+        '; linux_x86_64 resolve(s) with glibc_minimum = "2.28" on venvstacks.runtime (the wheels then need that'
+        " glibc or macOS; docs/platforms.md#wheel-floors-the-oldest-glibc-and-macos)"
+    )
     raised = Layer(workspace, "app", index_url=url, requirements=("modern",), extra=("--glibc-minimum", "2.28"))
     assert cli.main(raised.lock_argv()) == 0
     assert [w.name for w in raised.read_lock().packages[0].wheels] == [
@@ -623,6 +654,7 @@ def test_a_raised_glibc_floor_admits_newer_manylinux_wheels(
     assert "--glibc-minimum: '2.x' is not a version like 2.28" in lock_failure(bad, capsys)
 
 
+@pytest.mark.usefixtures("resolver")
 def test_one_lock_for_two_platforms_with_markers_and_platform_wheels(
     workspace: Path, index: tuple[WheelIndex, str]
 ) -> None:
@@ -662,6 +694,7 @@ def test_one_lock_for_two_platforms_with_markers_and_platform_wheels(
     assert cli.main(app.check_argv()) == 0
 
 
+@pytest.mark.usefixtures("resolver")
 def test_a_package_without_a_wheel_for_one_platform_names_package_platform_and_layer(
     workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -676,7 +709,7 @@ def test_a_package_without_a_wheel_for_one_platform_names_package_platform_and_l
 
 
 def test_an_upper_layer_is_constrained_per_platform(
-    workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
+    workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str], resolver: str
 ) -> None:
     _, url = index
     both = (LINUX, WINDOWS)
@@ -726,23 +759,34 @@ def test_an_upper_layer_is_constrained_per_platform(
     assert cli.main(framework.lock_argv()) == 0
     capsys.readouterr()
     app.requirements = ("eps",)
-    assert lock_failure(app, capsys) == (
-        f"venvstacks: error: layer 'app': the requirements conflict on windows_x86_64 (Python {PY}): eps 1.0 depends"
-        " on gamma>=0.6; layer 'framework' (stacks/framework.pylock.toml) pins gamma==0.5"
+    failure = lock_failure(app, capsys)
+    assert failure.startswith(
+        f"venvstacks: error: layer 'app': the requirements conflict on windows_x86_64 (Python {PY}): "
     )
+    assert "layer 'framework' (stacks/framework.pylock.toml) pins gamma==0.5" in failure
+    if resolver == "pip":
+        assert failure.endswith(
+            ": eps 1.0 depends on gamma>=0.6; layer 'framework' (stacks/framework.pylock.toml) pins gamma==0.5"
+        )
+    else:  # uv's own explanation follows the pin
+        assert "eps depend on gamma>=0.6" in failure
 
 
 def test_conflicting_requirements_of_one_layer(
-    workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
+    workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str], resolver: str
 ) -> None:
     _, url = index
     app = Layer(workspace, "app", index_url=url, requirements=("eps", "gamma < 0.6"))
-    assert lock_failure(app, capsys) == (
-        f"venvstacks: error: layer 'app': the requirements conflict on linux_x86_64 (Python {PY}): layer 'app'"
-        " requires gamma<0.6; eps 1.0 depends on gamma>=0.6"
-    )
+    prefix = f"venvstacks: error: layer 'app': the requirements conflict on linux_x86_64 (Python {PY}): "
+    expected = {
+        "pip": "layer 'app' requires gamma<0.6; eps 1.0 depends on gamma>=0.6",
+        "uv": "Because all versions of eps depend on gamma>=0.6 and you require eps, we can conclude that you require"
+        " gamma>=0.6. And because you require gamma<0.6, we can conclude that your requirements are unsatisfiable.",
+    }
+    assert lock_failure(app, capsys) == prefix + expected[resolver]
 
 
+@pytest.mark.usefixtures("resolver")
 def test_a_package_with_only_an_sdist_fails_by_name(
     workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -755,16 +799,22 @@ def test_a_package_with_only_an_sdist_fails_by_name(
 
 
 def test_no_version_satisfies_the_requirement(
-    workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
+    workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str], resolver: str
 ) -> None:
     _, url = index
     app = Layer(workspace, "app", index_url=url, requirements=("beta>=3",))
+    why = {
+        "pip": "versions with a wheel: 1.0, 2.0",
+        "uv": "uv: Because only beta<=2.0 is available and you require beta>=3, we can conclude that your"
+        " requirements are unsatisfiable.",
+    }
     assert lock_failure(app, capsys) == (
         f"venvstacks: error: layer 'app': no version of 'beta' that satisfies 'beta>=3' has a wheel for"
-        f" linux_x86_64 (Python {PY}) (versions with a wheel: 1.0, 2.0)"
+        f" linux_x86_64 (Python {PY}) ({why[resolver]})"
     )
 
 
+@pytest.mark.usefixtures("resolver")
 def test_a_project_missing_from_the_index(
     workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -779,6 +829,7 @@ def test_a_project_missing_from_the_index(
     assert "DEBUG" not in err
 
 
+@pytest.mark.usefixtures("resolver")
 def test_host_pip_configuration_is_ignored_and_credentials_are_not_written(
     workspace: Path, index: tuple[WheelIndex, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -789,6 +840,11 @@ def test_host_pip_configuration_is_ignored_and_credentials_are_not_written(
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_ONLY_BINARY", "none")
     monkeypatch.setenv("PIP_REQUIRE_VIRTUALENV", "1")
+    uv_config = tmp_path / "uv.toml"
+    uv_config.write_text('no-index = true\nconstraint-dependencies = ["gamma==0.5"]\n')
+    monkeypatch.setenv("UV_CONFIG_FILE", str(uv_config))
+    monkeypatch.setenv("UV_NO_INDEX", "1")
+    monkeypatch.setenv("UV_CONSTRAINT", "/nonexistent/constraints.txt")
     credentialed = url.replace("http://", "http://alice:s3cret@")
     app = Layer(workspace, "app", index_url=credentialed, requirements=("delta",))
     assert cli.main(app.lock_argv()) == 0
@@ -803,6 +859,7 @@ def test_host_pip_configuration_is_ignored_and_credentials_are_not_written(
     assert os.environ["PIP_NO_INDEX"] == "1"
 
 
+@pytest.mark.usefixtures("resolver")
 def test_find_links_relative_to_the_workspace_and_kept_versions(workspace: Path, index: tuple[WheelIndex, str]) -> None:
     wheels, url = index
     local = WheelIndex(workspace / "local")
@@ -825,6 +882,7 @@ def test_find_links_relative_to_the_workspace_and_kept_versions(workspace: Path,
     assert [(p.name, p.version) for p in app.read_lock().packages] == [("gamma", "0.7"), ("local-tool", "0.1")]
 
 
+@pytest.mark.usefixtures("resolver")
 def test_find_links_outside_the_workspace_are_refused(
     workspace: Path, index: tuple[WheelIndex, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -837,10 +895,12 @@ def test_find_links_outside_the_workspace_are_refused(
     assert "outside the workspace; put the find-links directory in the workspace" in lock_failure(app, capsys)
 
 
+@pytest.mark.usefixtures("resolver")
 def test_an_unreachable_index_is_reported(
     workspace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PIP_RETRIES", "0")  # a transport setting: kept while pip runs
+    monkeypatch.setenv("UV_HTTP_RETRIES", "0")  # uv's
     app = Layer(workspace, "app", index_url="http://127.0.0.1:9/simple", requirements=("alpha",))
     assert lock_failure(app, capsys).startswith(
         "venvstacks: error: layer 'app': cannot read the package index for 'alpha' (linux_x86_64)"
@@ -875,24 +935,40 @@ class PyPIStack:
 
 
 @pytest.fixture(scope="module")
-def pypi_stack(tmp_path_factory: pytest.TempPathFactory) -> PyPIStack:
-    """numpy_framework (`numpy>=2,<3`) and app (`click==8.1.8`, pywin32 on Windows, numpy) for all five platforms."""
-    root = tmp_path_factory.mktemp("pypi") / "ws"
+def pypi_stacks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, PyPIStack]:
+    """The stack of `lock_pypi_stack`, locked once with each resolver."""
+    return {resolver: lock_pypi_stack(tmp_path_factory, resolver) for resolver in RESOLVERS}
+
+
+@pytest.fixture(params=RESOLVERS)
+def pypi_stack(request: pytest.FixtureRequest, pypi_stacks: dict[str, PyPIStack]) -> PyPIStack:
+    """The PyPI stack as locked by one resolver (each test runs with both)."""
+    return pypi_stacks[request.param]
+
+
+def lock_pypi_stack(tmp_path_factory: pytest.TempPathFactory, resolver: str) -> PyPIStack:
+    """numpy_framework (`numpy>=2,<3`) and app (click, pywin32 on Windows, uvloop elsewhere, numpy): five platforms."""
+    root = tmp_path_factory.mktemp(f"pypi-{resolver}") / "ws"
     (root / "stacks").mkdir(parents=True)
     framework = Layer(
         root, "numpy_framework", kind="framework", index_url=lock.DEFAULT_INDEX_URL, requirements=("numpy>=2,<3",)
     )
     framework.platforms = ALL
-    assert cli.main(framework.lock_argv()) == 0
+    assert cli.main(framework.lock_argv(*resolver_argv(resolver))) == 0
     app = Layer(
         root,
         "app",
         index_url=lock.DEFAULT_INDEX_URL,
-        requirements=("click==8.1.8", 'pywin32; sys_platform == "win32"', "numpy"),
+        requirements=(
+            "click==8.1.8",
+            'pywin32; sys_platform == "win32"',
+            'uvloop==0.23.0; sys_platform != "win32"',
+            "numpy",
+        ),
         lower=(("numpy_framework", str(root / framework.lock_path)),),
         platforms=ALL,
     )
-    assert cli.main(app.lock_argv()) == 0
+    assert cli.main(app.lock_argv(*resolver_argv(resolver))) == 0
     return PyPIStack(root, framework, app)
 
 
@@ -917,7 +993,7 @@ def test_pypi_numpy_framework_has_one_version_and_a_wheel_per_platform(pypi_stac
 def test_pypi_app_windows_only_packages_have_their_marker(pypi_stack: PyPIStack) -> None:
     locked = pypi_stack.app.read_lock()
     by_name = {p.name: p for p in locked.packages}
-    assert sorted(by_name) == ["click", "colorama", "pywin32"]
+    assert sorted(by_name) == ["click", "colorama", "pywin32", "uvloop"]
     assert by_name["click"].version == "8.1.8" and by_name["click"].marker == ""
     assert set(by_name["click"].platform_wheels.values()) == {"click-8.1.8-py3-none-any.whl"}
     # click 8.1.8's `Requires-Dist: colorama; platform_system == "Windows"`, and a requirement's own marker.
@@ -925,6 +1001,11 @@ def test_pypi_app_windows_only_packages_have_their_marker(pypi_stack: PyPIStack)
         assert by_name[name].marker == WINDOWS_MARKER
         assert list(by_name[name].platform_wheels) == [WINDOWS]
     assert re.fullmatch(rf"pywin32-\d+-{CP}-{CP}-win_amd64\.whl", by_name["pywin32"].platform_wheels[WINDOWS])
+    # `; sys_platform != "win32"`: the four other platforms, each with its own wheel.
+    uvloop = by_name["uvloop"]
+    assert sorted(uvloop.platform_wheels) == sorted(set(ALL) - {WINDOWS})
+    assert uvloop.marker == pylock.platforms_marker(set(ALL) - {WINDOWS})
+    assert len(set(uvloop.platform_wheels.values())) == 4
     numpy = pypi_stack.framework.read_lock().packages[0]
     assert locked.provided == [pylock.ProvidedPackage("numpy", numpy.version, "numpy_framework")]
     text = (pypi_stack.workspace / pypi_stack.app.lock_path).read_text()
@@ -943,3 +1024,54 @@ def test_pypi_locks_are_fresh_and_stale(pypi_stack: PyPIStack, monkeypatch: pyte
         assert cli.main(layer.check_argv()) == 0
     assert cli.main(replace(pypi_stack.app, requirements=("click==8.1.8",)).check_argv()) == 1
     assert cli.main(replace(pypi_stack.app, platforms=ALL[:4]).check_argv()) == 1
+
+
+def test_pypi_both_resolvers_write_the_same_locks(pypi_stacks: dict[str, PyPIStack]) -> None:
+    """pip and uv lock the same versions and pick the same wheel per platform: the files are byte for byte equal."""
+    pip, uv_ = pypi_stacks["pip"], pypi_stacks["uv"]
+    for pip_layer, uv_layer in ((pip.framework, uv_.framework), (pip.app, uv_.app)):
+        assert uv_layer.text() == pip_layer.text(), pip_layer.name
+        uv_requirements = (uv_.workspace / "stacks" / f"{uv_layer.name}.requirements.txt").read_text()
+        assert uv_requirements == (pip.workspace / "stacks" / f"{pip_layer.name}.requirements.txt").read_text()
+
+
+# --- uv itself: missing, failing, limits ---------------------------------------------------------
+
+
+def test_a_missing_uv_says_what_to_do(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app = Layer(workspace, "app", requirements=("alpha",))
+    assert cli.main([*app.lock_argv(), "--resolver", "uv"]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "venvstacks: error: layer 'app': the uv resolver needs the uv binary (`--uv PATH`); the `.lock` targets"
+        " pass the one pinned in rules_venvstacks, or lock with pip (--@rules_venvstacks//settings:resolver=pip)"
+    )
+    missing = workspace / "no-such-uv"
+    assert cli.main([*app.lock_argv(), "--resolver", "uv", "--uv", str(missing)]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"venvstacks: error: layer 'app': the uv binary {missing} does not exist or is not executable; lock with"
+        " pip instead (--@rules_venvstacks//settings:resolver=pip)"
+    )
+
+
+def test_a_failing_uv_is_reported_with_its_output(
+    workspace: Path, index: tuple[WheelIndex, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "uv"
+    broken.write_text("#!/bin/sh\necho 'error: this uv is broken' >&2\nexit 2\n")
+    broken.chmod(0o755)
+    app = Layer(workspace, "app", index_url=index[1], requirements=("alpha",))
+    assert cli.main([*app.lock_argv(), "--resolver", "uv", "--uv", str(broken)]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"venvstacks: error: layer 'app': uv failed to resolve for linux_x86_64 (Python {PY}): this uv is broken"
+    )
+    assert not (workspace / app.lock_path).exists()
+
+
+def test_uv_refuses_a_glibc_floor_it_cannot_name(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app = Layer(workspace, "app", requirements=("alpha",), extra=("--glibc-minimum", "2.24"))
+    assert cli.main([*app.lock_argv(), *resolver_argv("uv")]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "venvstacks: error: layer 'app': uv cannot lock for glibc 2.24 (linux_x86_64); it knows the floors 2.17,"
+        " 2.28, 2.31, 2.32, 2.33, 2.34, 2.35, 2.36, 2.37, 2.38, 2.39, 2.40: choose one of them, or lock with pip"
+        " (--@rules_venvstacks//settings:resolver=pip)"
+    )

@@ -1,4 +1,7 @@
-"""lock.resolve: one resolution per target platform with pip's resolver, against the real PyPI.
+"""lock.resolve: one resolution per target platform with pip's resolver, or uv's, against the real PyPI.
+
+Each behaviour is tested with both resolvers (the `resolver` fixture: pip children, or the real
+uv of tests/requirements.txt); pip's own plumbing (its report, its environment) only with pip.
 
 Versions are pinned where a test depends on a package's metadata (click 8.1.8 requires colorama
 on Windows only; later click releases dropped it).
@@ -18,13 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uv
 
 from venvstacks_testing.http_server import serve
 from venvstacks_testing.wheel_index import WheelIndex
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.platforms import PLATFORMS, by_name
 from venvstacks_tool.lock import resolve as resolve_module
-from venvstacks_tool.lock.resolve import IndexOptions, MultiResolution, isolated_pip_environ, resolve
+from venvstacks_tool.lock import uv_resolver
+from venvstacks_tool.lock.index_options import IndexOptions
+from venvstacks_tool.lock.resolve import MultiResolution, isolated_pip_environ, resolve
 
 PYTHON = "3.11.7"
 NUMPY_TAGS = {
@@ -36,12 +42,27 @@ NUMPY_TAGS = {
 }
 
 
-@pytest.fixture(scope="module")
-def five(tmp_path_factory: pytest.TempPathFactory) -> tuple[MultiResolution, Path]:
-    """click, numpy and a Windows-only requirement resolved for all five platforms (one resolution)."""
+Resolver = dict[str, Any]  # resolve()'s keyword arguments choosing the resolver
+
+
+def _resolver(name: str) -> Resolver:
+    return {"uv": Path(uv.find_uv_bin())} if name == "uv" else {}
+
+
+@pytest.fixture(params=["pip", "uv"])
+def resolver(request: pytest.FixtureRequest) -> Resolver:
+    """resolve()'s keyword arguments for pip's resolver ({}), then for uv's."""
+    return _resolver(request.param)
+
+
+@pytest.fixture(scope="module", params=["pip", "uv"])
+def five(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[MultiResolution, Path]:
+    """click, numpy and a Windows-only requirement resolved for all five platforms (one resolution per resolver)."""
     workdir = tmp_path_factory.mktemp("five")
     requirements = ["click==8.1.8", "numpy>=2,<3", 'pywin32; sys_platform == "win32"']
-    return resolve("app", PLATFORMS, PYTHON, requirements, {}, IndexOptions(), {}, workdir), workdir
+    return resolve(
+        "app", PLATFORMS, PYTHON, requirements, {}, IndexOptions(), {}, workdir, **_resolver(request.param)
+    ), workdir
 
 
 def test_markers_are_evaluated_for_each_target(five: tuple[MultiResolution, Path]) -> None:
@@ -54,8 +75,10 @@ def test_markers_are_evaluated_for_each_target(five: tuple[MultiResolution, Path
         # A requirement line's own marker.
         assert ("pywin32" in names) is windows, target.name
         # pip's report states the marker environment it evaluated (the target's, not the host's).
-        report = json.loads((workdir / f"fresh-{target.name}.report.json").read_text(encoding="utf-8"))
-        assert report["environment"] == target.marker_environment(PYTHON)
+        report_file = workdir / f"fresh-{target.name}.report.json"
+        if report_file.exists():  # pip's; uv evaluates markers for its --python-platform
+            report = json.loads(report_file.read_text(encoding="utf-8"))
+            assert report["environment"] == target.marker_environment(PYTHON)
 
 
 def test_numpy_wheel_matches_each_platform_at_one_version(five: tuple[MultiResolution, Path]) -> None:
@@ -90,39 +113,78 @@ def test_no_wheel_is_downloaded(five: tuple[MultiResolution, Path]) -> None:
 
 
 def test_a_package_without_a_wheel_for_a_platform_names_it_and_the_platform(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resolver: Resolver
 ) -> None:
     # The host's pip configuration must not leak in: were these used, the error would be another.
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
     monkeypatch.setenv("PIP_ONLY_BINARY", "")
+    monkeypatch.setenv("UV_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("UV_NO_BINARY", "1")
     platforms = [by_name("windows_x86_64"), by_name("linux_x86_64")]
     with pytest.raises(VenvstacksError) as caught:
-        resolve("app", platforms, PYTHON, ["pywin32"], {}, IndexOptions(), {}, tmp_path)
+        resolve("app", platforms, PYTHON, ["pywin32"], {}, IndexOptions(), {}, tmp_path, **resolver)
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith("layer 'app': no wheel of 'pywin32' for linux_x86_64 (Python 3.11.7)")
 
 
-def test_an_unknown_project_is_named(tmp_path: Path) -> None:
+def test_every_failing_platform_is_named_at_once(tmp_path: Path, resolver: Resolver) -> None:
+    """pywin32 without its marker: the four platforms without a wheel in one message, in the caller's order."""
+    with pytest.raises(VenvstacksError) as caught:
+        resolve("app", PLATFORMS, PYTHON, ["pywin32"], {}, IndexOptions(), {}, tmp_path, **resolver)
+    message = str(caught.value)
+    assert message == (
+        "layer 'app': no wheel of 'pywin32' for linux_x86_64, linux_aarch64, macos_x86_64, macos_arm64 (Python"
+        " 3.11.7); layers are installed from wheels only, so a package with only an sdist, or only wheels for"
+        " other platforms or Pythons, cannot be locked for it"
+    )
+
+
+def test_a_floor_that_would_fix_a_platform_is_named(tmp_path: Path, resolver: Resolver) -> None:
+    """numpy 2.3 publishes Linux wheels for glibc 2.28 only: PBS' 2.17 floor fails, and the message says so."""
+    platforms = [by_name("linux_aarch64"), by_name("windows_x86_64")]
+    with pytest.raises(VenvstacksError) as caught:
+        resolve("app", platforms, PYTHON, ["numpy>=2.3,<2.4"], {}, IndexOptions(), {}, tmp_path, **resolver)
+    message = str(caught.value)
+    assert message.startswith("layer 'app': no ") and "'numpy'" in message and "linux_aarch64" in message
+    assert "windows_x86_64" not in message
+    assert message.endswith(
+        '; linux_aarch64 resolve(s) with glibc_minimum = "2.28" on venvstacks.runtime (the wheels then need that'
+        " glibc or macOS; docs/platforms.md#wheel-floors-the-oldest-glibc-and-macos)"
+    )
+
+
+def test_an_unknown_project_is_named(tmp_path: Path, resolver: Resolver) -> None:
     with pytest.raises(VenvstacksError, match=r"layer 'app': no project 'no-such-project-for-venvstacks-tests'"):
         requirement = "no_such.project-for-venvstacks-tests"
-        resolve("app", [by_name("linux_x86_64")], PYTHON, [requirement], {}, IndexOptions(), {}, tmp_path)
+        resolve("app", [by_name("linux_x86_64")], PYTHON, [requirement], {}, IndexOptions(), {}, tmp_path, **resolver)
 
 
-def test_an_unreachable_index_is_a_network_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreachable_index_is_a_network_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resolver: Resolver
+) -> None:
     monkeypatch.setenv("PIP_RETRIES", "0")  # a transport variable: kept, so the test is quick
+    monkeypatch.setenv("UV_HTTP_RETRIES", "0")  # uv's
     index = IndexOptions(index_url="http://127.0.0.1:9/simple")
     assert "--trusted-host" in index.pip_arguments()
     with pytest.raises(VenvstacksError, match=r"cannot read the package index for 'click' \(macos_arm64\): http://"):
-        resolve("app", [by_name("macos_arm64")], PYTHON, ["click"], {}, index, {}, tmp_path)
+        resolve("app", [by_name("macos_arm64")], PYTHON, ["click"], {}, index, {}, tmp_path, **resolver)
 
 
-def test_a_conflict_with_a_lower_layer_names_the_platform_and_the_pin(tmp_path: Path) -> None:
+def test_a_conflict_with_a_lower_layer_names_the_platform_and_the_pin(tmp_path: Path, resolver: Resolver) -> None:
     macos = by_name("macos_x86_64")
     with pytest.raises(VenvstacksError) as caught:
         resolve(
-            "app", [macos], PYTHON, ["click>=8.1.8"], {macos.triple: {"click": "8.1.7"}}, IndexOptions(), {}, tmp_path
+            "app",
+            [macos],
+            PYTHON,
+            ["click>=8.1.8"],
+            {macos.triple: {"click": "8.1.7"}},
+            IndexOptions(),
+            {},
+            tmp_path,
+            **resolver,
         )
     message = str(caught.value)
     assert "\n" not in message
@@ -140,22 +202,25 @@ def test_a_conflict_with_a_lower_layer_names_the_platform_and_the_pin(tmp_path: 
             {},
             tmp_path,
             pinned_by={"Click": "layer 'fw' (fw.toml)"},
+            **resolver,
         )
 
 
-def test_lower_layer_constraints_hold_on_every_platform(tmp_path: Path) -> None:
+def test_lower_layer_constraints_hold_on_every_platform(tmp_path: Path, resolver: Resolver) -> None:
     platforms = [by_name("linux_aarch64"), by_name("windows_x86_64")]
     constraints = {p.triple: {"Click": "8.1.7"} for p in platforms}
-    result = resolve("app", platforms, PYTHON, ["click"], constraints, IndexOptions(), {}, tmp_path)
+    result = resolve("app", platforms, PYTHON, ["click"], constraints, IndexOptions(), {}, tmp_path, **resolver)
     assert result.versions("click") == {p.triple: "8.1.7" for p in platforms}
 
 
-def test_lower_layer_constraints_apply_per_platform_and_are_not_unified(tmp_path: Path) -> None:
+def test_lower_layer_constraints_apply_per_platform_and_are_not_unified(tmp_path: Path, resolver: Resolver) -> None:
     # A lower layer that installs click on Linux only pins it there; Windows resolves freely, and
     # the cross-platform unification does not move the lower layer's pin nor Windows down to it.
     linux, windows = by_name("linux_aarch64"), by_name("windows_x86_64")
     constraints = {linux.triple: {"click": "8.1.7"}}
-    result = resolve("app", [linux, windows], PYTHON, ["click<8.2"], constraints, IndexOptions(), {}, tmp_path)
+    result = resolve(
+        "app", [linux, windows], PYTHON, ["click<8.2"], constraints, IndexOptions(), {}, tmp_path, **resolver
+    )
     assert result.versions("click") == {linux.triple: "8.1.7", windows.triple: "8.1.8"}
 
 
@@ -164,13 +229,23 @@ def test_constraints_must_be_per_platform(tmp_path: Path) -> None:
         resolve("app", [by_name("linux_x86_64")], PYTHON, ["click"], {"click": {}}, IndexOptions(), {}, tmp_path)
 
 
-def test_preferred_versions_are_kept_and_dropped_where_impossible(tmp_path: Path) -> None:
+def test_preferred_versions_are_kept_and_dropped_where_impossible(tmp_path: Path, resolver: Resolver) -> None:
     platforms = [by_name("linux_x86_64"), by_name("windows_x86_64")]
-    kept = resolve("app", platforms, PYTHON, ["click"], {}, IndexOptions(), {"click": "8.1.7"}, tmp_path / "kept")
+    kept = resolve(
+        "app", platforms, PYTHON, ["click"], {}, IndexOptions(), {"click": "8.1.7"}, tmp_path / "kept", **resolver
+    )
     assert set(kept.versions("click").values()) == {"8.1.7"}
     assert kept.without_preferred == ()
     dropped = resolve(
-        "app", platforms, PYTHON, ["click>=8.1.8,<8.2"], {}, IndexOptions(), {"click": "8.1.7"}, tmp_path / "dropped"
+        "app",
+        platforms,
+        PYTHON,
+        ["click>=8.1.8,<8.2"],
+        {},
+        IndexOptions(),
+        {"click": "8.1.7"},
+        tmp_path / "dropped",
+        **resolver,
     )
     assert set(dropped.versions("click").values()) == {"8.1.8"}
     assert dropped.without_preferred == tuple(p.triple for p in platforms)
@@ -194,14 +269,14 @@ def _demo_wheel(directory: Path) -> Path:
     return path
 
 
-def test_local_find_links_wheels_are_hashed_from_disk(tmp_path: Path) -> None:
+def test_local_find_links_wheels_are_hashed_from_disk(tmp_path: Path, resolver: Resolver) -> None:
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     wheel = _demo_wheel(wheels)
     index = IndexOptions.create(find_links=["wheels"], base_dir=tmp_path)
     assert index.find_links == (str(wheels),)
     platforms = [by_name("linux_x86_64"), by_name("windows_x86_64")]
-    result = resolve("app", platforms, PYTHON, ["venvstacks-demo-local"], {}, index, {}, tmp_path / "work")
+    result = resolve("app", platforms, PYTHON, ["venvstacks-demo-local"], {}, index, {}, tmp_path / "work", **resolver)
     for target in platforms:
         local = result.for_platform(target)["venvstacks-demo-local"]
         assert local.local_path == wheel.resolve()
@@ -266,7 +341,7 @@ def _auth_handler(root: Path, seen: list[str]) -> Callable[..., http.server.Base
 
 
 def test_index_credentials_reach_pip_through_the_environment_not_argv(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resolver: Resolver
 ) -> None:
     """An index URL with `user:password@` authenticates, yet is on no command line, in no result or log."""
     index = WheelIndex(tmp_path / "index")
@@ -281,6 +356,7 @@ def test_index_credentials_reach_pip_through_the_environment_not_argv(
         return real_run(command, **kwargs)
 
     monkeypatch.setattr(resolve_module, "run_captured", recording_run)
+    monkeypatch.setattr(uv_resolver, "run_captured", recording_run)
     seen: list[str] = []
     with (
         serve(_auth_handler(index.root, seen)) as base,
@@ -291,7 +367,15 @@ def test_index_credentials_reach_pip_through_the_environment_not_argv(
             extra_index_urls=(extra_base.replace("http://", f"http://{USER}:{SECRET}@") + "/simple",),
         )
         result = resolve(
-            "app", [by_name("linux_x86_64")], PYTHON, ["private-pkg", "extra-pkg"], {}, options, {}, tmp_path / "w"
+            "app",
+            [by_name("linux_x86_64")],
+            PYTHON,
+            ["private-pkg", "extra-pkg"],
+            {},
+            options,
+            {},
+            tmp_path / "w",
+            **resolver,
         )
     linux = result.for_platform("x86_64-unknown-linux-gnu")
     assert linux["private-pkg"].sha256 == index.sha256(wheel)
@@ -301,14 +385,18 @@ def test_index_credentials_reach_pip_through_the_environment_not_argv(
     for argv, environ in commands:
         assert not [argument for argument in argv if SECRET in argument], "credentials on a command line"
         assert "--index-url" not in argv and "--extra-index-url" not in argv
-        assert environ["PIP_INDEX_URL"] == options.index_url
-        assert environ["PIP_EXTRA_INDEX_URL"] == options.extra_index_urls[0]
+        prefix = "UV_" if resolver else "PIP_"
+        assert environ[prefix + "INDEX_URL"] == options.index_url
+        assert environ[prefix + "EXTRA_INDEX_URL"] == options.extra_index_urls[0]
     assert all(SECRET not in wheel.url for wheel in linux.values())
     for log in (tmp_path / "w").iterdir():
-        assert SECRET not in log.read_text(encoding="utf-8"), log.name
+        if log.is_file():  # not uv's cache, which is removed with the lock's temporary directory
+            assert SECRET not in log.read_text(encoding="utf-8"), log.name
 
 
-def test_index_credentials_from_netrc_authenticate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_index_credentials_from_netrc_authenticate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resolver: Resolver
+) -> None:
     """Where docs/locking.md says credentials go: a netrc file (here the one NETRC names), not the URL."""
     index = WheelIndex(tmp_path / "index")
     wheel = index.add_wheel("private-pkg", "1.0")
@@ -319,18 +407,22 @@ def test_index_credentials_from_netrc_authenticate(tmp_path: Path, monkeypatch: 
     seen: list[str] = []
     with serve(_auth_handler(index.root, seen)) as base:
         options = IndexOptions(index_url=base + "/simple")
-        result = resolve("app", [by_name("linux_x86_64")], PYTHON, ["private-pkg"], {}, options, {}, tmp_path / "w")
+        result = resolve(
+            "app", [by_name("linux_x86_64")], PYTHON, ["private-pkg"], {}, options, {}, tmp_path / "w", **resolver
+        )
     assert result.for_platform("x86_64-unknown-linux-gnu")["private-pkg"].sha256 == index.sha256(wheel)
     assert any(header.startswith("Basic ") for header in seen)
 
 
-def test_wrong_index_credentials_fail_without_showing_them(tmp_path: Path) -> None:
+def test_wrong_index_credentials_fail_without_showing_them(tmp_path: Path, resolver: Resolver) -> None:
     index = WheelIndex(tmp_path / "index")
     index.add_wheel("private-pkg", "1.0")
     with serve(_auth_handler(index.root, [])) as base:
         options = IndexOptions(index_url=base.replace("http://", f"http://{USER}:wrong-{SECRET}@") + "/simple")
         with pytest.raises(VenvstacksError) as caught:
-            resolve("app", [by_name("linux_x86_64")], PYTHON, ["private-pkg"], {}, options, {}, tmp_path / "w")
+            resolve(
+                "app", [by_name("linux_x86_64")], PYTHON, ["private-pkg"], {}, options, {}, tmp_path / "w", **resolver
+            )
     message = str(caught.value)
     assert "\n" not in message and SECRET not in message
     assert message.startswith("layer 'app': "), message

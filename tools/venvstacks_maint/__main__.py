@@ -9,6 +9,7 @@ SUBCOMMANDS = {
     "local-runtime": "venvstacks_maint.local_runtime",
     "pbs-table": "venvstacks_maint.pbs_table",
     "release": "venvstacks_maint.release",
+    "uv-wheels": "venvstacks_maint.uv_wheels",
 }
 
 

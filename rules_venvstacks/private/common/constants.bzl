@@ -22,7 +22,7 @@ LAYER_KINDS = ["framework", "application"]
 # version (3.13.0rc2), which versions.bzl `is_python_version` accepts after X.Y.Z.
 PYTHON_PRE_RELEASES = ["a", "b", "rc"]
 
-# tools/venvstacks_tool/lock/resolve.py DEFAULT_INDEX_URL.
+# tools/venvstacks_tool/lock/index_options.py DEFAULT_INDEX_URL.
 DEFAULT_INDEX_URL = "https://pypi.org/simple"
 
 # tools/venvstacks_tool/core/protocol.py LAYER_NAME_RE: a layer name is its deployed directory's

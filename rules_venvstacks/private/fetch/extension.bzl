@@ -16,6 +16,7 @@ load("//rules_venvstacks/private/common:versions.bzl", "is_python_version")
 load(":pbs.bzl", "asset_urls", "host_platform", "python_minor", "release_epoch", "resolve_version")
 load(":pylock.bzl", "lock_depth", "parse_pylock")
 load(":runtime_repository.bzl", "runtime_hub", "runtime_repository")
+load(":uv_repository.bzl", "uv_repository")
 load(":wheel_repository.bzl", "wheel_repository", "wheels_hub")
 
 _runtime_tag = tag_class(
@@ -127,6 +128,22 @@ def _declare_locks(module_ctx):
     settings = {entry.triple: str(config_setting_label(name)) for name, entry in PLATFORMS.items()}
     for hub, locks in hubs.items():
         wheels_hub(name = hub, locks = json.encode(locks), config_settings = json.encode(settings))
+
+def _declare_uv(wheel_table):
+    """One repository per platform with the uv binary the uv resolver runs there (fetched only then).
+
+    rules_venvstacks' own MODULE.bazel names them (`use_repo`): `//rules_venvstacks/private/lock:uv`
+    selects the execution platform's when //settings:resolver is uv.
+    """
+    uv = wheel_table["uv"]
+    for triple, wheel in sorted(uv["wheels"].items()):
+        uv_repository(
+            name = "venvstacks_uv_" + platform_name(triple),
+            platform = triple,
+            sha256 = wheel["sha256"],
+            url = wheel["url"],
+            version = uv["version"],
+        )
 
 def _read_json(module_ctx, label):
     return json.decode(module_ctx.read(module_ctx.path(label)))
@@ -284,6 +301,7 @@ def _venvstacks_impl(module_ctx):
     for runtime in archives:
         if runtime not in declared:
             fail("venvstacks.runtime_archive(runtime = '%s'): no venvstacks.runtime of that name" % runtime)
+    _declare_uv(wheel_table)
     _declare_locks(module_ctx)
     return module_ctx.extension_metadata(reproducible = True)
 

@@ -141,7 +141,7 @@ def _lock_arguments(info, lowers_from_workspace = False):
 
 # The `.lock` launchers' first line when the remote execution setting is on (see
 # //settings:remote_execution): locking never runs on a remote worker.
-_RUNS_LOCALLY = "%s: locking runs on this machine, not on the remote executor: pip needs the network to reach the package index, which remote workers do not have; the layers themselves build remotely"
+_RUNS_LOCALLY = "%s: locking runs on this machine, not on the remote executor: the resolver needs the network to reach the package index, which remote workers do not have; the layers themselves build remotely"
 
 # The attribute of the rules behind `bazel run` lock targets that reads the setting.
 _REMOTE_EXECUTION_ATTR = {
@@ -151,6 +151,32 @@ _REMOTE_EXECUTION_ATTR = {
         doc = "Whether the build runs with remote execution (the launcher then says locking stays local).",
     ),
 }
+
+# The attributes of the rules that resolve (`.lock`, `stack.lock`; not `.lock_test`, which
+# neither runs nor fetches a resolver).
+_RESOLVER_ATTRS = {
+    "_resolver": attr.label(
+        default = Label("//settings:resolver"),
+        providers = [BuildSettingInfo],
+        doc = "Which resolver `lock` runs: 'pip' or 'uv' (//settings:resolver).",
+    ),
+    "_uv": attr.label(
+        default = Label("//rules_venvstacks/private/lock:uv"),
+        allow_files = True,
+        doc = "The execution platform's uv binary with the uv resolver, else nothing.",
+    ),
+}
+
+def _resolver_arguments(ctx):
+    """`lock`'s arguments choosing the resolver (quoted for the shell), and the files they need.
+
+    With uv, `_uv` is the execution platform's uv binary (its own repository, fetched only then);
+    the tool checks that it can run it and says what to do otherwise.
+    """
+    if ctx.attr._resolver[BuildSettingInfo].value != "uv":
+        return [], []
+    uv = ctx.files._uv[0]
+    return [shell_quote(a) for a in ["--resolver", "uv", "--uv", uv.short_path]], [uv]
 
 def _runs_locally_prelude(ctx):
     """Shell lines that print `_RUNS_LOCALLY` to stderr when remote execution is set, else ""."""
@@ -187,7 +213,9 @@ def _lock_impl(ctx):
         lock = info.lock.short_path if info.lock != None else info.lock_path
         arguments += [shell_quote(a) for a in ["--lock-target", _lock_target(info), "--lock", lock]]
     else:
-        arguments += _output_arguments(info)
+        resolver_arguments, resolver_files = _resolver_arguments(ctx)
+        arguments += _output_arguments(info) + resolver_arguments
+        files += resolver_files
     return [tool_launcher(
         ctx,
         runtime = info.runtime_layer.runtime,
@@ -199,10 +227,13 @@ def _lock_impl(ctx):
     )]
 
 def _lock_attrs(subcommand):
-    return dict(TOOL_ATTRS, **dict(_REMOTE_EXECUTION_ATTR, **{
+    attrs = dict(TOOL_ATTRS, **dict(_REMOTE_EXECUTION_ATTR, **{
         "inputs": attr.label(mandatory = True, providers = [VenvstacksLockInfo], doc = "The layer's lock inputs."),
         "_subcommand": attr.string(default = subcommand),
     }))
+    if subcommand == "lock":
+        attrs.update(_RESOLVER_ATTRS)
+    return attrs
 
 venvstacks_lock = rule(
     implementation = _lock_impl,
@@ -239,23 +270,24 @@ def _lock_all_impl(ctx):
     # A layer's wave is one more than the highest wave of the frameworks it sits on: the layers of
     # one wave read only locks of earlier waves, so they are locked at the same time (every
     # application on one framework, for one).
-    waves, wave_of, files = [], {}, []
+    runtime = ordered[0].runtime_layer.runtime
+    resolver_arguments, files = _resolver_arguments(ctx)
+    waves, wave_of = [], {}
     for info in ordered:
         wave = 1 + max([wave_of[lower.label] for lower in info.lower] + [-1])
         wave_of[info.label] = wave
         if wave == len(waves):
             waves.append([])
         arguments, read = _lock_arguments(info, lowers_from_workspace = True)
-        waves[wave].append(("lock", arguments + _output_arguments(info)))
+        waves[wave].append(("lock", arguments + _output_arguments(info) + resolver_arguments))
         files += read
-    runtime = ordered[0].runtime_layer.runtime
     return [tool_sequence_launcher(ctx, runtime, "lock", waves, files, prelude = _runs_locally_prelude(ctx))]
 
 venvstacks_lock_all = rule(
     implementation = _lock_all_impl,
     doc = "`bazel run` target that locks every layer of a stack in one command, lower layers first, the layers that read the same lower locks at the same time (`layer_stack`'s `NAME.lock`).",
     executable = True,
-    attrs = dict(TOOL_ATTRS, **dict(_REMOTE_EXECUTION_ATTR, **{
+    attrs = dict(TOOL_ATTRS, **dict(_REMOTE_EXECUTION_ATTR, **dict(_RESOLVER_ATTRS, **{
         "inputs": attr.label_list(mandatory = True, providers = [VenvstacksLockInfo], doc = "The top layers' lock inputs."),
-    })),
+    }))),
 )

@@ -8,7 +8,8 @@ platform anyway, never for the host:
    requirements.in files, with line numbers for errors) and the locks of the layers below, which
    must cover the same platforms; fails early, naming both layers and the package, when a
    top-level requirement excludes a version a lower layer pins on a platform it applies to;
-2. resolves with `resolve.resolve`: pip's own resolver, binary-only, once per target platform in
+2. resolves with `resolve.resolve`: pip's own resolver (or uv's with `--resolver uv`: one
+   `uv pip compile` per platform, `uv_resolver`), binary-only, once per target platform in
    a child process whose marker environment is the target's, with the lower layers' pins of that
    platform as constraints and the current lock's versions preferred (unless `--upgrade`); the
    hash of every wheel comes from the index, no wheel is downloaded, and the host's pip
@@ -51,13 +52,16 @@ from venvstacks_tool.core.platforms import (
 )
 from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.core.protocol import LAYER_KINDS, PYTHON_VERSION_RE
-from venvstacks_tool.lock import pylock, resolve
+from venvstacks_tool.lock import pylock, resolve, uv_resolver
+from venvstacks_tool.lock.index_options import DEFAULT_INDEX_URL, IndexOptions
+from venvstacks_tool.lock.results import ResolvedWheel
 from venvstacks_tool.lock.urls import strip_credentials
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
 
-DEFAULT_INDEX_URL = resolve.DEFAULT_INDEX_URL
+# The resolvers `lock` can run (`--resolver`); //settings:resolver chooses one for `.lock` targets.
+RESOLVERS = ("pip", "uv")
 # Bump when what `inputs_hash` covers changes, so every lock reads as stale once.
 # 2: the Python X.Y instead of the full version, the sorted platforms instead of one.
 _INPUTS_SCHEMA = "rules_venvstacks.lock-inputs.2"
@@ -104,6 +108,8 @@ class LockRequest:
 
     `output_lock` and `output_requirements` are relative to `workspace_dir` (None: take
     $BUILD_WORKSPACE_DIRECTORY, which `bazel run` sets); `upgrade` re-resolves from scratch.
+    `resolver` is `pip` or `uv` (then `uv` is the binary); both write the same lock, so the
+    choice is not among the inputs a lock is fresh against.
     """
 
     inputs: LayerInputs
@@ -111,6 +117,8 @@ class LockRequest:
     output_lock: str
     output_requirements: str
     upgrade: bool
+    resolver: str = "pip"
+    uv: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -240,6 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="re-resolve from scratch instead of keeping the current lock's versions where they still fit",
     )
+    parser.add_argument(
+        "--resolver",
+        choices=RESOLVERS,
+        default="pip",
+        help="the resolver: pip's (in a child per platform) or uv's (`uv pip compile` per platform); same lock."
+        " The `.lock` targets pass //settings:resolver (uv unless set to pip)",
+    )
+    parser.add_argument("--uv", type=Path, default=None, help="the uv binary, for --resolver uv")
     return parser
 
 
@@ -263,6 +279,8 @@ def parse_request(argv: Sequence[str]) -> LockRequest:
         output_lock=output_lock,
         output_requirements=str(args.output_requirements or default_requirements_path(output_lock)),
         upgrade=bool(args.upgrade),
+        resolver=str(args.resolver),
+        uv=args.uv,
     )
 
 
@@ -577,7 +595,7 @@ def _check_against_lower_pins(
 # --- the lock's packages ---------------------------------------------------------------------
 
 
-def _locked_wheel(layer: str, wheel: resolve.ResolvedWheel, workspace: Path, lock_dir: Path) -> pylock.LockedWheel:
+def _locked_wheel(layer: str, wheel: ResolvedWheel, workspace: Path, lock_dir: Path) -> pylock.LockedWheel:
     """The lock entry of a picked wheel; a local file (find-links) becomes a path beside the lock.
 
     PEP 751 paths are relative to the lock file, so a checked-in lock names no machine's
@@ -735,11 +753,12 @@ def lock(request: LockRequest) -> pylock.Lock:
     top_level = _top_level_requirements(layer_inputs, inputs)
     pins = _lower_pins(inputs, layer_inputs.platforms)
     _check_against_lower_pins(layer_inputs, top_level, pins)
-    index = resolve.IndexOptions.create(
+    index = IndexOptions.create(
         layer_inputs.index_url, layer_inputs.extra_index_urls, layer_inputs.find_links, base_dir=workspace
     )
     lock_file = workspace / request.output_lock
     platforms = layer_inputs.target_platforms
+    uv = uv_resolver.check_uv(request.uv, layer) if request.resolver == "uv" else None
     current = None if request.upgrade else _unchanged_lock(lock_file, request.output_lock, digest)
     if current is not None:
         # Same inputs, same answer: resolving again would keep every pin anyway (the current
@@ -753,7 +772,7 @@ def lock(request: LockRequest) -> pylock.Lock:
 
     print(
         f"venvstacks: resolving {len(top_level)} requirement(s) of layer '{layer}' for"
-        f" {', '.join(p.name for p in platforms)}...",
+        f" {', '.join(p.name for p in platforms)} with {request.resolver}...",
         file=sys.stderr,
     )
     with tempfile.TemporaryDirectory(prefix="venvstacks-lock-") as tmp:
@@ -768,6 +787,7 @@ def lock(request: LockRequest) -> pylock.Lock:
             Path(tmp),
             pinned_by={name: pin.describe() for by_name in pins.values() for name, pin in by_name.items()},
             floors=layer_inputs.floors,
+            uv=uv,
         )
     for triple in result.without_preferred:
         print(

@@ -274,7 +274,8 @@ def write_lock(path: Path, lock: Lock, lock_target: str | None = None) -> None:
 # --- reading ---------------------------------------------------------------------------------
 
 
-def _load_toml(text: str, source: str) -> dict[str, Any]:
+def load_toml(text: str, source: str) -> dict[str, Any]:
+    """`text` parsed as TOML (tomllib, or tomli on 3.10); invalid TOML is a VenvstacksError naming `source`."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10 only
@@ -388,7 +389,7 @@ def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
     how far a wheel's `path` may climb with `..`; an absolute one refuses absolute paths only.
     """
     depth = lock_depth(source if location is None else location)
-    data = _load_toml(text, source)
+    data = load_toml(text, source)
     r = _Reader(source)
     version = r.string(data, "lock-version", "top level")
     if version != LOCK_VERSION:

@@ -1,4 +1,8 @@
-"""Resolve a layer's requirements for several target platforms at once, from any host, with pip.
+"""Resolve a layer's requirements for several target platforms at once, from any host, with pip or uv.
+
+With `uv` given, each platform's resolution is one `uv pip compile` run (`uv_resolver`) instead
+of a pip child; everything else here (concurrency, preferred versions, one version everywhere,
+per-platform lower pins) is the same for both resolvers. The rest of this note describes pip's.
 
 `resolve()` runs pip's own resolver (`pip install --dry-run --report`), binary-only, once per
 target platform, each in a child process (`pip_child`) whose marker environment is the target's,
@@ -25,6 +29,7 @@ unification: a package a lower layer provides on a platform keeps the lower laye
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import json
 import os
 import posixpath
@@ -43,11 +48,11 @@ from venvstacks_tool.core.platforms import PBS_FLOORS, TargetPlatform, WheelFloo
 from venvstacks_tool.core.process import output_tail, run_captured
 from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.core.protocol import is_sha256
-from venvstacks_tool.lock import pip_child
+from venvstacks_tool.lock import failures, pip_child, uv_resolver
+from venvstacks_tool.lock.index_options import IndexOptions
+from venvstacks_tool.lock.results import Failure, ResolvedWheel
 from venvstacks_tool.lock.urls import strip_credentials
 
-# Stated once per language: rules_venvstacks/private/common/constants.bzl DEFAULT_INDEX_URL.
-DEFAULT_INDEX_URL = "https://pypi.org/simple"
 # At most this many pip children at once. A child spends most of its ~0.6 s of CPU starting pip
 # and parsing index pages, so more children than cores only queue (measured on 2 cores: 5
 # platforms take 5.2 s one at a time, 3.0 s two at a time, 3.5 s five at a time).
@@ -73,106 +78,6 @@ _CHILD_BOOTSTRAP = "; ".join(
 
 
 # --- public types ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IndexOptions:
-    """Where pip looks for wheels.
-
-    `find_links` entries are absolute paths or URLs (`IndexOptions.create` resolves relative
-    paths against a base directory). Hosts of plain-`http` URLs are passed as `--trusted-host`
-    (pip refuses plain http otherwise), together with any explicit `trusted_hosts`.
-    """
-
-    index_url: str = DEFAULT_INDEX_URL
-    extra_index_urls: tuple[str, ...] = ()
-    find_links: tuple[str, ...] = ()
-    trusted_hosts: tuple[str, ...] = ()
-
-    @classmethod
-    def create(
-        cls,
-        index_url: str = DEFAULT_INDEX_URL,
-        extra_index_urls: Sequence[str] = (),
-        find_links: Sequence[str] = (),
-        base_dir: Path | None = None,
-        trusted_hosts: Sequence[str] = (),
-    ) -> IndexOptions:
-        """IndexOptions with each relative find-links path made absolute against `base_dir` (the workspace)."""
-        links = []
-        for link in find_links:
-            if "://" in link or link.startswith("file:") or os.path.isabs(link):
-                links.append(link)
-            else:
-                links.append(str(Path(base_dir or Path.cwd(), link).resolve()))
-        return cls(index_url, tuple(extra_index_urls), tuple(links), tuple(trusted_hosts))
-
-    def all_trusted_hosts(self) -> list[str]:
-        """`trusted_hosts` plus the `host[:port]` of every plain-http index or find-links URL."""
-        hosts = list(self.trusted_hosts)
-        for url in [self.index_url, *self.extra_index_urls, *self.find_links]:
-            parts = urllib.parse.urlsplit(url)
-            if parts.scheme == "http" and parts.hostname:
-                host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
-                if host not in hosts:
-                    hosts.append(host)
-        return hosts
-
-    def pip_arguments(self) -> list[str]:
-        """pip's `--find-links` (local directories) and `--trusted-host` arguments: nothing secret.
-
-        The URLs, which may carry credentials, go through `pip_environ` instead.
-        """
-        arguments = []
-        for link in self.find_links:
-            if not _is_url(link):
-                arguments += ["--find-links", link]
-        for host in self.all_trusted_hosts():
-            arguments += ["--trusted-host", host]
-        return arguments
-
-    def pip_environ(self) -> dict[str, str]:
-        """`PIP_INDEX_URL`, `PIP_EXTRA_INDEX_URL` and `PIP_FIND_LINKS` (the URL find-links) for a pip child.
-
-        An index URL may carry credentials (`https://user:token@host/simple`). A process' command
-        line is readable by every user of the machine (`ps`, /proc/PID/cmdline); its environment
-        only by the same user (/proc/PID/environ is 0400), and pip reads the same options from
-        it. pip splits these variables on whitespace and appends what the command line adds,
-        so a URL with whitespace (never valid) is refused rather than split.
-        """
-        links = [link for link in self.find_links if _is_url(link)]
-        for url in [self.index_url, *self.extra_index_urls, *links]:
-            if not url or any(char.isspace() for char in url):
-                raise VenvstacksError(f"index or find-links URL {strip_credentials(url)!r} is empty or has whitespace")
-        environ = {"PIP_INDEX_URL": self.index_url}
-        if self.extra_index_urls:
-            environ["PIP_EXTRA_INDEX_URL"] = " ".join(self.extra_index_urls)
-        if links:
-            environ["PIP_FIND_LINKS"] = " ".join(links)
-        return environ
-
-    def describe(self) -> str:
-        """The indexes and find-links for messages, without credentials."""
-        places = [strip_credentials(url) for url in [self.index_url, *self.extra_index_urls, *self.find_links]]
-        return ", ".join(places)
-
-
-@dataclass(frozen=True)
-class ResolvedWheel:
-    """The one wheel of a package that pip picked for one platform.
-
-    `name` is normalized (PEP 503). `url` is where the index serves it, credentials removed (for
-    a local find-links file, its `file:` URL); `local_path` is set, absolute, for a local file
-    only (lock files record it relative to themselves). `sha256` is lower-case hex: from the
-    index's link, or computed from the local file.
-    """
-
-    name: str
-    version: str
-    file_name: str
-    url: str
-    sha256: str
-    local_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +132,7 @@ def resolve(
     pinned_by: Mapping[str, str] | None = None,
     max_workers: int = DEFAULT_MAX_WORKERS,
     floors: WheelFloors = PBS_FLOORS,
+    uv: Path | None = None,
 ) -> MultiResolution:
     """Resolve `requirements` of layer `layer` for each of `platforms` on CPython `python_full_version`.
 
@@ -243,6 +149,8 @@ def resolve(
     - `pinned_by`: {name -> who pins it, e.g. "layer 'framework' (stacks/pylock.framework.toml)"}
       for conflict messages; a constrained package not in it is said to be pinned by "a lower layer".
     - `floors`: the oldest glibc and macOS the wheels must run on (default: PBS' own floors).
+    - `uv`: the uv binary to resolve with (`uv_resolver`) instead of pip children; the rounds
+      around each platform's resolution are the same for both.
 
     Returns a MultiResolution with, per platform, the exact wheel of each package and its sha256
     (no wheel is downloaded). Raises VenvstacksError, one line naming the layer, the platform's
@@ -274,7 +182,7 @@ def resolve(
         for triple in triples
     }
     whose = {normalize_name(name): text for name, text in (pinned_by or {}).items()}
-    run = _Runner(layer, python_full_version, index, workdir, lower, whose, max_workers, floors)
+    run = _Runner(layer, python_full_version, index, workdir, lower, whose, max_workers, floors, uv)
     run.requirements.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
     # The current lock's versions, where no lower layer pins the package on that platform.
@@ -301,12 +209,11 @@ def resolve(
         without_preferred = [platform.triple for platform in retry]
     else:
         first = run.round("fresh", platforms, base)
-    for platform in platforms:  # the first failure, in the caller's platform order
-        outcome = first[platform.triple]
-        if isinstance(outcome, _Failure):
-            raise VenvstacksError(outcome.message)
+    failing = failures.failed(first, platforms)
+    if failing:  # every failing platform in one message, in the caller's platform order
+        raise VenvstacksError(run.describe(failing, base))
     results: dict[str, dict[str, ResolvedWheel]] = {
-        triple: outcome for triple, outcome in first.items() if not isinstance(outcome, _Failure)
+        triple: outcome for triple, outcome in first.items() if not isinstance(outcome, Failure)
     }
     _make_consistent(run, platforms, results, base)
     return MultiResolution(
@@ -377,21 +284,13 @@ def _make_consistent(
         outcomes = run.round(f"consistent{number}", stale, round_pins)
         for platform in stale:
             outcome = outcomes[platform.triple]
-            if isinstance(outcome, _Failure):
+            if isinstance(outcome, Failure):
                 given_up.add(platform.triple)
             else:
                 results[platform.triple] = outcome
 
 
 # --- running pip -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """Why pip could not resolve for one platform."""
-
-    message: str  # the one-line VenvstacksError message
-    retryable: bool  # a resolution failure (conflict, no matching version) rather than a broken index
 
 
 @dataclass
@@ -406,6 +305,7 @@ class _Runner:
     pinned_by: dict[str, str]  # name -> who pins it, for messages
     max_workers: int
     floors: WheelFloors
+    uv: Path | None = None  # the uv binary when uv resolves, else None (pip children)
     requirements: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -413,7 +313,7 @@ class _Runner:
 
     def round(
         self, tag: str, platforms: Sequence[TargetPlatform], pins: Mapping[str, Mapping[str, str]]
-    ) -> dict[str, dict[str, ResolvedWheel] | _Failure]:
+    ) -> dict[str, dict[str, ResolvedWheel] | Failure]:
         """{triple -> wheels or failure} of resolving every platform with its `pins[triple]`, concurrently."""
         if not platforms:
             return {}
@@ -422,11 +322,22 @@ class _Runner:
             futures = {p.triple: pool.submit(self.one, tag, p, pins[p.triple]) for p in platforms}
             return {triple: future.result() for triple, future in futures.items()}
 
-    def one(self, tag: str, platform: TargetPlatform, pins: Mapping[str, str]) -> dict[str, ResolvedWheel] | _Failure:
-        """Resolve for one platform with `pins` as constraints (one pip child)."""
+    def one(self, tag: str, platform: TargetPlatform, pins: Mapping[str, str]) -> dict[str, ResolvedWheel] | Failure:
+        """Resolve for one platform with `pins` as constraints (one pip child, or one uv run)."""
         stem = self.workdir / f"{tag}-{platform.name}"
         constraints = stem.with_suffix(".constraints.txt")
         constraints.write_text("".join(f"{name}=={version}\n" for name, version in sorted(pins.items())), "utf-8")
+        if self.uv is not None:
+            run = uv_resolver.UvRun(
+                self.uv,
+                self.layer,
+                platform,
+                self.python_full_version,
+                self.floors,
+                self.index,
+                self.workdir / "uv-cache",
+            )
+            return run.resolve(self.requirements, constraints, stem, lambda name: self._whose(platform, name), pins)
         report = stem.with_suffix(".report.json")
         report.unlink(missing_ok=True)
         major, minor = self.python_full_version.split(".")[:2]
@@ -486,6 +397,23 @@ class _Runner:
             ) from error
         return self._wheels(platform, data)
 
+    def describe(self, failing: Sequence[tuple[TargetPlatform, Failure]], pins: Mapping[str, Mapping[str, str]]) -> str:
+        """The one error of `failing`: where a package lacks a wheel, whether a raised floor fixes it.
+
+        Those platforms are resolved again (fresh, `pins[triple]` the lower layers' pins) at the
+        probe floors of `failures`; only a failing lock pays for it.
+        """
+        probed = [p for p, failure in failing if failure.package and failures.probe_floors(p, self.floors)]
+        fixed: list[TargetPlatform] = []
+        if probed:
+            raised = WheelFloors(
+                glibc=max(self.floors.glibc or (0, 0), failures.PROBE_GLIBC),
+                macos=max(self.floors.macos or (0, 0), failures.PROBE_MACOS),
+            )
+            outcomes = dataclasses.replace(self, floors=raised).round("floor", probed, pins)
+            fixed = [p for p in probed if not isinstance(outcomes[p.triple], Failure)]
+        return failures.combined_message(self.layer, self.python_full_version, failing, fixed)
+
     def _whose(self, platform: TargetPlatform, name: str) -> str:
         """Who pins `name` on `platform`: a lower layer (named when known) or the current lock."""
         if name in self.lower[platform.triple]:
@@ -526,7 +454,7 @@ class _Runner:
             wheels[name] = ResolvedWheel(name, version, file_name, strip_credentials(raw_url), sha256, local_path)
         return wheels
 
-    def _failure(self, platform: TargetPlatform, status: int, output: str, pins: Mapping[str, str]) -> _Failure:
+    def _failure(self, platform: TargetPlatform, status: int, output: str, pins: Mapping[str, str]) -> Failure:
         """The one-line error of a failed pip child."""
         layer, where = self.layer, self._where(platform)
         if status == pip_child.PATCH_FAILED:
@@ -545,33 +473,29 @@ class _Runner:
             broken = [f"{strip_credentials(url)}: {failed[url]}" for url in sorted(pages & set(failed))]
             broken = [text for text in broken if ": 404 " not in text]
             if broken:
-                return _Failure(
+                return Failure(
                     f"layer '{layer}': cannot read the package index for '{name}' ({platform.name}): {broken[0]}",
                     retryable=False,
                 )
             if pages and pages <= set(failed) and not self.index.find_links:
-                return _Failure(
+                return Failure(
                     f"layer '{layer}': no project '{name}' on the package index ({self.index.describe()})",
                     retryable=False,
                 )
             versions = re.search(re.escape(requirement) + r" \(from versions: (.*?)\)", output)
             if name in pins:
-                return _Failure(
+                return Failure(
                     f"layer '{layer}': {self._whose(platform, name)} pins {name}=={pins[name]}, which has no"
                     f" wheel for {where}",
                     retryable=True,
                 )
             if versions is None or versions.group(1).strip() == "none":
-                return _Failure(
-                    f"layer '{layer}': no wheel of '{name}' for {where}; layers are installed from wheels"
-                    " only, so a package with only an sdist, or only wheels for other platforms or"
-                    " Pythons, cannot be locked for it",
-                    retryable=True,
-                )
-            return _Failure(
+                return failures.no_wheel(layer, name, where)
+            return Failure(
                 f"layer '{layer}': no version of '{name}' that satisfies '{requirement}' has a wheel for"
                 f" {where} (versions with a wheel: {versions.group(1)})",
                 retryable=True,
+                package=name,
             )
         if "ResolutionImpossible" in output:
             block = re.search(r"The conflict is caused by:\n(.*?)(?:\n\s*\n|\n\S|\Z)", output, re.DOTALL)
@@ -587,17 +511,12 @@ class _Runner:
                 if line:
                     causes.append(line)
             detail = "; ".join(causes) or " ".join(_error_lines(output))
-            return _Failure(f"layer '{layer}': the requirements conflict on {where}: {detail}", retryable=True)
+            return Failure(f"layer '{layer}': the requirements conflict on {where}: {detail}", retryable=True)
         detail = " ".join(_error_lines(output)) or output_tail(output, 300).replace("\n", " ")
-        return _Failure(f"layer '{layer}': pip failed to resolve for {where}: {detail}", retryable=False)
+        return Failure(f"layer '{layer}': pip failed to resolve for {where}: {detail}", retryable=False)
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def _is_url(link: str) -> bool:
-    """Whether a find-links entry is a URL (`https://...`, `file:...`) rather than a local directory."""
-    return "://" in link or link.startswith("file:")
 
 
 def _requirement_name(text: str) -> str:
@@ -615,9 +534,9 @@ def _index_matches(output: str, pattern: str) -> Iterator[re.Match[str]]:
     return re.finditer("^" + re.escape(pip_child.INDEX_PREFIX) + pattern, output, re.MULTILINE)
 
 
-def _retryable(outcome: dict[str, ResolvedWheel] | _Failure) -> bool:
+def _retryable(outcome: dict[str, ResolvedWheel] | Failure) -> bool:
     """Whether a failed outcome may succeed without the preferred pins."""
-    return isinstance(outcome, _Failure) and outcome.retryable
+    return isinstance(outcome, Failure) and outcome.retryable
 
 
 def _error_lines(output: str) -> list[str]:
