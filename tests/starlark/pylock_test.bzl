@@ -2,7 +2,9 @@
 
 The reader reads the golden lock of tests/golden/ (`@venvstacks_golden`, tests/golden/golden.bzl),
 the very text tests/unit/test_pylock.py requires the writer to produce; hand edits of it must fail
-naming the file and line (analysis tests with `expect_failure`).
+naming the file and line (analysis tests with `expect_failure`): those of `_REFUSED` below, and
+those of tests/golden/lock_edits.json, which the tool's reader must refuse alike
+(tests/unit/test_pylock.py).
 """
 
 load("@bazel_skylib//lib:unittest.bzl", "analysistest", "asserts", "unittest")
@@ -139,6 +141,21 @@ def _wheel_error_test(ctx):
 
 wheel_error_test = unittest.make(_wheel_error_test)
 
+def _wheel_version_test(ctx):
+    """The same cases as tests/unit/test_pylock.py test_wheel_version and its comparable_version test."""
+    env = unittest.begin(ctx)
+    asserts.equals(env, "2.32.3", pylock_testlib.wheel_version(_REQUESTS))
+    asserts.equals(env, "1.0", pylock_testlib.wheel_version("pkg-1.0-1-py3-none-any.whl"), "with a build tag")
+    asserts.equals(env, "", pylock_testlib.wheel_version("not-a-wheel.tar.gz"))
+    asserts.equals(env, "", pylock_testlib.wheel_version("p.whl"))
+    same = pylock_testlib.comparable_version
+    asserts.equals(env, same("1.0-post1"), same("1.0_post1"))
+    asserts.equals(env, same("V2.0RC1"), same("2.0rc1"))
+    asserts.true(env, same("2.0") != same("2.1"))
+    return unittest.end(env)
+
+wheel_version_test = unittest.make(_wheel_version_test)
+
 # --- what the reader refuses: hand edits of the golden lock ---------------------------------
 
 def _read_lock_impl(ctx):
@@ -169,7 +186,6 @@ _REFUSED = {
     "junk_in_wheels": (_GOLDEN, "wheels = [\n    { name = \"click", "wheels = [\n    junk,\n    { name = \"click", "unexpected line in a [[packages]] table", "junk,"),
     "no_platform_wheels": (_GOLDEN, "[packages.tool.venvstacks.platform-wheels]\n" + "".join([t + ' = "' + _REQUESTS + '"\n' for t in [_MACOS, _WINDOWS, _LINUX]]), "", "package 'requests' has no [packages.tool.venvstacks.platform-wheels] table", _REQUESTS_AT),
     "no_wheels": (_GOLDEN, [line + "\n" for line in _GOLDEN.split("\n") if line.startswith('    { name = "' + _REQUESTS)][0], "", "package 'requests' has no wheels", _REQUESTS_AT),
-    "other_table": (_GOLDEN, 'name = "requests"\n', 'name = "requests"\n[packages.x]\n', "unexpected table in a package", "[packages.x]"),
     "platform_not_locked": (_GOLDEN, _LINUX + ' = "' + _REQUESTS + '"', 'aarch64-unknown-linux-gnu = "' + _REQUESTS + '"', "package 'requests': platform-wheels names linux_aarch64, which is not among the lock's platforms (macos_arm64, windows_x86_64, linux_x86_64)", _REQUESTS_AT),
     "repeated_in_platforms": (_GOLDEN, '    "' + _LINUX + '",\n]', '    "' + _MACOS + '",\n]', "platform macos_arm64 is listed twice", None),
     "quoted_key": (_GOLDEN, _LINUX + ' = "' + _REQUESTS + '"', '"' + _LINUX + '" = "' + _REQUESTS + '"', "unexpected line in a [packages.tool.venvstacks.platform-wheels] table", None),
@@ -177,8 +193,16 @@ _REFUSED = {
     "unknown_in_platforms": (_GOLDEN, '    "' + _LINUX + '",\n]', '    "x86_64-unknown-freebsd",\n]', _UNKNOWN, None),
     "unknown_in_platform_wheels": (_GOLDEN, _LINUX + ' = "' + _REQUESTS + '"', 'x86_64-unknown-freebsd = "' + _REQUESTS + '"', _UNKNOWN, None),
     "unknown_single_platform": (_SINGLE_PLATFORM, 'platform = "' + _LINUX + '"', 'platform = "x86_64-unknown-freebsd"', _UNKNOWN, None),
-    "yanked": (_GOLDEN, 'version = "2.32.3"\n', 'version = "2.32.3"\nyanked = true\n', "unexpected line in a [[packages]] table", "yanked = true"),
 }
+
+def _cases():
+    """The cases of _REFUSED and of tests/golden/lock_edits.json, the latter in _REFUSED's form."""
+    cases = dict(_REFUSED)
+    for case in json.decode(GOLDEN_FILES["lock_edits.json"])["cases"]:
+        if case["name"] in _REFUSED:
+            fail("pylock_test.bzl: case '%s' is in both _REFUSED and lock_edits.json" % case["name"])
+        cases[case["name"]] = (_GOLDEN, case["old"], case["new"], case["message"], case["at"] or None)
+    return cases
 
 def _line_of(text, fragment):
     """The 1-based number of the line where `fragment` starts in `text`."""
@@ -187,7 +211,7 @@ def _line_of(text, fragment):
 def _refused_tests(prefix):
     """Declares a reader and a refused_test (`<prefix>_<case>`) for each case of _REFUSED; returns the tests' labels."""
     tests = []
-    for name, (golden, old, new, message, at) in sorted(_REFUSED.items()):
+    for name, (golden, old, new, message, at) in sorted(_cases().items()):
         if golden.count(old) != 1:
             fail("pylock_test.bzl: case '%s' must replace one place of the golden lock, found %d" % (name, golden.count(old)))
         text = golden.replace(old, new)
@@ -207,5 +231,5 @@ def pylock_test_suite(name):
     Args:
       name: the test suite's name.
     """
-    unittest.suite(name, golden_test, single_platform_test, string_test, sha256_test, wheel_path_test, wheel_error_test)
+    unittest.suite(name, golden_test, single_platform_test, string_test, sha256_test, wheel_path_test, wheel_error_test, wheel_version_test)
     native.test_suite(name = name + "_refused", tests = _refused_tests(name + "_refuses"))

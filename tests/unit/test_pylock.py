@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sys
 from pathlib import Path
@@ -399,6 +400,49 @@ def test_an_unknown_or_repeated_triple_is_refused_at_its_line(base: str, old: st
     with pytest.raises(VenvstacksError) as info:
         pylock.parse_lock(text, "stacks/pylock.app.toml")
     assert str(info.value) == f"stacks/pylock.app.toml:{line}: {message}"
+
+
+# Hand edits both readers refuse alike, at the same line (tests/starlark/pylock_test.bzl reads them too).
+LOCK_EDITS = json.loads((GOLDEN_DIR / "lock_edits.json").read_text(encoding="utf-8"))["cases"]
+
+
+@pytest.mark.parametrize("case", LOCK_EDITS, ids=[case["name"] for case in LOCK_EDITS])
+def test_a_hand_edit_of_the_golden_lock_is_refused_at_its_line(case: dict[str, str]) -> None:
+    """Each case of tests/golden/lock_edits.json: `<file>:<line>: <message>`, then the edit hint."""
+    assert GOLDEN.count(case["old"]) == 1, "a case replaces one place of the golden lock"
+    text = GOLDEN.replace(case["old"], case["new"])
+    line = text[: text.index(case["at"] or case["new"])].count("\n") + 1
+    with pytest.raises(VenvstacksError) as info:
+        pylock.parse_lock(text, "stacks/pylock.app.toml")
+    assert str(info.value) == f"stacks/pylock.app.toml:{line}: {case['message']} ({pylock._EDIT_HINT})"
+
+
+@pytest.mark.parametrize(
+    ("file_name", "version"),
+    [
+        (REQUESTS, "2.32.3"),
+        ("pkg-1.0-1-py3-none-any.whl", "1.0"),  # with a build tag
+        ("not-a-wheel.tar.gz", ""),
+        ("p.whl", ""),
+    ],
+)
+def test_wheel_version(file_name: str, version: str) -> None:
+    assert pylock.wheel_version(file_name) == version
+
+
+def test_versions_compare_as_the_wheel_spec_escapes_them() -> None:
+    assert pylock.comparable_version("1.0-post1") == pylock.comparable_version("1.0_post1")
+    assert pylock.comparable_version("V2.0RC1") == pylock.comparable_version("2.0rc1")
+    assert pylock.comparable_version("2.0") != pylock.comparable_version("2.1")
+
+
+def test_every_checked_in_lock_reads_whole() -> None:
+    """The example's and the corpus's locks, as the lock command wrote them, pass every check."""
+    root = GOLDEN_DIR.parents[1]
+    locks = sorted([*root.glob("examples/*/stacks/pylock.*.toml"), *root.glob("tests/corpus/**/pylock.*.toml")])
+    assert locks
+    for path in locks:
+        pylock.read_lock(path, location=str(path.relative_to(root)))
 
 
 def test_a_package_without_wheels_is_an_error() -> None:

@@ -23,6 +23,11 @@ A lock is read as strictly as the tool writes it (as `parse_lock` in lock/pylock
 wheel's sha256 is 64 lowercase hex digits (an empty one would otherwise reach the downloader as "no
 checksum"), and a local wheel's `path` stays inside the workspace (the extension fetches it as
 `file://<lock dir>/<path>`, so `/etc/...` or `../../..` would read any file of the machine).
+
+A lock is also read whole, by the rules `parse_lock` applies (one case table for both,
+tests/golden/lock_edits.json): a key the writer does not write, at any level, fails as an unknown
+key at its line; a package (normalized name and version) listed twice fails at its second table;
+a `version` that is not the version of its wheels' file names fails at its table's first line.
 """
 
 load("//rules_venvstacks/private/common:platforms.bzl", "platform_name", "platforms_problem", "triple_problem")
@@ -31,6 +36,13 @@ _PLATFORM_WHEELS_HEADER = "[packages.tool.venvstacks.platform-wheels]"
 _TRIPLE_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 _EDIT_HINT = "this file is written by `bazel run <layer>.lock`; re-run it instead of editing"
 _HEX = "0123456789abcdef"
+
+# The keys the writer writes, per table (keep in sync: tools/venvstacks_tool/lock/pylock.py _KEYS).
+_TOP_KEYS = ["lock-version", "created-by", "requires-python", "environments"]
+_PACKAGE_KEYS = ["name", "version", "marker", "wheels"]
+_WHEEL_KEYS = ["name", "url", "path", "hashes", "sha256"]
+_TOOL_KEYS = ["layer", "kind", "inputs-hash", "python-version", "platform", "platforms", "requirements", "provided"]
+_PROVIDED_KEYS = ["name", "version", "layer"]
 
 def _sha256_error(value):
     """Why `value` is not a lowercase hex sha256, or "" when it is one."""
@@ -138,12 +150,100 @@ def _names(triples):
 def _unexpected(where, table, line):
     fail("%s: unexpected line in a %s table (%s): %s" % (where, table, _EDIT_HINT, line))
 
+def _unknown_key(where, key, table):
+    fail("%s: unknown key '%s' in %s (%s)" % (where, key, table, _EDIT_HINT))
+
+# The tables a header may open, by path (`[tool.venvstacks]`: tool, venvstacks; "" ends it), and
+# the names of the tables that hold each part of the path, for messages.
+_TABLE_PATHS = [
+    (
+        ["packages", "tool", "venvstacks", "platform-wheels", ""],
+        ["the top level", "a [[packages]] table", "[packages.tool]", "[packages.tool.venvstacks]", _PLATFORM_WHEELS_HEADER],
+    ),
+    (["tool", "venvstacks", ""], ["the top level", "[tool]", "[tool.venvstacks]"]),
+]
+
+def _unknown_table(line, where):
+    """Fails for a table header the writer does not write, naming its first unknown key and the table holding it."""
+    parts = line.strip("[]").split(".")
+    for path, holders in _TABLE_PATHS:
+        if parts[0] != path[0] and path[0] == "packages":
+            continue
+        for index, part in enumerate(parts):
+            if index >= len(path):
+                break
+            if part != path[index]:
+                _unknown_key(where, part, holders[index])
+    fail("%s: unexpected table (%s): %s" % (where, _EDIT_HINT, line))
+
+def _line_key(line):
+    """The key of a `key = value` line, or "" when the line is not one."""
+    key, separator, _ = line.partition(" = ")
+    return key if separator else ""
+
+def _check_inline_keys(line, known, table, where):
+    """Fails when an inline table line (`{ name = "...", ... },`) has a key that is not in `known`."""
+    skeleton = []
+    index = 0
+    for _ in range(len(line)):
+        if index >= len(line):
+            break
+        if line[index] == "\"":
+            index = _string_at(line, index, where)[1]
+            skeleton.append("\"\"")
+        else:
+            skeleton.append(line[index])
+            index += 1
+    words = "".join(skeleton).replace("{", " ").replace(",", " ").split(" ")
+    words = [word for word in words if word]
+    for position, word in enumerate(words):
+        if word == "=" and position > 0 and words[position - 1] not in known:
+            _unknown_key(where, words[position - 1], table)
+
+def _normalized_name(name):
+    """`name` normalized as PEP 503 says: lower case, each run of `-`, `_` and `.` one `-`."""
+    chars = []
+    for char in name.lower().elems():
+        if char in "-_.":
+            if not chars or chars[-1] != "-":
+                chars.append("-")
+        else:
+            chars.append(char)
+    return "".join(chars)
+
+def _comparable_version(version):
+    """`version` in a form where a version and the one in its wheels' file names compare equal.
+
+    Enough of PEP 440 normalization for what the resolvers write: case, a leading `v`, and `-` or
+    `_` (the wheel spec's escape of `-`) for `.`. Stated once per language:
+    tools/venvstacks_tool/lock/pylock.py `comparable_version`.
+    """
+    version = version.lower().removeprefix("v")
+    return version.replace("-", ".").replace("_", ".")
+
+def _wheel_version(file_name):
+    """The version component of a wheel file name (`name-version-[build-]python-abi-platform.whl`), or ""."""
+    parts = file_name.removesuffix(".whl").split("-")
+    if not file_name.endswith(".whl") or len(parts) not in (5, 6):
+        return ""
+    return parts[1]
+
+def _version_error(package):
+    """Why the `version` of a package dict disagrees with its wheels' file names, or ""."""
+    for wheel in package["wheels"]:
+        found = _wheel_version(wheel.name)
+        if found and _comparable_version(found) != _comparable_version(package["version"]):
+            return "package '%s' has version '%s', but its wheel %s is version '%s'" % (package["name"], package["version"], wheel.name, found)
+    return ""
+
 def _package_line(current, line, where):
     """Reads one line of a `[[packages]]` table into `current`."""
     if current["in_wheels"]:
         if line == "]":
             current["in_wheels"] = False
         elif line.startswith("{ name = ") and line.endswith(" },"):
+            _check_inline_keys(line, _WHEEL_KEYS, "a wheel entry", where)
+
             # A local wheel has `path` (relative to the lock file, as in PEP 751) instead of `url`.
             path = _field(line, "path", where, required = False)
             current["wheels"].append(struct(
@@ -162,6 +262,8 @@ def _package_line(current, line, where):
         _value(line, "marker", where)  # which platforms install it is in the platform-wheels table
     elif line == "wheels = [":
         current["in_wheels"] = True
+    elif _line_key(line) and _line_key(line) not in _PACKAGE_KEYS:
+        _unknown_key(where, _line_key(line), "a [[packages]] table")
     else:
         _unexpected(where, "[[packages]]", line)
 
@@ -175,14 +277,31 @@ def _platform_wheels_line(current, line, where):
         fail("%s: platform %s listed twice for package '%s'" % (where, platform_name(key), current["name"]))
     current["platform_wheels"][key] = _value(line, key, where)
 
+def _top_line(top, line, where):
+    """Checks one line before the first table: a key the writer writes, or an item of its array."""
+    if top["array"]:
+        if line == "]":
+            top["array"] = False
+        return
+    key = _line_key(line)
+    if not key:
+        _unexpected(where, "top-level", line)
+    if key not in _TOP_KEYS:
+        _unknown_key(where, key, "the top level")
+    top["array"] = line.endswith(" = [")
+
 def _tool_line(tool, line, where):
-    """Reads the platform(s) of the `[tool.venvstacks]` table into `tool`; other keys are the tool's own."""
+    """Reads the platform(s) of the `[tool.venvstacks]` table into `tool`; its other keys are only checked."""
     if tool["array"] != None:
         if line == "]":
             tool["array"] = None
         elif tool["array"] == "platforms":
             tool["platforms"].append(_string_at(line, 0, where)[0])
             tool["platform_lines"].append(where)
+        elif tool["array"] == "provided":
+            _check_inline_keys(line, _PROVIDED_KEYS, "a provided entry", where)
+    elif _line_key(line) not in _TOOL_KEYS:
+        _unknown_key(where, _line_key(line) or line, "[tool.venvstacks]")
     elif line.startswith("platform = "):
         tool["platform"] = _value(line, "platform", where)
         tool["platform_line"] = where
@@ -218,6 +337,9 @@ def _finish_package(package, platforms, legacy, source, depth):
         error = _wheel_error(package["name"], wheel, depth)
         if error:
             fail("%s: %s" % (where, error))
+    error = _version_error(package)
+    if error:
+        fail("%s: %s (%s)" % (where, error, _EDIT_HINT))
     names = [wheel.name for wheel in package["wheels"]]
     platform_wheels = package["platform_wheels"]
     if not package["has_platform_wheels"]:
@@ -260,7 +382,8 @@ def parse_pylock(text, source, depth = None):
     """
     packages = []
     current = None
-    section = None  # None (top level or a table of no interest), "package", "platform_wheels", "tool"
+    section = "top"  # "top" (before the first table), "package", "platform_wheels", "tool"
+    top = {"array": False}
     tool = {"array": None, "platform": None, "platform_line": None, "platform_lines": [], "platforms": []}
     for number, raw in enumerate(text.splitlines()):
         line = raw.strip()
@@ -284,11 +407,13 @@ def parse_pylock(text, source, depth = None):
                 fail("%s: %s must follow its package's table, once (%s)" % (where, line, _EDIT_HINT))
             current["has_platform_wheels"] = True
             section = "platform_wheels"
-        elif line.startswith("[packages") or line.startswith("[[packages"):
-            fail("%s: unexpected table in a package (%s): %s" % (where, _EDIT_HINT, line))
-        elif line.startswith("[") and not (current != None and current["in_wheels"]):
+        elif line == "[tool.venvstacks]":
             current = None
-            section = "tool" if line == "[tool.venvstacks]" else None
+            section = "tool"
+        elif line.startswith("[") and not (current != None and current["in_wheels"]):
+            _unknown_table(line, where)
+        elif section == "top":
+            _top_line(top, line, where)
         elif section == "package":
             _package_line(current, line, where)
         elif section == "platform_wheels":
@@ -303,16 +428,35 @@ def parse_pylock(text, source, depth = None):
         legacy = True
     else:
         fail("%s: no 'platforms' in [tool.venvstacks] (%s)" % (source, _EDIT_HINT))
+    _check_repeated(packages, source)
     return struct(
         platform_triples = platforms,
         packages = [_finish_package(package, platforms, legacy, source, depth) for package in packages],
     )
 
+def _check_repeated(packages, source):
+    """Fails at the second table of a package (normalized name and version) that the lock lists twice."""
+    first = {}
+    for package in packages:
+        key = (_normalized_name(package["name"] or ""), _comparable_version(package["version"] or ""))
+        if key in first:
+            fail("%s:%d: package '%s' %s is listed twice (first at line %d) (%s)" % (
+                source,
+                package["line"],
+                package["name"],
+                package["version"],
+                first[key],
+                _EDIT_HINT,
+            ))
+        first[key] = package["line"]
+
 pylock_testlib = struct(
+    comparable_version = _comparable_version,
     lock_depth = lock_depth,
     parse_pylock = parse_pylock,
     sha256_error = _sha256_error,
     string_at = _string_at,
     wheel_error = _wheel_error,
     wheel_path_error = _wheel_path_error,
+    wheel_version = _wheel_version,
 )

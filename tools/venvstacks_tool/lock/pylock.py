@@ -60,6 +60,11 @@ Every string is a TOML basic string (backslash, double quote and control charact
 `[[packages]]` table at all. `parse_lock` reads any valid TOML with these keys (tomllib, or
 tomli on Python 3.10), and also the single-platform form written before (`platform = "<triple>"`
 in `[tool.venvstacks]`, no platform-wheels tables: each package's one wheel installs on it).
+
+It reads a lock whole, by the rules the extension's reader applies (one case table for both,
+tests/golden/lock_edits.json): a key the writer does not write, at any level, is refused at its
+line; so is a package (normalized name and version) listed twice, at its second table, and a
+`version` that is not the version of its wheels' file names, at its table's first line.
 """
 
 from __future__ import annotations
@@ -81,6 +86,24 @@ LOCK_VERSION = "1.0"
 CREATED_BY = "rules_venvstacks"
 
 _INPUTS_HASH = re.compile(r"sha256:[0-9a-f]{64}")
+_EDIT_HINT = "this file is written by `bazel run <layer>.lock`; re-run it instead of editing"
+
+# The keys the writer writes, per table, and the table's name in messages (keep in sync:
+# rules_venvstacks/private/fetch/pylock.bzl _TOP_KEYS and the others).
+_KEYS = {
+    "top": ("the top level", {"lock-version", "created-by", "requires-python", "environments", "packages", "tool"}),
+    "tool": ("[tool]", {"venvstacks"}),
+    "venvstacks": (
+        "[tool.venvstacks]",
+        {"layer", "kind", "inputs-hash", "python-version", "platform", "platforms", "requirements", "provided"},
+    ),
+    "provided": ("a provided entry", {"name", "version", "layer"}),
+    "package": ("a [[packages]] table", {"name", "version", "marker", "wheels", "tool"}),
+    "package_tool": ("[packages.tool]", {"venvstacks"}),
+    "package_venvstacks": ("[packages.tool.venvstacks]", {"platform-wheels"}),
+    "wheel": ("a wheel entry", {"name", "url", "path", "hashes"}),
+    "hashes": ("a wheel entry", {"sha256"}),
+}
 
 
 def platform_marker(triple: str) -> str:
@@ -374,6 +397,57 @@ def wheel_path_error(path: str, depth: int | None) -> str:
     return ""
 
 
+def comparable_version(version: str) -> str:
+    """`version` in a form where a version and the one in its wheels' file names compare equal.
+
+    Enough of PEP 440 normalization for what the resolvers write: case, a leading `v`, and `-` or
+    `_` (the wheel spec's escape of `-`) for `.`. Stated once per language:
+    rules_venvstacks/private/fetch/pylock.bzl `_comparable_version`.
+    """
+    return version.lower().removeprefix("v").replace("-", ".").replace("_", ".")
+
+
+def wheel_version(file_name: str) -> str:
+    """The version component of a wheel file name (`name-version-[build-]python-abi-platform.whl`), or ""."""
+    parts = file_name.removesuffix(".whl").split("-")
+    if not file_name.endswith(".whl") or len(parts) not in (5, 6):
+        return ""
+    return parts[1]
+
+
+class _Lines:
+    """The line numbers (from 1) of a lock's text, for errors about what tomllib parsed from it."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.lines = text.splitlines()
+        self.source = source
+        self.tables = [n for n, line in enumerate(self.lines, start=1) if line.strip() == "[[packages]]"]
+
+    def package(self, index: int) -> int | None:
+        """The line of the `index`-th (from 0) `[[packages]]` table."""
+        return self.tables[index] if index < len(self.tables) else None
+
+    def header(self, header: str) -> int | None:
+        """The line of the table header `header` (e.g. `[tool.venvstacks]`)."""
+        return next((n for n, line in enumerate(self.lines, start=1) if line.strip() == header), None)
+
+    def key(self, key: str, start: int | None) -> int | None:
+        """The first line from `start` where `key` is given a value, in a table, an inline table or a header."""
+        name = rf'(?:"{re.escape(key)}"|{re.escape(key)})'
+        pattern = re.compile(rf"(?:^|[\[{{,.])\s*{name}\s*[=\].]")
+        for number, line in enumerate(self.lines[(start or 1) - 1 :], start=start or 1):
+            if pattern.search(line):
+                return number
+        return None
+
+    def check_keys(self, table: dict[str, Any], kind: str, start: int | None = None) -> None:
+        """Refuses a key of `table` (a table of `kind`, see _KEYS) that the writer does not write."""
+        name, known = _KEYS[kind]
+        for key in table:
+            if key not in known:
+                raise _at_line(self.source, self.key(key, start), f"unknown key '{key}' in {name} ({_EDIT_HINT})")
+
+
 def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
     """Parse the text of a lock file; `source` (its path or label) names it in every error.
 
@@ -391,15 +465,19 @@ def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
     depth = lock_depth(source if location is None else location)
     data = load_toml(text, source)
     r = _Reader(source)
+    lines = _Lines(text, source)
     version = r.string(data, "lock-version", "top level")
     if version != LOCK_VERSION:
         raise r.fail("lock-version", f"unsupported version {version!r} (this tool reads {LOCK_VERSION!r})")
+    lines.check_keys(data, "top")
 
     tool = data.get("tool")
     venvstacks = tool.get("venvstacks") if isinstance(tool, dict) else None
     if venvstacks is None:
         raise r.fail("top level", "missing the [tool.venvstacks] table (not a lock written by rules_venvstacks)")
+    lines.check_keys(r.table(tool, "[tool]"), "tool")
     meta = r.table(venvstacks, "[tool.venvstacks]")
+    lines.check_keys(meta, "venvstacks", lines.header("[tool.venvstacks]"))
     where = "[tool.venvstacks]"
     kind = r.string(meta, "kind", where)
     if kind not in LAYER_KINDS:
@@ -429,20 +507,31 @@ def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
                 layer=r.string(entry, "layer", item_where),
             )
         )
+        lines.check_keys(entry, "provided", lines.key("provided", lines.header("[tool.venvstacks]")))
 
     packages = []
+    first: dict[tuple[str, str], int | None] = {}
     for index, item in enumerate(r.array(data, "packages", "top level", required=False)):
         package_where = f"packages[{index}]"
         entry = r.table(item, package_where)
+        line = lines.package(index)
+        lines.check_keys(entry, "package", line)
         name = r.string(entry, "name", package_where)
         package_version = r.string(entry, "version", package_where)
         package_where = f"package '{name}' {package_version}"
+        key = (normalize_name(name), comparable_version(package_version))
+        if key in first:
+            message = f"package '{name}' {package_version} is listed twice (first at line {first[key]})"
+            raise _at_line(source, line, f"{message} ({_EDIT_HINT})")
+        first[key] = line
         marker = r.string(entry, "marker", package_where) if "marker" in entry else ""
         wheels = []
         for wheel_index, wheel_item in enumerate(r.array(entry, "wheels", package_where)):
             wheel_where = f"{package_where} wheels[{wheel_index}]"
             wheel = r.table(wheel_item, wheel_where)
+            lines.check_keys(wheel, "wheel", line)
             hashes = r.table(wheel.get("hashes"), f"{wheel_where} hashes")
+            lines.check_keys(hashes, "hashes", line)
             sha256 = r.string(hashes, "sha256", f"{wheel_where} hashes")
             if not is_sha256(sha256):
                 raise r.fail(wheel_where, f"sha256 must be 64 lowercase hex digits, not {sha256!r}")
@@ -466,6 +555,19 @@ def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
             )
         if not wheels:
             raise r.fail(package_where, "has no wheels")
+        for locked in wheels:
+            found = wheel_version(locked.name)
+            if found and comparable_version(found) != comparable_version(package_version):
+                raise _at_line(
+                    source,
+                    line,
+                    f"package '{name}' has version '{package_version}', but its wheel {locked.name} is version"
+                    f" '{found}' ({_EDIT_HINT})",
+                )
+        tool_table = entry.get("tool")
+        if tool_table is not None:
+            lines.check_keys(r.table(tool_table, f"{package_where} tool"), "package_tool", line)
+            lines.check_keys(r.table(tool_table.get("venvstacks", {}), package_where), "package_venvstacks", line)
         platform_wheels = _platform_wheels(r, text, entry, package_where, legacy, platforms, wheels)
         packages.append(LockedPackage(name, package_version, wheels, platform_wheels, marker))
 
