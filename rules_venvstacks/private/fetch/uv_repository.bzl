@@ -7,6 +7,7 @@ by Bazel's downloader with its sha256, unpacked; `:uv` is the binary in its `.da
 """
 
 load(":download.bzl", "download_verified")
+load(":render.bzl", "render")
 
 def _uv_repository_impl(rctx):
     what = "uv %s (%s)" % (rctx.attr.version, rctx.attr.platform)
@@ -17,13 +18,7 @@ def _uv_repository_impl(rctx):
     binary = "unpacked/uv-%s.data/scripts/uv%s" % (rctx.attr.version, ".exe" if "windows" in rctx.attr.platform else "")
     if not rctx.path(binary).exists:
         fail("%s: the wheel %s has no %s" % (what, rctx.attr.url, binary.removeprefix("unpacked/")))
-    rctx.file("BUILD.bazel", """\
-filegroup(
-    name = "uv",
-    srcs = ["{binary}"],
-    visibility = ["//visibility:public"],
-)
-""".format(binary = binary))
+    rctx.file("BUILD.bazel", render.call("filegroup", "uv", {"srcs": [binary], "visibility": ["//visibility:public"]}))
 
 uv_repository = repository_rule(
     implementation = _uv_repository_impl,

@@ -10,13 +10,7 @@ load(":render.bzl", "render")
 def _wheel_repository_impl(rctx):
     what = "wheel '%s' (package %s, lock %s)" % (rctx.attr.file_name, rctx.attr.package, rctx.attr.lock)
     download_verified(rctx, what, [rctx.attr.url], rctx.attr.sha256, "wheel/" + rctx.attr.file_name)
-    rctx.file("BUILD.bazel", """\
-filegroup(
-    name = "wheel",
-    srcs = ["wheel/{file}"],
-    visibility = ["//visibility:public"],
-)
-""".format(file = rctx.attr.file_name))
+    rctx.file("BUILD.bazel", render.call("filegroup", "wheel", {"srcs": ["wheel/" + rctx.attr.file_name], "visibility": ["//visibility:public"]}))
 
 wheel_repository = repository_rule(
     implementation = _wheel_repository_impl,
