@@ -15,6 +15,7 @@ import pytest
 
 from venvstacks_tool.build import layer
 from venvstacks_tool.core import archive, protocol
+from venvstacks_tool.deploy import run_cache
 from venvstacks_tool.lock import index_options
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -43,6 +44,8 @@ def bzl_constants(path: Path) -> dict[str, object]:
         ("BYTECODE_MODES", list(layer.BYTECODE_MODES)),
         ("DEFAULT_INDEX_URL", index_options.DEFAULT_INDEX_URL),
         ("LAYER_NAME_MAX_LENGTH", protocol.LAYER_NAME_MAX_LENGTH),
+        ("RUN_CACHE_MARKER_NAME", run_cache.MARKER_NAME),
+        ("RUN_CACHE_USED_NAME", run_cache.USED_NAME),
     ],
 )
 def test_starlark_and_python_hold_the_same_value(name: str, python: object) -> None:

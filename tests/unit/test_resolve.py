@@ -174,36 +174,20 @@ def test_an_unreachable_index_is_a_network_error(
 
 def test_a_conflict_with_a_lower_layer_names_the_platform_and_the_pin(tmp_path: Path, resolver: Resolver) -> None:
     macos = by_name("macos_x86_64")
+
+    def resolve_against_the_pin(**owner: dict[str, str]) -> None:
+        lower_pins = {macos.triple: {"click": "8.1.7"}}
+        resolve("app", [macos], PYTHON, ["click>=8.1.8"], lower_pins, IndexOptions(), {}, tmp_path, **owner, **resolver)
+
     with pytest.raises(VenvstacksError) as caught:
-        resolve(
-            "app",
-            [macos],
-            PYTHON,
-            ["click>=8.1.8"],
-            {macos.triple: {"click": "8.1.7"}},
-            IndexOptions(),
-            {},
-            tmp_path,
-            **resolver,
-        )
+        resolve_against_the_pin()
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith("layer 'app': the requirements conflict on macos_x86_64 (Python 3.11.7):")
     assert "a lower layer pins click==8.1.7" in message
     # With the pin's owner given, the message names it.
     with pytest.raises(VenvstacksError, match=r"layer 'fw' \(fw\.toml\) pins click==8\.1\.7"):
-        resolve(
-            "app",
-            [macos],
-            PYTHON,
-            ["click>=8.1.8"],
-            {macos.triple: {"click": "8.1.7"}},
-            IndexOptions(),
-            {},
-            tmp_path,
-            pinned_by={"Click": "layer 'fw' (fw.toml)"},
-            **resolver,
-        )
+        resolve_against_the_pin(pinned_by={"Click": "layer 'fw' (fw.toml)"})
 
 
 def test_lower_layer_constraints_hold_on_every_platform(tmp_path: Path, resolver: Resolver) -> None:

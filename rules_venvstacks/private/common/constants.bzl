@@ -33,3 +33,9 @@ LAYER_NAME_REST = LAYER_NAME_FIRST + ".-"
 # tools/venvstacks_tool/core/protocol.py LAYER_NAME_MAX_LENGTH: a deployed directory's name stays
 # well below file systems' 255-byte limit, with room for deploy's temporary prefixes.
 LAYER_NAME_MAX_LENGTH = 100
+
+# tools/venvstacks_tool/deploy/run_cache.py MARKER_NAME and USED_NAME: in an entry of the `bazel
+# run` cache, the file written last (the entry is complete) and the file whose mtime is its last
+# run; the launcher's fast path (deploy/run.bzl) reads both.
+RUN_CACHE_MARKER_NAME = ".venvstacks-run-complete"
+RUN_CACHE_USED_NAME = ".venvstacks-run-used"

@@ -17,6 +17,7 @@ A layer built for another platform than this machine's still builds; its launche
 """
 
 load("@platforms//host:constraints.bzl", "HOST_CONSTRAINTS")
+load("//rules_venvstacks/private/common:constants.bzl", "RUN_CACHE_MARKER_NAME", "RUN_CACHE_USED_NAME")
 load("//rules_venvstacks/private/common:platforms.bzl", "platform_name")
 load("//rules_venvstacks/private/common:stack_layers.bzl", "stack_archives", "stack_layers")
 load("//rules_venvstacks/private/common:tool.bzl", "run_tool", "shell_quote", "tool_inputs", "tool_shell_command")
@@ -30,10 +31,6 @@ RUN_ATTRS = {
         doc = "This machine's constraints: a layer runs only when the target platform has them all.",
     ),
 }
-
-# File names in a cache entry. Keep in sync with tools/venvstacks_tool/deploy/run_cache.py.
-_MARKER_NAME = ".venvstacks-run-complete"
-_USED_NAME = ".venvstacks-run-used"
 
 # The launcher starts with `#!/bin/bash -p`, not `#!/usr/bin/env bash`: one process fewer on the
 # fast path (about 1 ms), and the layer's own `bin/python` wrapper needs /bin/bash already (Linux);
@@ -152,8 +149,8 @@ exit 1
             layer = layer.layer_name,
             key = shell_quote(key.short_path),
             fd = _USED_FD,
-            used = _USED_NAME,
-            marker = _MARKER_NAME,
+            used = RUN_CACHE_USED_NAME,
+            marker = RUN_CACHE_MARKER_NAME,
             command = command,
             command_path = command.partition(" ")[0],
             prepare = prepare,

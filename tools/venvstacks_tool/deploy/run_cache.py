@@ -39,7 +39,8 @@ from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import write_bytes_atomic
 from venvstacks_tool.deploy import deploy, transaction
 
-# Keep in sync with rules_venvstacks/private/deploy/run.bzl, whose fast path reads them.
+# The launcher's fast path reads these two too: constants.bzl states them for Starlark
+# (tests/unit/test_constants.py holds the two the same).
 MARKER_NAME = ".venvstacks-run-complete"
 USED_NAME = ".venvstacks-run-used"
 LOCK_SUFFIX = ".lock"
