@@ -93,7 +93,6 @@ test_args=("$@")
 set -- --dest "$dest"
 """
     epilogue = """\
-unset VENVSTACKS_TOOL_PATH
 exec {command} -- ${{test_args[@]+"${{test_args[@]}}"}}
 """.format(command = " ".join(command))
     launcher = tool_launcher(ctx, layer.runtime, "deploy", "deploy", arguments, files, prelude = prelude, epilogue = epilogue)

@@ -163,6 +163,8 @@ def run_script(run: StackTestRun) -> int:
 def main(argv: Sequence[str]) -> int:
     """Set up sys.path for `argv`'s run, then run pytest or the script; return the exit status."""
     run = parse_request(argv)
+    # No __pycache__ written beside the test files or the deps' sources: they are in the runfiles.
+    sys.dont_write_bytecode = True
     extend_sys_path(run.tools_layers, run.import_roots)
     return run_script(run) if run.main else run_pytest(run)
 
