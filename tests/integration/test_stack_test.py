@@ -127,6 +127,7 @@ FILES = {
     "pytest.ini": "[pytest]\naddopts = --no-such-option\n",
     "svc_tests/conftest.py": "import pytest\n\n\n@pytest.fixture\ndef who():\n    return 'stack'\n",
     "svc_tests/test_svc.py": """\
+import os
 import sys
 from pathlib import Path
 
@@ -141,6 +142,11 @@ def test_greeting_comes_from_the_shipped_layer(who):
     assert shipped.is_relative_to(Path(sys.prefix).resolve()), shipped
     assert (Path.cwd() / "svc/greeting.py").exists()
     assert svc.greeting.greet(who) == testhelpers.expected_greeting()
+
+
+def test_the_tests_get_the_callers_environment_not_the_tools():
+    leaked = sorted(set(os.environ) & {"PYTHONHASHSEED", "PYTHONUTF8", "VENVSTACKS_TOOL_PATH"})
+    assert not leaked, leaked
 
 
 def check_the_configuration_file_is_read():
@@ -205,7 +211,8 @@ def test_pytest_runs_the_team_tests_against_the_shipped_layer(stack: Stack) -> N
     assert "svc_tests/test_svc.py::test_greeting_comes_from_the_shipped_layer PASSED" in log, log[-3000:]
     assert "svc_tests/test_svc.py::test_pytest_comes_from_the_test_tools_layer PASSED" in log, log[-3000:]
     assert "svc_tests/test_svc.py::check_the_configuration_file_is_read PASSED" in log, log[-3000:]
-    assert "3 passed" in log
+    assert "svc_tests/test_svc.py::test_the_tests_get_the_callers_environment_not_the_tools PASSED" in log, log[-3000:]
+    assert "4 passed" in log
     assert "check_main ran with ['from_args', '0']" in _test_log(stack, "svc_main_test")
 
 
@@ -213,7 +220,7 @@ def test_without_config_pytest_reads_no_configuration_file_from_above_the_runfil
     # Unsandboxed, the directories above the runfiles lead to the workspace's files.
     result = stack.workspace.bazel("test", "--strategy=TestRunner=local", "//:svc_unconfigured_test", check=False)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
-    assert "2 passed" in _test_log(stack, "svc_unconfigured_test")
+    assert "3 passed" in _test_log(stack, "svc_unconfigured_test")
 
 
 def test_a_failing_test_fails_bazel_test_and_names_the_test(stack: Stack) -> None:
