@@ -36,7 +36,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from venvstacks_maint.debian_root import DEBIAN_MACHINES, debian_python_root, emulation_env
+from venvstacks_maint.debian_root import DEBIAN_MACHINES, DEFAULT_SUITE, debian_python_root, emulation_env
 from venvstacks_tool.core.cli import subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.platforms import PLATFORMS, by_triple
@@ -261,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="pack Debian's CPython of this architecture (extracted with mmdebstrap; run under emulation)",
     )
     parser.add_argument(
+        "--debian-suite",
+        default=DEFAULT_SUITE,
+        help=f"the Debian release whose CPython --debian-arch packs (default: {DEFAULT_SUITE})",
+    )
+    parser.add_argument(
         "--debian-root-dir",
         type=Path,
         help="where --debian-arch's Debian root is extracted, once (default: --output-dir)",
@@ -277,7 +282,9 @@ def main(argv: list[str]) -> int:
     output_dir = args.output_dir.resolve()
     sysroot = None
     if args.debian_arch:
-        sysroot = debian_python_root(args.debian_arch, (args.debian_root_dir or output_dir).resolve())
+        sysroot = debian_python_root(
+            args.debian_arch, (args.debian_root_dir or output_dir).resolve(), args.debian_suite
+        )
     runtime = make_local_runtime(output_dir, args.python, sysroot)
     url = f"{args.base_url.rstrip('/')}/{runtime.path.name}" if args.base_url else None
     print(f"local-runtime: {runtime.path} (CPython {runtime.python_version}, {runtime.triple})", file=sys.stderr)
