@@ -21,6 +21,7 @@ from types import ModuleType
 
 import pytest
 
+import venvstacks_maint.__main__ as maint
 from venvstacks_maint.local_runtime import make_local_runtime, runtime_archive_tag
 from venvstacks_testing.bazel_workspace import CHECKOUT
 from venvstacks_testing.emulation import Emulation, EmulationUnavailable, aarch64_emulation
@@ -79,9 +80,14 @@ def test_the_example_stack_built_for_aarch64_runs_under_emulation_like_the_x86_6
         monkeypatch.setenv(name, value)
     run_example = _run_example_module()
     host = make_local_runtime(tmp_path / "pbs")
-    target = make_local_runtime(tmp_path / "pbs", sysroot=emulation.root)
-    assert target.triple == "aarch64-unknown-linux-gnu"
-    tags = runtime_archive_tag(host, run_example.RUNTIME) + runtime_archive_tag(target, run_example.RUNTIME)
+    # The aarch64 runtime as a user makes it: `local-runtime --debian-arch arm64` (the root reused).
+    roots = str(emulation.root.parent)
+    argv = ["--runtime", run_example.RUNTIME, "--debian-arch=arm64", f"--debian-root-dir={roots}"]
+    capsys.readouterr()
+    assert maint.main(["local-runtime", *argv, f"--output-dir={tmp_path / 'pbs'}"]) == 0
+    target_tag = capsys.readouterr().out
+    assert '    platform = "linux_aarch64",\n' in target_tag
+    tags = runtime_archive_tag(host, run_example.RUNTIME) + target_tag
     copy = run_example.copy_example(tmp_path, tags)
     bazel = run_example.Bazel(copy, [tmp_path])
     aarch64_dest, x86_64_dest = tmp_path / "aarch64", tmp_path / "x86_64"
