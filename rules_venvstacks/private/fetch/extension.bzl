@@ -11,7 +11,7 @@ and the execution platform's. Per lock it declares one repository per wheel file
 locked wheels, which selects each target platform's wheels.
 """
 
-load("//rules_venvstacks/private/common:platforms.bzl", "PLATFORMS", "config_setting_label", "platform_name", "platform_triples")
+load("//rules_venvstacks/private/common:platforms.bzl", "PLATFORMS", "config_setting_label", "platform_name", "platform_triples", "wheel_floor_problem")
 load("//rules_venvstacks/private/common:versions.bzl", "is_python_version")
 load(":pbs.bzl", "asset_urls", "host_platform", "python_minor", "release_epoch", "resolve_version")
 load(":pylock.bzl", "lock_depth", "parse_pylock")
@@ -191,6 +191,10 @@ def _table_source(table, version, triple, base_urls):
         archive = None,
     )
 
+def _module_file(mod):
+    """The MODULE.bazel a tag of `mod` is written in, for messages."""
+    return "the MODULE.bazel of module '%s'" % mod.name if mod.name else "the root MODULE.bazel"
+
 def _runtime_archives(module_ctx):
     """{runtime name: {triple: tag}} from `venvstacks.runtime_archive`."""
     archives = {}
@@ -202,8 +206,24 @@ def _runtime_archives(module_ctx):
                 fail("%s: declared twice" % what)
             if not tag.urls and not tag.archive:
                 fail("%s: give `urls` + `sha256` or `archive`" % what)
-            archives.setdefault(tag.runtime, {})[triple] = struct(tag = tag, what = what)
+            archives.setdefault(tag.runtime, {})[triple] = struct(tag = tag, what = "venvstacks.%s in %s" % (what, _module_file(mod)))
     return archives
+
+def _check_archive_platforms(name, archives, targets, host):
+    """Fails on a `runtime_archive` of runtime `name` for a platform it neither targets nor runs the tool on.
+
+    Such an archive would never be used: only a target platform's archive is packed, and only the
+    host's runs the tool (an archive for the host alone, as `local-runtime` prints, is fine).
+    """
+    for triple, archive in sorted(archives.items()):
+        if triple not in targets and triple != host:
+            fail("%s: runtime '%s' does not target %s (its platforms: %s), so this archive would never be used; add '%s' to the runtime's `platforms`, or remove the tag" % (
+                archive.what,
+                name,
+                platform_name(triple),
+                ", ".join([platform_name(t) for t in targets]),
+                platform_name(triple),
+            ))
 
 def _runtime_sources(tag, table, host, archives, what):
     """{triple: source} for every platform the runtime has a build for, and the version to lock for."""
@@ -228,10 +248,13 @@ def _runtime_sources(tag, table, host, archives, what):
     return sources, lock_version
 
 def _floor(value, attribute, what):
-    """`value` ("2.28", "12.0" or "") checked to be a MAJOR.MINOR version."""
+    """`value` ("2.28", "12.0" or "") checked to be a MAJOR.MINOR version of a known release."""
     parts = value.split(".")
     if value and (len(parts) != 2 or not parts[0].isdigit() or not parts[1].isdigit()):
         fail("%s: %s = '%s' is not a version like '2.28' or '12.0'" % (what, attribute, value))
+    problem = wheel_floor_problem(attribute, value) if value else ""
+    if problem:
+        fail("%s: %s" % (what, problem))
     return value
 
 def _venvstacks_impl(module_ctx):
@@ -257,6 +280,7 @@ def _venvstacks_impl(module_ctx):
                         ", ".join(sorted(PLATFORMS)),
                     ))
                 targets = [host]
+            _check_archive_platforms(tag.name, archives.get(tag.name, {}), targets, host)
             sources, lock_version = _runtime_sources(tag, table, host, archives.get(tag.name, {}), what)
             for triple in targets:
                 if triple not in sources:
