@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import tarfile
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -292,11 +293,11 @@ def test_inputs_that_would_be_ignored_or_name_no_release_fail_in_the_module_exte
     """Refused when the extension runs, with the tag or attribute at fault in one line, before any fetch."""
     runtime, url = served
     addition, expected = _EARLY_REFUSALS[case]
-    module = _module(runtime, url)
-    if addition.startswith("venvstacks."):
-        module += addition.format(version=runtime.python_version, url=url, zeros="0" * 64)
+    module = textwrap.dedent(_module(runtime, url))
+    if addition.lstrip().startswith("venvstacks."):
+        module += textwrap.dedent(addition).format(version=runtime.python_version, url=url, zeros="0" * 64)
     else:
-        module = module.replace('name = "cpython_local",', f'name = "cpython_local",\n            {addition},')
+        module = module.replace('name = "cpython_local",', f'name = "cpython_local",\n    {addition},')
     scratch.write_module(module)
     result = scratch.bazel("build", "--nobuild", "//:cpython_layer", check=False)
     assert result.returncode != 0

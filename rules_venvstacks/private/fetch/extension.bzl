@@ -41,8 +41,8 @@ Where the archives come from:
         "base_urls": attr.string_list(
             doc = "Mirrors of the PBS release assets (`<base>/<release>/<file>`), tried in order; the table's sha256 still applies.",
         ),
-        "glibc_minimum": attr.string(doc = "Linux wheels must run on this glibc or newer, e.g. '2.28' (PyTorch ships only manylinux_2_28 wheels); default: PBS' own floor, 2.17. Raising it means the Linux archives need that glibc."),
-        "macos_minimum": attr.string(doc = "macOS wheels must run on this release or newer, e.g. '12.0'; default: PBS' own floor (10.15 on x86_64, 11.0 on arm64). Raising it means the macOS archives need that release."),
+        "glibc_minimum": attr.string(doc = "Linux wheels must run on this glibc or newer, e.g. '2.28' (PyTorch ships only manylinux_2_28 wheels); default: PBS' own floor, 2.17. Raising it means the Linux archives need that glibc. A glibc release from 2.17 to 2.44; another value fails when the extension runs."),
+        "macos_minimum": attr.string(doc = "macOS wheels must run on this release or newer, e.g. '12.0'; default: PBS' own floor (10.15 on x86_64, 11.0 on arm64). Raising it means the macOS archives need that release. 10.9 to 10.15, or MAJOR.MINOR of macOS 11 to 15 or 26; another value fails when the extension runs."),
         "name": attr.string(mandatory = True, doc = "Repository name, e.g. 'cpython3_12'; also the target name in it."),
         "platforms": attr.string_list(doc = "Target platforms by short name, e.g. ['linux_x86_64', 'windows_x86_64']; [] = the host only."),
         "python_version": attr.string(mandatory = True, doc = "'3.12' (newest in the table) or an exact '3.12.7'."),
@@ -60,7 +60,7 @@ For a mirror with other file names, your own builds, or archives served in tests
 """,
     attrs = {
         "archive": attr.label(doc = "A local archive file instead of `urls`."),
-        "platform": attr.string(mandatory = True, doc = "The platform's short name, e.g. 'windows_x86_64'."),
+        "platform": attr.string(mandatory = True, doc = "The platform's short name, e.g. 'windows_x86_64': one of the runtime's `platforms`, or the host's (then it runs the tool); another fails when the extension runs."),
         "python_version": attr.string(mandatory = True, doc = "The archive's exact CPython version, e.g. '3.12.7'."),
         "release": attr.string(doc = "PBS release tag, recorded in metadata (optional)."),
         "runtime": attr.string(mandatory = True, doc = "The `name` of the `venvstacks.runtime` it belongs to."),
