@@ -260,15 +260,8 @@ def test_custom_build_without_sha256_is_refused(scratch: Workspace, served: tupl
 
 _EARLY_REFUSALS = {
     "archive-for-an-untargeted-platform": (
-        """\
-        venvstacks.runtime_archive(
-            runtime = "cpython_local",
-            platform = "windows_x86_64",
-            python_version = "{version}",
-            urls = ["{url}/unused.tar.gz"],
-            sha256 = "{zeros}",
-        )
-        """,
+        'venvstacks.runtime_archive(runtime = "cpython_local", platform = "windows_x86_64", python_version ='
+        ' "{version}", urls = ["{url}/unused.tar.gz"], sha256 = "{zeros}")\n',
         "venvstacks.runtime_archive(runtime = 'cpython_local', platform = 'windows_x86_64') in the MODULE.bazel of"
         " module 'scratch': runtime 'cpython_local' does not target windows_x86_64 (its platforms: linux_x86_64),"
         " so this archive would never be used; add 'windows_x86_64' to the runtime's `platforms`, or remove the tag",
@@ -294,8 +287,8 @@ def test_inputs_that_would_be_ignored_or_name_no_release_fail_in_the_module_exte
     runtime, url = served
     addition, expected = _EARLY_REFUSALS[case]
     module = textwrap.dedent(_module(runtime, url))
-    if addition.lstrip().startswith("venvstacks."):
-        module += textwrap.dedent(addition).format(version=runtime.python_version, url=url, zeros="0" * 64)
+    if addition.startswith("venvstacks."):
+        module += addition.format(version=runtime.python_version, url=url, zeros="0" * 64)
     else:
         module = module.replace('name = "cpython_local",', f'name = "cpython_local",\n    {addition},')
     scratch.write_module(module)
