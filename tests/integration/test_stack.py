@@ -180,6 +180,44 @@ def test_stale_lock_fails_its_test_with_the_command_to_run(stack: Stack) -> None
         stack.set_app_requirements(["apppkg"])
 
 
+STALE_APP_LOCK = (
+    "pylock.app.toml is stale against its inputs (requirements, Python, platforms, lower layers' locks,"
+    " indexes): run `bazel run //:app.lock`"
+)
+
+
+def _layer_action_keys(stack: Stack) -> list[str]:
+    """The action keys of the app layer's archive and metadata actions (aquery)."""
+    query = 'mnemonic("VenvstacksLayer|VenvstacksLayerMetadata", //:app)'
+    result = stack.workspace.bazel("aquery", query, "--output=jsonproto")
+    actions = json.loads(result.stdout)["actions"]
+    assert len(actions) == 2, actions
+    return sorted(action["actionKey"] for action in actions)
+
+
+def test_stale_lock_warns_at_build_time_and_fails_with_the_setting(stack: Stack) -> None:
+    """`bazel build` says what `.lock_test` would: a warning naming the `.lock` command, by default;
+    a failed build with `--@rules_venvstacks//settings:stale_lock=error`. The layer's own actions
+    keep their keys: the check is a validation action beside them."""
+    setting = "--@rules_venvstacks//settings:stale_lock"
+    fresh = stack.workspace.bazel("build", "//:app")
+    assert "is stale against" not in fresh.stderr, fresh.stderr[-3000:]
+    keys = _layer_action_keys(stack)
+    stack.set_app_requirements(["apppkg", "shared"])
+    try:
+        warned = stack.workspace.bazel("build", "//:app")
+        assert f"warning: {STALE_APP_LOCK}" in warned.stderr.splitlines(), warned.stderr[-3000:]
+        assert _layer_action_keys(stack) == keys
+        failed = stack.workspace.bazel("build", f"{setting}=error", "//:app", check=False)
+        assert failed.returncode != 0
+        assert STALE_APP_LOCK in failed.stderr.splitlines(), failed.stderr[-3000:]
+        quiet = stack.workspace.bazel("build", f"{setting}=off", "//:app")
+        assert "is stale against" not in quiet.stderr, quiet.stderr[-3000:]
+    finally:
+        stack.set_app_requirements(["apppkg"])
+    stack.workspace.bazel("build", f"{setting}=error", "//:app")
+
+
 def test_requirement_conflicting_with_a_lower_layer_names_both_layers(stack: Stack) -> None:
     stack.set_app_requirements(["apppkg", "shared>=2"])
     try:

@@ -17,7 +17,8 @@ with it) reads the contents of the layer and of those frameworks, and reports wh
 across the stack: warnings, and errors for an application's launch module that a lower layer
 also provides, for first-party code sharing a name with another layer, and for a hub wheel's
 import name that no lock of the stack provides. It reads no archive either, and runs beside the
-other actions.
+other actions. Every layer also has the stale-lock validation action (`VenvstacksLockCheck`,
+lock/lock_rules.bzl `stale_lock_validation`): `.lock_test`'s check, a warning by default.
 """
 
 load("@rules_python//python:defs.bzl", "PyInfo")
@@ -28,6 +29,7 @@ load("//rules_venvstacks/private/common:platforms.bzl", "platform_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksLockInfo", "VenvstacksWheelsInfo")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool")
 load("//rules_venvstacks/private/deploy:run.bzl", "RUN_ATTRS", "layer_run_info")
+load("//rules_venvstacks/private/lock:lock_rules.bzl", "STALE_LOCK_ATTRS", "stale_lock_validation")
 load(":compression.bzl", "COMPRESSION_ATTRS", "add_compression_arg")
 load(":first_party.bzl", "first_party_aspect", "first_party_files", "first_party_owners")
 
@@ -206,6 +208,11 @@ def _venvstacks_layer_impl(ctx):
     # A layer directly on its runtime has nothing to be checked against (the runtime has no
     # wheels), unless its libraries need hub wheels: its own lock must provide them.
     validations = [_stack_check_action(ctx, runtime, contents, stacked, first_party.hubs)] if stacked or first_party.hubs else []
+
+    # The lock checked against its inputs, as `.lock_test` checks it (lock_rules.bzl).
+    lock_check = stale_lock_validation(ctx, lock, runtime)
+    if lock_check:
+        validations.append(lock_check)
     providers = [
         OutputGroupInfo(_validation = depset(validations)),
         VenvstacksLayerInfo(
@@ -233,7 +240,7 @@ venvstacks_layer = rule(
     implementation = _venvstacks_layer_impl,
     doc = "A framework or application layer archive; use the `framework_layer`/`application_layer` macros. `bazel run` runs the application (or the framework's interpreter) from the stack deployed in a per-user cache.",
     executable = True,
-    attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **dict(RUN_ATTRS, **{
+    attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **dict(RUN_ATTRS, **dict(STALE_LOCK_ATTRS, **{
         "archive_format": attr.string(default = DEFAULT_ARCHIVE_FORMAT, values = ARCHIVE_FORMATS, doc = "Archive format."),
         "bytecode": attr.string(default = DEFAULT_BYTECODE, values = BYTECODE_MODES, doc = "Compile .pyc files (deterministically) or not."),
         "deps": attr.label_list(providers = [PyInfo], aspects = [first_party_aspect], doc = "First-party Python libraries (`PyInfo`): their transitive sources land at their import roots (private/build/first_party.bzl); pip-hub wheels among them must be provided by the lock or a layer below."),
@@ -245,5 +252,5 @@ venvstacks_layer = rule(
         "runtime": attr.label(mandatory = True, providers = [VenvstacksLayerInfo], doc = "The runtime layer."),
         "srcs": attr.label_list(allow_files = True, doc = "Application code placed in site-packages; `.whl` files (e.g. built by another rule) are installed instead, their dependencies coming from the lock."),
         "wheels": attr.label(mandatory = True, providers = [VenvstacksWheelsInfo], doc = "The lock's wheels (hub target)."),
-    }))),
+    })))),
 )
