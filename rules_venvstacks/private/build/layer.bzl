@@ -30,6 +30,7 @@ load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool")
 load("//rules_venvstacks/private/deploy:run.bzl", "RUN_ATTRS", "layer_run_info")
 load(":compression.bzl", "COMPRESSION_ATTRS", "add_compression_arg")
 load(":first_party.bzl", "first_party_aspect", "first_party_files", "first_party_owners")
+load(":published_metadata.bzl", "declare_published_metadata")
 
 # The memory one `VenvstacksLayer` action may take, in MB, declared to Bazel's local scheduler
 # (`--local_ram_resources`, two thirds of the RAM by default) instead of its default 250 MB. A
@@ -149,22 +150,25 @@ def _venvstacks_layer_impl(ctx):
     archive_record = ctx.actions.declare_file("_%s.archive.json" % ctx.label.name)
     contents = ctx.actions.declare_file("_%s.contents.json" % ctx.label.name)
     metadata = ctx.actions.declare_file("%s.json" % ctx.label.name)
+    published_metadata = declare_published_metadata(ctx, runtime.platform_triple)
     args = _identity_args(ctx, runtime)
     args.add("--runtime-layer", runtime_layer.layer_name)
     args.add_all([f.layer_name for f in stacked], before_each = "--lower-layer")
     for wheel in sorted(wheels.wheels, key = lambda w: w.file.basename):
         args.add("--wheel", "%s=%s" % (wheel.file.path, wheel.sha256))
     srcs_files = {}
+    app_files = []
     for file in sorted(ctx.files.srcs, key = lambda f: f.short_path):
         if file.extension == "whl":
             # A wheel built by another rule: installed with the locked wheels, not copied.
             args.add("--local-wheel", file.path)
         else:
             srcs_files[_app_destination(ctx, file)] = file
-            args.add("--app-file", "%s=%s" % (_app_destination(ctx, file), file.path))
+            app_files.append("%s=%s" % (_app_destination(ctx, file), file.path))
     first_party = first_party_files(ctx, ctx.attr.deps, [f.first_party for f in stacked], srcs_files)
     for dest in sorted(first_party.files):
-        args.add("--app-file", "%s=%s" % (dest, first_party.files[dest].path))
+        app_files.append("%s=%s" % (dest, first_party.files[dest].path))
+    args.add_all(app_files, before_each = "--app-file")
     for entry, owner in first_party_owners(first_party):
         args.add("--app-owner", "%s=%s" % (entry, owner))
     for launcher in runtime.venv_launchers:
@@ -192,13 +196,22 @@ def _venvstacks_layer_impl(ctx):
     metadata_args.add_all([layer.archive_record for layer in lower_layers], before_each = "--lower-record")
     metadata_args.add("--archive-record", archive_record)
     metadata_args.add("--output", metadata)
+
+    # venvstacks' schema too: its launch module hash needs the application's own files.
+    metadata_args.add("--published-metadata", published_metadata)
+    metadata_args.add("--runtime-layer", runtime_layer.layer_name)
+    metadata_args.add("--source-date-epoch", str(runtime.source_date_epoch))
+    hashed_files = []
+    if ctx.attr.kind == "application":
+        metadata_args.add_all(app_files, before_each = "--app-file")
+        hashed_files = [f for f in ctx.files.srcs if f.extension != "whl"] + first_party.files.values()
     run_tool(
         ctx,
         runtime = runtime,
         subcommand = "layer-metadata",
         arguments = metadata_args,
-        inputs = [archive_record, lock.lock] + [layer.archive_record for layer in lower_layers],
-        outputs = [metadata],
+        inputs = [archive_record, lock.lock] + [layer.archive_record for layer in lower_layers] + hashed_files,
+        outputs = [metadata, published_metadata],
         mnemonic = "VenvstacksLayerMetadata",
         progress_message = "Writing the metadata of layer '%s' %%{label}" % ctx.attr.layer_name,
     )
@@ -214,6 +227,7 @@ def _venvstacks_layer_impl(ctx):
             kind = ctx.attr.kind,
             archive = archive,
             metadata = metadata,
+            published_metadata = published_metadata,
             archive_record = archive_record,
             contents = contents,
             python_version = runtime.python_version,
