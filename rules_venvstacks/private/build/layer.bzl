@@ -29,6 +29,7 @@ load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool")
 load("//rules_venvstacks/private/deploy:run.bzl", "RUN_ATTRS", "layer_run_info")
 load(":compression.bzl", "COMPRESSION_ATTRS", "add_compression_arg")
+load(":dynlib_exclude.bzl", "dynlib_exclude_problem")
 load(":first_party.bzl", "first_party_aspect", "first_party_files", "first_party_owners")
 load(":published_metadata.bzl", "declare_published_metadata")
 
@@ -127,6 +128,11 @@ def _venvstacks_layer_impl(ctx):
     frameworks = [f[VenvstacksLayerInfo] for f in ctx.attr.frameworks]
     wheels = ctx.attr.wheels[VenvstacksWheelsInfo]
     lock = ctx.attr.lock_inputs[VenvstacksLockInfo]
+    # Before the lock: a bad pattern is an error of the BUILD file, whatever the lock's state.
+    for pattern in ctx.attr.dynlib_exclude:
+        problem = dynlib_exclude_problem(pattern)
+        if problem:
+            fail("%s: dynlib_exclude pattern %r %s" % (ctx.label, pattern, problem))
     lock_target = "//%s:%s.lock" % (ctx.label.package, ctx.label.name)
     if wheels.missing or lock.lock == None:
         fail("%s: the lock %s does not exist yet; run `bazel run %s`" % (ctx.label, lock.lock_path, lock_target))
@@ -173,6 +179,7 @@ def _venvstacks_layer_impl(ctx):
         args.add("--app-owner", "%s=%s" % (entry, owner))
     for launcher in runtime.venv_launchers:
         args.add("--venv-launcher", "%s=%s" % (launcher.name, launcher.file.path))
+    args.add_all(ctx.attr.dynlib_exclude, before_each = "--dynlib-exclude")
     args.add("--bytecode", ctx.attr.bytecode)
     add_compression_arg(ctx, args)
     args.add("--mtime", str(runtime.source_date_epoch))
@@ -251,6 +258,7 @@ venvstacks_layer = rule(
         "archive_format": attr.string(default = DEFAULT_ARCHIVE_FORMAT, values = ARCHIVE_FORMATS, doc = "Archive format."),
         "bytecode": attr.string(default = DEFAULT_BYTECODE, values = BYTECODE_MODES, doc = "Compile .pyc files (deterministically) or not."),
         "deps": attr.label_list(providers = [PyInfo], aspects = [first_party_aspect], doc = "First-party Python libraries (`PyInfo`): their transitive sources land at their import roots (private/build/first_party.bzl); pip-hub wheels among them must be provided by the lock or a layer below."),
+        "dynlib_exclude": attr.string_list(doc = "Glob patterns of shared libraries to keep out of the layer's `share/venv/dynlib` (Linux and macOS targets), venvstacks' `dynlib_exclude`: each is matched against the end of a library's path below the layer root, at a `/` boundary (`libfoo.so`, `pkg.libs/*.so`, `**/libcuda*.so`); `*` and `?` stay within one path component, `**` spans any number. Two libraries of one name are an error unless all but one are excluded."),
         "frameworks": attr.label_list(providers = [VenvstacksLayerInfo], doc = "The framework layers this layer uses directly, in sys.path order; the frameworks below them follow in the order C3 linearization derives."),
         "kind": attr.string(mandatory = True, values = LAYER_KINDS, doc = "Layer kind."),
         "launch_module": attr.string(doc = "Application layers: the module `python -m` runs."),
