@@ -93,7 +93,7 @@ Outputs `<name>.<archive_format>` (every member under `<layer_name>/`), `<name>.
 (layer name, python version, PBS release, archive sha256 and size, and the sha256 of the PBS
 archive it was built from; not its URL, so mirrors share action keys) and the same in
 venvstacks' published schema, `__venvstacks__/<platform>/env_metadata/<name>.json`
-(docs/venvstacks-metadata.md). The archive is byte-reproducible: sorted members, normalized modes, uid/gid 0, and every
+(docs/migrating-from-venvstacks.md, "Published metadata"). The archive is byte-reproducible: sorted members, normalized modes, uid/gid 0, and every
 mtime set to the PBS release date (never the clock).
 
 `bazel run` of it runs its interpreter (`bin/python3`) with the arguments given, from the layer

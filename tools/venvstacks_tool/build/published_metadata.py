@@ -2,7 +2,7 @@
 
 venvstacks 0.8 publishes, per layer, `__venvstacks__/<platform>/env_metadata/<layer>.json` in a
 documented schema (its docs/file-formats.rst, "Published layer metadata"). The rules write the
-same file in the same place below the layer's package (docs/venvstacks-metadata.md), from what
+same file in the same place below the layer's package (docs/migrating-from-venvstacks.md), from what
 the build knows; it sits beside this project's own `NAME.json`, which deploy reads and keeps its
 schema. Everything here is a pure function of the arguments: no clock, no counter of earlier
 builds.
