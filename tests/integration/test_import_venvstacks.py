@@ -44,8 +44,8 @@ def test_minimal_project_converts_locks_and_builds(tmp_path: Path) -> None:
             "pylock.app-no-framework.toml",
             *(f"pylock.framework-layer{x}.toml" for x in "ABCDE"),
         ]
-        workspace.bazel("build", "//:stack")
-        workspace.bazel("test", "//:app-no-framework.test", "//:framework-layerD.lock_test")
+        # `bazel test` builds the non-test targets it is given too: every archive, in one command.
+        workspace.bazel("test", "//:stack", "//:app-no-framework.test", "//:framework-layerD.lock_test")
     finally:
         workspace.shutdown()
     published = workspace.output("__venvstacks__/linux_x86_64/env_metadata")

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from venvstacks_testing.layer_inputs import write_lower_record
 from venvstacks_testing.venvstacks_sdist import sdist_tests_dir
 from venvstacks_tool.build.published_metadata import module_hash, published_metadata
+from venvstacks_tool.core import cli
 from venvstacks_tool.core.platforms import PLATFORMS, by_name, by_venvstacks_name
 from venvstacks_tool.core.protocol import ArchiveRecord
 
@@ -110,3 +112,35 @@ def test_venvstacks_own_metadata_has_only_documented_fields() -> None:
     documented = set(documented_fields()) | {"app_support_modules"}
     for path in (sdist_tests_dir() / "sample_project/expected_manifests").rglob("env_metadata/*.json"):
         assert set(json.loads(path.read_text(encoding="utf-8"))) <= documented, path
+
+
+def _layer_metadata_in(directory: Path) -> bytes:
+    """`layer-metadata --published-metadata` of one fixed application, its inputs written below `directory`."""
+    directory.mkdir(parents=True)
+    lock = directory / "pylock.app.toml"
+    lock.write_text("lock\n")
+    app = directory / "src" / "app"
+    app.mkdir(parents=True)
+    (app / "__main__.py").write_text("print('hi')\n")
+    records = [write_lower_record(directory, name, digest * 64) for name, digest in (("rt", "1"), ("fw", "2"))]
+    own = write_lower_record(directory, "app", "3" * 64)
+    published = directory / "out.json"
+    argv = ["layer-metadata", "--layer-name", "app", "--layer-kind", "application", "--python-version", "3.12.7"]
+    argv += ["--platform", "x86_64-unknown-linux-gnu", "--archive-format", "tar.zst", "--launch-module", "app"]
+    argv += ["--lock-file", str(lock), "--archive-record", str(own), "--output", str(directory / "app.json")]
+    argv += [arg for record in records for arg in ("--lower-record", str(record))]
+    argv += ["--published-metadata", str(published), "--runtime-layer", "rt", "--source-date-epoch", "315532800"]
+    argv += ["--app-file", f"app/__main__.py={app / '__main__.py'}"]
+    assert cli.main(argv) == 0
+    return published.read_bytes()
+
+
+def test_the_published_file_depends_on_the_inputs_only(tmp_path: Path) -> None:
+    """Inputs at two other paths give the same bytes: no path, clock or machine in the file."""
+    one, two = _layer_metadata_in(tmp_path / "a"), _layer_metadata_in(tmp_path / "elsewhere" / "b")
+    assert one == two
+    metadata = json.loads(one)
+    assert metadata["required_layers"] == ["fw"]
+    assert metadata["locked_at"] == "1980-01-01T00:00:00+00:00"
+    assert metadata["app_launch_module_hash"].startswith("sha256/")
+    assert one == json.dumps(metadata, indent=2, sort_keys=True).encode() + b"\n"
