@@ -128,6 +128,7 @@ def _venvstacks_layer_impl(ctx):
     frameworks = [f[VenvstacksLayerInfo] for f in ctx.attr.frameworks]
     wheels = ctx.attr.wheels[VenvstacksWheelsInfo]
     lock = ctx.attr.lock_inputs[VenvstacksLockInfo]
+
     # Before the lock: a bad pattern is an error of the BUILD file, whatever the lock's state.
     for pattern in ctx.attr.dynlib_exclude:
         problem = dynlib_exclude_problem(pattern)
