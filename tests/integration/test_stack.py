@@ -6,6 +6,7 @@ an application layer on it, resolved against wheels the test builds and serves o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 
 from venvstacks_testing.stack_workspace import ExtraLayers, Stack, make_stack, serve_stack_sources
 from venvstacks_testing.wheel_index import build_wheel
+from venvstacks_tool.build.published_metadata import module_hash
 
 pytestmark = pytest.mark.integration
 
@@ -288,3 +290,26 @@ def test_size_first_compression_setting_changes_only_the_archive_bytes(stack: St
     result = workspace.bazel("build", f"{flag}=smallest", "//:framework", check=False)
     assert result.returncode != 0
     assert "smallest" in result.stderr and "compression" in result.stderr, result.stderr[-3000:]
+
+
+def test_layers_publish_venvstacks_metadata_beside_their_archives(stack: Stack) -> None:
+    """`bazel build` of an app gives venvstacks' published metadata of it and of every layer below it."""
+    stack.workspace.bazel("build", "//:hello")
+    published = stack.workspace.output("__venvstacks__/linux_x86_64/env_metadata")
+    assert sorted(path.name for path in published.iterdir()) == ["cpython.json", "framework.json", "hello.json"]
+    for name in ("cpython", "framework", "hello"):
+        ours = json.loads(stack.workspace.output(f"{name}.json").read_text())
+        theirs = json.loads((published / f"{name}.json").read_text())
+        assert theirs["archive_hashes"] == {"sha256": ours["archive"]["sha256"]}, name
+        assert (theirs["layer_name"], theirs["runtime_layer"], theirs["target_platform"]) == (
+            name,
+            "cpython",
+            "linux_x86_64",
+        )
+    hello = json.loads((published / "hello.json").read_text())
+    assert hello["required_layers"] == ["framework"]
+    assert (
+        hello["requirements_hash"]
+        == "sha256:" + hashlib.sha256((stack.workspace.root / "pylock.hello.toml").read_bytes()).hexdigest()
+    )
+    assert hello["app_launch_module_hash"] == module_hash("hello", {"hello.py": stack.workspace.root / "hello.py"})
