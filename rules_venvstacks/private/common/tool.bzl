@@ -21,6 +21,10 @@ TOOL_ATTRS = {
         default = Label("//tools:venvstacks_tool_deploy"),
         doc = "The modules `.deploy` and `.test` targets import.",
     ),
+    "_tool_image_sources": attr.label(
+        default = Label("//tools:venvstacks_tool_image"),
+        doc = "The modules image actions import (image layers, image layouts).",
+    ),
     "_tool_lock_sources": attr.label(
         default = Label("//tools:venvstacks_tool_lock"),
         doc = "The modules `.lock` and `.lock_test` targets import.",
@@ -68,7 +72,7 @@ def tool_inputs(ctx, runtime, phase = "build"):
     Args:
       ctx: the rule context (with TOOL_ATTRS).
       runtime: VenvstacksRuntimeInfo whose interpreter runs the tool.
-      phase: "build" for build actions, "lock" or "deploy" for run and test targets: only that
+      phase: "build" or "image" for build actions, "lock" or "deploy" for run and test targets: only that
         phase's modules (and, for "lock", the resolver's wheels), so an action key or a cached
         test result does not depend on the other phases' code.
 
@@ -79,6 +83,7 @@ def tool_inputs(ctx, runtime, phase = "build"):
     sources = {
         "build": ctx.attr._tool_build_sources,
         "deploy": ctx.attr._tool_deploy_sources,
+        "image": ctx.attr._tool_image_sources,
         "lock": ctx.attr._tool_lock_sources,
     }[phase]
     zips = runtime.tool_zips + (runtime.lock_zips if phase == "lock" else [])
@@ -89,7 +94,7 @@ def tool_inputs(ctx, runtime, phase = "build"):
         depset([ctx.file._tool_entry, runtime.interpreter] + zips),
     ])
 
-def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, progress_message, resource_set = None):
+def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, progress_message, resource_set = None, phase = "build"):
     """Registers an action that runs `venvstacks_tool SUBCOMMAND @params` on `runtime`.
 
     Args:
@@ -104,6 +109,7 @@ def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, pro
       resource_set: None (Bazel's default: 1 CPU, 250 MB), or a top-level function
         `(os, inputs_size) -> {"cpu": N, "memory": MB}` telling Bazel's local scheduler what
         the action needs (`ctx.actions.run(resource_set = ...)`, Bazel 7).
+      phase: whose modules the action imports: "build" (default) or "image".
     """
     arguments.use_param_file("@%s", use_always = True)
     arguments.set_param_file_format("multiline")
@@ -115,7 +121,7 @@ def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, pro
     ctx.actions.run(
         executable = tool_runtime(runtime).interpreter,
         arguments = [prefix, arguments],
-        inputs = depset(transitive = [extra, tool_inputs(ctx, runtime)]),
+        inputs = depset(transitive = [extra, tool_inputs(ctx, runtime, phase)]),
         outputs = outputs,
         mnemonic = mnemonic,
         progress_message = progress_message,
