@@ -3,6 +3,7 @@
 Exported as `image_testlib` for the Starlark unit tests.
 """
 
+load("//rules_venvstacks/private/common:paths.bzl", "normalized_path")
 load("//rules_venvstacks/private/common:platforms.bzl", "PLATFORMS", "platform_name")
 
 DEFAULT_IMAGE_PREFIX = "/opt/venvstacks"
@@ -49,16 +50,7 @@ _SYSTEM_DIRS = [
 ]
 
 def _normpath(path):
-    parts = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(part)
-    return "/" + "/".join(parts)
+    return "/" + normalized_path(path)
 
 def image_prefix_problem(prefix, layer_name):
     """Why `prefix` cannot hold the layer `layer_name` in an image, or "".
