@@ -19,8 +19,9 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-# `libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)` and `/lib64/ld-linux-x86-64.so.2 (0x...)`.
-_LDD_PATH = re.compile(r"(?:=>\s*)?(/\S+)\s+\(0x[0-9a-f]+\)")
+# `libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)` and `/lib64/ld-linux-x86-64.so.2 (0x...)`,
+# one a line (a path may hold spaces: the stack's own libraries, in a directory with one).
+_LDD_PATH = re.compile(r"^\s*(?:\S+ => )?(/.*?) \(0x[0-9a-f]+\)$", re.MULTILINE)
 _EXTRA = ("/bin/bash",)
 
 

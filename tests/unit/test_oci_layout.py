@@ -132,3 +132,9 @@ def test_a_base_for_another_architecture_is_refused(tmp_path: Path) -> None:
 def test_an_image_for_windows_is_refused(tmp_path: Path) -> None:
     with pytest.raises(VenvstacksError, match="built for windows_x86_64: container images are for Linux targets only"):
         write(tmp_path, "image", platform="x86_64-pc-windows-msvc")
+
+
+def test_an_aarch64_stack_gives_a_linux_arm64_v8_image(tmp_path: Path) -> None:
+    index, _, config = read_image(write(tmp_path, "image", platform="aarch64-unknown-linux-gnu"))
+    assert index["manifests"][0]["platform"] == {"architecture": "arm64", "os": "linux", "variant": "v8"}
+    assert (config["architecture"], config["os"], config["variant"]) == ("arm64", "linux", "v8")
