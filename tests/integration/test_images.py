@@ -183,7 +183,7 @@ def _blob_sha256(workspace: Workspace, target: str) -> str:
 def test_the_rules_oci_recipe_gets_one_tarball_per_layer_which_are_the_images_layers(images: Workspace) -> None:
     """docs/images.md's `oci_image(tars = [...])`: what each `.image_layer` target hands to `tars`."""
     targets = [f"//stacks:{layer}.image_layer" for layer in ("cpython3_11", "numpy_framework", "app_report")]
-    files = images.bazel("cquery", OVERRIDE, "--output=files", *targets).stdout.split()
+    files = images.bazel("cquery", OVERRIDE, "--output=files", " + ".join(targets)).stdout.split()
     by_name = {Path(file).name: images.root / file for file in files}
     names = [f"{target.rpartition(':')[2]}.tar.gz" for target in targets]
     assert sorted(by_name) == sorted(names)  # one tarball each, and nothing else

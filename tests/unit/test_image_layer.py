@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import io
 import json
+import marshal
 import os
 import re
 import sys
@@ -123,6 +125,9 @@ def tar_tree(data: bytes, top: str) -> dict[str, tuple[str, bytes | str | None]]
     return found
 
 
+PYC = f"{SITE}/__pycache__/_venvstacks_stack.{sys.implementation.cache_tag}.pyc"
+
+
 def test_an_image_layer_holds_what_deploy_leaves_at_the_prefix(tmp_path: Path) -> None:
     archives = [runtime_archive(tmp_path), framework_archive(tmp_path)]
     dest = tmp_path / "deployed"
@@ -131,12 +136,29 @@ def test_an_image_layer_holds_what_deploy_leaves_at_the_prefix(tmp_path: Path) -
     for archive in archives:
         layer = archive.name.split(".")[0]
         blob, _ = make_image_layer(archive, tmp_path / "out", prefix=str(dest))
-        assert tar_tree(plain_tar(blob), f"{str(dest).lstrip('/')}/{layer}") == tree(dest / layer), layer
+        image = tar_tree(plain_tar(blob), f"{str(dest).lstrip('/')}/{layer}")
+        # And the stacking module's bytecode, which a deployed layer gets at its first start.
+        assert image.pop(PYC, None) is not None or layer == "rt"
+        assert image == tree(dest / layer), layer
     # Post-install did its work: the runtime's path under the prefix, the stale bytecode gone.
     cfg = (dest / "fw" / "pyvenv.cfg").read_text()
     assert f"home = {dest}/rt/bin\n" in cfg
-    assert not (dest / "fw" / SITE / "__pycache__" / "_venvstacks_stack.cpython-311.pyc").exists()
+    assert not (dest / "fw" / PYC).exists()
     assert (dest / "fw" / SITE / "__pycache__" / "other.cpython-311.pyc").exists()
+
+
+def test_the_stacking_module_is_compiled_for_its_path_in_the_image(tmp_path: Path) -> None:
+    members = tar_tree(
+        plain_tar(make_image_layer(framework_archive(tmp_path), tmp_path / "out")[0]), "opt/venvstacks/fw"
+    )
+    source = members[f"{SITE}/_venvstacks_stack.py"][1]
+    pyc = members[PYC][1]
+    assert isinstance(source, bytes) and isinstance(pyc, bytes)
+    # A checked-hash pyc (flags 0b11) of this very source: valid whatever the file's mtime.
+    assert pyc[:4] == importlib.util.MAGIC_NUMBER and int.from_bytes(pyc[4:8], "little") == 0b11
+    assert pyc[8:16] == importlib.util.source_hash(source)
+    code = marshal.loads(pyc[16:])
+    assert code.co_filename == f"/opt/venvstacks/fw/{SITE}/_venvstacks_stack.py"
 
 
 def test_members_are_deterministic_under_the_prefix(tmp_path: Path) -> None:
@@ -172,14 +194,14 @@ def test_blob_digests_are_stable_and_both_compressions_hold_one_tar(tmp_path: Pa
     assert make_image_layer(archive, tmp_path / "z2", compression="zstd")[0].read_bytes() == zst_blob.read_bytes()
 
 
-def test_a_stacking_module_already_right_keeps_its_bytecode(tmp_path: Path) -> None:
+def test_a_stacking_module_already_right_is_kept(tmp_path: Path) -> None:
     module = postinstall_template.stack_module_text(
         {"site_dir": SITE, "pylib_dirs": [f"../rt/{SITE}"], "python": "bin/python"}
     ).encode()
     archive = framework_archive(tmp_path, stack_module=module)
     members = tar_tree(plain_tar(make_image_layer(archive, tmp_path / "out")[0]), "opt/venvstacks/fw")
     assert members[f"{SITE}/_venvstacks_stack.py"] == ("file", module)
-    assert f"{SITE}/__pycache__/_venvstacks_stack.cpython-311.pyc" in members
+    assert members[PYC][1] != b"pyc"  # the archive's own (here a stand-in) is replaced by the compiled one
 
 
 def test_a_runtime_layer_is_only_moved_under_the_prefix(tmp_path: Path) -> None:

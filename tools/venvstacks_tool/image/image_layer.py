@@ -37,8 +37,10 @@ from venvstacks_tool.core.cli import subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import CHUNK_SIZE, json_bytes, write_bytes_atomic
 from venvstacks_tool.core.platforms import by_triple
+from venvstacks_tool.image import stack_bytecode
 from venvstacks_tool.image.blobs import MEDIA_TYPES, write_layer_blob
 
+STACK_MODULE = postinstall_template.STACK_MODULE_NAME
 # A member's content larger than this is spooled to a scratch file rather than held in memory.
 _IN_MEMORY_LIMIT = 256 * 1024
 
@@ -141,8 +143,13 @@ def _file_entry(name: str, mode: int, size: int, content: IO[bytes], spool: Path
     return ArchiveEntry(name, "file", mode, source_path=str(spool))
 
 
-def post_installed(entries: dict[str, ArchiveEntry], layer_name: str, layer_dir: str, origin: str) -> None:
-    """Apply to `entries` what the layer's post-install does when the layer is deployed at `layer_dir`."""
+def post_installed(
+    entries: dict[str, ArchiveEntry], layer_name: str, layer_dir: str, origin: str, scratch: Path
+) -> None:
+    """Apply to `entries` what the layer's post-install does when the layer is deployed at `layer_dir`.
+
+    Then add the stacking module's bytecode, which a deploy leaves to the first interpreter start.
+    """
     config_name = f"{layer_name}/{postinstall_template.LAYER_CONFIG_PATH}"
     config_entry = entries.get(config_name)
     if config_entry is None or config_entry.data is None:
@@ -157,12 +164,23 @@ def post_installed(entries: dict[str, ArchiveEntry], layer_name: str, layer_dir:
         name = f"{layer_name}/{relative}"
         data = text.encode("utf-8")
         old = entries.get(name)
-        if old is not None and old.data == data:
-            continue
-        entries[name] = ArchiveEntry(name, "file", 0o644, data=data)
-        module, extension = posixpath.splitext(posixpath.basename(relative))
-        if extension == ".py":
-            _drop_cached_bytecode(entries, posixpath.join(posixpath.dirname(name), "__pycache__"), module)
+        if old is None or old.data != data:
+            entries[name] = ArchiveEntry(name, "file", 0o644, data=data)
+            if name.endswith(".py"):
+                _drop_cached_bytecode(entries, posixpath.join(posixpath.dirname(name), "__pycache__"), STACK_MODULE)
+        if name.endswith(".py"):
+            _add_bytecode(entries, name, posixpath.join(layer_dir, relative), str(config["py_version"]), scratch)
+
+
+def _add_bytecode(entries: dict[str, ArchiveEntry], name: str, image_path: str, py_version: str, scratch: Path) -> None:
+    pyc = stack_bytecode.cache_name(STACK_MODULE, py_version)
+    source = entries[name].data
+    if pyc is None or source is None:
+        return
+    pyc_name = posixpath.join(posixpath.dirname(name), "__pycache__", pyc)
+    entries[pyc_name] = ArchiveEntry(
+        pyc_name, "file", 0o644, data=stack_bytecode.compile_module(source, image_path, scratch)
+    )
 
 
 def _drop_cached_bytecode(entries: dict[str, ArchiveEntry], cache_dir: str, module: str) -> None:
@@ -190,7 +208,7 @@ def build_image_layer(request: ImageLayerRequest) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix=".image-layer-", dir=request.output.parent) as scratch:
         entries, mtime = _read_members(request.archive, request.layer_name, Path(scratch))
         layer_dir = posixpath.join(request.prefix, request.layer_name)
-        post_installed(entries, request.layer_name, layer_dir, request.archive.name)
+        post_installed(entries, request.layer_name, layer_dir, request.archive.name, Path(scratch))
         digests = write_layer_blob(
             request.output,
             request.compression,
