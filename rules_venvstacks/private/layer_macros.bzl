@@ -40,7 +40,9 @@ def _image_layer(name, layer, lower, image_prefix, image_compression, visibility
         compression = image_compression,
         target_compatible_with = _LINUX_ONLY,
         visibility = visibility,
-        tags = tags,
+        # Built by name or through an image that uses it, as `.deploy` and `.lock` are: most
+        # builds of `//...` ship archives, not images, and need not pay for every layer twice.
+        tags = tags + ["manual"],
     )
 
 def _sibling(label, suffix):
