@@ -36,7 +36,7 @@ from venvstacks_tool.core.archive import (
 from venvstacks_tool.core.cli import subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import CHUNK_SIZE, json_bytes, write_bytes_atomic
-from venvstacks_tool.core.platforms import by_triple
+from venvstacks_tool.core.platforms import TargetPlatform, by_triple
 from venvstacks_tool.image import stack_bytecode
 from venvstacks_tool.image.blobs import MEDIA_TYPES, write_layer_blob
 
@@ -69,6 +69,14 @@ def prefix_problem(prefix: str) -> str:
     return ""
 
 
+def linux_platform(triple: str, what: str) -> TargetPlatform:
+    """The target platform of the PBS `triple`; a VenvstacksError naming `what` unless it is a Linux one."""
+    platform = by_triple(triple)
+    if platform.os != "linux":
+        raise VenvstacksError(f"{what} is built for {platform.name}: container images are for Linux targets only")
+    return platform
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `image-layer` command line."""
     parser = subcommand_parser("image-layer", "Turn a layer archive into an OCI image layer under a prefix.")
@@ -88,11 +96,7 @@ def parse_request(argv: list[str]) -> ImageLayerRequest:
     problem = prefix_problem(args.prefix)
     if problem:
         raise VenvstacksError(f"image prefix {args.prefix!r} of layer {args.layer_name!r} {problem}")
-    platform = by_triple(args.platform)
-    if platform.os != "linux":
-        raise VenvstacksError(
-            f"layer {args.layer_name!r} is built for {platform.name}: container images are for Linux targets only"
-        )
+    linux_platform(args.platform, f"layer {args.layer_name!r}")
     return ImageLayerRequest(
         archive=args.archive,
         layer_name=args.layer_name,

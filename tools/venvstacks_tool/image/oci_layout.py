@@ -26,7 +26,8 @@ from typing import Any
 from venvstacks_tool.core.cli import add_repeatable, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import CHUNK_SIZE
-from venvstacks_tool.core.platforms import TargetPlatform, by_triple
+from venvstacks_tool.core.platforms import TargetPlatform
+from venvstacks_tool.image.image_layer import linux_platform
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
@@ -82,9 +83,7 @@ def parse_request(argv: list[str]) -> ImageRequest:
     args = build_parser().parse_args(argv)
     if len(args.layers) != len(args.blobs):
         raise VenvstacksError(f"{len(args.layers)} --layer but {len(args.blobs)} --blob")
-    platform = by_triple(args.platform)
-    if platform.os != "linux":
-        raise VenvstacksError(f"the stack is built for {platform.name}: container images are for Linux targets only")
+    platform = linux_platform(args.platform, "the stack")
     for item in args.env:
         if "=" not in item or item.startswith("="):
             raise VenvstacksError(f"image environment {item!r} is not KEY=VALUE")
