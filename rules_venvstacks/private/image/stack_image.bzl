@@ -43,6 +43,7 @@ def _stack_image_impl(ctx):
         args.add("--layer", image_layer.descriptor)
         args.add("--blob", image_layer.blob)
     args.add("--platform", top.layer.runtime.platform_triple)
+
     # `--entrypoint=-m`: the `=` form, so that an argument starting with `-` stays a value.
     args.add_all(ctx.attr.entrypoint or entrypoint, format_each = "--entrypoint=%s")
     args.add("--app-bin", app_bin)
