@@ -34,6 +34,10 @@ default the same):
 * deploy: the tool's `deploy` subcommand called directly on the four archives (no Bazel),
   alternating with `zstd -dc | tar -x` of the same archives (the ratio is the median over the
   pairs, in wall and in CPU time); and `bazel run //stacks:app_report.deploy` for scale;
+* images: the tool's `image-layer` of the four archives (no Bazel), alternating with `tar -czf`
+  of the deployed layer directories (ratio: median over the pairs); then `stack_image` of both
+  applications on one small base, and the bytes the second image adds over the first
+  (venvstacks_bench/steps/images.py);
 * archives: each layer unpacked and packed again with the tool's archive.py as .tar.zst and
   .tar.xz (1 run: xz is slow), size and time; the .tar.zst is checked to be byte-identical to
   Bazel's, and each archive's decompression is timed; plus a zstd level sweep over the

@@ -43,6 +43,7 @@ import functools
 import io
 import json
 import os
+import platform
 import shutil
 import stat
 import sys
@@ -405,6 +406,32 @@ def cmd_compression(archive: str, out_dir: str, formats: str) -> None:
     emit({"layer": name, "settings": results, "zstd": zstd_settings()})
 
 
+# --- image layers -------------------------------------------------------------------------------
+
+
+def cmd_image_layers(out_dir: str, layers: list[str]) -> None:
+    """`image-layer` (gzip, prefix /opt/venvstacks) of each LAYER=ARCHIVE, in-process: the total seconds and bytes."""
+    from venvstacks_tool.image import image_layer
+
+    sizes: dict[str, int] = {}
+    start = time.perf_counter()
+    for spec in layers:
+        layer, _, archive = spec.partition("=")
+        blob = Path(out_dir) / f"{layer}.tar.gz"
+        argv = ["--archive", archive, "--layer-name", layer, "--prefix", "/opt/venvstacks", "--compression", "gzip"]
+        argv += [
+            "--platform",
+            f"{platform.machine()}-unknown-linux-gnu",
+            "--output",
+            str(blob),
+            "--descriptor",
+            f"{blob}.json",
+        ]
+        image_layer.main(argv)
+        sizes[layer] = blob.stat().st_size
+    emit({"total": time.perf_counter() - start, "bytes": sizes})
+
+
 COMMANDS: dict[str, Callable[[], None]] = {
     "build-layer": lambda: cmd_build_layer(ARGS[0], ARGS[1]),
     "deploy": lambda: cmd_deploy(ARGS[0], ARGS[1:]),
@@ -412,6 +439,7 @@ COMMANDS: dict[str, Callable[[], None]] = {
     "floor": lambda: cmd_floor(ARGS[0], ARGS[1:]),
     "zstd-levels": lambda: cmd_zstd_levels(ARGS[0], int(ARGS[1]), ARGS[2:]),
     "compression": lambda: cmd_compression(ARGS[0], ARGS[1], ARGS[2]),
+    "image-layers": lambda: cmd_image_layers(ARGS[0], ARGS[1:]),
 }
 
 if __name__ == "__main__":

@@ -32,10 +32,14 @@ command -v cc >/dev/null || missing+=(gcc)
 # tests/integration/test_aarch64.py: qemu-user runs the aarch64 stack (the test registers it with
 # binfmt_misc and extracts Debian's arm64 CPython with mmdebstrap, which tests/bazel.sh installs).
 [[ -e /usr/lib/binfmt.d/qemu-aarch64.conf ]] || missing+=(qemu-user-static)
+# tests/integration/test_images.py: umoci (makes the base image layout, unpacks the images) and
+# skopeo (validates and copies them), the daemonless OCI tools.
+command -v umoci >/dev/null || missing+=(umoci)
+command -v skopeo >/dev/null || missing+=(skopeo)
 # tests/integration/test_remote_execution.py: PostgreSQL holds BuildGrid's scheduler state.
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
 if ((${#missing[@]})); then
-  step "remote cache and reproducibility test tools (${missing[*]})"
+  step "remote cache, reproducibility and OCI image test tools (${missing[*]})"
   apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
 fi
 # The remote execution service: BuildGrid in its own venv (on a Python 3.13+ found here, else 0.4.4

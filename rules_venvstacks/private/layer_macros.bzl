@@ -5,20 +5,45 @@
     NAME.lock_test     fails when the lock is stale (bazel test)
     NAME.deploy        unpack the stack into a directory (bazel run ... -- DIR); for a layer_stack, every layer
     NAME.test          deploy into a temporary directory and run the launch module (applications)
+    NAME.image_layer   the layer as one OCI image layer under the stack's image prefix (docs/images.md)
     NAME.lock_inputs   internal: what the lock is resolved from
+
+`runtime_layer` is the rule of the same name plus its `NAME.image_layer`.
 """
 
 load("@platforms//host:constraints.bzl", "HOST_CONSTRAINTS")
 load("//rules_venvstacks/private/build:layer.bzl", "venvstacks_layer")
+load("//rules_venvstacks/private/build:runtime_layer.bzl", _runtime_layer_rule = "runtime_layer")
 load("//rules_venvstacks/private/build:stack.bzl", "venvstacks_stack")
 load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_ARCHIVE_FORMAT", "DEFAULT_BYTECODE", "DEFAULT_INDEX_URL")
 load("//rules_venvstacks/private/deploy:deploy_rules.bzl", "venvstacks_deploy", "venvstacks_test")
+load("//rules_venvstacks/private/image:image_layer.bzl", "layer_image_layer")
+load("//rules_venvstacks/private/image:prefix.bzl", "DEFAULT_IMAGE_COMPRESSION", "DEFAULT_IMAGE_PREFIX")
 load("//rules_venvstacks/private/lock:lock_rules.bzl", "venvstacks_lock", "venvstacks_lock_all", "venvstacks_lock_inputs", "venvstacks_lock_test")
 
 # Deploying runs the stack's interpreters: only where the target platform is this machine's.
 # Elsewhere the targets are incompatible, so `bazel test //...` for another platform skips them.
 # Label(): the constraints resolve in this module's repository mapping, not the caller's.
 _HOST_ONLY = [Label(constraint) for constraint in HOST_CONSTRAINTS]
+
+# Container images are Linux images: for another target platform the `.image_layer` targets are
+# incompatible, so `bazel build //...` skips them and asking for one names the constraint.
+_LINUX_ONLY = [Label("@platforms//os:linux")]
+
+def _image_layer(name, layer, lower, image_prefix, image_compression, visibility, tags):
+    """`NAME.image_layer`: the layer `layer` as an OCI image layer on the image layers `lower`."""
+    layer_image_layer(
+        name = name + ".image_layer",
+        layer = layer,
+        lower = lower,
+        prefix = image_prefix,
+        compression = image_compression,
+        target_compatible_with = _LINUX_ONLY,
+        visibility = visibility,
+        # Built by name or through an image that uses it, as `.deploy` and `.lock` are: most
+        # builds of `//...` ship archives, not images, and need not pay for every layer twice.
+        tags = tags + ["manual"],
+    )
 
 def _sibling(label, suffix):
     """The label of `label`'s generated `<name><suffix>` target, as a string."""
@@ -48,6 +73,8 @@ def _layer(
         deps = [],
         launch_module = "",
         test_script = None,
+        image_prefix = DEFAULT_IMAGE_PREFIX,
+        image_compression = DEFAULT_IMAGE_COMPRESSION,
         **kwargs):
     lock = lock or "pylock.%s.toml" % name
     package = native.package_name()
@@ -95,6 +122,15 @@ def _layer(
         tags = tags + ["manual"],
         target_compatible_with = _HOST_ONLY,
     )
+    _image_layer(
+        name,
+        layer = ":" + name,
+        lower = [_sibling(runtime, ".image_layer")] + [_sibling(f, ".image_layer") for f in frameworks],
+        image_prefix = image_prefix,
+        image_compression = image_compression,
+        visibility = visibility,
+        tags = tags,
+    )
     if kind == "application" or test_script:
         venvstacks_test(
             name = name + ".test",
@@ -121,6 +157,8 @@ def framework_layer(
         test_script = None,
         deps = [],
         dynlib_exclude = [],
+        image_prefix = DEFAULT_IMAGE_PREFIX,
+        image_compression = DEFAULT_IMAGE_COMPRESSION,
         **kwargs):
     """A framework layer: a virtual environment of shared packages on one runtime.
 
@@ -128,8 +166,9 @@ def framework_layer(
     metadata; `bazel run NAME -- ARGS`: the framework's interpreter with ARGS, from the stack
     deployed once into the per-user run cache), NAME.lock (`bazel run`: resolve the requirements
     into the lock), NAME.lock_test (fails when the lock is stale), NAME.deploy (`bazel run ...
-    -- DIR`: unpack the stack into DIR), NAME.test (with `test_script`) and NAME.lock_inputs
-    (internal). The arrows say which target an argument goes to.
+    -- DIR`: unpack the stack into DIR), NAME.test (with `test_script`), NAME.image_layer (the
+    layer as one OCI image layer, deployed under `image_prefix`: docs/images.md) and
+    NAME.lock_inputs (internal). The arrows say which target an argument goes to.
 
     Args:
       name: target name; also the layer's name unless `layer_name` is given.
@@ -167,6 +206,11 @@ def framework_layer(
         `share/venv/dynlib` for the layers above, as venvstacks' `dynlib_exclude`: matched
         against the end of each library's path (`libfoo.so`, `pkg.libs/*.so`,
         `**/libcuda*.so`); the way out when two wheels ship libraries of one name (-> NAME).
+      image_prefix: the absolute directory the stack's layers are deployed to in a container
+        image, `/opt/venvstacks` by default; every layer of a stack must use the same one
+        (-> NAME.image_layer).
+      image_compression: `gzip` (default) or `zstd`, the image layer's compression
+        (-> NAME.image_layer).
       **kwargs: common attributes (visibility, tags) for the generated targets.
     """
     _layer(
@@ -187,6 +231,8 @@ def framework_layer(
         test_script = test_script,
         deps = deps,
         dynlib_exclude = dynlib_exclude,
+        image_prefix = image_prefix,
+        image_compression = image_compression,
         **kwargs
     )
 
@@ -217,12 +263,39 @@ def application_layer(name, runtime, frameworks, launch_module, srcs = [], deps 
         (-> NAME).
       **kwargs: any optional argument of `framework_layer` (requirements, requirements_in,
         lock, wheels, index_url, extra_index_urls, find_links, layer_name, archive_format,
-        bytecode, test_script, dynlib_exclude), and common attributes (visibility, tags).
+        bytecode, test_script, dynlib_exclude, image_prefix, image_compression), and common
+        attributes (visibility, tags).
     """
     if launch_module.endswith(".py"):
         srcs = srcs + [launch_module]
         launch_module = launch_module.removeprefix(":").removesuffix(".py").replace("/", ".")
     _layer("application", name, runtime, frameworks = frameworks, launch_module = launch_module, srcs = srcs, deps = deps, **kwargs)
+
+def runtime_layer(name, image_prefix = DEFAULT_IMAGE_PREFIX, image_compression = DEFAULT_IMAGE_COMPRESSION, **kwargs):
+    """A runtime layer (the `runtime_layer_rule` rule, its attributes in `kwargs`) and its NAME.image_layer.
+
+    Creates NAME (`bazel build`: the runtime's archive and NAME.json; `bazel run`: its
+    interpreter) and NAME.image_layer (the runtime as one OCI image layer under
+    `image_prefix`, docs/images.md).
+
+    Args:
+      name: target name; also the layer's name unless `layer_name` is given.
+      image_prefix: the absolute directory the stack's layers are deployed to in a container
+        image (-> NAME.image_layer); the layers on this runtime must use the same one.
+      image_compression: `gzip` (default) or `zstd` (-> NAME.image_layer).
+      **kwargs: the attributes of `runtime_layer_rule` (runtime, layer_name, archive_format,
+        bytecode, source_date_epoch) and common attributes (visibility, tags).
+    """
+    _runtime_layer_rule(name = name, **kwargs)
+    _image_layer(
+        name,
+        layer = ":" + name,
+        lower = [],
+        image_prefix = image_prefix,
+        image_compression = image_compression,
+        visibility = kwargs.get("visibility"),
+        tags = kwargs.get("tags", []),
+    )
 
 def layer_stack(name, layers, **kwargs):
     """A set of stacks: every layer below the given layers, their metadata in one file, and one `.lock`.

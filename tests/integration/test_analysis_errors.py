@@ -13,7 +13,14 @@ from venvstacks_testing.local_pbs import make_local_runtime
 pytestmark = pytest.mark.integration
 
 BUILD_FILE = """\
-load("@rules_venvstacks//rules_venvstacks:defs.bzl", "application_layer", "framework_layer", "runtime_layer")
+load(
+    "@rules_venvstacks//rules_venvstacks:defs.bzl",
+    "application_layer",
+    "framework_layer",
+    "layer_image_layer",
+    "runtime_layer",
+    "stack_image",
+)
 
 runtime_layer(name = "rt_a", runtime = "@rt_a")
 
@@ -64,6 +71,21 @@ application_layer(
 application_layer(name = "app_ok", frameworks = [":fw_a"], launch_module = "m", runtime = ":rt_a")
 
 application_layer(name = "app_on_app", frameworks = [":app_ok"], launch_module = "m", runtime = ":rt_a")
+
+# Image layers (runtime layers: they need no lock, so analysis reaches the image checks).
+runtime_layer(name = "rt_relative_prefix", image_prefix = "opt/stacks", runtime = "@rt_a")
+
+runtime_layer(name = "rt_unnormalised_prefix", image_prefix = "/opt/stacks/", runtime = "@rt_a")
+
+runtime_layer(name = "rt_lib", image_prefix = "/usr", layer_name = "lib", runtime = "@rt_a")
+
+layer_image_layer(name = "rt_b_image_srv", layer = ":rt_b", prefix = "/srv/py")
+
+layer_image_layer(name = "image_mixed_prefixes", layer = ":rt_a", lower = [":rt_b_image_srv"])
+
+stack_image(name = "image_bad_base", base = ":not_a_layout", image_layer = ":rt_a.image_layer")
+
+filegroup(name = "not_a_layout", srcs = ["MODULE.bazel"])
 """
 
 
@@ -117,6 +139,26 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
         ("app_on_app", ["//:app_on_app", "//:app_ok", "only framework layers"]),
         ("cycle_1", ["cycle in dependency graph", "//:cycle_1", "//:cycle_2"]),
         ("fw_a", ["//:fw_a", "pylock.fw_a.toml does not exist yet", "bazel run //:fw_a.lock"]),
+        ("rt_relative_prefix.image_layer", ["//:rt_relative_prefix.image_layer: prefix 'opt/stacks' is not absolute"]),
+        (
+            "rt_unnormalised_prefix.image_layer",
+            ["//:rt_unnormalised_prefix.image_layer: prefix '/opt/stacks/' is not normalised (write '/opt/stacks')"],
+        ),
+        (
+            "rt_lib.image_layer",
+            ["//:rt_lib.image_layer: prefix '/usr' with the layer 'lib' gives '/usr/lib', a directory of the base"],
+        ),
+        (
+            "image_mixed_prefixes",
+            [
+                "//:image_mixed_prefixes: prefix '/opt/venvstacks' differs from the prefix '/srv/py'",
+                "//:rt_b_image_srv",
+            ],
+        ),
+        (
+            "image_bad_base",
+            ["//:image_bad_base: base ", "//:not_a_layout is not an OCI image layout: no `oci-layout` file"],
+        ),
     ],
 )
 def test_bad_stack_fails_at_analysis_naming_the_targets(workspace: Workspace, target: str, expected: list[str]) -> None:

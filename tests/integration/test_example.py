@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from venvstacks_testing.bazel_workspace import CHECKOUT
+from venvstacks_testing.example_run import ExampleRun
 
 pytestmark = pytest.mark.integration
 
 
-def test_example_stack_locks_builds_deploys_and_runs_both_apps_on_the_shared_framework(tmp_path: Path) -> None:
-    dest = tmp_path / "deployed elsewhere"
-    workdir = tmp_path / "work"
-    run_cache = tmp_path / "run cache"
-    # -S: without site-packages, as on a fresh machine where nothing is installed for the tests.
-    command = [sys.executable, "-S", CHECKOUT / "examples" / "run_example.py", "--local-runtime"]
-    result = subprocess.run(
-        [*command, "--workdir", workdir, "--dest", dest],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "VENVSTACKS_RUN_CACHE": str(run_cache)},
-    )
+def test_example_stack_locks_builds_deploys_and_runs_both_apps_on_the_shared_framework(example_run: ExampleRun) -> None:
+    result, dest, run_cache = example_run.result, example_run.dest, example_run.run_cache
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-4000:]
     # It says what it built and where: every layer archive, which exists.
     archives = re.findall(r"^run_example:   \w+ +[\d,]+ bytes  (\S+)$", result.stdout, re.MULTILINE)

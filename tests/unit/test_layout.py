@@ -20,7 +20,7 @@ TOOLS = Path(__file__).resolve().parents[2] / "tools"
 PACKAGE = TOOLS / "venvstacks_tool"
 MAINT = TOOLS / "venvstacks_maint"
 ARCHITECTURE = TOOLS.parent / "docs" / "architecture.md"
-PHASES = ("build", "lock", "deploy")
+PHASES = ("build", "lock", "deploy", "image")
 # What may be imported from outside the standard library, per floor: the wheels the phase's
 # targets put on sys.path (rules_venvstacks/private/fetch/tool_wheels.json: zstandard and
 # installer for every target, pip and its friends for the lock targets only).
@@ -28,6 +28,7 @@ THIRD_PARTY = {
     "core": {"zstandard"},
     "build": {"zstandard", "installer"},
     "deploy": {"zstandard"},
+    "image": {"zstandard"},
     "lock": {"zstandard", "installer", "pip", "packaging", "tomli"},
 }
 

@@ -27,6 +27,7 @@ the hub wheels it reaches; the sources themselves come from `PyInfo`.
 """
 
 load("@rules_python//python:defs.bzl", "PyInfo")
+load("//rules_venvstacks/private/common:paths.bzl", "normalized_path")
 
 FirstPartyInfo = provider(
     doc = "What the `deps` aspect found below one target: owners of first-party files, hub wheels.",
@@ -51,16 +52,7 @@ def _runfiles_path(file, workspace_name):
 
 def _normalize_import(entry):
     """A `PyInfo.imports` entry without `.` and `..` components (some rules leave `_main/../repo`)."""
-    parts = []
-    for part in entry.split("/"):
-        if part == "" or part == ".":
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(part)
-    return "/".join(parts)
+    return normalized_path(entry)
 
 def _destination(path, roots):
     """Where a file at runfiles path `path` lands below site-packages, given the import roots.

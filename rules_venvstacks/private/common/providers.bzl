@@ -190,3 +190,15 @@ VenvstacksWheelsInfo = provider(
         "wheels": "list of struct(file = File, sha256 = hex string): the target platform's wheels.",
     },
 )
+
+VenvstacksImageLayerInfo = provider(
+    doc = "A layer as one OCI image layer, deployed and post-installed under a prefix (docs/images.md).",
+    fields = {
+        "label": "Label of the image layer target, for error messages.",
+        "layer": "VenvstacksLayerInfo of the layer it holds.",
+        "prefix": "The absolute directory the stack's layers are deployed to in the image, e.g. '/opt/venvstacks'.",
+        "blob": "File: the compressed layer tar (what an image's manifest names by its digest).",
+        "descriptor": "File: JSON `{digest, diff_id, mediaType, size, layer_name, prefix, platform}` of the blob.",
+        "lower": "list of VenvstacksImageLayerInfo: the image layers of every layer below, in deployment order (an image's layers are `lower`, then this one).",
+    },
+)

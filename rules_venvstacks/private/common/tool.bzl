@@ -21,6 +21,10 @@ TOOL_ATTRS = {
         default = Label("//tools:venvstacks_tool_deploy"),
         doc = "The modules `.deploy` and `.test` targets import.",
     ),
+    "_tool_image_sources": attr.label(
+        default = Label("//tools:venvstacks_tool_image"),
+        doc = "The modules image actions import (image layers, image layouts).",
+    ),
     "_tool_lock_sources": attr.label(
         default = Label("//tools:venvstacks_tool_lock"),
         doc = "The modules `.lock` and `.lock_test` targets import.",
@@ -69,7 +73,7 @@ def tool_inputs(ctx, runtime, phase = "build"):
     Args:
       ctx: the rule context (with TOOL_ATTRS).
       runtime: VenvstacksRuntimeInfo whose interpreter runs the tool.
-      phase: "build" for build actions, "lock" or "deploy" for run and test targets: only that
+      phase: "build" or "image" for build actions, "lock" or "deploy" for run and test targets: only that
         phase's modules (and, for "lock", the resolver's wheels), so an action key or a cached
         test result does not depend on the other phases' code.
 
@@ -80,6 +84,7 @@ def tool_inputs(ctx, runtime, phase = "build"):
     sources = {
         "build": ctx.attr._tool_build_sources,
         "deploy": ctx.attr._tool_deploy_sources,
+        "image": ctx.attr._tool_image_sources,
         "lock": ctx.attr._tool_lock_sources,
     }[phase]
     zips = runtime.tool_zips + (runtime.lock_zips if phase == "lock" else [])
@@ -105,8 +110,9 @@ def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, pro
       resource_set: None (Bazel's default: 1 CPU, 250 MB), or a top-level function
         `(os, inputs_size) -> {"cpu": N, "memory": MB}` telling Bazel's local scheduler what
         the action needs (`ctx.actions.run(resource_set = ...)`, Bazel 7).
-      phase: whose modules the action imports: "build", or "lock" for the stale-lock validation
-        action that runs `check-lock` (lock_rules.bzl `stale_lock_validation`).
+      phase: whose modules the action imports: "build" (default), "image" for image layers
+        and layouts, or "lock" for the stale-lock validation action that runs `check-lock`
+        (lock_rules.bzl `stale_lock_validation`).
     """
     arguments.use_param_file("@%s", use_always = True)
     arguments.set_param_file_format("multiline")

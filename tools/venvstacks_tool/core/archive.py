@@ -432,6 +432,11 @@ def _check_level(archive_format: str, level: int | None, compression: str = "def
     return level
 
 
+def _check_mtime(mtime: int) -> None:
+    if isinstance(mtime, bool) or not isinstance(mtime, int) or mtime < 0:
+        raise VenvstacksError(f"archive mtime must be a non-negative integer, not {mtime!r}")
+
+
 def add_compression_argument(parser: argparse.ArgumentParser) -> None:
     """Add `--compression SETTING`: the archive's compression, by name (core.archive.COMPRESSION_SETTINGS)."""
     parser.add_argument(
@@ -465,8 +470,7 @@ def write_archive(
     name, an entry below a file or symlink, or a symlink that resolves outside the archive root.
     """
     level = _check_level(archive_format, compression_level, compression)
-    if isinstance(mtime, bool) or not isinstance(mtime, int) or mtime < 0:
-        raise VenvstacksError(f"archive mtime must be a non-negative integer, not {mtime!r}")
+    _check_mtime(mtime)
     members = _plan(entries)
     with atomic_output(output) as out:
         if archive_format == "tar.zst":
@@ -475,6 +479,17 @@ def write_archive(
             _write_tar_xz(members, mtime, out, level, consumed)
         else:
             _write_zip(members, mtime, out, level, consumed)
+
+
+def write_tar_stream(entries: Iterable[ArchiveEntry], out: IO[bytes], mtime: int, consumed: Consumed = None) -> None:
+    """Write `entries` to the stream `out` as the same deterministic plain tar that `write_archive` compresses.
+
+    For a caller that compresses or hashes the tar itself (an OCI image layer: its diff_id is the
+    sha256 of the plain tar). Everything is validated before the first byte is written.
+    """
+    _check_mtime(mtime)
+    members = _plan(entries)
+    _write_tar(members, [_tar_header(m, mtime) for m in members], out, consumed)
 
 
 def tree_entries(root: Path, top: str) -> Iterator[ArchiveEntry]:

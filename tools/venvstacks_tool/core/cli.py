@@ -22,6 +22,8 @@ SUBCOMMANDS: dict[str, str] = {
     "check-lock": "venvstacks_tool.lock.lock_command:check_lock_main",
     "check-layer-stack": "venvstacks_tool.build.stack_checks",
     "deploy": "venvstacks_tool.deploy.deploy",
+    "image": "venvstacks_tool.image.oci_layout",
+    "image-layer": "venvstacks_tool.image.image_layer",
     "layer-metadata": "venvstacks_tool.build.layer_metadata",
     "lock": "venvstacks_tool.lock.lock_command",
     "pack-runtime": "venvstacks_tool.build.runtime",

@@ -105,9 +105,18 @@ def load_layer_config(layer_dir: str) -> dict[str, Any]:
     path = os.path.join(layer_dir, *LAYER_CONFIG_PATH.split("/"))
     try:
         with open(path, encoding="utf-8") as f:
-            config = json.load(f)
+            text = f.read()
     except OSError as error:
         raise PostInstallError(f"cannot read the layer config {path!r}: {error.strerror}") from error
+    except ValueError as error:
+        raise PostInstallError(f"the layer config {path!r} is not valid JSON: {error}") from error
+    return parse_layer_config(text, path)
+
+
+def parse_layer_config(text: str, path: str) -> dict[str, Any]:
+    """The layer config in `text`, checked; `path` names it in errors."""
+    try:
+        config = json.loads(text)
     except ValueError as error:
         raise PostInstallError(f"the layer config {path!r} is not valid JSON: {error}") from error
     if not isinstance(config, dict):
@@ -192,6 +201,22 @@ def _write_text(path: str, text: str) -> bool:
     return True
 
 
+def finished_files(layer_dir: str, config: dict[str, Any]) -> list[tuple[str, str]]:
+    """The files post-install writes for a layered environment deployed at the absolute `layer_dir`.
+
+    Each is (path relative to the layer root, with `/`; text), in the order they are written:
+    `pyvenv.cfg`, then the stacking module before the `.pth` that imports it. The one place
+    that decides them: `run` writes them into a deployed layer, and the tool's `image-layer`
+    puts them into an image layer built for a fixed `layer_dir` (docs/images.md).
+    """
+    site_dir = posixpath.normpath(config["site_dir"])
+    return [
+        ("pyvenv.cfg", pyvenv_cfg_text(layer_dir, config)),
+        (posixpath.join(site_dir, STACK_MODULE_NAME + ".py"), stack_module_text(config)),
+        (posixpath.join(site_dir, STACK_PTH_NAME), stack_pth_text()),
+    ]
+
+
 def run(layer_dir: str) -> list[str]:
     """Finish the layer deployed at `layer_dir`; return the paths written (empty if none)."""
     layer_dir = os.path.abspath(layer_dir)
@@ -214,17 +239,12 @@ def run(layer_dir: str) -> list[str]:
                 raise PostInstallError(f"the lower layer {lower!r} does not exist: deploy that layer first")
     os.makedirs(site_dir, exist_ok=True)
     written = []
-    pyvenv_cfg = os.path.join(layer_dir, "pyvenv.cfg")
-    if _write_text(pyvenv_cfg, pyvenv_cfg_text(layer_dir, config)):
-        written.append(pyvenv_cfg)
-    # The module before the `.pth` that imports it, so no interpreter starting meanwhile fails.
-    stack_module = os.path.join(site_dir, STACK_MODULE_NAME + ".py")
-    if _write_text(stack_module, stack_module_text(config)):
-        written.append(stack_module)
-        _drop_cached_bytecode(site_dir, STACK_MODULE_NAME)
-    stack_pth = os.path.join(site_dir, STACK_PTH_NAME)
-    if _write_text(stack_pth, stack_pth_text()):
-        written.append(stack_pth)
+    for relative, text in finished_files(layer_dir, config):
+        path = os.path.join(layer_dir, *relative.split("/"))
+        if _write_text(path, text):
+            written.append(path)
+            if relative.endswith(STACK_MODULE_NAME + ".py"):
+                _drop_cached_bytecode(site_dir, STACK_MODULE_NAME)
     return written
 
 
@@ -236,8 +256,13 @@ def _drop_cached_bytecode(site_dir: str, module: str) -> None:
     except OSError:
         return
     for name in names:
-        if name.startswith(module + ".") and name.endswith(".pyc"):
+        if is_cached_bytecode(name, module):
             os.unlink(os.path.join(cache, name))
+
+
+def is_cached_bytecode(file_name: str, module: str) -> bool:
+    """Whether `file_name` in a `__pycache__` directory is cached bytecode of `module`."""
+    return file_name.startswith(module + ".") and file_name.endswith(".pyc")
 
 
 def main(argv: list[str] | None = None) -> int:
