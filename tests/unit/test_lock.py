@@ -473,6 +473,7 @@ def test_check_lock_fresh_stale_and_missing(workspace: Path, capsys: pytest.Capt
         index_url=app.index_url,
         extra_index_urls=[],
         find_links=[],
+        floors={"glibc": "2.28"},  # the default; a Linux and Windows lock has no macOS floor
     )
     pylock.write_lock(workspace / app.lock_path, pylock.Lock("app", "application", digest, "3.12.7", [LINUX, WINDOWS]))
     assert cli.main(app.check_argv()) == 0
@@ -632,24 +633,26 @@ def test_an_unchanged_layer_relocks_without_the_index(
 def test_a_raised_glibc_floor_admits_newer_manylinux_wheels(
     workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """PBS runs on glibc 2.17, so by default a manylinux_2_28-only package (PyTorch's case) has no wheel."""
+    """At PBS' own floor, glibc 2.17, a manylinux_2_28-only package (PyTorch's case) has no wheel; by default it has."""
     wheels, url = index
     wheels.add_wheel("modern", "1.0", tag=f"{CP}-{CP}-manylinux_2_28_x86_64")
-    app = Layer(workspace, "app", index_url=url, requirements=("modern",))
-    failure = lock_failure(app, capsys)
+    pbs = Layer(workspace, "app", index_url=url, requirements=("modern",), extra=("--glibc-minimum", "2.17"))
+    failure = lock_failure(pbs, capsys)
     assert "no wheel of 'modern' for linux_x86_64" in failure
     # The failing platform is tried again at glibc 2.28, where it resolves: the message says what to set.
     assert failure.endswith(
         '; linux_x86_64 resolve(s) with glibc_minimum = "2.28" on venvstacks.runtime (the wheels then need that'
         " glibc or macOS; docs/platforms.md#wheel-floors-the-oldest-glibc-and-macos)"
     )
-    raised = Layer(workspace, "app", index_url=url, requirements=("modern",), extra=("--glibc-minimum", "2.28"))
-    assert cli.main(raised.lock_argv()) == 0
-    assert [w.name for w in raised.read_lock().packages[0].wheels] == [
-        f"modern-1.0-{CP}-{CP}-manylinux_2_28_x86_64.whl"
-    ]
-    assert cli.main(raised.check_argv()) == 0
-    assert cli.main(app.check_argv()) == 1, "the floor is one of the lock's inputs"
+    app = Layer(workspace, "app", index_url=url, requirements=("modern",))
+    assert cli.main(app.lock_argv()) == 0
+    assert [w.name for w in app.read_lock().packages[0].wheels] == [f"modern-1.0-{CP}-{CP}-manylinux_2_28_x86_64.whl"]
+    assert cli.main(app.check_argv()) == 0
+    explicit = Layer(workspace, "app", index_url=url, requirements=("modern",), extra=("--glibc-minimum", "2.28"))
+    assert cli.main(explicit.check_argv()) == 0, "the default floor, given or not, is the same input"
+    assert cli.main(pbs.check_argv()) == 1, "the floor is one of the lock's inputs"
+    other_os = Layer(workspace, "app", index_url=url, requirements=("modern",), extra=("--macos-minimum", "12.0"))
+    assert cli.main(other_os.check_argv()) == 0, "a Linux lock does not depend on the macOS floor"
     bad = Layer(workspace, "app", index_url=url, requirements=("modern",), extra=("--glibc-minimum", "2.x"))
     assert "--glibc-minimum: '2.x' is not a version like 2.28" in lock_failure(bad, capsys)
 

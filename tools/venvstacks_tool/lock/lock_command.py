@@ -43,7 +43,7 @@ from venvstacks_tool.core.cli import add_repeatable, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import write_bytes_atomic
 from venvstacks_tool.core.platforms import (
-    PBS_FLOORS,
+    DEFAULT_FLOORS,
     TargetPlatform,
     WheelFloors,
     by_triple,
@@ -89,7 +89,7 @@ class LayerInputs:
     extra_index_urls: tuple[str, ...]
     find_links: tuple[str, ...]
     lock_target: str
-    floors: WheelFloors = PBS_FLOORS
+    floors: WheelFloors = DEFAULT_FLOORS
 
     @property
     def target_platforms(self) -> tuple[TargetPlatform, ...]:
@@ -181,11 +181,21 @@ def _add_layer_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--lock-target", default="", help="the layer's lock target, e.g. //stacks:app.lock")
     parser.add_argument(
-        "--glibc-minimum", default="", help="Linux wheels must run on this glibc, e.g. 2.28 (default: PBS' 2.17)"
+        "--glibc-minimum",
+        default="",
+        help=f"Linux wheels must run on this glibc, e.g. 2.17 (PBS' own; default: {_dotted(DEFAULT_FLOORS.glibc)})",
     )
     parser.add_argument(
-        "--macos-minimum", default="", help="macOS wheels must run on this release, e.g. 12.0 (default: PBS' floor)"
+        "--macos-minimum",
+        default="",
+        help=f"macOS wheels must run on this release, e.g. 10.15 (PBS' own; default: {_dotted(DEFAULT_FLOORS.macos)})",
     )
+
+
+def _dotted(floor: tuple[int, int] | None) -> str:
+    """ "2.28" for (2, 28)."""
+    assert floor is not None
+    return f"{floor[0]}.{floor[1]}"
 
 
 def _checked_platforms(layer: str, triples: Sequence[str]) -> tuple[str, ...]:
@@ -222,8 +232,8 @@ def _layer_inputs(args: argparse.Namespace) -> LayerInputs:
         find_links=tuple(args.find_links),
         lock_target=str(args.lock_target),
         floors=WheelFloors(
-            glibc=parse_floor(args.glibc_minimum, f"layer '{layer}': --glibc-minimum"),
-            macos=parse_floor(args.macos_minimum, f"layer '{layer}': --macos-minimum"),
+            glibc=parse_floor(args.glibc_minimum, f"layer '{layer}': --glibc-minimum") or DEFAULT_FLOORS.glibc,
+            macos=parse_floor(args.macos_minimum, f"layer '{layer}': --macos-minimum") or DEFAULT_FLOORS.macos,
         ),
     )
 
@@ -320,8 +330,9 @@ def inputs_hash(
     bump, or a fallback to the machine's own CPython of that X.Y, leaves a checked-in lock fresh),
     the sorted target platforms, each lower layer's name and the sha256 of its lock file's bytes,
     and the index configuration as given (credentials in URLs left out, so they neither leak
-    through the hash nor make it differ between users), and the raised glibc/macOS floors when
-    there are any (absent when none is set, so such locks keep their hash).
+    through the hash nor make it differ between users), and the glibc/macOS floors of the systems
+    the platforms run (`floors`: a Linux-only lock's hash has no macOS floor, so changing that
+    floor leaves it fresh).
     """
     document = {
         "schema": _INPUTS_SCHEMA,
@@ -382,7 +393,7 @@ class _Inputs:
             index_url=request.index_url,
             extra_index_urls=request.extra_index_urls,
             find_links=request.find_links,
-            floors=request.floors.as_dict(),
+            floors=request.floors.as_dict(platform.os for platform in request.target_platforms),
         )
 
 

@@ -44,7 +44,7 @@ from typing import Any
 
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import sha256_file
-from venvstacks_tool.core.platforms import PBS_FLOORS, TargetPlatform, WheelFloors, platforms_problem
+from venvstacks_tool.core.platforms import DEFAULT_FLOORS, TargetPlatform, WheelFloors, platforms_problem
 from venvstacks_tool.core.process import output_tail, run_captured
 from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.core.protocol import is_sha256
@@ -131,7 +131,7 @@ def resolve(
     *,
     pinned_by: Mapping[str, str] | None = None,
     max_workers: int = DEFAULT_MAX_WORKERS,
-    floors: WheelFloors = PBS_FLOORS,
+    floors: WheelFloors = DEFAULT_FLOORS,
     uv: Path | None = None,
 ) -> MultiResolution:
     """Resolve `requirements` of layer `layer` for each of `platforms` on CPython `python_full_version`.
@@ -148,7 +148,7 @@ def resolve(
       `<round>-<platform>.log` per pip run, kept for diagnosis).
     - `pinned_by`: {name -> who pins it, e.g. "layer 'framework' (stacks/pylock.framework.toml)"}
       for conflict messages; a constrained package not in it is said to be pinned by "a lower layer".
-    - `floors`: the oldest glibc and macOS the wheels must run on (default: PBS' own floors).
+    - `floors`: the oldest glibc and macOS the wheels must run on (default: `DEFAULT_FLOORS`).
     - `uv`: the uv binary to resolve with (`uv_resolver`) instead of pip children; the rounds
       around each platform's resolution are the same for both.
 

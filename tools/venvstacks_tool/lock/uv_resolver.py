@@ -97,7 +97,7 @@ def python_platform(platform: TargetPlatform, floors: WheelFloors, layer: str) -
     Raises VenvstacksError for a glibc floor uv cannot name.
     """
     if platform.os == "linux":
-        glibc = floors.glibc or platform.glibc_minimum or UV_GLIBC_FLOORS[0]
+        glibc = floors.floor_of(platform) or UV_GLIBC_FLOORS[0]
         if glibc not in UV_GLIBC_FLOORS:
             known = ", ".join(f"{major}.{minor}" for major, minor in UV_GLIBC_FLOORS)
             raise VenvstacksError(
@@ -106,7 +106,7 @@ def python_platform(platform: TargetPlatform, floors: WheelFloors, layer: str) -
             )
         return f"{platform.wheel_arch}-manylinux_{glibc[0]}_{glibc[1]}", {}
     if platform.os == "macos":
-        macos = floors.macos or platform.macos_minimum or (11, 0)
+        macos = floors.floor_of(platform) or (11, 0)
         machine = "aarch64" if platform.wheel_arch == "arm64" else platform.wheel_arch
         return f"{machine}-apple-darwin", {"MACOSX_DEPLOYMENT_TARGET": f"{macos[0]}.{macos[1]}"}
     return platform.triple, {}
