@@ -70,7 +70,7 @@ def _measure(ws: run_bench.Workspace, scratch: Path, python_version: str, runs: 
                     layers,
                     {app: run_bench.FRAMEWORK for app in run_bench.APPS},
                     python,
-                    "x86_64-manylinux_2_17",
+                    bench_locking.UV_HOST_PLATFORM,
                     scratch / f"uv-{i}",
                 )
                 walls[kind].append(sum(per_layer.values()))

@@ -58,7 +58,7 @@ def _runtime_info_init(
       unavailable: the field; not with `build`.
       platform_triples: the field; default: `[platform_triple]`.
       lock_python_version: the field; default: `python_version`.
-      wheel_floors: the field; default: the default floors (`struct(glibc = "", macos = "")`).
+      wheel_floors: the field; default: `struct(glibc = "", macos = "")`, the default floors.
       exec_runtime: the field; None for the runtime of one platform, which runs the tool itself.
       venv_launchers: the field; taken from `build` when given.
       pbs_release: the field; taken from `build` when given.
