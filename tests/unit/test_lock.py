@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -27,7 +28,7 @@ from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.platforms import PLATFORMS
 from venvstacks_tool.lock import lock_command as lock
 from venvstacks_tool.lock import pylock
-from venvstacks_tool.lock.urls import strip_credentials
+from venvstacks_tool.lock.urls import file_url_path, strip_credentials
 
 # The target's full version: the host's X.Y (required), a patch of its own (markers use it).
 PY = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
@@ -133,6 +134,19 @@ def test_strip_credentials() -> None:
     assert strip_credentials("http://token@127.0.0.1/x.whl#sha256=00") == "http://127.0.0.1/x.whl#sha256=00"
     assert strip_credentials("https://pypi.org/simple") == "https://pypi.org/simple"
     assert strip_credentials("wheels/dir") == "wheels/dir"
+
+
+def test_file_url_path_and_a_light_start() -> None:
+    """A find-links file's path from its URL, without urllib.request (http.client, ssl: slow to import)."""
+    assert file_url_path("file:///wheels/a%20b-1.0-py3-none-any.whl") == Path("/wheels/a b-1.0-py3-none-any.whl")
+    assert file_url_path(Path("/tmp/x y.whl").as_uri()) == Path("/tmp/x y.whl")
+    code = (
+        "import sys; import venvstacks_tool.lock.lock_command, venvstacks_tool.lock.resolve,"
+        " venvstacks_tool.lock.uv_resolver; print(sorted({'urllib.request', 'http.client', 'ssl'} & set(sys.modules)))"
+    )
+    tools = Path(lock.__file__).parents[2]
+    found = subprocess.run([sys.executable, "-c", code], cwd=tools, capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]", "the lock's modules import what every lock run then pays for at start"
 
 
 def test_default_requirements_path() -> None:

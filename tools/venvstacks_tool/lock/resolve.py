@@ -36,7 +36,6 @@ import posixpath
 import re
 import sys
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +50,7 @@ from venvstacks_tool.core.protocol import is_sha256
 from venvstacks_tool.lock import failures, pip_child, uv_resolver
 from venvstacks_tool.lock.index_options import IndexOptions
 from venvstacks_tool.lock.results import Failure, ResolvedWheel
-from venvstacks_tool.lock.urls import strip_credentials
+from venvstacks_tool.lock.urls import file_url_path, strip_credentials
 
 # At most this many pip children at once. A child spends most of its ~0.6 s of CPU starting pip
 # and parsing index pages, so more children than cores only queue (measured on 2 cores: 5
@@ -441,7 +440,7 @@ class _Runner:
             local_path = None
             if raw_url.startswith("file:"):
                 # Find-links files carry no hash from an index: hash the file itself.
-                local_path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(raw_url).path)).resolve()
+                local_path = file_url_path(raw_url).resolve()
                 sha256 = sha256_file(local_path)
             else:
                 sha256 = _report_sha256(info)

@@ -34,7 +34,6 @@ import posixpath
 import re
 import sys
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +48,7 @@ from venvstacks_tool.core.protocol import is_sha256
 from venvstacks_tool.lock import failures
 from venvstacks_tool.lock.index_options import IndexOptions
 from venvstacks_tool.lock.results import Failure, ResolvedWheel
-from venvstacks_tool.lock.urls import is_url, strip_credentials
+from venvstacks_tool.lock.urls import file_url_path, is_url, strip_credentials
 
 # The glibc floors uv's `--python-platform` can name (`x86_64-manylinux_2_28`, ...).
 UV_GLIBC_FLOORS = ((2, 17), (2, 28), *((2, minor) for minor in range(31, 41)))
@@ -227,11 +226,7 @@ class UvRun:
     ) -> ResolvedWheel:
         """The ResolvedWheel of one pylock wheel entry; a local file is hashed from disk."""
         if not url or url.startswith("file:"):
-            local = (
-                Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
-                if url
-                else Path(base, str(wheel["path"]))
-            ).resolve()
+            local = (file_url_path(url) if url else Path(base, str(wheel["path"]))).resolve()
             return ResolvedWheel(name, version, file_name, local.as_uri(), sha256_file(local), local)
         sha256 = str((wheel.get("hashes") or {}).get("sha256", "")).lower()
         if not is_sha256(sha256):
