@@ -109,7 +109,8 @@ class LockRequest:
     `output_lock` and `output_requirements` are relative to `workspace_dir` (None: take
     $BUILD_WORKSPACE_DIRECTORY, which `bazel run` sets); `upgrade` re-resolves from scratch.
     `resolver` is `pip` or `uv` (then `uv` is the binary); both write the same lock, so the
-    choice is not among the inputs a lock is fresh against.
+    choice is not among the inputs a lock is fresh against. `uv_cache_dir` is a uv cache shared
+    with the other layers a `stack.lock` locks (None: a fresh one for this layer).
     """
 
     inputs: LayerInputs
@@ -119,6 +120,7 @@ class LockRequest:
     upgrade: bool
     resolver: str = "pip"
     uv: Path | None = None
+    uv_cache_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -266,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
         " The `.lock` targets pass //settings:resolver (uv unless set to pip)",
     )
     parser.add_argument("--uv", type=Path, default=None, help="the uv binary, for --resolver uv")
+    parser.add_argument(
+        "--uv-cache-dir",
+        type=Path,
+        default=None,
+        help="uv's cache, shared by the layers one `stack.lock` locks (default: a fresh one per layer)",
+    )
     return parser
 
 
@@ -291,6 +299,7 @@ def parse_request(argv: Sequence[str]) -> LockRequest:
         upgrade=bool(args.upgrade),
         resolver=str(args.resolver),
         uv=args.uv,
+        uv_cache_dir=args.uv_cache_dir,
     )
 
 
@@ -799,6 +808,7 @@ def lock(request: LockRequest) -> pylock.Lock:
             pinned_by={name: pin.describe() for by_name in pins.values() for name, pin in by_name.items()},
             floors=layer_inputs.floors,
             uv=uv,
+            uv_cache_dir=request.uv_cache_dir,
         )
     for triple in result.without_preferred:
         print(

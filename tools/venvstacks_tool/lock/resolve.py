@@ -132,6 +132,7 @@ def resolve(
     max_workers: int = DEFAULT_MAX_WORKERS,
     floors: WheelFloors = DEFAULT_FLOORS,
     uv: Path | None = None,
+    uv_cache_dir: Path | None = None,
 ) -> MultiResolution:
     """Resolve `requirements` of layer `layer` for each of `platforms` on CPython `python_full_version`.
 
@@ -150,6 +151,8 @@ def resolve(
     - `floors`: the oldest glibc and macOS the wheels must run on (default: `DEFAULT_FLOORS`).
     - `uv`: the uv binary to resolve with (`uv_resolver`) instead of pip children; the rounds
       around each platform's resolution are the same for both.
+    - `uv_cache_dir`: uv's cache (index pages, the interpreter's description), for several
+      layers locked in one command to share; default: a new one in `workdir`.
 
     Returns a MultiResolution with, per platform, the exact wheel of each package and its sha256
     (no wheel is downloaded). Raises VenvstacksError, one line naming the layer, the platform's
@@ -181,7 +184,7 @@ def resolve(
         for triple in triples
     }
     whose = {normalize_name(name): text for name, text in (pinned_by or {}).items()}
-    run = _Runner(layer, python_full_version, index, workdir, lower, whose, max_workers, floors, uv)
+    run = _Runner(layer, python_full_version, index, workdir, lower, whose, max_workers, floors, uv, uv_cache_dir)
     run.requirements.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
     # The current lock's versions, where no lower layer pins the package on that platform.
@@ -305,6 +308,7 @@ class _Runner:
     max_workers: int
     floors: WheelFloors
     uv: Path | None = None  # the uv binary when uv resolves, else None (pip children)
+    uv_cache_dir: Path | None = None  # uv's cache, when shared with other layers' runs
     requirements: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -334,7 +338,7 @@ class _Runner:
                 self.python_full_version,
                 self.floors,
                 self.index,
-                self.workdir / "uv-cache",
+                self.uv_cache_dir or self.workdir / "uv-cache",
             )
             return run.resolve(self.requirements, constraints, stem, lambda name: self._whose(platform, name), pins)
         report = stem.with_suffix(".report.json")
