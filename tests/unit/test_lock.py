@@ -570,6 +570,24 @@ def wheel_of(wheels: WheelIndex, url: str, file_name: str) -> pylock.LockedWheel
     return pylock.LockedWheel(file_name, url.removesuffix("/simple") + "/files/" + file_name, digest)
 
 
+def test_layers_locked_with_one_uv_cache_lock_the_same(workspace: Path, index: tuple[WheelIndex, str]) -> None:
+    """`stack.lock` gives its layers one uv cache (`--uv-cache-dir`): it is used, kept, and changes no lock byte."""
+    _, url = index
+    cache = workspace.parent / "shared-uv-cache"
+    uv_argv = (*resolver_argv("uv"), "--uv-cache-dir", str(cache))
+    framework = Layer(workspace, "framework", kind="framework", index_url=url, requirements=("alpha",))
+    assert cli.main([*framework.lock_argv(), *uv_argv]) == 0
+    assert any(cache.iterdir()), "uv wrote its cache where it was told"
+    app = Layer(workspace, "app", index_url=url, requirements=("beta",), lower=(("framework", framework.lock_path),))
+    assert cli.main([*app.lock_argv(), *uv_argv]) == 0
+    assert cache.is_dir(), "the caller's cache outlives the run (the launcher removes it)"
+    shared = (framework.text(), app.text())
+    for layer in (framework, app):
+        (workspace / layer.lock_path).unlink()
+        assert cli.main([*layer.lock_argv(), *resolver_argv("uv")]) == 0
+    assert (framework.text(), app.text()) == shared
+
+
 @pytest.mark.usefixtures("resolver")
 def test_lock_resolves_a_dependency_graph(
     workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
