@@ -158,6 +158,8 @@ def test_the_default_floors_and_pbs_own() -> None:
     assert default.as_dict() == {"glibc": "2.28", "macos": "14.0"}
     assert default.as_dict(["linux", "windows"]) == {"glibc": "2.28"}
     assert default.as_dict(["windows"]) == {}
+    mac_first = (by_name(name).os for name in ("macos_arm64", "linux_x86_64"))
+    assert default.as_dict(mac_first) == {"glibc": "2.28", "macos": "14.0"}, "a generator is read once"
 
 
 def test_windows_tags() -> None:

@@ -244,7 +244,11 @@ class WheelFloors:
 
     def as_dict(self, oses: Iterable[str] = ("linux", "macos")) -> dict[str, str]:
         """The floors that are set, as "X.Y" strings, of the systems among `oses` (for the lock's inputs hash)."""
-        floors = {"glibc": self.glibc if "linux" in oses else None, "macos": self.macos if "macos" in oses else None}
+        systems = set(oses)  # `oses` may be a generator: read it once
+        floors = {
+            "glibc": self.glibc if "linux" in systems else None,
+            "macos": self.macos if "macos" in systems else None,
+        }
         return {key: f"{value[0]}.{value[1]}" for key, value in floors.items() if value is not None}
 
 
