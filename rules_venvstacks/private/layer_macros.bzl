@@ -120,6 +120,7 @@ def framework_layer(
         bytecode = DEFAULT_BYTECODE,
         test_script = None,
         deps = [],
+        dynlib_exclude = [],
         **kwargs):
     """A framework layer: a virtual environment of shared packages on one runtime.
 
@@ -162,6 +163,10 @@ def framework_layer(
         unless this layer's lock or a layer below provides its import names. A first-party
         module that a locked package or a lower layer's module also provides fails the build,
         naming both (-> NAME).
+      dynlib_exclude: glob patterns of shared libraries not to link into the layer's
+        `share/venv/dynlib` for the layers above, as venvstacks' `dynlib_exclude`: matched
+        against the end of each library's path (`libfoo.so`, `pkg.libs/*.so`,
+        `**/libcuda*.so`); the way out when two wheels ship libraries of one name (-> NAME).
       **kwargs: common attributes (visibility, tags) for the generated targets.
     """
     _layer(
@@ -181,6 +186,7 @@ def framework_layer(
         bytecode = bytecode,
         test_script = test_script,
         deps = deps,
+        dynlib_exclude = dynlib_exclude,
         **kwargs
     )
 
@@ -211,7 +217,7 @@ def application_layer(name, runtime, frameworks, launch_module, srcs = [], deps 
         (-> NAME).
       **kwargs: any optional argument of `framework_layer` (requirements, requirements_in,
         lock, wheels, index_url, extra_index_urls, find_links, layer_name, archive_format,
-        bytecode, test_script), and common attributes (visibility, tags).
+        bytecode, test_script, dynlib_exclude), and common attributes (visibility, tags).
     """
     if launch_module.endswith(".py"):
         srcs = srcs + [launch_module]
