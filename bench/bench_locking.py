@@ -22,6 +22,12 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from venvstacks_tool.core.platforms import DEFAULT_GLIBC_MINIMUM
+
+# uv's target for the host (Linux x86_64) at the lock's default glibc floor: both sides pick
+# from the same wheels.
+UV_HOST_PLATFORM = "x86_64-manylinux_{}_{}".format(*DEFAULT_GLIBC_MINIMUM)
+
 
 def uv_command(scratch: Path) -> list[str]:
     """How to run uv: the one on PATH, else one installed from PyPI into `scratch` (once)."""

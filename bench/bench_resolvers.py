@@ -23,6 +23,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_locking
 import run_bench
 
+from venvstacks_bench.bazel import Workspace
+from venvstacks_bench.host import loadavg, quiesce
+from venvstacks_bench.stats import median
+from venvstacks_bench.workspace import (
+    APP_REPORT_VARIANTS,
+    APPS,
+    FRAMEWORK,
+    FRAMEWORK_REQUIREMENTS,
+    module_text,
+    snapshot_rules,
+    write_workspace,
+)
+from venvstacks_testing.http_server import serve_directory
+from venvstacks_testing.local_pbs import make_local_runtime
+
 RESOLVERS = ("pip", "uv")
 
 
@@ -32,12 +47,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs of each (default 3)")
     args = parser.parse_args(argv)
     with run_bench.scratch_dir(keep=False) as scratch:
-        runtime = run_bench.make_local_runtime(scratch)
-        with run_bench.serve_directory(scratch) as runtime_url:
-            ws = run_bench.Workspace(scratch / "ws", scratch / "ob")
+        runtime = make_local_runtime(scratch)
+        with serve_directory(scratch) as runtime_url:
+            ws = Workspace(scratch / "ws", scratch / "ob")
             rules = scratch / "rules_venvstacks"
-            code = run_bench.snapshot_rules(rules)
-            run_bench.write_workspace(ws.root, rules, run_bench.module_text(rules, runtime_url, runtime))
+            code = snapshot_rules(rules)
+            write_workspace(ws.root, rules, module_text(rules, runtime_url, runtime))
             try:
                 result = _measure(ws, scratch, runtime.python_version, args.runs)
             finally:
@@ -47,11 +62,11 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _measure(ws: run_bench.Workspace, scratch: Path, python_version: str, runs: int) -> dict[str, object]:
+def _measure(ws: Workspace, scratch: Path, python_version: str, runs: int) -> dict[str, object]:
     stacks = ws.root / "stacks"
     uv = bench_locking.uv_command(scratch)
-    layers = {run_bench.FRAMEWORK: run_bench.FRAMEWORK_REQUIREMENTS, **{app: [] for app in run_bench.APPS}}
-    layers["app_report"] = list(run_bench.APP_REPORT_VARIANTS[0])
+    layers = {FRAMEWORK: FRAMEWORK_REQUIREMENTS, **{app: [] for app in APPS}}
+    layers["app_report"] = list(APP_REPORT_VARIANTS[0])
     python = ".".join(python_version.split(".")[:2])
     for resolver in reversed(RESOLVERS):  # untimed: the launchers built, uv fetched; pip's locks kept
         ws.bazel("run", f"--@rules_venvstacks//settings:resolver={resolver}", "//stacks:stack.lock")
@@ -62,15 +77,15 @@ def _measure(ws: run_bench.Workspace, scratch: Path, python_version: str, runs: 
     kinds = list(walls)
     for i in range(runs):
         for kind in kinds[i % 3 :] + kinds[: i % 3]:  # each kind first once in three runs
-            run_bench.quiesce()
-            loads.append(run_bench.loadavg())
+            quiesce()
+            loads.append(loadavg())
             if kind == "uv pip compile":
                 per_layer = bench_locking.uv_lock_layers(
                     uv,
                     layers,
-                    {app: run_bench.FRAMEWORK for app in run_bench.APPS},
+                    {app: FRAMEWORK for app in APPS},
                     python,
-                    "x86_64-manylinux_2_17",
+                    bench_locking.UV_HOST_PLATFORM,
                     scratch / f"uv-{i}",
                 )
                 walls[kind].append(sum(per_layer.values()))
@@ -87,9 +102,9 @@ def _measure(ws: run_bench.Workspace, scratch: Path, python_version: str, runs: 
     baseline = walls["uv pip compile"]
     return {
         "runs": walls,
-        "median": {kind: run_bench.median(values) for kind, values in walls.items()},
+        "median": {kind: median(values) for kind, values in walls.items()},
         "ratio_to_uv": {
-            kind: run_bench.median([ours / theirs for ours, theirs in zip(walls[kind], baseline, strict=True)])
+            kind: median([ours / theirs for ours, theirs in zip(walls[kind], baseline, strict=True)])
             for kind in RESOLVERS
         },
         "load": loads,

@@ -48,8 +48,8 @@ default the same):
   (bench/tool_phases.py), a timer around each phase (install, bytecode, scan, compression...),
   alternating with the floor runs; the ratio to the floor is the median over the pairs;
 * platforms: two more workspaces of the same stack whose runtime targets the host platform only,
-  or every python-build-standalone platform the stack can be locked for (four of the five:
-  not macos_arm64, see UNLOCKABLE_PLATFORMS); the host's runtime as above, the others small
+  or all five python-build-standalone platforms (macos_arm64 too, since the default macOS
+  floor, 14.0, admits scipy's arm64 wheels); the host's runtime as above, the others small
   fixture PBS archives (tests/support/fixture_pbs.py), all `venvstacks.runtime_archive`s on
   127.0.0.1. Locking: every layer's `bazel run //stacks:<layer>.lock` with the lock files
   removed first, the two workspaces alternating (N pairs); the cold build: `//stacks:stack` for

@@ -98,6 +98,9 @@ def test_the_stack_locks_every_layer_in_one_command(stack: Stack, resolver: str)
     assert script.count("pids+=($!)") == 2 and script.count("pids=()") == 1, script
     # uv is the pinned wheel's binary, from its own repository (fetched by Bazel's downloader).
     assert ("venvstacks_uv_linux_x86_64/unpacked/uv-" in script) is (resolver == "uv"), script
+    # With uv, the three runs share one uv cache, which the script removes when it exits.
+    assert script.count('--uv-cache-dir "$uv_cache"') == (3 if resolver == "uv" else 0), script
+    assert ("trap 'rm -rf \"$uv_cache\"' EXIT" in script) is (resolver == "uv"), script
     for path, text in saved.items():
         assert path.read_text() == text, f"{path.name}: the same inputs resolve to the same lock"
 

@@ -9,11 +9,14 @@ still run on the same wheels.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from venvstacks_testing.bazel_workspace import CHECKOUT
 from venvstacks_testing.layer_inputs import build, build_argv, make_fw_wheel
@@ -101,8 +104,7 @@ def test_platforms_module_declares_every_archive_and_the_same_locks() -> None:
     ]
     assert shared and all(line in text.splitlines() for line in shared)
     assert platforms.ALL_PLATFORMS[0] == platforms.HOST_PLATFORM
-    assert len(platforms.ALL_PLATFORMS) + len(platforms.UNLOCKABLE_PLATFORMS) == 5
-    assert not set(platforms.ALL_PLATFORMS) & set(platforms.UNLOCKABLE_PLATFORMS)
+    assert sorted(platforms.ALL_PLATFORMS) == sorted(p.name for p in platforms.PLATFORMS), "every platform locks"
 
 
 class _FakeRuntime:
@@ -180,6 +182,21 @@ def test_run_bench_offers_every_step() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert all(name in " ".join(result.stdout.split()) for name in STEPS)
+
+
+@pytest.mark.parametrize("script", ["bench_resolvers.py", "bench_platform_locks.py"])
+def test_the_lock_benches_load(script: str) -> None:
+    """The lock benches outside run_bench.py load, and use only what run_bench.py has (once they did not)."""
+    path = CHECKOUT / "bench" / script
+    result = subprocess.run([sys.executable, str(path), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "--runs" in result.stdout, result.stderr
+    sys.path.insert(0, str(path.parent))
+    try:
+        import run_bench
+    finally:
+        sys.path.remove(str(path.parent))
+    used = set(re.findall(r"\brun_bench\.([A-Za-z_]\w*)\(", path.read_text(encoding="utf-8")))
+    assert not {name for name in used if not hasattr(run_bench, name)}
 
 
 def test_executed_counts_remote_cache_hits_as_the_tests_do() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from venvstacks_tool.build import layer
-from venvstacks_tool.core import archive, protocol
+from venvstacks_tool.core import archive, platforms, protocol
 from venvstacks_tool.deploy import run_cache
 from venvstacks_tool.lock import index_options
 
@@ -43,6 +43,8 @@ def bzl_constants(path: Path) -> dict[str, object]:
         ("ARCHIVE_FORMATS", list(archive.ARCHIVE_FORMATS)),
         ("BYTECODE_MODES", list(layer.BYTECODE_MODES)),
         ("DEFAULT_INDEX_URL", index_options.DEFAULT_INDEX_URL),
+        ("DEFAULT_GLIBC_MINIMUM", ".".join(map(str, platforms.DEFAULT_GLIBC_MINIMUM))),
+        ("DEFAULT_MACOS_MINIMUM", ".".join(map(str, platforms.DEFAULT_MACOS_MINIMUM))),
         ("LAYER_NAME_MAX_LENGTH", protocol.LAYER_NAME_MAX_LENGTH),
         ("RUN_CACHE_MARKER_NAME", run_cache.MARKER_NAME),
         ("RUN_CACHE_USED_NAME", run_cache.USED_NAME),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -27,7 +28,7 @@ from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.platforms import PLATFORMS
 from venvstacks_tool.lock import lock_command as lock
 from venvstacks_tool.lock import pylock
-from venvstacks_tool.lock.urls import strip_credentials
+from venvstacks_tool.lock.urls import file_url_path, strip_credentials
 
 # The target's full version: the host's X.Y (required), a patch of its own (markers use it).
 PY = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
@@ -133,6 +134,19 @@ def test_strip_credentials() -> None:
     assert strip_credentials("http://token@127.0.0.1/x.whl#sha256=00") == "http://127.0.0.1/x.whl#sha256=00"
     assert strip_credentials("https://pypi.org/simple") == "https://pypi.org/simple"
     assert strip_credentials("wheels/dir") == "wheels/dir"
+
+
+def test_file_url_path_and_a_light_start() -> None:
+    """A find-links file's path from its URL, without urllib.request (http.client, ssl: slow to import)."""
+    assert file_url_path("file:///wheels/a%20b-1.0-py3-none-any.whl") == Path("/wheels/a b-1.0-py3-none-any.whl")
+    assert file_url_path(Path("/tmp/x y.whl").as_uri()) == Path("/tmp/x y.whl")
+    code = (
+        "import sys; import venvstacks_tool.lock.lock_command, venvstacks_tool.lock.resolve,"
+        " venvstacks_tool.lock.uv_resolver; print(sorted({'urllib.request', 'http.client', 'ssl'} & set(sys.modules)))"
+    )
+    tools = Path(lock.__file__).parents[2]
+    found = subprocess.run([sys.executable, "-c", code], cwd=tools, capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]", "the lock's modules import what every lock run then pays for at start"
 
 
 def test_default_requirements_path() -> None:
@@ -473,6 +487,7 @@ def test_check_lock_fresh_stale_and_missing(workspace: Path, capsys: pytest.Capt
         index_url=app.index_url,
         extra_index_urls=[],
         find_links=[],
+        floors={"glibc": "2.28"},  # the default; a Linux and Windows lock has no macOS floor
     )
     pylock.write_lock(workspace / app.lock_path, pylock.Lock("app", "application", digest, "3.12.7", [LINUX, WINDOWS]))
     assert cli.main(app.check_argv()) == 0
@@ -587,6 +602,24 @@ def wheel_of(wheels: WheelIndex, url: str, file_name: str) -> pylock.LockedWheel
     return pylock.LockedWheel(file_name, url.removesuffix("/simple") + "/files/" + file_name, digest)
 
 
+def test_layers_locked_with_one_uv_cache_lock_the_same(workspace: Path, index: tuple[WheelIndex, str]) -> None:
+    """`stack.lock` gives its layers one uv cache (`--uv-cache-dir`): it is used, kept, and changes no lock byte."""
+    _, url = index
+    cache = workspace.parent / "shared-uv-cache"
+    uv_argv = (*resolver_argv("uv"), "--uv-cache-dir", str(cache))
+    framework = Layer(workspace, "framework", kind="framework", index_url=url, requirements=("alpha",))
+    assert cli.main([*framework.lock_argv(), *uv_argv]) == 0
+    assert any(cache.iterdir()), "uv wrote its cache where it was told"
+    app = Layer(workspace, "app", index_url=url, requirements=("beta",), lower=(("framework", framework.lock_path),))
+    assert cli.main([*app.lock_argv(), *uv_argv]) == 0
+    assert cache.is_dir(), "the caller's cache outlives the run (the launcher removes it)"
+    shared = (framework.text(), app.text())
+    for layer in (framework, app):
+        (workspace / layer.lock_path).unlink()
+        assert cli.main([*layer.lock_argv(), *resolver_argv("uv")]) == 0
+    assert (framework.text(), app.text()) == shared
+
+
 @pytest.mark.usefixtures("resolver")
 def test_lock_resolves_a_dependency_graph(
     workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
@@ -664,24 +697,26 @@ def test_an_unchanged_layer_relocks_without_the_index(
 def test_a_raised_glibc_floor_admits_newer_manylinux_wheels(
     workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """PBS runs on glibc 2.17, so by default a manylinux_2_28-only package (PyTorch's case) has no wheel."""
+    """At PBS' own floor, glibc 2.17, a manylinux_2_28-only package (PyTorch's case) has no wheel; by default it has."""
     wheels, url = index
     wheels.add_wheel("modern", "1.0", tag=f"{CP}-{CP}-manylinux_2_28_x86_64")
-    app = Layer(workspace, "app", index_url=url, requirements=("modern",))
-    failure = lock_failure(app, capsys)
+    pbs = Layer(workspace, "app", index_url=url, requirements=("modern",), extra=("--glibc-minimum", "2.17"))
+    failure = lock_failure(pbs, capsys)
     assert "no wheel of 'modern' for linux_x86_64" in failure
     # The failing platform is tried again at glibc 2.28, where it resolves: the message says what to set.
     assert failure.endswith(
         '; linux_x86_64 resolve(s) with glibc_minimum = "2.28" on venvstacks.runtime (the wheels then need that'
         " glibc or macOS; docs/platforms.md#wheel-floors-the-oldest-glibc-and-macos)"
     )
-    raised = Layer(workspace, "app", index_url=url, requirements=("modern",), extra=("--glibc-minimum", "2.28"))
-    assert cli.main(raised.lock_argv()) == 0
-    assert [w.name for w in raised.read_lock().packages[0].wheels] == [
-        f"modern-1.0-{CP}-{CP}-manylinux_2_28_x86_64.whl"
-    ]
-    assert cli.main(raised.check_argv()) == 0
-    assert cli.main(app.check_argv()) == 1, "the floor is one of the lock's inputs"
+    app = Layer(workspace, "app", index_url=url, requirements=("modern",))
+    assert cli.main(app.lock_argv()) == 0
+    assert [w.name for w in app.read_lock().packages[0].wheels] == [f"modern-1.0-{CP}-{CP}-manylinux_2_28_x86_64.whl"]
+    assert cli.main(app.check_argv()) == 0
+    explicit = Layer(workspace, "app", index_url=url, requirements=("modern",), extra=("--glibc-minimum", "2.28"))
+    assert cli.main(explicit.check_argv()) == 0, "the default floor, given or not, is the same input"
+    assert cli.main(pbs.check_argv()) == 1, "the floor is one of the lock's inputs"
+    other_os = Layer(workspace, "app", index_url=url, requirements=("modern",), extra=("--macos-minimum", "12.0"))
+    assert cli.main(other_os.check_argv()) == 0, "a Linux lock does not depend on the macOS floor"
     bad = Layer(workspace, "app", index_url=url, requirements=("modern",), extra=("--glibc-minimum", "2.x"))
     assert "--glibc-minimum: '2.x' is not a version like 2.28" in lock_failure(bad, capsys)
 

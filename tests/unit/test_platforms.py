@@ -143,6 +143,25 @@ def test_floors_can_be_raised_but_not_lowered() -> None:
     assert linux.platform_tags()[0] == "manylinux_2_17_x86_64"
 
 
+def test_the_default_floors_and_pbs_own() -> None:
+    """By default a lock's wheels need glibc 2.28 and macOS 14.0; "2.17" and "10.15" give PBS' own floors back."""
+    default = platforms.DEFAULT_FLOORS
+    assert default.platform_tags(by_name("linux_aarch64"))[0] == "manylinux_2_28_aarch64"
+    assert default.platform_tags(by_name("macos_x86_64"))[0] == "macosx_14_0_x86_64"
+    assert default.floor_of(by_name("macos_arm64")) == (14, 0)
+    assert default.floor_of(by_name("windows_x86_64")) is None
+    pbs = platforms.WheelFloors(glibc=(2, 17), macos=(10, 15))
+    for name in ("linux_x86_64", "macos_x86_64", "macos_arm64"):
+        assert pbs.platform_tags(by_name(name)) == by_name(name).platform_tags(), name
+    assert pbs.floor_of(by_name("macos_arm64")) == (11, 0), "arm64 Macs start at 11.0"
+    # The lock's inputs hash holds the floors of the systems it covers only.
+    assert default.as_dict() == {"glibc": "2.28", "macos": "14.0"}
+    assert default.as_dict(["linux", "windows"]) == {"glibc": "2.28"}
+    assert default.as_dict(["windows"]) == {}
+    mac_first = (by_name(name).os for name in ("macos_arm64", "linux_x86_64"))
+    assert default.as_dict(mac_first) == {"glibc": "2.28", "macos": "14.0"}, "a generator is read once"
+
+
 def test_windows_tags() -> None:
     assert by_name("windows_x86_64").platform_tags() == ("win_amd64",)
 

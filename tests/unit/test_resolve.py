@@ -26,13 +26,15 @@ import uv
 from venvstacks_testing.http_server import serve
 from venvstacks_testing.wheel_index import WheelIndex
 from venvstacks_tool.core.errors import VenvstacksError
-from venvstacks_tool.core.platforms import PLATFORMS, by_name
+from venvstacks_tool.core.platforms import PLATFORMS, WheelFloors, by_name
 from venvstacks_tool.lock import resolve as resolve_module
 from venvstacks_tool.lock import uv_resolver
 from venvstacks_tool.lock.index_options import IndexOptions
 from venvstacks_tool.lock.resolve import MultiResolution, isolated_pip_environ, resolve
 
 PYTHON = "3.11.7"
+# What `glibc_minimum = "2.17"` and `macos_minimum = "10.15"` give: PBS' own floors.
+PBS = WheelFloors(glibc=(2, 17), macos=(10, 15))
 NUMPY_TAGS = {
     "linux_x86_64": r"manylinux\w*_x86_64",
     "linux_aarch64": r"manylinux\w*_aarch64",
@@ -144,8 +146,9 @@ def test_every_failing_platform_is_named_at_once(tmp_path: Path, resolver: Resol
 def test_a_floor_that_would_fix_a_platform_is_named(tmp_path: Path, resolver: Resolver) -> None:
     """numpy 2.3 publishes Linux wheels for glibc 2.28 only: PBS' 2.17 floor fails, and the message says so."""
     platforms = [by_name("linux_aarch64"), by_name("windows_x86_64")]
+    requirements = ["numpy>=2.3,<2.4"]
     with pytest.raises(VenvstacksError) as caught:
-        resolve("app", platforms, PYTHON, ["numpy>=2.3,<2.4"], {}, IndexOptions(), {}, tmp_path, **resolver)
+        resolve("app", platforms, PYTHON, requirements, {}, IndexOptions(), {}, tmp_path, floors=PBS, **resolver)
     message = str(caught.value)
     assert message.startswith("layer 'app': no ") and "'numpy'" in message and "linux_aarch64" in message
     assert "windows_x86_64" not in message
@@ -153,6 +156,20 @@ def test_a_floor_that_would_fix_a_platform_is_named(tmp_path: Path, resolver: Re
         '; linux_aarch64 resolve(s) with glibc_minimum = "2.28" on venvstacks.runtime (the wheels then need that'
         " glibc or macOS; docs/platforms.md#wheel-floors-the-oldest-glibc-and-macos)"
     )
+
+
+def test_the_default_floors_lock_numpy_2_3_and_scipy_for_every_platform(tmp_path: Path, resolver: Resolver) -> None:
+    """What the defaults are for: numpy 2.3 (glibc 2.28) and scipy's arm64 wheels (macOS 12 and up) lock everywhere."""
+    requirements = ["numpy>=2.3,<2.4", "scipy>=1.16,<1.17"]
+    result = resolve("app", PLATFORMS, PYTHON, requirements, {}, IndexOptions(), {}, tmp_path, **resolver)
+    for target in PLATFORMS:
+        wheels = result.for_platform(target)
+        assert sorted(wheels) == ["numpy", "scipy"], target.name
+        assert re.search(NUMPY_TAGS[target.name] + r"\.whl$", wheels["numpy"].file_name), wheels["numpy"].file_name
+    assert result.versions("numpy")[by_name("linux_aarch64").triple].startswith("2.3.")
+    arm64_scipy = result.for_platform(by_name("macos_arm64"))["scipy"].file_name
+    floor = re.search(r"macosx_(\d+)_(\d+)_arm64", arm64_scipy)
+    assert floor is not None and (12, 0) <= (int(floor.group(1)), int(floor.group(2))) <= (14, 0), arm64_scipy
 
 
 def test_an_unknown_project_is_named(tmp_path: Path, resolver: Resolver) -> None:

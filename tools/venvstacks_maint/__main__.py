@@ -11,6 +11,7 @@ SUBCOMMANDS = {
     "pbs-table": "venvstacks_maint.pbs_table",
     "release": "venvstacks_maint.release",
     "uv-wheels": "venvstacks_maint.uv_wheels",
+    "wheel-floors": "venvstacks_maint.wheel_floors",
 }
 
 

@@ -41,7 +41,7 @@ def run(bench: Bench) -> None:
                         layers,
                         {app: FRAMEWORK for app in APPS},
                         python,
-                        "x86_64-manylinux_2_17",
+                        bench_locking.UV_HOST_PLATFORM,
                         bench.scratch / f"uv-lock-{i}",
                     )
                     theirs.append({"wall": sum(per_layer.values()), "layers": per_layer, "load": load})

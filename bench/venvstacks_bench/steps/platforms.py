@@ -32,15 +32,9 @@ from venvstacks_tool.core.platforms import PLATFORMS, by_name
 # platforms get fixture PBS archives of this version (tests/support/fixture_pbs.py).
 HOST_PLATFORM = "linux_x86_64"
 FOREIGN_PYTHON = "3.11.14"
-# Platforms this stack cannot be locked for, and why (the lock fails naming the package).
-UNLOCKABLE_PLATFORMS = {
-    "macos_arm64": "scipy and scikit-learn ship cp311 arm64 wheels for macOS 12.0 and later only;"
-    " python-build-standalone's floor there is 11.0",
-}
-ALL_PLATFORMS = (
-    HOST_PLATFORM,
-    *(p.name for p in PLATFORMS if p.name != HOST_PLATFORM and p.name not in UNLOCKABLE_PLATFORMS),
-)
+# Every platform, the host first. macos_arm64 locks since the default macOS floor is 14.0
+# (scipy's and scikit-learn's cp311 arm64 wheels need 12.0; PBS' own floor there is 11.0).
+ALL_PLATFORMS = (HOST_PLATFORM, *(p.name for p in PLATFORMS if p.name != HOST_PLATFORM))
 
 
 def platform_flag(name: str) -> str:

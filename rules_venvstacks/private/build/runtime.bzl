@@ -9,6 +9,7 @@
   declared ones.
 """
 
+load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_GLIBC_MINIMUM", "DEFAULT_MACOS_MINIMUM")
 load("//rules_venvstacks/private/common:platforms.bzl", "platform_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksRuntimeInfo")
 
@@ -129,9 +130,9 @@ venvstacks_platform_runtime = rule(
             cfg = "exec",
             doc = "The runtime of the execution platform (a select over the per-platform runtimes, resolved in the exec configuration).",
         ),
-        "glibc_minimum": attr.string(doc = "Linux wheels of the locks must run on this glibc ('' = PBS' floor)."),
+        "glibc_minimum": attr.string(doc = "Linux wheels of the locks must run on this glibc ('' = the default, " + DEFAULT_GLIBC_MINIMUM + ")."),
         "lock_python_version": attr.string(mandatory = True, doc = "The version locks resolve for."),
-        "macos_minimum": attr.string(doc = "macOS wheels of the locks must run on this release ('' = PBS' floor)."),
+        "macos_minimum": attr.string(doc = "macOS wheels of the locks must run on this release ('' = the default, " + DEFAULT_MACOS_MINIMUM + ")."),
         "platform_triples": attr.string_list(mandatory = True, doc = "The PBS triples the stacks target."),
         "runtime_name": attr.string(mandatory = True, doc = "Name given in MODULE.bazel."),
         "target": attr.label(mandatory = True, doc = "The target platform's runtime (a select), or an unavailable marker."),

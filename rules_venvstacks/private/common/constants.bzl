@@ -22,6 +22,13 @@ LAYER_KINDS = ["framework", "application"]
 # version (3.13.0rc2), which versions.bzl `is_python_version` accepts after X.Y.Z.
 PYTHON_PRE_RELEASES = ["a", "b", "rc"]
 
+# tools/venvstacks_tool/core/platforms.py DEFAULT_GLIBC_MINIMUM and DEFAULT_MACOS_MINIMUM: the
+# oldest glibc and macOS a lock's wheels must run on when its runtime sets no `glibc_minimum` or
+# `macos_minimum` (chosen by measurement: docs/platforms.md, "Why these defaults"). A runtime's
+# '' stands for them and the tool applies them; here they are what the docs say.
+DEFAULT_GLIBC_MINIMUM = "2.28"
+DEFAULT_MACOS_MINIMUM = "14.0"
+
 # tools/venvstacks_tool/lock/index_options.py DEFAULT_INDEX_URL.
 DEFAULT_INDEX_URL = "https://pypi.org/simple"
 

@@ -58,7 +58,7 @@ def _runtime_info_init(
       unavailable: the field; not with `build`.
       platform_triples: the field; default: `[platform_triple]`.
       lock_python_version: the field; default: `python_version`.
-      wheel_floors: the field; default: PBS' own floors (`struct(glibc = "", macos = "")`).
+      wheel_floors: the field; default: `struct(glibc = "", macos = "")`, the default floors.
       exec_runtime: the field; None for the runtime of one platform, which runs the tool itself.
       venv_launchers: the field; taken from `build` when given.
       pbs_release: the field; taken from `build` when given.
@@ -125,7 +125,7 @@ target's files, the tool runs on the execution platform's interpreter.""",
         "unavailable": "'' or why the runtime cannot serve the target platform (a message naming the runtime, the platform and the declared ones).",
         "platform_triples": "list of the PBS triples the runtime's stacks target (what every lock covers).",
         "lock_python_version": "The CPython version locks are resolved for (markers), e.g. '3.12.7'.",
-        "wheel_floors": "struct(glibc, macos): the oldest glibc and macOS ('2.28', '12.0') the locks' wheels must run on, '' for PBS' own floors.",
+        "wheel_floors": "struct(glibc, macos): the oldest glibc and macOS ('2.17', '12.0') the locks' wheels must run on, '' for the default floors (constants.bzl DEFAULT_GLIBC_MINIMUM, DEFAULT_MACOS_MINIMUM).",
         "exec_runtime": "VenvstacksRuntimeInfo of the execution platform's runtime that runs the tool (None for a per-platform runtime, which runs the tool itself).",
         "venv_launchers": "list of struct(name, file): Windows targets' venv launchers for `Scripts/` (python.exe, pythonw.exe); [] elsewhere.",
         "pbs_release": "The PBS release tag, or '' for a custom build.",

@@ -11,6 +11,7 @@ and the execution platform's. Per lock it declares one repository per wheel file
 locked wheels, which selects each target platform's wheels.
 """
 
+load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_GLIBC_MINIMUM", "DEFAULT_MACOS_MINIMUM")
 load("//rules_venvstacks/private/common:platforms.bzl", "PLATFORMS", "config_setting_label", "platform_name", "platform_triples", "wheel_floor_problem")
 load("//rules_venvstacks/private/common:versions.bzl", "is_python_version")
 load(":pbs.bzl", "asset_urls", "host_platform", "python_minor", "release_epoch", "resolve_version")
@@ -41,8 +42,8 @@ Where the archives come from:
         "base_urls": attr.string_list(
             doc = "Mirrors of the PBS release assets (`<base>/<release>/<file>`), tried in order; the table's sha256 still applies.",
         ),
-        "glibc_minimum": attr.string(doc = "Linux wheels must run on this glibc or newer, e.g. '2.28' (PyTorch ships only manylinux_2_28 wheels); default: PBS' own floor, 2.17. Raising it means the Linux archives need that glibc. A glibc release from 2.17 to 2.44; another value fails when the extension runs."),
-        "macos_minimum": attr.string(doc = "macOS wheels must run on this release or newer, e.g. '12.0'; default: PBS' own floor (10.15 on x86_64, 11.0 on arm64). Raising it means the macOS archives need that release. 10.9 to 10.15, or MAJOR.MINOR of macOS 11 to 15 or 26; another value fails when the extension runs."),
+        "glibc_minimum": attr.string(doc = "Linux wheels must run on this glibc or newer; default: '" + DEFAULT_GLIBC_MINIMUM + "' (manylinux_2_28: RHEL 8 and newer; what numpy 2.3+, PyTorch and pyarrow publish). '2.17' is PBS' own floor (older distributions, fewer and older wheels). The Linux archives need the glibc of the floor. A glibc release from 2.17 to 2.44; another value fails when the extension runs."),
+        "macos_minimum": attr.string(doc = "macOS wheels must run on this release or newer; default: '" + DEFAULT_MACOS_MINIMUM + "' (what PyTorch's and onnxruntime's arm64 wheels need). '10.15' gives PBS' own floors (10.15 on x86_64, 11.0 on arm64). The macOS archives need the release of the floor. 10.9 to 10.15, or MAJOR.MINOR of macOS 11 to 15 or 26; another value fails when the extension runs."),
         "name": attr.string(mandatory = True, doc = "Repository name, e.g. 'cpython3_12'; also the target name in it."),
         "platforms": attr.string_list(doc = "Target platforms by short name, e.g. ['linux_x86_64', 'windows_x86_64']; [] = the host only."),
         "python_version": attr.string(mandatory = True, doc = "'3.12' (newest in the table) or an exact '3.12.7'."),

@@ -285,9 +285,9 @@ runtime_hub = repository_rule(
     attrs = {
         "config_settings": attr.string(mandatory = True, doc = "JSON: triple -> label of its config_setting."),
         "execs": attr.string(mandatory = True, doc = "JSON: triple -> repository that can run the tool there."),
-        "glibc_minimum": attr.string(doc = "The raised glibc floor of the runtime's locks, or ''."),
+        "glibc_minimum": attr.string(doc = "The glibc floor of the runtime's locks, or '' for the default."),
         "lock_python_version": attr.string(mandatory = True, doc = "The version locks resolve for."),
-        "macos_minimum": attr.string(doc = "The raised macOS floor of the runtime's locks, or ''."),
+        "macos_minimum": attr.string(doc = "The macOS floor of the runtime's locks, or '' for the default."),
         "platform_names": attr.string(mandatory = True, doc = "JSON: short platform name -> label of its config_setting."),
         "runtime_name": attr.string(mandatory = True, doc = "Name given in MODULE.bazel."),
         "targets": attr.string(mandatory = True, doc = "JSON: triple -> repository, for the declared target platforms."),

@@ -326,6 +326,11 @@ def _lower_first(info):
     """
     return list(reversed(info.lower)) + [info]
 
+# Shell lines that make `$uv_cache`, a directory removed when the script exits.
+_SHARED_UV_CACHE = """uv_cache="$(mktemp -d "${TMPDIR:-/tmp}/venvstacks-uv-cache.XXXXXX")"
+trap 'rm -rf "$uv_cache"' EXIT
+"""
+
 def _lock_all_impl(ctx):
     ordered = []
     seen = {}
@@ -340,6 +345,13 @@ def _lock_all_impl(ctx):
     # application on one framework, for one).
     runtime = ordered[0].runtime_layer.runtime
     resolver_arguments, files = _resolver_arguments(ctx)
+    prelude = _runs_locally_prelude(ctx)
+    if resolver_arguments:
+        # One uv cache for every layer of the command: the upper layers' runs find the index
+        # pages and the interpreter's description the lower layers' runs fetched. It lives as
+        # long as the command and nothing of it reaches a lock.
+        prelude += _SHARED_UV_CACHE
+        resolver_arguments = resolver_arguments + ['--uv-cache-dir "$uv_cache"']
     waves, wave_of = [], {}
     for info in ordered:
         wave = 1 + max([wave_of[lower.label] for lower in info.lower] + [-1])
@@ -349,7 +361,7 @@ def _lock_all_impl(ctx):
         arguments, read = _lock_arguments(info, lowers_from_workspace = True)
         waves[wave].append(("lock", arguments + _output_arguments(info) + resolver_arguments))
         files += read
-    return [tool_sequence_launcher(ctx, runtime, "lock", waves, files, prelude = _runs_locally_prelude(ctx))]
+    return [tool_sequence_launcher(ctx, runtime, "lock", waves, files, prelude = prelude)]
 
 venvstacks_lock_all = rule(
     implementation = _lock_all_impl,

@@ -10,7 +10,7 @@ phase (lock, build, deploy) can import it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from venvstacks_tool.core.errors import VenvstacksError
@@ -26,6 +26,15 @@ PBS_GLIBC_MINIMUM = (2, 17)
 # ("Apple silicon only supports 11.0+").
 PBS_MACOS_MINIMUM_X86_64 = (10, 15)
 PBS_MACOS_MINIMUM_ARM64 = (11, 0)
+# The default floors of a stack's locks, above PBS' own: measured with `python -m venvstacks_maint
+# wheel-floors` (docs/platforms.md, "Why these defaults"). glibc 2.28 is RHEL 8's, the oldest
+# glibc of a distribution still updated in 2026, and what numpy >= 2.3, torch, pyarrow and
+# onnxruntime publish for Linux; macOS 14.0 is what torch's and onnxruntime's arm64 wheels need
+# (scipy and scikit-learn: 12.0), and the oldest release Apple still patched in 2026. Stated once
+# per language: rules_venvstacks/private/common/constants.bzl DEFAULT_GLIBC_MINIMUM,
+# DEFAULT_MACOS_MINIMUM (tests/unit/test_constants.py holds them equal).
+DEFAULT_GLIBC_MINIMUM = (2, 28)
+DEFAULT_MACOS_MINIMUM = (14, 0)
 
 # How venvstacks spells each OS in its platform names (`TargetPlatform.venvstacks_name`).
 _VENVSTACKS_OS = {"linux": "linux", "macos": "macosx", "windows": "win"}
@@ -223,9 +232,11 @@ class TargetPlatform:
 
 @dataclass(frozen=True)
 class WheelFloors:
-    """The oldest glibc and macOS a stack's wheels must run on, when raised above PBS' own floors.
+    """The oldest glibc and macOS a stack's wheels must run on.
 
-    None keeps the runtime's floor (glibc 2.17; macOS 10.15 on x86_64, 11.0 on arm64).
+    None stands for the runtime's own floor (PBS': glibc 2.17; macOS 10.15 on x86_64, 11.0 on
+    arm64); a floor below it keeps it. A lock's floors are `DEFAULT_FLOORS` unless the runtime
+    sets others (`glibc_minimum`, `macos_minimum`).
     """
 
     glibc: tuple[int, int] | None = None
@@ -235,14 +246,28 @@ class WheelFloors:
         """The wheel platform tags `platform` accepts under these floors."""
         return platform.platform_tags(macos_minimum=self.macos, glibc_minimum=self.glibc)
 
-    def as_dict(self) -> dict[str, str]:
-        """The floors that are set, as "X.Y" strings (for the lock's inputs hash)."""
-        floors = {"glibc": self.glibc, "macos": self.macos}
+    def floor_of(self, platform: TargetPlatform) -> tuple[int, int] | None:
+        """The glibc (Linux) or macOS floor `platform`'s wheels need: this one or PBS', the higher; None on Windows."""
+        if platform.os == "linux":
+            assert platform.glibc_minimum is not None
+            return max(platform.glibc_minimum, self.glibc or platform.glibc_minimum)
+        if platform.os == "macos":
+            assert platform.macos_minimum is not None
+            return max(platform.macos_minimum, self.macos or platform.macos_minimum)
+        return None
+
+    def as_dict(self, oses: Iterable[str] = ("linux", "macos")) -> dict[str, str]:
+        """The floors that are set, as "X.Y" strings, of the systems among `oses` (for the lock's inputs hash)."""
+        systems = set(oses)  # `oses` may be a generator: read it once
+        floors = {
+            "glibc": self.glibc if "linux" in systems else None,
+            "macos": self.macos if "macos" in systems else None,
+        }
         return {key: f"{value[0]}.{value[1]}" for key, value in floors.items() if value is not None}
 
 
-# PBS' own floors: what a lock resolves for unless the runtime raises them.
-PBS_FLOORS = WheelFloors()
+# The floors a lock resolves for unless the runtime says otherwise.
+DEFAULT_FLOORS = WheelFloors(glibc=DEFAULT_GLIBC_MINIMUM, macos=DEFAULT_MACOS_MINIMUM)
 
 
 def parse_floor(text: str, what: str) -> tuple[int, int] | None:

@@ -45,7 +45,7 @@ from venvstacks_tool.core.cli import add_repeatable, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import write_bytes_atomic
 from venvstacks_tool.core.platforms import (
-    PBS_FLOORS,
+    DEFAULT_FLOORS,
     TargetPlatform,
     WheelFloors,
     by_triple,
@@ -91,7 +91,7 @@ class LayerInputs:
     extra_index_urls: tuple[str, ...]
     find_links: tuple[str, ...]
     lock_target: str
-    floors: WheelFloors = PBS_FLOORS
+    floors: WheelFloors = DEFAULT_FLOORS
 
     @property
     def target_platforms(self) -> tuple[TargetPlatform, ...]:
@@ -111,7 +111,8 @@ class LockRequest:
     `output_lock` and `output_requirements` are relative to `workspace_dir` (None: take
     $BUILD_WORKSPACE_DIRECTORY, which `bazel run` sets); `upgrade` re-resolves from scratch.
     `resolver` is `pip` or `uv` (then `uv` is the binary); both write the same lock, so the
-    choice is not among the inputs a lock is fresh against.
+    choice is not among the inputs a lock is fresh against. `uv_cache_dir` is a uv cache shared
+    with the other layers a `stack.lock` locks (None: a fresh one for this layer).
     """
 
     inputs: LayerInputs
@@ -121,6 +122,7 @@ class LockRequest:
     upgrade: bool
     resolver: str = "pip"
     uv: Path | None = None
+    uv_cache_dir: Path | None = None
 
 
 # What `check-lock` does with a stale lock (`--stale`): fail (the `.lock_test`s, and builds with
@@ -194,11 +196,21 @@ def _add_layer_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--lock-target", default="", help="the layer's lock target, e.g. //stacks:app.lock")
     parser.add_argument(
-        "--glibc-minimum", default="", help="Linux wheels must run on this glibc, e.g. 2.28 (default: PBS' 2.17)"
+        "--glibc-minimum",
+        default="",
+        help=f"Linux wheels must run on this glibc, e.g. 2.17 (PBS' own; default: {_dotted(DEFAULT_FLOORS.glibc)})",
     )
     parser.add_argument(
-        "--macos-minimum", default="", help="macOS wheels must run on this release, e.g. 12.0 (default: PBS' floor)"
+        "--macos-minimum",
+        default="",
+        help=f"macOS wheels must run on this release, e.g. 10.15 (PBS' own; default: {_dotted(DEFAULT_FLOORS.macos)})",
     )
+
+
+def _dotted(floor: tuple[int, int] | None) -> str:
+    """ "2.28" for (2, 28)."""
+    assert floor is not None
+    return f"{floor[0]}.{floor[1]}"
 
 
 def _checked_platforms(layer: str, triples: Sequence[str]) -> tuple[str, ...]:
@@ -235,8 +247,8 @@ def _layer_inputs(args: argparse.Namespace) -> LayerInputs:
         find_links=tuple(args.find_links),
         lock_target=str(args.lock_target),
         floors=WheelFloors(
-            glibc=parse_floor(args.glibc_minimum, f"layer '{layer}': --glibc-minimum"),
-            macos=parse_floor(args.macos_minimum, f"layer '{layer}': --macos-minimum"),
+            glibc=parse_floor(args.glibc_minimum, f"layer '{layer}': --glibc-minimum") or DEFAULT_FLOORS.glibc,
+            macos=parse_floor(args.macos_minimum, f"layer '{layer}': --macos-minimum") or DEFAULT_FLOORS.macos,
         ),
     )
 
@@ -269,6 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
         " The `.lock` targets pass //settings:resolver (uv unless set to pip)",
     )
     parser.add_argument("--uv", type=Path, default=None, help="the uv binary, for --resolver uv")
+    parser.add_argument(
+        "--uv-cache-dir",
+        type=Path,
+        default=None,
+        help="uv's cache, shared by the layers one `stack.lock` locks (default: a fresh one per layer)",
+    )
     return parser
 
 
@@ -303,6 +321,7 @@ def parse_request(argv: Sequence[str]) -> LockRequest:
         upgrade=bool(args.upgrade),
         resolver=str(args.resolver),
         uv=args.uv,
+        uv_cache_dir=args.uv_cache_dir,
     )
 
 
@@ -342,8 +361,9 @@ def inputs_hash(
     bump, or a fallback to the machine's own CPython of that X.Y, leaves a checked-in lock fresh),
     the sorted target platforms, each lower layer's name and the sha256 of its lock file's bytes,
     and the index configuration as given (credentials in URLs left out, so they neither leak
-    through the hash nor make it differ between users), and the raised glibc/macOS floors when
-    there are any (absent when none is set, so such locks keep their hash).
+    through the hash nor make it differ between users), and the glibc/macOS floors of the systems
+    the platforms run (`floors`: a Linux-only lock's hash has no macOS floor, so changing that
+    floor leaves it fresh).
     """
     document = {
         "schema": _INPUTS_SCHEMA,
@@ -404,7 +424,7 @@ class _Inputs:
             index_url=request.index_url,
             extra_index_urls=request.extra_index_urls,
             find_links=request.find_links,
-            floors=request.floors.as_dict(),
+            floors=request.floors.as_dict(platform.os for platform in request.target_platforms),
         )
 
 
@@ -823,6 +843,7 @@ def lock(request: LockRequest) -> pylock.Lock:
             pinned_by={name: pin.describe() for by_name in pins.values() for name, pin in by_name.items()},
             floors=layer_inputs.floors,
             uv=uv,
+            uv_cache_dir=request.uv_cache_dir,
         )
     for triple in result.without_preferred:
         print(

@@ -36,7 +36,6 @@ import posixpath
 import re
 import sys
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,14 +43,14 @@ from typing import Any
 
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import sha256_file
-from venvstacks_tool.core.platforms import PBS_FLOORS, TargetPlatform, WheelFloors, platforms_problem
+from venvstacks_tool.core.platforms import DEFAULT_FLOORS, TargetPlatform, WheelFloors, platforms_problem
 from venvstacks_tool.core.process import output_tail, run_captured
 from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.core.protocol import is_sha256
 from venvstacks_tool.lock import failures, pip_child, uv_resolver
 from venvstacks_tool.lock.index_options import IndexOptions
 from venvstacks_tool.lock.results import Failure, ResolvedWheel
-from venvstacks_tool.lock.urls import strip_credentials
+from venvstacks_tool.lock.urls import file_url_path, strip_credentials
 
 # At most this many pip children at once. A child spends most of its ~0.6 s of CPU starting pip
 # and parsing index pages, so more children than cores only queue (measured on 2 cores: 5
@@ -131,8 +130,9 @@ def resolve(
     *,
     pinned_by: Mapping[str, str] | None = None,
     max_workers: int = DEFAULT_MAX_WORKERS,
-    floors: WheelFloors = PBS_FLOORS,
+    floors: WheelFloors = DEFAULT_FLOORS,
     uv: Path | None = None,
+    uv_cache_dir: Path | None = None,
 ) -> MultiResolution:
     """Resolve `requirements` of layer `layer` for each of `platforms` on CPython `python_full_version`.
 
@@ -148,9 +148,11 @@ def resolve(
       `<round>-<platform>.log` per pip run, kept for diagnosis).
     - `pinned_by`: {name -> who pins it, e.g. "layer 'framework' (stacks/pylock.framework.toml)"}
       for conflict messages; a constrained package not in it is said to be pinned by "a lower layer".
-    - `floors`: the oldest glibc and macOS the wheels must run on (default: PBS' own floors).
+    - `floors`: the oldest glibc and macOS the wheels must run on (default: `DEFAULT_FLOORS`).
     - `uv`: the uv binary to resolve with (`uv_resolver`) instead of pip children; the rounds
       around each platform's resolution are the same for both.
+    - `uv_cache_dir`: uv's cache (index pages, the interpreter's description), for several
+      layers locked in one command to share; default: a new one in `workdir`.
 
     Returns a MultiResolution with, per platform, the exact wheel of each package and its sha256
     (no wheel is downloaded). Raises VenvstacksError, one line naming the layer, the platform's
@@ -182,7 +184,7 @@ def resolve(
         for triple in triples
     }
     whose = {normalize_name(name): text for name, text in (pinned_by or {}).items()}
-    run = _Runner(layer, python_full_version, index, workdir, lower, whose, max_workers, floors, uv)
+    run = _Runner(layer, python_full_version, index, workdir, lower, whose, max_workers, floors, uv, uv_cache_dir)
     run.requirements.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
     # The current lock's versions, where no lower layer pins the package on that platform.
@@ -306,6 +308,7 @@ class _Runner:
     max_workers: int
     floors: WheelFloors
     uv: Path | None = None  # the uv binary when uv resolves, else None (pip children)
+    uv_cache_dir: Path | None = None  # uv's cache, when shared with other layers' runs
     requirements: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -335,7 +338,7 @@ class _Runner:
                 self.python_full_version,
                 self.floors,
                 self.index,
-                self.workdir / "uv-cache",
+                self.uv_cache_dir or self.workdir / "uv-cache",
             )
             return run.resolve(self.requirements, constraints, stem, lambda name: self._whose(platform, name), pins)
         report = stem.with_suffix(".report.json")
@@ -441,7 +444,7 @@ class _Runner:
             local_path = None
             if raw_url.startswith("file:"):
                 # Find-links files carry no hash from an index: hash the file itself.
-                local_path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(raw_url).path)).resolve()
+                local_path = file_url_path(raw_url).resolve()
                 sha256 = sha256_file(local_path)
             else:
                 sha256 = _report_sha256(info)

@@ -34,7 +34,6 @@ import posixpath
 import re
 import sys
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +48,7 @@ from venvstacks_tool.core.protocol import is_sha256
 from venvstacks_tool.lock import failures
 from venvstacks_tool.lock.index_options import IndexOptions
 from venvstacks_tool.lock.results import Failure, ResolvedWheel
-from venvstacks_tool.lock.urls import is_url, strip_credentials
+from venvstacks_tool.lock.urls import file_url_path, is_url, strip_credentials
 
 # The glibc floors uv's `--python-platform` can name (`x86_64-manylinux_2_28`, ...).
 UV_GLIBC_FLOORS = ((2, 17), (2, 28), *((2, minor) for minor in range(31, 41)))
@@ -97,7 +96,7 @@ def python_platform(platform: TargetPlatform, floors: WheelFloors, layer: str) -
     Raises VenvstacksError for a glibc floor uv cannot name.
     """
     if platform.os == "linux":
-        glibc = floors.glibc or platform.glibc_minimum or UV_GLIBC_FLOORS[0]
+        glibc = floors.floor_of(platform) or UV_GLIBC_FLOORS[0]
         if glibc not in UV_GLIBC_FLOORS:
             known = ", ".join(f"{major}.{minor}" for major, minor in UV_GLIBC_FLOORS)
             raise VenvstacksError(
@@ -106,7 +105,7 @@ def python_platform(platform: TargetPlatform, floors: WheelFloors, layer: str) -
             )
         return f"{platform.wheel_arch}-manylinux_{glibc[0]}_{glibc[1]}", {}
     if platform.os == "macos":
-        macos = floors.macos or platform.macos_minimum or (11, 0)
+        macos = floors.floor_of(platform) or (11, 0)
         machine = "aarch64" if platform.wheel_arch == "arm64" else platform.wheel_arch
         return f"{machine}-apple-darwin", {"MACOSX_DEPLOYMENT_TARGET": f"{macos[0]}.{macos[1]}"}
     return platform.triple, {}
@@ -227,11 +226,7 @@ class UvRun:
     ) -> ResolvedWheel:
         """The ResolvedWheel of one pylock wheel entry; a local file is hashed from disk."""
         if not url or url.startswith("file:"):
-            local = (
-                Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
-                if url
-                else Path(base, str(wheel["path"]))
-            ).resolve()
+            local = (file_url_path(url) if url else Path(base, str(wheel["path"]))).resolve()
             return ResolvedWheel(name, version, file_name, local.as_uri(), sha256_file(local), local)
         sha256 = str((wheel.get("hashes") or {}).get("sha256", "")).lower()
         if not is_sha256(sha256):
