@@ -45,6 +45,22 @@ def _image_layer(name, layer, lower, image_prefix, image_compression, visibility
         tags = tags + ["manual"],
     )
 
+# A layer target analysed for a `.lock_inputs` target (lock_rules.bzl `lock_only_transition`):
+# the attributes that could reach a wheel (the hub, first-party `deps` on pip hubs, `srcs` built
+# by other rules, the frameworks' own) select to nothing, so locking fetches no wheel.
+_LOCK_ONLY = Label("//rules_venvstacks/private/lock:is_lock_only")
+_NO_WHEELS = Label("//rules_venvstacks/private/lock:no_wheels")
+
+def _unless_lock_only(value, lock_only_value):
+    """`value`, but `lock_only_value` in the lock-only configuration.
+
+    A value that is already a `select()` is passed as it is (selects do not nest): it is then
+    analysed for the lock too.
+    """
+    if type(value) == "select":
+        return value
+    return select({_LOCK_ONLY: lock_only_value, "//conditions:default": value})
+
 def _sibling(label, suffix):
     """The label of `label`'s generated `<name><suffix>` target, as a string."""
     label = str(label)
@@ -86,7 +102,7 @@ def _layer(
         layer_name = layer_name or name,
         kind = kind,
         runtime = runtime,
-        frameworks = [_sibling(f, ".lock_inputs") for f in frameworks],
+        frameworks = frameworks,
         requirements = requirements,
         requirements_in = requirements_in,
         lock = (native.glob([lock], allow_empty = True) or [None])[0],
@@ -104,11 +120,11 @@ def _layer(
         kind = kind,
         layer_name = layer_name or name,
         runtime = runtime,
-        frameworks = frameworks,
-        wheels = wheels or "@venvstacks_wheels//:" + name,
+        frameworks = _unless_lock_only(frameworks, []),
+        wheels = _unless_lock_only(wheels or "@venvstacks_wheels//:" + name, _NO_WHEELS),
         lock_inputs = ":%s.lock_inputs" % name,
-        srcs = srcs,
-        deps = deps,
+        srcs = _unless_lock_only(srcs, []),
+        deps = _unless_lock_only(deps, []),
         launch_module = launch_module,
         archive_format = archive_format,
         bytecode = bytecode,
@@ -177,7 +193,7 @@ def framework_layer(
         frameworks below those come along, and the full order is derived as venvstacks derives
         it (the C3 linearization: each framework before the frameworks it sits on, listed ones
         in their listed order). An order that contradicts the frameworks' own fails at analysis
-        naming them (-> NAME, and their `.lock_inputs` to NAME.lock_inputs).
+        naming them (-> NAME, NAME.lock_inputs).
       requirements: top-level requirements, e.g. `["numpy>=2"]` (-> NAME.lock_inputs).
       requirements_in: requirements.in files (-> NAME.lock_inputs).
       lock: the checked-in lock, default `pylock.NAME.toml` in this package; NAME.lock writes it
@@ -249,8 +265,7 @@ def application_layer(name, runtime, frameworks, launch_module, srcs = [], deps 
       name: target name; also the layer's name unless `layer_name` is given.
       runtime: a `runtime_layer` target (-> NAME, NAME.lock_inputs).
       frameworks: the framework layers it uses directly, in sys.path order; the rest of the
-        stack's order is derived as for `framework_layer` (-> NAME, and their `.lock_inputs` to
-        NAME.lock_inputs).
+        stack's order is derived as for `framework_layer` (-> NAME, NAME.lock_inputs).
       launch_module: the module `python -m` runs (-> NAME, NAME.test); or a `.py` file of this
         package, which is added to `srcs` and becomes that module (`main.py` -> `main`,
         `cli/run.py` -> `cli.run`).

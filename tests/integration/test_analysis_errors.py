@@ -86,6 +86,9 @@ layer_image_layer(name = "image_mixed_prefixes", layer = ":rt_a", lower = [":rt_
 stack_image(name = "image_bad_base", base = ":not_a_layout", image_layer = ":rt_a.image_layer")
 
 filegroup(name = "not_a_layout", srcs = ["MODULE.bazel"])
+
+# A typo in a framework's label.
+application_layer(name = "app_typo", frameworks = ["//:framwork"], launch_module = "m", runtime = ":rt_a")
 """
 
 
@@ -104,7 +107,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
         layers = ["fw_a", "fw_b", "fw_on_a", "cycle_1", "cycle_2", "fw_named_like_a"]
         layers += ["app_other_runtime", "app_derives_framework", "app_same_name", "app_ok", "app_on_app"]
         layers += ["app_contradicts", "fw_c", "fw_p", "fw_q", "app_no_order", "fw_dot_name", "fw_long_name"]
-        layers += ["fw_bad_dynlib_exclude"]
+        layers += ["fw_bad_dynlib_exclude", "app_typo"]
         # Locks that do not exist yet: the hub still resolves, so analysis reaches the stack checks.
         declarations += "".join(f'venvstacks.lock(name = "{n}", file = "//:pylock.{n}.toml")\n' for n in layers)
         workspace.write_module(declarations + 'use_repo(venvstacks, "rt_a", "rt_b", "venvstacks_wheels")\n')
@@ -168,3 +171,13 @@ def test_bad_stack_fails_at_analysis_naming_the_targets(workspace: Workspace, ta
     # --nobuild stops after analysis: failing here means the error is an analysis-time error.
     for text in expected:
         assert text in result.stderr, f"{text!r} not in:\n{result.stderr[-3000:]}"
+
+
+@pytest.mark.parametrize("command", [("build", "//:app_typo"), ("run", "//:app_typo.lock")])
+def test_unknown_framework_is_named_as_written(workspace: Workspace, command: tuple[str, str]) -> None:
+    """`frameworks = ["//:framwork"]`: the build and the lock name `//:framwork` as written, not a
+    target derived from it (`//:framwork.lock_inputs`)."""
+    result = workspace.bazel(*command, check=False)
+    assert result.returncode != 0
+    assert "'//:framwork' does not exist" in result.stderr, result.stderr[-3000:]
+    assert "framwork." not in result.stderr, result.stderr[-3000:]

@@ -244,6 +244,30 @@ def test_package_without_a_wheel_fails_at_lock_time(stack: Stack) -> None:
         stack.set_app_requirements(["apppkg"])
 
 
+def _fetched_wheels(output_base: Path) -> list[str]:
+    """The wheel repositories (`<hub>__<package>_<sha256 prefix>`) fetched into `output_base`."""
+    return sorted(path.name for path in (output_base / "external").iterdir() if "venvstacks_wheels__" in path.name)
+
+
+def test_locking_fetches_no_wheel(stack: Stack, tmp_path: Path) -> None:
+    """The lock targets reach the framework layers as written, in the lock-only configuration,
+    where a layer selects away its wheels: on a fresh output base, locking and analysing the lock
+    targets fetch no wheel repository, while analysing the layer fetches them (the control)."""
+    output_base = tmp_path / "ob"
+    startup = (f"--output_base={output_base}",)
+    flags = ("--experimental_convenience_symlinks=ignore",)
+    try:
+        locked = stack.workspace.bazel("run", *flags, "//:app.lock", startup=startup)
+        assert "layer 'app' is up to date" in locked.stdout, locked.stdout
+        stack.workspace.bazel("build", *flags, "--nobuild", "//:app.lock_test", "//:stack.lock", startup=startup)
+        assert _fetched_wheels(output_base) == []
+        stack.workspace.bazel("build", *flags, "--nobuild", "//:app", startup=startup)
+        fetched = _fetched_wheels(output_base)
+        assert any("apppkg" in name for name in fetched) and any("fwpkg" in name for name in fetched), fetched
+    finally:
+        stack.workspace.bazel("shutdown", check=False, startup=startup)
+
+
 def test_wheel_that_does_not_match_its_lock_hash_fails_naming_wheel_and_lock(stack: Stack) -> None:
     lock = stack.workspace.root / "pylock.app.toml"
     original = lock.read_text()

@@ -29,7 +29,7 @@ load("//rules_venvstacks/private/common:platforms.bzl", "platform_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksLockInfo", "VenvstacksWheelsInfo")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool")
 load("//rules_venvstacks/private/deploy:run.bzl", "RUN_ATTRS", "layer_run_info")
-load("//rules_venvstacks/private/lock:lock_rules.bzl", "STALE_LOCK_ATTRS", "stale_lock_validation")
+load("//rules_venvstacks/private/lock:lock_rules.bzl", "LOCK_ONLY_ATTRS", "STALE_LOCK_ATTRS", "lock_only_providers", "stale_lock_validation")
 load(":compression.bzl", "COMPRESSION_ATTRS", "add_compression_arg")
 load(":dynlib_exclude.bzl", "dynlib_exclude_problem")
 load(":first_party.bzl", "first_party_aspect", "first_party_files", "first_party_owners")
@@ -125,6 +125,11 @@ def _stack_check_action(ctx, runtime, contents, stacked, hubs):
     return checks
 
 def _venvstacks_layer_impl(ctx):
+    # Reached from a `.lock_inputs` target: the lock inputs only (lock_rules.bzl).
+    lock_only = lock_only_providers(ctx)
+    if lock_only != None:
+        return lock_only
+
     # The stack's structure was checked by the lock inputs target (see lock_rules.bzl).
     runtime_layer = ctx.attr.runtime[VenvstacksLayerInfo]
     frameworks = [f[VenvstacksLayerInfo] for f in ctx.attr.frameworks]
@@ -262,7 +267,7 @@ venvstacks_layer = rule(
     implementation = _venvstacks_layer_impl,
     doc = "A framework or application layer archive; use the `framework_layer`/`application_layer` macros. `bazel run` runs the application (or the framework's interpreter) from the stack deployed in a per-user cache.",
     executable = True,
-    attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **dict(RUN_ATTRS, **dict(STALE_LOCK_ATTRS, **{
+    attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **dict(RUN_ATTRS, **dict(STALE_LOCK_ATTRS, **dict(LOCK_ONLY_ATTRS, **{
         "archive_format": attr.string(default = DEFAULT_ARCHIVE_FORMAT, values = ARCHIVE_FORMATS, doc = "Archive format."),
         "bytecode": attr.string(default = DEFAULT_BYTECODE, values = BYTECODE_MODES, doc = "Compile .pyc files (deterministically) or not."),
         "deps": attr.label_list(providers = [PyInfo], aspects = [first_party_aspect], doc = "First-party Python libraries (`PyInfo`): their transitive sources land at their import roots (private/build/first_party.bzl); pip-hub wheels among them must be provided by the lock or a layer below."),
@@ -275,5 +280,5 @@ venvstacks_layer = rule(
         "runtime": attr.label(mandatory = True, providers = [VenvstacksLayerInfo], doc = "The runtime layer."),
         "srcs": attr.label_list(allow_files = True, doc = "Application code placed in site-packages; `.whl` files (e.g. built by another rule) are installed instead, their dependencies coming from the lock."),
         "wheels": attr.label(mandatory = True, providers = [VenvstacksWheelsInfo], doc = "The lock's wheels (hub target)."),
-    })))),
+    }))))),
 )

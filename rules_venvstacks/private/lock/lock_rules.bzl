@@ -1,7 +1,8 @@
 """Rules behind `<layer>.lock` (bazel run: re-resolve) and `<layer>.lock_test` (bazel test: fresh?).
 
 Both read a `VenvstacksLockInfo` from `<layer>.lock_inputs`, which depends on the runtime layer
-and on the lower layers' lock inputs, never on wheels: locking must work before any wheel exists.
+and on the framework layers below, as the user wrote them, in the lock-only configuration (where
+a layer returns its own lock inputs), never on wheels: locking must work before any wheel exists.
 The stack's structure is checked there too, so a bad stack fails at analysis before anything
 else of the layer is looked at.
 """
@@ -53,6 +54,48 @@ def _check_stack(ctx, runtime_layer, declared):
         names[info.layer_name] = info.label
     return lower
 
+# The private build setting of the "lock only" configuration (BUILD.bazel here says what it is).
+# str(Label()): a transition names the setting by its canonical label, in and out alike.
+_LOCK_ONLY = str(Label("//rules_venvstacks/private/lock:lock_only"))
+
+def _lock_only_transition_impl(_settings, _attr):
+    return {_LOCK_ONLY: True}
+
+# On `.lock_inputs`' `frameworks`: the framework layers, as the user wrote them, analysed in the
+# lock-only configuration, where they reach no wheel and return only their VenvstacksLockInfo.
+lock_only_transition = transition(
+    implementation = _lock_only_transition_impl,
+    inputs = [],
+    outputs = [_LOCK_ONLY],
+)
+
+# The attribute of the layer rule that says whether it is analysed for a lock only.
+LOCK_ONLY_ATTRS = {
+    "_lock_only": attr.label(
+        default = Label("//rules_venvstacks/private/lock:lock_only"),
+        providers = [BuildSettingInfo],
+        doc = "Set by `.lock_inputs`' transition: the layer then returns only its lock inputs' VenvstacksLockInfo.",
+    ),
+}
+
+def lock_only_providers(ctx):
+    """What a layer target returns in the lock-only configuration; None in any other.
+
+    Its lock inputs' VenvstacksLockInfo, and, the layer rule being executable, an empty
+    executable: the macros selected away everything else (`frameworks`, `wheels`, `srcs`, `deps`).
+
+    Args:
+      ctx: the layer rule's context (with LOCK_ONLY_ATTRS and `lock_inputs`).
+
+    Returns:
+      A list of providers, or None when the layer is analysed for a build.
+    """
+    if not ctx.attr._lock_only[BuildSettingInfo].value:
+        return None
+    executable = ctx.actions.declare_file(ctx.label.name + ".lock_only")
+    ctx.actions.write(executable, "", is_executable = True)
+    return [DefaultInfo(executable = executable), ctx.attr.lock_inputs[VenvstacksLockInfo]]
+
 def _lock_inputs_impl(ctx):
     runtime_layer = ctx.attr.runtime[VenvstacksLayerInfo]
     if runtime_layer.kind != "runtime":
@@ -81,7 +124,11 @@ venvstacks_lock_inputs = rule(
     attrs = {
         "extra_index_urls": attr.string_list(doc = "Extra package indexes."),
         "find_links": attr.string_list(doc = "Local wheel directories (workspace-relative) or URLs."),
-        "frameworks": attr.label_list(providers = [VenvstacksLockInfo], doc = "Lock inputs of the frameworks the layer uses directly (the rest of the stack's order is derived)."),
+        "frameworks": attr.label_list(
+            providers = [VenvstacksLockInfo],
+            cfg = lock_only_transition,
+            doc = "The framework layers the layer uses directly, as written (the rest of the stack's order is derived); analysed in the lock-only configuration, where they give their lock inputs and reach no wheel.",
+        ),
         "index_url": attr.string(default = DEFAULT_INDEX_URL, doc = "The package index."),
         "kind": attr.string(mandatory = True, values = LAYER_KINDS, doc = "Layer kind."),
         "layer": attr.string(mandatory = True, doc = "The layer's label, e.g. '//stacks:app' (for messages and hints); not a dependency."),
