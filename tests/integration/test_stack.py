@@ -323,7 +323,8 @@ def test_layers_publish_venvstacks_metadata_beside_their_archives(stack: Stack) 
     """`bazel build` of an app gives venvstacks' published metadata of it and of every layer below it."""
     stack.workspace.bazel("build", "//:hello")
     published = stack.workspace.output("__venvstacks__/linux_x86_64/env_metadata")
-    assert sorted(path.name for path in published.iterdir()) == ["cpython.json", "framework.json", "hello.json"]
+    # Earlier tests of this module built other layers of the same workspace into the same folder.
+    assert {"cpython.json", "framework.json", "hello.json"} <= {path.name for path in published.iterdir()}
     for name in ("cpython", "framework", "hello"):
         ours = json.loads(stack.workspace.output(f"{name}.json").read_text())
         theirs = json.loads((published / f"{name}.json").read_text())
