@@ -17,7 +17,8 @@ with it) reads the contents of the layer and of those frameworks, and reports wh
 across the stack: warnings, and errors for an application's launch module that a lower layer
 also provides, for first-party code sharing a name with another layer, and for a hub wheel's
 import name that no lock of the stack provides. It reads no archive either, and runs beside the
-other actions.
+other actions. Every such layer also gets the loader check (`VenvstacksLoaderCheck`,
+loader_check.bzl), another validation action: do its binaries find their libraries on the target?
 """
 
 load("@rules_python//python:defs.bzl", "PyInfo")
@@ -30,6 +31,7 @@ load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool")
 load("//rules_venvstacks/private/deploy:run.bzl", "RUN_ATTRS", "layer_run_info")
 load(":compression.bzl", "COMPRESSION_ATTRS", "add_compression_arg")
 load(":first_party.bzl", "first_party_aspect", "first_party_files", "first_party_owners")
+load(":loader_check.bzl", "LOADER_CHECK_ATTRS", "loader_check_action")
 
 # The memory one `VenvstacksLayer` action may take, in MB, declared to Bazel's local scheduler
 # (`--local_ram_resources`, two thirds of the RAM by default) instead of its default 250 MB. A
@@ -206,6 +208,14 @@ def _venvstacks_layer_impl(ctx):
     # A layer directly on its runtime has nothing to be checked against (the runtime has no
     # wheels), unless its libraries need hub wheels: its own lock must provide them.
     validations = [_stack_check_action(ctx, runtime, contents, stacked, first_party.hubs)] if stacked or first_party.hubs else []
+    loader = loader_check_action(
+        ctx,
+        runtime,
+        [w.file for w in wheels.wheels] + [f for f in ctx.files.srcs if f.extension == "whl"],
+        dict(srcs_files, **first_party.files),
+        stacked,
+    )
+    validations.append(loader.report)
     providers = [
         OutputGroupInfo(_validation = depset(validations)),
         VenvstacksLayerInfo(
@@ -223,6 +233,7 @@ def _venvstacks_layer_impl(ctx):
             frameworks = [f.layer_name for f in stacked],
             launch_module = ctx.attr.launch_module,
             first_party = first_party.held,
+            libraries = loader.libraries,
         ),
     ]
 
@@ -233,7 +244,7 @@ venvstacks_layer = rule(
     implementation = _venvstacks_layer_impl,
     doc = "A framework or application layer archive; use the `framework_layer`/`application_layer` macros. `bazel run` runs the application (or the framework's interpreter) from the stack deployed in a per-user cache.",
     executable = True,
-    attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **dict(RUN_ATTRS, **{
+    attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **dict(RUN_ATTRS, **dict(LOADER_CHECK_ATTRS, **{
         "archive_format": attr.string(default = DEFAULT_ARCHIVE_FORMAT, values = ARCHIVE_FORMATS, doc = "Archive format."),
         "bytecode": attr.string(default = DEFAULT_BYTECODE, values = BYTECODE_MODES, doc = "Compile .pyc files (deterministically) or not."),
         "deps": attr.label_list(providers = [PyInfo], aspects = [first_party_aspect], doc = "First-party Python libraries (`PyInfo`): their transitive sources land at their import roots (private/build/first_party.bzl); pip-hub wheels among them must be provided by the lock or a layer below."),
@@ -245,5 +256,5 @@ venvstacks_layer = rule(
         "runtime": attr.label(mandatory = True, providers = [VenvstacksLayerInfo], doc = "The runtime layer."),
         "srcs": attr.label_list(allow_files = True, doc = "Application code placed in site-packages; `.whl` files (e.g. built by another rule) are installed instead, their dependencies coming from the lock."),
         "wheels": attr.label(mandatory = True, providers = [VenvstacksWheelsInfo], doc = "The lock's wheels (hub target)."),
-    }))),
+    })))),
 )
