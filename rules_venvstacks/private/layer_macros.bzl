@@ -120,6 +120,8 @@ def framework_layer(
         bytecode = DEFAULT_BYTECODE,
         test_script = None,
         deps = [],
+        strict_libraries = False,
+        allowed_libraries = [],
         **kwargs):
     """A framework layer: a virtual environment of shared packages on one runtime.
 
@@ -162,6 +164,13 @@ def framework_layer(
         unless this layer's lock or a layer below provides its import names. A first-party
         module that a locked package or a lower layer's module also provides fails the build,
         naming both (-> NAME).
+      strict_libraries: make the loader check fail the build, instead of warning, when an
+        extension module or shared library of the layer needs a library that neither the layer,
+        the layers below, the runtime nor the target platform's system libraries provide
+        (docs/platforms.md, "The loader check") (-> NAME).
+      allowed_libraries: library names the targets are known to provide although the check does
+        not count them (`libGL.so.1` on desktops, a GPU driver's `libcuda.so.1`): never reported
+        (-> NAME).
       **kwargs: common attributes (visibility, tags) for the generated targets.
     """
     _layer(
@@ -181,6 +190,8 @@ def framework_layer(
         bytecode = bytecode,
         test_script = test_script,
         deps = deps,
+        strict_libraries = strict_libraries,
+        allowed_libraries = allowed_libraries,
         **kwargs
     )
 
