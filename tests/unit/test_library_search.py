@@ -100,7 +100,7 @@ def test_macos_loader_path_rpath_chain_system_and_dyld_library_path() -> None:
     assert missing_libraries(alone, allowing)[lib] == ([], ["@rpath/libb.dylib"])
 
 
-def test_windows_system_api_sets_runtime_own_directory_and_delvewheel() -> None:
+def test_windows_system_api_sets_runtime_and_the_stacks_dlls() -> None:
     pyd = f"{WIN_SITE}/numpy/_core/_multiarray_umath.cp312-win_amd64.pyd"
     bundled = f"{WIN_SITE}/numpy.libs/msvcp140-abc.dll"
     needed = (
@@ -112,10 +112,11 @@ def test_windows_system_api_sets_runtime_own_directory_and_delvewheel() -> None:
     stack = view(
         "windows_x86_64",
         files,
-        frozenset(windows_dll_names(folded, WIN_SITE)),
+        frozenset(windows_dll_names(folded)),
         frozenset({"python312.dll", "vcruntime140.dll"}),
     )
     assert missing_libraries({pyd: BinaryNeeds(PE, needed, ())}, stack)[pyd] == (["MSVCP140.dll"], [])
-    assert windows_dll_names(frozenset({"library/bin/x.dll", "lib/site-packages/a/b.libs/y.dll"}), WIN_SITE) == {
-        "x.dll"
+    assert windows_dll_names(frozenset({"library/bin/x.dll", "lib/site-packages/torch/lib/y.dll", "z.pyd"})) == {
+        "x.dll",
+        "y.dll",
     }

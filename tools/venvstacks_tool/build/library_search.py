@@ -13,10 +13,11 @@ where the build installs it; what the layer ships is the set of such paths.
   runtime's libraries; an absolute install name must be one of the system's, or a leaf name on
   `DYLD_LIBRARY_PATH` (the lower layers' dynlib directories, as on Linux).
 * **Windows** (LoadLibraryEx with Python's default directories): the binary's own directory,
-  the directories the stack adds with `os.add_dll_directory` (every layer's `Library/bin`, and
-  delvewheel's `<package>.libs` directories at the top of site-packages, which the package's
-  `__init__` adds), the runtime's directory and its `DLLs/`, System32, and API-set names. Names
-  compare case-insensitively.
+  the runtime's directory and its `DLLs/`, System32, API-set names, and the directories added
+  with `os.add_dll_directory`: every layer's `Library/bin` (the stacking module), and whatever a
+  package adds in its own code (delvewheel's `<package>.libs`, torch's `torch/lib`), which no
+  static reading can follow; so a DLL that any layer of the stack ships counts as found by name.
+  Names compare case-insensitively.
 
 Order does not matter here (the question is whether a library is found at all, not which copy).
 """
@@ -29,9 +30,6 @@ from dataclasses import dataclass
 
 from venvstacks_tool.build.binaries import BinaryNeeds
 from venvstacks_tool.build.system_libraries import SystemLibraries
-
-# Directories (below a layer's root) whose DLLs a Windows stack makes findable by name.
-WINDOWS_DLL_DIR = "Library/bin"
 
 
 @dataclass(frozen=True)
@@ -169,15 +167,6 @@ def missing_libraries(binaries: Mapping[str, BinaryNeeds], view: StackView) -> d
     return report
 
 
-def windows_dll_names(files: frozenset[str], site_dir: str) -> set[str]:
-    """The DLL names (casefolded) of a Windows layer found by name: `Library/bin`, and `<pkg>.libs` dirs."""
-    found = set()
-    site = site_dir.casefold() + "/"
-    for path in files:
-        directory, _, name = path.rpartition("/")
-        if not name.endswith(".dll"):
-            continue
-        delvewheel = directory.startswith(site) and "/" not in directory[len(site) :] and directory.endswith(".libs")
-        if directory == WINDOWS_DLL_DIR.casefold() or delvewheel:
-            found.add(name)
-    return found
+def windows_dll_names(files: frozenset[str]) -> set[str]:
+    """The DLL names (casefolded) of a Windows layer, each found by name from the whole stack (see the module doc)."""
+    return {path.rpartition("/")[2] for path in files if path.endswith(".dll")}

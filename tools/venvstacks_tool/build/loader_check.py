@@ -195,11 +195,11 @@ def read_layer(request: LoaderCheck, scratch: Path) -> tuple[list[Binary], froze
 
 
 def libraries_document(request: LoaderCheck, files: frozenset[str]) -> dict[str, object]:
-    """What the layers above find of this layer by name: its dynlib links (POSIX) or its DLL directories (Windows)."""
+    """What the layers above find of this layer by name: its dynlib links (POSIX) or its DLLs (Windows)."""
     platform, xy = request.platform, request.python_version
     site = platform.site_packages(xy)
     if platform.os == "windows":
-        names = windows_dll_names(frozenset(f.casefold() for f in files), site)
+        names = windows_dll_names(frozenset(f.casefold() for f in files))
     else:
         suffixes = {tuple(PurePosixPath(f"x{s}").suffixes) for s in platform.extension_suffixes(xy) if s != ".so"}
         names = {PurePosixPath(f).name for f in files if f.startswith(site + "/") and is_shared_library(f, suffixes)}
@@ -234,7 +234,7 @@ def stack_view(request: LoaderCheck, files: frozenset[str]) -> StackView:
     by_name = {fold(name) for name in _lower_names(request)}
     layer_files = frozenset(fold(path) for path in files)
     if platform.os == "windows":
-        by_name |= windows_dll_names(layer_files, platform.site_packages(request.python_version))
+        by_name |= windows_dll_names(layer_files)
     return StackView(
         os=platform.os,
         files=layer_files,
