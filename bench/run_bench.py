@@ -45,6 +45,9 @@ default the same):
 * the framework layer's build phases: `build-layer` run outside Bazel on the action's own inputs
   (bench/tool_phases.py), a timer around each phase (install, bytecode, scan, compression...),
   alternating with the floor runs; the ratio to the floor is the median over the pairs;
+* loader_check: the framework's loader check (`check-libraries`) run outside Bazel on its
+  action's own command line, alternating with its `build-layer`; its share of the build in CPU
+  and wall time, the median over the pairs (target: under 5%);
 * platforms: two more workspaces of the same stack whose runtime targets the host platform only,
   or every python-build-standalone platform the stack can be locked for (four of the five:
   not macos_arm64, see UNLOCKABLE_PLATFORMS); the host's runtime as above, the others small

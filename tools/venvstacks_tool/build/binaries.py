@@ -11,8 +11,10 @@ here only, so no other action needs them.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from venvstacks_tool.core.errors import VenvstacksError
 
@@ -48,18 +50,28 @@ def binary_format(head: bytes) -> str | None:
     return None
 
 
-def _elf_needs(path: Path) -> BinaryNeeds:
-    from elftools.elf.dynamic import DynamicSegment
+def _stream(source: bytes | Path) -> BinaryIO:
+    return io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
+
+
+def _elf_needs(source: bytes | Path) -> BinaryNeeds:
+    from elftools.elf.dynamic import DynamicSection, DynamicSegment
     from elftools.elf.elffile import ELFFile
 
     # pyelftools sets each string tag's value as an attribute named for the tag.
     attributes = {"DT_NEEDED": "needed", "DT_RPATH": "rpath", "DT_RUNPATH": "runpath"}
     values: dict[str, list[str]] = {name: [] for name in attributes}
-    with path.open("rb") as stream:
-        for segment in ELFFile(stream).iter_segments():
-            if not isinstance(segment, DynamicSegment):
-                continue
-            for tag in segment.iter_tags():
+    with _stream(source) as stream:
+        elf = ELFFile(stream)
+        # The dynamic section finds its strings through its header's link: much cheaper than the
+        # segment, which pyelftools matches against every section. The segment (what the loader
+        # reads) serves files whose section headers are stripped.
+        tables: list[DynamicSection | DynamicSegment] = []
+        if elf.num_sections():
+            tables = [s for s in elf.iter_sections("SHT_DYNAMIC") if isinstance(s, DynamicSection)]
+        tables = tables or [s for s in elf.iter_segments() if isinstance(s, DynamicSegment)]
+        for table in tables:
+            for tag in table.iter_tags():
                 attribute = attributes.get(tag.entry.d_tag)
                 if attribute is not None:
                     values[tag.entry.d_tag].append(str(getattr(tag, attribute)))
@@ -68,15 +80,34 @@ def _elf_needs(path: Path) -> BinaryNeeds:
     return BinaryNeeds(ELF, tuple(values["DT_NEEDED"]), tuple(paths), runpath=bool(values["DT_RUNPATH"]))
 
 
-def _macho_needs(path: Path) -> BinaryNeeds:
-    from macholib import mach_o
+def _macho(source: bytes | Path) -> Any:
     from macholib.MachO import MachO
+
+    if isinstance(source, Path):
+        return MachO(str(source), allow_unknown_load_commands=True)
+
+    class _InMemory(MachO):  # type: ignore[misc]
+        """MachO read from bytes: its constructor opens a path, so set what it sets and `load` the stream."""
+
+        def __init__(self, data: bytes) -> None:
+            self.graphident = self.filename = "<in memory>"
+            self.loader_path = ""
+            self.fat = None
+            self.headers: list[Any] = []
+            self.allow_unknown_load_commands = True
+            self.load(io.BytesIO(data))
+
+    return _InMemory(source)
+
+
+def _macho_needs(source: bytes | Path) -> BinaryNeeds:
+    from macholib import mach_o
 
     loads = {mach_o.LC_LOAD_DYLIB, mach_o.LC_REEXPORT_DYLIB, mach_o.LC_LOAD_UPWARD_DYLIB}
     needed: dict[str, None] = {}
     rpaths: dict[str, None] = {}
     # Every architecture of a fat file: each must load on its machine.
-    for header in MachO(str(path), allow_unknown_load_commands=True).headers:
+    for header in _macho(source).headers:
         for command, _, data in header.commands:
             if command.cmd in loads or command.cmd == mach_o.LC_RPATH:
                 text = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
@@ -84,10 +115,12 @@ def _macho_needs(path: Path) -> BinaryNeeds:
     return BinaryNeeds(MACHO, tuple(needed), tuple(rpaths))
 
 
-def _pe_needs(path: Path) -> BinaryNeeds:
+def _pe_needs(source: bytes | Path) -> BinaryNeeds:
     import pefile
 
-    image = pefile.PE(str(path), fast_load=True)
+    image = (
+        pefile.PE(data=source, fast_load=True) if isinstance(source, bytes) else pefile.PE(str(source), fast_load=True)
+    )
     try:
         image.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_IMPORT"]])
         imports = getattr(image, "DIRECTORY_ENTRY_IMPORT", [])
@@ -100,10 +133,10 @@ def _pe_needs(path: Path) -> BinaryNeeds:
 _READERS = {ELF: _elf_needs, MACHO: _macho_needs, PE: _pe_needs}
 
 
-def read_needs(path: Path, format: str, what: str) -> BinaryNeeds:
-    """The needs of the `format` binary at `path`; a file its parser cannot read is an error naming `what`."""
+def read_needs(source: bytes | Path, format: str, what: str) -> BinaryNeeds:
+    """The needs of the `format` binary (its bytes, or a file); one its parser cannot read is an error naming `what`."""
     try:
-        return _READERS[format](path)
+        return _READERS[format](source)
     except VenvstacksError:
         raise
     except Exception as error:  # the parsers raise their own types (ELFError, PEFormatError, ValueError, struct.error)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import zipfile
@@ -39,7 +40,9 @@ from venvstacks_tool.core.platforms import TargetPlatform, by_triple, parse_floo
 
 # Suffixes of the files read (`.so.N` versioned names too); the loader check reads no others.
 BINARY_SUFFIXES = (".so", ".dylib", ".pyd", ".dll")
-# Each file is copied out of its wheel in chunks of this size to be parsed (parsers seek).
+# A binary up to this size is read into memory to be parsed; a larger one (torch's libraries) is
+# copied out of its wheel into a scratch file, in chunks, so that the check's memory stays small.
+IN_MEMORY_BYTES = 64 << 20
 _COPY_CHUNK = 1 << 20
 # How many files of one missing library a message lists before "and N more".
 _LISTED_FILES = 3
@@ -152,14 +155,18 @@ _Candidate = tuple[str, str, "zipfile.ZipFile | None", "str | Path"]
 
 
 def _parsed(candidates: list[_Candidate], scratch: Path) -> Iterator[Binary]:
-    """Copy each candidate file to `scratch` (the parsers take files), keep it if it is a binary, and read it."""
+    """Read each candidate that is a binary (by its first bytes): in memory, or from a copy in `scratch` if large."""
     for index, (path, owner, archive, source) in enumerate(candidates):
-        copy = scratch / f"{index}.bin"
         with archive.open(str(source)) if archive is not None else open(source, "rb") as reader:
             head = reader.read(4)
             kind = binary_format(head)
             if kind is None:
                 continue
+            size = archive.getinfo(str(source)).file_size if archive is not None else os.path.getsize(source)
+            if size <= IN_MEMORY_BYTES:
+                yield Binary(path, owner, read_needs(head + reader.read(), kind, f"{path} ({owner})"))
+                continue
+            copy = scratch / f"{index}.bin"
             with copy.open("wb") as writer:
                 writer.write(head)
                 shutil.copyfileobj(reader, writer, _COPY_CHUNK)
