@@ -69,22 +69,34 @@ def locked_packages(layer: str) -> list[LockedPackage]:
     return parse_lock(path.read_text(encoding="utf-8"), str(path)).packages
 
 
+def _cached(package: LockedPackage, directory: Path) -> Path | None:
+    """The wheel of `package`'s name and version (its local label aside) in `directory`, or None."""
+    for wheel in sorted(directory.glob("*.whl")):
+        name, version = wheel.name.split("-")[:2]
+        if (
+            normalize_name(name) == normalize_name(package.name)
+            and version.split("+")[0] == package.version.split("+")[0]
+        ):
+            return wheel
+    return None
+
+
 def fetch(package: LockedPackage, platform: TargetPlatform, cache: Path) -> Path | None:
     """The wheel of `package`'s version for `platform` in `cache` (fetched with pip), or None if PyPI has none."""
     directory = cache / platform.name
     directory.mkdir(parents=True, exist_ok=True)
-    prefix = normalize_name(package.name).replace("-", "_") + "-" + package.version.split("+")[0]
-    found = sorted(p for p in directory.glob("*.whl") if normalize_name(p.name).replace("-", "_").startswith(prefix))
-    if found:
-        return found[0]
+    found = _cached(package, directory)
+    if found is not None:
+        return found
     version = package.version if platform.name == "linux_x86_64" else package.version.split("+")[0]
     requirement = f"{package.name}=={version}"
     command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", directory]
     command += ["--python-version", PYTHON.rpartition(".")[0], "--implementation", "cp"]
     command += [f"--platform={tag}" for tag in platform.platform_tags(glibc_minimum=GLIBC_FLOOR)]
     if platform.name == "linux_x86_64":
+        # The lock's own wheel: pip takes the file with the lock's sha256 (torch from its find_links).
         hashes = " ".join(f"--hash=sha256:{wheel.sha256}" for wheel in package.wheels)
-        (requirements := directory / f"{prefix}.txt").write_text(f"{requirement} {hashes}\n")
+        (requirements := directory / f"{normalize_name(package.name)}.txt").write_text(f"{requirement} {hashes}\n")
         command += ["--require-hashes", "-r", requirements, "--find-links", TORCH_DIR]
     else:
         command.append(requirement)
@@ -92,7 +104,7 @@ def fetch(package: LockedPackage, platform: TargetPlatform, cache: Path) -> Path
     if result.returncode != 0:
         log(f"{platform.name}: no wheel for {requirement}: {result.stderr.strip().splitlines()[-1:]}")
         return None
-    return fetch(package, platform, cache)
+    return _cached(package, directory)
 
 
 def cell(owner: str, findings: loader_check.Findings, binaries: dict[str, int]) -> str:
@@ -102,7 +114,7 @@ def cell(owner: str, findings: loader_check.Findings, binaries: dict[str, int]) 
     if missing or foreign:
         return "missing: " + ", ".join(f"`{name}`" for name in missing + foreign)
     count = binaries.get(owner, 0)
-    return f"resolved ({count} binaries)" if count else "pure Python"
+    return f"resolved ({count} binar{'y' if count == 1 else 'ies'})" if count else "pure Python"
 
 
 def run(platforms: list[TargetPlatform], cache: Path) -> dict[str, dict[str, str]]:
