@@ -67,35 +67,23 @@ application_layer(
     runtime = ":cpython",
 )
 
-application_layer(
-    name = "loadwarn",
-    frameworks = [":framework"],
-    index_url = "{index_url}",
-    launch_module = "fwpkg_app.py",
-    requirements = ["vsneedy"],
-    runtime = ":cpython",
-)
-
-application_layer(
-    name = "loadstrict",
-    frameworks = [":framework"],
-    index_url = "{index_url}",
-    launch_module = "fwpkg_app.py",
-    requirements = ["vsneedy"],
-    runtime = ":cpython",
-    strict_libraries = True,
-)
-
-application_layer(
-    name = "loadallowed",
-    allowed_libraries = ["libvsmissing.so"],
-    frameworks = [":framework"],
-    index_url = "{index_url}",
-    launch_module = "fwpkg_app.py",
-    requirements = ["vsneedy"],
-    runtime = ":cpython",
-    strict_libraries = True,
-)
+# The loader check's three cases: a warning, an error (strict), allowed.
+[
+    application_layer(
+        name = name,
+        frameworks = [":framework"],
+        index_url = "{index_url}",
+        launch_module = "fwpkg_app.py",
+        requirements = ["vsneedy"],
+        runtime = ":cpython",
+        **check
+    )
+    for name, check in [
+        ("loadwarn", dict()),
+        ("loadstrict", dict(strict_libraries = True)),
+        ("loadallowed", dict(strict_libraries = True, allowed_libraries = ["libvsmissing.so"])),
+    ]
+]
 
 application_layer(
     name = "clashapp",

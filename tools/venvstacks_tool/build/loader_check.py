@@ -33,7 +33,7 @@ from venvstacks_tool.build.binaries import FORMAT_OS, BinaryNeeds, binary_format
 from venvstacks_tool.build.dynlibs import is_shared_library
 from venvstacks_tool.build.library_search import StackView, missing_libraries, windows_dll_names
 from venvstacks_tool.build.system_libraries import system_libraries
-from venvstacks_tool.core.cli import add_repeatable, subcommand_parser
+from venvstacks_tool.core.cli import add_repeatable, split_pair, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import json_bytes, write_bytes_atomic
 from venvstacks_tool.core.platforms import TargetPlatform, by_triple, parse_floor
@@ -100,12 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_request(argv: list[str]) -> LoaderCheck:
     """Parse `check-libraries`' command line."""
     args = build_parser().parse_args(argv)
-    app_files = []
-    for value in args.app_files:
-        dest, sep, path = value.partition("=")
-        if not sep or not dest or not path:
-            raise VenvstacksError(f"layer {args.layer_name!r}: --app-file {value!r} is not of the form DEST=PATH")
-        app_files.append((dest, Path(path)))
+    what = f"layer {args.layer_name!r}"
+    app_files = [split_pair(value, "--app-file", what, "DEST=PATH") for value in args.app_files]
     root = args.runtime_root.rstrip("/")
     outside = [path for path in args.runtime_files if not path.startswith(root + "/")]
     if outside:
@@ -116,7 +112,7 @@ def parse_request(argv: list[str]) -> LoaderCheck:
         python_version=args.python_version,
         glibc=parse_floor(args.glibc, f"layer {args.layer_name!r}: --glibc"),
         wheels=tuple(args.wheels),
-        app_files=tuple(app_files),
+        app_files=tuple((dest, Path(path)) for dest, path in app_files),
         runtime_root=root,
         runtime_files=tuple(path[len(root) + 1 :] for path in args.runtime_files),
         lower_libraries=tuple(args.lower_libraries),

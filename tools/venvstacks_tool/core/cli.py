@@ -46,6 +46,14 @@ def add_repeatable(
     parser.add_argument(flag, action="append", default=[], dest=dest, type=type, metavar=metavar, help=help_text)
 
 
+def split_pair(value: str, option: str, what: str, form: str = "NAME=VALUE") -> tuple[str, str]:
+    """The two sides of an option's `LEFT=RIGHT` value; an error naming `what`, the option and `form` otherwise."""
+    left, sep, right = value.partition("=")
+    if not sep or not left or not right:
+        raise VenvstacksError(f"{what}: {option} {value!r} is not of the form {form}")
+    return left, right
+
+
 def dispatch(argv: list[str], subcommands: dict[str, str], program: str) -> int:
     """Run the subcommand of `subcommands` named by `argv[0]` with the remaining arguments.
 
