@@ -71,17 +71,18 @@ application_layer(
 [
     application_layer(
         name = name,
+        allowed_libraries = allowed,
         frameworks = [":framework"],
         index_url = "{index_url}",
         launch_module = "fwpkg_app.py",
         requirements = ["vsneedy"],
         runtime = ":cpython",
-        **check
+        strict_libraries = strict,
     )
-    for name, check in [
-        ("loadwarn", dict()),
-        ("loadstrict", dict(strict_libraries = True)),
-        ("loadallowed", dict(strict_libraries = True, allowed_libraries = ["libvsmissing.so"])),
+    for name, strict, allowed in [
+        ("loadwarn", False, []),
+        ("loadstrict", True, []),
+        ("loadallowed", True, ["libvsmissing.so"]),
     ]
 ]
 
