@@ -40,6 +40,8 @@ DOCS = CHECKOUT / "docs" / "compatibility.md"
 LAYERS = ("sci_framework", "services_framework", "corpus_app")
 PYTHON = "3.11.9"
 GLIBC_FLOOR = (2, 28)  # the corpus runtime's floor (tests/corpus/MODULE.bazel)
+# scipy 1.17 and torch 2.13 ship macOS wheels for 14.0 and later only: the floor a stack of them sets.
+MACOS_FLOOR = (14, 0)
 TORCH_DIR = Path(os.environ.get("VENVSTACKS_CORPUS_TORCH_WHEELS", "/opt/wheels"))
 CACHE = Path.home() / ".cache" / "rules_venvstacks" / "corpus-wheels"
 # The library files of a PBS CPython 3.11 runtime (install_only), below its `python/` root.
@@ -92,7 +94,8 @@ def fetch(package: LockedPackage, platform: TargetPlatform, cache: Path) -> Path
     requirement = f"{package.name}=={version}"
     command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", directory]
     command += ["--python-version", PYTHON.rpartition(".")[0], "--implementation", "cp"]
-    command += [f"--platform={tag}" for tag in platform.platform_tags(glibc_minimum=GLIBC_FLOOR)]
+    tags = platform.platform_tags(glibc_minimum=GLIBC_FLOOR, macos_minimum=MACOS_FLOOR)
+    command += [f"--platform={tag}" for tag in tags]
     if platform.name == "linux_x86_64":
         # The lock's own wheel: pip takes the file with the lock's sha256 (torch from its find_links).
         hashes = " ".join(f"--hash=sha256:{wheel.sha256}" for wheel in package.wheels)
