@@ -120,6 +120,7 @@ def framework_layer(
         bytecode = DEFAULT_BYTECODE,
         test_script = None,
         deps = [],
+        dynlib_exclude = [],
         strict_libraries = False,
         allowed_libraries = [],
         **kwargs):
@@ -164,6 +165,10 @@ def framework_layer(
         unless this layer's lock or a layer below provides its import names. A first-party
         module that a locked package or a lower layer's module also provides fails the build,
         naming both (-> NAME).
+      dynlib_exclude: glob patterns of shared libraries not to link into the layer's
+        `share/venv/dynlib` for the layers above, as venvstacks' `dynlib_exclude`: matched
+        against the end of each library's path (`libfoo.so`, `pkg.libs/*.so`,
+        `**/libcuda*.so`); the way out when two wheels ship libraries of one name (-> NAME).
       strict_libraries: make the loader check fail the build, instead of warning, when an
         extension module or shared library of the layer needs a library that neither the layer,
         the layers below, the runtime nor the target platform's system libraries provide
@@ -190,6 +195,7 @@ def framework_layer(
         bytecode = bytecode,
         test_script = test_script,
         deps = deps,
+        dynlib_exclude = dynlib_exclude,
         strict_libraries = strict_libraries,
         allowed_libraries = allowed_libraries,
         **kwargs
@@ -222,7 +228,7 @@ def application_layer(name, runtime, frameworks, launch_module, srcs = [], deps 
         (-> NAME).
       **kwargs: any optional argument of `framework_layer` (requirements, requirements_in,
         lock, wheels, index_url, extra_index_urls, find_links, layer_name, archive_format,
-        bytecode, test_script), and common attributes (visibility, tags).
+        bytecode, test_script, dynlib_exclude), and common attributes (visibility, tags).
     """
     if launch_module.endswith(".py"):
         srcs = srcs + [launch_module]

@@ -52,6 +52,8 @@ framework_layer(name = "fw_dot_name", layer_name = ".hidden", runtime = ":rt_a")
 
 framework_layer(name = "fw_long_name", layer_name = "x" * 300, runtime = ":rt_a")
 
+framework_layer(name = "fw_bad_dynlib_exclude", dynlib_exclude = ["pkg.libs/*.so", "/abs/libx.so"], runtime = ":rt_a")
+
 application_layer(
     name = "app_same_name",
     frameworks = [":fw_a", ":fw_named_like_a"],
@@ -80,6 +82,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
         layers = ["fw_a", "fw_b", "fw_on_a", "cycle_1", "cycle_2", "fw_named_like_a"]
         layers += ["app_other_runtime", "app_derives_framework", "app_same_name", "app_ok", "app_on_app"]
         layers += ["app_contradicts", "fw_c", "fw_p", "fw_q", "app_no_order", "fw_dot_name", "fw_long_name"]
+        layers += ["fw_bad_dynlib_exclude"]
         # Locks that do not exist yet: the hub still resolves, so analysis reaches the stack checks.
         declarations += "".join(f'venvstacks.lock(name = "{n}", file = "//:pylock.{n}.toml")\n' for n in layers)
         workspace.write_module(declarations + 'use_repo(venvstacks, "rt_a", "rt_b", "venvstacks_wheels")\n')
@@ -106,6 +109,10 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
         ("fw_dot_name.lock", ["//:fw_dot_name", "the layer name '.hidden' starts with"]),
         ("fw_long_name.lock", ["//:fw_long_name", "is 300 characters long; a layer name has at most 100"]),
         ("fw_long_name", ["//:fw_long_name", "is 300 characters long"]),
+        (
+            "fw_bad_dynlib_exclude",
+            ["//:fw_bad_dynlib_exclude", "dynlib_exclude pattern \"/abs/libx.so\" starts with '/'"],
+        ),
         ("app_same_name", ["//:app_same_name", "named 'fw_a'", "//:fw_named_like_a"]),
         ("app_on_app", ["//:app_on_app", "//:app_ok", "only framework layers"]),
         ("cycle_1", ["cycle in dependency graph", "//:cycle_1", "//:cycle_2"]),

@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import tarfile
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -255,6 +256,45 @@ def test_custom_build_without_sha256_is_refused(scratch: Workspace, served: tupl
     runtime, url = served
     module = _module(runtime, url).replace(f'sha256 = "{runtime.sha256}",', "")
     _fails(scratch, module, "runtime 'cpython_local'", "needs its `sha256`")
+
+
+_EARLY_REFUSALS = {
+    "archive-for-an-untargeted-platform": (
+        'venvstacks.runtime_archive(runtime = "cpython_local", platform = "windows_x86_64", python_version ='
+        ' "{version}", urls = ["{url}/unused.tar.gz"], sha256 = "{zeros}")\n',
+        "venvstacks.runtime_archive(runtime = 'cpython_local', platform = 'windows_x86_64') in the MODULE.bazel of"
+        " module 'scratch': runtime 'cpython_local' does not target windows_x86_64 (its platforms: linux_x86_64),"
+        " so this archive would never be used; add 'windows_x86_64' to the runtime's `platforms`, or remove the tag",
+    ),
+    "glibc-of-no-release": (
+        'glibc_minimum = "2.99"',
+        "runtime 'cpython_local' (module 'scratch'): glibc_minimum = '2.99' is not a glibc release"
+        " rules_venvstacks knows; give one from 2.17 (PBS' floor) to 2.44",
+    ),
+    "macos-of-no-release": (
+        'macos_minimum = "16.0"',
+        "runtime 'cpython_local' (module 'scratch'): macos_minimum = '16.0' is not a macOS release"
+        " rules_venvstacks knows; give 10.9 to 10.15, or MAJOR.MINOR with MAJOR one of 11, 12, 13, 14, 15, 26",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_EARLY_REFUSALS))
+def test_inputs_that_would_be_ignored_or_name_no_release_fail_in_the_module_extension(
+    scratch: Workspace, served: tuple[LocalRuntime, str], case: str
+) -> None:
+    """Refused when the extension runs, with the tag or attribute at fault in one line, before any fetch."""
+    runtime, url = served
+    addition, expected = _EARLY_REFUSALS[case]
+    module = textwrap.dedent(_module(runtime, url))
+    if addition.startswith("venvstacks."):
+        module += addition.format(version=runtime.python_version, url=url, zeros="0" * 64)
+    else:
+        module = module.replace('name = "cpython_local",', f'name = "cpython_local",\n    {addition},')
+    scratch.write_module(module)
+    result = scratch.bazel("build", "--nobuild", "//:cpython_layer", check=False)
+    assert result.returncode != 0
+    assert f"Error in fail: {expected}" in result.stderr.splitlines(), result.stderr[-4000:]
 
 
 def test_local_archive_file(scratch: Workspace, served: tuple[LocalRuntime, str]) -> None:

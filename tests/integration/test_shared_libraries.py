@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from venvstacks_testing.archives import archive_listing
 from venvstacks_testing.stack_workspace import ExtraLayers, Stack, make_stack, serve_stack_sources
 
 pytestmark = [
@@ -67,6 +68,14 @@ application_layer(
     runtime = ":cpython",
 )
 
+# venvstacks' local_wheels_project "broken-publisher": the same wheel, its library not linked.
+framework_layer(
+    name = "dynfw_excluded",
+    dynlib_exclude = ["*.so"],
+    index_url = "{index_url}",
+    requirements = ["vsdynlib"],
+    runtime = ":cpython",
+)
 # The loader check's three cases: a warning, an error (strict), allowed.
 [
     application_layer(
@@ -94,7 +103,7 @@ application_layer(
     runtime = ":cpython",
 )
 """,
-    locks=("dynfw", "dynapp", "clashapp", "loadwarn", "loadstrict", "loadallowed"),
+    locks=("dynfw", "dynapp", "clashapp", "dynfw_excluded", "loadwarn", "loadstrict", "loadallowed"),
 )
 DYNAPP_MAIN = "import vsdynext\nprint('answer', vsdynext.answer(7))\n"
 EXT_INIT = b"from vsdynext._ext import answer\n\n\ndef main():\n    print('answer', answer(7))\n"
@@ -153,7 +162,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         result.workspace.write("dynapp.py", DYNAPP_MAIN)
         result.workspace.write("fwpkg.py", "print('clash')\n")
         result.workspace.write("fwpkg_app.py", "import vsneedy\n")
-        result.lock("framework", "dynfw", "dynapp", "clashapp", "loadwarn", "loadstrict", "loadallowed")
+        result.lock(
+            "framework", "dynfw", "dynapp", "clashapp", "dynfw_excluded", "loadwarn", "loadstrict", "loadallowed"
+        )
         try:
             yield result
         finally:
@@ -221,6 +232,17 @@ def test_a_launch_module_that_a_framework_provides_fails_naming_both(stack: Stac
     assert "clashapp/lib/python" in lines[0] and "site-packages/fwpkg.py" in lines[0], lines[0]
     assert "framework/lib/python" in lines[0] and "site-packages/fwpkg/__init__.py" in lines[0], lines[0]
     assert "fwpkg 1.0" in lines[0], lines[0]
+
+
+def test_dynlib_exclude_keeps_a_library_installed_but_unlinked(stack: Stack) -> None:
+    """The layer's `dynlib_exclude` reaches the archive action: the library is installed, not linked."""
+    stack.workspace.bazel("build", "//:dynfw", "//:dynfw_excluded")
+    linked = json.loads(stack.workspace.output("_dynfw.contents.json").read_text())["dynlibs"]
+    assert list(linked) == ["libvsdyn.so"]
+    assert json.loads(stack.workspace.output("_dynfw_excluded.contents.json").read_text())["dynlibs"] == {}
+    listing = archive_listing(stack.workspace.output("dynfw_excluded.tar.zst"))
+    assert any(name.endswith("/vsdynlib.libs/libvsdyn.so") for name in listing), sorted(listing)
+    assert not any("share/venv/dynlib" in name for name in listing), sorted(listing)
 
 
 def test_the_loader_check_warns_then_fails_when_strict_then_passes_when_allowed(stack: Stack) -> None:

@@ -6,6 +6,7 @@ an application layer on it, resolved against wheels the test builds and serves o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 
 from venvstacks_testing.stack_workspace import ExtraLayers, Stack, make_stack, serve_stack_sources
 from venvstacks_testing.wheel_index import build_wheel
+from venvstacks_tool.build.published_metadata import module_hash
 
 pytestmark = pytest.mark.integration
 
@@ -180,6 +182,44 @@ def test_stale_lock_fails_its_test_with_the_command_to_run(stack: Stack) -> None
         stack.set_app_requirements(["apppkg"])
 
 
+STALE_APP_LOCK = (
+    "pylock.app.toml is stale against its inputs (requirements, Python, platforms, lower layers' locks,"
+    " indexes): run `bazel run //:app.lock`"
+)
+
+
+def _layer_action_keys(stack: Stack) -> list[str]:
+    """The action keys of the app layer's archive and metadata actions (aquery)."""
+    query = 'mnemonic("VenvstacksLayer|VenvstacksLayerMetadata", //:app)'
+    result = stack.workspace.bazel("aquery", query, "--output=jsonproto")
+    actions = json.loads(result.stdout)["actions"]
+    assert len(actions) == 2, actions
+    return sorted(action["actionKey"] for action in actions)
+
+
+def test_stale_lock_warns_at_build_time_and_fails_with_the_setting(stack: Stack) -> None:
+    """`bazel build` says what `.lock_test` would: a warning naming the `.lock` command, by default;
+    a failed build with `--@rules_venvstacks//settings:stale_lock=error`. The layer's own actions
+    keep their keys: the check is a validation action beside them."""
+    setting = "--@rules_venvstacks//settings:stale_lock"
+    fresh = stack.workspace.bazel("build", "//:app")
+    assert "is stale against" not in fresh.stderr, fresh.stderr[-3000:]
+    keys = _layer_action_keys(stack)
+    stack.set_app_requirements(["apppkg", "shared"])
+    try:
+        warned = stack.workspace.bazel("build", "//:app")
+        assert f"warning: {STALE_APP_LOCK}" in warned.stderr.splitlines(), warned.stderr[-3000:]
+        assert _layer_action_keys(stack) == keys
+        failed = stack.workspace.bazel("build", f"{setting}=error", "//:app", check=False)
+        assert failed.returncode != 0
+        assert STALE_APP_LOCK in failed.stderr.splitlines(), failed.stderr[-3000:]
+        quiet = stack.workspace.bazel("build", f"{setting}=off", "//:app")
+        assert "is stale against" not in quiet.stderr, quiet.stderr[-3000:]
+    finally:
+        stack.set_app_requirements(["apppkg"])
+    stack.workspace.bazel("build", f"{setting}=error", "//:app")
+
+
 def test_requirement_conflicting_with_a_lower_layer_names_both_layers(stack: Stack) -> None:
     stack.set_app_requirements(["apppkg", "shared>=2"])
     try:
@@ -250,3 +290,26 @@ def test_size_first_compression_setting_changes_only_the_archive_bytes(stack: St
     result = workspace.bazel("build", f"{flag}=smallest", "//:framework", check=False)
     assert result.returncode != 0
     assert "smallest" in result.stderr and "compression" in result.stderr, result.stderr[-3000:]
+
+
+def test_layers_publish_venvstacks_metadata_beside_their_archives(stack: Stack) -> None:
+    """`bazel build` of an app gives venvstacks' published metadata of it and of every layer below it."""
+    stack.workspace.bazel("build", "//:hello")
+    published = stack.workspace.output("__venvstacks__/linux_x86_64/env_metadata")
+    assert sorted(path.name for path in published.iterdir()) == ["cpython.json", "framework.json", "hello.json"]
+    for name in ("cpython", "framework", "hello"):
+        ours = json.loads(stack.workspace.output(f"{name}.json").read_text())
+        theirs = json.loads((published / f"{name}.json").read_text())
+        assert theirs["archive_hashes"] == {"sha256": ours["archive"]["sha256"]}, name
+        assert (theirs["layer_name"], theirs["runtime_layer"], theirs["target_platform"]) == (
+            name,
+            "cpython",
+            "linux_x86_64",
+        )
+    hello = json.loads((published / "hello.json").read_text())
+    assert hello["required_layers"] == ["framework"]
+    assert (
+        hello["requirements_hash"]
+        == "sha256:" + hashlib.sha256((stack.workspace.root / "pylock.hello.toml").read_bytes()).hexdigest()
+    )
+    assert hello["app_launch_module_hash"] == module_hash("hello", {"hello.py": stack.workspace.root / "hello.py"})

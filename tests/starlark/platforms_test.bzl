@@ -46,10 +46,33 @@ def _golden_lists_test(ctx):
 
 golden_lists_test = unittest.make(_golden_lists_test)
 
+def _wheel_floors_test(ctx):
+    env = unittest.begin(ctx)
+    for attribute, value in [
+        ("glibc_minimum", "2.17"),
+        ("glibc_minimum", "2.28"),
+        ("glibc_minimum", "2.44"),
+        ("macos_minimum", "10.9"),
+        ("macos_minimum", "10.15"),
+        ("macos_minimum", "11.0"),
+        ("macos_minimum", "15.4"),
+        ("macos_minimum", "26.0"),
+    ]:
+        asserts.equals(env, "", platforms_testlib.wheel_floor_problem(attribute, value), value)
+    glibc = "is not a glibc release rules_venvstacks knows; give one from 2.17 (PBS' floor) to 2.44"
+    for value in ["2.99", "2.16", "2.45", "3.0", "1.17"]:
+        asserts.equals(env, "glibc_minimum = '%s' %s" % (value, glibc), platforms_testlib.wheel_floor_problem("glibc_minimum", value))
+    macos = "is not a macOS release rules_venvstacks knows; give 10.9 to 10.15, or MAJOR.MINOR with MAJOR one of 11, 12, 13, 14, 15, 26"
+    for value in ["10.8", "10.16", "16.0", "25.0", "9.0", "2.28"]:
+        asserts.equals(env, "macos_minimum = '%s' %s" % (value, macos), platforms_testlib.wheel_floor_problem("macos_minimum", value))
+    return unittest.end(env)
+
+wheel_floors_test = unittest.make(_wheel_floors_test)
+
 def platforms_test_suite(name):
     """The platform table's unit tests.
 
     Args:
       name: the test suite's name.
     """
-    unittest.suite(name, names_and_triples_test, golden_lists_test)
+    unittest.suite(name, names_and_triples_test, golden_lists_test, wheel_floors_test)

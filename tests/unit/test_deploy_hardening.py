@@ -88,6 +88,46 @@ def test_escapes_are_refused(
     assert not (tmp_path / "escaped.txt").exists()
 
 
+_LONG = "n" * 300 + ".txt"
+
+# Members that are no escape but that no file system can hold as given: refused by the member
+# checks, before anything is written, in one line naming the member (not an OS error on the
+# staging path). name -> (extra members, the whole message after "archive 'bad.FMT': ").
+UNWRITABLE: dict[str, tuple[list[Member], str]] = {
+    "empty-symlink-target": ([("fw/empty", "symlink", "")], "symlink 'fw/empty' has an empty target"),
+    "file-where-a-directory-is-needed": (
+        [("fw/x/y.txt", "file", b"y"), ("fw/x", "file", b"x")],
+        "member 'fw/x' is a file where an earlier member needs a directory",
+    ),
+    "symlink-where-a-directory-is-needed": (
+        [("fw/x/y.txt", "file", b"y"), ("fw/x", "symlink", "lib")],
+        "member 'fw/x' is a symlink where an earlier member needs a directory",
+    ),
+    "over-long-name-component": (
+        [(f"fw/{_LONG}", "file", b"x")],
+        f"member 'fw/{_LONG}' has a name component of 304 bytes, over the limit of 255 bytes of the file system"
+        " of {dest}",
+    ),
+}
+
+
+@pytest.mark.parametrize(("reader", "fmt"), READERS, ids=READER_IDS)
+@pytest.mark.parametrize("case", sorted(UNWRITABLE))
+def test_members_no_file_system_holds_are_refused_naming_the_member(
+    dest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, reader: str, fmt: str
+) -> None:
+    use_reader(monkeypatch, reader)
+    extra, message = UNWRITABLE[case]
+    (dest / "fw").mkdir()
+    (dest / "fw/keep.txt").write_text("previous layer")
+    archive = write_with_metadata(tmp_path / f"bad.{fmt}", archive_bytes(layer(extra=extra), fmt), "fw")
+    with pytest.raises(VenvstacksError) as info:
+        deploy.deploy([archive], dest)
+    assert str(info.value) == f"archive 'bad.{fmt}': " + message.format(dest=dest)
+    assert os.listdir(dest / "fw") == ["keep.txt"]  # the old layer, and nothing beside it
+    assert dest_entries(dest) == ["fw"]
+
+
 @pytest.mark.parametrize(("reader", "fmt"), READERS, ids=READER_IDS)
 def test_symlink_through_a_deployed_layer_is_refused(
     dest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str, fmt: str
@@ -198,6 +238,11 @@ def _negative_size(tar: bytes) -> bytes:
     return tar[:at] + header + tar[at + 512 :]
 
 
+def _negative_octal_size(tar: bytes) -> bytes:
+    at = _offset_of(tar, "fw/b.txt")
+    return tar[:at] + _ustar_header("fw/b.txt", tarfile.REGTYPE, 0, b"-0000000001\0") + tar[at + 512 :]
+
+
 def _pax_too_large(tar: bytes) -> bytes:
     at = _offset_of(tar, "fw/b.txt")
     return tar[:at] + _ustar_header("pax", tarfile.XHDTYPE, 300 << 20) + tar[at:]
@@ -216,6 +261,12 @@ DAMAGE: dict[str, tuple[Any, Any, str]] = {
         "corrupt or truncated: .*(bad checksum|no end-of-archive marker)",
     ),
     "negative-size": (_negative_size, None, "corrupt or truncated: .*negative size"),
+    # "-1" in octal: a negative number, not a bad checksum (the lean reader read it as -1 and went on).
+    "negative-size-in-octal": (
+        _negative_octal_size,
+        None,
+        r"corrupt or truncated: the header at offset \d+ has a negative size$",
+    ),
     "no-end-marker": (lambda t: t[: _end_of_data(t)], None, "corrupt or truncated"),
     "lone-zero-block": (lambda t: t[: _end_of_data(t) + 512], None, "corrupt or truncated"),
     "cut-inside-a-member": (lambda t: t[: _end_of_data(t) - 700], None, "corrupt or truncated"),

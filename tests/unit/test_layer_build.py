@@ -509,6 +509,29 @@ def test_metadata_records_the_lock_and_the_lower_layers(tmp_path: Path, fw_build
     metadata = json.loads((out / "app.json").read_text())
     assert metadata["lock_hash"] == "sha256:" + sha256(lock)
     assert metadata["required_layers"] == [{"name": "fw", "archive_sha256": sha256(fw_build / "fw.tar.zst")}]
+    # venvstacks' schema beside it: the launch module's hash from the application's own files.
+    published = out / "__venvstacks__/linux_x86_64/env_metadata/app.json"
+    published_args = ["--published-metadata", str(published), "--runtime-layer", "fw", "--source-date-epoch", "0"]
+    assert (
+        cli.main(
+            [
+                "layer-metadata",
+                *metadata_args,
+                "--lower-record",
+                str(fw_build / "_fw.archive.json"),
+                *published_args,
+                "--app-file",
+                f"main.py={source}",
+            ]
+        )
+        == 0
+    )
+    venvstacks = json.loads(published.read_text())
+    assert venvstacks["requirements_hash"] == metadata["lock_hash"]
+    assert venvstacks["archive_hashes"] == {"sha256": metadata["archive"]["sha256"]}
+    assert venvstacks["locked_at"] == "1970-01-01T00:00:00+00:00"
+    assert venvstacks["app_launch_module_hash"].startswith("sha256:")
+    assert venvstacks["required_layers"] == []  # its one lower layer was named its runtime here
     # A lower layer's metadata serves as well as its record (the runtime layer's metadata is its record).
     assert cli.main(["layer-metadata", *metadata_args, "--lower-record", str(fw_build / "fw.json")]) == 0
     assert json.loads((out / "app.json").read_text()) == metadata
@@ -525,6 +548,10 @@ def test_metadata_records_the_lock_and_the_lower_layers(tmp_path: Path, fw_build
     assert "is layer 'fw''s" in metadata_error("--archive-record", str(other))
     assert "is not an archive record" in metadata_error("--archive-record", str(lock))
     assert "are one file" in metadata_error("--output", metadata_args[metadata_args.index("--archive-record") + 1])
+    assert "needs --runtime-layer" in metadata_error("--published-metadata", str(published))
+    assert "is not among the lower records" in metadata_error(
+        *published_args[:2], "--runtime-layer", "rt", "--source-date-epoch", "0"
+    )
     assert "given twice" in metadata_error(
         "--lower-record", str(fw_build / "fw.json"), "--lower-record", str(fw_build / "fw.json")
     )

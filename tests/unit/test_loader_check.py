@@ -206,6 +206,10 @@ def test_a_library_of_a_lower_layer_is_found_through_its_libraries_document(tmp_
     assert "libvsdyn.so is needed" in run(upper_dir, "linux_x86_64", [app])
     lower = f"--lower-libraries={lower_dir / 'libraries.json'}"
     assert "warning" not in run(upper_dir, "linux_x86_64", [app], lower)
+    # A library the lower layer keeps out of its dynlib directory (`dynlib_exclude`) is not found by name.
+    run(lower_dir, "linux_x86_64", [framework], "--dynlib-exclude=vsdynlib.libs/*.so")
+    assert json.loads((lower_dir / "libraries.json").read_text())["libraries"] == []
+    assert "libvsdyn.so is needed" in run(upper_dir, "linux_x86_64", [app], lower)
 
 
 def test_a_wheels_data_scheme_lands_at_the_layer_root_and_headers_nowhere() -> None:

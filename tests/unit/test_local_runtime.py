@@ -12,6 +12,7 @@ import pytest
 
 import venvstacks_maint.__main__ as cli
 from venvstacks_maint.local_runtime import LocalRuntime, find_relocatable_python, make_local_runtime
+from venvstacks_tool.core.errors import VenvstacksError
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +82,29 @@ def test_something_that_is_not_a_python_is_refused_in_one_line(
 def test_the_default_interpreter_is_a_distro_cpython() -> None:
     python = find_relocatable_python()
     assert python.parent == Path("/usr/bin") and re.fullmatch(r"python3\.\d+", python.name)
+
+
+def test_the_distro_python_is_found_under_a_root_of_another_system(tmp_path: Path) -> None:
+    (tmp_path / "usr/bin").mkdir(parents=True)
+    (tmp_path / "usr/lib/python3.11").mkdir(parents=True)
+    (tmp_path / "usr/bin/python3.11").touch()
+    (tmp_path / "usr/lib/python3.11/os.py").touch()
+    assert find_relocatable_python(tmp_path) == tmp_path / "usr/bin/python3.11"
+    with pytest.raises(VenvstacksError, match=f"no distro CPython in {tmp_path / 'elsewhere'}/usr/bin/python3.X"):
+        find_relocatable_python(tmp_path / "elsewhere")
+
+
+def test_a_program_this_machine_cannot_execute_is_named_with_the_emulator_it_needs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No ELF header and no #! line: the kernel answers ENOEXEC, as for another CPU's binary
+    # where no emulator is registered with binfmt_misc.
+    foreign = tmp_path / "python3.11"
+    foreign.write_bytes(b"\x00not a program for this machine")
+    foreign.chmod(0o755)
+    argv = ["local-runtime", "--runtime", "py", "--output-dir", str(tmp_path / "out"), "--python", str(foreign)]
+    assert cli.main(argv) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"venvstacks: error: cannot run {foreign}: Exec format error (a program for another CPU")
+    assert "qemu-user-static" in error and "docs/platforms.md" in error
+    assert not (tmp_path / "out").exists()

@@ -515,6 +515,38 @@ def test_check_lock_of_an_unreadable_lock(workspace: Path, capsys: pytest.Captur
     assert err.endswith("run `bazel run //stacks:app.lock`\n")
 
 
+def test_check_lock_as_the_build_validation_warns_or_fails(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stale-lock validation action: `--stale warn` prints the line and succeeds, writing the
+    report; `--stale fail` (//settings:stale_lock=error) fails as `.lock_test` does, leaving none."""
+    app = Layer(workspace, "app", requirements=("rich",))
+    report = tmp_path / "out" / "_app.lock_check.txt"
+    report.parent.mkdir()
+    argv = app.check_argv()
+    assert cli.main([*argv, "--stale", "warn", "--report", str(report)]) == 0
+    missing = "stacks/app.pylock.toml does not exist: run `bazel run //stacks:app.lock`"
+    assert capsys.readouterr().err == f"warning: {missing}\n"
+    assert report.read_text() == f"{missing}\n"
+
+    request = lock.parse_check_request(argv[1:]).inputs
+    digest = lock._read_inputs(request).hash(request)
+    pylock.write_lock(workspace / app.lock_path, pylock.Lock("app", "application", digest, PY, [LINUX]))
+    assert cli.main([*argv, "--stale", "fail", "--report", str(report)]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert report.read_text() == "fresh\n"
+
+    stale = replace(app, requirements=("rich", "requests"))
+    report.unlink()
+    assert cli.main([*stale.check_argv(), "--stale", "warn", "--report", str(report)]) == 0
+    assert capsys.readouterr().err == f"warning: {STALE}"
+    assert report.read_text() == STALE
+    report.unlink()
+    assert cli.main([*stale.check_argv(), "--stale", "fail", "--report", str(report)]) == 1
+    assert capsys.readouterr().err == STALE
+    assert not report.exists()
+
+
 def test_inputs_hash_of_lock_matches_check_lock(workspace: Path) -> None:
     """`lock` and `check-lock` hash the same staged inputs the same way."""
     layer = Layer(workspace, "app", requirements=("x",), platforms=(LINUX, WINDOWS))

@@ -10,6 +10,7 @@ import json
 import lzma
 import random
 import tarfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,30 @@ def test_pack_runtime_layout_and_metadata(tmp_path: Path, fmt: str) -> None:
     }
     assert str(tmp_path) not in text
     assert sorted(p.name for p in out.iterdir()) == sorted([f"cpython3_12.{fmt}", "cpython3_12.json"])
+
+
+def test_pack_runtime_publishes_venvstacks_metadata(tmp_path: Path) -> None:
+    """With --published-metadata, the same facts in venvstacks' schema (tests/unit/test_published_metadata.py)."""
+    source = make_pbs_archive(tmp_path / "cpython-3.12.7-install_only.tar.gz")
+    out = tmp_path / "out"
+    published = out / "__venvstacks__/linux_x86_64/env_metadata/cpython3_12.json"
+    assert runtime_layer.main(run_args(source, out, extra=("--published-metadata", str(published)))) == 0
+    metadata = json.loads((out / "cpython3_12.json").read_text())
+    assert json.loads(published.read_text()) == {
+        "archive_build": 1,
+        "archive_hashes": {"sha256": metadata["archive"]["sha256"]},
+        "archive_name": "cpython3_12.tar.zst",
+        "archive_size": metadata["archive"]["size"],
+        "bound_to_implementation": True,
+        "install_target": "cpython3_12",
+        "layer_name": "cpython3_12",
+        "lock_version": 1,
+        "locked_at": datetime.fromtimestamp(MTIME, timezone.utc).isoformat(),
+        "python_implementation": "cpython@3.12.7",
+        "requirements_hash": "sha256:" + metadata["source"]["sha256"],
+        "runtime_layer": "cpython3_12",
+        "target_platform": "linux_x86_64",
+    }
 
 
 @pytest.mark.parametrize("fmt", ["tar.zst", "tar.xz", "zip"])

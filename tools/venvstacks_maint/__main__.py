@@ -6,6 +6,7 @@ from venvstacks_tool.core.cli import dispatch
 
 SUBCOMMANDS = {
     "diff-archives": "venvstacks_maint.archive_diff",
+    "import-venvstacks": "venvstacks_maint.import_venvstacks",
     "local-runtime": "venvstacks_maint.local_runtime",
     "pbs-table": "venvstacks_maint.pbs_table",
     "release": "venvstacks_maint.release",

@@ -13,11 +13,17 @@ copied to `python/bin` and `python/lib/python3.X` give an interpreter whose `sys
 it (Debian's `/usr/bin/python3.X`, the default, is one). The archive is written deterministically
 (sorted members, fixed mtimes and modes, gzip without a timestamp), so packing the same CPython
 again gives the same sha256 and the printed tag stays valid.
+
+With `--debian-arch ARCH` (arm64, amd64) the CPython packed is Debian's for that architecture,
+extracted into `--debian-root-dir` (`debian_root`): a linux_aarch64 runtime made on an x86_64
+machine. It is asked for its facts like any other, so its programs must run here: a qemu-user
+registered with binfmt_misc, with the root as its library root (docs/platforms.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import gzip
 import hashlib
 import io
@@ -30,6 +36,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from venvstacks_maint.debian_root import DEBIAN_MACHINES, DEFAULT_SUITE, debian_python_root, emulation_env
 from venvstacks_tool.core.cli import subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.platforms import PLATFORMS, by_triple
@@ -79,23 +86,37 @@ class _Interpreter:
         return ".".join(self.version.split(".")[:2])
 
 
-def find_relocatable_python() -> Path:
-    """The distro CPython (`/usr/bin/python3.X` with `/usr/lib/python3.X`): no shared libpython, so it relocates."""
+def find_relocatable_python(root: Path = Path("/")) -> Path:
+    """The distro CPython under `root` (`usr/bin/python3.X`, `usr/lib/python3.X`): no shared libpython."""
     for minor in ("3.13", "3.12", "3.11", "3.10"):
-        candidate = Path(f"/usr/bin/python{minor}")
-        if candidate.exists() and Path(f"/usr/lib/python{minor}/os.py").exists():
+        candidate = root / f"usr/bin/python{minor}"
+        if candidate.exists() and (root / f"usr/lib/python{minor}/os.py").exists():
             return candidate
     raise VenvstacksError(
-        "no distro CPython in /usr/bin/python3.X; install one (apt-get install -y python3) or give --python"
+        f"no distro CPython in {root / 'usr/bin/python3.X'}; install one (apt-get install -y python3) or give --python"
     )
 
 
-def _describe(python: Path) -> _Interpreter:
-    """Asks `python` for its version, platform and standard library; refuses what would not relocate."""
+def _describe(python: Path, sysroot: Path | None = None) -> _Interpreter:
+    """Asks `python` for its version, platform and standard library; refuses what would not relocate.
+
+    A `python` of another architecture runs under emulation, with `sysroot` as its library root.
+    """
+    env = {**os.environ, **emulation_env(sysroot)} if sysroot else None
     try:
-        output = subprocess.run([python, "-I", "-c", _DESCRIBE], check=True, capture_output=True, text=True).stdout
-    except (OSError, subprocess.CalledProcessError) as error:
-        raise VenvstacksError(f"cannot run {python}: {error}") from None
+        output = subprocess.run(
+            [python, "-I", "-c", _DESCRIBE], check=True, capture_output=True, text=True, env=env
+        ).stdout
+    except OSError as error:
+        hint = ""
+        if error.errno == errno.ENOEXEC:
+            hint = (
+                " (a program for another CPU needs an emulator registered with binfmt_misc, such as Debian's"
+                " qemu-user-static: docs/platforms.md, 'Running another CPU's stack under emulation')"
+            )
+        raise VenvstacksError(f"cannot run {python}: {error.strerror}{hint}") from None
+    except subprocess.CalledProcessError as error:
+        raise VenvstacksError(f"cannot run {python}: {error}: {error.stderr.strip()[-1000:]}") from None
     facts = json.loads(output)
     if facts["system"] != "Linux":
         raise VenvstacksError(f"{python} runs on {facts['system']}; local runtimes are made of Linux CPythons only")
@@ -187,12 +208,13 @@ def _tar_bytes(interpreter: _Interpreter) -> bytes:
     return buffer.getvalue()
 
 
-def make_local_runtime(directory: Path, python: Path | None = None) -> LocalRuntime:
+def make_local_runtime(directory: Path, python: Path | None = None, sysroot: Path | None = None) -> LocalRuntime:
     """Writes `cpython-X.Y.Z+local-TRIPLE-install_only.tar.gz` of `python` into `directory` (reused if there).
 
-    `python` defaults to the distro CPython (`find_relocatable_python`).
+    `python` defaults to the distro CPython (`find_relocatable_python`) of `sysroot`, a root
+    directory of another architecture's system (`debian_root`), else of this machine.
     """
-    interpreter = _describe(python or find_relocatable_python())
+    interpreter = _describe(python or find_relocatable_python(sysroot or Path("/")), sysroot)
     path = directory / f"cpython-{interpreter.version}+local-{interpreter.triple}-install_only.tar.gz"
     if not path.exists():
         directory.mkdir(parents=True, exist_ok=True)
@@ -234,6 +256,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--python", type=Path, help="the CPython to pack (default: the distro's /usr/bin/python3.X, newest first)"
     )
     parser.add_argument(
+        "--debian-arch",
+        choices=sorted(DEBIAN_MACHINES),
+        help="pack Debian's CPython of this architecture (extracted with mmdebstrap; run under emulation)",
+    )
+    parser.add_argument(
+        "--debian-suite",
+        default=DEFAULT_SUITE,
+        help=f"the Debian release whose CPython --debian-arch packs (default: {DEFAULT_SUITE})",
+    )
+    parser.add_argument(
+        "--debian-root-dir",
+        type=Path,
+        help="where --debian-arch's Debian root is extracted, once (default: --output-dir)",
+    )
+    parser.add_argument(
         "--base-url", help="print BASE_URL/FILE as its URL (a mirror you copy it to) instead of its file:// URL"
     )
     return parser
@@ -242,7 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Packs the CPython, says where on stderr, and prints the tag on stdout (to append to MODULE.bazel)."""
     args = build_parser().parse_args(argv)
-    runtime = make_local_runtime(args.output_dir.resolve(), args.python)
+    output_dir = args.output_dir.resolve()
+    sysroot = None
+    if args.debian_arch:
+        sysroot = debian_python_root(
+            args.debian_arch, (args.debian_root_dir or output_dir).resolve(), args.debian_suite
+        )
+    runtime = make_local_runtime(output_dir, args.python, sysroot)
     url = f"{args.base_url.rstrip('/')}/{runtime.path.name}" if args.base_url else None
     print(f"local-runtime: {runtime.path} (CPython {runtime.python_version}, {runtime.triple})", file=sys.stderr)
     print(runtime_archive_tag(runtime, args.runtime, url), end="")

@@ -17,8 +17,10 @@ with it) reads the contents of the layer and of those frameworks, and reports wh
 across the stack: warnings, and errors for an application's launch module that a lower layer
 also provides, for first-party code sharing a name with another layer, and for a hub wheel's
 import name that no lock of the stack provides. It reads no archive either, and runs beside the
-other actions. Every such layer also gets the loader check (`VenvstacksLoaderCheck`,
-loader_check.bzl), another validation action: do its binaries find their libraries on the target?
+other actions. Every layer also has the stale-lock validation action (`VenvstacksLockCheck`,
+lock/lock_rules.bzl `stale_lock_validation`): `.lock_test`'s check, a warning by default; and the
+loader check (`VenvstacksLoaderCheck`, loader_check.bzl), another validation action: do its
+binaries find their libraries on the target?
 """
 
 load("@rules_python//python:defs.bzl", "PyInfo")
@@ -29,9 +31,12 @@ load("//rules_venvstacks/private/common:platforms.bzl", "platform_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksLockInfo", "VenvstacksWheelsInfo")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool")
 load("//rules_venvstacks/private/deploy:run.bzl", "RUN_ATTRS", "layer_run_info")
+load("//rules_venvstacks/private/lock:lock_rules.bzl", "STALE_LOCK_ATTRS", "stale_lock_validation")
 load(":compression.bzl", "COMPRESSION_ATTRS", "add_compression_arg")
+load(":dynlib_exclude.bzl", "dynlib_exclude_problem")
 load(":first_party.bzl", "first_party_aspect", "first_party_files", "first_party_owners")
 load(":loader_check.bzl", "LOADER_CHECK_ATTRS", "loader_check_action")
+load(":published_metadata.bzl", "declare_published_metadata")
 
 # The memory one `VenvstacksLayer` action may take, in MB, declared to Bazel's local scheduler
 # (`--local_ram_resources`, two thirds of the RAM by default) instead of its default 250 MB. A
@@ -128,6 +133,12 @@ def _venvstacks_layer_impl(ctx):
     frameworks = [f[VenvstacksLayerInfo] for f in ctx.attr.frameworks]
     wheels = ctx.attr.wheels[VenvstacksWheelsInfo]
     lock = ctx.attr.lock_inputs[VenvstacksLockInfo]
+
+    # Before the lock: a bad pattern is an error of the BUILD file, whatever the lock's state.
+    for pattern in ctx.attr.dynlib_exclude:
+        problem = dynlib_exclude_problem(pattern)
+        if problem:
+            fail("%s: dynlib_exclude pattern %r %s" % (ctx.label, pattern, problem))
     lock_target = "//%s:%s.lock" % (ctx.label.package, ctx.label.name)
     if wheels.missing or lock.lock == None:
         fail("%s: the lock %s does not exist yet; run `bazel run %s`" % (ctx.label, lock.lock_path, lock_target))
@@ -151,26 +162,30 @@ def _venvstacks_layer_impl(ctx):
     archive_record = ctx.actions.declare_file("_%s.archive.json" % ctx.label.name)
     contents = ctx.actions.declare_file("_%s.contents.json" % ctx.label.name)
     metadata = ctx.actions.declare_file("%s.json" % ctx.label.name)
+    published_metadata = declare_published_metadata(ctx, runtime.platform_triple)
     args = _identity_args(ctx, runtime)
     args.add("--runtime-layer", runtime_layer.layer_name)
     args.add_all([f.layer_name for f in stacked], before_each = "--lower-layer")
     for wheel in sorted(wheels.wheels, key = lambda w: w.file.basename):
         args.add("--wheel", "%s=%s" % (wheel.file.path, wheel.sha256))
     srcs_files = {}
+    app_files = []
     for file in sorted(ctx.files.srcs, key = lambda f: f.short_path):
         if file.extension == "whl":
             # A wheel built by another rule: installed with the locked wheels, not copied.
             args.add("--local-wheel", file.path)
         else:
             srcs_files[_app_destination(ctx, file)] = file
-            args.add("--app-file", "%s=%s" % (_app_destination(ctx, file), file.path))
+            app_files.append("%s=%s" % (_app_destination(ctx, file), file.path))
     first_party = first_party_files(ctx, ctx.attr.deps, [f.first_party for f in stacked], srcs_files)
     for dest in sorted(first_party.files):
-        args.add("--app-file", "%s=%s" % (dest, first_party.files[dest].path))
+        app_files.append("%s=%s" % (dest, first_party.files[dest].path))
+    args.add_all(app_files, before_each = "--app-file")
     for entry, owner in first_party_owners(first_party):
         args.add("--app-owner", "%s=%s" % (entry, owner))
     for launcher in runtime.venv_launchers:
         args.add("--venv-launcher", "%s=%s" % (launcher.name, launcher.file.path))
+    args.add_all(ctx.attr.dynlib_exclude, before_each = "--dynlib-exclude")
     args.add("--bytecode", ctx.attr.bytecode)
     add_compression_arg(ctx, args)
     args.add("--mtime", str(runtime.source_date_epoch))
@@ -194,13 +209,22 @@ def _venvstacks_layer_impl(ctx):
     metadata_args.add_all([layer.archive_record for layer in lower_layers], before_each = "--lower-record")
     metadata_args.add("--archive-record", archive_record)
     metadata_args.add("--output", metadata)
+
+    # venvstacks' schema too: its launch module hash needs the application's own files.
+    metadata_args.add("--published-metadata", published_metadata)
+    metadata_args.add("--runtime-layer", runtime_layer.layer_name)
+    metadata_args.add("--source-date-epoch", str(runtime.source_date_epoch))
+    hashed_files = []
+    if ctx.attr.kind == "application":
+        metadata_args.add_all(app_files, before_each = "--app-file")
+        hashed_files = [f for f in ctx.files.srcs if f.extension != "whl"] + first_party.files.values()
     run_tool(
         ctx,
         runtime = runtime,
         subcommand = "layer-metadata",
         arguments = metadata_args,
-        inputs = [archive_record, lock.lock] + [layer.archive_record for layer in lower_layers],
-        outputs = [metadata],
+        inputs = [archive_record, lock.lock] + [layer.archive_record for layer in lower_layers] + hashed_files,
+        outputs = [metadata, published_metadata],
         mnemonic = "VenvstacksLayerMetadata",
         progress_message = "Writing the metadata of layer '%s' %%{label}" % ctx.attr.layer_name,
     )
@@ -216,6 +240,11 @@ def _venvstacks_layer_impl(ctx):
         stacked,
     )
     validations.append(loader.report)
+
+    # The lock checked against its inputs, as `.lock_test` checks it (lock_rules.bzl).
+    lock_check = stale_lock_validation(ctx, lock, runtime)
+    if lock_check:
+        validations.append(lock_check)
     providers = [
         OutputGroupInfo(_validation = depset(validations)),
         VenvstacksLayerInfo(
@@ -224,6 +253,7 @@ def _venvstacks_layer_impl(ctx):
             kind = ctx.attr.kind,
             archive = archive,
             metadata = metadata,
+            published_metadata = published_metadata,
             archive_record = archive_record,
             contents = contents,
             python_version = runtime.python_version,
@@ -244,10 +274,11 @@ venvstacks_layer = rule(
     implementation = _venvstacks_layer_impl,
     doc = "A framework or application layer archive; use the `framework_layer`/`application_layer` macros. `bazel run` runs the application (or the framework's interpreter) from the stack deployed in a per-user cache.",
     executable = True,
-    attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **dict(RUN_ATTRS, **dict(LOADER_CHECK_ATTRS, **{
+    attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **dict(RUN_ATTRS, **dict(STALE_LOCK_ATTRS, **dict(LOADER_CHECK_ATTRS, **{
         "archive_format": attr.string(default = DEFAULT_ARCHIVE_FORMAT, values = ARCHIVE_FORMATS, doc = "Archive format."),
         "bytecode": attr.string(default = DEFAULT_BYTECODE, values = BYTECODE_MODES, doc = "Compile .pyc files (deterministically) or not."),
         "deps": attr.label_list(providers = [PyInfo], aspects = [first_party_aspect], doc = "First-party Python libraries (`PyInfo`): their transitive sources land at their import roots (private/build/first_party.bzl); pip-hub wheels among them must be provided by the lock or a layer below."),
+        "dynlib_exclude": attr.string_list(doc = "Glob patterns of shared libraries to keep out of the layer's `share/venv/dynlib` (Linux and macOS targets), venvstacks' `dynlib_exclude`: each is matched against the end of a library's path below the layer root, at a `/` boundary (`libfoo.so`, `pkg.libs/*.so`, `**/libcuda*.so`); `*` and `?` stay within one path component, `**` spans any number. Two libraries of one name are an error unless all but one are excluded."),
         "frameworks": attr.label_list(providers = [VenvstacksLayerInfo], doc = "The framework layers this layer uses directly, in sys.path order; the frameworks below them follow in the order C3 linearization derives."),
         "kind": attr.string(mandatory = True, values = LAYER_KINDS, doc = "Layer kind."),
         "launch_module": attr.string(doc = "Application layers: the module `python -m` runs."),
@@ -256,5 +287,5 @@ venvstacks_layer = rule(
         "runtime": attr.label(mandatory = True, providers = [VenvstacksLayerInfo], doc = "The runtime layer."),
         "srcs": attr.label_list(allow_files = True, doc = "Application code placed in site-packages; `.whl` files (e.g. built by another rule) are installed instead, their dependencies coming from the lock."),
         "wheels": attr.label(mandatory = True, providers = [VenvstacksWheelsInfo], doc = "The lock's wheels (hub target)."),
-    })))),
+    }))))),
 )

@@ -43,7 +43,7 @@ def loader_check_action(ctx, runtime, wheels, app_files, stacked):
     """Registers the loader check of the layer.
 
     Args:
-      ctx: the layer rule's context (with LOADER_CHECK_ATTRS and TOOL_ATTRS).
+      ctx: the layer rule's context (with LOADER_CHECK_ATTRS, TOOL_ATTRS and `dynlib_exclude`).
       runtime: VenvstacksRuntimeInfo of the target platform's runtime.
       wheels: list of File: every wheel the layer installs (locked and local).
       app_files: dict of path below site-packages -> File: the layer's first-party files.
@@ -66,6 +66,7 @@ def loader_check_action(ctx, runtime, wheels, app_files, stacked):
     args.add_all(runtime.files, map_each = _runtime_library, before_each = "--runtime-file")
     args.add_all([layer.libraries for layer in stacked], before_each = "--lower-libraries")
     args.add_all(ctx.attr.allowed_libraries, before_each = "--allow")
+    args.add_all(ctx.attr.dynlib_exclude, before_each = "--dynlib-exclude")
     if ctx.attr.strict_libraries:
         args.add("--strict")
     args.add("--output", report)

@@ -6,6 +6,7 @@ load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool", "tool_runtime")
 load("//rules_venvstacks/private/deploy:run.bzl", "RUN_ATTRS", "layer_run_info")
 load(":compression.bzl", "COMPRESSION_ATTRS", "add_compression_arg")
+load(":published_metadata.bzl", "declare_published_metadata")
 
 def _fail_when_built(ctx, runtime, outputs):
     """Outputs that fail to build with `runtime.unavailable`.
@@ -27,16 +28,18 @@ def _runtime_layer_impl(ctx):
     check_layer_name(ctx.label, layer_name, "runtime layer name")
     archive = ctx.actions.declare_file("%s.%s" % (ctx.label.name, ctx.attr.archive_format))
     metadata = ctx.actions.declare_file("%s.json" % ctx.label.name)
+    published_metadata = declare_published_metadata(ctx, runtime.platform_triple)
     if runtime.unavailable:
-        _fail_when_built(ctx, runtime, [archive, metadata])
+        _fail_when_built(ctx, runtime, [archive, metadata, published_metadata])
     else:
-        _pack_runtime(ctx, runtime, layer_name, archive, metadata)
+        _pack_runtime(ctx, runtime, layer_name, archive, metadata, published_metadata)
     layer = VenvstacksLayerInfo(
         label = ctx.label,
         layer_name = layer_name,
         kind = "runtime",
         archive = archive,
         metadata = metadata,
+        published_metadata = published_metadata,
         archive_record = metadata,
         # A runtime layer carries no wheels: nothing of it to check for shadowing.
         contents = None,
@@ -53,7 +56,7 @@ def _runtime_layer_impl(ctx):
     # `bazel run`: the runtime's interpreter, from the layer deployed in a per-user cache (deploy/run.bzl).
     return [layer_run_info(ctx, layer), layer]
 
-def _pack_runtime(ctx, runtime, layer_name, archive, metadata):
+def _pack_runtime(ctx, runtime, layer_name, archive, metadata, published_metadata):
     """Registers the `pack-runtime` action of the target platform's runtime."""
     epoch = ctx.attr.source_date_epoch if ctx.attr.source_date_epoch >= 0 else runtime.source_date_epoch
 
@@ -71,13 +74,14 @@ def _pack_runtime(ctx, runtime, layer_name, archive, metadata):
     add_compression_arg(ctx, args)
     args.add("--output", archive)
     args.add("--metadata", metadata)
+    args.add("--published-metadata", published_metadata)
     run_tool(
         ctx,
         runtime = runtime,
         subcommand = "pack-runtime",
         arguments = args,
         inputs = [runtime.source_archive],
-        outputs = [archive, metadata],
+        outputs = [archive, metadata, published_metadata],
         mnemonic = "VenvstacksRuntimeLayer",
         progress_message = "Packing runtime layer %{label} (CPython " + runtime.python_version + ")",
     )
@@ -86,9 +90,11 @@ runtime_layer = rule(
     implementation = _runtime_layer_impl,
     doc = """A runtime layer: a python-build-standalone CPython packed as a deployable archive.
 
-Outputs `<name>.<archive_format>` (every member under `<layer_name>/`) and `<name>.json`
+Outputs `<name>.<archive_format>` (every member under `<layer_name>/`), `<name>.json`
 (layer name, python version, PBS release, archive sha256 and size, and the sha256 of the PBS
-archive it was built from; not its URL, so mirrors share action keys). The archive is byte-reproducible: sorted members, normalized modes, uid/gid 0, and every
+archive it was built from; not its URL, so mirrors share action keys) and the same in
+venvstacks' published schema, `__venvstacks__/<platform>/env_metadata/<name>.json`
+(docs/migrating-from-venvstacks.md, "Published metadata"). The archive is byte-reproducible: sorted members, normalized modes, uid/gid 0, and every
 mtime set to the PBS release date (never the clock).
 
 `bazel run` of it runs its interpreter (`bin/python3`) with the arguments given, from the layer

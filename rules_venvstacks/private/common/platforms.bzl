@@ -79,6 +79,43 @@ def platform_triples(names, what):
         fail("%s: %s" % (what, problem.message))
     return [PLATFORMS[name].triple for name in names]
 
+# The releases a runtime's `glibc_minimum` and `macos_minimum` may name (docs/runtimes.md,
+# "Raising the glibc or macOS floor"): glibc 2.17 (PBS' own floor) to the newest glibc released
+# when this was last raised (one each February and August); macOS 10.9 to 10.15, then the majors
+# Apple has released (11 to 15, then 26: the year-based numbering). Raise them with each release.
+# A value outside names no release ("2.99"): refused when the module extension runs.
+GLIBC_MINORS = struct(oldest = 17, newest = 44)
+MACOS_10_MINORS = struct(oldest = 9, newest = 15)
+MACOS_MAJORS = [11, 12, 13, 14, 15, 26]
+
+def wheel_floor_problem(attribute, value):
+    """Why `value` (MAJOR.MINOR digits, e.g. "2.28", "12.0") names no known release, or "" when it names one.
+
+    Args:
+      attribute: "glibc_minimum" or "macos_minimum", which says whose releases.
+      value: the attribute's value, already checked to be two dot-separated numbers.
+
+    Returns:
+      "" or a phrase naming the attribute, the value and the releases it may name.
+    """
+    major, minor = [int(part) for part in value.split(".")]
+    if attribute == "glibc_minimum":
+        if major == 2 and minor >= GLIBC_MINORS.oldest and minor <= GLIBC_MINORS.newest:
+            return ""
+        return "glibc_minimum = '%s' is not a glibc release rules_venvstacks knows; give one from 2.%d (PBS' floor) to 2.%d" % (
+            value,
+            GLIBC_MINORS.oldest,
+            GLIBC_MINORS.newest,
+        )
+    if (major == 10 and minor >= MACOS_10_MINORS.oldest and minor <= MACOS_10_MINORS.newest) or major in MACOS_MAJORS:
+        return ""
+    return "macos_minimum = '%s' is not a macOS release rules_venvstacks knows; give 10.%d to 10.%d, or MAJOR.MINOR with MAJOR one of %s" % (
+        value,
+        MACOS_10_MINORS.oldest,
+        MACOS_10_MINORS.newest,
+        ", ".join([str(major) for major in MACOS_MAJORS]),
+    )
+
 def config_setting_label(name):
     """The label of the config_setting that matches platform `name` (for select())."""
     return Label("//platforms:is_" + name)
@@ -107,4 +144,5 @@ platforms_testlib = struct(
     platform_triples = platform_triples,
     platforms_problem = platforms_problem,
     triple_problem = triple_problem,
+    wheel_floor_problem = wheel_floor_problem,
 )

@@ -157,6 +157,7 @@ VenvstacksLayerInfo = provider(
         "kind": "'runtime', 'framework' or 'application'.",
         "archive": "File: the deterministic layer archive.",
         "metadata": "File: the layer's metadata JSON.",
+        "published_metadata": "File: the layer's metadata in venvstacks' published schema, `__venvstacks__/<platform>/env_metadata/<name>.json` (build/published_metadata.bzl).",
         "archive_record": "File: JSON `{layer_name, archive: {file, format, sha256, size}}`, written with the archive; what the metadata of the layers above reads (the runtime layer's is its metadata JSON).",
         "contents": "File: JSON of the layer's top-level import names and the shared libraries it links for the layers above, written with the archive and read by the shadowing check of the layers above (build/layer_contents.py); None for a runtime layer.",
         "python_version": "The exact CPython version of the layer's runtime.",

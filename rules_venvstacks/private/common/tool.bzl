@@ -42,10 +42,11 @@ def tool_runtime(runtime):
     """The runtime whose interpreter runs the tool for `runtime` (its execution platform's)."""
     return runtime.exec_runtime or runtime
 
-def tool_site_path(runtime, extra_zips = []):
-    """Execroot-relative sys.path entries of the tool's wheels (for actions), then `extra_zips`'."""
+def tool_site_path(runtime, phase = "build", extra_zips = []):
+    """Execroot-relative sys.path entries of the tool's wheels (for actions; "lock" adds the resolver's), then `extra_zips`'."""
     runtime = tool_runtime(runtime)
-    return ":".join([_parent(runtime.tool_site_marker.dirname)] + [wheel.path for wheel in runtime.tool_zips + extra_zips])
+    zips = runtime.tool_zips + (runtime.lock_zips if phase == "lock" else []) + extra_zips
+    return ":".join([_parent(runtime.tool_site_marker.dirname)] + [wheel.path for wheel in zips])
 
 def tool_site_runfiles_path(runtime, phase):
     """Runfiles-relative sys.path entries of the tool's wheels, for run and test targets.
@@ -89,7 +90,7 @@ def tool_inputs(ctx, runtime, phase = "build"):
         depset([ctx.file._tool_entry, runtime.interpreter] + zips),
     ])
 
-def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, progress_message, resource_set = None, extra_zips = []):
+def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, progress_message, resource_set = None, phase = "build", extra_zips = []):
     """Registers an action that runs `venvstacks_tool SUBCOMMAND @params` on `runtime`.
 
     Args:
@@ -104,6 +105,8 @@ def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, pro
       resource_set: None (Bazel's default: 1 CPU, 250 MB), or a top-level function
         `(os, inputs_size) -> {"cpu": N, "memory": MB}` telling Bazel's local scheduler what
         the action needs (`ctx.actions.run(resource_set = ...)`, Bazel 7).
+      phase: whose modules the action imports: "build", or "lock" for the stale-lock validation
+        action that runs `check-lock` (lock_rules.bzl `stale_lock_validation`).
       extra_zips: list of File: pure-Python wheels of the execution runtime that this action
         alone needs (the loader check's `loader_zips`), put on sys.path after the tool's own.
     """
@@ -117,12 +120,12 @@ def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, pro
     ctx.actions.run(
         executable = tool_runtime(runtime).interpreter,
         arguments = [prefix, arguments],
-        inputs = depset(transitive = [extra, tool_inputs(ctx, runtime)]),
+        inputs = depset(transitive = [extra, tool_inputs(ctx, runtime, phase)]),
         outputs = outputs,
         mnemonic = mnemonic,
         progress_message = progress_message,
         use_default_shell_env = False,
-        env = dict(TOOL_ENV, VENVSTACKS_TOOL_PATH = tool_site_path(runtime, extra_zips)),
+        env = dict(TOOL_ENV, VENVSTACKS_TOOL_PATH = tool_site_path(runtime, phase, extra_zips)),
         resource_set = resource_set,
     )
 

@@ -168,25 +168,29 @@ def layer_run_info(ctx, layer, interpreter_args = []):
         arguments (`["-m", launch_module]` for an application).
 
     Returns:
-      DefaultInfo: files are every layer's archive and metadata (the lower layers' too), and
+      DefaultInfo: files are every layer's archive and metadata in both schemas (the lower layers' too), and
       the launcher as executable; runfiles are those files, the key and the deploy tool.
     """
     files = []
+    published = []
     for lower in stack_layers(ctx.label, [layer]):
         files += [lower.archive, lower.metadata]
+        published.append(lower.published_metadata)
     runtime = layer.runtime
     if runtime.unavailable:
         launcher = _refusing_launcher(ctx, "%s: %s" % (ctx.label, runtime.unavailable))
-        return DefaultInfo(files = depset(files + [launcher]), executable = launcher)
+        return DefaultInfo(files = depset(files + published + [launcher]), executable = launcher)
     if not _is_host_platform(ctx):
         launcher = _refusing_launcher(ctx, "%s is built for %s, not for this machine; `bazel run` runs a layer of this machine's platform only" % (
             ctx.label,
             platform_name(runtime.platform_triple),
         ))
-        return DefaultInfo(files = depset(files + [launcher]), executable = launcher)
+        return DefaultInfo(files = depset(files + published + [launcher]), executable = launcher)
     key = _run_key(ctx, layer)
     python = "bin/python3" if layer.kind == "runtime" else "bin/python"
     command = " ".join([shell_quote(layer.layer_name + "/" + python)] + [shell_quote(arg) for arg in interpreter_args])
     launcher = _launcher(ctx, layer, key, command)
     runfiles = ctx.runfiles(files = files + [key], transitive_files = tool_inputs(ctx, runtime, "deploy"))
-    return DefaultInfo(files = depset(files + [launcher]), executable = launcher, runfiles = runfiles)
+
+    # venvstacks' published metadata is built with the layer but not needed to run it.
+    return DefaultInfo(files = depset(files + published + [launcher]), executable = launcher, runfiles = runfiles)

@@ -11,7 +11,7 @@ and the execution platform's. Per lock it declares one repository per wheel file
 locked wheels, which selects each target platform's wheels.
 """
 
-load("//rules_venvstacks/private/common:platforms.bzl", "PLATFORMS", "config_setting_label", "platform_name", "platform_triples")
+load("//rules_venvstacks/private/common:platforms.bzl", "PLATFORMS", "config_setting_label", "platform_name", "platform_triples", "wheel_floor_problem")
 load("//rules_venvstacks/private/common:versions.bzl", "is_python_version")
 load(":pbs.bzl", "asset_urls", "host_platform", "python_minor", "release_epoch", "resolve_version")
 load(":pylock.bzl", "lock_depth", "parse_pylock")
@@ -41,8 +41,8 @@ Where the archives come from:
         "base_urls": attr.string_list(
             doc = "Mirrors of the PBS release assets (`<base>/<release>/<file>`), tried in order; the table's sha256 still applies.",
         ),
-        "glibc_minimum": attr.string(doc = "Linux wheels must run on this glibc or newer, e.g. '2.28' (PyTorch ships only manylinux_2_28 wheels); default: PBS' own floor, 2.17. Raising it means the Linux archives need that glibc."),
-        "macos_minimum": attr.string(doc = "macOS wheels must run on this release or newer, e.g. '12.0'; default: PBS' own floor (10.15 on x86_64, 11.0 on arm64). Raising it means the macOS archives need that release."),
+        "glibc_minimum": attr.string(doc = "Linux wheels must run on this glibc or newer, e.g. '2.28' (PyTorch ships only manylinux_2_28 wheels); default: PBS' own floor, 2.17. Raising it means the Linux archives need that glibc. A glibc release from 2.17 to 2.44; another value fails when the extension runs."),
+        "macos_minimum": attr.string(doc = "macOS wheels must run on this release or newer, e.g. '12.0'; default: PBS' own floor (10.15 on x86_64, 11.0 on arm64). Raising it means the macOS archives need that release. 10.9 to 10.15, or MAJOR.MINOR of macOS 11 to 15 or 26; another value fails when the extension runs."),
         "name": attr.string(mandatory = True, doc = "Repository name, e.g. 'cpython3_12'; also the target name in it."),
         "platforms": attr.string_list(doc = "Target platforms by short name, e.g. ['linux_x86_64', 'windows_x86_64']; [] = the host only."),
         "python_version": attr.string(mandatory = True, doc = "'3.12' (newest in the table) or an exact '3.12.7'."),
@@ -60,7 +60,7 @@ For a mirror with other file names, your own builds, or archives served in tests
 """,
     attrs = {
         "archive": attr.label(doc = "A local archive file instead of `urls`."),
-        "platform": attr.string(mandatory = True, doc = "The platform's short name, e.g. 'windows_x86_64'."),
+        "platform": attr.string(mandatory = True, doc = "The platform's short name, e.g. 'windows_x86_64': one of the runtime's `platforms`, or the host's (then it runs the tool); another fails when the extension runs."),
         "python_version": attr.string(mandatory = True, doc = "The archive's exact CPython version, e.g. '3.12.7'."),
         "release": attr.string(doc = "PBS release tag, recorded in metadata (optional)."),
         "runtime": attr.string(mandatory = True, doc = "The `name` of the `venvstacks.runtime` it belongs to."),
@@ -191,6 +191,10 @@ def _table_source(table, version, triple, base_urls):
         archive = None,
     )
 
+def _module_file(mod):
+    """The MODULE.bazel a tag of `mod` is written in, for messages."""
+    return "the MODULE.bazel of module '%s'" % mod.name if mod.name else "the root MODULE.bazel"
+
 def _runtime_archives(module_ctx):
     """{runtime name: {triple: tag}} from `venvstacks.runtime_archive`."""
     archives = {}
@@ -202,8 +206,24 @@ def _runtime_archives(module_ctx):
                 fail("%s: declared twice" % what)
             if not tag.urls and not tag.archive:
                 fail("%s: give `urls` + `sha256` or `archive`" % what)
-            archives.setdefault(tag.runtime, {})[triple] = struct(tag = tag, what = what)
+            archives.setdefault(tag.runtime, {})[triple] = struct(tag = tag, what = "venvstacks.%s in %s" % (what, _module_file(mod)))
     return archives
+
+def _check_archive_platforms(name, archives, targets, host):
+    """Fails on a `runtime_archive` of runtime `name` for a platform it neither targets nor runs the tool on.
+
+    Such an archive would never be used: only a target platform's archive is packed, and only the
+    host's runs the tool (an archive for the host alone, as `local-runtime` prints, is fine).
+    """
+    for triple, archive in sorted(archives.items()):
+        if triple not in targets and triple != host:
+            fail("%s: runtime '%s' does not target %s (its platforms: %s), so this archive would never be used; add '%s' to the runtime's `platforms`, or remove the tag" % (
+                archive.what,
+                name,
+                platform_name(triple),
+                ", ".join([platform_name(t) for t in targets]),
+                platform_name(triple),
+            ))
 
 def _runtime_sources(tag, table, host, archives, what):
     """{triple: source} for every platform the runtime has a build for, and the version to lock for."""
@@ -228,10 +248,13 @@ def _runtime_sources(tag, table, host, archives, what):
     return sources, lock_version
 
 def _floor(value, attribute, what):
-    """`value` ("2.28", "12.0" or "") checked to be a MAJOR.MINOR version."""
+    """`value` ("2.28", "12.0" or "") checked to be a MAJOR.MINOR version of a known release."""
     parts = value.split(".")
     if value and (len(parts) != 2 or not parts[0].isdigit() or not parts[1].isdigit()):
         fail("%s: %s = '%s' is not a version like '2.28' or '12.0'" % (what, attribute, value))
+    problem = wheel_floor_problem(attribute, value) if value else ""
+    if problem:
+        fail("%s: %s" % (what, problem))
     return value
 
 def _venvstacks_impl(module_ctx):
@@ -257,6 +280,7 @@ def _venvstacks_impl(module_ctx):
                         ", ".join(sorted(PLATFORMS)),
                     ))
                 targets = [host]
+            _check_archive_platforms(tag.name, archives.get(tag.name, {}), targets, host)
             sources, lock_version = _runtime_sources(tag, table, host, archives.get(tag.name, {}), what)
             for triple in targets:
                 if triple not in sources:

@@ -11,7 +11,7 @@ load("//rules_venvstacks/private/common:c3.bzl", "c3_conflict_message", "c3_line
 load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_INDEX_URL", "LAYER_KINDS")
 load("//rules_venvstacks/private/common:names.bzl", "check_layer_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksLockInfo")
-load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "shell_quote", "tool_launcher", "tool_sequence_launcher")
+load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool", "shell_quote", "tool_launcher", "tool_sequence_launcher")
 
 def _check_stack(ctx, runtime_layer, declared):
     """Analysis-time stack checks; returns every framework below the layer, in sys.path order.
@@ -94,12 +94,11 @@ venvstacks_lock_inputs = rule(
     },
 )
 
-def _lock_arguments(info, lowers_from_workspace = False):
-    """Arguments shared by `lock` and `check-lock`, quoted for the shell, and the files they read.
+def _input_arguments(info, in_action):
+    """The arguments naming a layer's inputs that `lock` and `check-lock` share, but the lower locks.
 
-    Paths are runfiles-relative. With `lowers_from_workspace` (the stack's `.lock`, which writes
-    the lower layers' locks before it reads them) the lower locks are read from the source tree,
-    so they need not exist when the target is analyzed.
+    Unquoted. A requirements file is named by its `path` in an action (`in_action`), by its
+    runfiles-relative `short_path` in a launcher. Returns the arguments and the files they name.
     """
     arguments = [
         "--layer-name",
@@ -118,26 +117,95 @@ def _lock_arguments(info, lowers_from_workspace = False):
         arguments += ["--glibc-minimum", floors.glibc]
     if floors.macos:
         arguments += ["--macos-minimum", floors.macos]
-    files = list(info.requirements_in)
     for requirement in info.requirements:
         arguments += ["--requirement", requirement]
     for file in info.requirements_in:
-        arguments += ["--requirements-in", file.short_path]
+        arguments += ["--requirements-in", file.path if in_action else file.short_path]
     for url in info.index.extra_index_urls:
         arguments += ["--extra-index-url", url]
     for link in info.index.find_links:
         arguments += ["--find-links", link]
+    return arguments, list(info.requirements_in)
+
+def _lower_lock_file(info, lower):
+    """The checked-in lock of `lower`, a framework below `info`'s layer; fails when it does not exist yet."""
+    if lower.lock == None:
+        fail("%s: the lock of framework %s does not exist yet; run `bazel run %s.lock` first" % (info.label, lower.label, lower.label))
+    return lower.lock
+
+def _lock_arguments(info, lowers_from_workspace = False):
+    """Arguments shared by `lock` and `check-lock`, quoted for the shell, and the files they read.
+
+    Paths are runfiles-relative. With `lowers_from_workspace` (the stack's `.lock`, which writes
+    the lower layers' locks before it reads them) the lower locks are read from the source tree,
+    so they need not exist when the target is analyzed.
+    """
+    arguments, files = _input_arguments(info, in_action = False)
     quoted = [shell_quote(argument) for argument in arguments]
     for lower in info.lower:
         if lowers_from_workspace:
             path = "\"$BUILD_WORKSPACE_DIRECTORY\"/" + shell_quote(lower.lock_path)
-        elif lower.lock == None:
-            fail("%s: the lock of framework %s does not exist yet; run `bazel run %s.lock` first" % (info.label, lower.label, lower.label))
         else:
-            path = shell_quote(lower.lock.short_path)
-            files.append(lower.lock)
+            lock = _lower_lock_file(info, lower)
+            path = shell_quote(lock.short_path)
+            files.append(lock)
         quoted += ["--lower-lock", shell_quote(lower.layer_name + "=") + path]
     return quoted, files
+
+# The attribute of a layer rule that reads //settings:stale_lock (see `stale_lock_validation`).
+STALE_LOCK_ATTRS = {
+    "_stale_lock": attr.label(
+        default = Label("//settings:stale_lock"),
+        providers = [BuildSettingInfo],
+        doc = "What `bazel build` does with a stale lock: 'warn', 'error' or 'off' (//settings:stale_lock).",
+    ),
+}
+
+def stale_lock_validation(ctx, info, runtime):
+    """Registers the validation action that checks a layer's lock is fresh; returns its output, or None.
+
+    The action is `check-lock`, the very command of `<layer>.lock_test`, on the same inputs (the
+    lock, the requirements files, the lower layers' locks, the arguments): one definition of a
+    fresh lock, so `bazel build` says what `bazel test` would. By default a stale lock is a
+    warning naming the `.lock` command; `--@rules_venvstacks//settings:stale_lock=error` makes it
+    fail the build, `off` registers no action. No layer action reads its output, so the archive
+    and metadata actions keep their keys.
+
+    Args:
+      ctx: the layer rule's context (with TOOL_ATTRS and STALE_LOCK_ATTRS).
+      info: the layer's VenvstacksLockInfo (its lock exists: the layer rule checked).
+      runtime: VenvstacksRuntimeInfo whose execution runtime runs the tool.
+
+    Returns:
+      The action's report file (for the `_validation` output group), or None when `off`.
+    """
+    setting = ctx.attr._stale_lock[BuildSettingInfo].value
+    if setting == "off":
+        return None
+    arguments, files = _input_arguments(info, in_action = True)
+    for lower in info.lower:
+        lock = _lower_lock_file(info, lower)
+        arguments += ["--lower-lock", "%s=%s" % (lower.layer_name, lock.path)]
+        files.append(lock)
+    report = ctx.actions.declare_file("_%s.lock_check.txt" % ctx.label.name)
+    args = ctx.actions.args()
+    args.add_all(arguments)
+    args.add("--lock-target", _lock_target(info))
+    args.add("--lock", info.lock)
+    args.add("--stale", "fail" if setting == "error" else "warn")
+    args.add("--report", report)
+    run_tool(
+        ctx,
+        runtime = runtime,
+        subcommand = "check-lock",
+        arguments = args,
+        inputs = files + [info.lock],
+        outputs = [report],
+        mnemonic = "VenvstacksLockCheck",
+        progress_message = "Checking that the lock of layer '%s' is fresh %%{label}" % info.layer_name,
+        phase = "lock",
+    )
+    return report
 
 # The `.lock` launchers' first line when the remote execution setting is on (see
 # //settings:remote_execution): locking never runs on a remote worker.

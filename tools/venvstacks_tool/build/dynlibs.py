@@ -10,7 +10,8 @@ framework). Those layers' interpreters must find it:
   `.dylib` and whose suffixes are not those of an extension module of the target's CPython
   (`.cpython-312-x86_64-linux-gnu.so`, `.abi3.so`; the bare `.so`, which both share, counts as a
   library, as in venvstacks). Versioned names (`libcudart.so.12`) end in a number and are not
-  linked, as in venvstacks. The layers above list that directory in their config's
+  linked, as in venvstacks; nor is a library the layer's `dynlib_exclude` patterns match
+  (build/dynlib_exclude.py, applied by build/layer.py). The layers above list that directory in their config's
   `dynlib_dirs`, and their `bin/python` is `python_wrapper`'s script: it appends each lower
   directory that exists to `LD_LIBRARY_PATH` (`DYLD_LIBRARY_PATH` on macOS), after what the
   caller set so a caller can still override, then `exec -a`s the runtime's interpreter under the
@@ -86,7 +87,8 @@ def link_shared_libraries(
             first, second = (p.relative_to(layer_dir.parent).as_posix() for p in (other, library))
             raise VenvstacksError(
                 f"layer {layer!r}: two shared libraries are named {library.name!r}: {first!r} and {second!r};"
-                " an extension module that loads it by name could get either (move one to another layer)"
+                " an extension module that loads it by name could get either (keep one out with the layer's"
+                " `dynlib_exclude`, or move one to another layer)"
             )
         chosen[fold(library.name)] = library
     if not chosen:

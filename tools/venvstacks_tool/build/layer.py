@@ -58,6 +58,7 @@ from pathlib import Path, PurePosixPath
 
 from venvstacks_tool.build.app_checks import check_launch_module, check_no_shadowing
 from venvstacks_tool.build.bytecode import BytecodeCompiler, compiler_environment
+from venvstacks_tool.build.dynlib_exclude import DynlibExclusions, compile_exclusions
 from venvstacks_tool.build.dynlibs import WRAPPED_PYTHON, find_shared_libraries, link_shared_libraries, python_wrapper
 from venvstacks_tool.build.identity import LayerIdentity, add_identity_arguments, check_layer_name, identity_from_args
 from venvstacks_tool.build.layer_contents import APPLICATION_SRCS, first_party_clash, scan_layer, write_contents
@@ -148,6 +149,7 @@ class LayerBuild:
     app_files: tuple[AppFile, ...]
     app_owners: dict[str, str]  # first path component of app files -> the `deps` library they come from
     venv_launchers: tuple[tuple[str, Path], ...]  # Windows: (name in Scripts, the runtime's launcher)
+    dynlib_exclude: DynlibExclusions  # libraries kept out of share/venv/dynlib
     bytecode: str
     compression: str  # a name of archive.COMPRESSION_SETTINGS
     mtime: int
@@ -190,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
         "venv_launchers",
         "NAME=PATH",
         "Windows targets: the runtime's venv launcher to copy to Scripts/NAME (python.exe, pythonw.exe)",
+    )
+    add_repeatable(
+        parser,
+        "--dynlib-exclude",
+        "dynlib_exclude",
+        "GLOB",
+        "a shared library not to link into share/venv/dynlib, by the end of its path (repeatable)",
     )
     parser.add_argument("--bytecode", default="compiled", choices=BYTECODE_MODES)
     add_compression_argument(parser)
@@ -314,6 +323,7 @@ def parse_request(argv: list[str]) -> LayerBuild:
         app_files=_parse_app_files(args, layer),
         app_owners=dict(_split_pair(value, "--app-owner", layer) for value in args.app_owners),
         venv_launchers=launchers,
+        dynlib_exclude=compile_exclusions(args.dynlib_exclude, layer),
         bytecode=args.bytecode,
         compression=args.compression,
         mtime=args.mtime,
@@ -651,7 +661,11 @@ def build_layer(request: LayerBuild) -> str:
             check_no_shadowing(site, dests, f"{identity.kind} layer {layer!r}")
             if identity.kind == "application":
                 check_launch_module(site, identity.launch_module, layer)
-            libraries = find_shared_libraries(site, identity.platform, identity.xy)
+            libraries = [
+                library
+                for library in find_shared_libraries(site, identity.platform, identity.xy)
+                if not request.dynlib_exclude.excludes(library.relative_to(layer_dir).as_posix())
+            ]
             fold = str.casefold if layout.case_insensitive else str
             dynlibs = link_shared_libraries(layer_dir, libraries, layer, fold)
             _add_stacking_files(layer_dir, request, layout)

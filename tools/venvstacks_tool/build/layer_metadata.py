@@ -1,5 +1,10 @@
 """`layer-metadata`: the metadata JSON of a framework or application layer, from its archive record.
 
+With `--published-metadata` it also writes the layer's metadata in venvstacks' published schema
+(build/published_metadata.py), from the same inputs plus the runtime layer's name, the archive
+members' timestamp (venvstacks' `locked_at`) and the application's own files (its
+`app_launch_module_hash`).
+
 Kept apart from `build-layer` so that the archive action needs no lower layer: in Bazel, a layer's
 archive builds in parallel with the layers below it, and only this small step waits for their
 archive records. It reads no archive, so a remote cache need not send one.
@@ -11,6 +16,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from venvstacks_tool.build import published_metadata
 from venvstacks_tool.build.identity import LayerIdentity, add_identity_arguments, identity_from_args
 from venvstacks_tool.core.cli import add_repeatable, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
@@ -27,6 +33,17 @@ class MetadataRequest:
     archive_record: Path
     lower_records: tuple[Path, ...]
     output: Path
+    published: PublishedRequest | None = None
+
+
+@dataclass(frozen=True)
+class PublishedRequest:
+    """What the venvstacks-schema metadata needs beyond the layer's own metadata."""
+
+    output: Path
+    runtime_layer: str
+    locked_at_epoch: int
+    app_files: dict[str, Path]  # destination below site-packages -> file (for the launch module's hash)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +61,37 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
     )
     parser.add_argument("--output", required=True, type=Path, help="the metadata JSON to write")
+    parser.add_argument(
+        "--published-metadata", type=Path, help="also write the metadata in venvstacks' published schema here"
+    )
+    parser.add_argument("--runtime-layer", default="", help="the runtime layer's name (for --published-metadata)")
+    parser.add_argument(
+        "--source-date-epoch", type=int, help="the archive members' mtime, venvstacks' `locked_at` (seconds)"
+    )
+    add_repeatable(
+        parser,
+        "--app-file",
+        "app_files",
+        "DEST=PATH",
+        "an application file and its destination below site-packages, as build-layer takes it (repeatable)",
+    )
     return parser
+
+
+def _published_request(args: argparse.Namespace, layer: str) -> PublishedRequest | None:
+    if args.published_metadata is None:
+        return None
+    if not args.runtime_layer or args.source_date_epoch is None or args.source_date_epoch < 0:
+        raise VenvstacksError(
+            f"layer {layer!r}: --published-metadata needs --runtime-layer and a non-negative --source-date-epoch"
+        )
+    app_files: dict[str, Path] = {}
+    for value in args.app_files:
+        dest, sep, path = value.partition("=")
+        if not sep or not dest or not path:
+            raise VenvstacksError(f"layer {layer!r}: --app-file {value!r} is not of the form DEST=PATH")
+        app_files[dest] = Path(path)
+    return PublishedRequest(args.published_metadata, args.runtime_layer, args.source_date_epoch, app_files)
 
 
 def parse_request(argv: list[str]) -> MetadataRequest:
@@ -53,7 +100,12 @@ def parse_request(argv: list[str]) -> MetadataRequest:
     identity = identity_from_args(args)
     if args.archive_record.resolve() == args.output.resolve():
         raise VenvstacksError(f"layer {identity.name!r}: --archive-record and --output are one file")
-    return MetadataRequest(identity, args.lock_file, args.archive_record, tuple(args.lower_records), args.output)
+    published = _published_request(args, identity.name)
+    if published is not None and published.output.resolve() == args.output.resolve():
+        raise VenvstacksError(f"layer {identity.name!r}: --published-metadata and --output are one file")
+    return MetadataRequest(
+        identity, args.lock_file, args.archive_record, tuple(args.lower_records), args.output, published
+    )
 
 
 def _lock_hash(path: Path, layer: str) -> str:
@@ -87,17 +139,48 @@ def write_layer_metadata(request: MetadataRequest) -> str:
     for name in names:
         if names.count(name) > 1 or name == identity.name:
             raise VenvstacksError(f"layer {identity.name!r}: required layer {name!r} is given twice")
+    record = _own_record(request)
+    lock_hash = _lock_hash(request.lock_file, identity.name)
     metadata = layer_metadata(
-        record=_own_record(request),
+        record=record,
         kind=identity.kind,
-        lock_hash=_lock_hash(request.lock_file, identity.name),
+        lock_hash=lock_hash,
         platform=identity.platform.triple,
         python_version=identity.python_version,
         launch_module=identity.launch_module,
         required=required,
     )
     write_metadata(request.output, metadata)
+    if request.published is not None:
+        write_metadata(request.published.output, _published(request, record, lock_hash, names))
     return f"wrote the metadata of {identity.kind} layer {identity.name!r}"
+
+
+def _published(request: MetadataRequest, record: ArchiveRecord, lock_hash: str, lower: list[str]) -> dict[str, object]:
+    """The venvstacks-schema metadata; `lower` are the lower layers' names in deployment order."""
+    identity = request.identity
+    published = request.published
+    assert published is not None
+    if published.runtime_layer not in lower:
+        raise VenvstacksError(
+            f"layer {identity.name!r}: runtime layer {published.runtime_layer!r} is not among the lower records"
+        )
+    # Deployment order is the runtime, then each framework after those it needs: reversed, the
+    # frameworks come in sys.path order, as venvstacks lists them.
+    frameworks = [name for name in reversed(lower) if name != published.runtime_layer]
+    top_module = identity.launch_module.partition(".")[0]
+    return published_metadata.published_metadata(
+        record=record,
+        kind=identity.kind,
+        requirements_hash=lock_hash,
+        locked_at_epoch=published.locked_at_epoch,
+        runtime_layer=published.runtime_layer,
+        python_version=identity.python_version,
+        platform=identity.platform,
+        required_layers=frameworks,
+        launch_module=identity.launch_module,
+        launch_module_hash=published_metadata.module_hash(top_module, published.app_files) if top_module else None,
+    )
 
 
 def main(argv: list[str]) -> int:

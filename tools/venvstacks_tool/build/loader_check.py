@@ -26,10 +26,11 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from venvstacks_tool.build.binaries import FORMAT_OS, BinaryNeeds, binary_format, read_needs
+from venvstacks_tool.build.dynlib_exclude import DynlibExclusions, compile_exclusions
 from venvstacks_tool.build.dynlibs import is_shared_library
 from venvstacks_tool.build.library_search import StackView, missing_libraries, windows_dll_names
 from venvstacks_tool.build.system_libraries import system_libraries
@@ -65,6 +66,8 @@ class LoaderCheck:
     strict: bool
     output: Path  # the report
     libraries: Path  # this layer's `_NAME.libraries.json`, for the layers above
+    # The libraries the layer does not link for the layers above (its `dynlib_exclude`).
+    dynlib_exclude: DynlibExclusions = field(default_factory=DynlibExclusions)
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_repeatable(parser, "--allow", "allowed", "NAME", "a library the targets provide (repeatable)")
     parser.add_argument("--strict", action="store_true", help="a library found nowhere is an error")
+    add_repeatable(
+        parser, "--dynlib-exclude", "dynlib_exclude", "GLOB", "a library the layer does not link (repeatable)"
+    )
     parser.add_argument("--output", required=True, type=Path, help="the report to write")
     parser.add_argument("--libraries", required=True, type=Path, help="the libraries document for the layers above")
     return parser
@@ -120,6 +126,7 @@ def parse_request(argv: list[str]) -> LoaderCheck:
         strict=args.strict,
         output=args.output,
         libraries=args.libraries,
+        dynlib_exclude=compile_exclusions(args.dynlib_exclude, args.layer_name),
     )
 
 
@@ -205,7 +212,11 @@ def libraries_document(request: LoaderCheck, files: frozenset[str]) -> dict[str,
         names = windows_dll_names(frozenset(f.casefold() for f in files))
     else:
         suffixes = {tuple(PurePosixPath(f"x{s}").suffixes) for s in platform.extension_suffixes(xy) if s != ".so"}
-        names = {PurePosixPath(f).name for f in files if f.startswith(site + "/") and is_shared_library(f, suffixes)}
+        names = {
+            PurePosixPath(f).name
+            for f in files
+            if f.startswith(site + "/") and is_shared_library(f, suffixes) and not request.dynlib_exclude.excludes(f)
+        }
     return {"layer_name": request.layer_name, "platform": platform.triple, "libraries": sorted(names)}
 
 

@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from venvstacks_tool.build.published_metadata import published_metadata
 from venvstacks_tool.build.runtime_bytecode import stdlib_bytecode
 from venvstacks_tool.build.runtime_tooling import strip_installer_tooling
 from venvstacks_tool.core import postinstall_template
@@ -76,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, type=Path, help="the layer archive to write")
     parser.add_argument("--metadata", required=True, type=Path, help="the metadata JSON to write")
     parser.add_argument(
+        "--published-metadata", type=Path, help="also write the metadata in venvstacks' published schema here"
+    )
+    parser.add_argument(
         "--bytecode",
         default="compiled",
         choices=("compiled", "none"),
@@ -103,6 +107,7 @@ class RuntimePack:
     bytecode: str  # "compiled" or "none"
     output: Path
     metadata: Path
+    published_metadata: Path | None = None
 
 
 def parse_request(argv: list[str]) -> RuntimePack:
@@ -147,6 +152,7 @@ def parse_request(argv: list[str]) -> RuntimePack:
         bytecode=args.bytecode,
         output=args.output,
         metadata=args.metadata,
+        published_metadata=args.published_metadata,
     )
 
 
@@ -290,8 +296,9 @@ def pack_runtime(request: RuntimePack) -> None:
 
     write_archive(entries, request.output, request.archive_format, request.mtime, compression=request.compression)
 
+    record = record_archive(layer, request.output, request.archive_format)
     metadata = runtime_metadata(
-        record=record_archive(layer, request.output, request.archive_format),
+        record=record,
         pbs_release=request.pbs_release,
         platform=request.platform.triple,
         python_version=request.python_version,
@@ -299,6 +306,20 @@ def pack_runtime(request: RuntimePack) -> None:
         strip_prefix=prefix,
     )
     write_metadata(request.metadata, metadata)
+    if request.published_metadata is not None:
+        # A runtime layer has no lock here: what it was built from is the PBS archive, so that is
+        # the "requirements" whose hash venvstacks' deployers compare.
+        published = published_metadata(
+            record=record,
+            kind="runtime",
+            requirements_hash=f"sha256:{source_sha256}",
+            locked_at_epoch=request.mtime,
+            runtime_layer=layer,
+            python_version=request.python_version,
+            platform=request.platform,
+            required_layers=[],
+        )
+        write_metadata(request.published_metadata, published)
 
 
 def main(argv: list[str]) -> int:

@@ -27,6 +27,9 @@ PBS_GLIBC_MINIMUM = (2, 17)
 PBS_MACOS_MINIMUM_X86_64 = (10, 15)
 PBS_MACOS_MINIMUM_ARM64 = (11, 0)
 
+# How venvstacks spells each OS in its platform names (`TargetPlatform.venvstacks_name`).
+_VENVSTACKS_OS = {"linux": "linux", "macos": "macosx", "windows": "win"}
+
 _SHORT_VERSION = re.compile(r"(\d+)\.(\d+)")
 # The legacy manylinux names of a glibc version (PEP 513, 571, 599), for the architectures the
 # legacy policies covered; aarch64 only ever had manylinux2014.
@@ -179,6 +182,17 @@ class TargetPlatform:
             return (f".cpython-{major}{minor}-darwin.so", ".abi3.so", ".so")
         return (f".cpython-{major}{minor}-{self.machine}-linux-gnu.so", ".abi3.so", ".so")
 
+    # --- venvstacks ---------------------------------------------------------------------------
+
+    @property
+    def venvstacks_name(self) -> str:
+        """The name venvstacks gives this platform (`linux_x86_64`, `macosx_arm64`, `win_amd64`).
+
+        venvstacks' `platforms` field and its metadata's `target_platform` use wheel-tag style
+        names: the OS as wheel tags spell it, then the wheel architecture.
+        """
+        return f"{_VENVSTACKS_OS[self.os]}_{self.wheel_arch}"
+
     # --- layout -------------------------------------------------------------------------------
 
     @property
@@ -317,6 +331,14 @@ def by_name(name: str) -> TargetPlatform:
     if problem is not None:
         raise VenvstacksError(problem.message)
     return _BY_NAME[name]
+
+
+def by_venvstacks_name(name: str) -> TargetPlatform | None:
+    """The platform venvstacks calls `name` (`win_amd64`), or None when rules_venvstacks has none such."""
+    for platform in PLATFORMS:
+        if platform.venvstacks_name == name:
+            return platform
+    return None
 
 
 def by_triple(triple: str) -> TargetPlatform:

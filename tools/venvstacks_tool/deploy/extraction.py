@@ -79,6 +79,22 @@ def layer_mismatch(origin: str, layer: str, metadata: str, expected: str) -> Ven
     )
 
 
+# Member kinds (as the readers name them) in messages.
+_KIND_NAMES = {"file": "file", "symlink": "symlink", "hardlink": "hard link"}
+
+# The longest path the OS takes, NUL included (Linux' PATH_MAX); the staging path is what is
+# created, and it is longer than the final one.
+_PATH_MAX = 4096
+
+
+def _name_max(dest: str) -> int:
+    """The longest file name (in bytes) DEST's file system takes: NAME_MAX, 255 where it cannot be asked."""
+    try:
+        return os.pathconf(dest, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or no answer
+        return 255
+
+
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -112,6 +128,7 @@ class Extraction:
         umask = os.umask(0o022)
         os.umask(umask)
         self.umask = umask
+        self.name_max = _name_max(self.dest)
 
     # --- checks -----------------------------------------------------------------------------
 
@@ -127,9 +144,10 @@ class Extraction:
             self._set_layer(parts[0])
         if parts[0] != self.layer:
             raise VenvstacksError(f"archive {origin!r}: member {name!r} is outside the layer directory {self.layer!r}")
+        self._check_name_lengths(name, parts)
         seen = self.seen
         for i in range(1, len(parts)):
-            if seen.get(parts[:i], "dir") != "dir":
+            if seen.setdefault(parts[:i], "dir") != "dir":  # a parent without its own member is a directory too
                 raise VenvstacksError(
                     f"archive {origin!r}: member {name!r} is below {'/'.join(parts[:i])!r}, which is not a directory"
                 )
@@ -138,6 +156,11 @@ class Extraction:
                 raise VenvstacksError(f"archive {origin!r}: the layer directory {name!r} is not a directory")
             seen[parts] = "dir"
             return None
+        if seen.get(parts) == "dir" and kind != "dir":
+            raise VenvstacksError(
+                f"archive {origin!r}: member {name!r} is a {_KIND_NAMES.get(kind, kind)} where an earlier member"
+                " needs a directory"
+            )
         if parts in seen and not (kind == "dir" and seen[parts] == "dir"):
             raise VenvstacksError(f"archive {origin!r}: member {name!r} appears twice")
         if kind == "symlink":
@@ -160,8 +183,26 @@ class Extraction:
         self.layer = layer
         self.made.add((layer,))
 
+    def _check_name_lengths(self, name: str, parts: tuple[str, ...]) -> None:
+        """Refuse a name DEST's file system cannot hold, before anything of it is written."""
+        for part in parts:
+            size = len(os.fsencode(part))
+            if size > self.name_max:
+                raise VenvstacksError(
+                    f"archive {self.origin!r}: member {name!r} has a name component of {size} bytes, over the"
+                    f" limit of {self.name_max} bytes of the file system of {self.dest}"
+                )
+        size = len(os.fsencode(self.path(parts)))
+        if size >= _PATH_MAX:
+            raise VenvstacksError(
+                f"archive {self.origin!r}: member {name!r} would have a path of {size} bytes while it is"
+                f" unpacked in {self.dest}, over the limit of {_PATH_MAX - 1} bytes"
+            )
+
     def _check_symlink(self, parts: tuple[str, ...], link_target: str) -> None:
         origin, shown = self.origin, "/".join(parts)
+        if not link_target:
+            raise VenvstacksError(f"archive {origin!r}: symlink {shown!r} has an empty target")
         if "\x00" in link_target:
             raise VenvstacksError(f"archive {origin!r}: symlink {shown!r} has a target containing a NUL character")
         resolution, via = self.resolve(parts[:-1], link_target)

@@ -172,6 +172,9 @@ class _Blocks:
         self._reader.close()
 
 
+_OCTAL_DIGITS = b"01234567"
+
+
 def _number(field: bytes, what: str, offset: int) -> int:
     """A ustar number field (NUL/space terminated octal).
 
@@ -185,10 +188,12 @@ def _number(field: bytes, what: str, offset: int) -> int:
     digits = field.rstrip(b"\0 ").lstrip(b" ")
     if not digits:
         return 0
-    try:
-        return int(digits, 8)
-    except ValueError:
-        raise ArchiveDamage(f"the header at offset {offset} has an invalid {what} field {field!r}") from None
+    # int() would take a sign too: "-1" is a negative number written in octal, not a bad field.
+    if digits[:1] == b"-" and digits[1:] and not digits[1:].strip(_OCTAL_DIGITS):
+        raise ArchiveDamage(f"the header at offset {offset} has a negative {what}")
+    if digits.strip(_OCTAL_DIGITS):
+        raise ArchiveDamage(f"the header at offset {offset} has an invalid {what} field {field!r}")
+    return int(digits, 8)
 
 
 def _field(header: bytes, start: int, end: int) -> str:

@@ -21,6 +21,8 @@ platform anyway, never for the host:
 
 `check-lock` (a `bazel test`, no network) recomputes `inputs_hash` from the staged inputs and
 compares it with the lock's `inputs-hash`; it also fails when a lower lock covers other platforms.
+The same command is each layer's stale-lock validation action at build time (`--report`, with
+`--stale warn` unless //settings:stale_lock is `error`): one definition of fresh for both.
 
 `cli` maps `check-lock` to `check_lock_main` here and `lock` to `main`.
 """
@@ -121,12 +123,23 @@ class LockRequest:
     uv: Path | None = None
 
 
+# What `check-lock` does with a stale lock (`--stale`): fail (the `.lock_test`s, and builds with
+# //settings:stale_lock=error), or warn and succeed (the build's validation action by default).
+STALE_ACTIONS = ("fail", "warn")
+
+
 @dataclass(frozen=True)
 class CheckRequest:
-    """The arguments of `check-lock`: the layer's inputs and its lock file (which need not exist)."""
+    """The arguments of `check-lock`: the layer's inputs and its lock file (which need not exist).
+
+    `stale` is one of STALE_ACTIONS; `report` (the validation action's output) is written with
+    the outcome's line whenever the check does not fail.
+    """
 
     inputs: LayerInputs
     lock: Path
+    stale: str = "fail"
+    report: Path | None = None
 
 
 def _lower_lock(value: str) -> tuple[str, str]:
@@ -266,6 +279,15 @@ def build_check_parser() -> argparse.ArgumentParser:
     )
     _add_layer_arguments(parser)
     parser.add_argument("--lock", required=True, type=Path, help="the lock file (need not exist)")
+    parser.add_argument(
+        "--stale",
+        choices=STALE_ACTIONS,
+        default="fail",
+        help="what a stale or missing lock does: fail (exit 1), or warn on stderr and exit 0",
+    )
+    parser.add_argument(
+        "--report", type=Path, default=None, help="write the outcome here (a build validation action's output)"
+    )
     return parser
 
 
@@ -287,7 +309,7 @@ def parse_request(argv: Sequence[str]) -> LockRequest:
 def parse_check_request(argv: Sequence[str]) -> CheckRequest:
     """The `check-lock` command line as a CheckRequest (argparse exits on a malformed one)."""
     args = build_check_parser().parse_args(list(argv))
-    return CheckRequest(inputs=_layer_inputs(args), lock=args.lock)
+    return CheckRequest(inputs=_layer_inputs(args), lock=args.lock, stale=str(args.stale), report=args.report)
 
 
 # --- inputs hash -----------------------------------------------------------------------------
@@ -412,8 +434,8 @@ def _read_inputs(request: LayerInputs) -> _Inputs:
 # --- check-lock ------------------------------------------------------------------------------
 
 
-def check_lock(request: CheckRequest) -> int:
-    """Print one line and return 1 when the lock is missing or stale; return 0 when it is fresh.
+def lock_problem(request: CheckRequest) -> str | None:
+    """The line saying why the lock is missing, unreadable or stale, with the command to run; None when fresh.
 
     A lower lock for other platforms (or of another layer) raises a VenvstacksError (one line).
     """
@@ -422,20 +444,33 @@ def check_lock(request: CheckRequest) -> int:
     hint = f"run {inputs.hint}"
     path = request.lock
     if not path.is_file():
-        print(f"{path} does not exist: {hint}", file=sys.stderr)
-        return 1
+        return f"{path} does not exist: {hint}"
     try:
         recorded = pylock.read_lock(path).inputs_hash
     except VenvstacksError as error:
-        print(f"{path} is not a valid lock ({error}): {hint}", file=sys.stderr)
-        return 1
+        return f"{path} is not a valid lock ({error}): {hint}"
     if recorded != digest:
-        print(
+        return (
             f"{path} is stale against its inputs (requirements, Python, platforms, lower layers' locks,"
-            f" indexes): {hint}",
-            file=sys.stderr,
+            f" indexes): {hint}"
         )
-        return 1
+    return None
+
+
+def check_lock(request: CheckRequest) -> int:
+    """Print the problem and return 1 when the lock is missing or stale (0 with `--stale warn`); 0 when fresh.
+
+    With `report`, the outcome is also written there unless the check fails (a validation
+    action's output: a failed action leaves none).
+    """
+    problem = lock_problem(request)
+    warn = request.stale == "warn"
+    if problem is not None:
+        print(f"warning: {problem}" if warn else problem, file=sys.stderr)
+        if not warn:
+            return 1
+    if request.report is not None:
+        write_bytes_atomic(request.report, f"{problem or 'fresh'}\n".encode())
     return 0
 
 

@@ -1,0 +1,146 @@
+"""build/published_metadata.py: venvstacks' published layer metadata, held to venvstacks' field list."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from venvstacks_testing.layer_inputs import write_lower_record
+from venvstacks_testing.venvstacks_sdist import sdist_tests_dir
+from venvstacks_tool.build.published_metadata import module_hash, published_metadata
+from venvstacks_tool.core import cli
+from venvstacks_tool.core.platforms import PLATFORMS, by_name, by_venvstacks_name
+from venvstacks_tool.core.protocol import ArchiveRecord
+
+ROOT = Path(__file__).resolve().parents[2]
+FIELDS = ROOT / "tests/golden/venvstacks_published_fields.txt"
+TYPES = {"str": str, "int": int, "bool": bool, "list": list, "dict": dict}
+RECORD = ArchiveRecord("app", "app.tar.zst", "tar.zst", "ab" * 32, 1234)
+
+
+def documented_fields() -> dict[str, tuple[type, str, str]]:
+    """name -> (type, layers, presence) from the golden field list."""
+    fields = {}
+    for line in FIELDS.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            name, type_name, layers, presence = line.split()
+            fields[name] = (TYPES[type_name], layers, presence)
+    return fields
+
+
+def metadata_of(kind: str, platform: str = "linux_x86_64") -> dict[str, object]:
+    return published_metadata(
+        record=RECORD,
+        kind=kind,
+        requirements_hash="sha256:" + "cd" * 32,
+        locked_at_epoch=1756252800,
+        runtime_layer="cpython3_12",
+        python_version="3.12.7",
+        platform=by_name(platform),
+        required_layers=[] if kind == "runtime" else ["numpy", "base"],
+        launch_module="app.cli" if kind == "application" else "",
+        launch_module_hash="sha256:" + "ef" * 32 if kind == "application" else None,
+    )
+
+
+@pytest.mark.parametrize("kind", ["runtime", "framework", "application"])
+def test_fields_are_venvstacks_documented_ones(kind: str) -> None:
+    """Every documented field a layer of this kind may have is written, with its type; no other field."""
+    metadata = metadata_of(kind)
+    expected = {
+        name
+        for name, (_, layers, _) in documented_fields().items()
+        if layers == "all" or (layers == "layered" and kind != "runtime") or (layers == kind)
+    }
+    assert set(metadata) == expected
+    for name, value in metadata.items():
+        assert isinstance(value, documented_fields()[name][0]), name
+
+
+def test_values_follow_venvstacks_conventions() -> None:
+    app = metadata_of("application")
+    assert app["locked_at"] == "2025-08-27T00:00:00+00:00"
+    assert app["python_implementation"] == "cpython@3.12.7"
+    assert app["target_platform"] == "linux_x86_64"
+    assert app["archive_hashes"] == {"sha256": "ab" * 32}
+    assert app["install_target"] == app["layer_name"] == "app"
+    assert app["required_layers"] == ["numpy", "base"]
+    assert app["bound_to_implementation"] is False
+    assert metadata_of("framework", "windows_x86_64")["bound_to_implementation"] is True
+    assert metadata_of("runtime")["bound_to_implementation"] is True
+
+
+def test_platform_names_match_venvstacks_and_starlark() -> None:
+    text = (ROOT / "rules_venvstacks/private/build/published_metadata.bzl").read_text(encoding="utf-8")
+    starlark = dict(re.findall(r'"([a-z0-9_-]+)": "([a-z0-9_]+)",', text))
+    assert starlark == {platform.triple: platform.venvstacks_name for platform in PLATFORMS}
+    assert {p.venvstacks_name for p in PLATFORMS} == {
+        "linux_x86_64",
+        "linux_aarch64",
+        "macosx_x86_64",
+        "macosx_arm64",
+        "win_amd64",
+    }
+    assert by_venvstacks_name("win_arm64") is None
+    assert by_venvstacks_name("win_amd64") == by_name("windows_x86_64")
+
+
+def _files_below(root: Path) -> dict[str, Path]:
+    return {path.relative_to(root).as_posix(): path for path in root.rglob("*") if path.is_file()}
+
+
+def test_launch_module_hashes_match_what_venvstacks_published() -> None:
+    """A module file and a package hash as venvstacks hashed its sample project's launch modules."""
+    sample = sdist_tests_dir() / "sample_project"
+    app_files = _files_below(sample / "launch_modules")
+    manifests = sample / "expected_manifests"
+    for manifest, module in [
+        ("linux_x86_64/env_metadata/app-scipy-import.json", "scipy_import"),
+        ("macosx_arm64/env_metadata/app-scipy-client.json", "scipy_client"),
+    ]:
+        expected = json.loads((manifests / manifest).read_text(encoding="utf-8"))
+        assert expected["app_launch_module"] == module
+        assert module_hash(module, app_files) == expected["app_launch_module_hash"], manifest
+    assert module_hash("absent", app_files) is None
+
+
+def test_venvstacks_own_metadata_has_only_documented_fields() -> None:
+    """The golden list is venvstacks' real schema: its own published files use those fields (and support modules)."""
+    documented = set(documented_fields()) | {"app_support_modules"}
+    for path in (sdist_tests_dir() / "sample_project/expected_manifests").rglob("env_metadata/*.json"):
+        assert set(json.loads(path.read_text(encoding="utf-8"))) <= documented, path
+
+
+def _layer_metadata_in(directory: Path) -> bytes:
+    """`layer-metadata --published-metadata` of one fixed application, its inputs written below `directory`."""
+    directory.mkdir(parents=True)
+    lock = directory / "pylock.app.toml"
+    lock.write_text("lock\n")
+    app = directory / "src" / "app"
+    app.mkdir(parents=True)
+    (app / "__main__.py").write_text("print('hi')\n")
+    records = [write_lower_record(directory, name, digest * 64) for name, digest in (("rt", "1"), ("fw", "2"))]
+    own = write_lower_record(directory, "app", "3" * 64)
+    published = directory / "out.json"
+    argv = ["layer-metadata", "--layer-name", "app", "--layer-kind", "application", "--python-version", "3.12.7"]
+    argv += ["--platform", "x86_64-unknown-linux-gnu", "--archive-format", "tar.zst", "--launch-module", "app"]
+    argv += ["--lock-file", str(lock), "--archive-record", str(own), "--output", str(directory / "app.json")]
+    argv += [arg for record in records for arg in ("--lower-record", str(record))]
+    argv += ["--published-metadata", str(published), "--runtime-layer", "rt", "--source-date-epoch", "315532800"]
+    argv += ["--app-file", f"app/__main__.py={app / '__main__.py'}"]
+    assert cli.main(argv) == 0
+    return published.read_bytes()
+
+
+def test_the_published_file_depends_on_the_inputs_only(tmp_path: Path) -> None:
+    """Inputs at two other paths give the same bytes: no path, clock or machine in the file."""
+    one, two = _layer_metadata_in(tmp_path / "a"), _layer_metadata_in(tmp_path / "elsewhere" / "b")
+    assert one == two
+    metadata = json.loads(one)
+    assert metadata["required_layers"] == ["fw"]
+    assert metadata["locked_at"] == "1980-01-01T00:00:00+00:00"
+    assert metadata["app_launch_module_hash"].startswith("sha256/")
+    assert one == json.dumps(metadata, indent=2, sort_keys=True).encode() + b"\n"

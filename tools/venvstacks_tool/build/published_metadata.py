@@ -1,0 +1,125 @@
+"""venvstacks' published layer metadata: the JSON a venvstacks deployer reads beside each archive.
+
+venvstacks 0.8 publishes, per layer, `__venvstacks__/<platform>/env_metadata/<layer>.json` in a
+documented schema (its docs/file-formats.rst, "Published layer metadata"). The rules write the
+same file in the same place below the layer's package (docs/migrating-from-venvstacks.md), from what
+the build knows; it sits beside this project's own `NAME.json`, which deploy reads and keeps its
+schema. Everything here is a pure function of the arguments: no clock, no counter of earlier
+builds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+
+from venvstacks_tool.core.errors import VenvstacksError
+from venvstacks_tool.core.fsutil import sha256_file
+from venvstacks_tool.core.platforms import TargetPlatform
+from venvstacks_tool.core.protocol import ArchiveRecord
+
+# The folder venvstacks publishes metadata into, beside the archives; the rules declare
+# `__venvstacks__/<TargetPlatform.venvstacks_name>/env_metadata/<target name>.json`
+# (private/build/layer.bzl and runtime_layer.bzl `published_metadata_path`; keep in sync).
+PUBLISHED_METADATA_DIR = "__venvstacks__"
+
+# venvstacks counts its rebuilds of an archive; here an archive is a pure function of its inputs,
+# so every build is the first of its inputs (the archive's sha256 tells builds apart).
+ARCHIVE_BUILD = 1
+# Lock versions count relocks of a versioned layer; layers are not versioned yet (issue 25, item 1),
+# and venvstacks reports 1 for an unversioned layer.
+UNVERSIONED_LOCK_VERSION = 1
+
+
+def locked_at(epoch: int) -> str:
+    """The ISO 8601 UTC time venvstacks writes, from seconds since the epoch (`2025-08-27T00:00:00+00:00`)."""
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
+
+
+def _file_hash(name: str, path: Path) -> bytes:
+    """One file's contribution to a module hash: its name, then `sha256:<hex>` of its bytes."""
+    return name.encode() + f"sha256:{sha256_file(path)}".encode()
+
+
+def module_hash(module: str, app_files: Mapping[str, Path]) -> str | None:
+    """The hash venvstacks records for a launch module, or None when the layer's own files lack it.
+
+    `module` is a top-level module name, `app_files` maps each file's destination in
+    site-packages to the file. A module file `NAME.py` hashes as `sha256:` + sha256 of its name
+    and its content hash; a package directory `NAME/` as `sha256/` + sha256 over the directory
+    tree walked top-down (each directory's name, then each of its files' names and content
+    hashes in sorted order, then its subdirectories in sorted order), as venvstacks hashes a
+    launch module (the two prefixes are venvstacks'). A launch module that comes from a wheel is
+    not among the layer's files: venvstacks cannot name it either, and the field is left out.
+    """
+    if f"{module}.py" in app_files:
+        return "sha256:" + hashlib.sha256(_file_hash(f"{module}.py", app_files[f"{module}.py"])).hexdigest()
+    prefix = module + "/"
+    inside = {dest[len(prefix) :]: path for dest, path in app_files.items() if dest.startswith(prefix)}
+    if not inside:
+        return None
+    digest = hashlib.sha256()
+    _hash_tree(digest, module, inside)
+    return "sha256/" + digest.hexdigest()
+
+
+def _hash_tree(digest: hashlib._Hash, name: str, files: Mapping[str, Path]) -> None:
+    """Feed directory `name`, whose files are `files` (paths relative to it), into `digest`."""
+    digest.update(name.encode())
+    subdirs: dict[str, dict[str, Path]] = {}
+    for relative in sorted(files):
+        head, sep, rest = relative.partition("/")
+        if sep:
+            subdirs.setdefault(head, {})[rest] = files[relative]
+        else:
+            digest.update(_file_hash(head, files[relative]))
+    for subdir in sorted(subdirs):
+        _hash_tree(digest, subdir, subdirs[subdir])
+
+
+def published_metadata(
+    *,
+    record: ArchiveRecord,
+    kind: str,
+    requirements_hash: str,
+    locked_at_epoch: int,
+    runtime_layer: str,
+    python_version: str,
+    platform: TargetPlatform,
+    required_layers: list[str],
+    launch_module: str = "",
+    launch_module_hash: str | None = None,
+) -> dict[str, object]:
+    """A layer's metadata in venvstacks' published schema (the fields of an archived layer).
+
+    `install_target` is the layer name (no layer is versioned yet), `runtime_layer` the
+    runtime's, `required_layers` the frameworks below in sys.path order (a runtime has none).
+    `bound_to_implementation` is venvstacks' rule: a runtime is its implementation; a venv on
+    Windows holds copies of the runtime's launcher, elsewhere only links to it.
+    """
+    if not requirements_hash.startswith("sha256:"):
+        raise VenvstacksError(f"layer {record.layer_name!r}: requirements hash {requirements_hash!r} is not sha256:HEX")
+    metadata: dict[str, object] = {
+        "archive_build": ARCHIVE_BUILD,
+        "archive_hashes": {"sha256": record.sha256},
+        "archive_name": record.file,
+        "archive_size": record.size,
+        "bound_to_implementation": kind == "runtime" or platform.os == "windows",
+        "install_target": record.layer_name,
+        "layer_name": record.layer_name,
+        "lock_version": UNVERSIONED_LOCK_VERSION,
+        "locked_at": locked_at(locked_at_epoch),
+        "python_implementation": f"cpython@{python_version}",
+        "requirements_hash": requirements_hash,
+        "runtime_layer": runtime_layer,
+        "target_platform": platform.venvstacks_name,
+    }
+    if kind != "runtime":
+        metadata["required_layers"] = list(required_layers)
+    if launch_module:
+        metadata["app_launch_module"] = launch_module
+        if launch_module_hash is not None:
+            metadata["app_launch_module_hash"] = launch_module_hash
+    return metadata
