@@ -43,11 +43,11 @@ def layer_wheels(params: Path, execroot: Path) -> list[str]:
     )
 
 
-def build_layer_spawn(entries: Sequence[dict[str, Any]], layer: str) -> dict[str, Any]:
-    """The execution-log entry of `layer`'s build-layer action."""
-    return next(
-        e for e in entries if e.get("targetLabel", "").endswith(f":{layer}") and e.get("mnemonic") == "VenvstacksLayer"
-    )
+def build_layer_spawn(
+    entries: Sequence[dict[str, Any]], layer: str, mnemonic: str = "VenvstacksLayer"
+) -> dict[str, Any]:
+    """The execution-log entry of `layer`'s build-layer action (or its action of another `mnemonic`)."""
+    return next(e for e in entries if e.get("targetLabel", "").endswith(f":{layer}") and e.get("mnemonic") == mnemonic)
 
 
 def build_record(result: BazelResult, actions: dict[str, Any], ran: dict[str, Any], **more: Any) -> dict[str, Any]:
@@ -117,11 +117,15 @@ class Bench:
         env["VENVSTACKS_TOOL_PATH"] = tool_path
         env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
         params = execroot / framework["commandArgs"][-1].lstrip("@")
+        loader = build_layer_spawn(entries, FRAMEWORK, "VenvstacksLoaderCheck")
         self.tool = {
             "python": str(execroot / framework["commandArgs"][0]),
             "env": env,
             "framework_params": str(params),
             "framework_wheels": layer_wheels(params, execroot),
+            # The framework's loader check as Bazel ran it: its command line and environment.
+            "loader_command": [str(execroot / loader["commandArgs"][0]), *loader["commandArgs"][1:]],
+            "loader_env": {item["name"]: item["value"] for item in loader.get("environmentVariables", [])},
         }
         self.results["stack"] = {
             layer: lock_packages(ws.root / "stacks" / f"pylock.{layer}.toml") for layer in (FRAMEWORK, *APPS)

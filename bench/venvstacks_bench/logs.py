@@ -16,6 +16,8 @@ from venvstacks_testing.remote_cache import access_log_requests
 from venvstacks_testing.stack_workspace import remote_cache_hit
 
 _LABEL_RE = re.compile(r"(@?@?[\w.~+-]*//[^\s']*)")
+# (progress message prefix, key suffix) of the actions of a layer other than its archive action.
+_ACTION_SUFFIXES = (("Writing the metadata", " (metadata)"), ("Checking the libraries", " (loader check)"))
 
 
 def profile_events(path: Path) -> list[dict[str, Any]]:
@@ -41,8 +43,11 @@ def profile_actions(path: Path) -> dict[str, dict[str, float]]:
                 e["dur"] for e in events if e.get("name") == name and e.get("tid") == tid and begin <= e["ts"] <= end
             )
 
-        # A layer has two actions: its archive, and its metadata (progress "Writing the metadata ...").
-        key = match.group(1) + (" (metadata)" if action.get("name", "").startswith("Writing the metadata") else "")
+        # A layer has two actions: its archive, and its metadata (progress "Writing the metadata ..."),
+        # plus its loader check ("Checking the libraries ...", a validation action).
+        name = action.get("name", "")
+        suffix = next((s for prefix, s in _ACTION_SUFFIXES if name.startswith(prefix)), "")
+        key = match.group(1) + suffix
         entry = result.setdefault(key, {"action": 0.0, "process": 0.0, "sandbox_setup": 0.0})
         entry["action"] += action["dur"] / 1e6
         entry["process"] += inside("subprocess.run") / 1e6

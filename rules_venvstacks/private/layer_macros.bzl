@@ -175,6 +175,8 @@ def framework_layer(
         dynlib_exclude = [],
         image_prefix = DEFAULT_IMAGE_PREFIX,
         image_compression = DEFAULT_IMAGE_COMPRESSION,
+        strict_libraries = False,
+        allowed_libraries = [],
         **kwargs):
     """A framework layer: a virtual environment of shared packages on one runtime.
 
@@ -227,6 +229,13 @@ def framework_layer(
         (-> NAME.image_layer).
       image_compression: `gzip` (default) or `zstd`, the image layer's compression
         (-> NAME.image_layer).
+      strict_libraries: make the loader check fail the build, instead of warning, when an
+        extension module or shared library of the layer needs a library that neither the layer,
+        the layers below, the runtime nor the target platform's system libraries provide
+        (docs/platforms.md, "The loader check") (-> NAME).
+      allowed_libraries: library names the targets are known to provide although the check does
+        not count them (`libGL.so.1` on desktops, a GPU driver's `libcuda.so.1`): never reported
+        (-> NAME).
       **kwargs: common attributes (visibility, tags) for the generated targets.
     """
     _layer(
@@ -249,6 +258,8 @@ def framework_layer(
         dynlib_exclude = dynlib_exclude,
         image_prefix = image_prefix,
         image_compression = image_compression,
+        strict_libraries = strict_libraries,
+        allowed_libraries = allowed_libraries,
         **kwargs
     )
 
@@ -278,7 +289,8 @@ def application_layer(name, runtime, frameworks, launch_module, srcs = [], deps 
         (-> NAME).
       **kwargs: any optional argument of `framework_layer` (requirements, requirements_in,
         lock, wheels, index_url, extra_index_urls, find_links, layer_name, archive_format,
-        bytecode, test_script, dynlib_exclude, image_prefix, image_compression), and common
+        bytecode, test_script, dynlib_exclude, image_prefix, image_compression, strict_libraries,
+        allowed_libraries), and common
         attributes (visibility, tags).
     """
     if launch_module.endswith(".py"):

@@ -5,6 +5,12 @@ Wheels compiled here with gcc: a framework wheel (`vsdynlib`) ships a C library
 linked to it by name (`-lvsdyn`: DT_NEEDED, no RPATH), as torch's modules need the `nvidia-*`
 libraries. Locked against the local index, built and deployed with Bazel, the deployed app calls
 into the library; the runtime's interpreter started directly cannot load the module.
+
+The loader check (a validation action of every layer) finds that library through the framework
+below, so it says nothing of it; an application whose extension module needs a library nobody
+ships (`vsneedy`, linked to a `libvsmissing.so` left out of every wheel) gets a warning naming the
+file, the library and the platform, an error with `strict_libraries = True`, and builds again
+when `allowed_libraries` names the library.
 """
 
 from __future__ import annotations
@@ -70,6 +76,24 @@ framework_layer(
     requirements = ["vsdynlib"],
     runtime = ":cpython",
 )
+# The loader check's three cases: a warning, an error (strict), allowed.
+[
+    application_layer(
+        name = name,
+        allowed_libraries = allowed,
+        frameworks = [":framework"],
+        index_url = "{index_url}",
+        launch_module = "fwpkg_app.py",
+        requirements = ["vsneedy"],
+        runtime = ":cpython",
+        strict_libraries = strict,
+    )
+    for name, strict, allowed in [
+        ("loadwarn", False, []),
+        ("loadstrict", True, []),
+        ("loadallowed", True, ["libvsmissing.so"]),
+    ]
+]
 
 application_layer(
     name = "clashapp",
@@ -79,26 +103,27 @@ application_layer(
     runtime = ":cpython",
 )
 """,
-    locks=("dynfw", "dynapp", "clashapp", "dynfw_excluded"),
+    locks=("dynfw", "dynapp", "clashapp", "dynfw_excluded", "loadwarn", "loadstrict", "loadallowed"),
 )
 DYNAPP_MAIN = "import vsdynext\nprint('answer', vsdynext.answer(7))\n"
 EXT_INIT = b"from vsdynext._ext import answer\n\n\ndef main():\n    print('answer', answer(7))\n"
 
 
-def _compile(directory: Path, xy: str) -> tuple[bytes, bytes]:
-    """The library (soname libvsdyn.so) and the extension module linked to it by name, without RPATH."""
+def _compile(directory: Path, xy: str, name: str = "vsdyn") -> tuple[bytes, bytes]:
+    """The library (soname lib<name>.so) and the extension module linked to it by name, without RPATH."""
+    directory.mkdir(exist_ok=True)
     (directory / "libvsdyn.c").write_text(LIBRARY_C)
     (directory / "ext.c").write_text(EXTENSION_C)
-    library = directory / "libvsdyn.so"
+    library = directory / f"lib{name}.so"
     extension = directory / "_ext.so"
     gcc = ["gcc", "-shared", "-fPIC", "-O2"]
-    subprocess.run([*gcc, "-Wl,-soname,libvsdyn.so", "-o", library, directory / "libvsdyn.c"], check=True)
+    subprocess.run([*gcc, f"-Wl,-soname,lib{name}.so", "-o", library, directory / "libvsdyn.c"], check=True)
     include = f"/usr/include/python{xy}"
     subprocess.run(
-        [*gcc, f"-I{include}", "-o", extension, directory / "ext.c", f"-L{directory}", "-lvsdyn"], check=True
+        [*gcc, f"-I{include}", "-o", extension, directory / "ext.c", f"-L{directory}", f"-l{name}"], check=True
     )
     dynamic = subprocess.run(["readelf", "-d", extension], check=True, capture_output=True, text=True).stdout
-    assert "(NEEDED)" in dynamic and "[libvsdyn.so]" in dynamic, dynamic
+    assert "(NEEDED)" in dynamic and f"[lib{name}.so]" in dynamic, dynamic
     assert "RPATH" not in dynamic and "RUNPATH" not in dynamic, dynamic
     return library.read_bytes(), extension.read_bytes()
 
@@ -125,13 +150,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             files={"vsdynext/__init__.py": EXT_INIT, f"vsdynext/_ext{suffix}": extension},
             console_scripts={"vsdyn-answer": "vsdynext:main"},
         )
+        # An extension module whose library no wheel ships (the loader check's case).
+        _, needy = _compile(tmp_path_factory.mktemp("cc") / "needy", xy, "vsmissing")
+        sources.index.add_wheel(
+            "vsneedy", "1.0", tag=tag, files={"vsneedy/__init__.py": b"", f"vsneedy/_ext{suffix}": needy}
+        )
         # Another distribution's `shared` module in the app hides the framework's `shared`
         # package: a warning (first-party code in its place would be an error: test_first_party).
         sources.index.add_wheel("altshared", "1.0", files={"shared.py": b""})
         result = make_stack(tmp_path_factory.mktemp("dyn_ws"), sources, extra=LAYERS)
         result.workspace.write("dynapp.py", DYNAPP_MAIN)
         result.workspace.write("fwpkg.py", "print('clash')\n")
-        result.lock("framework", "dynfw", "dynapp", "clashapp", "dynfw_excluded")
+        result.workspace.write("fwpkg_app.py", "import vsneedy\n")
+        result.lock(
+            "framework", "dynfw", "dynapp", "clashapp", "dynfw_excluded", "loadwarn", "loadstrict", "loadallowed"
+        )
         try:
             yield result
         finally:
@@ -146,6 +179,10 @@ def test_an_extension_module_loads_a_framework_library_by_name(stack: Stack, tmp
     assert "top-level name 'shared'" in output and "from altshared 1.0" in output, output[-4000:]
     assert "dynapp/lib/python" in output and "site-packages/shared.py" in output, output[-4000:]
     assert "framework/lib/python" in output and "site-packages/shared/__init__.py" in output, output[-4000:]
+    # The loader check finds libvsdyn.so through the framework's dynlib directory: no warning.
+    assert "libvsdyn.so is needed" not in output, output[-4000:]
+    report = stack.workspace.output("_dynapp.loader.txt").read_text()
+    assert report.endswith("binaries read, 0 libraries found nowhere\n"), report
     stack.workspace.bazel("run", "//:dynapp.deploy", "--", str(dest))
 
     # The framework links its library; the app's config lists the frameworks' directories in order.
@@ -206,3 +243,23 @@ def test_dynlib_exclude_keeps_a_library_installed_but_unlinked(stack: Stack) -> 
     listing = archive_listing(stack.workspace.output("dynfw_excluded.tar.zst"))
     assert any(name.endswith("/vsdynlib.libs/libvsdyn.so") for name in listing), sorted(listing)
     assert not any("share/venv/dynlib" in name for name in listing), sorted(listing)
+
+
+def test_the_loader_check_warns_then_fails_when_strict_then_passes_when_allowed(stack: Stack) -> None:
+    warned = stack.workspace.bazel("build", "//:loadwarn")
+    output = warned.stdout + warned.stderr
+    lines = [line for line in output.splitlines() if "libvsmissing.so is needed by" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: layer 'loadwarn' (linux_x86_64): "), output[-4000:]
+    assert "loadwarn/lib/python3" in lines[0] and "/site-packages/vsneedy/_ext.cpython-" in lines[0], lines[0]
+    assert "(vsneedy 1.0)" in lines[0] and "allowed_libraries" in lines[0], lines[0]
+
+    failed = stack.workspace.bazel("build", "//:loadstrict", check=False)
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0, output[-4000:]
+    assert "strict_libraries" in output and "layer 'loadstrict' (linux_x86_64): libvsmissing.so" in output, output
+    assert not stack.workspace.output("_loadstrict.loader.txt").exists()
+
+    allowed = stack.workspace.bazel("build", "//:loadallowed")
+    assert "libvsmissing.so is needed" not in allowed.stdout + allowed.stderr
+    report = stack.workspace.output("_loadallowed.loader.txt").read_text()
+    assert "0 libraries found nowhere; allowed: libvsmissing.so (1 files)" in report, report

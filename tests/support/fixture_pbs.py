@@ -82,6 +82,9 @@ def _windows_members(platform: TargetPlatform, python_version: str) -> list[_Mem
         ("pythonw.exe", "file", f"MZ fake pythonw.exe {python_version}\n".encode(), 0o755),
         (f"python{major}{minor}.dll", "file", f"MZ fake python{major}{minor}.dll\n".encode(), 0o755),
         ("python3.dll", "file", b"MZ fake python3.dll\n", 0o755),
+        # The C runtime PBS ships beside python.exe, which extension modules import (the loader check).
+        ("vcruntime140.dll", "file", b"MZ fake vcruntime140.dll\n", 0o755),
+        ("vcruntime140_1.dll", "file", b"MZ fake vcruntime140_1.dll\n", 0o755),
         ("Lib/os.py", "file", b"# fake os module\n", 0o644),
         ("Lib/site-packages/README.txt", "file", b"site-packages\n", 0o644),
         ("DLLs/_ssl.pyd", "file", f"MZ fake _ssl extension ({tag})\n".encode(), 0o755),

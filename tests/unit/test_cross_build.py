@@ -437,6 +437,8 @@ def test_fixture_runtime_layout(tmp_path: Path, target: TargetPlatform) -> None:
             "python/pythonw.exe": "file",
             "python/python311.dll": "file",
             "python/python3.dll": "file",
+            "python/vcruntime140.dll": "file",
+            "python/vcruntime140_1.dll": "file",
             "python/Lib/os.py": "file",
             "python/Lib/site-packages/README.txt": "file",
             "python/Lib/venv/scripts/nt/python.exe": "file",

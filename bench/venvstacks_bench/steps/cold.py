@@ -12,8 +12,8 @@ from typing import Any
 from venvstacks_bench.bazel import Workspace
 from venvstacks_bench.core import Bench, build_record
 from venvstacks_bench.host import loadavg, log, quiesce
-from venvstacks_bench.report import s
-from venvstacks_bench.stats import median
+from venvstacks_bench.report import s, verdict
+from venvstacks_bench.stats import median, ratio
 
 
 def run(bench: Bench) -> None:
@@ -60,4 +60,20 @@ def report(results: dict[str, Any], runs: int, cold_runs: int) -> list[str]:
                 f"| &nbsp;&nbsp;cold: action `{label}` | {s(entry['action'])} | {cold_runs} |"
                 f" tool process {s(entry['process'])}, sandbox set-up {s(entry['sandbox_setup'])} |"
             )
+        lines += loader_check_rows(per, cold_runs)
     return lines
+
+
+def loader_check_rows(per: dict[str, dict[str, float]], cold_runs: int) -> list[str]:
+    """Each layer's loader check against its archive action (target: under 5%); it runs beside it."""
+    rows = []
+    for label, entry in per.items():
+        archive = per.get(label.removesuffix(" (loader check)"), {}).get("action")
+        if label.endswith(" (loader check)") and archive:
+            rows.append(
+                f"| &nbsp;&nbsp;cold: loader check of `{label.removesuffix(' (loader check)')}` / its archive action"
+                f" | {verdict(ratio(entry['action'], archive), 0.05, '{:.1%}')} | {cold_runs} |"
+                f" {s(entry['action'])} against {s(archive)};"
+                " a validation action beside the archive action, not after it |"
+            )
+    return rows

@@ -18,7 +18,9 @@ across the stack: warnings, and errors for an application's launch module that a
 also provides, for first-party code sharing a name with another layer, and for a hub wheel's
 import name that no lock of the stack provides. It reads no archive either, and runs beside the
 other actions. Every layer also has the stale-lock validation action (`VenvstacksLockCheck`,
-lock/lock_rules.bzl `stale_lock_validation`): `.lock_test`'s check, a warning by default.
+lock/lock_rules.bzl `stale_lock_validation`): `.lock_test`'s check, a warning by default; and the
+loader check (`VenvstacksLoaderCheck`, loader_check.bzl), another validation action: do its
+binaries find their libraries on the target?
 """
 
 load("@rules_python//python:defs.bzl", "PyInfo")
@@ -33,6 +35,7 @@ load("//rules_venvstacks/private/lock:lock_rules.bzl", "LOCK_ONLY_ATTRS", "STALE
 load(":compression.bzl", "COMPRESSION_ATTRS", "add_compression_arg")
 load(":dynlib_exclude.bzl", "dynlib_exclude_problem")
 load(":first_party.bzl", "first_party_aspect", "first_party_files", "first_party_owners")
+load(":loader_check.bzl", "LOADER_CHECK_ATTRS", "loader_check_action")
 load(":published_metadata.bzl", "declare_published_metadata")
 
 # The memory one `VenvstacksLayer` action may take, in MB, declared to Bazel's local scheduler
@@ -234,6 +237,14 @@ def _venvstacks_layer_impl(ctx):
     # A layer directly on its runtime has nothing to be checked against (the runtime has no
     # wheels), unless its libraries need hub wheels: its own lock must provide them.
     validations = [_stack_check_action(ctx, runtime, contents, stacked, first_party.hubs)] if stacked or first_party.hubs else []
+    loader = loader_check_action(
+        ctx,
+        runtime,
+        [w.file for w in wheels.wheels] + [f for f in ctx.files.srcs if f.extension == "whl"],
+        dict(srcs_files, **first_party.files),
+        stacked,
+    )
+    validations.append(loader.report)
 
     # The lock checked against its inputs, as `.lock_test` checks it (lock_rules.bzl).
     lock_check = stale_lock_validation(ctx, lock, runtime)
@@ -257,6 +268,7 @@ def _venvstacks_layer_impl(ctx):
             frameworks = [f.layer_name for f in stacked],
             launch_module = ctx.attr.launch_module,
             first_party = first_party.held,
+            libraries = loader.libraries,
         ),
     ]
 
@@ -267,7 +279,7 @@ venvstacks_layer = rule(
     implementation = _venvstacks_layer_impl,
     doc = "A framework or application layer archive; use the `framework_layer`/`application_layer` macros. `bazel run` runs the application (or the framework's interpreter) from the stack deployed in a per-user cache.",
     executable = True,
-    attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **dict(RUN_ATTRS, **dict(STALE_LOCK_ATTRS, **dict(LOCK_ONLY_ATTRS, **{
+    attrs = dict(TOOL_ATTRS, **dict(COMPRESSION_ATTRS, **dict(RUN_ATTRS, **dict(STALE_LOCK_ATTRS, **dict(LOCK_ONLY_ATTRS, **dict(LOADER_CHECK_ATTRS, **{
         "archive_format": attr.string(default = DEFAULT_ARCHIVE_FORMAT, values = ARCHIVE_FORMATS, doc = "Archive format."),
         "bytecode": attr.string(default = DEFAULT_BYTECODE, values = BYTECODE_MODES, doc = "Compile .pyc files (deterministically) or not."),
         "deps": attr.label_list(providers = [PyInfo], aspects = [first_party_aspect], doc = "First-party Python libraries (`PyInfo`): their transitive sources land at their import roots (private/build/first_party.bzl); pip-hub wheels among them must be provided by the lock or a layer below."),
@@ -280,5 +292,5 @@ venvstacks_layer = rule(
         "runtime": attr.label(mandatory = True, providers = [VenvstacksLayerInfo], doc = "The runtime layer."),
         "srcs": attr.label_list(allow_files = True, doc = "Application code placed in site-packages; `.whl` files (e.g. built by another rule) are installed instead, their dependencies coming from the lock."),
         "wheels": attr.label(mandatory = True, providers = [VenvstacksWheelsInfo], doc = "The lock's wheels (hub target)."),
-    }))))),
+    })))))),
 )

@@ -43,6 +43,7 @@ def _runtime_layer_impl(ctx):
         archive_record = metadata,
         # A runtime layer carries no wheels: nothing of it to check for shadowing.
         contents = None,
+        libraries = None,
         python_version = runtime.python_version,
         runtime = runtime,
         runtime_layer_name = layer_name,

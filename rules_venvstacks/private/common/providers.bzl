@@ -16,6 +16,7 @@ _BUILD_FIELDS = [
     "tool_site",
     "tool_zips",
     "lock_zips",
+    "loader_zips",
     "tool_site_marker",
     "source_date_epoch",
 ]
@@ -40,6 +41,7 @@ def _runtime_info_init(
         tool_site = None,
         tool_zips = [],
         lock_zips = [],
+        loader_zips = [],
         tool_site_marker = None,
         source_date_epoch = 0,
         build = None):
@@ -71,6 +73,7 @@ def _runtime_info_init(
       tool_site: the field; default: an empty depset; taken from `build` when given.
       tool_zips: the field; taken from `build` when given.
       lock_zips: the field; taken from `build` when given.
+      loader_zips: the field; taken from `build` when given.
       tool_site_marker: the field; taken from `build` when given.
       source_date_epoch: the field; taken from `build` when given.
       build: a VenvstacksRuntimeInfo of one platform whose build fields (the archive, the
@@ -95,6 +98,7 @@ def _runtime_info_init(
         "tool_site": tool_site if tool_site != None else depset(),
         "tool_zips": tool_zips,
         "lock_zips": lock_zips,
+        "loader_zips": loader_zips,
         "tool_site_marker": tool_site_marker,
         "source_date_epoch": source_date_epoch,
     }
@@ -138,6 +142,7 @@ target's files, the tool runs on the execution platform's interpreter.""",
         "tool_site": "depset of File: the unpacked binary wheels build actions need (zstandard).",
         "tool_zips": "list of File: pure-Python wheels for build actions, put on sys.path as zip files (installer).",
         "lock_zips": "list of File: pure-Python wheels only locking needs, as zip files (pip, packaging, tomli).",
+        "loader_zips": "list of File: pure-Python wheels only the loader check needs, as zip files (pyelftools, macholib, altgraph, pefile).",
         "tool_site_marker": "File: `zstandard/__init__.py` in the directory of the tool's unpacked wheels, which locates that directory.",
         "source_date_epoch": "int: the mtime of every archive member, from the PBS release date.",
     },
@@ -162,6 +167,7 @@ VenvstacksLayerInfo = provider(
         "frameworks": "list of layer_name of every framework layer whose site-packages this layer sees, in sys.path order (the C3 linearization of its `frameworks`).",
         "launch_module": "The module `python -m` runs for an application layer, else ''.",
         "first_party": "depset of File: the first-party files (`deps`) this layer and the frameworks below it hold, which the layers above do not copy again (build/first_party.bzl); empty for a runtime layer.",
+        "libraries": "File: JSON of the library names the layers above find of this layer by name (its dynlibs; on Windows its DLL directories), written by its loader check (build/loader_check.bzl); None for a runtime layer.",
     },
 )
 

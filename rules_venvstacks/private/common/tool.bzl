@@ -46,10 +46,10 @@ def tool_runtime(runtime):
     """The runtime whose interpreter runs the tool for `runtime` (its execution platform's)."""
     return runtime.exec_runtime or runtime
 
-def tool_site_path(runtime, phase = "build"):
-    """Execroot-relative sys.path entries of the tool's wheels (for actions; "lock" adds the resolver's)."""
+def tool_site_path(runtime, phase = "build", extra_zips = []):
+    """Execroot-relative sys.path entries of the tool's wheels (for actions; "lock" adds the resolver's), then `extra_zips`'."""
     runtime = tool_runtime(runtime)
-    zips = runtime.tool_zips + (runtime.lock_zips if phase == "lock" else [])
+    zips = runtime.tool_zips + (runtime.lock_zips if phase == "lock" else []) + extra_zips
     return ":".join([_parent(runtime.tool_site_marker.dirname)] + [wheel.path for wheel in zips])
 
 def tool_site_runfiles_path(runtime, phase):
@@ -95,7 +95,7 @@ def tool_inputs(ctx, runtime, phase = "build"):
         depset([ctx.file._tool_entry, runtime.interpreter] + zips),
     ])
 
-def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, progress_message, resource_set = None, phase = "build"):
+def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, progress_message, resource_set = None, phase = "build", extra_zips = []):
     """Registers an action that runs `venvstacks_tool SUBCOMMAND @params` on `runtime`.
 
     Args:
@@ -113,6 +113,8 @@ def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, pro
       phase: whose modules the action imports: "build" (default), "image" for image layers
         and layouts, or "lock" for the stale-lock validation action that runs `check-lock`
         (lock_rules.bzl `stale_lock_validation`).
+      extra_zips: list of File: pure-Python wheels of the execution runtime that this action
+        alone needs (the loader check's `loader_zips`), put on sys.path after the tool's own.
     """
     arguments.use_param_file("@%s", use_always = True)
     arguments.set_param_file_format("multiline")
@@ -120,7 +122,7 @@ def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, pro
     prefix.add("-I")
     prefix.add(ctx.file._tool_entry)
     prefix.add(subcommand)
-    extra = inputs if type(inputs) == "depset" else depset(inputs)
+    extra = depset(extra_zips, transitive = [inputs if type(inputs) == "depset" else depset(inputs)])
     ctx.actions.run(
         executable = tool_runtime(runtime).interpreter,
         arguments = [prefix, arguments],
@@ -129,7 +131,7 @@ def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, pro
         mnemonic = mnemonic,
         progress_message = progress_message,
         use_default_shell_env = False,
-        env = dict(TOOL_ENV, VENVSTACKS_TOOL_PATH = tool_site_path(runtime, phase)),
+        env = dict(TOOL_ENV, VENVSTACKS_TOOL_PATH = tool_site_path(runtime, phase, extra_zips)),
         resource_set = resource_set,
     )
 

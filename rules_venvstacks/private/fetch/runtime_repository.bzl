@@ -136,21 +136,22 @@ def _runtime_repository_impl(rctx):
 
     # Build actions get tool_site (zstandard) and tool_zips (installer); `.lock` targets also
     # lock_zips (pip, packaging, tomli), so a resolver bump never changes a layer's action
-    # key. A pure-Python wheel stays one zip file on sys.path (zipimport): one action input instead
+    # key; the loader check's validation action alone gets loader_zips (the binary parsers).
+    # A pure-Python wheel stays one zip file on sys.path (zipimport): one action input instead
     # of hundreds, which the sandbox pays for per action, and nothing to unpack in every fresh
     # output base. Only binary wheels are unpacked.
-    zips = {"build": [], "lock": []}
+    zips = {"build": [], "loader": [], "lock": []}
     has_tool = bool(rctx.attr.tool_wheels)
     for wheel in json.decode(rctx.attr.tool_wheels or "[]"):
         file_name = wheel["url"].rpartition("/")[2]
         if file_name.endswith("-none-any.whl"):
-            output = "%s_zips/%s" % ("lock" if wheel["role"] == "lock" else "tool", file_name)
+            output = "%s_zips/%s" % ({"build": "tool"}.get(wheel["role"], wheel["role"]), file_name)
             rctx.download(url = wheel["url"], sha256 = wheel["sha256"], output = output)
             zips[wheel["role"]].append(output)
         elif wheel["role"] == "build":
             rctx.download_and_extract(url = wheel["url"], sha256 = wheel["sha256"], type = "zip", output = "tool_site")
         else:
-            fail("%s: the lock-only tool wheel %s must be pure Python (it is used as a zip)" % (what, file_name))
+            fail("%s: the %s-only tool wheel %s must be pure Python (it is used as a zip)" % (what, wheel["role"], file_name))
 
     root = "unpacked/" + rctx.attr.strip_prefix if rctx.attr.strip_prefix else "unpacked"
     rctx.file("BUILD.bazel", """\
@@ -169,6 +170,7 @@ venvstacks_runtime(
     source_sha256 = "{sha256}",
     source_urls = {source_urls},
     strip_prefix = "{strip_prefix}",
+    loader_zips = {loader_zips},
     lock_zips = {lock_zips},
     tool_site = glob(["tool_site/**"], exclude = {excludes}),
     tool_site_marker = {tool_site_marker},
@@ -194,6 +196,7 @@ venvstacks_runtime(
         strip_prefix = rctx.attr.strip_prefix,
         tool_zips = repr(sorted(zips["build"])),
         lock_zips = repr(sorted(zips["lock"])),
+        loader_zips = repr(sorted(zips["loader"])),
         tool_site_marker = repr("tool_site/zstandard/__init__.py") if has_tool else "None",
         launcher_names = repr(sorted(launchers)),
         launcher_files = repr([launchers[name] for name in sorted(launchers)]),

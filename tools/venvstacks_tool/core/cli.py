@@ -19,6 +19,7 @@ from venvstacks_tool.core.errors import VenvstacksError
 # so this table names modules by string and imports only the one asked for.
 SUBCOMMANDS: dict[str, str] = {
     "build-layer": "venvstacks_tool.build.layer",
+    "check-libraries": "venvstacks_tool.build.loader_check",
     "check-lock": "venvstacks_tool.lock.lock_command:check_lock_main",
     "check-layer-stack": "venvstacks_tool.build.stack_checks",
     "deploy": "venvstacks_tool.deploy.deploy",
@@ -45,6 +46,14 @@ def add_repeatable(
 ) -> None:
     """Add `flag`, which may be given any number of times; its values collect in a list `dest` ([] if never)."""
     parser.add_argument(flag, action="append", default=[], dest=dest, type=type, metavar=metavar, help=help_text)
+
+
+def split_pair(value: str, option: str, what: str, form: str = "NAME=VALUE") -> tuple[str, str]:
+    """The two sides of an option's `LEFT=RIGHT` value; an error naming `what`, the option and `form` otherwise."""
+    left, sep, right = value.partition("=")
+    if not sep or not left or not right:
+        raise VenvstacksError(f"{what}: {option} {value!r} is not of the form {form}")
+    return left, right
 
 
 def dispatch(argv: list[str], subcommands: dict[str, str], program: str) -> int:
