@@ -8,9 +8,11 @@ workspace and output base of its own, the sizes one after the other. At each siz
 - `bazel run //stacks:stack.lock` with every lock removed (from scratch, against PyPI), then again
   with nothing changed; the locks are then kept in `--lock-cache`, keyed by the generated inputs,
   and reused by the next run (`--reuse-locks` skips the timed locking when they are there);
-- loading + analysis: `bazel build --nobuild //stacks:stack` on a fresh server (after `shutdown`),
-  Bazel's "Load and analyze dependencies" phase from `--profile`, and the server's heap after it
-  (`bazel info used-heap-size-after-gc`);
+- loading + analysis: `bazel build --nobuild //stacks:stack` on a fresh server (after `shutdown`;
+  the module extension, which reads every lock, runs again), Bazel's `runAnalysisPhase` and the
+  command without the server's launch from `--profile`, and the server's heap after it
+  (`bazel info used-heap-size-after-gc`); then, the server up, the same after an edit of
+  stacks/BUILD.bazel (its package loaded and every layer analysed again, the extension not run);
 - a cold build (`bazel clean`, the repository cache and fetched repositories kept): Bazel's
   elapsed time, critical path, the actions run by mnemonic, and the validation actions
   (`VenvstacksLayerChecks`): their number and summed time from `--profile`;
@@ -104,17 +106,27 @@ def _measure(ws: Workspace, scratch: Path, apps: int, args: Any, python_version:
     figures: dict[str, Any] = {"load_at_start": loadavg()}
     figures.update(_lock(ws, apps, args, python_version))
     runs = args.runs
-    analysis = []
+    analysis: list[dict[str, float | None]] = []
     for i in range(runs):
         ws.shutdown(remove=False)
         profile = scratch / f"analysis-{apps}-{i}.profile.json"
         result = ws.bazel("build", "--nobuild", f"--profile={profile}", TARGET)
-        heap = ws.bazel("info", "used-heap-size-after-gc").stdout.strip()
+        heap = _megabytes(ws.bazel("info", "used-heap-size-after-gc").stdout.strip())
         analysis.append({"wall": result.wall, **_analysis_phases(profile), "heap": heap})
     figures["analysis"] = _median(analysis, "analysis")
     figures["analysis_command"] = _median(analysis, "command")
     figures["analysis_wall"] = _median(analysis, "wall")
-    figures["heap_after_analysis_mb"] = median([_megabytes(a["heap"]) for a in analysis])
+    figures["heap_after_analysis_mb"] = _median(analysis, "heap")
+    reanalysis = []
+    build_file = ws.root / "stacks" / "BUILD.bazel"
+    text = build_file.read_text()
+    for i in range(runs):  # the server up, the stack's package edited: loaded and analysed again
+        build_file.write_text(f"{text}# edit {i}\n")
+        profile = scratch / f"reanalysis-{apps}-{i}.profile.json"
+        ws.bazel("build", "--nobuild", f"--profile={profile}", TARGET)
+        reanalysis.append(_analysis_phases(profile))
+    build_file.write_text(text)
+    figures["reanalysis"] = _median(reanalysis, "analysis")
 
     ws.bazel("clean")
     cold = _build(ws, scratch, f"cold-{apps}")
@@ -200,8 +212,9 @@ def _megabytes(text: str) -> float:
     return float(text.removesuffix("MB"))
 
 
-def _median(runs: list[dict[str, Any]], key: str) -> float | None:
-    return median([r[key] for r in runs if r[key] is not None])
+def _median(runs: list[dict[str, float | None]], key: str) -> float | None:
+    """The median of the runs' `key` figures that are there."""
+    return median([value for value in (r[key] for r in runs) if value is not None])
 
 
 def _disk_bytes(root: Path) -> int:
@@ -223,6 +236,7 @@ ROWS: tuple[tuple[str, Any, str], ...] = (
     ("`stack.lock`, nothing changed (s)", lambda f: f["lock_unchanged"], "{:.2f}"),
     ("loading + analysis (`runAnalysisPhase`), fresh server (s)", lambda f: f["analysis"], "{:.2f}"),
     ("`build --nobuild`, fresh server, without its launch (s)", lambda f: f["analysis_command"], "{:.2f}"),
+    ("loading + analysis after an edit of stacks/BUILD.bazel, server up (s)", lambda f: f["reanalysis"], "{:.2f}"),
     ("`build --nobuild`, fresh server, command wall (s)", lambda f: f["analysis_wall"], "{:.2f}"),
     ("server heap after analysis (MB, after GC)", lambda f: f["heap_after_analysis_mb"], "{:.0f}"),
     ("cold build, Bazel elapsed (s)", lambda f: f["cold"]["elapsed"], "{:.1f}"),

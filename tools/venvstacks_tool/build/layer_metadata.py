@@ -2,7 +2,9 @@
 
 Kept apart from `build-layer` so that the archive action needs no lower layer: in Bazel, a layer's
 archive builds in parallel with the layers below it, and only this small step waits for their
-archive records. It reads no archive, so a remote cache need not send one.
+archive records. It reads no archive, so a remote cache need not send one. From the same records
+it writes the layer's `bazel run` key (`--run-key-output`, build/run_key.py), so that a changed
+layer costs Bazel two actions, its archive and this one, not a third for the key.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from venvstacks_tool.build.identity import LayerIdentity, add_identity_arguments, identity_from_args
+from venvstacks_tool.build.run_key import stack_key
 from venvstacks_tool.core.cli import add_repeatable, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
-from venvstacks_tool.core.fsutil import sha256_file
+from venvstacks_tool.core.fsutil import sha256_file, write_bytes_atomic
 from venvstacks_tool.core.protocol import ArchiveRecord, layer_metadata, read_archive_record, write_metadata
 
 
@@ -27,6 +30,7 @@ class MetadataRequest:
     archive_record: Path
     lower_records: tuple[Path, ...]
     output: Path
+    run_key_output: Path | None = None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
     )
     parser.add_argument("--output", required=True, type=Path, help="the metadata JSON to write")
+    parser.add_argument(
+        "--run-key-output", type=Path, help="also write the stack's `bazel run` key here (see `run-key`)"
+    )
     return parser
 
 
@@ -53,7 +60,9 @@ def parse_request(argv: list[str]) -> MetadataRequest:
     identity = identity_from_args(args)
     if args.archive_record.resolve() == args.output.resolve():
         raise VenvstacksError(f"layer {identity.name!r}: --archive-record and --output are one file")
-    return MetadataRequest(identity, args.lock_file, args.archive_record, tuple(args.lower_records), args.output)
+    return MetadataRequest(
+        identity, args.lock_file, args.archive_record, tuple(args.lower_records), args.output, args.run_key_output
+    )
 
 
 def _lock_hash(path: Path, layer: str) -> str:
@@ -87,8 +96,9 @@ def write_layer_metadata(request: MetadataRequest) -> str:
     for name in names:
         if names.count(name) > 1 or name == identity.name:
             raise VenvstacksError(f"layer {identity.name!r}: required layer {name!r} is given twice")
+    own = _own_record(request)
     metadata = layer_metadata(
-        record=_own_record(request),
+        record=own,
         kind=identity.kind,
         lock_hash=_lock_hash(request.lock_file, identity.name),
         platform=identity.platform.triple,
@@ -97,6 +107,9 @@ def write_layer_metadata(request: MetadataRequest) -> str:
         required=required,
     )
     write_metadata(request.output, metadata)
+    if request.run_key_output is not None:
+        # The records in deployment order: the lower layers', then this one's (as `run-key` takes them).
+        write_bytes_atomic(request.run_key_output, (stack_key([*required, own]) + "\n").encode("ascii"))
     return f"wrote the metadata of {identity.kind} layer {identity.name!r}"
 
 
