@@ -59,7 +59,9 @@ from venvstacks_bench.scale_stack import (
     write_scale_stack,
 )
 from venvstacks_bench.stats import median
+from venvstacks_bench.steps.platforms import HOST_PLATFORM, host_and_fixture_archives, platform_flag
 from venvstacks_bench.workspace import snapshot_rules
+from venvstacks_tool.core.platforms import PLATFORMS
 
 DEFAULT_LOCK_CACHE = Path("/var/cache/rules_venvstacks/bench-scale-locks")
 CHECKS_PROGRESS = "Checking layer "  # the VenvstacksLayerChecks actions' progress message (layer.bzl)
@@ -74,6 +76,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--reuse-locks", action="store_true", help="do not time locking when the locks are cached")
     parser.add_argument("--out", type=Path, default=CHECKOUT / "bench" / "results")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument(
+        "--all-platforms",
+        action="store_true",
+        help="the runtime for all five platforms (fixture PBS archives beside the host's); the cold build for each",
+    )
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",") if size]
     results: dict[str, Any] = {"sizes": {}}
@@ -83,9 +90,13 @@ def main(argv: list[str]) -> int:
         rules = scratch / "rules_venvstacks"
         results["code"] = snapshot_rules(rules)
         with serve_directory(scratch) as runtime_url:
+            others = [p.name for p in PLATFORMS if p.name != HOST_PLATFORM] if args.all_platforms else []
+            archives = host_and_fixture_archives(scratch, runtime_url, runtime, others) if others else []
+            args.platforms = [a.platform for a in archives] or [HOST_PLATFORM]
+            results["platforms"] = args.platforms
             for apps in sizes:
                 ws = Workspace(scratch / f"ws-{apps}", scratch / f"ob-{apps}")
-                write_scale_stack(ws.root, rules, module_text(rules, runtime_url, runtime, apps), apps)
+                write_scale_stack(ws.root, rules, module_text(rules, runtime_url, runtime, apps, archives), apps)
                 try:
                     results["sizes"][apps] = _measure(ws, scratch, apps, args, runtime.python_version)
                 finally:
@@ -106,6 +117,7 @@ def _measure(ws: Workspace, scratch: Path, apps: int, args: Any, python_version:
     figures: dict[str, Any] = {"load_at_start": loadavg()}
     figures.update(_lock(ws, apps, args, python_version))
     runs = args.runs
+    ws.bazel("build", "--nobuild", TARGET)  # untimed: the wheel repositories fetched
     analysis: list[dict[str, float | None]] = []
     for i in range(runs):
         ws.shutdown(remove=False)
@@ -129,8 +141,9 @@ def _measure(ws: Workspace, scratch: Path, apps: int, args: Any, python_version:
     figures["reanalysis"] = _median(reanalysis, "analysis")
 
     ws.bazel("clean")
-    cold = _build(ws, scratch, f"cold-{apps}")
-    figures["cold"] = cold
+    for platform in args.platforms[1:]:  # the foreign platforms first, so the host's is built last
+        figures.setdefault("cold_foreign", {})[platform] = _build(ws, scratch, f"cold-{apps}-{platform}", platform)
+    figures["cold"] = _build(ws, scratch, f"cold-{apps}")
     figures["heap_after_build_mb"] = _megabytes(ws.bazel("info", "used-heap-size-after-gc").stdout.strip())
     figures["noop"] = median([_build(ws, scratch, f"noop-{apps}-{i}")["elapsed"] for i in range(runs)])
 
@@ -151,7 +164,7 @@ def _measure(ws: Workspace, scratch: Path, apps: int, args: Any, python_version:
 
 def _lock(ws: Workspace, apps: int, args: Any, python_version: str) -> dict[str, Any]:
     """Locks the stack (timed from scratch and unchanged), or takes the cached locks."""
-    cache = args.lock_cache / lock_key(apps, python_version)
+    cache = args.lock_cache / lock_key(apps, python_version, args.platforms)
     stacks = ws.root / "stacks"
     names = [f"pylock.{layer}.toml" for layer in layer_names(apps)]
     if args.reuse_locks and all((cache / name).exists() for name in names):
@@ -167,10 +180,12 @@ def _lock(ws: Workspace, apps: int, args: Any, python_version: str) -> dict[str,
     return {"lock_scratch": scratch_lock, "lock_unchanged": unchanged}
 
 
-def _build(ws: Workspace, scratch: Path, name: str) -> dict[str, Any]:
-    """`bazel build //stacks:stack` with an execution log and a profile: times, what ran, the validations."""
+def _build(ws: Workspace, scratch: Path, name: str, platform: str | None = None) -> dict[str, Any]:
+    """`bazel build //stacks:stack` (for `platform`, else the host's) with an execution log and a
+    profile: times, what ran, the validations."""
     log, profile = scratch / f"{name}.exec.json", scratch / f"{name}.profile.json"
-    result = ws.bazel("build", f"--execution_log_json_file={log}", f"--profile={profile}", TARGET)
+    flags = [platform_flag(platform)] if platform else []
+    result = ws.bazel("build", f"--execution_log_json_file={log}", f"--profile={profile}", *flags, TARGET)
     entries = read_execution_log(log)
     mnemonics: dict[str, int] = {}
     for entry in entries:
@@ -239,6 +254,11 @@ ROWS: tuple[tuple[str, Any, str], ...] = (
     ("loading + analysis after an edit of stacks/BUILD.bazel, server up (s)", lambda f: f["reanalysis"], "{:.2f}"),
     ("`build --nobuild`, fresh server, command wall (s)", lambda f: f["analysis_wall"], "{:.2f}"),
     ("server heap after analysis (MB, after GC)", lambda f: f["heap_after_analysis_mb"], "{:.0f}"),
+    (
+        "cold build for the four other platforms, one after the other, Bazel elapsed (s)",
+        lambda f: sum(b["elapsed"] for b in f["cold_foreign"].values()),
+        "{:.1f}",
+    ),
     ("cold build, Bazel elapsed (s)", lambda f: f["cold"]["elapsed"], "{:.1f}"),
     ("cold build, critical path (s)", lambda f: f["cold"]["critical_path"], "{:.1f}"),
     ("cold build, actions run", lambda f: sum(f["cold"]["actions"].values()), "{:d}"),
@@ -259,6 +279,7 @@ def render(results: dict[str, Any]) -> str:
     sizes = sorted(results["sizes"])
     lines = [
         f"- Code: {results['code']}; {results['date']}; load at end {results['machine']['load_at_end']}.",
+        f"- Platforms: {', '.join(results['platforms'])} (the host's first; rows naming no platform: the host's).",
         f"- Load at the start of each size: {', '.join(str(results['sizes'][s]['load_at_start']) for s in sizes)}.",
         "",
         "| figure | " + " | ".join(f"{s} apps" for s in sizes) + " |",

@@ -16,10 +16,20 @@ to the pool's size (`len(APP_PACKAGES)`); beyond it they repeat (wheel repositor
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from venvstacks_bench.workspace import RUNTIME, STACK_BUILD_HEADER, call, runtime_tag, stack_module, write_stack
+from venvstacks_bench.workspace import (
+    RUNTIME,
+    STACK_BUILD_HEADER,
+    RuntimeArchive,
+    call,
+    platforms_module_text,
+    runtime_tag,
+    stack_module,
+    write_stack,
+)
 
 FRAMEWORKS: dict[str, tuple[list[str], list[str]]] = {
     # name: (requirements, frameworks it sits on)
@@ -183,9 +193,13 @@ def _import_name(project: str) -> str:
     return {"attrs": "attr", "python_dotenv": "dotenv", "pyjwt": "jwt", "dnspython": "dns"}.get(project, project)
 
 
-def module_text(rules: Path, runtime_url: str, runtime: Any, apps: int) -> str:
-    """MODULE.bazel: the host's runtime, every layer's lock, and rules_python for `py_library`."""
-    text = stack_module(rules, runtime_tag(runtime_url, runtime), name="venvstacks_scale", locked=layer_names(apps))
+def module_text(rules: Path, runtime_url: str, runtime: Any, apps: int, archives: Sequence[RuntimeArchive] = ()) -> str:
+    """MODULE.bazel: the host's runtime (or, given `archives`, a runtime for each of their
+    platforms), every layer's lock, and rules_python for `py_library`."""
+    if archives:
+        text = platforms_module_text(rules, archives, locked=layer_names(apps))
+    else:
+        text = stack_module(rules, runtime_tag(runtime_url, runtime), locked=layer_names(apps))
     # Debian's bazelrc maps rules_python to its local copy (docs/monorepo.md: 0.22 and later).
     return text + 'bazel_dep(name = "rules_python", version = "0.22.1")\n'
 
@@ -199,7 +213,7 @@ def write_scale_stack(root: Path, rules: Path, module: str, apps: int) -> None:
             (root / path).write_text(text)
 
 
-def lock_key(apps: int, python_version: str) -> str:
-    """What the locks of a generated stack depend on: its BUILD text and the runtime's X.Y."""
+def lock_key(apps: int, python_version: str, platforms: Sequence[str]) -> str:
+    """What the locks of a generated stack depend on: its BUILD text, the runtime's X.Y, the platforms."""
     xy = ".".join(python_version.split(".")[:2])
-    return hashlib.sha256(f"{xy}\n{build_text(apps)}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{xy}\n{' '.join(platforms)}\n{build_text(apps)}".encode()).hexdigest()[:16]
