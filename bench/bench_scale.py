@@ -135,10 +135,12 @@ def _measure(ws: Workspace, scratch: Path, apps: int, args: Any, python_version:
     for i in range(runs):  # the server up, the stack's package edited: loaded and analysed again
         build_file.write_text(f"{text}# edit {i}\n")
         profile = scratch / f"reanalysis-{apps}-{i}.profile.json"
+        cpu = _server_cpu(ws)[0]
         ws.bazel("build", "--nobuild", f"--profile={profile}", TARGET)
-        reanalysis.append(_analysis_phases(profile))
+        reanalysis.append({**_analysis_phases(profile), "cpu": _server_cpu(ws)[0] - cpu})
     build_file.write_text(text)
     figures["reanalysis"] = _median(reanalysis, "analysis")
+    figures["reanalysis_cpu"] = _median(reanalysis, "cpu")
 
     ws.bazel("clean")
     for platform in args.platforms[1:]:  # the foreign platforms first, so the host's is built last
@@ -155,6 +157,7 @@ def _measure(ws: Workspace, scratch: Path, apps: int, args: Any, python_version:
         _edit_changed_app(ws.root, f"# change {i}\n")
         changes.append(_build(ws, scratch, f"change-{apps}-{i}"))
     figures["app_change"] = median([c["elapsed"] for c in changes])
+    figures["app_change_cpu"] = median([c["cpu_actions"] for c in changes])
     figures["app_change_actions"] = sorted({tuple(c["executed"]) for c in changes})
     figures["deploy_changed_app"] = ws.bazel("run", f"{TARGET}.deploy", "--", str(dest)).wall
     figures["heap_at_end_mb"] = _megabytes(ws.bazel("info", "used-heap-size-after-gc").stdout.strip())
@@ -185,7 +188,9 @@ def _build(ws: Workspace, scratch: Path, name: str, platform: str | None = None)
     profile: times, what ran, the validations."""
     log, profile = scratch / f"{name}.exec.json", scratch / f"{name}.profile.json"
     flags = [platform_flag(platform)] if platform else []
+    cpu_before = _server_cpu(ws)
     result = ws.bazel("build", f"--execution_log_json_file={log}", f"--profile={profile}", *flags, TARGET)
+    cpu_after = _server_cpu(ws)
     entries = read_execution_log(log)
     mnemonics: dict[str, int] = {}
     for entry in entries:
@@ -198,7 +203,23 @@ def _build(ws: Workspace, scratch: Path, name: str, platform: str | None = None)
         "actions": mnemonics,
         "executed": sorted(f"{e.get('mnemonic')} {e.get('targetLabel')}" for e in entries),
         "checks": {"count": len(checks), "seconds": sum(checks)},
+        "cpu_server": cpu_after[0] - cpu_before[0],
+        "cpu_actions": cpu_after[1] - cpu_before[1],
     }
+
+
+def _server_cpu(ws: Workspace) -> tuple[float, float]:
+    """The Bazel server's CPU seconds so far: (its own, its finished children's).
+
+    CPU time is what a loaded, shared machine changes least, so the growth of these is the work's.
+    The children are the sandboxes of the actions and the processes in them (each waited for), so
+    the second figure's growth over a build is the actions' CPU time.
+    """
+    pid = ws.bazel("info", "server_pid").stdout.strip()
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    # After the command name: state, ppid, ...; utime, stime, cutime, cstime are the 12th to 15th.
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
 
 
 def _edit_changed_app(root: Path, marker: str) -> None:
@@ -252,6 +273,7 @@ ROWS: tuple[tuple[str, Any, str], ...] = (
     ("loading + analysis (`runAnalysisPhase`), fresh server (s)", lambda f: f["analysis"], "{:.2f}"),
     ("`build --nobuild`, fresh server, without its launch (s)", lambda f: f["analysis_command"], "{:.2f}"),
     ("loading + analysis after an edit of stacks/BUILD.bazel, server up (s)", lambda f: f["reanalysis"], "{:.2f}"),
+    ("the same, the server's CPU time (s)", lambda f: f["reanalysis_cpu"], "{:.2f}"),
     ("`build --nobuild`, fresh server, command wall (s)", lambda f: f["analysis_wall"], "{:.2f}"),
     ("server heap after analysis (MB, after GC)", lambda f: f["heap_after_analysis_mb"], "{:.0f}"),
     (
@@ -261,6 +283,8 @@ ROWS: tuple[tuple[str, Any, str], ...] = (
     ),
     ("cold build, Bazel elapsed (s)", lambda f: f["cold"]["elapsed"], "{:.1f}"),
     ("cold build, critical path (s)", lambda f: f["cold"]["critical_path"], "{:.1f}"),
+    ("cold build, the actions' CPU time (s)", lambda f: f["cold"]["cpu_actions"], "{:.1f}"),
+    ("cold build, the server's CPU time (s)", lambda f: f["cold"]["cpu_server"], "{:.1f}"),
     ("cold build, actions run", lambda f: sum(f["cold"]["actions"].values()), "{:d}"),
     ("validation actions (`VenvstacksLayerChecks`)", lambda f: f["cold"]["checks"]["count"], "{:d}"),
     ("validation actions, summed time (s)", lambda f: f["cold"]["checks"]["seconds"], "{:.1f}"),
@@ -268,6 +292,7 @@ ROWS: tuple[tuple[str, Any, str], ...] = (
     ("no-op build, Bazel elapsed (s)", lambda f: f["noop"], "{:.2f}"),
     ("application-only change, Bazel elapsed (s)", lambda f: f["app_change"], "{:.2f}"),
     ("application-only change, actions run", lambda f: len(f["app_change_actions"][0]), "{:d}"),
+    ("application-only change, the actions' CPU time (s)", lambda f: f["app_change_cpu"], "{:.2f}"),
     ("deploy of the whole stack into an empty directory (s)", lambda f: f["deploy_all"], "{:.1f}"),
     ("deploy again after the application-only change (s)", lambda f: f["deploy_changed_app"], "{:.2f}"),
     ("deployed stack on disk (MB)", lambda f: f["deployed_bytes"] / 1e6, "{:.0f}"),
