@@ -10,18 +10,22 @@ workspace and output base of its own, the sizes one after the other. At each siz
   and reused by the next run (`--reuse-locks` skips the timed locking when they are there);
 - loading + analysis: `bazel build --nobuild //stacks:stack` on a fresh server (after `shutdown`;
   the module extension, which reads every lock, runs again), Bazel's `runAnalysisPhase` and the
-  command without the server's launch from `--profile`, and the server's heap after it
-  (`bazel info used-heap-size-after-gc`); then, the server up, the same after an edit of
-  stacks/BUILD.bazel (its package loaded and every layer analysed again, the extension not run);
-- a cold build (`bazel clean`, the repository cache and fetched repositories kept): Bazel's
-  elapsed time, critical path, the actions run by mnemonic, and the validation actions
-  (`VenvstacksLayerChecks`): their number and summed time from `--profile`;
+  command without the server's launch from `--profile`, the server's heap after it (`bazel info
+  used-heap-size-after-gc`) and its process's resident memory; then, the server up, the same after
+  an edit of stacks/BUILD.bazel (its package loaded and every layer analysed again, the extension
+  not run), with the server's CPU time;
+- a cold build (`bazel clean`, the repository cache and fetched repositories kept; with
+  `--all-platforms` the four other platforms first, one after the other): Bazel's elapsed time,
+  critical path, the actions run by mnemonic, the CPU time of the server and of the actions (the
+  server's waited-for children), and the validation actions (`VenvstacksLayerChecks`): their
+  number and summed time from `--profile`;
 - a no-op build; an application-only change (app_000's first-party module edited): the elapsed
-  time and every action that ran;
+  time, the actions' CPU time and every action that ran;
 - `bazel run //stacks:stack.deploy -- DIR` into an empty directory, and again after the
   application-only change (only that application is unpacked), and the bytes the deployed stack
   takes on disk.
 
+CPU time is what a loaded, shared machine changes least: compare its growth first.
 Cheap figures (analysis, no-op, the change) are medians of `--runs`. Prints a Markdown table with
 each figure against the size and the growth factor from the size before, and writes it and the
 JSON into `--out` (`scale-<time>.md`/`.json`). A command of its own beside run_bench.py: that
@@ -124,11 +128,12 @@ def _measure(ws: Workspace, scratch: Path, apps: int, args: Any, python_version:
         profile = scratch / f"analysis-{apps}-{i}.profile.json"
         result = ws.bazel("build", "--nobuild", f"--profile={profile}", TARGET)
         heap = _megabytes(ws.bazel("info", "used-heap-size-after-gc").stdout.strip())
-        analysis.append({"wall": result.wall, **_analysis_phases(profile), "heap": heap})
+        analysis.append({"wall": result.wall, **_analysis_phases(profile), "heap": heap, "rss": _server_rss_mb(ws)})
     figures["analysis"] = _median(analysis, "analysis")
     figures["analysis_command"] = _median(analysis, "command")
     figures["analysis_wall"] = _median(analysis, "wall")
     figures["heap_after_analysis_mb"] = _median(analysis, "heap")
+    figures["rss_after_analysis_mb"] = _median(analysis, "rss")
     reanalysis = []
     build_file = ws.root / "stacks" / "BUILD.bazel"
     text = build_file.read_text()
@@ -147,6 +152,7 @@ def _measure(ws: Workspace, scratch: Path, apps: int, args: Any, python_version:
         figures.setdefault("cold_foreign", {})[platform] = _build(ws, scratch, f"cold-{apps}-{platform}", platform)
     figures["cold"] = _build(ws, scratch, f"cold-{apps}")
     figures["heap_after_build_mb"] = _megabytes(ws.bazel("info", "used-heap-size-after-gc").stdout.strip())
+    figures["rss_after_build_mb"] = _server_rss_mb(ws)
     figures["noop"] = median([_build(ws, scratch, f"noop-{apps}-{i}")["elapsed"] for i in range(runs)])
 
     dest = scratch / f"deployed-{apps}"
@@ -206,6 +212,13 @@ def _build(ws: Workspace, scratch: Path, name: str, platform: str | None = None)
         "cpu_server": cpu_after[0] - cpu_before[0],
         "cpu_actions": cpu_after[1] - cpu_before[1],
     }
+
+
+def _server_rss_mb(ws: Workspace) -> float:
+    """The Bazel server process's resident memory (MB): the JVM's whole footprint, not its heap alone."""
+    pid = ws.bazel("info", "server_pid").stdout.strip()
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
 
 
 def _server_cpu(ws: Workspace) -> tuple[float, float]:
@@ -276,6 +289,7 @@ ROWS: tuple[tuple[str, Any, str], ...] = (
     ("the same, the server's CPU time (s)", lambda f: f["reanalysis_cpu"], "{:.2f}"),
     ("`build --nobuild`, fresh server, command wall (s)", lambda f: f["analysis_wall"], "{:.2f}"),
     ("server heap after analysis (MB, after GC)", lambda f: f["heap_after_analysis_mb"], "{:.0f}"),
+    ("server process's resident memory after analysis (MB)", lambda f: f["rss_after_analysis_mb"], "{:.0f}"),
     (
         "cold build for the four other platforms, one after the other, Bazel elapsed (s)",
         lambda f: sum(b["elapsed"] for b in f["cold_foreign"].values()),
@@ -289,6 +303,7 @@ ROWS: tuple[tuple[str, Any, str], ...] = (
     ("validation actions (`VenvstacksLayerChecks`)", lambda f: f["cold"]["checks"]["count"], "{:d}"),
     ("validation actions, summed time (s)", lambda f: f["cold"]["checks"]["seconds"], "{:.1f}"),
     ("server heap after the cold build (MB, after GC)", lambda f: f["heap_after_build_mb"], "{:.0f}"),
+    ("server process's resident memory after the cold build (MB)", lambda f: f["rss_after_build_mb"], "{:.0f}"),
     ("no-op build, Bazel elapsed (s)", lambda f: f["noop"], "{:.2f}"),
     ("application-only change, Bazel elapsed (s)", lambda f: f["app_change"], "{:.2f}"),
     ("application-only change, actions run", lambda f: len(f["app_change_actions"][0]), "{:d}"),
