@@ -54,6 +54,7 @@ from venvstacks_bench.bazel import CHECKOUT, Workspace
 from venvstacks_bench.host import loadavg, log, machine_info
 from venvstacks_bench.logs import profile_events
 from venvstacks_bench.scale_stack import (
+    APP_FRAMEWORKS,
     CHANGED_APP,
     TARGET,
     app_sources,
@@ -87,6 +88,8 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",") if size]
+    if min(sizes, default=0) < len(APP_FRAMEWORKS):
+        parser.error(f"--sizes: at least {len(APP_FRAMEWORKS)} applications, so that every framework is in the stack")
     results: dict[str, Any] = {"sizes": {}}
     with scratch_dir(args.keep) as scratch:
         runtime = make_local_runtime(scratch)
@@ -201,7 +204,11 @@ def _build(ws: Workspace, scratch: Path, name: str, platform: str | None = None)
     mnemonics: dict[str, int] = {}
     for entry in entries:
         mnemonics[entry.get("mnemonic", "?")] = mnemonics.get(entry.get("mnemonic", "?"), 0) + 1
-    checks = [e["dur"] / 1e6 for e in profile_events(profile) if e.get("name", "").startswith(CHECKS_PROGRESS)]
+    checks = [
+        e["dur"] / 1e6
+        for e in profile_events(profile)
+        if e.get("cat") == "action processing" and e.get("name", "").startswith(CHECKS_PROGRESS)
+    ]
     return {
         "wall": result.wall,
         "elapsed": result.elapsed,
@@ -300,7 +307,7 @@ ROWS: tuple[tuple[str, Any, str], ...] = (
     ("cold build, the actions' CPU time (s)", lambda f: f["cold"]["cpu_actions"], "{:.1f}"),
     ("cold build, the server's CPU time (s)", lambda f: f["cold"]["cpu_server"], "{:.1f}"),
     ("cold build, actions run", lambda f: sum(f["cold"]["actions"].values()), "{:d}"),
-    ("validation actions (`VenvstacksLayerChecks`)", lambda f: f["cold"]["checks"]["count"], "{:d}"),
+    ("validation actions (`VenvstacksLayerChecks`)", lambda f: f["cold"]["actions"]["VenvstacksLayerChecks"], "{:d}"),
     ("validation actions, summed time (s)", lambda f: f["cold"]["checks"]["seconds"], "{:.1f}"),
     ("server heap after the cold build (MB, after GC)", lambda f: f["heap_after_build_mb"], "{:.0f}"),
     ("server process's resident memory after the cold build (MB)", lambda f: f["rss_after_build_mb"], "{:.0f}"),
