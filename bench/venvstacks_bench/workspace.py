@@ -115,8 +115,11 @@ def module_text(rules: Path, runtime_url: str, runtime: Any) -> str:
     return stack_module(rules, runtime_tag(runtime_url, runtime))
 
 
-def platforms_module_text(rules: Path, archives: Sequence[RuntimeArchive]) -> str:
-    """A module whose runtime targets the platforms of `archives`, each given as a `runtime_archive`."""
+def platforms_module_text(
+    rules: Path, archives: Sequence[RuntimeArchive], locked: Sequence[str] = (FRAMEWORK, *APPS)
+) -> str:
+    """A module whose runtime targets the platforms of `archives`, each given as a `runtime_archive`;
+    the locks of the `locked` layers."""
     xy = ".".join(archives[0].python_version.split(".")[:2])
     tags = [call("venvstacks.runtime", name=RUNTIME, python_version=xy, platforms=[a.platform for a in archives])]
     tags += [
@@ -130,7 +133,7 @@ def platforms_module_text(rules: Path, archives: Sequence[RuntimeArchive]) -> st
         )
         for a in archives
     ]
-    return stack_module(rules, "".join(tags))
+    return stack_module(rules, "".join(tags), locked=locked)
 
 
 # The start of both stacks' stacks/BUILD.bazel: the rules and the runtime layer.

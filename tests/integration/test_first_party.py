@@ -330,3 +330,29 @@ def test_a_change_to_a_framework_library_rebuilds_only_the_framework(stack: Stac
     spawns = [spawn for spawn in layer_spawns(read_execution_log(log)) if not spawn.get("cacheHit")]
     assert {spawn["targetLabel"] for spawn in spawns} == {"//:fpfw"}, describe_spawns(spawns)
     assert b"EDITED = True" in _site_files(workspace.output("fpfw.tar.zst"), "fpfw")["mylib/__init__.py"]
+
+
+def test_a_change_to_an_application_library_rebuilds_only_that_application(stack: Stack, tmp_path: Path) -> None:
+    """Issue 26's target at a small size: with two applications built (`app` and `fpapp`, the
+    stack of the latter), an edit of fpapp's own library runs fpapp's two actions (its archive and
+    its metadata, which writes its `bazel run` key too), plus the stack's combined metadata when
+    the `layer_stack` is built; nothing of the other application, the frameworks, the runtime,
+    and no validation action (the layer's contents, the names it provides, are unchanged).
+    bench/bench_scale.py measures the same at 10 to 80 applications."""
+    workspace = stack.workspace
+    stack.lock("framework", "app")  # the other application and its framework (the fixture locks fpfw, fpapp)
+    workspace.bazel("build", "//:stack", "//:app")
+    source = stack.root / "apps/fpapp/src/fpapp/__init__.py"
+    original = source.read_text()
+    ran = {}
+    try:
+        for edit, targets in (("stack", ("//:stack", "//:app")), ("layer", ("//:fpapp",))):
+            log = tmp_path / f"{edit}.exec.json"
+            source.write_text(f"{original}EDITED = {edit!r}\n")
+            workspace.bazel("build", f"--execution_log_json_file={log}", *targets)
+            ran[edit] = sorted(f"{e['mnemonic']} {e['targetLabel']}" for e in read_execution_log(log))
+    finally:
+        source.write_text(original)
+    app_actions = ["VenvstacksLayer //:fpapp", "VenvstacksLayerMetadata //:fpapp"]
+    assert ran["layer"] == app_actions, ran
+    assert ran["stack"] == [*app_actions, "VenvstacksStackMetadata //:stack"], ran

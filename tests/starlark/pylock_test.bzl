@@ -86,6 +86,11 @@ single_platform_test = unittest.make(_single_platform_test)
 def _string_test(ctx):
     env = unittest.begin(ctx)
     asserts.equals(env, ("a\"b\\c", 11), pylock_testlib.string_at('x "a\\"b\\\\c" y', 2, "lock:1"))
+
+    # Without an escape (the fast path: one slice), and an escape only after the closing quote.
+    asserts.equals(env, ("plain", 9), pylock_testlib.string_at('x "plain" y', 2, "lock:1"))
+    asserts.equals(env, ("", 4), pylock_testlib.string_at('x "" "\\"', 2, "lock:1"))
+    asserts.equals(env, ("a b", 5), pylock_testlib.string_at('"a b", "c\\"d"', 0, "lock:1"))
     return unittest.end(env)
 
 string_test = unittest.make(_string_test)
@@ -97,6 +102,7 @@ def _sha256_test(ctx):
     asserts.equals(env, "it has 4 characters, not 64", pylock_testlib.sha256_error("aaaa"))
     asserts.equals(env, "'A' is not a lowercase hex digit", pylock_testlib.sha256_error("A" * 64))
     asserts.equals(env, "'g' is not a lowercase hex digit", pylock_testlib.sha256_error("g" * 64))
+    asserts.equals(env, "'G' is not a lowercase hex digit", pylock_testlib.sha256_error("ab" * 20 + "G" + "c" * 23))
     return unittest.end(env)
 
 sha256_test = unittest.make(_sha256_test)

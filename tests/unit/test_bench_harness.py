@@ -23,7 +23,7 @@ from venvstacks_testing.layer_inputs import build, build_argv, make_fw_wheel
 
 # The bench's package, as bench/run_bench.py puts it on sys.path (it is not installed).
 sys.path.insert(0, str(CHECKOUT / "bench"))
-from venvstacks_bench import core, logs, memory, stats, workspace
+from venvstacks_bench import core, logs, memory, scale_stack, stats, workspace
 from venvstacks_bench.steps import STEPS, platform_switch, platforms, torch
 
 TOOL_PHASES = CHECKOUT / "bench" / "tool_phases.py"
@@ -265,3 +265,26 @@ def test_peak_memory_samples_a_process_tree_while_in_the_block() -> None:
         child.kill()
         child.wait()
     assert sampled["child"] > 0
+
+
+def test_scale_stack_gives_every_application_its_own_library_and_packages(tmp_path: Path) -> None:
+    """bench_scale.py's generated stack: up to the pool's size no two applications share a package,
+    none is a framework's, every framework is in a stack of 3 applications or more, and the lock
+    cache's key follows the BUILD text and the platforms."""
+    apps = len(scale_stack.APP_PACKAGES)
+    own = [scale_stack.app_requirements(i) for i in range(apps)]
+    firsts = [packages[0] for packages in own]
+    assert len(set(firsts)) == apps and len(set(scale_stack.APP_PACKAGES)) == apps
+    framework_packages = {p for requirements, _ in scale_stack.FRAMEWORKS.values() for p in requirements}
+    assert not framework_packages & set(scale_stack.APP_PACKAGES)
+    assert [len(packages) for packages in own[:6]] == [1, 1, 2, 1, 1, 2]
+    build = scale_stack.build_text(3)
+    for name in ("fw_core", "fw_data", "fw_text", "app_000", "app_001", "app_002"):
+        assert f'name = "{name}"' in build
+    assert {tuple(f) for f in scale_stack.APP_FRAMEWORKS} == {("fw_data",), ("fw_text",), ("fw_data", "fw_text")}
+    assert '"//apps/app_002"' in build and build.count("application_layer(") == 3
+    scale_stack.write_scale_stack(tmp_path, CHECKOUT, "module(name = 'x')\n", 3)
+    assert (tmp_path / "apps/app_001/src/app_001/__main__.py").read_text().startswith("import attr\n")
+    key = scale_stack.lock_key(3, "3.11.2", ["linux_x86_64"])
+    assert key == scale_stack.lock_key(3, "3.11.9", ["linux_x86_64"])
+    assert key not in {scale_stack.lock_key(4, "3.11.2", ["linux_x86_64"]), scale_stack.lock_key(3, "3.11.2", [])}

@@ -494,8 +494,8 @@ def test_other_formats_hold_the_same_tree(tmp_path: Path, fw_build: Path, inputs
     assert archive_listing(tmp_path / f"fw.{fmt}") == archive_listing(fw_build / "fw.tar.zst")
 
 
-def test_metadata_records_the_lock_and_the_lower_layers(tmp_path: Path, fw_build: Path) -> None:
-    """`layer-metadata` as the Bazel rule runs it: the lock file's sha256, the lower layers' records."""
+def _app_on_fw(tmp_path: Path) -> tuple[Path, list[str]]:
+    """An application layer on `fw` built into tmp_path/out; (out, its `layer-metadata` arguments)."""
     out = tmp_path / "out"
     source = tmp_path / "main.py"
     source.write_bytes(b"print('hi')\n")
@@ -503,7 +503,25 @@ def test_metadata_records_the_lock_and_the_lower_layers(tmp_path: Path, fw_build
         out, "app", kind="application", lower=("fw",), app_files={"main.py": source}, launch_module="main"
     )
     build(argv)
-    metadata_args = metadata_argv(argv)
+    return out, metadata_argv(argv)
+
+
+def test_metadata_action_writes_the_run_key_run_key_would(tmp_path: Path, fw_build: Path) -> None:
+    """`--run-key-output`: the `bazel run` key of the stack below and including the layer, the
+    very bytes the `run-key` subcommand writes from the same records in deployment order."""
+    _, metadata_args = _app_on_fw(tmp_path)
+    own = metadata_args[metadata_args.index("--archive-record") + 1]
+    lower = str(fw_build / "_fw.archive.json")
+    key = tmp_path / "metadata.run_key"
+    assert cli.main(["layer-metadata", *metadata_args, "--lower-record", lower, "--run-key-output", str(key)]) == 0
+    expected = tmp_path / "run-key.run_key"
+    assert cli.main(["run-key", "--layer", "app", "--record", lower, "--record", own, "--output", str(expected)]) == 0
+    assert key.read_bytes() == expected.read_bytes() and len(key.read_text().strip()) == 32
+
+
+def test_metadata_records_the_lock_and_the_lower_layers(tmp_path: Path, fw_build: Path) -> None:
+    """`layer-metadata` as the Bazel rule runs it: the lock file's sha256, the lower layers' records."""
+    out, metadata_args = _app_on_fw(tmp_path)
     lock = Path(metadata_args[metadata_args.index("--lock-file") + 1])
     assert cli.main(["layer-metadata", *metadata_args, "--lower-record", str(fw_build / "_fw.archive.json")]) == 0
     metadata = json.loads((out / "app.json").read_text())
@@ -521,7 +539,7 @@ def test_metadata_records_the_lock_and_the_lower_layers(tmp_path: Path, fw_build
                 str(fw_build / "_fw.archive.json"),
                 *published_args,
                 "--app-file",
-                f"main.py={source}",
+                f"main.py={tmp_path / 'main.py'}",  # the application's file, as _app_on_fw wrote it
             ]
         )
         == 0

@@ -71,16 +71,20 @@ def run(bench: Bench) -> None:
 
 def runtime_archives(bench: Bench) -> list[RuntimeArchive]:
     """The host's runtime, then a fixture PBS archive for every other platform (served under runtime_url)."""
-    host = RuntimeArchive(
-        HOST_PLATFORM,
-        f"{bench.runtime_url}/{bench.runtime.path.name}",
-        bench.runtime.sha256,
-        bench.runtime.python_version,
-    )
-    archives = [host]
-    for name in ALL_PLATFORMS[1:]:
-        fixture = make_fixture_runtime(bench.scratch / "pbs", by_name(name), FOREIGN_PYTHON)
-        url = f"{bench.runtime_url}/pbs/{fixture.path.name}"
+    return host_and_fixture_archives(bench.scratch, bench.runtime_url, bench.runtime, ALL_PLATFORMS[1:])
+
+
+def host_and_fixture_archives(
+    scratch: Path, runtime_url: str, runtime: Any, others: Sequence[str]
+) -> list[RuntimeArchive]:
+    """The host's runtime (a LocalRuntime served under `runtime_url`), then a fixture PBS archive
+    for each platform of `others`, written to `scratch`/pbs (served under `runtime_url`/pbs)."""
+    archives = [
+        RuntimeArchive(HOST_PLATFORM, f"{runtime_url}/{runtime.path.name}", runtime.sha256, runtime.python_version)
+    ]
+    for name in others:
+        fixture = make_fixture_runtime(scratch / "pbs", by_name(name), FOREIGN_PYTHON)
+        url = f"{runtime_url}/pbs/{fixture.path.name}"
         archives.append(RuntimeArchive(name, url, fixture.sha256, fixture.python_version))
     return archives
 

@@ -1,7 +1,8 @@
 """The `venvstacks_layer` rule: builds a framework or application layer archive and its metadata.
 
-Two actions per layer (three with the stack check below). The archive action (`VenvstacksLayer`) reads only the layer's own wheels
-and sources and the runtime's files, never a lower layer's output, so every layer of a stack
+Two actions per layer (three with the stack check below; the metadata action also writes the
+`bazel run` key, deploy/run.bzl). The archive action (`VenvstacksLayer`) reads only the layer's
+own wheels and sources and the runtime's files, never a lower layer's output, so every layer of a stack
 builds in parallel with the layers below it, and a change to a framework does not rebuild the
 applications on it. Besides the archive it writes a small record of it (name, format, sha256,
 size). The metadata action (`VenvstacksLayerMetadata`) then writes the metadata JSON from that
@@ -223,13 +224,17 @@ def _venvstacks_layer_impl(ctx):
     if ctx.attr.kind == "application":
         metadata_args.add_all(app_files, before_each = "--app-file")
         hashed_files = [f for f in ctx.files.srcs if f.extension != "whl"] + first_party.files.values()
+
+    # The `bazel run` key comes from the same records (deploy/run.bzl): no action of its own.
+    run_key = ctx.actions.declare_file("_%s.run_key" % ctx.label.name)
+    metadata_args.add("--run-key-output", run_key)
     run_tool(
         ctx,
         runtime = runtime,
         subcommand = "layer-metadata",
         arguments = metadata_args,
         inputs = [archive_record, lock.lock] + [layer.archive_record for layer in lower_layers] + hashed_files,
-        outputs = [metadata, published_metadata],
+        outputs = [metadata, published_metadata, run_key],
         mnemonic = "VenvstacksLayerMetadata",
         progress_message = "Writing the metadata of layer '%s' %%{label}" % ctx.attr.layer_name,
     )
@@ -273,7 +278,8 @@ def _venvstacks_layer_impl(ctx):
     ]
 
     # DefaultInfo: the stack's archives and metadata; `bazel run` runs the layer (deploy/run.bzl).
-    return [layer_run_info(ctx, providers[-1], ["-m", ctx.attr.launch_module] if ctx.attr.launch_module else [])] + providers
+    interpreter_args = ["-m", ctx.attr.launch_module] if ctx.attr.launch_module else []
+    return [layer_run_info(ctx, providers[-1], interpreter_args, key = run_key)] + providers
 
 venvstacks_layer = rule(
     implementation = _venvstacks_layer_impl,

@@ -158,7 +158,7 @@ exit 1
     )
     return launcher
 
-def layer_run_info(ctx, layer, interpreter_args = []):
+def layer_run_info(ctx, layer, interpreter_args = [], key = None):
     """The DefaultInfo of a layer target: the stack's archives and metadata, and its launcher.
 
     Args:
@@ -166,6 +166,9 @@ def layer_run_info(ctx, layer, interpreter_args = []):
       layer: the layer's VenvstacksLayerInfo.
       interpreter_args: what the launcher passes to the layer's interpreter before the caller's
         arguments (`["-m", launch_module]` for an application).
+      key: the stack's key file when an action of the layer's rule writes it already (a
+        framework or application layer's metadata action does: one action fewer per changed
+        layer); None: a `VenvstacksRunKey` action writes it from the layers' archive records.
 
     Returns:
       DefaultInfo: files are every layer's archive and metadata in both schemas (the lower layers' too), and
@@ -186,7 +189,7 @@ def layer_run_info(ctx, layer, interpreter_args = []):
             platform_name(runtime.platform_triple),
         ))
         return DefaultInfo(files = depset(files + published + [launcher]), executable = launcher)
-    key = _run_key(ctx, layer)
+    key = key or _run_key(ctx, layer)
     python = "bin/python3" if layer.kind == "runtime" else "bin/python"
     command = " ".join([shell_quote(layer.layer_name + "/" + python)] + [shell_quote(arg) for arg in interpreter_args])
     launcher = _launcher(ctx, layer, key, command)

@@ -50,9 +50,12 @@ def _sha256_error(value):
         return "it is empty"
     if len(value) != 64:
         return "it has %d characters, not 64" % len(value)
-    for char in value.elems():
-        if char not in _HEX:
-            return "'%s' is not a lowercase hex digit" % char
+
+    # What is left once the leading hex digits are stripped starts with the first bad character
+    # (one builtin call, not a Starlark loop: every wheel of every lock has a sha256).
+    rest = value.lstrip(_HEX)
+    if rest:
+        return "'%s' is not a lowercase hex digit" % rest[0]
     return ""
 
 def lock_depth(package, name):
@@ -87,6 +90,13 @@ def _string_at(line, start, where):
     """Reads the TOML basic string that opens at `line[start]`; returns (value, end)."""
     if start >= len(line) or line[start] != "\"":
         fail("%s: expected a quoted string" % where)
+
+    # Without a backslash before the next quote (every value the writer writes, but one holding a
+    # quote or a backslash), the string is that slice: builtins, not a Starlark loop per character.
+    # The module extension reads every lock again on each fresh Bazel server (docs/performance.md, Scale).
+    close = line.find("\"", start + 1)
+    if close >= 0 and line.find("\\", start + 1, close) < 0:
+        return line[start + 1:close], close + 1
     chars = []
     index = start + 1
     for _ in range(len(line)):

@@ -7,7 +7,9 @@ members' timestamp (venvstacks' `locked_at`) and the application's own files (it
 
 Kept apart from `build-layer` so that the archive action needs no lower layer: in Bazel, a layer's
 archive builds in parallel with the layers below it, and only this small step waits for their
-archive records. It reads no archive, so a remote cache need not send one.
+archive records. It reads no archive, so a remote cache need not send one. From the same records
+it writes the layer's `bazel run` key (`--run-key-output`, build/run_key.py), so that a changed
+layer costs Bazel two actions, its archive and this one, not a third for the key.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from pathlib import Path
 
 from venvstacks_tool.build import published_metadata
 from venvstacks_tool.build.identity import LayerIdentity, add_identity_arguments, identity_from_args
+from venvstacks_tool.build.run_key import stack_key
 from venvstacks_tool.core.cli import add_repeatable, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
-from venvstacks_tool.core.fsutil import sha256_file
+from venvstacks_tool.core.fsutil import sha256_file, write_bytes_atomic
 from venvstacks_tool.core.protocol import ArchiveRecord, layer_metadata, read_archive_record, write_metadata
 
 
@@ -34,6 +37,7 @@ class MetadataRequest:
     lower_records: tuple[Path, ...]
     output: Path
     published: PublishedRequest | None = None
+    run_key_output: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         "DEST=PATH",
         "an application file and its destination below site-packages, as build-layer takes it (repeatable)",
     )
+    parser.add_argument(
+        "--run-key-output", type=Path, help="also write the stack's `bazel run` key here (see `run-key`)"
+    )
     return parser
 
 
@@ -104,7 +111,13 @@ def parse_request(argv: list[str]) -> MetadataRequest:
     if published is not None and published.output.resolve() == args.output.resolve():
         raise VenvstacksError(f"layer {identity.name!r}: --published-metadata and --output are one file")
     return MetadataRequest(
-        identity, args.lock_file, args.archive_record, tuple(args.lower_records), args.output, published
+        identity,
+        args.lock_file,
+        args.archive_record,
+        tuple(args.lower_records),
+        args.output,
+        published,
+        args.run_key_output,
     )
 
 
@@ -153,6 +166,9 @@ def write_layer_metadata(request: MetadataRequest) -> str:
     write_metadata(request.output, metadata)
     if request.published is not None:
         write_metadata(request.published.output, _published(request, record, lock_hash, names))
+    if request.run_key_output is not None:
+        # The records in deployment order: the lower layers', then this one's (as `run-key` takes them).
+        write_bytes_atomic(request.run_key_output, (stack_key([*required, record]) + "\n").encode("ascii"))
     return f"wrote the metadata of {identity.kind} layer {identity.name!r}"
 
 
