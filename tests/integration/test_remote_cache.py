@@ -401,8 +401,8 @@ def test_checkout_b_gets_every_layer_from_the_remote_cache(ctx: Context, referen
     # (which writes their `bazel run` key too), the runtime's `bazel run` key (VenvstacksRunKey),
     # the application's stack check (the framework sits on the runtime alone: nothing to check
     # it against), and the framework's and the application's validations: the lock check
-    # (VenvstacksLockCheck) and the loader check. 2 + 1 + 1 + 2 + 2.
-    assert "8 remote cache hit" in summary, summary
+    # (VenvstacksLockCheck) and the loader check (VenvstacksLoaderCheck). 2 + 1 + 1 + 2 + 2.
+    assert f"{len(LAYER_TARGETS) + 8} remote cache hit" in summary, summary
     for local_runner in ("linux-sandbox", "processwrapper-sandbox", "local", "worker"):
         assert f" {local_runner}" not in summary.split(":", 2)[-1], summary
     digests_a = {target: spawn["digest"]["hash"] for target, spawn in _by_target(a).items()}

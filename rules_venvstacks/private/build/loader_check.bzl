@@ -28,11 +28,14 @@ LOADER_CHECK_ATTRS = {
 # The runtime's files whose names the check needs: its shared libraries.
 _LIBRARY_EXTENSIONS = ["so", "dylib", "dll", "pyd"]
 
+def _may_be_library(basename):
+    """Whether a file of this name may be a shared library or extension module (`libpython3.12.so.1.0` too)."""
+    name = basename.lower()  # as the tool's `is_binary_name` (loader_check.py): `FOO.DLL` too
+    return name.rpartition(".")[2] in _LIBRARY_EXTENSIONS or ".so." in name
+
 def _runtime_library(file):
-    """A runtime file's path when it may be a shared library (`libpython3.12.so.1.0` too), else None."""
-    if file.extension in _LIBRARY_EXTENSIONS or ".so." in file.basename:
-        return file.path
-    return None
+    """A runtime file's path when it may be a shared library, else None."""
+    return file.path if _may_be_library(file.basename) else None
 
 def _runtime_root(runtime):
     """The execroot path of the runtime's root (its `strip_prefix` directory in the unpacked archive)."""
@@ -52,6 +55,10 @@ def loader_check_action(ctx, runtime, wheels, app_files, stacked):
     Returns:
       struct(report = File for the `_validation` output group, libraries = File for the layers above).
     """
+
+    # Only first-party files that may be binaries: a change to the application's Python code
+    # then leaves the check's key alone (an application change reruns its two actions only).
+    app_files = {dest: file for dest, file in app_files.items() if _may_be_library(file.basename)}
     report = ctx.actions.declare_file("_%s.loader.txt" % ctx.label.name)
     libraries = ctx.actions.declare_file("_%s.libraries.json" % ctx.label.name)
     args = ctx.actions.args()
