@@ -10,10 +10,11 @@ workspace and output base of its own, the sizes one after the other. At each siz
   and reused by the next run (`--reuse-locks` skips the timed locking when they are there);
 - loading + analysis: `bazel build --nobuild //stacks:stack` on a fresh server (after `shutdown`;
   the module extension, which reads every lock, runs again), Bazel's `runAnalysisPhase` and the
-  command without the server's launch from `--profile`, the server's heap after it (`bazel info
+  command without the server's launch from `--profile`, the server's CPU time since its launch
+  (JVM start-up and warm-up included), the server's heap after it (`bazel info
   used-heap-size-after-gc`) and its process's resident memory; then, the server up, the same after
   an edit of stacks/BUILD.bazel (its package loaded and every layer analysed again, the extension
-  not run), with the server's CPU time;
+  not run), with the server's CPU time (`--analysis-only` stops each size here);
 - a cold build (`bazel clean`, the repository cache and fetched repositories kept; with
   `--all-platforms` the four other platforms first, one after the other): Bazel's elapsed time,
   critical path, the actions run by mnemonic, the CPU time of the server and of the actions (the
@@ -79,6 +80,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs of each cheap measurement (median; default 3)")
     parser.add_argument("--lock-cache", type=Path, default=DEFAULT_LOCK_CACHE, help="where the locks are kept")
     parser.add_argument("--reuse-locks", action="store_true", help="do not time locking when the locks are cached")
+    parser.add_argument(
+        "--analysis-only",
+        action="store_true",
+        help="stop each size after locking and the loading + analysis figures (no build, no-op, change or deploy)",
+    )
     parser.add_argument("--out", type=Path, default=CHECKOUT / "bench" / "results")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument(
@@ -130,11 +136,15 @@ def _measure(ws: Workspace, scratch: Path, apps: int, args: Any, python_version:
         ws.shutdown(remove=False)
         profile = scratch / f"analysis-{apps}-{i}.profile.json"
         result = ws.bazel("build", "--nobuild", f"--profile={profile}", TARGET)
+        cpu = _server_cpu(ws)[0]  # a fresh server: its CPU time since its launch, before `info` forces a GC
         heap = _megabytes(ws.bazel("info", "used-heap-size-after-gc").stdout.strip())
-        analysis.append({"wall": result.wall, **_analysis_phases(profile), "heap": heap, "rss": _server_rss_mb(ws)})
+        analysis.append(
+            {"wall": result.wall, **_analysis_phases(profile), "cpu": cpu, "heap": heap, "rss": _server_rss_mb(ws)}
+        )
     figures["analysis"] = _median(analysis, "analysis")
     figures["analysis_command"] = _median(analysis, "command")
     figures["analysis_wall"] = _median(analysis, "wall")
+    figures["analysis_cpu"] = _median(analysis, "cpu")
     figures["heap_after_analysis_mb"] = _median(analysis, "heap")
     figures["rss_after_analysis_mb"] = _median(analysis, "rss")
     reanalysis = []
@@ -149,6 +159,8 @@ def _measure(ws: Workspace, scratch: Path, apps: int, args: Any, python_version:
     build_file.write_text(text)
     figures["reanalysis"] = _median(reanalysis, "analysis")
     figures["reanalysis_cpu"] = _median(reanalysis, "cpu")
+    if args.analysis_only:
+        return figures
 
     ws.bazel("clean")
     for platform in args.platforms[1:]:  # the foreign platforms first, so the host's is built last
@@ -292,6 +304,7 @@ ROWS: tuple[tuple[str, Any, str], ...] = (
     ("`stack.lock`, nothing changed (s)", lambda f: f["lock_unchanged"], "{:.2f}"),
     ("loading + analysis (`runAnalysisPhase`), fresh server (s)", lambda f: f["analysis"], "{:.2f}"),
     ("`build --nobuild`, fresh server, without its launch (s)", lambda f: f["analysis_command"], "{:.2f}"),
+    ("the same, the server's CPU time since its launch (s)", lambda f: f["analysis_cpu"], "{:.2f}"),
     ("loading + analysis after an edit of stacks/BUILD.bazel, server up (s)", lambda f: f["reanalysis"], "{:.2f}"),
     ("the same, the server's CPU time (s)", lambda f: f["reanalysis_cpu"], "{:.2f}"),
     ("`build --nobuild`, fresh server, command wall (s)", lambda f: f["analysis_wall"], "{:.2f}"),

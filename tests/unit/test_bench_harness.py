@@ -288,3 +288,33 @@ def test_scale_stack_gives_every_application_its_own_library_and_packages(tmp_pa
     key = scale_stack.lock_key(3, "3.11.2", ["linux_x86_64"])
     assert key == scale_stack.lock_key(3, "3.11.9", ["linux_x86_64"])
     assert key not in {scale_stack.lock_key(4, "3.11.2", ["linux_x86_64"]), scale_stack.lock_key(3, "3.11.2", [])}
+
+
+def test_scale_table_of_an_analysis_only_run_leaves_the_build_rows_empty() -> None:
+    """bench_scale.py `--analysis-only`: its sizes have no build figures; the table still renders,
+    with the fresh server's CPU time and its growth, and the build rows empty."""
+    import bench_scale
+
+    figures = {
+        "load_at_start": [1.0, 1.0, 1.0],
+        "lock_scratch": None,
+        "lock_unchanged": None,
+        "analysis": 2.0,
+        "analysis_command": 4.0,
+        "analysis_wall": 6.0,
+        "analysis_cpu": 9.0,
+        "heap_after_analysis_mb": 33.0,
+        "rss_after_analysis_mb": 250.0,
+        "reanalysis": 0.4,
+        "reanalysis_cpu": 1.5,
+    }
+    results = {
+        "code": "test",
+        "date": "2026-12-07",
+        "machine": {"load_at_end": [1.0, 1.0, 1.0]},
+        "platforms": ["linux_x86_64"],
+        "sizes": {40: figures, 80: {**figures, "analysis_cpu": 10.8}},
+    }
+    table = bench_scale.render(results)
+    assert "| the same, the server's CPU time since its launch (s) | 9.00 | 10.80 (x1.20) |" in table
+    assert "| cold build, Bazel elapsed (s) |  |  |" in table
