@@ -65,8 +65,8 @@ _ELF_LAYOUT = {
     1: ("II", 28, "HH", 42, "III4xI", (0, 1, 2, 3), 28, "iI"),
     2: ("QQ", 32, "HH", 54, "IIQQ8xQ", (0, 2, 3, 4), 44, "qQ"),
 }
-# How much more of a stream is decompressed at a time when a parser asks beyond what was read.
-_STREAM_CHUNK = 256 << 10
+# How much of a stream's start StreamPrefix keeps in memory.
+_KEPT_BYTES = 8 << 20
 
 
 class ByteSource(Protocol):
@@ -80,30 +80,35 @@ class ByteSource(Protocol):
 
 
 class StreamPrefix:
-    """A forward-only stream (a wheel's member) read only as far as a parser has asked, and kept."""
+    """A seekable stream (a wheel's member) read only as far as a parser asks, its first bytes kept.
+
+    A zip member seeks by decompressing: forward, what it skips is decompressed and dropped;
+    backward, it starts again from its first byte. So the first `_KEPT_BYTES` (where the ELF
+    headers and, in practice, the dynamic string table are) are kept as they are read, and a read
+    beyond them seeks: the memory stays small whatever the binary's size, and nothing past the
+    last byte asked for is decompressed.
+    """
 
     def __init__(self, stream: IO[bytes], head: bytes = b"") -> None:
-        """`head`: the bytes already read from `stream`."""
+        """`head`: the bytes already read from `stream` (its position is their end)."""
         self._stream = stream
-        self._data = bytearray(head)
-        self._done = False
-
-    def _fill(self, end: int) -> None:
-        while len(self._data) < end and not self._done:
-            chunk = self._stream.read(max(_STREAM_CHUNK, end - len(self._data)))
-            self._done = not chunk
-            self._data += chunk
+        self._kept = bytearray(head)
 
     def read_at(self, offset: int, size: int) -> bytes:
         """Up to `size` bytes from `offset`, decompressing the stream only as far as their end."""
-        self._fill(offset + size)
-        return bytes(self._data[offset : offset + size])
+        end = offset + size
+        kept = len(self._kept)
+        if kept < min(end, _KEPT_BYTES) and self._stream.tell() == kept:
+            self._kept += self._stream.read(min(end, _KEPT_BYTES) - kept)
+        if end <= len(self._kept):
+            return bytes(self._kept[offset:end])
+        self._stream.seek(offset)
+        return self._stream.read(size)
 
     def read_all(self) -> bytes:
-        """Every byte (the rest of the stream read)."""
-        self._data += self._stream.read()
-        self._done = True
-        return bytes(self._data)
+        """Every byte (the stream read again from its start)."""
+        self._stream.seek(0)
+        return self._stream.read()
 
 
 class _InMemory:

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from venvstacks_tool.build.binaries import FORMAT_OS, BinaryNeeds, StreamPrefix, binary_format, read_needs
+from venvstacks_tool.build.binaries import ELF, FORMAT_OS, BinaryNeeds, StreamPrefix, binary_format, read_needs
 from venvstacks_tool.build.dynlib_exclude import DynlibExclusions, compile_exclusions
 from venvstacks_tool.build.dynlibs import is_shared_library
 from venvstacks_tool.build.library_search import StackView, missing_libraries, windows_dll_names
@@ -40,9 +40,9 @@ from venvstacks_tool.core.platforms import TargetPlatform, by_triple, parse_floo
 
 # Suffixes of the files read (`.so.N` versioned names too); the loader check reads no others.
 BINARY_SUFFIXES = (".so", ".dylib", ".pyd", ".dll")
-# A wheel's binary up to this size is read into memory (as far as its parser asks); a larger one
-# (torch's libraries) is copied out of its wheel into a scratch file, in chunks, so that the
-# check's memory stays small.
+# A wheel's Mach-O or PE binary up to this size is read into memory to be parsed; a larger one is
+# copied out of its wheel into a scratch file, in chunks, so that the check's memory stays small.
+# (An ELF binary is read from its member as far as needed, with little kept: StreamPrefix.)
 IN_MEMORY_BYTES = 64 << 20
 _COPY_CHUNK = 1 << 20
 # How many files of one missing library a message lists before "and N more".
@@ -161,8 +161,9 @@ def _parsed(candidates: list[_Candidate], scratch: Path) -> Iterator[Binary]:
     """Read each candidate that is a binary (by its first bytes): a file in place, a wheel's member as a stream.
 
     A member is decompressed only as far as its parser asks (ELF: to its dynamic segment and its
-    strings) and kept in memory; a large one is copied to `scratch` first, in chunks, so that the
-    check's memory stays small.
+    strings, keeping little of it in memory: StreamPrefix); the other formats' parsers read all of
+    it, so a large one of those is copied to `scratch` first, in chunks, so that the check's
+    memory stays small.
     """
     for index, (path, owner, archive, source) in enumerate(candidates):
         what = f"{path} ({owner})"
@@ -177,7 +178,7 @@ def _parsed(candidates: list[_Candidate], scratch: Path) -> Iterator[Binary]:
             kind = binary_format(head)
             if kind is None:
                 continue
-            if archive.getinfo(str(source)).file_size <= IN_MEMORY_BYTES:
+            if kind == ELF or archive.getinfo(str(source)).file_size <= IN_MEMORY_BYTES:
                 yield Binary(path, owner, read_needs(StreamPrefix(reader, head), kind, what))
                 continue
             copy = scratch / f"{index}.bin"
