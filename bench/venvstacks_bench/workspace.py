@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from venvstacks_bench.bazel import CHECKOUT
+from venvstacks_testing import stack_workspace
 from venvstacks_testing.stack_workspace import copy_checkout
 
 # The measuring script the tool's phases, deploy and the floor run through.
@@ -54,6 +55,12 @@ def snapshot_rules(destination: Path) -> dict[str, Any]:
     The bench builds against this copy, so edits made to the checkout while it runs (other people
     work in it) cannot change the code being measured half-way. Returns the git state it copied.
     """
+    if stack_workspace.CHECKOUT.resolve() != CHECKOUT.resolve():
+        # copy_checkout copies the checkout that venvstacks_testing was installed from.
+        raise SystemExit(
+            f"venvstacks_testing is {stack_workspace.CHECKOUT}'s, not this checkout's ({CHECKOUT}): the bench would"
+            " measure the other one; run it with a Python where this checkout is installed (pip install -e .)"
+        )
     git = ["git", "-C", str(CHECKOUT)]
     if subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True).returncode != 0:
         shutil.copytree(CHECKOUT, destination, symlinks=True, ignore=shutil.ignore_patterns("bazel-*", ".git"))

@@ -64,6 +64,45 @@ def pe_dll(needed: list[str]) -> bytes:
     return bytes(head) + b"\0" * (section_offset - len(head)) + bytes(data)
 
 
+def elf_shared_object(
+    needed: list[str], rpath: str = "", runpath: str = "", *, bits: int = 64, big: bool = False
+) -> bytes:
+    """A minimal ELF shared object of either class and byte order, without section headers (as if stripped).
+
+    Its `PT_DYNAMIC` names `needed` (`DT_NEEDED`) and the paths; its string table is found, as the
+    loader finds it, at `DT_STRTAB`'s address in its `PT_LOAD` segment (loaded at 0x10000, so an
+    address is not a file offset).
+    """
+    order = ">" if big else "<"
+    dyn, phdr_size, header_size = ("qQ", 56, 64) if bits == 64 else ("iI", 32, 52)
+    base, strings_at = 0x10000, header_size + 2 * phdr_size
+    strings = bytearray(b"\0")
+    tags = []
+    for tag, names in ((1, needed), (15, [rpath] if rpath else []), (29, [runpath] if runpath else [])):
+        for name in names:
+            tags.append((tag, len(strings)))
+            strings += name.encode() + b"\0"
+    tags = [(5, base + strings_at), (10, len(strings)), *tags, (0, 0)]
+    dynamic_at = strings_at + len(strings) + (-(strings_at + len(strings)) % 8)
+    dynamic = b"".join(struct.pack(order + dyn, tag, value) for tag, value in tags)
+    end = dynamic_at + len(dynamic)
+    if bits == 64:
+        phdrs = struct.pack(order + "IIQQQQQQ", 1, 5, 0, base, base, end, end, 0x1000)
+        phdrs += struct.pack(order + "IIQQQQQQ", 2, 6, dynamic_at, base + dynamic_at, 0, len(dynamic), len(dynamic), 8)
+        fields = struct.pack(
+            order + "HHIQQQIHHHHHH", 3, 62, 1, 0, header_size, 0, 0, header_size, phdr_size, 2, 64, 0, 0
+        )
+    else:
+        phdrs = struct.pack(order + "8I", 1, 0, base, base, end, end, 5, 0x1000)
+        phdrs += struct.pack(order + "8I", 2, dynamic_at, base + dynamic_at, 0, len(dynamic), len(dynamic), 6, 4)
+        fields = struct.pack(
+            order + "HHIIIIIHHHHHH", 3, 3, 1, 0, header_size, 0, 0, header_size, phdr_size, 2, 40, 0, 0
+        )
+    ident = b"\x7fELF" + bytes([1 if bits == 32 else 2, 2 if big else 1, 1]) + b"\0" * 9
+    image = ident + fields + phdrs + bytes(strings)
+    return image + b"\0" * (dynamic_at - len(image)) + dynamic
+
+
 def compile_elf(directory: Path, needed: str, rpath: str = "") -> bytes:
     """A shared object built by the host's gcc, linked by name to a library `needed` (lib<x>.so) it does not ship."""
     stem = needed.removeprefix("lib").removesuffix(".so")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import tempfile
 import zipfile
@@ -29,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from venvstacks_tool.build.binaries import FORMAT_OS, BinaryNeeds, binary_format, read_needs
+from venvstacks_tool.build.binaries import ELF, FORMAT_OS, BinaryNeeds, StreamPrefix, binary_format, read_needs
 from venvstacks_tool.build.dynlib_exclude import DynlibExclusions, compile_exclusions
 from venvstacks_tool.build.dynlibs import is_shared_library
 from venvstacks_tool.build.library_search import StackView, missing_libraries, windows_dll_names
@@ -41,8 +40,9 @@ from venvstacks_tool.core.platforms import TargetPlatform, by_triple, parse_floo
 
 # Suffixes of the files read (`.so.N` versioned names too); the loader check reads no others.
 BINARY_SUFFIXES = (".so", ".dylib", ".pyd", ".dll")
-# A binary up to this size is read into memory to be parsed; a larger one (torch's libraries) is
+# A wheel's Mach-O or PE binary up to this size is read into memory to be parsed; a larger one is
 # copied out of its wheel into a scratch file, in chunks, so that the check's memory stays small.
+# (An ELF binary is read from its member as far as needed, with little kept: StreamPrefix.)
 IN_MEMORY_BYTES = 64 << 20
 _COPY_CHUNK = 1 << 20
 # How many files of one missing library a message lists before "and N more".
@@ -158,23 +158,35 @@ _Candidate = tuple[str, str, "zipfile.ZipFile | None", "str | Path"]
 
 
 def _parsed(candidates: list[_Candidate], scratch: Path) -> Iterator[Binary]:
-    """Read each candidate that is a binary (by its first bytes): in memory, or from a copy in `scratch` if large."""
+    """Read each candidate that is a binary (by its first bytes): a file in place, a wheel's member as a stream.
+
+    A member is decompressed only as far as its parser asks (ELF: to its dynamic segment and its
+    strings, keeping little of it in memory: StreamPrefix); the other formats' parsers read all of
+    it, so a large one of those is copied to `scratch` first, in chunks, so that the check's
+    memory stays small.
+    """
     for index, (path, owner, archive, source) in enumerate(candidates):
-        with archive.open(str(source)) if archive is not None else open(source, "rb") as reader:
+        what = f"{path} ({owner})"
+        if archive is None:
+            with open(source, "rb") as reader:
+                kind = binary_format(reader.read(4))
+            if kind is not None:
+                yield Binary(path, owner, read_needs(Path(source), kind, what))
+            continue
+        with archive.open(str(source)) as reader:
             head = reader.read(4)
             kind = binary_format(head)
             if kind is None:
                 continue
-            size = archive.getinfo(str(source)).file_size if archive is not None else os.path.getsize(source)
-            if size <= IN_MEMORY_BYTES:
-                yield Binary(path, owner, read_needs(head + reader.read(), kind, f"{path} ({owner})"))
+            if kind == ELF or archive.getinfo(str(source)).file_size <= IN_MEMORY_BYTES:
+                yield Binary(path, owner, read_needs(StreamPrefix(reader, head), kind, what))
                 continue
             copy = scratch / f"{index}.bin"
             with copy.open("wb") as writer:
                 writer.write(head)
                 shutil.copyfileobj(reader, writer, _COPY_CHUNK)
         try:
-            yield Binary(path, owner, read_needs(copy, kind, f"{path} ({owner})"))
+            yield Binary(path, owner, read_needs(copy, kind, what))
         finally:
             copy.unlink()
 
