@@ -23,6 +23,7 @@ from venvstacks_testing.deploy_layers import (
     READER_IDS,
     READERS,
     RUNTIME,
+    deploy_records,
     dest_entries,
     framework_archive,
     layer,
@@ -181,11 +182,9 @@ def test_a_lower_layer_that_sends_a_deployed_link_outside_is_refused(
         deploy.deploy([bad], dest)
     assert os.readlink(dest / "fw/d") == "lib/sub"
     assert dest_entries(dest) == [transaction.STATE_NAME, "app", "fw"]
-    # The same when DEST's state does not record the app's links (a layer deployed by hand, or
+    # The same when DEST's state has no record of the app's links (a layer deployed by hand, or
     # by an older deploy): its tree is walked.
-    state = json.loads((dest / transaction.STATE_NAME).read_text())
-    del state["layers"]["app"]
-    (dest / transaction.STATE_NAME).write_text(json.dumps(state))
+    (dest / transaction.STATE_NAME / "app.json").unlink()
     with pytest.raises(VenvstacksError, match=message):
         deploy.deploy([bad], dest)
     assert os.readlink(dest / "fw/d") == "lib/sub"
@@ -424,8 +423,8 @@ def test_unchanged_layers_are_not_unpacked_again(
     (dest / "fw/marker").write_text("kept")
     deploy.deploy([changed], dest, force=True)
     assert not (dest / "fw/marker").exists()
-    state = json.loads((dest / transaction.STATE_NAME).read_text())
-    assert state["dest"] == str(dest) and set(state["layers"]) == {"fw", "app"}
+    records = deploy_records(dest)
+    assert set(records) == {"fw", "app"} and all(record["dest"] == str(dest) for record in records.values())
 
 
 def test_a_moved_dest_is_deployed_again(dest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
