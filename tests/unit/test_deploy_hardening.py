@@ -194,6 +194,34 @@ def test_a_lower_layer_that_sends_a_deployed_link_outside_is_refused(
     assert not os.path.lexists(dest / "app/up")
 
 
+def test_a_deployed_link_that_reaches_the_new_layer_through_a_third_layer_is_checked(
+    dest: Path, tmp_path: Path
+) -> None:
+    """`app/up -> ../mid/to_fw/../..` reaches `fw` only through `mid/to_fw -> ../fw/d`: replacing
+    `fw` with `d -> .` sends it outside DEST, and is refused, with the app's records or without
+    (the index of the links by the layers they look into must not lose it); `mid`'s own link
+    stays inside, so only the app's is named."""
+    mid = write_with_metadata(
+        tmp_path / "mid.tar.zst",
+        archive_bytes(layer("mid", extra=[("mid/to_fw", "symlink", "../fw/d")]), "tar.zst"),
+        "mid",
+    )
+    deploy.deploy(
+        [_fw_with_d(tmp_path, "tar.zst", "lib/sub"), mid, _app_with_link(tmp_path, "tar.zst", "../mid/to_fw/../..")],
+        dest,
+    )
+    assert os.path.realpath(dest / "app/up") == os.path.realpath(dest / "fw")
+    bad = _fw_with_d(tmp_path, "tar.zst", ".")
+    message = r"would make the deployed symlink 'app/up' -> '\.\./mid/to_fw/\.\./\.\.' of layer 'app' point outside"
+    with pytest.raises(VenvstacksError, match=message):
+        deploy.deploy([bad], dest)
+    (dest / transaction.STATE_NAME / "app.json").unlink()
+    (dest / transaction.STATE_NAME / "mid.json").unlink()
+    with pytest.raises(VenvstacksError, match=message):
+        deploy.deploy([bad], dest)
+    assert os.readlink(dest / "fw/d") == "lib/sub"
+
+
 # --- damage --------------------------------------------------------------------------------------
 
 
