@@ -6,7 +6,7 @@
 * **Recovery.** Under the lock, before anything else, what a killed deploy left is put right:
   `.venvstacks-old-X` (the previous layer X, renamed aside during the swap) is renamed back when
   there is no `X` (the kill came between the two renames), else removed; every `.venvstacks-tmp-*`
-  (a staging directory, or the state file being written) is removed.
+  (a staging directory, or a record being written) is removed.
 * **The swap** (`swap_in`): where the system can exchange two entries in one call (`exchange`:
   Linux, macOS), the staged layer and `X` trade places, so `X` is the old or the new layer at
   every instant, and the old one, now under the staging name, is removed. Elsewhere (Windows, or
@@ -53,7 +53,7 @@ _POLL = 0.1
 
 
 def at_step(name: str) -> None:
-    """A point of a layer's commit (swap, state writes) just before DEST changes; does nothing.
+    """A point of a layer's commit (swap, record writes) just before DEST changes; does nothing.
 
     The kill tests replace it in a deploy subprocess to SIGKILL the deploy at every such point.
     """
