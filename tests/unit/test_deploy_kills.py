@@ -157,34 +157,37 @@ def _kill_and_recover(
     return step, held
 
 
+def _commit_steps(swap: list[str], migration: list[str] | None = None) -> list[str]:
+    """The steps of a layer's commit, in order: `swap` its steps, `migration` those before the records."""
+    return ["post-install", *(migration or []), "drop-record", *swap, "remove-old", "write-record", "replace-record"]
+
+
+def _kill_at_every_step(tmp_path: Path, mode: str, legacy: bool = False) -> tuple[Versions, list[tuple[str, str]]]:
+    """`_kill_and_recover` at step 1, 2, ... until the deploy completes: (the step, what DEST/fw held) each."""
+    archives = _archives(tmp_path)
+    shas = {version: _sha(archive) for version, archive in archives.items()}
+    versions = Versions(archives, deployed_trees(tmp_path, archives), shas)
+    seen: list[tuple[str, str]] = []
+    for kill_at in range(1, 20):
+        case = _kill_and_recover(tmp_path, versions, kill_at, mode, legacy)
+        if case is None:
+            break
+        seen.append(case)
+    return versions, seen
+
+
 @pytest.mark.parametrize("mode", ["exchange", "fallback"])
 def test_a_kill_at_every_step_leaves_the_old_or_the_new_layer(tmp_path: Path, mode: str) -> None:
     if mode == "exchange" and not exchange.available():
         pytest.skip("this system has no exchanging rename")
-    archives = _archives(tmp_path)
-    shas = {version: _sha(archive) for version, archive in archives.items()}
-    versions = Versions(archives, deployed_trees(tmp_path, archives), shas)
+    versions, seen = _kill_at_every_step(tmp_path, mode)
     fallback = mode == "fallback"
-    seen: list[tuple[str, str]] = []  # (the step killed at, what DEST/fw held)
-    for kill_at in range(1, 20):
-        case = _kill_and_recover(tmp_path, versions, kill_at, mode)
-        if case is None:
-            break
-        seen.append(case)
     names = [step for step, _ in seen]
     mid = _kill_and_recover(tmp_path, versions, names.index("remove-old") + 1, mode + "-mid")
     assert mid is not None
     seen.append(mid)
     swap = ["exchange", "rename-old-aside", "rename-new"] if fallback else ["exchange"]
-    assert [step for step, _ in seen] == [
-        "post-install",
-        "drop-record",
-        *swap,
-        "remove-old",
-        "write-record",
-        "replace-record",
-        "remove-old (mid-way)",
-    ], seen
+    assert [step for step, _ in seen] == [*_commit_steps(swap), "remove-old (mid-way)"], seen
     held = dict(seen)
     assert held["post-install"] == held["exchange"] == "old"
     assert held["remove-old"] == held["remove-old (mid-way)"] == held["replace-record"] == "new"
@@ -198,25 +201,9 @@ def test_a_kill_while_an_earlier_release_s_state_becomes_records_leaves_dest_who
     """DEST deployed by an earlier release (one state file): its first deploy by this one makes a
     record a layer from that file, then removes it. Killed at every step, DEST holds the old or the
     new layer, the state that counts vouches for nothing else, and the next deploy finishes."""
-    archives = _archives(tmp_path)
-    shas = {version: _sha(archive) for version, archive in archives.items()}
-    versions = Versions(archives, deployed_trees(tmp_path, archives), shas)
-    seen: list[tuple[str, str]] = []
-    for kill_at in range(1, 20):
-        case = _kill_and_recover(tmp_path, versions, kill_at, "exchange", legacy=True)
-        if case is None:
-            break
-        seen.append(case)
+    _, seen = _kill_at_every_step(tmp_path, "exchange", legacy=True)
     swap = ["exchange"] if exchange.available() else ["exchange", "rename-old-aside", "rename-new"]
     migration = ["migrate-record", "replace-migrated-record", "remove-old-state"]
-    assert [step for step, _ in seen] == [
-        "post-install",
-        *migration,
-        "drop-record",
-        *swap,
-        "remove-old",
-        "write-record",
-        "replace-record",
-    ], seen
+    assert [step for step, _ in seen] == _commit_steps(swap, migration), seen
     held = dict(seen)
     assert all(held[step] == "old" for step in migration)
