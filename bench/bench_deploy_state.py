@@ -8,7 +8,7 @@ application-like layers on it (`bin/python` -> `../../fw_base/bin/python`, `bin/
 into it with `--force` (every layer replaced: `fw_base` first, which every application's links
 resolve through, so each of them is checked against the new `fw_base`), each as a separate
 process (what `bazel run //stacks:stack.deploy` starts) under cProfile. From the profile it reads
-the cumulative time of
+the cumulative CPU time of
 
 - the state's writes: `DeployState.record` and `DeployState.forget` (before the records, each
   wrote the whole state file again; now one record file a layer);
@@ -18,8 +18,9 @@ the cumulative time of
 With `--before-tools` (the `tools/` of another checkout, for example main's before the records:
 `git archive REV tools | tar -x -C DIR`), the same is measured with that code first, then this
 checkout's. Prints one Markdown table: each figure against the number of layers, with the growth
-from the number before (x2.00 is linear). cProfile slows the profiled Python calls, not the
-post-install processes: read the state's share of a deploy as an upper bound. Needs the
+from the number before (x2.00 is linear). The profile counts the deploy process's CPU time, which
+a loaded machine changes least; cProfile slows the profiled Python calls, not the post-install
+processes: read the state's share of a deploy as an upper bound. Needs the
 development install (it imports `venvstacks_testing`).
 """
 
@@ -47,13 +48,15 @@ LINK_CHECKS = {
     ("extraction.py", "check_deployed_links"),
 }
 # Runs `deploy` under cProfile with the code of argv[1] first on sys.path; the profile to argv[2].
+# The profile counts CPU time (`time.process_time`), not wall time: on a loaded machine a wall
+# clock charges a preempted call with the other processes' time.
 _PROFILED = """\
-import cProfile, sys
+import cProfile, sys, time
 sys.path.insert(0, sys.argv[1])
 from venvstacks_tool.core import cli
-out = sys.argv[2]
-sys.argv[1:] = sys.argv[3:]
-cProfile.run("status = cli.main(sys.argv[1:])", out)
+profile = cProfile.Profile(time.process_time)
+status = profile.runcall(cli.main, sys.argv[3:])
+profile.dump_stats(sys.argv[2])
 sys.exit(status)
 """
 
@@ -94,7 +97,7 @@ def profiled_deploy(tools: Path, archives: list[Path], dest: Path, profile: Path
 
 
 def cumulative(profile: Path, functions: set[tuple[str, str]]) -> float:
-    """The cumulative seconds of `functions` (file name, function name) in a cProfile file."""
+    """The cumulative seconds of `functions` (file name, function name) in a cProfile file (CPU time here)."""
     stats = pstats.Stats(str(profile)).stats  # type: ignore[attr-defined]  # pstats keeps it undeclared
     return sum(
         entry[3] for (filename, _, function), entry in stats.items() if (Path(filename).name, function) in functions
