@@ -27,14 +27,16 @@ workspace and output base of its own, the sizes one after the other. At each siz
   takes on disk;
 - with `--remote-execution`, last, the cold build on the local BuildGrid
   (tests/support/reapi_service.py: BuildGrid, PostgreSQL and the workers on 127.0.0.1) with 1
-  worker, then with 2, each against a new, empty service (`bazel clean` before): every action is
+  worker, then with 2 (`--remote-workers`; at the sizes of `--remote-sizes`, default every one),
+  each against a new, empty service (`bazel clean` before): every action is
   executed remotely, on the same cores as Bazel, so this is the protocol's and the service's cost
   and how it grows, not a build farm's speed.
 
 CPU time is what a loaded, shared machine changes least: compare its growth first.
 Cheap figures (analysis, no-op, the change) are medians of `--runs`. Prints a Markdown table with
 each figure against the size and the growth factor from the size before, and writes it and the
-JSON into `--out` (`scale-<time>.md`/`.json`). A command of its own beside run_bench.py: that
+JSON into `--out` (`scale-<time>.md`/`.json`; the JSON of the sizes done so far is also written
+after each size, `scale-<time>.partial.json`). A command of its own beside run_bench.py: that
 script's set-up builds the numpy/scipy stack, which this one does not need.
 """
 
@@ -77,7 +79,7 @@ from venvstacks_bench.workspace import snapshot_rules
 from venvstacks_tool.core.platforms import PLATFORMS
 
 DEFAULT_LOCK_CACHE = Path("/var/cache/rules_venvstacks/bench-scale-locks")
-REMOTE_WORKERS = (1, 2)  # the local BuildGrid's workers, one service each
+REMOTE_WORKERS = (1, 2)  # the table's rows for the local BuildGrid (`--remote-workers`), one service each
 CHECKS_PROGRESS = "Checking layer "  # the VenvstacksLayerChecks actions' progress message (layer.bzl)
 
 
@@ -105,6 +107,12 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="also the cold build on the local BuildGrid with 1 and with 2 workers, at each size",
     )
+    parser.add_argument(
+        "--remote-sizes", help="with --remote-execution: only at these sizes (default: every size of --sizes)"
+    )
+    parser.add_argument(
+        "--remote-workers", default="1,2", help="with --remote-execution: the numbers of workers (default 1,2)"
+    )
     args = parser.parse_args(argv)
     if args.remote_execution and args.analysis_only:
         parser.error("--remote-execution builds: it cannot go with --analysis-only")
@@ -112,9 +120,13 @@ def main(argv: list[str]) -> int:
     if missing is not None:
         parser.error(f"--remote-execution: {missing}")
     sizes = [int(size) for size in args.sizes.split(",") if size]
+    args.remote_sizes = [int(size) for size in (args.remote_sizes or args.sizes).split(",") if size]
+    args.remote_workers = [int(workers) for workers in args.remote_workers.split(",") if workers]
     if min(sizes, default=0) < len(APP_FRAMEWORKS):
         parser.error(f"--sizes: at least {len(APP_FRAMEWORKS)} applications, so that every framework is in the stack")
     results: dict[str, Any] = {"sizes": {}}
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     with scratch_dir(args.keep) as scratch:
         runtime = make_local_runtime(scratch)
         results["machine"] = machine_info(runtime.python_version)
@@ -133,12 +145,12 @@ def main(argv: list[str]) -> int:
                 finally:
                     ws.shutdown(remove=not args.keep)
                 log(f"{apps} applications: {json.dumps(results['sizes'][apps], sort_keys=True)[:2000]}")
+                # Each size's figures kept as soon as they are there: a run stopped later keeps them.
+                (args.out / f"scale-{stamp}.partial.json").write_text(json.dumps(results, indent=2, sort_keys=True))
     results["machine"]["load_at_end"] = loadavg()
     results["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     table = render(results)
     print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     (args.out / f"scale-{stamp}.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     (args.out / f"scale-{stamp}.md").write_text(table)
     return 0
@@ -201,8 +213,8 @@ def _measure(ws: Workspace, scratch: Path, apps: int, args: Any, python_version:
     figures["deploy_changed_app"] = ws.bazel("run", f"{TARGET}.deploy", "--", str(dest)).wall
     figures["heap_at_end_mb"] = _megabytes(ws.bazel("info", "used-heap-size-after-gc").stdout.strip())
     shutil.rmtree(dest, ignore_errors=True)
-    if args.remote_execution:
-        figures["remote"] = {workers: _remote_cold_build(ws, scratch, apps, workers) for workers in REMOTE_WORKERS}
+    if args.remote_execution and apps in args.remote_sizes:
+        figures["remote"] = {workers: _remote_cold_build(ws, scratch, apps, workers) for workers in args.remote_workers}
     return figures
 
 
