@@ -140,13 +140,18 @@ def main(argv: list[str]) -> int:
             for apps in sizes:
                 ws = Workspace(scratch / f"ws-{apps}", scratch / f"ob-{apps}")
                 write_scale_stack(ws.root, rules, module_text(rules, runtime_url, runtime, apps, archives), apps)
+                partial = args.out / f"scale-{stamp}.partial.json"  # a run stopped later keeps what it measured
                 try:
-                    results["sizes"][apps] = _measure(ws, scratch, apps, args, runtime.python_version)
+                    figures = results["sizes"][apps] = _measure(ws, scratch, apps, args, runtime.python_version)
+                    partial.write_text(json.dumps(results, indent=2, sort_keys=True))
+                    if args.remote_execution and apps in args.remote_sizes:
+                        figures["remote"] = {}
+                        for workers in args.remote_workers:
+                            figures["remote"][workers] = _remote_cold_build(ws, scratch, apps, workers)
+                            partial.write_text(json.dumps(results, indent=2, sort_keys=True))
                 finally:
                     ws.shutdown(remove=not args.keep)
                 log(f"{apps} applications: {json.dumps(results['sizes'][apps], sort_keys=True)[:2000]}")
-                # Each size's figures kept as soon as they are there: a run stopped later keeps them.
-                (args.out / f"scale-{stamp}.partial.json").write_text(json.dumps(results, indent=2, sort_keys=True))
     results["machine"]["load_at_end"] = loadavg()
     results["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     table = render(results)
@@ -213,8 +218,6 @@ def _measure(ws: Workspace, scratch: Path, apps: int, args: Any, python_version:
     figures["deploy_changed_app"] = ws.bazel("run", f"{TARGET}.deploy", "--", str(dest)).wall
     figures["heap_at_end_mb"] = _megabytes(ws.bazel("info", "used-heap-size-after-gc").stdout.strip())
     shutil.rmtree(dest, ignore_errors=True)
-    if args.remote_execution and apps in args.remote_sizes:
-        figures["remote"] = {workers: _remote_cold_build(ws, scratch, apps, workers) for workers in args.remote_workers}
     return figures
 
 
