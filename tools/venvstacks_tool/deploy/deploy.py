@@ -13,7 +13,8 @@ each with the metadata JSON the build wrote for it. In order:
    sibling of the deployed layers, so the layer's relative paths to its runtime and lower layers
    already resolve there (`extract_layer`: the lean reader, else tarfile/zipfile, every member
    checked by `extraction.Extraction`); the symlinks of the other layers in DEST must still
-   resolve inside DEST with its new symlinks (`Extraction.check_deployed_links`); its
+   resolve inside DEST with its new symlinks (`Extraction.check_deployed_links`, given those
+   whose resolution passes through the layer: `DeployState.links_reaching`); its
    `postinstall.py` then runs with the deployed runtime's interpreter; only then does it replace
    `DEST/<layer>` (`transaction.swap_in`: one exchange where the system has it), and its sha256
    and symlinks are recorded. On any failure the staging directory is removed and the previous
