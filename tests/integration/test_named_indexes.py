@@ -1,7 +1,7 @@
 """Named indexes through a real Bazel: a "pytorch-like" index beside a stand-in for PyPI, both on 127.0.0.1.
 
 The PyPI stand-in serves `torchlike` 2.1, `cpuextra` 1.0 and `shared` 1.0/2.0; the pytorch-like
-index serves `torchlike` 2.0+cpu, `cpuextra` 0.5+cpu and a decoy `shared` 9.9. The framework takes
+index serves `torchlike` 2.0+cpu, `cpuextra` 0.5+cpu and a decoy `fwpkg` 9.9. The framework takes
 torchlike from the named index only (`package_indexes`); the app, on it, searches that index
 first (`priority_indexes`) for its own `cpuextra`. Locked with pip and with uv, then built.
 """
@@ -24,7 +24,13 @@ from venvstacks_testing.wheel_index import WheelIndex
 pytestmark = pytest.mark.integration
 
 BUILD = """\
-load("@rules_venvstacks//rules_venvstacks:defs.bzl", "application_layer", "framework_layer", "layer_stack", "runtime_layer")
+load(
+    "@rules_venvstacks//rules_venvstacks:defs.bzl",
+    "application_layer",
+    "framework_layer",
+    "layer_stack",
+    "runtime_layer",
+)
 
 runtime_layer(name = "cpython", runtime = "@cpython_local")
 
@@ -92,7 +98,7 @@ def indexes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Indexes]:
         pytorch = WheelIndex(tmp_path_factory.mktemp("pytorch"))
         pytorch.add_wheel("torchlike", "2.0+cpu")
         pytorch.add_wheel("cpuextra", "0.5+cpu")
-        pytorch.add_wheel("shared", "9.9")
+        pytorch.add_wheel("fwpkg", "9.9")
         with pytorch.serve() as pytorch_url:
             workspace = Workspace(tmp_path_factory.mktemp("named_indexes_ws"))
             named = (
@@ -126,7 +132,8 @@ def test_packages_lock_from_their_named_index_and_the_stack_builds(indexes: Inde
     framework = _locked(root / "pylock.framework.toml")
     # Only the named index is asked for torchlike: its older +cpu build, at its real URL.
     assert framework["torchlike"] == ("2.0+cpu", pytorch_files + "torchlike-2.0+cpu-py3-none-any.whl")
-    # Everything else from the layer's index: the named index's newer `shared` is never seen.
+    # Everything else from the layer's index: the named index's newer `fwpkg` is never seen.
+    assert framework["fwpkg"] == ("1.0", pypi_files + "fwpkg-1.0-py3-none-any.whl")
     assert framework["shared"] == ("2.0", pypi_files + "shared-2.0-py3-none-any.whl")
     app = _locked(root / "pylock.app.toml")
     # The app searches the named index first: it has cpuextra, so it alone answers; apppkg is not there.
