@@ -32,6 +32,8 @@ load(
     "runtime_layer",
 )
 
+package(default_visibility = ["//conflict:__pkg__"])
+
 runtime_layer(name = "cpython", runtime = "@cpython_local")
 
 framework_layer(
@@ -74,7 +76,7 @@ application_layer(
     runtime = "//:cpython",
 )
 
-application_layer(name = "unknown", package_indexes = {"x": "nope"}, launch_module = "x", runtime = "//:cpython")
+framework_layer(name = "unknown", package_indexes = {"x": "nope"}, runtime = "//:cpython")
 """
 
 
