@@ -30,6 +30,7 @@ The same command is each layer's stale-lock validation action at build time (`--
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -37,6 +38,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,7 +56,7 @@ from venvstacks_tool.core.platforms import (
 )
 from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.core.protocol import LAYER_KINDS, PYTHON_VERSION_RE
-from venvstacks_tool.lock import index_router, pylock, resolve, uv_resolver
+from venvstacks_tool.lock import pylock, resolve, uv_resolver
 from venvstacks_tool.lock.index_options import DEFAULT_INDEX_URL, IndexOptions
 from venvstacks_tool.lock.named_indexes import NO_NAMED_INDEXES, NamedIndexes
 from venvstacks_tool.lock.results import ResolvedWheel
@@ -815,6 +817,16 @@ def _write_requirements(workspace: Path, request: LockRequest, locked: pylock.Lo
         write_bytes_atomic(path, data)
 
 
+def _routed(layer: str, named: NamedIndexes, index: IndexOptions) -> AbstractContextManager[IndexOptions]:
+    """`index_router.routed`, imported only for a layer with named indexes (http.server and urllib.request
+    cost every lock run's start a quarter of a second)."""
+    if not named:
+        return contextlib.nullcontext(index)
+    from venvstacks_tool.lock import index_router
+
+    return index_router.routed(layer, named, index)
+
+
 def lock(request: LockRequest) -> pylock.Lock:
     """Resolve the layer for every platform, write its lock and requirements.txt into the workspace; return the lock."""
     layer_inputs = request.inputs
@@ -851,7 +863,7 @@ def lock(request: LockRequest) -> pylock.Lock:
     )
     with (
         tempfile.TemporaryDirectory(prefix="venvstacks-lock-") as tmp,
-        index_router.routed(layer, layer_inputs.named_indexes, index) as index,
+        _routed(layer, layer_inputs.named_indexes, index) as index,
     ):
         result = resolve.resolve(
             layer,
