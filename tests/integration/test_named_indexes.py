@@ -1,9 +1,11 @@
 """Named indexes through a real Bazel: a "pytorch-like" index beside a stand-in for PyPI, both on 127.0.0.1.
 
-The PyPI stand-in serves `torchlike` 2.1, `cpuextra` 1.0 and `shared` 1.0/2.0; the pytorch-like
-index serves `torchlike` 2.0+cpu, `cpuextra` 0.5+cpu and a decoy `fwpkg` 9.9. The framework takes
-torchlike from the named index only (`package_indexes`); the app, on it, searches that index
-first (`priority_indexes`) for its own `cpuextra`. Locked with pip and with uv, then built.
+The stock stack of `venvstacks_testing.stack_workspace` (framework: fwpkg, shared==1.0; app:
+apppkg) on its index (the PyPI stand-in: fwpkg 1.0, apppkg 1.0, shared 1.0/2.0), and a
+pytorch-like index serving the same names with older local versions (`fwpkg` 0.9+cpu, `apppkg`
+0.9+cpu) and a `shared` 1.0 of its own. The framework takes fwpkg from the named index only
+(`package_indexes`); the app searches that index first (`priority_indexes`). Both resolvers lock,
+then the stack builds. Conflicting frameworks fail at analysis.
 """
 
 from __future__ import annotations
@@ -17,104 +19,66 @@ import pytest
 import tomllib
 
 from venvstacks_testing.archives import archive_listing
-from venvstacks_testing.bazel_workspace import Workspace
-from venvstacks_testing.stack_workspace import APP_MAIN, module_body, serve_stack_sources
+from venvstacks_testing.stack_workspace import ExtraLayers, Stack, make_stack, serve_stack_sources
 from venvstacks_testing.wheel_index import WheelIndex
 
 pytestmark = pytest.mark.integration
 
-BUILD = """\
-load(
-    "@rules_venvstacks//rules_venvstacks:defs.bzl",
-    "application_layer",
-    "framework_layer",
-    "layer_stack",
-    "runtime_layer",
-)
+# Frameworks that take fwpkg from two indexes, analysed only when asked (never built).
+CONFLICTS = """
+framework_layer(name = "cpu", package_indexes = {{"fwpkg": "pytorch_cpu"}}, runtime = ":cpython")
 
-package(default_visibility = ["//conflict:__pkg__"])
+framework_layer(name = "plain", package_indexes = {{"fwpkg": "pypi"}}, runtime = ":cpython")
 
-runtime_layer(name = "cpython", runtime = "@cpython_local")
-
-framework_layer(
-    name = "framework",
-    index_url = "{pypi}",
-    package_indexes = {{"TorchLike": "pytorch_cpu"}},
-    requirements = ["fwpkg", "torchlike"],
-    runtime = ":cpython",
-)
-
-application_layer(
-    name = "app",
-    srcs = ["app/__main__.py"],
-    frameworks = [":framework"],
-    index_url = "{pypi}",
-    launch_module = "app",
-    priority_indexes = ["pytorch_cpu"],
-    requirements = ["apppkg", "cpuextra"],
-    runtime = ":cpython",
-)
-
-layer_stack(name = "stack", layers = [":app"])
-"""
-
-# Frameworks that take torchlike from two indexes, for the analysis-time conflict.
-CONFLICT_BUILD = """\
-load("@rules_venvstacks//rules_venvstacks:defs.bzl", "application_layer", "framework_layer")
-
-framework_layer(name = "cpu", package_indexes = {"torchlike": "pytorch_cpu"}, runtime = "//:cpython")
-
-framework_layer(name = "plain", package_indexes = {"torchlike": "pypi"}, runtime = "//:cpython")
-
-application_layer(name = "both", frameworks = [":cpu", ":plain"], launch_module = "x", runtime = "//:cpython")
+application_layer(name = "both", frameworks = [":cpu", ":plain"], launch_module = "x", runtime = ":cpython")
 
 application_layer(
     name = "accepted",
     frameworks = [":cpu", ":plain"],
-    index_overrides = {"pypi": "pytorch_cpu"},
+    index_overrides = {{"pypi": "pytorch_cpu"}},
     launch_module = "x",
-    runtime = "//:cpython",
+    runtime = ":cpython",
 )
 
-framework_layer(name = "unknown", package_indexes = {"x": "nope"}, runtime = "//:cpython")
+framework_layer(name = "unknown", package_indexes = {{"x": "nope"}}, runtime = ":cpython")
 """
 
 
 @dataclass
 class Indexes:
-    """The workspace and the two served indexes."""
+    """The locked-and-built stack and the two served indexes' file URLs."""
 
-    workspace: Workspace
-    pypi: WheelIndex
-    pypi_url: str
-    pytorch: WheelIndex
-    pytorch_url: str
+    stack: Stack
+    pypi_files: str
+    pytorch_files: str
 
 
 @pytest.fixture(scope="module")
 def indexes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Indexes]:
     with serve_stack_sources(tmp_path_factory.mktemp("sources")) as sources:
-        pypi = sources.index
-        pypi.add_wheel("torchlike", "2.1")
-        pypi.add_wheel("cpuextra", "1.0")
         pytorch = WheelIndex(tmp_path_factory.mktemp("pytorch"))
-        pytorch.add_wheel("torchlike", "2.0+cpu")
-        pytorch.add_wheel("cpuextra", "0.5+cpu")
-        pytorch.add_wheel("fwpkg", "9.9")
+        pytorch.add_wheel("fwpkg", "0.9+cpu", ["shared>=1"])
+        pytorch.add_wheel("apppkg", "0.9+cpu", ["shared"])
+        pytorch.add_wheel("shared", "1.0", files={"shared/__init__.py": b"PYTORCH_COPY = True\n"})
         with pytorch.serve() as pytorch_url:
-            workspace = Workspace(tmp_path_factory.mktemp("named_indexes_ws"))
-            named = (
-                f'venvstacks.index(name = "pytorch_cpu", url = "{pytorch_url}")\n'
-                f'venvstacks.index(name = "pypi", url = "{sources.index_url}")\n'
+            extra = ExtraLayers(
+                build=CONFLICTS,
+                module=(
+                    f'venvstacks.index(name = "pytorch_cpu", url = "{pytorch_url}")\n'
+                    f'venvstacks.index(name = "pypi", url = "{sources.index_url}")\n'
+                ),
+                framework_attrs='    package_indexes = {{"FwPkg": "pytorch_cpu"}},\n',
+                app_attrs='    priority_indexes = ["pytorch_cpu"],\n',
             )
-            workspace.write_module(module_body(sources.runtime, sources.runtime_url) + named)
-            workspace.write("BUILD.bazel", BUILD.format(pypi=sources.index_url))
-            workspace.write("app/__main__.py", APP_MAIN.replace("import shared", "import shared, torchlike, cpuextra"))
-            workspace.write("conflict/BUILD.bazel", CONFLICT_BUILD)
+            stack = make_stack(tmp_path_factory.mktemp("named_indexes_ws"), sources, extra=extra)
             try:
-                yield Indexes(workspace, pypi, sources.index_url, pytorch, pytorch_url)
+                yield Indexes(stack, _files(sources.index_url), _files(pytorch_url))
             finally:
-                workspace.shutdown()
+                stack.workspace.shutdown()
+
+
+def _files(index_url: str) -> str:
+    return index_url.removesuffix("/simple") + "/files/"
 
 
 def _locked(path: Path) -> dict[str, tuple[str, str]]:
@@ -125,43 +89,34 @@ def _locked(path: Path) -> dict[str, tuple[str, str]]:
 
 @pytest.mark.parametrize("resolver", ["pip", "uv"])
 def test_packages_lock_from_their_named_index_and_the_stack_builds(indexes: Indexes, resolver: str) -> None:
-    root = indexes.workspace.root
-    for lock in root.glob("pylock.*.toml"):
+    workspace = indexes.stack.workspace
+    for lock in workspace.root.glob("pylock.*.toml"):
         lock.unlink()
-    indexes.workspace.bazel("run", f"--@rules_venvstacks//settings:resolver={resolver}", "//:stack.lock")
-    pytorch_files = indexes.pytorch_url.removesuffix("/simple") + "/files/"
-    pypi_files = indexes.pypi_url.removesuffix("/simple") + "/files/"
-    framework = _locked(root / "pylock.framework.toml")
-    # Only the named index is asked for torchlike: its older +cpu build, at its real URL.
-    assert framework["torchlike"] == ("2.0+cpu", pytorch_files + "torchlike-2.0+cpu-py3-none-any.whl")
-    # Everything else from the layer's index: the named index's newer `fwpkg` is never seen.
-    assert framework["fwpkg"] == ("1.0", pypi_files + "fwpkg-1.0-py3-none-any.whl")
-    assert framework["shared"] == ("2.0", pypi_files + "shared-2.0-py3-none-any.whl")
-    app = _locked(root / "pylock.app.toml")
-    # The app searches the named index first: it has cpuextra, so it alone answers; apppkg is not there.
-    assert app == {
-        "cpuextra": ("0.5+cpu", pytorch_files + "cpuextra-0.5+cpu-py3-none-any.whl"),
-        "apppkg": ("1.0", pypi_files + "apppkg-1.0-py3-none-any.whl"),
+    workspace.bazel("run", f"--@rules_venvstacks//settings:resolver={resolver}", "//:stack.lock")
+    # Only the named index is asked for fwpkg: its older +cpu build wins, at its real URL.
+    # shared is not routed: PyPI's, never the named index's copy.
+    assert _locked(workspace.root / "pylock.framework.toml") == {
+        "fwpkg": ("0.9+cpu", indexes.pytorch_files + "fwpkg-0.9+cpu-py3-none-any.whl"),
+        "shared": ("1.0", indexes.pypi_files + "shared-1.0-py3-none-any.whl"),
     }
-    assert "127.0.0.1" in (root / "pylock.app.toml").read_text()  # the real indexes' URLs, not the router's
-    indexes.workspace.bazel("test", "//:framework.lock_test", "//:app.lock_test")
-    # The wheels from the named index are fetched by Bazel's downloader and installed.
-    indexes.workspace.bazel("build", "//:app")
-    framework_files = archive_listing(indexes.workspace.output("framework.tar.zst"))
-    app_files = archive_listing(indexes.workspace.output("app.tar.zst"))
-    assert any("/torchlike-2.0+cpu.dist-info/" in name for name in framework_files)
-    assert any("/cpuextra-0.5+cpu.dist-info/" in name for name in app_files)
+    # The app searches the named index first: it has apppkg, so it alone answers.
+    assert _locked(workspace.root / "pylock.app.toml") == {
+        "apppkg": ("0.9+cpu", indexes.pytorch_files + "apppkg-0.9+cpu-py3-none-any.whl"),
+    }
+    workspace.bazel("test", "//:framework.lock_test", "//:app.lock_test")
+    # The wheels of the named index are fetched by Bazel's downloader, checked and installed.
+    workspace.bazel("build", "//:app")
+    assert any("/fwpkg-0.9+cpu.dist-info/" in name for name in archive_listing(workspace.output("framework.tar.zst")))
+    assert any("/apppkg-0.9+cpu.dist-info/" in name for name in archive_listing(workspace.output("app.tar.zst")))
 
 
 def test_conflicting_package_indexes_fail_at_analysis_naming_both_layers(indexes: Indexes) -> None:
-    workspace = indexes.workspace
-    result = workspace.bazel("build", "--nobuild", "//conflict:both.lock_inputs", check=False)
+    workspace = indexes.stack.workspace
+    result = workspace.bazel("build", "--nobuild", "//:both.lock_inputs", check=False)
     assert result.returncode != 0
-    assert (
-        "//conflict:both: frameworks //conflict:cpu and //conflict:plain take 'torchlike' from different indexes"
-        in result.stderr
-    ), result.stderr[-3000:]
+    expected = "//:both: frameworks //:cpu and //:plain take 'fwpkg' from different indexes, 'pytorch_cpu' and 'pypi'"
+    assert expected in result.stderr, result.stderr[-3000:]
     assert 'index_overrides = {"pypi": "pytorch_cpu"}' in result.stderr
-    workspace.bazel("build", "--nobuild", "//conflict:accepted.lock_inputs")
-    result = workspace.bazel("build", "--nobuild", "//conflict:unknown.lock_inputs", check=False)
-    assert "//conflict:unknown: `package_indexes` names index 'nope', which is not declared" in result.stderr
+    workspace.bazel("build", "--nobuild", "//:accepted.lock_inputs")
+    result = workspace.bazel("build", "--nobuild", "//:unknown.lock_inputs", check=False)
+    assert "//:unknown: `package_indexes` names index 'nope', which is not declared" in result.stderr
