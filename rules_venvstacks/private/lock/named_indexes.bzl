@@ -12,6 +12,7 @@ and `index_overrides` (docs/locking.md, "Named indexes"):
 - every index name must be declared.
 """
 
+load("//rules_venvstacks/private/common:names.bzl", "normalized_project_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksIndexesInfo")
 
 def _named_indexes_impl(ctx):
@@ -24,17 +25,6 @@ venvstacks_named_indexes = rule(
         "urls": attr.string_dict(doc = "Index name -> simple index URL."),
     },
 )
-
-def _normalize(name):
-    """A project name as PEP 503 normalizes it (lower case, each run of `-`, `_`, `.` one `-`)."""
-    chars = []
-    for char in name.lower().elems():
-        if char in "-_.":
-            if not chars or chars[-1] != "-":
-                chars.append("-")
-        else:
-            chars.append(char)
-    return "".join(chars)
 
 def _override_hint(inherited, wanted):
     return "(if that is intended, set `index_overrides = {\"%s\": \"%s\"}`)" % (inherited, wanted)
@@ -86,7 +76,7 @@ def _merge(layer, lower, package_indexes, priority_indexes, index_overrides, dec
             merged[project], origins[project] = name, origin
     own = {}
     for raw, name in sorted(package_indexes.items()):
-        project = _normalize(raw)
+        project = normalized_project_name(raw)
         if project in own:
             return struct(value = None, error = where + "`package_indexes` names '%s' twice (as '%s' and another spelling)" % (project, raw))
         own[project] = name
@@ -146,4 +136,4 @@ def named_index_arguments(named_indexes, declared):
     return arguments
 
 # Pure helpers, for tests/starlark/named_indexes_test.bzl.
-named_indexes_testlib = struct(merge = _merge, normalize = _normalize, arguments = named_index_arguments)
+named_indexes_testlib = struct(merge = _merge, arguments = named_index_arguments)
