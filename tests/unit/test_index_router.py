@@ -156,6 +156,18 @@ def test_an_unreachable_named_index_fails_naming_the_layer_and_project(
     assert "127.0.0.1:9/simple/torchlike/" in message and SECRET not in message
 
 
+def test_a_project_missing_from_its_named_index_fails_naming_the_real_indexes(
+    tmp_path: Path, resolver: list[str], served: tuple[str, str]
+) -> None:
+    pypi_url, pytorch_url = served
+    argv = lock_argv(tmp_path, pypi_url, [f"pytorch_cpu={pytorch_url}"], "--package-index", "app-dep=pytorch_cpu")
+    with pytest.raises(VenvstacksError) as caught:
+        lock_command.main([*argv[1:], *resolver])
+    message = str(caught.value)
+    assert "'app-dep'" in message and "'app-dep' from 'pytorch_cpu' only" in message, message
+    assert f"pytorch_cpu = {pytorch_url}" in message and pypi_url in message, message
+
+
 def test_unknown_index_names_fail_before_any_resolution(tmp_path: Path) -> None:
     argv = lock_argv(tmp_path, "http://127.0.0.1:9/simple", ["pytorch_cpu=http://127.0.0.1:9/simple"])
     with pytest.raises(VenvstacksError, match=r"layer 'app': package_indexes\['torch'\] names index 'cu128'"):

@@ -201,6 +201,15 @@ class Router:
             return [file for files in listed for file in files]
         return None
 
+    def describe(self) -> str:
+        """Where the routing index looks, for messages (no credentials)."""
+        parts = [f"'{project}' from '{name}' only" for project, name in self.named.packages]
+        parts += [f"priority index '{name}'" for name in self.named.priority]
+        used = sorted({name for _, name in self.named.packages} | set(self.named.priority))
+        places = [f"{name} = {strip_credentials(self.named.url_of(name))}" for name in used]
+        layer = ", ".join(strip_credentials(url) for url in self.layer_urls)
+        return f"the routing index: {'; '.join(parts)} ({', '.join(places)}); else {layer}"
+
 
 def _handler(router: Router, errors: list[str]) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -227,6 +236,8 @@ def _handler(router: Router, errors: list[str]) -> type[http.server.BaseHTTPRequ
         def _send(self, status: int, body: bytes) -> None:
             self.send_response(status)
             self.send_header("Content-Type", "text/html; charset=utf-8")
+            # Never cached: a later layer's router may get this port with other routes.
+            self.send_header("Cache-Control", "no-store")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -263,7 +274,8 @@ def routed(layer: str, named: NamedIndexes, index: IndexOptions) -> Iterator[Ind
         except VenvstacksError as error:
             if errors:
                 raise VenvstacksError(f"layer '{layer}': the routing index could not read {errors[0]}") from error
-            raise
+            # The resolvers name the index they were given: name the real ones instead.
+            raise VenvstacksError(str(error).replace(url, router.describe())) from error
     finally:
         server.shutdown()
         server.server_close()
