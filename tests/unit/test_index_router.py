@@ -7,10 +7,12 @@ tag (`2.0+cpu`, older than PyPI's 2.1) and a decoy `helper` newer than PyPI's.
 from __future__ import annotations
 
 import hashlib
+import http.server
 import sys
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uv
@@ -166,6 +168,31 @@ def test_a_project_missing_from_its_named_index_fails_naming_the_real_indexes(
     message = str(caught.value)
     assert "'app-dep'" in message and "'app-dep' from 'pytorch_cpu' only" in message, message
     assert f"pytorch_cpu = {pytorch_url}" in message and pypi_url in message, message
+
+
+def test_each_upstream_page_is_fetched_once_per_lock_run(
+    tmp_path: Path, resolver: list[str], indexes: tuple[WheelIndex, WheelIndex]
+) -> None:
+    pypi, pytorch = indexes
+    asked: list[str] = []
+
+    class Counting(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(pytorch.root), **kwargs)
+
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            super().do_GET()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    with pypi.serve() as pypi_url, serve(Counting) as pytorch_base:
+        named = [f"pytorch_cpu={pytorch_base}/simple"]
+        argv = lock_argv(tmp_path, pypi_url, named, "--package-index", "torchlike=pytorch_cpu")
+        argv += ["--platform", "x86_64-pc-windows-msvc"]  # a second resolution, the same pages
+        assert cli.main([*argv, *resolver]) == 0
+    assert [path for path in asked if path.startswith("/simple/")] == ["/simple/torchlike/"]
 
 
 def test_unknown_index_names_fail_before_any_resolution(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from venvstacks_tool.core.errors import VenvstacksError
@@ -184,15 +184,26 @@ def fetch_project(index_url: str, project: str) -> list[IndexFile] | None:
 
 @dataclass(frozen=True)
 class Router:
-    """What the routing index answers: the named indexes and the layer's own index URLs, in order."""
+    """What the routing index answers: the named indexes and the layer's own index URLs, in order.
+
+    Each upstream page is fetched once per lock run (`pages`): the resolver asks again for every
+    target platform, and the upstream answers the same within one run.
+    """
 
     named: NamedIndexes
     layer_urls: tuple[str, ...]
+    pages: dict[tuple[str, str], list[IndexFile] | None] = field(default_factory=dict, compare=False)
+
+    def _fetch(self, url: str, project: str) -> list[IndexFile] | None:
+        key = (url, project)
+        if key not in self.pages:  # two threads may both fetch it: the same answer, stored twice
+            self.pages[key] = fetch_project(url, project)
+        return self.pages[key]
 
     def files(self, project: str) -> list[IndexFile] | None:
         """The files served for `project`, from the first route that has it; None when none has it."""
         for route in self.named.route(project, self.layer_urls):
-            found = [fetch_project(url, project) for url in route.urls]
+            found = [self._fetch(url, project) for url in route.urls]
             listed = [files for files in found if files is not None]
             if not listed:
                 continue
