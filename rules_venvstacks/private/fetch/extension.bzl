@@ -8,7 +8,8 @@
 Per runtime it declares one repository per platform with a build (`NAME_PLATFORM`, fetched only
 when that platform is built or runs the tool) and the hub `@NAME`, which selects the target's
 and the execution platform's. Per lock it declares one repository per wheel file and the hub of
-locked wheels, which selects each target platform's wheels.
+locked wheels, which selects each target platform's wheels. The named indexes
+(`venvstacks.index(name, url)`) go into `@venvstacks_indexes`, which every layer's lock reads.
 """
 
 load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_GLIBC_MINIMUM", "DEFAULT_MACOS_MINIMUM")
@@ -362,6 +363,6 @@ def _venvstacks_impl(module_ctx):
 
 venvstacks = module_extension(
     implementation = _venvstacks_impl,
-    doc = "Declares the CPython runtimes that venvstacks layers are built on, for their target platforms, and the wheels their locks pin.",
+    doc = "Declares the CPython runtimes that venvstacks layers are built on, for their target platforms, the wheels their locks pin, and the named indexes their `package_indexes` and `priority_indexes` name.",
     tag_classes = {"index": _index_tag, "lock": _lock_tag, "runtime": _runtime_tag, "runtime_archive": _runtime_archive_tag},
 )
