@@ -113,13 +113,8 @@ def test_minimal_project_converts_with_every_gap_listed(specs: Path) -> None:
     spec = read_stack_spec(specs / "minimal_project/venvstacks.toml")
     conversion = import_venvstacks.convert(spec, "")
     assert conversion.not_converted == [
-        "[[tool.uv.index]]: named indexes ['pypi-named'] (issue 25, item 2)",
-        "runtime 'cpython-3.11': package_indexes = {'venvstacks': 'pypi-named'}:"
-        " named indexes are not supported yet (issue 25, item 2)",
         "runtime 'cpython-3.11': platform 'win_arm64' is not supported by rules_venvstacks",
         f"runtime 'cpython-3.11': {PIN_NOTE}",
-        "framework layer 'layerA': priority_indexes = ['pypi-named']:"
-        " named indexes are not supported yet (issue 25, item 2)",
         "framework layer 'layerF@1': the name 'framework-layerF@1' is not a layer name here"
         " (names with '@': issue 25, item 1)",
         "application layer 'empty': not converted, as the layers it needs were not: layerF@1",
@@ -136,8 +131,16 @@ def test_minimal_project_converts_with_every_gap_listed(specs: Path) -> None:
     build = import_venvstacks.render_build(conversion, "venvstacks.toml")
     assert 'frameworks = [\n        ":framework-layerB",\n        ":framework-layerC",\n    ],' in build
     assert 'srcs = ["empty.py"],' in build and 'launch_module = "empty",' in build
+    # Named indexes: declared once in MODULE.bazel; the runtime's package_indexes go on the layers
+    # right on it (those above inherit them in Bazel as in venvstacks), priority_indexes as written.
+    layer_a = build[build.index('name = "framework-layerA"') :].partition("\n)")[0]
+    assert 'package_indexes = {"venvstacks": "pypi-named"},' in layer_a
+    assert 'priority_indexes = ["pypi-named"],' in layer_a
+    layer_b = build[build.index('name = "framework-layerB"') :].partition("\n)")[0]
+    assert "package_indexes" not in layer_b and "priority_indexes" not in layer_b
     module = import_venvstacks.render_module(conversion, "venvstacks.toml")
     assert 'python_version = "3.11",' in module and 'glibc_minimum = "2.28",' in module
+    assert 'venvstacks.index(\n    name = "pypi-named",\n    url = "https://pypi.org/simple/",\n)' in module
     assert 'file = "//:pylock.app-no-framework.toml",' in module
 
 

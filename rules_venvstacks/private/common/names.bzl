@@ -1,4 +1,4 @@
-"""The layer name rule, checked at analysis by every rule that names a layer.
+"""The layer name rule, checked at analysis by every rule that names a layer; PEP 503 project names.
 
 A layer name is its deployed directory's name: 1 to LAYER_NAME_MAX_LENGTH letters, digits, '_',
 '.' and '-', not starting with '.' or '-'. The tool checks the same rule
@@ -27,6 +27,24 @@ def layer_name_problem(name):
         if char not in LAYER_NAME_REST:
             return "holds %r; a layer name is letters, digits, '_', '.' and '-'" % char
     return ""
+
+def normalized_project_name(name):
+    """`name` normalized as PEP 503 says: lower case, each run of `-`, `_` and `.` one `-`.
+
+    Args:
+      name: a project (distribution) name as written.
+
+    Returns:
+      The normalized name, as indexes, locks and `package_indexes` compare them.
+    """
+    chars = []
+    for char in name.lower().elems():
+        if char in "-_.":
+            if not chars or chars[-1] != "-":
+                chars.append("-")
+        else:
+            chars.append(char)
+    return "".join(chars)
 
 def check_layer_name(target, name, what = "layer name"):
     """Fail naming `target` unless `name` is a valid layer name.

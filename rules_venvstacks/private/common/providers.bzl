@@ -184,7 +184,14 @@ VenvstacksLockInfo = provider(
         "requirements_in": "list of File: requirements.in files.",
         "lower": "list of VenvstacksLockInfo of every framework below, in sys.path order: the C3 linearization of the layer's `frameworks` (each framework before those it sits on; private/common/c3.bzl).",
         "index": "struct(index_url, extra_index_urls, find_links) for the resolver.",
+        "named_indexes": "struct(package_indexes = {normalized project: index name}, origins = {project: label string of the layer that set it}, priority = [index names]): the layer's own and inherited named-index routing (private/lock/named_indexes.bzl).",
+        "index_urls": "dict of index name -> URL: every declared named index (`venvstacks.index` tags).",
     },
+)
+
+VenvstacksIndexesInfo = provider(
+    doc = "The named indexes declared with `venvstacks.index` tags in MODULE.bazel (`@venvstacks_indexes//:indexes`).",
+    fields = {"urls": "dict of index name -> simple index URL."},
 )
 
 VenvstacksWheelsInfo = provider(

@@ -30,6 +30,7 @@ key at its line; a package (normalized name and version) listed twice fails at i
 a `version` that is not the version of its wheels' file names fails at its table's first line.
 """
 
+load("//rules_venvstacks/private/common:names.bzl", "normalized_project_name")
 load("//rules_venvstacks/private/common:platforms.bzl", "platform_name", "platforms_problem", "triple_problem")
 
 _PLATFORM_WHEELS_HEADER = "[packages.tool.venvstacks.platform-wheels]"
@@ -209,17 +210,6 @@ def _check_inline_keys(line, known, table, where):
     for position, word in enumerate(words):
         if word == "=" and position > 0 and words[position - 1] not in known:
             _unknown_key(where, words[position - 1], table)
-
-def _normalized_name(name):
-    """`name` normalized as PEP 503 says: lower case, each run of `-`, `_` and `.` one `-`."""
-    chars = []
-    for char in name.lower().elems():
-        if char in "-_.":
-            if not chars or chars[-1] != "-":
-                chars.append("-")
-        else:
-            chars.append(char)
-    return "".join(chars)
 
 def _comparable_version(version):
     """`version` in a form where a version and the one in its wheels' file names compare equal.
@@ -448,7 +438,7 @@ def _check_repeated(packages, source):
     """Fails at the second table of a package (normalized name and version) that the lock lists twice."""
     first = {}
     for package in packages:
-        key = (_normalized_name(package["name"] or ""), _comparable_version(package["version"] or ""))
+        key = (normalized_project_name(package["name"] or ""), _comparable_version(package["version"] or ""))
         if key in first:
             fail("%s:%d: package '%s' %s is listed twice (first at line %d) (%s)" % (
                 source,

@@ -30,6 +30,7 @@ The same command is each layer's stale-lock validation action at build time (`--
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -37,6 +38,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,6 +58,7 @@ from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.core.protocol import LAYER_KINDS, PYTHON_VERSION_RE
 from venvstacks_tool.lock import pylock, resolve, uv_resolver
 from venvstacks_tool.lock.index_options import DEFAULT_INDEX_URL, IndexOptions
+from venvstacks_tool.lock.named_indexes import NO_NAMED_INDEXES, NamedIndexes
 from venvstacks_tool.lock.results import ResolvedWheel
 from venvstacks_tool.lock.urls import strip_credentials
 
@@ -92,6 +95,7 @@ class LayerInputs:
     find_links: tuple[str, ...]
     lock_target: str
     floors: WheelFloors = DEFAULT_FLOORS
+    named_indexes: NamedIndexes = NO_NAMED_INDEXES
 
     @property
     def target_platforms(self) -> tuple[TargetPlatform, ...]:
@@ -194,6 +198,7 @@ def _add_layer_arguments(parser: argparse.ArgumentParser) -> None:
         "PATH_OR_URL",
         "a directory of wheels (relative to the workspace) or a URL; repeatable",
     )
+    _add_named_index_arguments(parser)
     parser.add_argument("--lock-target", default="", help="the layer's lock target, e.g. //stacks:app.lock")
     parser.add_argument(
         "--glibc-minimum",
@@ -204,6 +209,17 @@ def _add_layer_arguments(parser: argparse.ArgumentParser) -> None:
         "--macos-minimum",
         default="",
         help=f"macOS wheels must run on this release, e.g. 10.15 (PBS' own; default: {_dotted(DEFAULT_FLOORS.macos)})",
+    )
+
+
+def _add_named_index_arguments(parser: argparse.ArgumentParser) -> None:
+    """The named-index arguments: what the layer rules computed at analysis (docs/locking.md, "Named indexes")."""
+    add_repeatable(parser, "--named-index", "named_indexes", "NAME=URL", "a named index the layer uses; repeatable")
+    add_repeatable(
+        parser, "--package-index", "package_indexes", "PROJECT=NAME", "PROJECT comes from index NAME only; repeatable"
+    )
+    add_repeatable(
+        parser, "--priority-index", "priority_indexes", "NAME", "an index searched first, in order; repeatable"
     )
 
 
@@ -246,6 +262,7 @@ def _layer_inputs(args: argparse.Namespace) -> LayerInputs:
         extra_index_urls=tuple(args.extra_index_urls),
         find_links=tuple(args.find_links),
         lock_target=str(args.lock_target),
+        named_indexes=NamedIndexes.parse(layer, args.named_indexes, args.package_indexes, args.priority_indexes),
         floors=WheelFloors(
             glibc=parse_floor(args.glibc_minimum, f"layer '{layer}': --glibc-minimum") or DEFAULT_FLOORS.glibc,
             macos=parse_floor(args.macos_minimum, f"layer '{layer}': --macos-minimum") or DEFAULT_FLOORS.macos,
@@ -353,6 +370,7 @@ def inputs_hash(
     extra_index_urls: Sequence[str],
     find_links: Sequence[str],
     floors: Mapping[str, str] | None = None,
+    named_indexes: Mapping[str, object] | None = None,
 ) -> str:
     """`sha256:<hex>` of everything a lock is resolved from, and of nothing of the machine it runs on.
 
@@ -363,7 +381,7 @@ def inputs_hash(
     and the index configuration as given (credentials in URLs left out, so they neither leak
     through the hash nor make it differ between users), and the glibc/macOS floors of the systems
     the platforms run (`floors`: a Linux-only lock's hash has no macOS floor, so changing that
-    floor leaves it fresh).
+    floor leaves it fresh), and the named indexes when the layer routes a project (`NamedIndexes.for_hash`).
     """
     document = {
         "schema": _INPUTS_SCHEMA,
@@ -381,6 +399,8 @@ def inputs_hash(
     }
     if floors:
         document["wheel_floors"] = dict(floors)
+    if named_indexes:
+        document["named_indexes"] = dict(named_indexes)
     blob = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return "sha256:" + hashlib.sha256(blob).hexdigest()
 
@@ -425,6 +445,7 @@ class _Inputs:
             extra_index_urls=request.extra_index_urls,
             find_links=request.find_links,
             floors=request.floors.as_dict(platform.os for platform in request.target_platforms),
+            named_indexes=request.named_indexes.for_hash() if request.named_indexes else None,
         )
 
 
@@ -796,6 +817,16 @@ def _write_requirements(workspace: Path, request: LockRequest, locked: pylock.Lo
         write_bytes_atomic(path, data)
 
 
+def _routed(layer: str, named: NamedIndexes, index: IndexOptions) -> AbstractContextManager[IndexOptions]:
+    """`index_router.routed`, imported only for a layer with named indexes (http.server and urllib.request
+    cost every lock run's start a quarter of a second)."""
+    if not named:
+        return contextlib.nullcontext(index)
+    from venvstacks_tool.lock import index_router
+
+    return index_router.routed(layer, named, index)
+
+
 def lock(request: LockRequest) -> pylock.Lock:
     """Resolve the layer for every platform, write its lock and requirements.txt into the workspace; return the lock."""
     layer_inputs = request.inputs
@@ -830,7 +861,10 @@ def lock(request: LockRequest) -> pylock.Lock:
         f" {', '.join(p.name for p in platforms)} with {request.resolver}...",
         file=sys.stderr,
     )
-    with tempfile.TemporaryDirectory(prefix="venvstacks-lock-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="venvstacks-lock-") as tmp,
+        _routed(layer, layer_inputs.named_indexes, index) as index,
+    ):
         result = resolve.resolve(
             layer,
             platforms,
