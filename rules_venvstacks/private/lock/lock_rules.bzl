@@ -116,6 +116,7 @@ def _lock_inputs_impl(ctx):
             extra_index_urls = ctx.attr.extra_index_urls,
             find_links = ctx.attr.find_links,
         ),
+        versioned = ctx.attr.versioned,
     )]
 
 venvstacks_lock_inputs = rule(
@@ -138,6 +139,7 @@ venvstacks_lock_inputs = rule(
         "requirements": attr.string_list(doc = "Top-level requirements."),
         "requirements_in": attr.label_list(allow_files = True, doc = "requirements.in files."),
         "runtime": attr.label(mandatory = True, providers = [VenvstacksLayerInfo], doc = "The runtime layer."),
+        "versioned": attr.bool(doc = "The layer is versioned: its lock carries a lock version (lock/lock_version.py)."),
     },
 )
 
@@ -172,6 +174,8 @@ def _input_arguments(info, in_action):
         arguments += ["--extra-index-url", url]
     for link in info.index.find_links:
         arguments += ["--find-links", link]
+    if info.versioned:
+        arguments.append("--versioned")
     return arguments, list(info.requirements_in)
 
 def _lower_lock_file(info, lower):
