@@ -58,7 +58,9 @@ def test_the_layer_name_characters_are_the_tools() -> None:
     """LAYER_NAME_FIRST and LAYER_NAME_REST (an expression of the first) admit what LAYER_NAME_RE admits."""
     constants = bzl_constants(CONSTANTS_BZL)
     first = str(constants["LAYER_NAME_FIRST"])
-    rest_text = re.search(r"^LAYER_NAME_REST = LAYER_NAME_FIRST \+ (\"[^\"]*\")$", CONSTANTS_BZL.read_text(), re.MULTILINE)
+    rest_text = re.search(
+        r"^LAYER_NAME_REST = LAYER_NAME_FIRST \+ (\"[^\"]*\")$", CONSTANTS_BZL.read_text(), re.MULTILINE
+    )
     assert rest_text is not None, "LAYER_NAME_REST is LAYER_NAME_FIRST + a string literal"
     rest = first + str(ast.literal_eval(rest_text.group(1)))
     for code in range(32, 127):

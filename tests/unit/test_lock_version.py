@@ -89,12 +89,10 @@ def index(tmp_path: Path) -> Iterator[tuple[WheelIndex, str]]:
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "ws"
-    (root / "stacks").mkdir(parents=True)
-    monkeypatch.chdir(root)
-    monkeypatch.delenv("BUILD_WORKSPACE_DIRECTORY", raising=False)
-    return root
+def workspace(tmp_path: Path) -> Path:
+    """The source tree the lock is written into (`--workspace-dir`)."""
+    (tmp_path / "ws" / "stacks").mkdir(parents=True)
+    return tmp_path / "ws"
 
 
 def shared(url: str, requirements: list[str], versioned: bool) -> list[str]:
@@ -112,8 +110,8 @@ def lock(workspace: Path, url: str, requirements: list[str], *more: str, version
     return pylock.read_lock(workspace / LOCK_PATH).lock_version
 
 
-def check(url: str, requirements: list[str], versioned: bool = True) -> int:
-    return cli.main(["check-lock", *shared(url, requirements, versioned), "--lock", LOCK_PATH])
+def check(workspace: Path, url: str, requirements: list[str], versioned: bool = True) -> int:
+    return cli.main(["check-lock", *shared(url, requirements, versioned), "--lock", str(workspace / LOCK_PATH)])
 
 
 def test_relocking_bumps_the_version_only_when_the_lock_changes(
@@ -126,9 +124,9 @@ def test_relocking_bumps_the_version_only_when_the_lock_changes(
     assert lock(workspace, url, ["alpha"]) == 1, "same inputs: kept"
     assert lock(workspace, url, ["alpha"], "--upgrade") == 1, "--upgrade finding nothing new: kept"
     assert (workspace / LOCK_PATH).read_text() == text, "byte for byte"
-    assert check(url, ["alpha"]) == 0
+    assert check(workspace, url, ["alpha"]) == 0
 
-    assert check(url, ["alpha", "beta"]) == 1, "a changed requirement makes the lock stale"
+    assert check(workspace, url, ["alpha", "beta"]) == 1, "a changed requirement makes the lock stale"
     assert lock(workspace, url, ["alpha", "beta"]) == 2
     assert lock(workspace, url, ["alpha", "beta"]) == 2
     wheels.add_wheel("alpha", "1.1")
@@ -138,7 +136,7 @@ def test_relocking_bumps_the_version_only_when_the_lock_changes(
         ("alpha", "1.1"),
         ("beta", "1.0"),
     ]
-    assert check(url, ["alpha", "beta"]) == 0
+    assert check(workspace, url, ["alpha", "beta"]) == 0
 
 
 def test_check_lock_holds_the_lock_to_versioned_and_lock_writes_it(
@@ -146,17 +144,17 @@ def test_check_lock_holds_the_lock_to_versioned_and_lock_writes_it(
 ) -> None:
     _, url = index
     assert lock(workspace, url, ["alpha"], versioned=False) is None
-    assert check(url, ["alpha"], versioned=False) == 0
+    assert check(workspace, url, ["alpha"], versioned=False) == 0
     capsys.readouterr()
-    assert check(url, ["alpha"], versioned=True) == 1
+    assert check(workspace, url, ["alpha"], versioned=True) == 1
     assert capsys.readouterr().err == (
-        f"{LOCK_PATH} has no lock version, but the layer is versioned (`versioned = True`; locked before it was):"
+        f"{workspace / LOCK_PATH} has no lock version, but the layer is versioned (`versioned = True`; locked before it was):"
         " run `bazel run //stacks:framework.lock`\n"
     )
     # The inputs are unchanged: relocking writes the version without resolving again.
     assert lock(workspace, url, ["alpha"]) == 1
     assert "is up to date" in capsys.readouterr().out
-    assert check(url, ["alpha"], versioned=True) == 0
-    assert check(url, ["alpha"], versioned=False) == 1
+    assert check(workspace, url, ["alpha"], versioned=True) == 0
+    assert check(workspace, url, ["alpha"], versioned=False) == 1
     assert "has lock version 1, but the layer is not versioned" in capsys.readouterr().err
     assert lock(workspace, url, ["alpha"], versioned=False) is None
