@@ -148,8 +148,8 @@ def test_check_lock_holds_the_lock_to_versioned_and_lock_writes_it(
     capsys.readouterr()
     assert check(workspace, url, ["alpha"], versioned=True) == 1
     assert capsys.readouterr().err == (
-        f"{workspace / LOCK_PATH} has no lock version, but the layer is versioned (`versioned = True`; locked before it was):"
-        " run `bazel run //stacks:framework.lock`\n"
+        f"{workspace / LOCK_PATH} has no lock version, but the layer is versioned (`versioned = True`; locked"
+        " before it was): run `bazel run //stacks:framework.lock`\n"
     )
     # The inputs are unchanged: relocking writes the version without resolving again.
     assert lock(workspace, url, ["alpha"]) == 1

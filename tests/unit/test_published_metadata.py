@@ -89,7 +89,7 @@ def versioned_app(install_target: str, lock_version: int) -> dict[str, object]:
 
 
 def test_a_versioned_layer_is_named_with_its_lock_version() -> None:
-    """`install_target` NAME@N, `layer_name` NAME, `lock_version` N, as venvstacks writes an implicitly versioned layer."""
+    """`install_target` NAME@N, `layer_name` NAME, `lock_version` N: venvstacks' implicitly versioned layer."""
     app = versioned_app("app@3", 3)
     assert (app["layer_name"], app["install_target"], app["lock_version"]) == ("app", "app@3", 3)
     assert (app["archive_name"], app["required_layers"]) == ("app@3.tar.zst", ["numpy@2"])
