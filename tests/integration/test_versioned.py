@@ -102,8 +102,13 @@ def test_two_versions_of_a_framework_deploy_side_by_side(stack: Stack, tmp_path:
     assert lock_versions(stack) == {"vfw": "lock-version = 1", "vapp": "lock-version = 1"}
     assert deployed(dest) == ["cpython", "vapp@1", "vfw@1"]
 
-    # What the build names for the version: the archive, the layer config, venvstacks' metadata.
+    # What the build names for the version: the archive, the layer config, both metadata files.
     assert stack.workspace.output("vfw@1.tar.zst").is_file()
+    metadata = json.loads(stack.workspace.output("vapp.json").read_text())
+    assert (metadata["layer_name"], [lower["name"] for lower in metadata["required_layers"]]) == (
+        "vapp@1",
+        ["cpython", "vfw@1"],
+    )
     config = json.loads((dest / "vapp@1" / "share/venv/metadata/venvstacks_layer.json").read_text())
     assert (config["install_target"], config["lower_layers"]) == ("vapp@1", ["vfw@1"])
     published = json.loads(stack.workspace.output("__venvstacks__/linux_x86_64/env_metadata/vapp.json").read_text())
