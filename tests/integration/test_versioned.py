@@ -3,9 +3,10 @@
 The stack workspace of `stack_workspace` (this machine's CPython in PBS layout, served on
 127.0.0.1) with two more layers: `vfw`, a versioned framework holding `six` from PyPI, and
 `vapp`, a versioned application on it, locked by `bazel run //:stack.lock` against PyPI. Locked,
-built and deployed into DEST; then the framework's requirement changes, the stack is relocked
-(both become version 2: the app's lock names the framework's), rebuilt and deployed into the
-same DEST. `vfw@1`, `vapp@1`, `vfw@2` and `vapp@2` are then all there, and each app runs on its
+built and deployed into DEST (the archive, both metadata files, the layer config and the
+framework's image layer named for `NAME@1`); then the framework's requirement changes, the
+stack is relocked (both become version 2: the app's lock names the framework's), rebuilt and
+deployed into the same DEST. `vfw@1`, `vapp@1`, `vfw@2` and `vapp@2` are then all there, and each app runs on its
 own framework. Last, a versioned layer whose lock has no lock version fails at analysis naming
 the target and the `.lock` to run.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,6 +116,13 @@ def test_two_versions_of_a_framework_deploy_side_by_side(stack: Stack, tmp_path:
     published = json.loads(stack.workspace.output("__venvstacks__/linux_x86_64/env_metadata/vapp.json").read_text())
     assert (published["layer_name"], published["install_target"], published["lock_version"]) == ("vapp", "vapp@1", 1)
     assert (published["required_layers"], published["archive_name"]) == (["vfw@1"], "vapp@1.tar.zst")
+
+    # The framework's image layer: its directory under the image prefix is the install target too.
+    stack.workspace.bazel("build", "//:vfw.image_layer")
+    with tarfile.open(stack.workspace.output("vfw.image_layer.tar.gz")) as blob:
+        parts = [name.lstrip("./").split("/") for name in blob.getnames()]
+    top = {part[2] for part in parts if len(part) > 2 and part[2]}
+    assert top == {"vfw@1"}, top
 
     # The framework's requirement changes: both locks change, so both versions are bumped.
     lock_build_deploy(stack, "1.17.0", dest)
