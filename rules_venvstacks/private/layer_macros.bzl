@@ -86,6 +86,7 @@ def _layer(
         priority_indexes = [],
         index_overrides = {},
         layer_name = None,
+        versioned = False,
         archive_format = DEFAULT_ARCHIVE_FORMAT,
         bytecode = DEFAULT_BYTECODE,
         srcs = [],
@@ -116,6 +117,7 @@ def _layer(
         package_indexes = package_indexes,
         priority_indexes = priority_indexes,
         index_overrides = index_overrides,
+        versioned = versioned,
         visibility = visibility,
         tags = tags,
     )
@@ -125,6 +127,7 @@ def _layer(
         name = name,
         kind = kind,
         layer_name = layer_name or name,
+        versioned = versioned,
         runtime = runtime,
         frameworks = _unless_lock_only(frameworks, []),
         wheels = _unless_lock_only(wheels or "@venvstacks_wheels//:" + name, _NO_WHEELS),
@@ -177,6 +180,7 @@ def framework_layer(
         priority_indexes = [],
         index_overrides = {},
         layer_name = None,
+        versioned = False,
         archive_format = DEFAULT_ARCHIVE_FORMAT,
         bytecode = DEFAULT_BYTECODE,
         test_script = None,
@@ -224,6 +228,11 @@ def framework_layer(
         naming the first index is accepted where this layer or a framework with priority says
         the second (-> NAME.lock_inputs).
       layer_name: the layer's directory name when deployed (default: `name`).
+      versioned: venvstacks' `versioned`: the lock carries a lock version N, bumped by a relock
+        that changes the lock and kept by one that changes nothing; the layer deploys as
+        `layer_name@N`, its archive is `NAME@N.<format>`, and the layers above are built on
+        `layer_name@N`, so two versions deploy side by side (docs/layers.md, "Versioned
+        layers") (-> NAME, NAME.lock_inputs).
       archive_format: `tar.zst`, `tar.xz` or `zip` (-> NAME).
       bytecode: `compiled` (deterministic .pyc files) or `none` (-> NAME).
       test_script: a Python script that NAME.test runs with the layer's interpreter after
@@ -272,6 +281,7 @@ def framework_layer(
         priority_indexes = priority_indexes,
         index_overrides = index_overrides,
         layer_name = layer_name,
+        versioned = versioned,
         archive_format = archive_format,
         bytecode = bytecode,
         test_script = test_script,
@@ -310,7 +320,7 @@ def application_layer(name, runtime, frameworks, launch_module, srcs = [], deps 
         (-> NAME).
       **kwargs: any optional argument of `framework_layer` (requirements, requirements_in,
         lock, wheels, index_url, extra_index_urls, find_links, package_indexes, priority_indexes,
-        index_overrides, layer_name, archive_format,
+        index_overrides, layer_name, versioned, archive_format,
         bytecode, test_script, dynlib_exclude, image_prefix, image_compression, strict_libraries,
         allowed_libraries), and common
         attributes (visibility, tags).

@@ -59,11 +59,13 @@ _CONVERTED_FIELDS = {
     "package_indexes",
     "priority_indexes",
     "index_overrides",
+    "versioned",  # on a framework or an application; a runtime's is listed (`_RUNTIME_NOT_VERSIONED`)
 }
+# A runtime layer here has no lock of its own, so no lock version to count.
+_RUNTIME_NOT_VERSIONED = "a runtime layer is not versioned here (it has no lock to count versions of)"
 
 # Why a field venvstacks accepts is not converted yet (any other unknown field: "no equivalent").
 _NOT_YET = {
-    "versioned": "versioned layers are not supported yet (issue 25, item 1)",
     "build_requirements": "deprecated; venvstacks ignores it too",
 }
 
@@ -87,12 +89,11 @@ class Conversion:
         self.not_converted.append(f"{what}: {why}")
 
     def skip_unconverted_fields(self, what: str, layer: LayerSpec) -> None:
-        """List the fields of `layer` that the conversion does not carry over (`versioned = false` is carried)."""
+        """List the fields of `layer` that the conversion does not carry over (a runtime's `versioned = true`, too)."""
         for key in sorted(set(layer.table) - _CONVERTED_FIELDS):
-            value = layer.get(key)
-            if key == "versioned" and value is False:
-                continue
-            self.skip(what, f"{key} = {value!r}: {_NOT_YET.get(key, 'no equivalent here')}")
+            self.skip(what, f"{key} = {layer.get(key)!r}: {_NOT_YET.get(key, 'no equivalent here')}")
+        if layer.kind == "runtime" and layer.get("versioned") is True:
+            self.skip(what, f"versioned = True: {_RUNTIME_NOT_VERSIONED}")
 
     def spec_layer(self, name: str) -> LayerSpec:
         """The specification of layer `name`."""
@@ -250,7 +251,7 @@ def _convert_layer(conversion: Conversion, layer: LayerSpec) -> None:
         return
     target = _PREFIX[layer.kind] + layer.name
     if not is_layer_name(target):
-        conversion.skip(what, f"the name {target!r} is not a layer name here (names with '@': issue 25, item 1)")
+        conversion.skip(what, f"the name {target!r} is not a layer name here (docs/layers.md, layer names)")
         return
     modules = [layer.get("launch_module"), *layer.get("support_modules", [])] if layer.kind == "application" else []
     outside = [relative for relative in modules if relative.startswith("../") or "/../" in relative]
@@ -269,6 +270,8 @@ def _convert_layer(conversion: Conversion, layer: LayerSpec) -> None:
     arguments += _index_arguments(conversion, layer)
     if layer.get("dynlib_exclude"):
         arguments.append(("dynlib_exclude", list(layer.get("dynlib_exclude"))))
+    if layer.get("versioned") is True:
+        arguments.append(("versioned", True))
     if layer.kind == "application":
         srcs: list[str] = []
         deps: list[str] = []
@@ -333,7 +336,7 @@ def convert(spec: StackSpec, package: str) -> Conversion:
             continue
         if not is_layer_name(layer.name):
             conversion.skip(
-                f"runtime {layer.name!r}", "the name is not a layer name here (names with '@': issue 25, item 1)"
+                f"runtime {layer.name!r}", "the name is not a layer name here (docs/layers.md, layer names)"
             )
             continue
         on_it = [other for other in spec.layers if other.kind != "runtime" and other.runtime == layer.name]

@@ -131,12 +131,13 @@ def _declare_locks(module_ctx):
                 fail("venvstacks.lock(name = '%s'): declared twice in hub '%s'" % (tag.name, tag.hub))
             path = module_ctx.path(tag.file)
             module_ctx.watch(path)
-            entry = {"lock": str(tag.file), "missing": not path.exists, "platform_triples": [], "wheels": {}}
+            entry = {"lock": str(tag.file), "lock_version": 0, "missing": not path.exists, "platform_triples": [], "wheels": {}}
             hub[tag.name] = entry
             if not path.exists:
                 continue
             lock = parse_pylock(module_ctx.read(path), str(tag.file), lock_depth(tag.file.package, tag.file.name))
             entry["platform_triples"] = lock.platform_triples
+            entry["lock_version"] = lock.lock_version or 0
             for package in lock.packages:
                 repos = {}
                 for wheel in package.wheels:

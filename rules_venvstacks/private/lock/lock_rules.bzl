@@ -128,6 +128,7 @@ def _lock_inputs_impl(ctx):
         ),
         named_indexes = named_indexes,
         index_urls = index_urls,
+        versioned = ctx.attr.versioned,
     )]
 
 venvstacks_lock_inputs = rule(
@@ -158,6 +159,7 @@ venvstacks_lock_inputs = rule(
             providers = [VenvstacksIndexesInfo],
             doc = "The named indexes of MODULE.bazel's `venvstacks.index` tags.",
         ),
+        "versioned": attr.bool(doc = "The layer is versioned: its lock carries a lock version (lock/lock_version.py)."),
     },
 )
 
@@ -193,6 +195,8 @@ def _input_arguments(info, in_action):
     for link in info.index.find_links:
         arguments += ["--find-links", link]
     arguments += named_index_arguments(info.named_indexes, info.index_urls)
+    if info.versioned:
+        arguments.append("--versioned")
     return arguments, list(info.requirements_in)
 
 def _lower_lock_file(info, lower):
