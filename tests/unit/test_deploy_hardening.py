@@ -416,7 +416,7 @@ def test_a_versioned_layer_deploys_beside_its_other_version_under_the_same_recov
     two = framework_archive(tmp_path / "two", b"two", name="fw@2")
     deploy.deploy([two], dest)
     assert dest_entries(dest) == [transaction.STATE_NAME, "fw@1", "fw@2"]
-    assert sorted(json.loads((dest / transaction.STATE_NAME).read_text())["layers"]) == ["fw@1", "fw@2"]
+    assert sorted(deploy_records(dest)) == ["fw@1", "fw@2"]
     assert [(dest / f"fw@{n}/lib/data.txt").read_bytes() for n in (1, 2)] == [b"one", b"two"]
     (dest / "fw@1").rename(dest / ".venvstacks-old-fw@1")  # a kill between the two renames of a swap
     deploy.deploy([two], dest)  # fw@2 is skipped; recovery still puts fw@1 back first
