@@ -30,6 +30,7 @@ The same command is each layer's stale-lock validation action at build time (`--
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -54,7 +55,7 @@ from venvstacks_tool.core.platforms import (
 )
 from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.core.protocol import LAYER_KINDS, PYTHON_VERSION_RE
-from venvstacks_tool.lock import pylock, resolve, uv_resolver
+from venvstacks_tool.lock import pylock, resolve, sdists, uv_resolver
 from venvstacks_tool.lock.index_options import DEFAULT_INDEX_URL, IndexOptions
 from venvstacks_tool.lock.results import ResolvedWheel
 from venvstacks_tool.lock.urls import strip_credentials
@@ -92,6 +93,7 @@ class LayerInputs:
     find_links: tuple[str, ...]
     lock_target: str
     floors: WheelFloors = DEFAULT_FLOORS
+    build_from_sdist: tuple[str, ...] = ()
 
     @property
     def target_platforms(self) -> tuple[TargetPlatform, ...]:
@@ -195,6 +197,13 @@ def _add_layer_arguments(parser: argparse.ArgumentParser) -> None:
         "a directory of wheels (relative to the workspace) or a URL; repeatable",
     )
     parser.add_argument("--lock-target", default="", help="the layer's lock target, e.g. //stacks:app.lock")
+    add_repeatable(
+        parser,
+        "--build-from-sdist",
+        "build_from_sdist",
+        "NAME",
+        "a package installed from a wheel built from its sdist (lock/sdists.py); repeatable",
+    )
     parser.add_argument(
         "--glibc-minimum",
         default="",
@@ -246,6 +255,7 @@ def _layer_inputs(args: argparse.Namespace) -> LayerInputs:
         extra_index_urls=tuple(args.extra_index_urls),
         find_links=tuple(args.find_links),
         lock_target=str(args.lock_target),
+        build_from_sdist=tuple(sorted({normalize_name(name) for name in args.build_from_sdist})),
         floors=WheelFloors(
             glibc=parse_floor(args.glibc_minimum, f"layer '{layer}': --glibc-minimum") or DEFAULT_FLOORS.glibc,
             macos=parse_floor(args.macos_minimum, f"layer '{layer}': --macos-minimum") or DEFAULT_FLOORS.macos,
@@ -353,6 +363,7 @@ def inputs_hash(
     extra_index_urls: Sequence[str],
     find_links: Sequence[str],
     floors: Mapping[str, str] | None = None,
+    build_from_sdist: Sequence[str] = (),
 ) -> str:
     """`sha256:<hex>` of everything a lock is resolved from, and of nothing of the machine it runs on.
 
@@ -381,6 +392,8 @@ def inputs_hash(
     }
     if floors:
         document["wheel_floors"] = dict(floors)
+    if build_from_sdist:  # absent when empty: the locks written before it stay fresh
+        document["build_from_sdist"] = sorted(build_from_sdist)
     blob = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return "sha256:" + hashlib.sha256(blob).hexdigest()
 
@@ -425,6 +438,7 @@ class _Inputs:
             extra_index_urls=request.extra_index_urls,
             find_links=request.find_links,
             floors=request.floors.as_dict(platform.os for platform in request.target_platforms),
+            build_from_sdist=request.build_from_sdist,
         )
 
 
@@ -673,8 +687,13 @@ def _lock_packages(
     pins: Mapping[str, Mapping[str, _Pin]],
     workspace: Path,
     lock_dir: Path,
+    built: Mapping[str, sdists.PreparedSdist],
 ) -> tuple[list[pylock.LockedPackage], list[pylock.ProvidedPackage]]:
-    """This layer's packages, one per (name, version) with the wheel of each platform, and what lower layers provide."""
+    """This layer's packages, one per (name, version) with the wheel of each platform, and what lower layers provide.
+
+    A package of `built` (`build_from_sdist`) is recorded with its sdist instead of the wheel the
+    resolver found in the find-links directory of the built wheels.
+    """
     wheels: dict[tuple[str, str], dict[str, pylock.LockedWheel]] = {}
     platform_wheels: dict[tuple[str, str], dict[str, str]] = {}
     provided: set[pylock.ProvidedPackage] = set()
@@ -685,6 +704,15 @@ def _lock_packages(
                 provided.add(pylock.ProvidedPackage(name, pin.version, pin.layer))
                 continue
             key = (name, wheel.version)
+            if name in built:
+                if wheel.version != built[name].version:
+                    raise VenvstacksError(
+                        f"layer '{request.layer_name}': '{name}' is built from its sdist {built[name].built.sdist.name},"
+                        f" but {platform.name} resolves it to version {wheel.version}; pin it in the requirements"
+                    )
+                platform_wheels.setdefault(key, {})[platform.triple] = built[name].built.wheel_name
+                wheels.setdefault(key, {})
+                continue
             locked = _locked_wheel(request.layer_name, wheel, workspace, lock_dir)
             previous = wheels.setdefault(key, {}).setdefault(wheel.file_name, locked)
             if previous.sha256 != locked.sha256:
@@ -703,7 +731,10 @@ def _lock_packages(
             platform_wheels[name, version],
         )
         marker = pylock.package_marker(package, request.platforms)
-        packages.append(pylock.LockedPackage(package.name, version, package.wheels, package.platform_wheels, marker))
+        from_sdist = built[name].built if name in built else None
+        packages.append(
+            pylock.LockedPackage(package.name, version, package.wheels, package.platform_wheels, marker, from_sdist)
+        )
     return packages, sorted(provided, key=lambda p: (p.name, p.version, p.layer))
 
 
@@ -766,7 +797,8 @@ def render_requirements(lock: pylock.Lock, lock_path: str, lock_target: str) -> 
     for provided in sorted(lock.provided, key=lambda p: (normalize_name(p.name), p.version)):
         lines.append(f"# {provided.name}=={provided.version}: provided by layer '{provided.layer}'")
     for package in sorted(lock.packages, key=lambda p: (normalize_name(p.name), p.version)):
-        hashes = sorted(wheel.sha256 for wheel in package.wheels)
+        files = [package.built.sdist] if package.built is not None else package.wheels
+        hashes = sorted(wheel.sha256 for wheel in files)
         marker = pylock.package_marker(package, lock.platforms)
         lines.append(f"{package.name}=={package.version}" + (f" ; {marker}" if marker else "") + " \\")
         lines += [f"    --hash=sha256:{h}" + (" \\" if i < len(hashes) - 1 else "") for i, h in enumerate(hashes)]
@@ -830,7 +862,26 @@ def lock(request: LockRequest) -> pylock.Lock:
         f" {', '.join(p.name for p in platforms)} with {request.resolver}...",
         file=sys.stderr,
     )
+    preferred = {} if request.upgrade else _preferred(lock_file, request.output_lock)
     with tempfile.TemporaryDirectory(prefix="venvstacks-lock-") as tmp:
+        built: dict[str, sdists.PreparedSdist] = {}
+        if layer_inputs.build_from_sdist:
+            built, wheel_dir = sdists.prepare(
+                layer,
+                layer_inputs.build_from_sdist,
+                {normalize_name(top.requirement.name): str(top.requirement.specifier) for top in top_level},
+                platforms,
+                layer_inputs.python_version,
+                index,
+                preferred,
+                Path(tmp),
+                layer_inputs.floors,
+                uv,
+                request.uv_cache_dir,
+            )
+            # The resolvers see the built wheels as find-links, pinned to the sdists' versions.
+            index = dataclasses.replace(index, find_links=(*index.find_links, str(wheel_dir)))
+            preferred = {**preferred, **{name: sdist.version for name, sdist in built.items()}}
         result = resolve.resolve(
             layer,
             platforms,
@@ -838,7 +889,7 @@ def lock(request: LockRequest) -> pylock.Lock:
             [top.written for top in top_level],
             {triple: {name: pin.version for name, pin in by_name.items()} for triple, by_name in pins.items()},
             index,
-            {} if request.upgrade else _preferred(lock_file, request.output_lock),
+            preferred,
             Path(tmp),
             pinned_by={name: pin.describe() for by_name in pins.values() for name, pin in by_name.items()},
             floors=layer_inputs.floors,
@@ -854,7 +905,7 @@ def lock(request: LockRequest) -> pylock.Lock:
     for name, versions in result.divergent().items():
         detail = ", ".join(f"{by_triple(triple).name} {version}" for triple, version in sorted(versions.items()))
         print(f"venvstacks: layer '{layer}': no version of {name} fits every platform: {detail}", file=sys.stderr)
-    packages, provided = _lock_packages(layer_inputs, result, pins, workspace, lock_file.parent)
+    packages, provided = _lock_packages(layer_inputs, result, pins, workspace, lock_file.parent, built)
 
     locked = pylock.Lock(
         layer=layer,
