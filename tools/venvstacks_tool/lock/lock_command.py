@@ -707,8 +707,9 @@ def _lock_packages(
             if name in built:
                 if wheel.version != built[name].version:
                     raise VenvstacksError(
-                        f"layer '{request.layer_name}': '{name}' is built from its sdist {built[name].built.sdist.name},"
-                        f" but {platform.name} resolves it to version {wheel.version}; pin it in the requirements"
+                        f"layer '{request.layer_name}': '{name}' is built from its sdist"
+                        f" {built[name].built.sdist.name}, but {platform.name} resolves it to version"
+                        f" {wheel.version}; pin it in the requirements"
                     )
                 platform_wheels.setdefault(key, {})[platform.triple] = built[name].built.wheel_name
                 wheels.setdefault(key, {})

@@ -119,7 +119,7 @@ def _index_page(index_url: str, name: str) -> list[dict[str, Any]]:
             return []
         raise VenvstacksError(f"cannot read the index page {strip_credentials(url)}: {error}") from error
     except (OSError, ValueError) as error:
-        raise VenvstacksError(f"cannot read the index page {strip_credentials(url)} as PEP 691 JSON: {error}") from error
+        raise VenvstacksError(f"cannot read {strip_credentials(url)} as a PEP 691 JSON page: {error}") from error
     files = data.get("files") if isinstance(data, dict) else None
     if not isinstance(files, list):
         raise VenvstacksError(f"the index page {strip_credentials(url)} is not a PEP 691 JSON page")
@@ -181,12 +181,12 @@ def _download(url: str, sha256: str, output: Path, layer: str) -> None:
     found = sha256_file(output)
     if found != sha256:
         raise VenvstacksError(
-            f"layer '{layer}': {output.name} from {strip_credentials(url)} has sha256 {found}, but the index says {sha256}"
+            f"layer '{layer}': {output.name} from {strip_credentials(url)} has sha256 {found}, the index says {sha256}"
         )
 
 
 def _build_wheel(layer: str, name: str, sdist: Path, index: IndexOptions, wheel_dir: Path) -> str:
-    """Build the wheel of `sdist` into `wheel_dir` with pip (build isolation from the layer's indexes); its file name."""
+    """Build the wheel of `sdist` into `wheel_dir` with pip (isolated, from the layer's indexes); its file name."""
     paths = [str(Path(entry).resolve()) for entry in sys.path if entry]
     command = [
         sys.executable,
@@ -265,7 +265,9 @@ def prepare(
         local = scratch / sdist.name
         _download(sdist.url, sdist.sha256, local, layer)
         requires = parse_build_requires(read_pyproject(local), f"sdist {sdist.name}")
-        build_wheels = _lock_build_requirements(layer, name, requires, platforms, python_version, index, scratch, floors, uv, uv_cache_dir)
+        build_wheels = _lock_build_requirements(
+            layer, name, requires, platforms, python_version, index, scratch, floors, uv, uv_cache_dir
+        )
         wheel_name = _build_wheel(layer, name, local, index, wheel_dir)
         _check_platforms(layer, name, wheel_name, platforms)
         version = sdist_stem(sdist.name).rpartition("-")[2]
