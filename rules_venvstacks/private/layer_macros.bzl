@@ -82,6 +82,7 @@ def _layer(
         index_url = DEFAULT_INDEX_URL,
         extra_index_urls = [],
         find_links = [],
+        build_from_sdist = [],
         layer_name = None,
         archive_format = DEFAULT_ARCHIVE_FORMAT,
         bytecode = DEFAULT_BYTECODE,
@@ -110,6 +111,7 @@ def _layer(
         index_url = index_url,
         extra_index_urls = extra_index_urls,
         find_links = find_links,
+        build_from_sdist = build_from_sdist,
         visibility = visibility,
         tags = tags,
     )
@@ -167,6 +169,7 @@ def framework_layer(
         index_url = DEFAULT_INDEX_URL,
         extra_index_urls = [],
         find_links = [],
+        build_from_sdist = [],
         layer_name = None,
         archive_format = DEFAULT_ARCHIVE_FORMAT,
         bytecode = DEFAULT_BYTECODE,
@@ -205,6 +208,12 @@ def framework_layer(
       index_url: the index the lock resolves against (-> NAME.lock_inputs).
       extra_index_urls: more indexes (-> NAME.lock_inputs).
       find_links: local wheel directories (workspace-relative) or URLs (-> NAME.lock_inputs).
+      build_from_sdist: top-level requirements installed from a wheel built from their sdist, in
+        a sandboxed action, for the packages with no wheel (`["docopt"]`): locked with the
+        sdist's hash and its build requirements' pure-Python wheels, built once for every
+        platform when the wheel is pure Python; one with extension modules only in a layer
+        that targets the execution platform alone (docs/locking.md, "Packages with no wheel")
+        (-> NAME.lock_inputs).
       layer_name: the layer's directory name when deployed (default: `name`).
       archive_format: `tar.zst`, `tar.xz` or `zip` (-> NAME).
       bytecode: `compiled` (deterministic .pyc files) or `none` (-> NAME).
@@ -250,6 +259,7 @@ def framework_layer(
         index_url = index_url,
         extra_index_urls = extra_index_urls,
         find_links = find_links,
+        build_from_sdist = build_from_sdist,
         layer_name = layer_name,
         archive_format = archive_format,
         bytecode = bytecode,
@@ -288,7 +298,7 @@ def application_layer(name, runtime, frameworks, launch_module, srcs = [], deps 
         import roots as for `framework_layer`; the launch module may be one of their modules
         (-> NAME).
       **kwargs: any optional argument of `framework_layer` (requirements, requirements_in,
-        lock, wheels, index_url, extra_index_urls, find_links, layer_name, archive_format,
+        lock, wheels, index_url, extra_index_urls, find_links, build_from_sdist, layer_name, archive_format,
         bytecode, test_script, dynlib_exclude, image_prefix, image_compression, strict_libraries,
         allowed_libraries), and common
         attributes (visibility, tags).

@@ -188,7 +188,7 @@ VenvstacksLockInfo = provider(
         "requirements": "list of requirement strings given inline.",
         "requirements_in": "list of File: requirements.in files.",
         "lower": "list of VenvstacksLockInfo of every framework below, in sys.path order: the C3 linearization of the layer's `frameworks` (each framework before those it sits on; private/common/c3.bzl).",
-        "index": "struct(index_url, extra_index_urls, find_links) for the resolver.",
+        "index": "struct(index_url, extra_index_urls, find_links, build_from_sdist) for the resolver: where packages come from, and which are built from their sdists.",
     },
 )
 

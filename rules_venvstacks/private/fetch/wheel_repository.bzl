@@ -35,6 +35,7 @@ def _wheels_hub_impl(rctx):
     builds = {}
     for name, entry in sorted(json.decode(rctx.attr.locks).items()):
         builds.update(entry.get("sdist_builds", {}))
+
         # One branch per platform the lock covers: only the built platform's wheels are fetched.
         wheels = {
             settings[triple]: {"@%s//:wheel" % repo: sha256 for repo, sha256 in repos}

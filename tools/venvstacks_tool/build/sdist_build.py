@@ -25,18 +25,19 @@ sdist is built once for every target platform (`locked_wheels.bzl` `built_wheels
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
+import stat
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from venvstacks_tool.core.archive import (
     ArchiveEntry,
     archive_read_errors,
-    iter_archive_members,
     normalized_member_name,
     read_tar_entries,
     write_archive,
@@ -105,17 +106,23 @@ def _verified(path: Path, sha256: str, what: str) -> None:
 
 
 def zip_entries(path: Path) -> list[ArchiveEntry]:
-    """The files of the zip at `path` (a wheel) as archive entries, contents in memory; directories left out."""
+    """The files of the zip at `path` (a wheel) as archive entries, contents in memory; directories left out.
+
+    A member is a file unless it says it is a directory or a symlink (a wheel's members carry
+    whatever mode bits their writer gave them, often no file type at all).
+    """
+    import zipfile
+
     entries = []
-    with archive_read_errors(path.name):
-        for member in iter_archive_members(path, "zip"):
-            name = normalized_member_name(member.name)
-            if member.kind == "dir" or not name:
+    with archive_read_errors(path.name), zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            name = normalized_member_name(info.filename)
+            if info.is_dir() or not name:
                 continue
-            if member.kind != "file" or member.open_content is None:
-                raise VenvstacksError(f"wheel {path.name!r}: member {name!r} is a {member.kind}, not a file")
-            with member.open_content() as stream:
-                entries.append(ArchiveEntry(name, "file", member.mode or 0o644, data=stream.read()))
+            mode = info.external_attr >> 16 if info.create_system == 3 else 0
+            if stat.S_ISLNK(mode):
+                raise VenvstacksError(f"wheel {path.name!r}: member {name!r} is a symlink, which a wheel cannot hold")
+            entries.append(ArchiveEntry(name, "file", mode & 0o777 or 0o644, data=archive.read(info)))
     return entries
 
 
@@ -131,7 +138,7 @@ def unpack_sdist(sdist: Path, root: Path) -> Path:
 
 
 def build_backend(source: Path) -> tuple[str, list[str]]:
-    """The `[build-system]` backend of the unpacked sdist and its `backend-path` (absolute), PEP 517's defaults."""
+    """The `[build-system]` backend of the unpacked sdist and its relative `backend-path`, PEP 517's defaults."""
     pyproject = source / "pyproject.toml"
     if not pyproject.is_file():
         return LEGACY_BACKEND, []
@@ -153,9 +160,9 @@ def build_backend(source: Path) -> tuple[str, list[str]]:
     if not isinstance(backend, str) or not isinstance(paths, list):
         raise VenvstacksError(f"{source.name}/pyproject.toml: malformed [build-system] build-backend or backend-path")
     inside = [(source / str(path)).resolve() for path in paths]
-    if any(not path.is_relative_to(source.resolve()) for path in inside):
+    if any(not path.is_relative_to(source.resolve()) for path in inside) or any(Path(p).is_absolute() for p in paths):
         raise VenvstacksError(f"{source.name}/pyproject.toml: a backend-path leaves the sdist")
-    return backend, [str(path) for path in inside]
+    return backend, [str(path) for path in paths]
 
 
 def _hook_environ(build_env: Path, scratch: Path) -> dict[str, str]:
@@ -184,6 +191,18 @@ def _missing_requirements(requested: Sequence[str], installed: set[str]) -> list
         if match is None or normalize_name(match.group(1)) not in installed:
             missing.append(text)
     return missing
+
+
+@contextlib.contextmanager
+def _backend_errors(what: str, backend: str, sdist: str) -> Iterator[None]:
+    """pyproject-hooks' errors (no such backend or hook) as a VenvstacksError naming the package."""
+    from pyproject_hooks import BackendUnavailable, HookMissing, UnsupportedOperation
+
+    try:
+        yield
+    except (BackendUnavailable, HookMissing, UnsupportedOperation) as error:
+        detail = output_tail(str(getattr(error, "traceback", "") or error), 1500)
+        raise VenvstacksError(f"{what}: the build backend {backend!r} of {sdist} cannot be used: {detail}") from error
 
 
 def build(request: SdistBuild) -> None:
@@ -215,7 +234,9 @@ def build(request: SdistBuild) -> None:
         hooks = BuildBackendHookCaller(
             str(source), backend, backend_path or None, runner=runner, python_executable=sys.executable
         )
-        missing = _missing_requirements(hooks.get_requires_for_build_wheel({}), installed)
+        with _backend_errors(what, backend, request.sdist.name):
+            requested = hooks.get_requires_for_build_wheel({})
+        missing = _missing_requirements(requested, installed)
         if missing:
             raise VenvstacksError(
                 f"{what}: the build backend of {request.sdist.name} asks for {', '.join(missing)}, which the lock's"
@@ -224,7 +245,8 @@ def build(request: SdistBuild) -> None:
             )
         out_dir = scratch / "dist"
         out_dir.mkdir()
-        built = hooks.build_wheel(str(out_dir), {})
+        with _backend_errors(what, backend, request.sdist.name):
+            built = hooks.build_wheel(str(out_dir), {})
         if built != request.wheel_name:
             raise VenvstacksError(
                 f"{what}: {request.sdist.name} built {built}, but the lock expects {request.wheel_name}; a wheel with"

@@ -4,7 +4,7 @@ A package named in the layer's `build_from_sdist` is installed from a wheel that
 makes from its sdist (docs/locking.md, "Packages with no wheel"). At lock time, where the network
 is allowed but only to the layer's indexes, `prepare` does for each such package:
 
-1. picks the sdist: the newest version on the index (PEP 691 JSON pages) that satisfies the
+1. picks the sdist: the newest version on the indexes (PEP 691 JSON or PEP 503 HTML pages) that satisfies the
    layer's top-level requirement on the package, its `Requires-Python` and no yank, the current
    lock's version first when it still does; the sdist is downloaded and checked against the
    index's sha256;
@@ -25,6 +25,7 @@ wheels instead of the find-links file (`pylock.BuiltFromSdist`).
 
 from __future__ import annotations
 
+import html.parser
 import json
 import sys
 import tarfile
@@ -107,22 +108,59 @@ def is_pure_wheel(file_name: str) -> bool:
     return file_name.endswith("-none-any.whl")
 
 
+class _Anchors(html.parser.HTMLParser):
+    """The files of a PEP 503 HTML page, in the form of PEP 691's `files` (filename, url, hashes, ...)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.files: list[dict[str, Any]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag != "a":
+            return
+        attributes = dict(attrs)
+        href = attributes.get("href") or ""
+        url, _, fragment = href.partition("#")
+        algorithm, _, digest = fragment.partition("=")
+        self.files.append(
+            {
+                "filename": urllib.parse.unquote(url.rstrip("/").rpartition("/")[2]),
+                "url": url,
+                "hashes": {algorithm: digest} if algorithm == "sha256" else {},
+                "requires-python": attributes.get("data-requires-python") or "",
+                "yanked": "data-yanked" in attributes,
+            }
+        )
+
+
+def parse_index_page(body: str, content_type: str) -> list[dict[str, Any]] | None:
+    """The `files` of an index page: PEP 691 JSON, or PEP 503 HTML; None when it is neither."""
+    if "json" in content_type:
+        data = json.loads(body)
+        files = data.get("files") if isinstance(data, dict) else None
+        return files if isinstance(files, list) else None
+    if "html" in content_type:
+        anchors = _Anchors()
+        anchors.feed(body)
+        return anchors.files
+    return None
+
+
 def _index_page(index_url: str, name: str) -> list[dict[str, Any]]:
-    """The files of project `name` on one index, from its PEP 691 JSON page ([] when it has no such project)."""
+    """The files of project `name` on one index ([] when it has no such project), URLs made absolute."""
     url = index_url.rstrip("/") + "/" + name + "/"
-    request = urllib.request.Request(url, headers={"Accept": _JSON_PAGE})
+    request = urllib.request.Request(url, headers={"Accept": f"{_JSON_PAGE}, text/html;q=0.1"})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
-            data = json.loads(response.read().decode("utf-8"))
+            files = parse_index_page(response.read().decode("utf-8"), response.headers.get("Content-Type", ""))
     except urllib.error.HTTPError as error:
         if error.code == 404:
             return []
         raise VenvstacksError(f"cannot read the index page {strip_credentials(url)}: {error}") from error
     except (OSError, ValueError) as error:
-        raise VenvstacksError(f"cannot read {strip_credentials(url)} as a PEP 691 JSON page: {error}") from error
-    files = data.get("files") if isinstance(data, dict) else None
-    if not isinstance(files, list):
-        raise VenvstacksError(f"the index page {strip_credentials(url)} is not a PEP 691 JSON page")
+        raise VenvstacksError(f"cannot read the index page {strip_credentials(url)}: {error}") from error
+    if files is None:
+        raise VenvstacksError(f"the index page {strip_credentials(url)} is neither PEP 691 JSON nor PEP 503 HTML")
     return [{**item, "url": urllib.parse.urljoin(url, str(item.get("url", "")))} for item in files]
 
 
