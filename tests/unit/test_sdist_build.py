@@ -1,75 +1,23 @@
 """build.sdist_build (`build-sdist`): unpacking an sdist safely, and building a deterministic wheel offline.
 
-The sdists are built here in memory. Their build backend is a module inside the sdist
-(`backend-path`), so no build requirement and no network is needed: it writes its wheel with the
-clock's timestamps and in a shuffled member order, which `build-sdist` must turn into the same
-bytes every time.
+The sdists are built here (`venvstacks_testing.sdists`): their backend is a module inside them,
+so no build requirement and no network is needed; it writes its wheel with the clock's
+timestamps and in a shuffled member order, which `build-sdist` must turn into the same bytes
+every time.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from venvstacks_testing.archives import ESCAPES, Member, tar_bytes
+from venvstacks_testing.archives import ESCAPES
+from venvstacks_testing.sdists import backend_sdist, sdist_file
 from venvstacks_tool.build import sdist_build
 from venvstacks_tool.core.errors import VenvstacksError
-
-PYPROJECT = """\
-[build-system]
-requires = []
-build-backend = "backend"
-backend-path = ["."]
-"""
-
-# A PEP 517 backend that writes its wheel as badly as a backend may: clock timestamps, members in
-# a random order, modes of its own. `EXTRA_REQUIRES` is what it asks for beyond `requires`.
-BACKEND = """\
-import os, random, time, zipfile
-
-EXTRA_REQUIRES = {extra!r}
-NAME = "tiny-1.0-py3-none-any.whl"
-
-def get_requires_for_build_wheel(config_settings=None):
-    return list(EXTRA_REQUIRES)
-
-def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    assert os.environ["SOURCE_DATE_EPOCH"] == "315532800"
-    files = {{
-        "tiny/__init__.py": b"VALUE = 1\\n",
-        "tiny-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\\nName: tiny\\nVersion: 1.0\\n",
-        "tiny-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
-        "tiny-1.0.dist-info/RECORD": b"",
-    }}
-    names = list(files)
-    random.shuffle(names)
-    with zipfile.ZipFile(os.path.join(wheel_directory, NAME), "w") as out:
-        for name in names:
-            info = zipfile.ZipInfo(name, time.localtime(time.time() + random.randint(0, 10**6))[:6])
-            info.external_attr = random.choice([0o600, 0o644, 0o664]) << 16
-            out.writestr(info, files[name])
-    return NAME
-"""
-
-
-def _sdist(directory: Path, members: list[Member], name: str = "tiny-1.0.tar.gz") -> Path:
-    path = directory / name
-    path.write_bytes(gzip.compress(tar_bytes(members), mtime=0))
-    return path
-
-
-def _tiny_sdist(directory: Path, extra_requires: tuple[str, ...] = ()) -> Path:
-    return _sdist(
-        directory,
-        [
-            ("tiny-1.0/pyproject.toml", "file", PYPROJECT.encode()),
-            ("tiny-1.0/backend.py", "file", BACKEND.format(extra=extra_requires).encode()),
-        ],
-    )
 
 
 def _build(sdist: Path, output: Path, wheel_name: str = "tiny-1.0-py3-none-any.whl") -> None:
@@ -82,7 +30,7 @@ def _build(sdist: Path, output: Path, wheel_name: str = "tiny-1.0-py3-none-any.w
 @pytest.mark.parametrize("case", sorted(ESCAPES))
 def test_escapes_are_refused_and_nothing_is_written_outside(tmp_path: Path, case: str) -> None:
     members = [(name.replace("fw/", "tiny-1.0/", 1), kind, payload) for name, kind, payload in ESCAPES[case][0]]
-    sdist = _sdist(tmp_path, members)
+    sdist = sdist_file(tmp_path, members, "tiny-1.0.tar.gz")
     root = tmp_path / "root"
     with pytest.raises(VenvstacksError):
         sdist_build.unpack_sdist(sdist, root)
@@ -92,14 +40,14 @@ def test_escapes_are_refused_and_nothing_is_written_outside(tmp_path: Path, case
 
 def test_a_well_formed_sdist_is_unpacked_with_its_modes(tmp_path: Path) -> None:
     members = [("tiny-1.0/setup.py", "file", b"x"), ("tiny-1.0/bin/run", "script", b"#!/bin/sh\n")]
-    source = sdist_build.unpack_sdist(_sdist(tmp_path, members), tmp_path / "root")
+    source = sdist_build.unpack_sdist(sdist_file(tmp_path, members, "tiny-1.0.tar.gz"), tmp_path / "root")
     assert (source / "setup.py").read_bytes() == b"x"
     assert (source / "bin" / "run").stat().st_mode & 0o777 == 0o755
     assert sdist_build.build_backend(source) == (sdist_build.LEGACY_BACKEND, [])
 
 
 def test_the_wheel_is_the_same_bytes_on_every_build(tmp_path: Path) -> None:
-    sdist = _tiny_sdist(tmp_path)
+    sdist = backend_sdist(tmp_path)
     _build(sdist, tmp_path / "one.whl")
     _build(sdist, tmp_path / "two.whl")
     assert (tmp_path / "one.whl").read_bytes() == (tmp_path / "two.whl").read_bytes()
@@ -112,7 +60,7 @@ def test_the_wheel_is_the_same_bytes_on_every_build(tmp_path: Path) -> None:
 
 
 def test_a_backend_asking_for_an_unlocked_requirement_is_refused(tmp_path: Path) -> None:
-    sdist = _tiny_sdist(tmp_path, extra_requires=("cython>=3",))
+    sdist = backend_sdist(tmp_path, extra_requires=("cython>=3",))
     with pytest.raises(VenvstacksError, match=r"package tiny 1.0 .*asks for cython>=3, which the lock's build"):
         _build(sdist, tmp_path / "out.whl")
     assert not (tmp_path / "out.whl").exists()
@@ -120,11 +68,11 @@ def test_a_backend_asking_for_an_unlocked_requirement_is_refused(tmp_path: Path)
 
 def test_a_wheel_other_than_the_locked_one_is_refused_naming_both(tmp_path: Path) -> None:
     with pytest.raises(VenvstacksError, match=r"built tiny-1.0-py3-none-any.whl, but the lock expects tiny-1.0-cp311"):
-        _build(_tiny_sdist(tmp_path), tmp_path / "out.whl", wheel_name="tiny-1.0-cp311-cp311-linux_x86_64.whl")
+        _build(backend_sdist(tmp_path), tmp_path / "out.whl", wheel_name="tiny-1.0-cp311-cp311-linux_x86_64.whl")
 
 
 def test_an_sdist_whose_hash_differs_from_the_lock_is_refused(tmp_path: Path) -> None:
-    sdist = _tiny_sdist(tmp_path)
+    sdist = backend_sdist(tmp_path)
     argv = ["--sdist", str(sdist), "--sdist-sha256", "0" * 64, "--wheel-name", "tiny-1.0-py3-none-any.whl"]
     argv += ["--package", "tiny 1.0", "--lock", "//:l", "--output", str(tmp_path / "out.whl")]
     with pytest.raises(VenvstacksError, match=r"tiny-1.0.tar.gz has sha256 .*, but the lock says 0000"):
@@ -135,11 +83,7 @@ def test_build_requirement_wheels_are_the_backends_only_imports(tmp_path: Path) 
     wheel = tmp_path / "helper-1.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as out:
         out.writestr("helper.py", "NAME = 'from the build wheel'\n")
-    backend = BACKEND.format(extra=()).replace("import os,", "import helper, os,")
-    sdist = _sdist(
-        tmp_path,
-        [("tiny-1.0/pyproject.toml", "file", PYPROJECT.encode()), ("tiny-1.0/backend.py", "file", backend.encode())],
-    )
+    sdist = backend_sdist(tmp_path, backend_imports="helper")
     digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
     wheel_digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     argv = ["--sdist", str(sdist), "--sdist-sha256", digest, "--wheel-name", "tiny-1.0-py3-none-any.whl"]

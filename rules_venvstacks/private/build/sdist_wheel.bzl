@@ -31,7 +31,8 @@ def _sdist_wheel_impl(ctx):
             build_wheels.append(file)
     args.add("--wheel-name", ctx.attr.wheel_name)
     args.add("--package", ctx.attr.package)
-    args.add("--lock", ctx.attr.lock)
+    # In the `--lock=` form: a value starting with `@` would be read as a params file.
+    args.add(ctx.attr.lock, format = "--lock=%s")
     args.add("--output", wheel)
     run_tool(
         ctx,

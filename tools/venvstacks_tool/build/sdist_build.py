@@ -144,13 +144,10 @@ def build_backend(source: Path) -> tuple[str, list[str]]:
         return LEGACY_BACKEND, []
     if sys.version_info >= (3, 11):
         import tomllib
-    else:  # pragma: no cover - Python 3.10 only
-        try:
-            import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
-        except ImportError as error:
-            raise VenvstacksError(
-                f"{source.name}: reading its pyproject.toml needs Python 3.11 or newer (tomllib) to build with"
-            ) from error
+    else:  # pragma: no cover - Python 3.10 has no TOML reader of its own
+        raise VenvstacksError(
+            f"{source.name}: reading its pyproject.toml needs Python 3.11 or newer (tomllib) on the execution platform"
+        )
     try:
         build_system = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("build-system", {})
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:

@@ -14,8 +14,8 @@ is allowed but only to the layer's indexes, `prepare` does for each such package
    builds (a remote executor too), so only wheels that install on every one of them are locked;
 3. builds the wheel with pip (build isolation, from the same indexes), which tells the package's
    dependencies (its METADATA, for the resolvers) and whether the wheel is pure Python. A
-   platform-specific wheel is refused here unless the layer targets the lock machine's platform
-   only: an extension module can only be built for the platform the build runs on.
+   platform-specific wheel (extension modules) is refused here, naming the package, the layer and
+   its platforms (`check_pure`): it needs a C toolchain, which no build action has as an input.
 
 The built wheels are put in a find-links directory the resolvers see for the rest of the lock, so
 pip and uv resolve the package (and its dependencies) as if the index had that wheel, and both
@@ -250,22 +250,22 @@ def _build_wheel(layer: str, name: str, sdist: Path, index: IndexOptions, wheel_
     return built[0]
 
 
-def _check_platforms(layer: str, name: str, wheel_name: str, platforms: Sequence[TargetPlatform]) -> None:
-    """Refuse a platform-specific built wheel unless the layer targets this machine's platform alone."""
+def check_pure(layer: str, name: str, wheel_name: str, platforms: Sequence[TargetPlatform]) -> None:
+    """Refuse a built wheel that is not pure Python, naming the package, the layer and its platforms.
+
+    A wheel with extension modules is built for the platform the build runs on, by a C toolchain
+    the build action does not have as an input (it would not be hermetic), and would serve that
+    platform alone: such an sdist is refused at lock time, before anything is built in Bazel.
+    """
     if is_pure_wheel(wheel_name):
         return
-    import platform as host
-
-    here = {"linux": "linux", "darwin": "macos", "win32": "windows"}.get(sys.platform)
-    only_here = len(platforms) == 1 and platforms[0].os == here and platforms[0].machine == host.machine()
-    if not only_here:
-        names = ", ".join(platform.name for platform in platforms)
-        raise VenvstacksError(
-            f"layer '{layer}': the sdist of '{name}' builds the platform-specific wheel {wheel_name} (it has"
-            f" extension modules), which a build action can only make for the platform it runs on, but the layer"
-            f" targets {names}: build such an sdist only in a layer that targets the execution platform alone,"
-            " or use wheels of it"
-        )
+    names = ", ".join(platform.name for platform in platforms)
+    raise VenvstacksError(
+        f"layer '{layer}': the sdist of '{name}' builds the platform-specific wheel {wheel_name} (it has extension"
+        f" modules), which cannot be built for the layer's platforms {names}: only pure-Python sdists are built"
+        f" in actions (a compiled one needs a C toolchain and builds for the execution platform only); use wheels"
+        f" of '{name}' (an index or find-links that has them) instead of build_from_sdist"
+    )
 
 
 def prepare(
@@ -307,7 +307,7 @@ def prepare(
             layer, name, requires, platforms, python_version, index, scratch, floors, uv, uv_cache_dir
         )
         wheel_name = _build_wheel(layer, name, local, index, wheel_dir)
-        _check_platforms(layer, name, wheel_name, platforms)
+        check_pure(layer, name, wheel_name, platforms)
         version = sdist_stem(sdist.name).rpartition("-")[2]
         prepared[name] = PreparedSdist(name, version, BuiltFromSdist(sdist, wheel_name, build_wheels))
     return prepared, wheel_dir
