@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import re
 import stat
@@ -142,12 +143,13 @@ def build_backend(source: Path) -> tuple[str, list[str]]:
     pyproject = source / "pyproject.toml"
     if not pyproject.is_file():
         return LEGACY_BACKEND, []
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10 has no TOML reader of its own
+    try:
+        # By name: the tool is typed for Python 3.10, whose standard library has no TOML reader.
+        tomllib = importlib.import_module("tomllib")
+    except ImportError as error:  # pragma: no cover - Python 3.10
         raise VenvstacksError(
             f"{source.name}: reading its pyproject.toml needs Python 3.11 or newer (tomllib) on the execution platform"
-        )
+        ) from error
     try:
         build_system = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("build-system", {})
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
