@@ -29,9 +29,7 @@ import html.parser
 import json
 import sys
 import tarfile
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,6 +146,10 @@ def parse_index_page(body: str, content_type: str) -> list[dict[str, Any]] | Non
 
 def _index_page(index_url: str, name: str) -> list[dict[str, Any]]:
     """The files of project `name` on one index ([] when it has no such project), URLs made absolute."""
+    # Imported here: every lock run imports this module, and most build nothing from an sdist.
+    import urllib.error
+    import urllib.request
+
     url = index_url.rstrip("/") + "/" + name + "/"
     request = urllib.request.Request(url, headers={"Accept": f"{_JSON_PAGE}, text/html;q=0.1"})
     try:
@@ -210,6 +212,8 @@ def choose_sdist(
 
 def _download(url: str, sha256: str, output: Path, layer: str) -> None:
     """Download `url` to `output` and check its sha256 against the index's."""
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=300) as response, open(output, "wb") as out:
             while chunk := response.read(1 << 20):
