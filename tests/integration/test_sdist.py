@@ -1,10 +1,11 @@
 """A package published as an sdist only (`docopt`, from PyPI) in an application layer, through a real Bazel.
 
-One workspace for the module: the stack of `support.stack_workspace` (runtime, framework from a
-local index) and an application layer `cli` on PyPI whose `build_from_sdist = ["docopt"]`. It
-is locked (the sdist and setuptools' wheel recorded), built (the wheel made from the sdist in a
-sandboxed action of the execution configuration), run, and built again in a second output base,
-byte for byte the same.
+One workspace for the module: the stack workspace of `support.stack_workspace` (its runtime, the
+host CPython in PBS layout) with an application layer `cli` on the runtime alone, on PyPI, whose
+`build_from_sdist = ["docopt"]` (the stack's own framework and app are neither locked nor built:
+the test pays for the runtime and `cli` only). It is locked (the sdist and setuptools' wheel
+recorded), built (the wheel made from the sdist in a sandboxed action of the execution
+configuration), run, and built again in a second output base, byte for byte the same.
 """
 
 from __future__ import annotations
@@ -24,14 +25,13 @@ CLI = ExtraLayers(
 application_layer(
     name = "cli",
     build_from_sdist = ["docopt"],
-    frameworks = [":framework"],
+    frameworks = [],
     launch_module = "cli.py",
     requirements = ["docopt==0.6.2"],
     runtime = ":cpython",
 )
 """,
     locks=("cli",),
-    stack_layers=(":app", ":cli"),
 )
 
 CLI_MAIN = '''\
@@ -45,11 +45,11 @@ print(json.dumps({"args": docopt.docopt(__doc__), "docopt": docopt.__file__}))
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The stack with the `cli` layer, its framework and `cli` locked."""
+    """The stack workspace with the `cli` layer, `cli` locked."""
     with serve_stack_sources(tmp_path_factory.mktemp("sources")) as sources:
         result = make_stack(tmp_path_factory.mktemp("sdist_ws"), sources, extra=CLI)
         result.workspace.write("cli.py", CLI_MAIN)
-        result.lock("framework", "cli")
+        result.lock("cli")
         try:
             yield result
         finally:

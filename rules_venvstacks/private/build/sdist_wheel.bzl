@@ -31,6 +31,7 @@ def _sdist_wheel_impl(ctx):
             build_wheels.append(file)
     args.add("--wheel-name", ctx.attr.wheel_name)
     args.add("--package", ctx.attr.package)
+
     # In the `--lock=` form: a value starting with `@` would be read as a params file.
     args.add(ctx.attr.lock, format = "--lock=%s")
     args.add("--output", wheel)

@@ -264,15 +264,19 @@ def _file_entry(line, where):
         sha256 = _field(line, "sha256", where),
     )
 
+def _file_array_line(current, array, line, where, table):
+    """Reads one line of an open array of file entries (`wheels`, `build_wheels`) into `current[array]`; `]` closes it."""
+    if line == "]":
+        current["in_" + array] = False
+    elif line.startswith("{ name = ") and line.endswith(" },"):
+        current[array].append(_file_entry(line, where))
+    else:
+        _unexpected(where, table, line)
+
 def _package_line(current, line, where):
     """Reads one line of a `[[packages]]` table into `current`."""
     if current["in_wheels"]:
-        if line == "]":
-            current["in_wheels"] = False
-        elif line.startswith("{ name = ") and line.endswith(" },"):
-            current["wheels"].append(_file_entry(line, where))
-        else:
-            _unexpected(where, "[[packages]]", line)
+        _file_array_line(current, "wheels", line, where, "[[packages]]")
     elif line.startswith("sdist = { name = ") and line.endswith(" }"):
         current["sdist"] = _file_entry(line.removeprefix("sdist = "), where)
     elif line.startswith("name = "):
@@ -291,12 +295,7 @@ def _package_line(current, line, where):
 def _package_tool_line(current, line, where):
     """Reads one line of a package's `[packages.tool.venvstacks]` table (a package built from its sdist)."""
     if current["in_build_wheels"]:
-        if line == "]":
-            current["in_build_wheels"] = False
-        elif line.startswith("{ name = ") and line.endswith(" },"):
-            current["build_wheels"].append(_file_entry(line, where))
-        else:
-            _unexpected(where, _PACKAGE_TOOL_HEADER, line)
+        _file_array_line(current, "build_wheels", line, where, _PACKAGE_TOOL_HEADER)
     elif line.startswith("built-wheel = "):
         current["built_wheel"] = _value(line, "built-wheel", where)
     elif line == "build-wheels = [":
