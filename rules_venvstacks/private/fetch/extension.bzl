@@ -8,7 +8,10 @@
 Per runtime it declares one repository per platform with a build (`NAME_PLATFORM`, fetched only
 when that platform is built or runs the tool) and the hub `@NAME`, which selects the target's
 and the execution platform's. Per lock it declares one repository per wheel file and the hub of
-locked wheels, which selects each target platform's wheels.
+locked wheels, which selects each target platform's wheels. A package the lock builds from its
+sdist (`build_from_sdist`) gets a repository for the sdist and for each of its build wheels, and
+an `sdist_wheel` target in the hub that builds it with the execution platform's interpreter of the
+first declared runtime of the lock's Python X.Y.
 """
 
 load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_GLIBC_MINIMUM", "DEFAULT_MACOS_MINIMUM")
