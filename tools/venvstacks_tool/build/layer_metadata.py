@@ -24,7 +24,13 @@ from venvstacks_tool.build.run_key import stack_key
 from venvstacks_tool.core.cli import add_repeatable, split_pair, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import sha256_file, write_bytes_atomic
-from venvstacks_tool.core.protocol import ArchiveRecord, layer_metadata, read_archive_record, write_metadata
+from venvstacks_tool.core.protocol import (
+    ArchiveRecord,
+    is_sha256,
+    layer_metadata,
+    read_archive_record,
+    write_metadata,
+)
 
 
 @dataclass(frozen=True)
@@ -126,8 +132,17 @@ def parse_request(argv: list[str]) -> MetadataRequest:
         args.output,
         published,
         args.run_key_output,
-        tuple(split_pair(value, "--built-from-sdist", f"layer {identity.name!r}") for value in args.built_from_sdists),
+        _built_from_sdists(args.built_from_sdists, identity.name),
     )
+
+
+def _built_from_sdists(values: list[str], layer: str) -> tuple[tuple[str, str], ...]:
+    """`--built-from-sdist NAME=SHA256` values, each checked."""
+    pairs = tuple(split_pair(value, "--built-from-sdist", f"layer {layer!r}", "NAME=SHA256") for value in values)
+    for name, sha256 in pairs:
+        if not is_sha256(sha256):
+            raise VenvstacksError(f"layer {layer!r}: --built-from-sdist {name}: {sha256!r} is not a hex sha256")
+    return pairs
 
 
 def _lock_hash(path: Path, layer: str) -> str:
