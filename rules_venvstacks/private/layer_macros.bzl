@@ -85,6 +85,7 @@ def _layer(
         package_indexes = {},
         priority_indexes = [],
         index_overrides = {},
+        build_from_sdist = [],
         layer_name = None,
         versioned = False,
         archive_format = DEFAULT_ARCHIVE_FORMAT,
@@ -118,6 +119,7 @@ def _layer(
         priority_indexes = priority_indexes,
         index_overrides = index_overrides,
         versioned = versioned,
+        build_from_sdist = build_from_sdist,
         visibility = visibility,
         tags = tags,
     )
@@ -179,6 +181,7 @@ def framework_layer(
         package_indexes = {},
         priority_indexes = [],
         index_overrides = {},
+        build_from_sdist = [],
         layer_name = None,
         versioned = False,
         archive_format = DEFAULT_ARCHIVE_FORMAT,
@@ -227,6 +230,12 @@ def framework_layer(
       index_overrides: `{"pytorch_cpu": "pytorch_cu128"}`: an inherited `package_indexes` entry
         naming the first index is accepted where this layer or a framework with priority says
         the second (-> NAME.lock_inputs).
+      build_from_sdist: top-level requirements installed from a wheel built from their sdist, in
+        a sandboxed action, for the packages with no wheel (`["docopt"]`): locked with the
+        sdist's hash and its build requirements' pure-Python wheels, built once for every
+        platform when the wheel is pure Python; one with extension modules only in a layer
+        that targets the execution platform alone (docs/locking.md, "Packages with no wheel")
+        (-> NAME.lock_inputs).
       layer_name: the layer's directory name when deployed (default: `name`).
       versioned: venvstacks' `versioned`: the lock carries a lock version N, bumped by a relock
         that changes the lock and kept by one that changes nothing; the layer deploys as
@@ -280,6 +289,7 @@ def framework_layer(
         package_indexes = package_indexes,
         priority_indexes = priority_indexes,
         index_overrides = index_overrides,
+        build_from_sdist = build_from_sdist,
         layer_name = layer_name,
         versioned = versioned,
         archive_format = archive_format,
@@ -320,7 +330,7 @@ def application_layer(name, runtime, frameworks, launch_module, srcs = [], deps 
         (-> NAME).
       **kwargs: any optional argument of `framework_layer` (requirements, requirements_in,
         lock, wheels, index_url, extra_index_urls, find_links, package_indexes, priority_indexes,
-        index_overrides, layer_name, versioned, archive_format,
+        index_overrides, build_from_sdist, layer_name, versioned, archive_format,
         bytecode, test_script, dynlib_exclude, image_prefix, image_compression, strict_libraries,
         allowed_libraries), and common
         attributes (visibility, tags).

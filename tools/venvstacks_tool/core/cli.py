@@ -19,6 +19,7 @@ from venvstacks_tool.core.errors import VenvstacksError
 # so this table names modules by string and imports only the one asked for.
 SUBCOMMANDS: dict[str, str] = {
     "build-layer": "venvstacks_tool.build.layer",
+    "build-sdist": "venvstacks_tool.build.sdist_build",
     "check-libraries": "venvstacks_tool.build.loader_check",
     "check-lock": "venvstacks_tool.lock.lock_command:check_lock_main",
     "check-layer-stack": "venvstacks_tool.build.stack_checks",
