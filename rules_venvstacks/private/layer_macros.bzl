@@ -21,8 +21,9 @@ load("//rules_venvstacks/private/image:image_layer.bzl", "layer_image_layer")
 load("//rules_venvstacks/private/image:prefix.bzl", "DEFAULT_IMAGE_COMPRESSION", "DEFAULT_IMAGE_PREFIX")
 load("//rules_venvstacks/private/lock:lock_rules.bzl", "venvstacks_lock", "venvstacks_lock_all", "venvstacks_lock_inputs", "venvstacks_lock_test")
 
-# Deploying runs the stack's interpreters: only where the target platform is this machine's.
-# Elsewhere the targets are incompatible, so `bazel test //...` for another platform skips them.
+# Testing a deployed stack runs its interpreters: only where the target platform is this machine's.
+# Elsewhere the `.test` targets are incompatible, so `bazel test //...` for another platform skips
+# them. `.deploy` (manual, never in `//...`) fails at analysis instead, naming both platforms.
 # Label(): the constraints resolve in this module's repository mapping, not the caller's.
 _HOST_ONLY = [Label(constraint) for constraint in HOST_CONSTRAINTS]
 
@@ -136,7 +137,6 @@ def _layer(
         name = name + ".deploy",
         layers = [":" + name],
         tags = tags + ["manual"],
-        target_compatible_with = _HOST_ONLY,
     )
     _image_layer(
         name,
@@ -330,15 +330,16 @@ def layer_stack(name, layers, published_summary = DEFAULT_PUBLISHED_SUMMARY, **k
     Creates NAME (`bazel build`: every layer's archive, `NAME.json`, all their metadata keyed
     by layer name, and venvstacks' stack summary `__venvstacks__/<platform>/venvstacks.json`,
     every layer's venvstacks metadata by category, as `venvstacks publish` writes it), NAME.lock
-    (`bazel run`: lock every layer of the stack in one command, lower layers first, without a Bazel start-up per layer; `bazel run NAME.lock -- --upgrade` passes
-    `--upgrade` to each; a layer whose inputs are unchanged is kept as it is) and NAME.deploy
+    (`bazel run`: lock every layer of the stack in one command, lower layers first, without a
+    Bazel start-up per layer; `bazel run NAME.lock -- --upgrade` passes `--upgrade` to each; a
+    layer whose inputs are unchanged is kept as it is) and NAME.deploy
     (`bazel run NAME.deploy -- DIR [--force]`: deploy every layer of the stacks into DIR, each
     once, lower layers first, as a layer's `.deploy` does).
 
     Args:
       name: target name.
       layers: the top layers (framework or application layer targets); the layers below them
-        come along (-> NAME, NAME.deploy, and their `.lock_inputs` to NAME.lock).
+        come along (-> NAME, NAME.deploy, NAME.lock).
       published_summary: the file name of venvstacks' stack summary in `__venvstacks__/<platform>/`
         (-> NAME); two `layer_stack`s of one package need two names, which fails early otherwise.
       **kwargs: common attributes (visibility, tags) for the generated targets.
@@ -350,12 +351,11 @@ def layer_stack(name, layers, published_summary = DEFAULT_PUBLISHED_SUMMARY, **k
         name = name + ".deploy",
         layers = layers,
         tags = tags + ["manual"],
-        target_compatible_with = _HOST_ONLY,
         **kwargs
     )
     venvstacks_lock_all(
         name = name + ".lock",
-        inputs = [_sibling(layer, ".lock_inputs") for layer in layers],
+        layers = layers,
         tags = tags + ["manual"],
         **kwargs
     )

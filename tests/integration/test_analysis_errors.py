@@ -18,6 +18,7 @@ load(
     "application_layer",
     "framework_layer",
     "layer_image_layer",
+    "layer_stack",
     "runtime_layer",
     "stack_image",
 )
@@ -89,6 +90,9 @@ filegroup(name = "not_a_layout", srcs = ["MODULE.bazel"])
 
 # A typo in a framework's label.
 application_layer(name = "app_typo", frameworks = ["//:framwork"], launch_module = "m", runtime = ":rt_a")
+
+# A typo in a stack's layers.
+layer_stack(name = "stack_typo", layers = ["//:ap_ok"])
 """
 
 
@@ -173,11 +177,19 @@ def test_bad_stack_fails_at_analysis_naming_the_targets(workspace: Workspace, ta
         assert text in result.stderr, f"{text!r} not in:\n{result.stderr[-3000:]}"
 
 
-@pytest.mark.parametrize("command", [("build", "//:app_typo"), ("run", "//:app_typo.lock")])
-def test_unknown_framework_is_named_as_written(workspace: Workspace, command: tuple[str, str]) -> None:
-    """`frameworks = ["//:framwork"]`: the build and the lock name `//:framwork` as written, not a
-    target derived from it (`//:framwork.lock_inputs`)."""
+@pytest.mark.parametrize(
+    ("command", "typo"),
+    [
+        (("build", "//:app_typo"), "framwork"),
+        (("run", "//:app_typo.lock"), "framwork"),
+        (("build", "//:stack_typo"), "ap_ok"),
+        (("run", "//:stack_typo.lock"), "ap_ok"),
+    ],
+)
+def test_unknown_layer_is_named_as_written(workspace: Workspace, command: tuple[str, str], typo: str) -> None:
+    """`frameworks = ["//:framwork"]`, `layer_stack(layers = ["//:ap_ok"])`: the build and the lock
+    name the label as written, not a target derived from it (`//:framwork.lock_inputs`)."""
     result = workspace.bazel(*command, check=False)
     assert result.returncode != 0
-    assert "'//:framwork' does not exist" in result.stderr, result.stderr[-3000:]
-    assert "framwork." not in result.stderr, result.stderr[-3000:]
+    assert f"'//:{typo}' does not exist" in result.stderr, result.stderr[-3000:]
+    assert f"{typo}." not in result.stderr, result.stderr[-3000:]
