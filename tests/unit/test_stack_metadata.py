@@ -12,6 +12,7 @@ from venvstacks_tool.build.published_metadata import CATEGORIES, SUMMARY_NAME
 from venvstacks_tool.core import cli
 from venvstacks_tool.lock.pylock import load_toml
 
+ROOT = Path(__file__).resolve().parents[2]
 # venvstacks' deployed-name prefix of each category (its FrameworkEnv/ApplicationEnv ENV_PREFIX).
 PREFIXES = {"runtimes": "", "frameworks": "framework-", "applications": "app-"}
 VENVSTACKS_PLATFORMS = ["linux_x86_64", "macosx_arm64", "win_amd64"]
@@ -59,6 +60,12 @@ def test_summary_structure_is_venvstacks_stack_publishing_result() -> None:
     summary = json.loads((manifests / SUMMARY_NAME).read_text(encoding="utf-8"))
     assert list(summary) == ["layers"]
     assert set(summary["layers"]) == set(CATEGORIES.values()) == {"runtimes", "frameworks", "applications"}
+    # The golden list the migration guide is held to names the same file and keys.
+    golden = ROOT / "tests/golden/venvstacks_published_outputs.txt"
+    listed = [line for line in golden.read_text(encoding="utf-8").splitlines() if line and line[0] != "#"]
+    assert f"__venvstacks__/PLATFORM/{SUMMARY_NAME}" in listed
+    keys = {"layers"} | {f"layers.{category}" for category in summary["layers"]}
+    assert {key for key in listed if not key.startswith("__")} == keys
 
 
 def _published(directory: Path, name: str, platform: str = "linux_x86_64") -> Path:
