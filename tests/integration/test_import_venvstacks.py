@@ -41,14 +41,14 @@ def _runtime_only_module(runtime: LocalRuntime) -> str:
 
 
 def _import(workspace: Workspace, root: Path, runtime: LocalRuntime) -> None:
-    """`bazel run` the importer in the workspace; a second run keeps the BUILD file unless --force."""
+    """`bazel run` the importer in the workspace; a second run keeps the BUILD file (--force:
+    tests/unit/test_bazel_run.py)."""
     workspace.write("MODULE.bazel", _runtime_only_module(runtime))
     workspace.bazel("run", IMPORTER, "--", "venvstacks.toml")
     assert (root / "BUILD.bazel").read_text().startswith("# Generated from venvstacks.toml")
     again = workspace.bazel("run", IMPORTER, "--", "venvstacks.toml", check=False)
     assert again.returncode != 0
     assert f"{root / 'BUILD.bazel'} already exists; pass --force to overwrite it" in again.stderr
-    workspace.bazel("run", IMPORTER, "--", "venvstacks.toml", "--force", "--package", "")
 
 
 def test_minimal_project_converts_locks_and_builds(tmp_path: Path) -> None:
