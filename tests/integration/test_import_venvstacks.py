@@ -87,3 +87,15 @@ def test_minimal_project_converts_locks_and_builds(tmp_path: Path) -> None:
     for layers in summary.values():
         for layer in layers:
             assert layer == json.loads((published / f"{layer['install_target']}.json").read_text())
+
+
+def test_without_a_runtime_the_importer_says_what_to_declare() -> None:
+    """The checkout's own module declares no runtime: analysis fails saying what to add (never the host's Python)."""
+    checkout = Workspace(CHECKOUT)
+    try:
+        result = checkout.bazel("build", "--nobuild", "//tools:import_venvstacks", check=False)
+    finally:
+        checkout.shutdown()
+    assert result.returncode != 0
+    assert "the importer runs on a runtime of the `venvstacks` extension, and no module declares one" in result.stderr
+    assert 'add `venvstacks.runtime(name = "python", python_version = "3.12")` to MODULE.bazel' in result.stderr
