@@ -19,6 +19,7 @@ first declared runtime of the lock's Python X.Y.
 load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_GLIBC_MINIMUM", "DEFAULT_MACOS_MINIMUM")
 load("//rules_venvstacks/private/common:platforms.bzl", "PLATFORMS", "config_setting_label", "platform_name", "platform_triples", "wheel_floor_problem")
 load("//rules_venvstacks/private/common:versions.bzl", "is_python_version")
+load(":host_runtime.bzl", "host_runtime_repository", "pick_host_runtime")
 load(":indexes_repository.bzl", "indexes_repository")
 load(":pbs.bzl", "asset_urls", "host_platform", "python_minor", "release_epoch", "resolve_version")
 load(":pylock.bzl", "lock_depth", "parse_pylock")
@@ -334,6 +335,7 @@ def _venvstacks_impl(module_ctx):
     settings = {entry.triple: str(config_setting_label(name)) for name, entry in PLATFORMS.items()}
     declared = {}
     runtimes_by_minor = {}
+    host_candidates = []
     for mod in module_ctx.modules:
         for tag in mod.tags.runtime:
             what = "runtime '%s' (module '%s')" % (tag.name, mod.name)
@@ -382,6 +384,8 @@ def _venvstacks_impl(module_ctx):
                 if tool_wheels != None and python_minor(source.version) == python_minor(lock_version):
                     execs[triple] = repo
             runtimes_by_minor.setdefault(python_minor(lock_version), tag.name)
+            if host in execs:
+                host_candidates.append((mod.is_root, tag.name))
             runtime_hub(
                 name = tag.name,
                 runtime_name = tag.name,
@@ -396,6 +400,7 @@ def _venvstacks_impl(module_ctx):
     for runtime in archives:
         if runtime not in declared:
             fail("venvstacks.runtime_archive(runtime = '%s'): no venvstacks.runtime of that name" % runtime)
+    host_runtime_repository(name = "venvstacks_host_runtime", runtime = pick_host_runtime(host_candidates))
     _declare_uv(wheel_table)
     _declare_indexes(module_ctx)
     _declare_locks(module_ctx, runtimes_by_minor)

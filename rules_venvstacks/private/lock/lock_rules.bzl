@@ -410,7 +410,7 @@ trap 'rm -rf "$uv_cache"' EXIT
 def _lock_all_impl(ctx):
     ordered = []
     seen = {}
-    for info in [target[VenvstacksLockInfo] for target in ctx.attr.inputs]:
+    for info in [target[VenvstacksLockInfo] for target in ctx.attr.layers]:
         for layer in _lower_first(info):
             if layer.label not in seen:
                 seen[layer.label] = True
@@ -444,6 +444,11 @@ venvstacks_lock_all = rule(
     doc = "`bazel run` target that locks every layer of a stack in one command, lower layers first, the layers that read the same lower locks at the same time (`layer_stack`'s `NAME.lock`).",
     executable = True,
     attrs = dict(TOOL_ATTRS, **dict(_REMOTE_EXECUTION_ATTR, **dict(_RESOLVER_ATTRS, **{
-        "inputs": attr.label_list(mandatory = True, providers = [VenvstacksLockInfo], doc = "The top layers' lock inputs."),
+        "layers": attr.label_list(
+            mandatory = True,
+            providers = [VenvstacksLockInfo],
+            cfg = lock_only_transition,
+            doc = "The top layers, as the user wrote them (a typo is named as written), analysed in the lock-only configuration, where each gives its lock inputs and reaches no wheel.",
+        ),
     }))),
 )
