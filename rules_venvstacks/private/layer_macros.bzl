@@ -328,9 +328,10 @@ def layer_stack(name, layers, **kwargs):
     """A set of stacks: every layer below the given layers, their metadata in one file, and one `.lock`.
 
     Creates NAME (`bazel build`: every layer's archive, and `NAME.json`, all their metadata keyed
-    by layer name), NAME.lock (`bazel run`: lock every layer of the stack in one command, lower
-    layers first, without a Bazel start-up per layer; `bazel run NAME.lock -- --upgrade` passes
-    `--upgrade` to each; a layer whose inputs are unchanged is kept as it is) and NAME.deploy
+    by layer name), NAME.lock (`bazel run`: lock every layer of the stack in one command and one
+    tool process, each layer as soon as the layers below it are locked;
+    `bazel run NAME.lock -- --upgrade` passes `--upgrade` to each; a layer whose inputs are
+    unchanged is kept as it is) and NAME.deploy
     (`bazel run NAME.deploy -- DIR [--force]`: deploy every layer of the stacks into DIR, each
     once, lower layers first, as a layer's `.deploy` does).
 

@@ -187,42 +187,6 @@ def _tool_env_assignments(runtime, phase):
     env = dict(TOOL_ENV, VENVSTACKS_TOOL_PATH = tool_site_runfiles_path(runtime, phase))
     return " ".join(["%s=%s" % (key, shell_quote(value)) for key, value in sorted(env.items())])
 
-# At most this many runs of one wave of `tool_sequence_launcher` at once: each lock run starts a
-# pip child per target platform, so a wave of 20 applications must not start 100 of them.
-_MAX_CONCURRENT_RUNS = 4
-
-def tool_sequence_launcher(ctx, runtime, phase, waves, extra_runfiles, prelude = ""):
-    """Like `tool_launcher`, for several runs of the tool in one script: waves one after the other.
-
-    The runs of a wave start together (at most `_MAX_CONCURRENT_RUNS` at once) and the script waits
-    for all of them; a failed run fails the script once its wave is over, before the next wave.
-    The script's own arguments go to every run. Portable to bash 3.2 (macOS): no `wait -n`.
-
-    Args:
-      ctx: the rule context (with TOOL_ATTRS).
-      runtime: VenvstacksRuntimeInfo whose interpreter runs the tool.
-      phase: "lock" or "deploy": which of the tool's packages the target carries.
-      waves: list of lists of (subcommand, arguments), arguments quoted for the shell.
-      extra_runfiles: list of File the runs read.
-      prelude: shell lines run before the first run.
-
-    Returns:
-      DefaultInfo with the script as executable and its runfiles.
-    """
-    lines = []
-    for wave in waves:
-        commands = ["%s \"$@\"" % tool_shell_command(ctx, runtime, phase, subcommand, arguments) for subcommand, arguments in wave]
-        if len(commands) == 1:
-            lines.append(commands[0])
-            continue
-        lines.append("failed=0")
-        for start in range(0, len(commands), _MAX_CONCURRENT_RUNS):
-            lines.append("pids=()")
-            lines += ["%s &\npids+=($!)" % command for command in commands[start:start + _MAX_CONCURRENT_RUNS]]
-            lines.append('for pid in "${pids[@]}"; do wait "$pid" || failed=1; done')
-        lines.append("if ((failed)); then exit 1; fi")
-    return _launcher(ctx, runtime, phase, prelude + "\n".join(lines) + "\n", extra_runfiles)
-
 # Characters of a URL scheme (RFC 3986), and those that end an authority in a quoted argument.
 _SCHEME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-."
 _AUTHORITY_END = "/?#'\" \t\n"
@@ -256,13 +220,24 @@ def _url_with_credentials(text):
         rest = after
     return ""
 
-def _tool_command(ctx, runtime, subcommand, arguments):
-    # The script is a file in bazel-bin, and its command line is in every process listing: a
-    # credential given in a BUILD file (an index URL's `user:password@`) would be kept and shown.
+def check_no_credentials(ctx, arguments):
+    """Fails, naming the target and the URL (masked), when an argument of a run or test target carries credentials.
+
+    Its script and the files beside it are kept in bazel-bin, and its command line is in every
+    process listing: a credential given in a BUILD file (an index URL's `user:password@`) would
+    be kept and shown.
+
+    Args:
+      ctx: the rule context.
+      arguments: list of strings (quoted for the shell or not).
+    """
     for argument in arguments:
         masked = _url_with_credentials(argument)
         if masked:
             fail("%s: the URL %s carries credentials, which a `bazel run`/`bazel test` script would keep in bazel-bin and show in the process list; put them in ~/.netrc, which pip reads for the host (docs/locking.md, Credentials), and give the URL without them" % (ctx.label, masked))
+
+def _tool_command(ctx, runtime, subcommand, arguments):
+    check_no_credentials(ctx, arguments)
     return "%s -I %s %s %s" % (
         shell_quote(tool_runtime(runtime).interpreter.short_path),
         shell_quote(ctx.file._tool_entry.short_path),
