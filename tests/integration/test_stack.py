@@ -97,6 +97,8 @@ def test_the_stack_locks_every_layer_in_one_command(stack: Stack, resolver: str)
     # only the framework's lock, so both start once it is written (lock/lock_stack.py).
     script = stack.workspace.output("stack.lock.sh").read_text()
     assert script.count(" lock-stack '--plan' 'stack.lock.plan.json'") == 1, script
+    # ... run from the byte-compiled tool tree (lock/tool_tree.py), not compiled at each start.
+    assert "-I 'stack.lock.tool/bin/venvstacks_tool.py' lock-stack" in script, script
     plan = json.loads(stack.workspace.output("stack.lock.plan.json").read_text())
     lower = {layer["layer"]: [name for name, _ in layer["lower_locks"]] for layer in plan["layers"]}
     assert lower == {"framework": [], "app": ["framework"], "hello": ["framework"]}, plan

@@ -135,7 +135,7 @@ def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, pro
         resource_set = resource_set,
     )
 
-def tool_launcher(ctx, runtime, phase, subcommand, arguments, extra_runfiles, prelude = "", epilogue = ""):
+def tool_launcher(ctx, runtime, phase, subcommand, arguments, extra_runfiles, prelude = "", epilogue = "", tool_tree = None):
     """Writes an executable script that runs the tool from runfiles; returns DefaultInfo.
 
     For `bazel run` and `bazel test` targets. The script starts in the runfiles directory of
@@ -152,13 +152,56 @@ def tool_launcher(ctx, runtime, phase, subcommand, arguments, extra_runfiles, pr
       prelude: shell lines run before the tool (may set variables used by `arguments`).
       epilogue: shell lines run after the tool succeeds, in the caller's environment (the tool's
         own is given to the tool alone); when empty the tool replaces the shell.
+      tool_tree: None, or the byte-compiled tool of `lock_tool_tree`, whose entry script then
+        runs (its directory first on sys.path: the tool and the wheels it holds come from there).
 
     Returns:
       DefaultInfo with the script as executable and its runfiles.
     """
-    command = _tool_command(ctx, runtime, subcommand, arguments)
+    command = _tool_command(ctx, runtime, subcommand, arguments, tool_tree)
     body = "%s\n%s %s%s \"$@\"\n%s" % (prelude, _tool_env_assignments(runtime, phase), "" if epilogue else "exec ", command, epilogue)
-    return _launcher(ctx, runtime, phase, body, extra_runfiles)
+    return _launcher(ctx, runtime, phase, body, extra_runfiles + ([tool_tree] if tool_tree else []))
+
+# The pure-Python wheels that the lock process imports itself, unpacked and compiled into its tool
+# tree; pip stays a zip on sys.path, as only the pip resolver's children import it.
+_TREE_WHEELS = ("packaging-", "tomli-")
+
+def _tree_source_argument(file):
+    """`--source` of `lock-tool-tree` for a file of //tools: its path below that package, then its own."""
+    package = (file.owner.workspace_root + "/" if file.owner.workspace_root else "") + file.owner.package
+    return "%s=%s" % (file.path[len(package) + 1:], file.path)
+
+def lock_tool_tree(ctx, runtime):
+    """Registers the action that byte-compiles the lock phase's tool once; returns its directory.
+
+    The `.lock` launchers run the tool from it (`tool_launcher`'s `tool_tree`) rather than
+    compiling the tool's modules and `packaging` at every start (lock/tool_tree.py says why and
+    how it stays deterministic). Only launchers get it: no build action's key depends on it.
+
+    Args:
+      ctx: the rule context (with TOOL_ATTRS).
+      runtime: VenvstacksRuntimeInfo whose execution runtime runs the tool (and compiles it).
+
+    Returns:
+      The tree artifact (File).
+    """
+    tree = ctx.actions.declare_directory(ctx.label.name + ".tool")
+    args = ctx.actions.args()
+    args.add("--output", tree.path)
+    args.add_all(depset([ctx.file._tool_entry], transitive = [ctx.attr._tool_lock_sources[DefaultInfo].files]), before_each = "--source", map_each = _tree_source_argument)
+    args.add_all([wheel for wheel in tool_runtime(runtime).lock_zips if wheel.basename.startswith(_TREE_WHEELS)], before_each = "--wheel")
+    run_tool(
+        ctx,
+        runtime = runtime,
+        subcommand = "lock-tool-tree",
+        arguments = args,
+        inputs = [],
+        outputs = [tree],
+        mnemonic = "VenvstacksLockTool",
+        progress_message = "Byte-compiling the lock tool %{label}",
+        phase = "lock",
+    )
+    return tree
 
 def tool_shell_command(ctx, runtime, phase, subcommand, arguments):
     """One shell command running the tool from the runfiles directory, its environment on the line.
@@ -236,11 +279,12 @@ def check_no_credentials(ctx, arguments):
         if masked:
             fail("%s: the URL %s carries credentials, which a `bazel run`/`bazel test` script would keep in bazel-bin and show in the process list; put them in ~/.netrc, which pip reads for the host (docs/locking.md, Credentials), and give the URL without them" % (ctx.label, masked))
 
-def _tool_command(ctx, runtime, subcommand, arguments):
+def _tool_command(ctx, runtime, subcommand, arguments, tool_tree = None):
     check_no_credentials(ctx, arguments)
+    entry = tool_tree.short_path + "/bin/venvstacks_tool.py" if tool_tree else ctx.file._tool_entry.short_path
     return "%s -I %s %s %s" % (
         shell_quote(tool_runtime(runtime).interpreter.short_path),
-        shell_quote(ctx.file._tool_entry.short_path),
+        shell_quote(entry),
         subcommand,
         " ".join(arguments),
     )

@@ -12,7 +12,7 @@ load("//rules_venvstacks/private/common:c3.bzl", "c3_conflict_message", "c3_line
 load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_INDEX_URL", "LAYER_KINDS")
 load("//rules_venvstacks/private/common:names.bzl", "check_layer_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksLockInfo")
-load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "check_no_credentials", "run_tool", "shell_quote", "tool_launcher")
+load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "check_no_credentials", "lock_tool_tree", "run_tool", "shell_quote", "tool_launcher")
 
 def _check_stack(ctx, runtime_layer, declared):
     """Analysis-time stack checks; returns every framework below the layer, in sys.path order.
@@ -325,6 +325,7 @@ def _lock_impl(ctx):
         resolver_arguments, resolver_files = _resolver_arguments(ctx)
         arguments += [shell_quote(a) for a in _output_arguments(info) + resolver_arguments]
         files += resolver_files
+    resolves = ctx.attr._subcommand == "lock"
     return [tool_launcher(
         ctx,
         runtime = info.runtime_layer.runtime,
@@ -332,7 +333,8 @@ def _lock_impl(ctx):
         subcommand = ctx.attr._subcommand,
         arguments = arguments,
         extra_runfiles = files,
-        prelude = _runs_locally_prelude(ctx) if ctx.attr._subcommand == "lock" else "",
+        prelude = _runs_locally_prelude(ctx) if resolves else "",
+        tool_tree = lock_tool_tree(ctx, info.runtime_layer.runtime) if resolves else None,
     )]
 
 def _lock_attrs(subcommand):
@@ -395,14 +397,16 @@ def _lock_all_impl(ctx):
         })
     plan = ctx.actions.declare_file(ctx.label.name + ".plan.json")
     ctx.actions.write(plan, json.encode_indent({"layers": layers}, indent = "  ") + "\n")
+    runtime = ordered[0].runtime_layer.runtime
     return [tool_launcher(
         ctx,
-        runtime = ordered[0].runtime_layer.runtime,
+        runtime = runtime,
         phase = "lock",
         subcommand = "lock-stack",
         arguments = [shell_quote(a) for a in ["--plan", plan.short_path]],
         extra_runfiles = files + [plan],
         prelude = _runs_locally_prelude(ctx),
+        tool_tree = lock_tool_tree(ctx, runtime),
     )]
 
 venvstacks_lock_all = rule(
