@@ -95,7 +95,7 @@ def tool_inputs(ctx, runtime, phase = "build"):
         depset([ctx.file._tool_entry, runtime.interpreter] + zips),
     ])
 
-def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, progress_message, resource_set = None, phase = "build", extra_zips = []):
+def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, progress_message, resource_set = None, phase = "build", extra_zips = [], execution_requirements = None):
     """Registers an action that runs `venvstacks_tool SUBCOMMAND @params` on `runtime`.
 
     Args:
@@ -115,6 +115,7 @@ def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, pro
         (lock_rules.bzl `stale_lock_validation`).
       extra_zips: list of File: pure-Python wheels of the execution runtime that this action
         alone needs (the loader check's `loader_zips`), put on sys.path after the tool's own.
+      execution_requirements: None, or the action's execution requirements (e.g. `no-remote-exec`).
     """
     arguments.use_param_file("@%s", use_always = True)
     arguments.set_param_file_format("multiline")
@@ -133,6 +134,7 @@ def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, pro
         use_default_shell_env = False,
         env = dict(TOOL_ENV, VENVSTACKS_TOOL_PATH = tool_site_path(runtime, phase, extra_zips)),
         resource_set = resource_set,
+        execution_requirements = execution_requirements,
     )
 
 def tool_launcher(ctx, runtime, phase, subcommand, arguments, extra_runfiles, prelude = "", epilogue = "", tool_tree = None):
@@ -200,6 +202,8 @@ def lock_tool_tree(ctx, runtime):
         mnemonic = "VenvstacksLockTool",
         progress_message = "Byte-compiling the lock tool %{label}",
         phase = "lock",
+        # Locking runs on this machine (with remote execution set too): so does what it runs.
+        execution_requirements = {"no-remote-exec": "1"},
     )
     return tree
 
