@@ -8,7 +8,7 @@ run, the two alternating, times `bazel run //stacks:stack.lock` with every lock 
 `git archive main | tar -x -C DIR`), two more workspaces on DIR's rules alternate with them: the
 code before a change, in the same session. It prints the medians and the median of the paired
 ratios (five platforms / one) as JSON, then each ratio on a plain line (issue 21's target: under
-2x). Lock only: the `platforms` step also cold-builds every platform, which takes far longer.
+2x), also in CPU time (Bazel's client, the tool and uv; not Bazel's server). Lock only: the `platforms` step also cold-builds every platform, which takes far longer.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import run_bench
 
 from venvstacks_bench.bazel import Workspace
 from venvstacks_bench.core import Bench
-from venvstacks_bench.host import loadavg, log, quiesce
+from venvstacks_bench.host import children_cpu, loadavg, log, quiesce
 from venvstacks_bench.stats import median
 from venvstacks_bench.steps.platforms import ALL_PLATFORMS, platform_workspace
 from venvstacks_bench.workspace import copy_other_rules, snapshot_rules
@@ -67,6 +67,7 @@ def main(argv: list[str]) -> int:
     for suffix, ratio in result["ratio_all_to_one"].items():
         what = "stack.lock, five platforms / the host's only" + (f" ({suffix[1:]})" if suffix else "")
         print(bench_locking.ratio_line(what, ratio, TARGET))
+        print(bench_locking.ratio_line("  in CPU time (client, tool and uv)", result["cpu_ratio_all_to_one"][suffix]))
     return 0
 
 
@@ -74,6 +75,7 @@ def _measure(workspaces: dict[str, Workspace], suffixes: list[str], runs: int) -
     for ws in workspaces.values():  # untimed: the launchers built, uv fetched, the locks written once
         ws.bazel("run", "//stacks:stack.lock")
     walls: dict[str, list[float]] = {kind: [] for kind in workspaces}
+    cpus: dict[str, list[float]] = {kind: [] for kind in workspaces}
     loads = []
     for i in range(runs):
         for suffix in suffixes[i % len(suffixes) :] + suffixes[: i % len(suffixes)]:
@@ -84,15 +86,24 @@ def _measure(workspaces: dict[str, Workspace], suffixes: list[str], runs: int) -
                 quiesce()
                 loads.append(loadavg())
                 log(f"stack.lock, {kind}{suffix} platform(s) {i + 1}/{runs}: lock files removed")
+                cpu = children_cpu()
                 walls[kind + suffix].append(ws.bazel("run", "//stacks:stack.lock").wall)
+                cpus[kind + suffix].append(children_cpu() - cpu)  # client, tool, uv; not Bazel's server
     return {
         "runs": walls,
         "median": {kind: median(values) for kind, values in walls.items()},
-        "ratio_all_to_one": {
-            suffix: median([a / o for a, o in zip(walls["all" + suffix], walls["one" + suffix], strict=True)])
-            for suffix in suffixes
-        },
+        "ratio_all_to_one": _all_to_one(walls, suffixes),
+        "cpu": cpus,
+        "cpu_ratio_all_to_one": _all_to_one(cpus, suffixes),
         "load": loads,
+    }
+
+
+def _all_to_one(figures: dict[str, list[float]], suffixes: list[str]) -> dict[str, float | None]:
+    """{suffix -> median over runs of the five-platform figure / the host-only one of the same run}."""
+    return {
+        suffix: median([a / o for a, o in zip(figures["all" + suffix], figures["one" + suffix], strict=True)])
+        for suffix in suffixes
     }
 
 

@@ -13,7 +13,9 @@ runtime), in a scratch workspace of its own. Each run, in an order that rotates,
   run_bench's `lock_vs_uv` step).
 
 It prints the medians and the median of each run's ratio to uv as JSON, then each ratio on a
-plain line (issue 21's target for uv: under 1.3x). A step of its own, not one of run_bench.py's:
+plain line (issue 21's target for uv: under 1.3x), in wall time and in CPU time: what the
+commands' processes used (Bazel's client, the tool, uv; not Bazel's server, which is no child),
+a figure the load of a shared machine moves less than the wall time. A step of its own, not one of run_bench.py's:
 that script's set-up builds the whole stack, which locking does not need.
 """
 
@@ -30,7 +32,7 @@ import bench_locking
 import run_bench
 
 from venvstacks_bench.bazel import Workspace
-from venvstacks_bench.host import loadavg, log, quiesce
+from venvstacks_bench.host import children_cpu, loadavg, log, quiesce
 from venvstacks_bench.stats import median
 from venvstacks_bench.workspace import (
     APP_REPORT_VARIANTS,
@@ -79,6 +81,8 @@ def main(argv: list[str]) -> int:
     for kind, ratio in result["ratio_to_uv"].items():
         target = TARGET if kind == "uv" else None
         print(bench_locking.ratio_line(f"stack.lock with {kind} / uv pip compile per layer", ratio, target))
+    for kind, ratio in result["cpu_ratio_to_uv"].items():
+        print(bench_locking.ratio_line(f"  in CPU time (client, tool and uv; not Bazel's server), {kind}", ratio))
     return 0
 
 
@@ -98,6 +102,7 @@ def _measure(
         workspaces[BEFORE].bazel("run", "//stacks:stack.lock")
     expected = _locks(main)
     walls: dict[str, list[float]] = {kind: [] for kind in kinds}
+    cpus: dict[str, list[float]] = {kind: [] for kind in kinds}
     loads = []
     different: dict[str, list[str]] = {}
     for i in range(runs):
@@ -105,32 +110,43 @@ def _measure(
             quiesce()
             loads.append(loadavg())
             log(f"{kind} {i + 1}/{runs}")
+            cpu = children_cpu()
             if kind == BASELINE:
                 per_layer = bench_locking.uv_lock_bench_stack(uv, APP_REPORT_VARIANTS[0], python, scratch / f"uv-{i}")
                 walls[kind].append(sum(per_layer.values()))
+                cpus[kind].append(children_cpu() - cpu)
                 continue
             ws = workspaces.get(kind, main)
             for path in (ws.root / "stacks").glob("pylock.*.toml"):
                 path.unlink()
             setting = f"--@rules_venvstacks//settings:resolver={'pip' if kind == 'pip' else 'uv'}"
             walls[kind].append(ws.bazel("run", setting, "//stacks:stack.lock").wall)
+            cpus[kind].append(children_cpu() - cpu)  # the client's, the tool's and uv's, not the server's
             # The locks of the untimed runs (uv's: pip's run after it found them up to date), byte for
             # byte: the resolvers, and the code before and after, agree.
             locks = _locks(ws)
             differing = sorted(name for name in expected.keys() | locks.keys() if locks.get(name) != expected.get(name))
             if differing:
                 different.setdefault(kind, differing)
-    baseline = walls[BASELINE]
     return {
         "runs": walls,
         "median": {kind: median(values) for kind, values in walls.items()},
-        "ratio_to_uv": {
-            kind: median([ours / theirs for ours, theirs in zip(walls[kind], baseline, strict=True)])
-            for kind in kinds
-            if kind != BASELINE
-        },
+        "ratio_to_uv": _paired_ratios(walls, kinds),
+        "cpu": cpus,
+        "cpu_median": {kind: median(values) for kind, values in cpus.items()},
+        "cpu_ratio_to_uv": _paired_ratios(cpus, kinds),
         "load": loads,
         "locks_unlike_the_untimed_ones": different,
+    }
+
+
+def _paired_ratios(figures: dict[str, list[float]], kinds: list[str]) -> dict[str, float | None]:
+    """{kind -> median over runs of its figure / the baseline's in the same run}."""
+    baseline = figures[BASELINE]
+    return {
+        kind: median([ours / theirs for ours, theirs in zip(figures[kind], baseline, strict=True)])
+        for kind in kinds
+        if kind != BASELINE
     }
 
 
