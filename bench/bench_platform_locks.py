@@ -8,7 +8,8 @@ run, the two alternating, times `bazel run //stacks:stack.lock` with every lock 
 `git archive main | tar -x -C DIR`), two more workspaces on DIR's rules alternate with them: the
 code before a change, in the same session. It prints the medians and the median of the paired
 ratios (five platforms / one) as JSON, then each ratio on a plain line (issue 21's target: under
-2x), also in CPU time (Bazel's client, the tool and uv; not Bazel's server). Lock only: the `platforms` step also cold-builds every platform, which takes far longer.
+2x), also in CPU time (Bazel's client, the tool and uv; not Bazel's server). Lock only: the
+`platforms` step also cold-builds every platform, which takes far longer.
 """
 
 from __future__ import annotations
