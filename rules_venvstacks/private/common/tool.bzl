@@ -169,9 +169,8 @@ def tool_launcher(ctx, runtime, phase, subcommand, arguments, extra_runfiles, pr
 _TREE_WHEELS = ("packaging-", "tomli-")
 
 def _tree_source_argument(file):
-    """`--source` of `lock-tool-tree` for a file of //tools: its path below that package, then its own."""
-    package = (file.owner.workspace_root + "/" if file.owner.workspace_root else "") + file.owner.package
-    return "%s=%s" % (file.path[len(package) + 1:], file.path)
+    """`--source` of `lock-tool-tree` for a source file of //tools: its path below that package (its label's name), then its own."""
+    return "%s=%s" % (file.owner.name, file.path)
 
 def lock_tool_tree(ctx, runtime):
     """Registers the action that byte-compiles the lock phase's tool once; returns its directory.
