@@ -82,7 +82,11 @@ def _layer(
         index_url = DEFAULT_INDEX_URL,
         extra_index_urls = [],
         find_links = [],
+        package_indexes = {},
+        priority_indexes = [],
+        index_overrides = {},
         layer_name = None,
+        versioned = False,
         archive_format = DEFAULT_ARCHIVE_FORMAT,
         bytecode = DEFAULT_BYTECODE,
         srcs = [],
@@ -110,6 +114,10 @@ def _layer(
         index_url = index_url,
         extra_index_urls = extra_index_urls,
         find_links = find_links,
+        package_indexes = package_indexes,
+        priority_indexes = priority_indexes,
+        index_overrides = index_overrides,
+        versioned = versioned,
         visibility = visibility,
         tags = tags,
     )
@@ -119,6 +127,7 @@ def _layer(
         name = name,
         kind = kind,
         layer_name = layer_name or name,
+        versioned = versioned,
         runtime = runtime,
         frameworks = _unless_lock_only(frameworks, []),
         wheels = _unless_lock_only(wheels or "@venvstacks_wheels//:" + name, _NO_WHEELS),
@@ -167,7 +176,11 @@ def framework_layer(
         index_url = DEFAULT_INDEX_URL,
         extra_index_urls = [],
         find_links = [],
+        package_indexes = {},
+        priority_indexes = [],
+        index_overrides = {},
         layer_name = None,
+        versioned = False,
         archive_format = DEFAULT_ARCHIVE_FORMAT,
         bytecode = DEFAULT_BYTECODE,
         test_script = None,
@@ -205,7 +218,21 @@ def framework_layer(
       index_url: the index the lock resolves against (-> NAME.lock_inputs).
       extra_index_urls: more indexes (-> NAME.lock_inputs).
       find_links: local wheel directories (workspace-relative) or URLs (-> NAME.lock_inputs).
+      package_indexes: `{"torch": "pytorch_cpu"}`: each project comes only from that named index
+        (declared with `venvstacks.index(name, url)` in MODULE.bazel), never from another index;
+        inherited by the layers above, and a conflict with a framework's fails at analysis naming
+        both layers (docs/locking.md, "Named indexes") (-> NAME.lock_inputs).
+      priority_indexes: named indexes searched first for every project, in order: the first that
+        has a project answers alone; not inherited (-> NAME.lock_inputs).
+      index_overrides: `{"pytorch_cpu": "pytorch_cu128"}`: an inherited `package_indexes` entry
+        naming the first index is accepted where this layer or a framework with priority says
+        the second (-> NAME.lock_inputs).
       layer_name: the layer's directory name when deployed (default: `name`).
+      versioned: venvstacks' `versioned`: the lock carries a lock version N, bumped by a relock
+        that changes the lock and kept by one that changes nothing; the layer deploys as
+        `layer_name@N`, its archive is `NAME@N.<format>`, and the layers above are built on
+        `layer_name@N`, so two versions deploy side by side (docs/layers.md, "Versioned
+        layers") (-> NAME, NAME.lock_inputs).
       archive_format: `tar.zst`, `tar.xz` or `zip` (-> NAME).
       bytecode: `compiled` (deterministic .pyc files) or `none` (-> NAME).
       test_script: a Python script that NAME.test runs with the layer's interpreter after
@@ -250,7 +277,11 @@ def framework_layer(
         index_url = index_url,
         extra_index_urls = extra_index_urls,
         find_links = find_links,
+        package_indexes = package_indexes,
+        priority_indexes = priority_indexes,
+        index_overrides = index_overrides,
         layer_name = layer_name,
+        versioned = versioned,
         archive_format = archive_format,
         bytecode = bytecode,
         test_script = test_script,
@@ -288,7 +319,8 @@ def application_layer(name, runtime, frameworks, launch_module, srcs = [], deps 
         import roots as for `framework_layer`; the launch module may be one of their modules
         (-> NAME).
       **kwargs: any optional argument of `framework_layer` (requirements, requirements_in,
-        lock, wheels, index_url, extra_index_urls, find_links, layer_name, archive_format,
+        lock, wheels, index_url, extra_index_urls, find_links, package_indexes, priority_indexes,
+        index_overrides, layer_name, versioned, archive_format,
         bytecode, test_script, dynlib_exclude, image_prefix, image_compression, strict_libraries,
         allowed_libraries), and common
         attributes (visibility, tags).

@@ -1,9 +1,10 @@
 """A venvstacks project converted by `import-venvstacks`, then locked and built by a real Bazel.
 
-venvstacks' own `minimal_project` (from its 0.8.0b2 sdist): a runtime, five frameworks in
-diamond and C3 shapes, and an application. The converted MODULE.bazel fragment is used as
-written, plus the one line every integration test adds: the host platform's runtime from this
-machine's CPython (`local-runtime`'s tag), as python-build-standalone lives on GitHub.
+venvstacks' own `minimal_project` (from its 0.8.0b2 sdist): a runtime, six frameworks in
+diamond and C3 shapes (one named `layerF@1`, `@` and all), and two applications. The converted
+MODULE.bazel fragment is used as written, plus the one line every integration test adds: the
+host platform's runtime from this machine's CPython (`local-runtime`'s tag), as
+python-build-standalone lives on GitHub.
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ def test_minimal_project_converts_locks_and_builds(tmp_path: Path) -> None:
         # Every layer of the stack locked by one command, for the runtime's five platforms.
         workspace.bazel("run", "//:stack.lock")
         assert sorted(path.name for path in root.glob("pylock.*.toml")) == [
+            "pylock.app-empty.toml",
             "pylock.app-no-framework.toml",
             *(f"pylock.framework-layer{x}.toml" for x in "ABCDE"),
+            "pylock.framework-layerF@1.toml",
         ]
         # `bazel test` builds the non-test targets it is given too: every archive, in one command.
         workspace.bazel("test", "//:stack", "//:app-no-framework.test", "//:framework-layerD.lock_test")
@@ -54,3 +57,6 @@ def test_minimal_project_converts_locks_and_builds(tmp_path: Path) -> None:
     assert layer_d["required_layers"] == ["framework-layerB", "framework-layerC", "framework-layerA"]
     app = json.loads((published / "app-no-framework.json").read_text())
     assert (app["runtime_layer"], app["app_launch_module"], app["required_layers"]) == ("cpython-3.11", "empty", [])
+    # And for its app on layerD and layerF@1 (its comment: D, F@1, E, B, C, A).
+    empty = json.loads((published / "app-empty.json").read_text())
+    assert empty["required_layers"] == [f"framework-layer{x}" for x in ("D", "F@1", "E", "B", "C", "A")]

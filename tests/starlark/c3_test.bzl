@@ -71,12 +71,13 @@ conflicts_test = unittest.make(_conflicts_test)
 
 def _layer_names_test(ctx):
     env = unittest.begin(ctx)
-    for good in ["app", "numpy_framework", "_x", "9lives", "a.b-c", "a" * 100]:
+    for good in ["app", "numpy_framework", "_x", "9lives", "a.b-c", "layerF@1", "framework@12", "a" * 100]:
         asserts.equals(env, "", names_testlib.layer_name_problem(good), good)
     asserts.equals(env, "is empty", names_testlib.layer_name_problem(""))
     asserts.equals(env, "is 101 characters long; a layer name has at most 100", names_testlib.layer_name_problem("a" * 101))
     asserts.true(env, names_testlib.layer_name_problem(".hidden").startswith("starts with \".\""))
     asserts.true(env, names_testlib.layer_name_problem("-x").startswith("starts with \"-\""))
+    asserts.true(env, names_testlib.layer_name_problem("@1").startswith("starts with \"@\""))
     asserts.true(env, names_testlib.layer_name_problem("a/b").startswith("holds \"/\""))
     asserts.true(env, names_testlib.layer_name_problem("a b").startswith("holds \" \""))
     return unittest.end(env)

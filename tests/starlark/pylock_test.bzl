@@ -47,6 +47,7 @@ def _golden_test(ctx):
     env = unittest.begin(ctx)
     lock = pylock_testlib.parse_pylock(_GOLDEN, _SOURCE, depth = _DEPTH)
     asserts.equals(env, [_MACOS, _WINDOWS, _LINUX], lock.platform_triples)
+    asserts.equals(env, 3, lock.lock_version)
     asserts.equals(env, _EXPECTED, [(p.name, p.version, p.platform_wheels) for p in lock.packages])
     asserts.equals(
         env,
@@ -78,6 +79,7 @@ def _single_platform_test(ctx):
     env = unittest.begin(ctx)
     lock = pylock_testlib.parse_pylock(_SINGLE_PLATFORM, _SOURCE, depth = _DEPTH)
     asserts.equals(env, [_LINUX], lock.platform_triples)
+    asserts.equals(env, None, lock.lock_version)
     asserts.equals(env, [("requests", "2.32.3", {_LINUX: _REQUESTS})], [(p.name, p.version, p.platform_wheels) for p in lock.packages])
     return unittest.end(env)
 

@@ -60,11 +60,18 @@ LAYER_OUTPUTS = (
 
 @dataclass(frozen=True)
 class ExtraLayers:
-    """More targets for the stack's BUILD.bazel: their text, their locks, the stack's top layers."""
+    """More for the stack: BUILD.bazel targets, their locks, the stack's top layers, MODULE.bazel lines.
+
+    `framework_attrs` and `app_attrs` are more attribute lines of the stock framework and app
+    (`    name = value,\n`, formatted with `index_url` like `build`).
+    """
 
     build: str = ""
     locks: tuple[str, ...] = ()
     stack_layers: tuple[str, ...] = (":app",)
+    module: str = ""
+    framework_attrs: str = ""
+    app_attrs: str = ""
 
 
 def build_file(
@@ -90,7 +97,7 @@ framework_layer(
     index_url = "{index_url}",
     requirements = ["fwpkg", "shared==1.0"],
     runtime = ":cpython",
-)
+{extra.framework_attrs.format(index_url=index_url)})
 
 application_layer(
     name = "app",
@@ -100,7 +107,7 @@ application_layer(
     launch_module = "app",
     requirements = {json.dumps(list(app_requirements))},
     runtime = ":cpython",
-)
+{extra.app_attrs.format(index_url=index_url)})
 
 {extra.build.format(index_url=index_url)}
 layer_stack(name = "stack", layers = {json.dumps(list(extra.stack_layers))})
@@ -211,7 +218,8 @@ class Stack:
     def write(self) -> None:
         """(Re)writes MODULE.bazel, .bazelrc and BUILD.bazel from the current settings."""
         runtime = self.runtime or self.sources.runtime
-        self.workspace.write_module(module_body(runtime, self.sources.runtime_url, self.extra.locks))
+        module = module_body(runtime, self.sources.runtime_url, self.extra.locks) + self.extra.module
+        self.workspace.write_module(module)
         build = build_file(self.sources.index_url, self.app_requirements, extra=self.extra)
         self.workspace.write("BUILD.bazel", build)
 

@@ -54,6 +54,22 @@ def test_starlark_and_python_hold_the_same_value(name: str, python: object) -> N
     assert bzl_constants(CONSTANTS_BZL)[name] == python, f"constants.bzl {name} differs from the tool's"
 
 
+def test_the_layer_name_characters_are_the_tools() -> None:
+    """LAYER_NAME_FIRST and LAYER_NAME_REST (an expression of the first) admit what LAYER_NAME_RE admits."""
+    constants = bzl_constants(CONSTANTS_BZL)
+    first = str(constants["LAYER_NAME_FIRST"])
+    rest_text = re.search(
+        r"^LAYER_NAME_REST = LAYER_NAME_FIRST \+ (\"[^\"]*\")$", CONSTANTS_BZL.read_text(), re.MULTILINE
+    )
+    assert rest_text is not None, "LAYER_NAME_REST is LAYER_NAME_FIRST + a string literal"
+    rest = first + str(ast.literal_eval(rest_text.group(1)))
+    for code in range(32, 127):
+        char = chr(code)
+        assert protocol.is_layer_name(char) == (char in first), f"{char!r} as a first character"
+        assert protocol.is_layer_name("a" + char) == (char in rest), f"{char!r} after the first character"
+    assert protocol.is_layer_name("layerF@1") and protocol.is_layer_name("framework@12")
+
+
 def test_one_definition_per_language() -> None:
     """LAYER_KINDS and the pre-release tags are defined in constants.bzl and protocol.py only."""
     for name in ("LAYER_KINDS", "PYTHON_PRE_RELEASES"):

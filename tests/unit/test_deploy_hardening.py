@@ -381,6 +381,21 @@ def test_leftovers_of_a_killed_deploy_are_cleared_and_an_aside_layer_restored(de
     assert (dest / "fw/keep.txt").read_text() == "previous layer"
 
 
+def test_a_versioned_layer_deploys_beside_its_other_version_under_the_same_recovery(dest: Path, tmp_path: Path) -> None:
+    """`fw@2` beside `fw@1` (versioned layers): the layer deploy does not name stays, record and all."""
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    deploy.deploy([framework_archive(tmp_path / "one", b"one", name="fw@1")], dest)
+    two = framework_archive(tmp_path / "two", b"two", name="fw@2")
+    deploy.deploy([two], dest)
+    assert dest_entries(dest) == [transaction.STATE_NAME, "fw@1", "fw@2"]
+    assert sorted(json.loads((dest / transaction.STATE_NAME).read_text())["layers"]) == ["fw@1", "fw@2"]
+    assert [(dest / f"fw@{n}/lib/data.txt").read_bytes() for n in (1, 2)] == [b"one", b"two"]
+    (dest / "fw@1").rename(dest / ".venvstacks-old-fw@1")  # a kill between the two renames of a swap
+    deploy.deploy([two], dest)  # fw@2 is skipped; recovery still puts fw@1 back first
+    assert (dest / "fw@1/lib/data.txt").read_bytes() == b"one"
+
+
 def test_dest_that_is_a_file_or_not_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     archive = framework_archive(tmp_path)
     (tmp_path / "file").write_text("x")

@@ -94,6 +94,7 @@ def _buildifier_problems(directory: Path) -> str:
         "stack_specs/lock_failure_conflict_within_layer.toml",
         "stack_specs/warning_build_requirements.toml",
         "stack_specs/warning_fully_versioned.toml",
+        "stack_specs/at_symbol.toml",
     ],
 )
 def test_valid_specs_convert_to_clean_bazel_files(specs: Path, spec: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -113,16 +114,8 @@ def test_minimal_project_converts_with_every_gap_listed(specs: Path) -> None:
     spec = read_stack_spec(specs / "minimal_project/venvstacks.toml")
     conversion = import_venvstacks.convert(spec, "")
     assert conversion.not_converted == [
-        "[[tool.uv.index]]: named indexes ['pypi-named'] (issue 25, item 2)",
-        "runtime 'cpython-3.11': package_indexes = {'venvstacks': 'pypi-named'}:"
-        " named indexes are not supported yet (issue 25, item 2)",
         "runtime 'cpython-3.11': platform 'win_arm64' is not supported by rules_venvstacks",
         f"runtime 'cpython-3.11': {PIN_NOTE}",
-        "framework layer 'layerA': priority_indexes = ['pypi-named']:"
-        " named indexes are not supported yet (issue 25, item 2)",
-        "framework layer 'layerF@1': the name 'framework-layerF@1' is not a layer name here"
-        " (names with '@': issue 25, item 1)",
-        "application layer 'empty': not converted, as the layers it needs were not: layerF@1",
         "application layer 'disabled': `platforms = []` disables it in venvstacks: no target",
     ]
     assert conversion.locks == [
@@ -131,13 +124,23 @@ def test_minimal_project_converts_with_every_gap_listed(specs: Path) -> None:
         "framework-layerC",
         "framework-layerD",
         "framework-layerE",
+        "framework-layerF@1",  # '@' in a name, as venvstacks allows it
+        "app-empty",
         "app-no-framework",
     ]
     build = import_venvstacks.render_build(conversion, "venvstacks.toml")
     assert 'frameworks = [\n        ":framework-layerB",\n        ":framework-layerC",\n    ],' in build
     assert 'srcs = ["empty.py"],' in build and 'launch_module = "empty",' in build
+    # Named indexes: declared once in MODULE.bazel; the runtime's package_indexes go on the layers
+    # right on it (those above inherit them in Bazel as in venvstacks), priority_indexes as written.
+    layer_a = build[build.index('name = "framework-layerA"') :].partition("\n)")[0]
+    assert 'package_indexes = {"venvstacks": "pypi-named"},' in layer_a
+    assert 'priority_indexes = ["pypi-named"],' in layer_a
+    layer_b = build[build.index('name = "framework-layerB"') :].partition("\n)")[0]
+    assert "package_indexes" not in layer_b and "priority_indexes" not in layer_b
     module = import_venvstacks.render_module(conversion, "venvstacks.toml")
     assert 'python_version = "3.11",' in module and 'glibc_minimum = "2.28",' in module
+    assert 'venvstacks.index(\n    name = "pypi-named",\n    url = "https://pypi.org/simple/",\n)' in module
     assert 'file = "//:pylock.app-no-framework.toml",' in module
 
 
@@ -174,10 +177,10 @@ def test_launch_modules_in_folders_become_libraries_at_the_top_of_site_packages(
     assert 'srcs = glob(["launch_modules/scipy_client/**/*.py"]),' in build
     assert build.count('name = "module.support_modules_app_support",') == 1, "one library shared by both apps"
     assert 'imports = ["launch_modules"],' in build and 'launch_module = "scipy_client",' in build
-    assert conversion.not_converted == [
-        f"runtime 'cpython-3.11': {PIN_NOTE}",
-        "application layer 'client': versioned = True: versioned layers are not supported yet (issue 25, item 1)",
-    ]
+    assert conversion.not_converted == [f"runtime 'cpython-3.11': {PIN_NOTE}"]
+    client = build[build.index('name = "app-client"') :].partition("\n)")[0]
+    assert "versioned = True," in client, "venvstacks' `versioned = true` is carried over"
+    assert "versioned" not in build[build.index('name = "app-other"') :]
     sample = import_venvstacks.convert(read_stack_spec(specs / "sample_project/venvstacks.toml"), "")
     assert (
         "application layer 'scipy-import': modules ['../minimal_project/empty.py'] are outside the"
@@ -192,10 +195,16 @@ def test_a_uv_settings_file_is_listed_not_dropped(specs: Path, tmp_path: Path) -
     assert "venvstacks.uv.toml: ignored, as venvstacks ignores it beside [tool.uv]" in conversion.not_converted
 
 
-def test_a_stack_of_at_names_only_is_refused_with_the_reason(specs: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(VenvstacksError, match="no layer could be converted"):
-        import_venvstacks.main([str(specs / "stack_specs/at_symbol.toml")])
-    assert "runtime 'cpython@3.11': the name is not a layer name here" in capsys.readouterr().err
+def test_names_with_at_convert_and_a_versioned_runtime_is_listed(specs: Path) -> None:
+    """venvstacks' at_symbol.toml: runtimes named `cpython@3.11` and a versioned `cpython@3.12`."""
+    conversion = import_venvstacks.convert(read_stack_spec(specs / "stack_specs/at_symbol.toml"), "")
+    build = import_venvstacks.render_build(conversion, "at_symbol.toml")
+    assert 'name = "cpython@3.11",' in build and 'name = "cpython@3.12",' in build
+    assert (
+        "runtime 'cpython@3.12': versioned = True: a runtime layer is not versioned here (it has no lock to count"
+        " versions of)" in conversion.not_converted
+    )
+    assert not any("cpython@3.11': versioned" in item for item in conversion.not_converted)
 
 
 def test_strict_writes_nothing_when_something_is_not_converted(specs: Path) -> None:

@@ -92,6 +92,7 @@ CHANGES: list[tuple[str, object]] = [
     ("floors", {"macos": "12.0"}),
     ("extra_index_urls", []),
     ("find_links", ["other-wheels"]),
+    ("named_indexes", {"indexes": {"cpu": "https://cpu.example/simple"}, "packages": {"torch": "cpu"}, "priority": []}),
 ]
 
 

@@ -12,6 +12,7 @@ from venvstacks_testing.layer_inputs import write_lower_record
 from venvstacks_testing.venvstacks_sdist import sdist_tests_dir
 from venvstacks_tool.build.published_metadata import module_hash, published_metadata
 from venvstacks_tool.core import cli
+from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.platforms import PLATFORMS, by_name, by_venvstacks_name
 from venvstacks_tool.core.protocol import ArchiveRecord
 
@@ -71,6 +72,30 @@ def test_values_follow_venvstacks_conventions() -> None:
     assert app["bound_to_implementation"] is False
     assert metadata_of("framework", "windows_x86_64")["bound_to_implementation"] is True
     assert metadata_of("runtime")["bound_to_implementation"] is True
+
+
+def versioned_app(install_target: str, lock_version: int) -> dict[str, object]:
+    return published_metadata(
+        record=ArchiveRecord(install_target, f"{install_target}.tar.zst", "tar.zst", "ab" * 32, 1234),
+        kind="application",
+        requirements_hash="sha256:" + "cd" * 32,
+        locked_at_epoch=0,
+        runtime_layer="cpython3_12",
+        python_version="3.12.7",
+        platform=by_name("linux_x86_64"),
+        required_layers=["numpy@2"],
+        lock_version=lock_version,
+    )
+
+
+def test_a_versioned_layer_is_named_with_its_lock_version() -> None:
+    """`install_target` NAME@N, `layer_name` NAME, `lock_version` N: venvstacks' implicitly versioned layer."""
+    app = versioned_app("app@3", 3)
+    assert (app["layer_name"], app["install_target"], app["lock_version"]) == ("app", "app@3", 3)
+    assert (app["archive_name"], app["required_layers"]) == ("app@3.tar.zst", ["numpy@2"])
+    assert metadata_of("application")["lock_version"] == 1, "an unversioned layer is version 1"
+    with pytest.raises(VenvstacksError, match="a layer of lock version 4 is named NAME@4"):
+        versioned_app("app@3", 4)
 
 
 def test_platform_names_match_venvstacks_and_starlark() -> None:

@@ -79,7 +79,7 @@ def golden_lock() -> Lock:
     with one wheel for all, colorama on Windows only (one platform's marker), numpy at two
     versions (Windows' and the others', whose marker joins two platforms with `or`), a find-links
     wheel recorded by its path from the lock's directory, index hashes, the inputs-hash of fixed
-    inputs and requirements that need escaping.
+    inputs, requirements that need escaping and a versioned layer's lock version.
     """
     requirements = ["click>=8", 'colorama; sys_platform == "win32"', "numpy", "requests", "local-tool"]
     digest = lock_command.inputs_hash(
@@ -128,6 +128,7 @@ def golden_lock() -> Lock:
             ProvidedPackage("idna", "3.10", "framework"),
             ProvidedPackage("typing-extensions", "4.12.2", "framework"),
         ],
+        lock_version=3,
     )
 
 
@@ -153,6 +154,7 @@ def _sorted(lock: Lock) -> Lock:
         list(lock.requirements),
         packages,
         provided,
+        lock.lock_version,
     )
 
 

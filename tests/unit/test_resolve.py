@@ -9,7 +9,6 @@ on Windows only; later click releases dropped it).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import http.server
 import json
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 import uv
 
-from venvstacks_testing.http_server import serve
+from venvstacks_testing.http_server import auth_handler, serve
 from venvstacks_testing.wheel_index import WheelIndex
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.platforms import PLATFORMS, WheelFloors, by_name
@@ -314,31 +313,7 @@ USER, SECRET = "locker", "s3cret-token-for-venvstacks-tests"
 
 
 def _auth_handler(root: Path, seen: list[str]) -> Callable[..., http.server.BaseHTTPRequestHandler]:
-    """A handler serving `root` only to requests with USER:SECRET basic auth; records each Authorization header."""
-    expected = "Basic " + base64.b64encode(f"{USER}:{SECRET}".encode()).decode()
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def do_GET(self) -> None:
-            header = self.headers.get("Authorization", "")
-            seen.append(header)
-            if header != expected:
-                self.send_response(401)
-                self.send_header("WWW-Authenticate", 'Basic realm="index"')
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            super().do_GET()
-
-        def do_HEAD(self) -> None:
-            self.do_GET()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    return Handler
+    return auth_handler(root, USER, SECRET, seen)
 
 
 def test_index_credentials_reach_pip_through_the_environment_not_argv(

@@ -56,14 +56,16 @@ _CONVERTED_FIELDS = {
     "frameworks",
     "launch_module",
     "support_modules",
+    "package_indexes",
+    "priority_indexes",
+    "index_overrides",
+    "versioned",  # on a framework or an application; a runtime's is listed (`_RUNTIME_NOT_VERSIONED`)
 }
+# A runtime layer here has no lock of its own, so no lock version to count.
+_RUNTIME_NOT_VERSIONED = "a runtime layer is not versioned here (it has no lock to count versions of)"
 
 # Why a field venvstacks accepts is not converted yet (any other unknown field: "no equivalent").
 _NOT_YET = {
-    "versioned": "versioned layers are not supported yet (issue 25, item 1)",
-    "package_indexes": "named indexes are not supported yet (issue 25, item 2)",
-    "priority_indexes": "named indexes are not supported yet (issue 25, item 2)",
-    "index_overrides": "named indexes are not supported yet (issue 25, item 2)",
     "build_requirements": "deprecated; venvstacks ignores it too",
 }
 
@@ -87,12 +89,11 @@ class Conversion:
         self.not_converted.append(f"{what}: {why}")
 
     def skip_unconverted_fields(self, what: str, layer: LayerSpec) -> None:
-        """List the fields of `layer` that the conversion does not carry over (`versioned = false` is carried)."""
+        """List the fields of `layer` that the conversion does not carry over (a runtime's `versioned = true`, too)."""
         for key in sorted(set(layer.table) - _CONVERTED_FIELDS):
-            value = layer.get(key)
-            if key == "versioned" and value is False:
-                continue
-            self.skip(what, f"{key} = {value!r}: {_NOT_YET.get(key, 'no equivalent here')}")
+            self.skip(what, f"{key} = {layer.get(key)!r}: {_NOT_YET.get(key, 'no equivalent here')}")
+        if layer.kind == "runtime" and layer.get("versioned") is True:
+            self.skip(what, f"versioned = True: {_RUNTIME_NOT_VERSIONED}")
 
     def spec_layer(self, name: str) -> LayerSpec:
         """The specification of layer `name`."""
@@ -100,12 +101,17 @@ class Conversion:
 
 
 def _starlark(value: object, indent: str = "") -> str:
-    """A Starlark literal of a string, bool or list of strings, laid out as buildifier lays it out.
+    """A Starlark literal of a string, bool, list or dict of strings, laid out as buildifier lays it out.
 
     A list of two or more items takes one line per item, as buildifier formats it.
     """
     if isinstance(value, bool):
         return "True" if value else "False"
+    if isinstance(value, dict):
+        entries = [f"{json.dumps(key)}: {json.dumps(item)}" for key, item in sorted(value.items())]
+        if len(entries) < 2:
+            return "{" + "".join(entries) + "}"
+        return "{\n" + "".join(f"{indent}    {entry},\n" for entry in entries) + indent + "}"
     if isinstance(value, list) and len(value) > 1:
         items = "".join(f"{indent}    {json.dumps(item)},\n" for item in value)
         return f"[\n{items}{indent}]"
@@ -245,7 +251,7 @@ def _convert_layer(conversion: Conversion, layer: LayerSpec) -> None:
         return
     target = _PREFIX[layer.kind] + layer.name
     if not is_layer_name(target):
-        conversion.skip(what, f"the name {target!r} is not a layer name here (names with '@': issue 25, item 1)")
+        conversion.skip(what, f"the name {target!r} is not a layer name here (docs/layers.md, layer names)")
         return
     modules = [layer.get("launch_module"), *layer.get("support_modules", [])] if layer.kind == "application" else []
     outside = [relative for relative in modules if relative.startswith("../") or "/../" in relative]
@@ -261,8 +267,11 @@ def _convert_layer(conversion: Conversion, layer: LayerSpec) -> None:
     if layer.frameworks or layer.kind == "application":  # application_layer always takes its frameworks
         arguments.append(("frameworks", [f":{conversion.targets[name]}" for name in layer.frameworks]))
     arguments.append(("requirements", list(layer.get("requirements", []))))
+    arguments += _index_arguments(conversion, layer)
     if layer.get("dynlib_exclude"):
         arguments.append(("dynlib_exclude", list(layer.get("dynlib_exclude"))))
+    if layer.get("versioned") is True:
+        arguments.append(("versioned", True))
     if layer.kind == "application":
         srcs: list[str] = []
         deps: list[str] = []
@@ -276,6 +285,38 @@ def _convert_layer(conversion: Conversion, layer: LayerSpec) -> None:
     conversion.locks.append(target)
 
 
+def _index_arguments(conversion: Conversion, layer: LayerSpec) -> list[tuple[str, object]]:
+    """A layer's index attributes: venvstacks' per-layer settings and what `[[tool.uv.index]]` implies.
+
+    The runtime's `package_indexes` go on the layers right on it (the layers above inherit them
+    here as there); uv's `default = true` index is the `index_url`; uv searches every other index
+    that is not `explicit` first, in order, for every package: `priority_indexes` after the
+    layer's own.
+    """
+    indexes = conversion.spec.indexes
+    own: dict[str, str] = {}
+    if not layer.frameworks:
+        own.update(conversion.spec_layer(layer.runtime).get("package_indexes", {}))
+    own.update(layer.get("package_indexes", {}))
+    priority = list(layer.get("priority_indexes", []))
+    priority += [
+        name
+        for name, index in indexes.items()
+        if not index.get("explicit") and not index.get("default") and name not in priority
+    ]
+    arguments: list[tuple[str, object]] = []
+    default = [index for index in indexes.values() if index.get("default")]
+    if default:
+        arguments.append(("index_url", str(default[0].get("url"))))
+    if own:
+        arguments.append(("package_indexes", own))
+    if priority:
+        arguments.append(("priority_indexes", priority))
+    if layer.get("index_overrides"):
+        arguments.append(("index_overrides", dict(layer.get("index_overrides"))))
+    return arguments
+
+
 def convert(spec: StackSpec, package: str) -> Conversion:
     """Convert every layer that can be converted; the rest are listed in `not_converted`."""
     conversion = Conversion(spec, package)
@@ -287,15 +328,15 @@ def convert(spec: StackSpec, package: str) -> Conversion:
         # venvstacks reads it only when the specification has no [tool.uv] table.
         why = "ignored, as venvstacks ignores it beside [tool.uv]" if spec.uv else "uv settings have no equivalent yet"
         conversion.skip(uv_file.name, why)
-    if spec.indexes:
-        conversion.skip("[[tool.uv.index]]", f"named indexes {sorted(spec.indexes)} (issue 25, item 2)")
+    for name, index in sorted(spec.indexes.items()):
+        conversion.module_tags.append(_call("venvstacks.index", [("name", name), ("url", str(index.get("url")))]))
     for layer in spec.layers:
         if layer.kind != "runtime":
             _convert_layer(conversion, layer)
             continue
         if not is_layer_name(layer.name):
             conversion.skip(
-                f"runtime {layer.name!r}", "the name is not a layer name here (names with '@': issue 25, item 1)"
+                f"runtime {layer.name!r}", "the name is not a layer name here (docs/layers.md, layer names)"
             )
             continue
         on_it = [other for other in spec.layers if other.kind != "runtime" and other.runtime == layer.name]

@@ -89,10 +89,28 @@ def _lower_layers(ctx, runtime_layer, frameworks):
     ordered = [by_name[name] for name in linearized.order]
     return ordered, [runtime_layer] + list(reversed(ordered))
 
-def _identity_args(ctx, runtime):
-    """Arguments both actions take: what the layer's metadata records about it."""
+def _install_target(ctx, wheels, lock, lock_target):
+    """The layer's deployed name: `layer_name`, or `layer_name@N` when `versioned` (N: the lock's version).
+
+    N comes from the checked-in lock, read by the `venvstacks` extension into the hub's target
+    (`VenvstacksWheelsInfo.lock_version`), so every name derived from it is known at analysis.
+    """
+    if not ctx.attr.versioned:
+        return ctx.attr.layer_name
+    if not wheels.lock_version:
+        fail("%s: versioned = True, but %s has no lock version (locked before the layer was versioned); run `bazel run %s`" % (
+            ctx.label,
+            lock.lock_path,
+            lock_target,
+        ))
+    install_target = "%s@%d" % (ctx.attr.layer_name, wheels.lock_version)
+    check_layer_name(ctx.label, install_target, "install target")
+    return install_target
+
+def _identity_args(ctx, runtime, layer_name):
+    """Arguments both actions take: what the layer's metadata records about it (`layer_name`: its install target)."""
     args = ctx.actions.args()
-    args.add("--layer-name", ctx.attr.layer_name)
+    args.add("--layer-name", layer_name)
     args.add("--layer-kind", ctx.attr.kind)
     args.add("--python-version", runtime.python_version)
     args.add("--platform", runtime.platform_triple)
@@ -101,11 +119,11 @@ def _identity_args(ctx, runtime):
         args.add("--launch-module", ctx.attr.launch_module)
     return args
 
-def _stack_check_action(ctx, runtime, contents, stacked, hubs):
+def _stack_check_action(ctx, runtime, layer_name, contents, stacked, hubs):
     """Registers the validation action comparing the layer's contents with its frameworks'; returns its report."""
     checks = ctx.actions.declare_file("_%s.checks.txt" % ctx.label.name)
     args = ctx.actions.args()
-    args.add("--layer-name", ctx.attr.layer_name)
+    args.add("--layer-name", layer_name)
     args.add("--contents", contents)
     args.add_all([f.contents for f in stacked], before_each = "--lower-contents")
     if ctx.attr.launch_module:
@@ -124,7 +142,7 @@ def _stack_check_action(ctx, runtime, contents, stacked, hubs):
         inputs = [contents] + [f.contents for f in stacked],
         outputs = [checks],
         mnemonic = "VenvstacksLayerChecks",
-        progress_message = "Checking layer '%s' against the layers below it %%{label}" % ctx.attr.layer_name,
+        progress_message = "Checking layer '%s' against the layers below it %%{label}" % layer_name,
     )
     return checks
 
@@ -162,14 +180,17 @@ def _venvstacks_layer_impl(ctx):
             lock_target,
         ))
     check_layer_name(ctx.label, ctx.attr.layer_name)
+    layer_name = _install_target(ctx, wheels, lock, lock_target)
     stacked, lower_layers = _lower_layers(ctx, runtime_layer, frameworks)
 
-    archive = ctx.actions.declare_file("%s.%s" % (ctx.label.name, ctx.attr.archive_format))
+    # A versioned layer's archive is named for its install target, as venvstacks names it.
+    version = "@%d" % wheels.lock_version if ctx.attr.versioned else ""
+    archive = ctx.actions.declare_file("%s%s.%s" % (ctx.label.name, version, ctx.attr.archive_format))
     archive_record = ctx.actions.declare_file("_%s.archive.json" % ctx.label.name)
     contents = ctx.actions.declare_file("_%s.contents.json" % ctx.label.name)
     metadata = ctx.actions.declare_file("%s.json" % ctx.label.name)
     published_metadata = declare_published_metadata(ctx, runtime.platform_triple)
-    args = _identity_args(ctx, runtime)
+    args = _identity_args(ctx, runtime, layer_name)
     args.add("--runtime-layer", runtime_layer.layer_name)
     args.add_all([f.layer_name for f in stacked], before_each = "--lower-layer")
     for wheel in sorted(wheels.wheels, key = lambda w: w.file.basename):
@@ -207,11 +228,13 @@ def _venvstacks_layer_impl(ctx):
         outputs = [archive, archive_record, contents],
         mnemonic = "VenvstacksLayer",
         resource_set = _layer_resource_set,
-        progress_message = "Building %s layer '%s' %%{label} (%d wheels)" % (ctx.attr.kind, ctx.attr.layer_name, len(wheels.wheels)),
+        progress_message = "Building %s layer '%s' %%{label} (%d wheels)" % (ctx.attr.kind, layer_name, len(wheels.wheels)),
     )
 
-    metadata_args = _identity_args(ctx, runtime)
+    metadata_args = _identity_args(ctx, runtime, layer_name)
     metadata_args.add("--lock-file", lock.lock)
+    if ctx.attr.versioned:
+        metadata_args.add("--lock-version", str(wheels.lock_version))
     metadata_args.add_all([layer.archive_record for layer in lower_layers], before_each = "--lower-record")
     metadata_args.add("--archive-record", archive_record)
     metadata_args.add("--output", metadata)
@@ -236,12 +259,12 @@ def _venvstacks_layer_impl(ctx):
         inputs = [archive_record, lock.lock] + [layer.archive_record for layer in lower_layers] + hashed_files,
         outputs = [metadata, published_metadata, run_key],
         mnemonic = "VenvstacksLayerMetadata",
-        progress_message = "Writing the metadata of layer '%s' %%{label}" % ctx.attr.layer_name,
+        progress_message = "Writing the metadata of layer '%s' %%{label}" % layer_name,
     )
 
     # A layer directly on its runtime has nothing to be checked against (the runtime has no
     # wheels), unless its libraries need hub wheels: its own lock must provide them.
-    validations = [_stack_check_action(ctx, runtime, contents, stacked, first_party.hubs)] if stacked or first_party.hubs else []
+    validations = [_stack_check_action(ctx, runtime, layer_name, contents, stacked, first_party.hubs)] if stacked or first_party.hubs else []
     loader = loader_check_action(
         ctx,
         runtime,
@@ -259,7 +282,7 @@ def _venvstacks_layer_impl(ctx):
         OutputGroupInfo(_validation = depset(validations)),
         VenvstacksLayerInfo(
             label = ctx.label,
-            layer_name = ctx.attr.layer_name,
+            layer_name = layer_name,
             kind = ctx.attr.kind,
             archive = archive,
             metadata = metadata,
@@ -293,10 +316,11 @@ venvstacks_layer = rule(
         "frameworks": attr.label_list(providers = [VenvstacksLayerInfo], doc = "The framework layers this layer uses directly, in sys.path order; the frameworks below them follow in the order C3 linearization derives."),
         "kind": attr.string(mandatory = True, values = LAYER_KINDS, doc = "Layer kind."),
         "launch_module": attr.string(doc = "Application layers: the module `python -m` runs."),
-        "layer_name": attr.string(mandatory = True, doc = "Directory name of the layer when deployed."),
+        "layer_name": attr.string(mandatory = True, doc = "Directory name of the layer when deployed (with `@N` appended when `versioned`)."),
         "lock_inputs": attr.label(mandatory = True, providers = [VenvstacksLockInfo], doc = "The layer's lock inputs."),
         "runtime": attr.label(mandatory = True, providers = [VenvstacksLayerInfo], doc = "The runtime layer."),
         "srcs": attr.label_list(allow_files = True, doc = "Application code placed in site-packages; `.whl` files (e.g. built by another rule) are installed instead, their dependencies coming from the lock."),
+        "versioned": attr.bool(doc = "venvstacks' `versioned`: the lock carries a lock version N, bumped by a relock that changes the lock, and the layer deploys as `layer_name@N` (docs/layers.md, \"Versioned layers\")."),
         "wheels": attr.label(mandatory = True, providers = [VenvstacksWheelsInfo], doc = "The lock's wheels (hub target)."),
     })))))),
 )

@@ -9,7 +9,7 @@ def _locked_wheels_impl(ctx):
             wheels.append(struct(file = file, sha256 = sha256))
     return [
         DefaultInfo(files = depset([wheel.file for wheel in wheels])),
-        VenvstacksWheelsInfo(lock = ctx.attr.lock, missing = ctx.attr.missing, platform_triples = ctx.attr.platform_triples, wheels = wheels),
+        VenvstacksWheelsInfo(lock = ctx.attr.lock, lock_version = ctx.attr.lock_version, missing = ctx.attr.missing, platform_triples = ctx.attr.platform_triples, wheels = wheels),
     ]
 
 locked_wheels = rule(
@@ -17,6 +17,7 @@ locked_wheels = rule(
     doc = "The wheel files one lock pins, each with its sha256.",
     attrs = {
         "lock": attr.string(mandatory = True, doc = "Label of the lock file."),
+        "lock_version": attr.int(doc = "The lock's `lock-version` (a versioned layer's lock version), 0 when it has none."),
         "missing": attr.bool(doc = "The lock file does not exist yet."),
         "platform_triples": attr.string_list(doc = "The PBS triples the lock covers."),
         "wheels": attr.label_keyed_string_dict(allow_files = [".whl"], doc = "Wheel repository target -> sha256, of the target platform (a select)."),

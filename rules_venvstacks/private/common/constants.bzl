@@ -33,9 +33,10 @@ DEFAULT_MACOS_MINIMUM = "14.0"
 DEFAULT_INDEX_URL = "https://pypi.org/simple"
 
 # tools/venvstacks_tool/core/protocol.py LAYER_NAME_RE: a layer name is its deployed directory's
-# name: letters, digits, '_', '.' and '-', not starting with '.' or '-'.
+# name: letters, digits, '_', '.', '-' and '@', not starting with '.', '-' or '@' ('@' as venvstacks
+# allows it: a versioned layer deploys as `NAME@N`, and `layerF@1` is a name).
 LAYER_NAME_FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
-LAYER_NAME_REST = LAYER_NAME_FIRST + ".-"
+LAYER_NAME_REST = LAYER_NAME_FIRST + ".-@"
 
 # tools/venvstacks_tool/core/protocol.py LAYER_NAME_MAX_LENGTH: a deployed directory's name stays
 # well below file systems' 255-byte limit, with room for deploy's temporary prefixes.

@@ -153,7 +153,7 @@ VenvstacksLayerInfo = provider(
     doc = "A built layer: its archive and its metadata JSON.",
     fields = {
         "label": "Label of the layer target, for error messages.",
-        "layer_name": "The layer's directory name inside the archive and when deployed.",
+        "layer_name": "The layer's install target: its directory name inside the archive and when deployed (`NAME@N` for a versioned layer, N its lock version).",
         "kind": "'runtime', 'framework' or 'application'.",
         "archive": "File: the deterministic layer archive.",
         "metadata": "File: the layer's metadata JSON.",
@@ -180,17 +180,26 @@ VenvstacksLockInfo = provider(
         "runtime_layer": "VenvstacksLayerInfo of the runtime layer.",
         "lock": "File: the checked-in lock, or None before the first `bazel run <layer>.lock`.",
         "lock_path": "Workspace-relative path of the lock file (where `.lock` writes it).",
+        "versioned": "True when the layer is versioned: its lock carries a lock version (`lock` and `check-lock` take `--versioned`).",
         "requirements": "list of requirement strings given inline.",
         "requirements_in": "list of File: requirements.in files.",
         "lower": "list of VenvstacksLockInfo of every framework below, in sys.path order: the C3 linearization of the layer's `frameworks` (each framework before those it sits on; private/common/c3.bzl).",
         "index": "struct(index_url, extra_index_urls, find_links) for the resolver.",
+        "named_indexes": "struct(package_indexes = {normalized project: index name}, origins = {project: label string of the layer that set it}, priority = [index names]): the layer's own and inherited named-index routing (private/lock/named_indexes.bzl).",
+        "index_urls": "dict of index name -> URL: every declared named index (`venvstacks.index` tags).",
     },
+)
+
+VenvstacksIndexesInfo = provider(
+    doc = "The named indexes declared with `venvstacks.index` tags in MODULE.bazel (`@venvstacks_indexes//:indexes`).",
+    fields = {"urls": "dict of index name -> simple index URL."},
 )
 
 VenvstacksWheelsInfo = provider(
     doc = "The wheels one lock file pins, fetched by the `venvstacks` extension's hub repository.",
     fields = {
         "lock": "Label string of the lock file the wheels come from.",
+        "lock_version": "int: the lock's lock version (`lock-version`, written for a versioned layer), 0 when it has none.",
         "missing": "True when the lock file does not exist yet.",
         "platform_triples": "list of the PBS triples the lock covers.",
         "wheels": "list of struct(file = File, sha256 = hex string): the target platform's wheels.",

@@ -8,12 +8,14 @@
 Per runtime it declares one repository per platform with a build (`NAME_PLATFORM`, fetched only
 when that platform is built or runs the tool) and the hub `@NAME`, which selects the target's
 and the execution platform's. Per lock it declares one repository per wheel file and the hub of
-locked wheels, which selects each target platform's wheels.
+locked wheels, which selects each target platform's wheels. The named indexes
+(`venvstacks.index(name, url)`) go into `@venvstacks_indexes`, which every layer's lock reads.
 """
 
 load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_GLIBC_MINIMUM", "DEFAULT_MACOS_MINIMUM")
 load("//rules_venvstacks/private/common:platforms.bzl", "PLATFORMS", "config_setting_label", "platform_name", "platform_triples", "wheel_floor_problem")
 load("//rules_venvstacks/private/common:versions.bzl", "is_python_version")
+load(":indexes_repository.bzl", "indexes_repository")
 load(":pbs.bzl", "asset_urls", "host_platform", "python_minor", "release_epoch", "resolve_version")
 load(":pylock.bzl", "lock_depth", "parse_pylock")
 load(":runtime_repository.bzl", "runtime_hub", "runtime_repository")
@@ -87,6 +89,34 @@ empty target; building the layer then says to run `bazel run <layer>.lock`.
     },
 )
 
+_index_tag = tag_class(
+    doc = """A named package index, for layers' `package_indexes` and `priority_indexes`.
+
+Declared once, usable from every layer, as venvstacks' `[[tool.uv.index]]` with a `name`:
+
+    venvstacks.index(name = "pytorch_cpu", url = "https://download.pytorch.org/whl/cpu")
+
+Put credentials in a netrc file (or Bazel's credential helper, for the wheel downloads), not in
+`url`: the locks never record them either way (docs/locking.md, "Named indexes").
+""",
+    attrs = {
+        "name": attr.string(mandatory = True, doc = "The index's name, as layers write it, e.g. 'pytorch_cpu'."),
+        "url": attr.string(mandatory = True, doc = "The index's simple API URL (PEP 503 or PEP 691)."),
+    },
+)
+
+def _declare_indexes(module_ctx):
+    """The `venvstacks_indexes` repository, from every module's `index` tags; one name, one URL."""
+    urls, declared_by = {}, {}
+    for mod in module_ctx.modules:
+        for tag in mod.tags.index:
+            if not tag.name or not tag.url:
+                fail("venvstacks.index(name = '%s') (module '%s'): `name` and `url` must not be empty" % (tag.name, mod.name))
+            if urls.get(tag.name, tag.url) != tag.url:
+                fail("venvstacks.index(name = '%s'): declared with two URLs, by module '%s' and by module '%s'" % (tag.name, declared_by[tag.name], mod.name))
+            urls[tag.name], declared_by[tag.name] = tag.url, mod.name
+    indexes_repository(name = "venvstacks_indexes", urls = json.encode(urls))
+
 def _repo_name(text):
     return "".join([char if char.isalnum() else "_" for char in text.elems()])
 
@@ -101,12 +131,13 @@ def _declare_locks(module_ctx):
                 fail("venvstacks.lock(name = '%s'): declared twice in hub '%s'" % (tag.name, tag.hub))
             path = module_ctx.path(tag.file)
             module_ctx.watch(path)
-            entry = {"lock": str(tag.file), "missing": not path.exists, "platform_triples": [], "wheels": {}}
+            entry = {"lock": str(tag.file), "lock_version": 0, "missing": not path.exists, "platform_triples": [], "wheels": {}}
             hub[tag.name] = entry
             if not path.exists:
                 continue
             lock = parse_pylock(module_ctx.read(path), str(tag.file), lock_depth(tag.file.package, tag.file.name))
             entry["platform_triples"] = lock.platform_triples
+            entry["lock_version"] = lock.lock_version or 0
             for package in lock.packages:
                 repos = {}
                 for wheel in package.wheels:
@@ -327,11 +358,12 @@ def _venvstacks_impl(module_ctx):
         if runtime not in declared:
             fail("venvstacks.runtime_archive(runtime = '%s'): no venvstacks.runtime of that name" % runtime)
     _declare_uv(wheel_table)
+    _declare_indexes(module_ctx)
     _declare_locks(module_ctx)
     return module_ctx.extension_metadata(reproducible = True)
 
 venvstacks = module_extension(
     implementation = _venvstacks_impl,
-    doc = "Declares the CPython runtimes that venvstacks layers are built on, for their target platforms, and the wheels their locks pin.",
-    tag_classes = {"lock": _lock_tag, "runtime": _runtime_tag, "runtime_archive": _runtime_archive_tag},
+    doc = "Declares the CPython runtimes that venvstacks layers are built on, for their target platforms, the wheels their locks pin, and the named indexes their `package_indexes` and `priority_indexes` name.",
+    tag_classes = {"index": _index_tag, "lock": _lock_tag, "runtime": _runtime_tag, "runtime_archive": _runtime_archive_tag},
 )

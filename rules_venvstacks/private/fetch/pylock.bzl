@@ -30,6 +30,7 @@ key at its line; a package (normalized name and version) listed twice fails at i
 a `version` that is not the version of its wheels' file names fails at its table's first line.
 """
 
+load("//rules_venvstacks/private/common:names.bzl", "normalized_project_name")
 load("//rules_venvstacks/private/common:platforms.bzl", "platform_name", "platforms_problem", "triple_problem")
 
 _PLATFORM_WHEELS_HEADER = "[packages.tool.venvstacks.platform-wheels]"
@@ -41,7 +42,7 @@ _HEX = "0123456789abcdef"
 _TOP_KEYS = ["lock-version", "created-by", "requires-python", "environments"]
 _PACKAGE_KEYS = ["name", "version", "marker", "wheels"]
 _WHEEL_KEYS = ["name", "url", "path", "hashes", "sha256"]
-_TOOL_KEYS = ["layer", "kind", "inputs-hash", "python-version", "platform", "platforms", "requirements", "provided"]
+_TOOL_KEYS = ["layer", "kind", "inputs-hash", "lock-version", "python-version", "platform", "platforms", "requirements", "provided"]
 _PROVIDED_KEYS = ["name", "version", "layer"]
 
 def _sha256_error(value):
@@ -210,17 +211,6 @@ def _check_inline_keys(line, known, table, where):
         if word == "=" and position > 0 and words[position - 1] not in known:
             _unknown_key(where, words[position - 1], table)
 
-def _normalized_name(name):
-    """`name` normalized as PEP 503 says: lower case, each run of `-`, `_` and `.` one `-`."""
-    chars = []
-    for char in name.lower().elems():
-        if char in "-_.":
-            if not chars or chars[-1] != "-":
-                chars.append("-")
-        else:
-            chars.append(char)
-    return "".join(chars)
-
 def _comparable_version(version):
     """`version` in a form where a version and the one in its wheels' file names compare equal.
 
@@ -301,7 +291,7 @@ def _top_line(top, line, where):
     top["array"] = line.endswith(" = [")
 
 def _tool_line(tool, line, where):
-    """Reads the platform(s) of the `[tool.venvstacks]` table into `tool`; its other keys are only checked."""
+    """Reads the platform(s) and lock version of the `[tool.venvstacks]` table into `tool`; its other keys are only checked."""
     if tool["array"] != None:
         if line == "]":
             tool["array"] = None
@@ -312,6 +302,12 @@ def _tool_line(tool, line, where):
             _check_inline_keys(line, _PROVIDED_KEYS, "a provided entry", where)
     elif _line_key(line) not in _TOOL_KEYS:
         _unknown_key(where, _line_key(line) or line, "[tool.venvstacks]")
+    elif line.startswith("lock-version = "):
+        # A versioned layer's lock version (lock/lock_version.py): a positive integer, unquoted.
+        digits = line.removeprefix("lock-version = ")
+        if not digits.isdigit() or digits.startswith("0"):
+            fail("%s: 'lock-version' must be a positive integer, not %s (%s)" % (where, digits, _EDIT_HINT))
+        tool["lock_version"] = int(digits)
     elif line.startswith("platform = "):
         tool["platform"] = _value(line, "platform", where)
         tool["platform_line"] = where
@@ -385,7 +381,8 @@ def parse_pylock(text, source, depth = None):
         bounds how far a wheel's `path` may climb with `..`; None refuses absolute paths only.
 
     Returns:
-      struct(platform_triples = list of target triples, packages = list of struct(name, version,
+      struct(platform_triples = list of target triples, lock_version = the versioned layer's lock
+      version (an int) or None, packages = list of struct(name, version,
       wheels = list of struct(name, url, path, sha256), platform_wheels = dict of triple to the
       file name of the wheel that platform installs)). A package is installed on exactly the
       platforms its platform_wheels names.
@@ -394,7 +391,7 @@ def parse_pylock(text, source, depth = None):
     current = None
     section = "top"  # "top" (before the first table), "package", "platform_wheels", "tool"
     top = {"array": False}
-    tool = {"array": None, "platform": None, "platform_line": None, "platform_lines": [], "platforms": []}
+    tool = {"array": None, "lock_version": None, "platform": None, "platform_line": None, "platform_lines": [], "platforms": []}
     for number, raw in enumerate(text.splitlines()):
         line = raw.strip()
         where = "%s:%d" % (source, number + 1)
@@ -441,6 +438,7 @@ def parse_pylock(text, source, depth = None):
     _check_repeated(packages, source)
     return struct(
         platform_triples = platforms,
+        lock_version = tool["lock_version"],
         packages = [_finish_package(package, platforms, legacy, source, depth) for package in packages],
     )
 
@@ -448,7 +446,7 @@ def _check_repeated(packages, source):
     """Fails at the second table of a package (normalized name and version) that the lock lists twice."""
     first = {}
     for package in packages:
-        key = (_normalized_name(package["name"] or ""), _comparable_version(package["version"] or ""))
+        key = (normalized_project_name(package["name"] or ""), _comparable_version(package["version"] or ""))
         if key in first:
             fail("%s:%d: package '%s' %s is listed twice (first at line %d) (%s)" % (
                 source,

@@ -33,13 +33,17 @@ def _wheels_hub_impl(rctx):
             settings[triple]: {"@%s//:wheel" % repo: sha256 for repo, sha256 in repos}
             for triple, repos in entry["wheels"].items()
         }
-        targets.append(render.call("locked_wheels", name, {
+        attrs = {
             "lock": entry["lock"],
             "missing": entry["missing"],
             "platform_triples": entry["platform_triples"],
             "wheels": render.select(wheels, {}),
             "visibility": ["//visibility:public"],
-        }))
+        }
+        if entry["lock_version"]:
+            # Only a versioned layer's lock has one: an unversioned hub's BUILD text is unchanged.
+            attrs["lock_version"] = entry["lock_version"]
+        targets.append(render.call("locked_wheels", name, attrs))
     rctx.file("BUILD.bazel", render.build_file(targets))
 
 wheels_hub = repository_rule(
@@ -47,6 +51,6 @@ wheels_hub = repository_rule(
     doc = "The hub repository: one `locked_wheels` target per lock, named as in `venvstacks.lock`, selecting the target platform's wheels.",
     attrs = {
         "config_settings": attr.string(mandatory = True, doc = "JSON: triple -> label of its config_setting."),
-        "locks": attr.string(mandatory = True, doc = "JSON: name -> {lock, missing, platform_triples, wheels: {triple: [[repo, sha256]]}}."),
+        "locks": attr.string(mandatory = True, doc = "JSON: name -> {lock, lock_version (0: none), missing, platform_triples, wheels: {triple: [[repo, sha256]]}}."),
     },
 )

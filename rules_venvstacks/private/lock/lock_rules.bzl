@@ -11,8 +11,9 @@ load("@bazel_skylib//rules:common_settings.bzl", "BuildSettingInfo")
 load("//rules_venvstacks/private/common:c3.bzl", "c3_conflict_message", "c3_linearize", "duplicates")
 load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_INDEX_URL", "LAYER_KINDS")
 load("//rules_venvstacks/private/common:names.bzl", "check_layer_name")
-load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo", "VenvstacksLockInfo")
+load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksIndexesInfo", "VenvstacksLayerInfo", "VenvstacksLockInfo")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "check_no_credentials", "lock_tool_tree", "run_tool", "shell_quote", "tool_launcher")
+load(":named_indexes.bzl", "merge_named_indexes", "named_index_arguments")
 
 def _check_stack(ctx, runtime_layer, declared):
     """Analysis-time stack checks; returns every framework below the layer, in sys.path order.
@@ -101,6 +102,15 @@ def _lock_inputs_impl(ctx):
     if runtime_layer.kind != "runtime":
         fail("%s: `runtime` must be a runtime_layer target, got %s layer %s" % (ctx.attr.layer, runtime_layer.kind, ctx.attr.runtime.label))
     lower = _check_stack(ctx, runtime_layer, [framework[VenvstacksLockInfo] for framework in ctx.attr.frameworks])
+    index_urls = ctx.attr._named_indexes[VenvstacksIndexesInfo].urls
+    named_indexes = merge_named_indexes(
+        ctx.attr.layer,
+        lower,
+        ctx.attr.package_indexes,
+        ctx.attr.priority_indexes,
+        ctx.attr.index_overrides,
+        index_urls,
+    )
     return [VenvstacksLockInfo(
         label = ctx.attr.layer,
         layer_name = ctx.attr.layer_name,
@@ -116,6 +126,9 @@ def _lock_inputs_impl(ctx):
             extra_index_urls = ctx.attr.extra_index_urls,
             find_links = ctx.attr.find_links,
         ),
+        named_indexes = named_indexes,
+        index_urls = index_urls,
+        versioned = ctx.attr.versioned,
     )]
 
 venvstacks_lock_inputs = rule(
@@ -129,15 +142,24 @@ venvstacks_lock_inputs = rule(
             cfg = lock_only_transition,
             doc = "The framework layers the layer uses directly, as written (the rest of the stack's order is derived); analysed in the lock-only configuration, where they give their lock inputs and reach no wheel.",
         ),
+        "index_overrides": attr.string_dict(doc = "Inherited index name -> the index name it stands for here: accepted `package_indexes` conflicts."),
         "index_url": attr.string(default = DEFAULT_INDEX_URL, doc = "The package index."),
         "kind": attr.string(mandatory = True, values = LAYER_KINDS, doc = "Layer kind."),
         "layer": attr.string(mandatory = True, doc = "The layer's label, e.g. '//stacks:app' (for messages and hints); not a dependency."),
         "layer_name": attr.string(mandatory = True, doc = "The layer's name."),
         "lock": attr.label(allow_single_file = True, doc = "The lock file, when it exists."),
         "lock_path": attr.string(mandatory = True, doc = "Workspace-relative path of the lock file."),
+        "package_indexes": attr.string_dict(doc = "Project -> named index it comes from, only (inherited by the layers above)."),
+        "priority_indexes": attr.string_list(doc = "Named indexes searched first for every project, in order (not inherited)."),
         "requirements": attr.string_list(doc = "Top-level requirements."),
         "requirements_in": attr.label_list(allow_files = True, doc = "requirements.in files."),
         "runtime": attr.label(mandatory = True, providers = [VenvstacksLayerInfo], doc = "The runtime layer."),
+        "_named_indexes": attr.label(
+            default = Label("@venvstacks_indexes//:indexes"),
+            providers = [VenvstacksIndexesInfo],
+            doc = "The named indexes of MODULE.bazel's `venvstacks.index` tags.",
+        ),
+        "versioned": attr.bool(doc = "The layer is versioned: its lock carries a lock version (lock/lock_version.py)."),
     },
 )
 
@@ -172,6 +194,9 @@ def _input_arguments(info, in_action):
         arguments += ["--extra-index-url", url]
     for link in info.index.find_links:
         arguments += ["--find-links", link]
+    arguments += named_index_arguments(info.named_indexes, info.index_urls)
+    if info.versioned:
+        arguments.append("--versioned")
     return arguments, list(info.requirements_in)
 
 def _lower_lock_file(info, lower):

@@ -45,8 +45,8 @@ def check_layer_name(name: str, what: str, layer: str) -> None:
     """Fail naming `layer` unless `name` (what the argument is, for the message) is a valid layer name."""
     if not is_layer_name(name):
         raise VenvstacksError(
-            f"layer {layer!r}: {what} {name!r} must be 1 to {LAYER_NAME_MAX_LENGTH} letters, digits, '_', '.'"
-            " and '-', not starting with '.' or '-'"
+            f"layer {layer!r}: {what} {name!r} must be 1 to {LAYER_NAME_MAX_LENGTH} letters, digits, '_', '.',"
+            " '-' and '@', not starting with '.', '-' or '@'"
         )
 
 

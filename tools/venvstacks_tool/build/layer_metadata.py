@@ -48,6 +48,7 @@ class PublishedRequest:
     runtime_layer: str
     locked_at_epoch: int
     app_files: dict[str, Path]  # destination below site-packages -> file (for the launch module's hash)
+    lock_version: int | None = None  # a versioned layer's (its name is then NAME@N)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--published-metadata", type=Path, help="also write the metadata in venvstacks' published schema here"
     )
     parser.add_argument("--runtime-layer", default="", help="the runtime layer's name (for --published-metadata)")
+    parser.add_argument(
+        "--lock-version",
+        type=int,
+        help="a versioned layer's lock version N, its --layer-name being NAME@N (for --published-metadata)",
+    )
     parser.add_argument(
         "--source-date-epoch", type=int, help="the archive members' mtime, venvstacks' `locked_at` (seconds)"
     )
@@ -98,7 +104,9 @@ def _published_request(args: argparse.Namespace, layer: str) -> PublishedRequest
         if not sep or not dest or not path:
             raise VenvstacksError(f"layer {layer!r}: --app-file {value!r} is not of the form DEST=PATH")
         app_files[dest] = Path(path)
-    return PublishedRequest(args.published_metadata, args.runtime_layer, args.source_date_epoch, app_files)
+    return PublishedRequest(
+        args.published_metadata, args.runtime_layer, args.source_date_epoch, app_files, args.lock_version
+    )
 
 
 def parse_request(argv: list[str]) -> MetadataRequest:
@@ -196,6 +204,7 @@ def _published(request: MetadataRequest, record: ArchiveRecord, lock_hash: str, 
         required_layers=frameworks,
         launch_module=identity.launch_module,
         launch_module_hash=published_metadata.module_hash(top_module, published.app_files) if top_module else None,
+        lock_version=published.lock_version,
     )
 
 

@@ -28,8 +28,8 @@ PUBLISHED_METADATA_DIR = "__venvstacks__"
 # venvstacks counts its rebuilds of an archive; here an archive is a pure function of its inputs,
 # so every build is the first of its inputs (the archive's sha256 tells builds apart).
 ARCHIVE_BUILD = 1
-# Lock versions count relocks of a versioned layer; layers are not versioned yet (issue 25, item 1),
-# and venvstacks reports 1 for an unversioned layer.
+# Lock versions count the relocks of a versioned layer (lock/lock_version.py); venvstacks reports 1
+# for an unversioned layer.
 UNVERSIONED_LOCK_VERSION = 1
 
 
@@ -91,16 +91,25 @@ def published_metadata(
     required_layers: list[str],
     launch_module: str = "",
     launch_module_hash: str | None = None,
+    lock_version: int | None = None,
 ) -> dict[str, object]:
     """A layer's metadata in venvstacks' published schema (the fields of an archived layer).
 
-    `install_target` is the layer name (no layer is versioned yet), `runtime_layer` the
-    runtime's, `required_layers` the frameworks below in sys.path order (a runtime has none).
+    `install_target` is the deployed name the record holds; for a versioned layer (`lock_version`
+    given) that is `NAME@N` and `layer_name` is NAME, as venvstacks writes them, else both are the
+    layer name and `lock_version` is 1. `runtime_layer` is the runtime's install target,
+    `required_layers` the frameworks' below in sys.path order (a runtime has none).
     `bound_to_implementation` is venvstacks' rule: a runtime is its implementation; a venv on
     Windows holds copies of the runtime's launcher, elsewhere only links to it.
     """
     if not requirements_hash.startswith("sha256:"):
         raise VenvstacksError(f"layer {record.layer_name!r}: requirements hash {requirements_hash!r} is not sha256:HEX")
+    layer_name = record.layer_name
+    if lock_version is not None:
+        suffix = f"@{lock_version}"
+        if lock_version < 1 or not layer_name.endswith(suffix) or layer_name == suffix:
+            raise VenvstacksError(f"layer {layer_name!r}: a layer of lock version {lock_version} is named NAME{suffix}")
+        layer_name = layer_name.removesuffix(suffix)
     metadata: dict[str, object] = {
         "archive_build": ARCHIVE_BUILD,
         "archive_hashes": {"sha256": record.sha256},
@@ -108,8 +117,8 @@ def published_metadata(
         "archive_size": record.size,
         "bound_to_implementation": kind == "runtime" or platform.os == "windows",
         "install_target": record.layer_name,
-        "layer_name": record.layer_name,
-        "lock_version": UNVERSIONED_LOCK_VERSION,
+        "layer_name": layer_name,
+        "lock_version": UNVERSIONED_LOCK_VERSION if lock_version is None else lock_version,
         "locked_at": locked_at(locked_at_epoch),
         "python_implementation": f"cpython@{python_version}",
         "requirements_hash": requirements_hash,

@@ -117,7 +117,7 @@ def parse_request(argv: list[str]) -> RuntimePack:
     if not is_layer_name(layer):
         raise VenvstacksError(
             f"runtime layer {layer!r}: the layer name must be 1 to {LAYER_NAME_MAX_LENGTH} letters, digits,"
-            " '_', '.' and '-', not starting with '.' or '-'"
+            " '_', '.', '-' and '@', not starting with '.', '-' or '@'"
         )
     version = PYTHON_VERSION_RE.fullmatch(args.python_version)
     if version is None:

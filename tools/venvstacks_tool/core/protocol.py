@@ -50,12 +50,14 @@ WINDOWS_DYNLIB_DIR = "Library/bin"
 # The layer kinds; the Starlark rules use the same strings (private/common/constants.bzl
 # LAYER_KINDS; tests/unit/test_constants.py fails when they differ).
 LAYER_KINDS: tuple[str, ...] = ("framework", "application")
-# A layer name is also the name of its deployed directory: no separators, no leading dot or dash,
-# and short enough for every file system (255 bytes) with room for deploy's temporary prefixes.
+# A layer name is also the name of its deployed directory: no separators, no leading dot, dash or
+# '@', and short enough for every file system (255 bytes) with room for deploy's temporary
+# prefixes. '@' is allowed after the first character, as venvstacks allows it: a versioned layer
+# deploys as `NAME@N` (its install target), and a name may carry an external version (`layerF@1`).
 # The Starlark rules check the same rule at analysis (private/common/names.bzl and constants.bzl
 # LAYER_NAME_FIRST, LAYER_NAME_REST, LAYER_NAME_MAX_LENGTH; keep in sync).
 LAYER_NAME_MAX_LENGTH = 100
-LAYER_NAME_RE = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9_.-]{{0,{LAYER_NAME_MAX_LENGTH - 1}}}")
+LAYER_NAME_RE = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9_.@-]{{0,{LAYER_NAME_MAX_LENGTH - 1}}}")
 # A full CPython version, X.Y.Z, optionally a pre-release (3.13.0rc2): the one pattern of the tool.
 # The Starlark rules check the same rule (private/common/versions.bzl `is_python_version`, with
 # constants.bzl PYTHON_PRE_RELEASES); tests/golden/python_versions.txt holds the cases both agree on.

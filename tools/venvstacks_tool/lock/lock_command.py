@@ -30,6 +30,8 @@ The same command is each layer's stale-lock validation action at build time (`--
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -37,6 +39,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -54,8 +57,9 @@ from venvstacks_tool.core.platforms import (
 )
 from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.core.protocol import LAYER_KINDS, PYTHON_VERSION_RE
-from venvstacks_tool.lock import pylock, resolve, uv_resolver
+from venvstacks_tool.lock import lock_version, pylock, resolve, uv_resolver
 from venvstacks_tool.lock.index_options import DEFAULT_INDEX_URL, IndexOptions
+from venvstacks_tool.lock.named_indexes import NO_NAMED_INDEXES, NamedIndexes
 from venvstacks_tool.lock.results import ResolvedWheel
 from venvstacks_tool.lock.urls import strip_credentials
 
@@ -78,6 +82,8 @@ class LayerInputs:
 
     `platforms` are the target triples, sorted and checked (known, no duplicates);
     `python_version` is the target runtime's full version (`3.11.7`), used for markers.
+    `versioned`: the lock carries a lock version (lock/lock_version.py); not among the inputs
+    `inputs_hash` covers, but a lock that does not fit it is stale all the same.
     """
 
     layer_name: str
@@ -92,6 +98,8 @@ class LayerInputs:
     find_links: tuple[str, ...]
     lock_target: str
     floors: WheelFloors = DEFAULT_FLOORS
+    named_indexes: NamedIndexes = NO_NAMED_INDEXES
+    versioned: bool = False
 
     @property
     def target_platforms(self) -> tuple[TargetPlatform, ...]:
@@ -194,7 +202,11 @@ def _add_layer_arguments(parser: argparse.ArgumentParser) -> None:
         "PATH_OR_URL",
         "a directory of wheels (relative to the workspace) or a URL; repeatable",
     )
+    _add_named_index_arguments(parser)
     parser.add_argument("--lock-target", default="", help="the layer's lock target, e.g. //stacks:app.lock")
+    parser.add_argument(
+        "--versioned", action="store_true", help="the layer is versioned: its lock carries a lock version"
+    )
     parser.add_argument(
         "--glibc-minimum",
         default="",
@@ -204,6 +216,17 @@ def _add_layer_arguments(parser: argparse.ArgumentParser) -> None:
         "--macos-minimum",
         default="",
         help=f"macOS wheels must run on this release, e.g. 10.15 (PBS' own; default: {_dotted(DEFAULT_FLOORS.macos)})",
+    )
+
+
+def _add_named_index_arguments(parser: argparse.ArgumentParser) -> None:
+    """The named-index arguments: what the layer rules computed at analysis (docs/locking.md, "Named indexes")."""
+    add_repeatable(parser, "--named-index", "named_indexes", "NAME=URL", "a named index the layer uses; repeatable")
+    add_repeatable(
+        parser, "--package-index", "package_indexes", "PROJECT=NAME", "PROJECT comes from index NAME only; repeatable"
+    )
+    add_repeatable(
+        parser, "--priority-index", "priority_indexes", "NAME", "an index searched first, in order; repeatable"
     )
 
 
@@ -246,6 +269,8 @@ def _layer_inputs(args: argparse.Namespace) -> LayerInputs:
         extra_index_urls=tuple(args.extra_index_urls),
         find_links=tuple(args.find_links),
         lock_target=str(args.lock_target),
+        named_indexes=NamedIndexes.parse(layer, args.named_indexes, args.package_indexes, args.priority_indexes),
+        versioned=bool(args.versioned),
         floors=WheelFloors(
             glibc=parse_floor(args.glibc_minimum, f"layer '{layer}': --glibc-minimum") or DEFAULT_FLOORS.glibc,
             macos=parse_floor(args.macos_minimum, f"layer '{layer}': --macos-minimum") or DEFAULT_FLOORS.macos,
@@ -353,6 +378,7 @@ def inputs_hash(
     extra_index_urls: Sequence[str],
     find_links: Sequence[str],
     floors: Mapping[str, str] | None = None,
+    named_indexes: Mapping[str, object] | None = None,
 ) -> str:
     """`sha256:<hex>` of everything a lock is resolved from, and of nothing of the machine it runs on.
 
@@ -363,7 +389,7 @@ def inputs_hash(
     and the index configuration as given (credentials in URLs left out, so they neither leak
     through the hash nor make it differ between users), and the glibc/macOS floors of the systems
     the platforms run (`floors`: a Linux-only lock's hash has no macOS floor, so changing that
-    floor leaves it fresh).
+    floor leaves it fresh), and the named indexes when the layer routes a project (`NamedIndexes.for_hash`).
     """
     document = {
         "schema": _INPUTS_SCHEMA,
@@ -381,6 +407,8 @@ def inputs_hash(
     }
     if floors:
         document["wheel_floors"] = dict(floors)
+    if named_indexes:
+        document["named_indexes"] = dict(named_indexes)
     blob = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return "sha256:" + hashlib.sha256(blob).hexdigest()
 
@@ -425,6 +453,7 @@ class _Inputs:
             extra_index_urls=request.extra_index_urls,
             find_links=request.find_links,
             floors=request.floors.as_dict(platform.os for platform in request.target_platforms),
+            named_indexes=request.named_indexes.for_hash() if request.named_indexes else None,
         )
 
 
@@ -466,14 +495,17 @@ def lock_problem(request: CheckRequest) -> str | None:
     if not path.is_file():
         return f"{path} does not exist: {hint}"
     try:
-        recorded = pylock.read_lock(path).inputs_hash
+        recorded = pylock.read_lock(path)
     except VenvstacksError as error:
         return f"{path} is not a valid lock ({error}): {hint}"
-    if recorded != digest:
+    if recorded.inputs_hash != digest:
         return (
             f"{path} is stale against its inputs (requirements, Python, platforms, lower layers' locks,"
             f" indexes): {hint}"
         )
+    versioning = lock_version.versioning_problem(recorded, versioned=inputs.versioned)
+    if versioning is not None:
+        return f"{path} {versioning}: {hint}"
     return None
 
 
@@ -740,15 +772,26 @@ def _check_interpreter(request: LayerInputs) -> None:
         )
 
 
-def _preferred(path: Path, location: str) -> dict[str, str]:
-    """{name -> version} of the current lock, to keep where it still fits ({} if none or unreadable).
+def _current_lock(path: Path, location: str) -> pylock.Lock | None:
+    """The lock at `path` (workspace-relative: `location`), or None when there is none or it is unreadable.
 
-    `location` is the lock's workspace-relative path (how far its wheel paths may climb). A
-    package at two versions (platforms that could not agree) is left to the resolver.
+    Also None when it fails the reader's checks (a bad sha256, a wheel path out of the
+    workspace): it is then resolved and written again rather than kept.
     """
+    if not path.is_file():
+        return None
     try:
-        current = pylock.read_lock(path, location=location)
+        return pylock.read_lock(path, location=location)
     except VenvstacksError:
+        return None
+
+
+def _preferred(current: pylock.Lock | None) -> dict[str, str]:
+    """{name -> version} of the current lock, to keep where it still fits ({} if none).
+
+    A package at two versions (platforms that could not agree) is left to the resolver.
+    """
+    if current is None:
         return {}
     versions: dict[str, set[str]] = {}
     for package in current.packages:
@@ -774,19 +817,10 @@ def render_requirements(lock: pylock.Lock, lock_path: str, lock_target: str) -> 
     return "\n".join(lines) + "\n"
 
 
-def _unchanged_lock(path: Path, location: str, digest: str) -> pylock.Lock | None:
-    """The lock at `path` (workspace-relative: `location`) when made from inputs with `digest`, else None.
-
-    Also None when it is unreadable or fails the reader's checks (a bad sha256, a wheel path out
-    of the workspace): it is then resolved and written again rather than kept.
-    """
-    if not path.is_file():
-        return None
-    try:
-        current = pylock.read_lock(path, location=location)
-    except VenvstacksError:
-        return None
-    return current if current.inputs_hash == digest else None
+def _versioned(lock: pylock.Lock, previous: pylock.Lock | None, inputs: LayerInputs) -> pylock.Lock:
+    """`lock` with the lock version it gets replacing `previous` (lock/lock_version.py)."""
+    version = lock_version.next_lock_version(previous, lock, versioned=inputs.versioned)
+    return dataclasses.replace(lock, lock_version=version)
 
 
 def _write_requirements(workspace: Path, request: LockRequest, locked: pylock.Lock) -> None:
@@ -800,6 +834,16 @@ def _write_requirements(workspace: Path, request: LockRequest, locked: pylock.Lo
 def _say(message: str, stream: TextIO | None = None) -> None:
     """Print `message` as one line in one write: `lock-stack` locks layers in threads, whose lines must not mix."""
     (stream or sys.stdout).write(message + "\n")
+
+
+def _routed(layer: str, named: NamedIndexes, index: IndexOptions) -> AbstractContextManager[IndexOptions]:
+    """`index_router.routed`, imported only for a layer with named indexes (http.server and urllib.request
+    cost every lock run's start a quarter of a second)."""
+    if not named:
+        return contextlib.nullcontext(index)
+    from venvstacks_tool.lock import index_router
+
+    return index_router.routed(layer, named, index)
 
 
 def lock(request: LockRequest) -> pylock.Lock:
@@ -820,10 +864,14 @@ def lock(request: LockRequest) -> pylock.Lock:
     lock_file = workspace / request.output_lock
     platforms = layer_inputs.target_platforms
     uv = uv_resolver.check_uv(request.uv, layer) if request.resolver == "uv" else None
-    current = None if request.upgrade else _unchanged_lock(lock_file, request.output_lock, digest)
-    if current is not None:
+    previous = _current_lock(lock_file, request.output_lock)
+    if previous is not None and previous.inputs_hash == digest and not request.upgrade:
         # Same inputs, same answer: resolving again would keep every pin anyway (the current
-        # versions are preferred), and costs an index round trip per platform.
+        # versions are preferred), and costs an index round trip per platform. Only the lock
+        # version may need writing (the layer became versioned, or stopped being).
+        current = _versioned(previous, previous, layer_inputs)
+        if current.lock_version != previous.lock_version:
+            pylock.write_lock(lock_file, current, layer_inputs.lock_target or None)
         _write_requirements(workspace, request, current)
         _say(
             f"venvstacks: layer '{layer}' is up to date: its inputs are unchanged since {request.output_lock} was"
@@ -836,7 +884,10 @@ def lock(request: LockRequest) -> pylock.Lock:
         f" {', '.join(p.name for p in platforms)} with {request.resolver}...",
         sys.stderr,
     )
-    with tempfile.TemporaryDirectory(prefix="venvstacks-lock-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="venvstacks-lock-") as tmp,
+        _routed(layer, layer_inputs.named_indexes, index) as index,
+    ):
         result = resolve.resolve(
             layer,
             platforms,
@@ -844,7 +895,7 @@ def lock(request: LockRequest) -> pylock.Lock:
             [top.written for top in top_level],
             {triple: {name: pin.version for name, pin in by_name.items()} for triple, by_name in pins.items()},
             index,
-            {} if request.upgrade else _preferred(lock_file, request.output_lock),
+            {} if request.upgrade else _preferred(previous),
             Path(tmp),
             pinned_by={name: pin.describe() for by_name in pins.values() for name, pin in by_name.items()},
             floors=layer_inputs.floors,
@@ -862,7 +913,7 @@ def lock(request: LockRequest) -> pylock.Lock:
         _say(f"venvstacks: layer '{layer}': no version of {name} fits every platform: {detail}", sys.stderr)
     packages, provided = _lock_packages(layer_inputs, result, pins, workspace, lock_file.parent)
 
-    locked = pylock.Lock(
+    resolved = pylock.Lock(
         layer=layer,
         kind=layer_inputs.layer_kind,
         inputs_hash=digest,
@@ -872,11 +923,13 @@ def lock(request: LockRequest) -> pylock.Lock:
         packages=packages,
         provided=provided,
     )
+    locked = _versioned(resolved, previous, layer_inputs)
     pylock.write_lock(lock_file, locked, layer_inputs.lock_target or None)
     _write_requirements(workspace, request, locked)
+    version = "" if locked.lock_version is None else f", lock version {locked.lock_version}"
     _say(
         f"venvstacks: locked layer '{layer}' for {len(platforms)} platform(s): {len(packages)} package(s),"
-        f" {len(provided)} provided by lower layers -> {request.output_lock}"
+        f" {len(provided)} provided by lower layers{version} -> {request.output_lock}"
     )
     return locked
 

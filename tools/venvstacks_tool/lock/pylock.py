@@ -30,6 +30,7 @@ Starlark reader:
     layer = "app"
     kind = "application"
     inputs-hash = "sha256:<hex>"
+    lock-version = 2
     python-version = "3.11.14"
     platforms = [
         "aarch64-apple-darwin",
@@ -54,6 +55,9 @@ Starlark reader:
   platforms only where the requirements allow no common one: then that package has two tables,
   each with the marker of its platforms.
 - `provided`: the packages a lower layer installs (name, version, layer), sorted, deduplicated.
+- `lock-version` (an integer, only in the lock of a layer with `versioned = True`): the layer's
+  lock version, venvstacks' `lock_version`, bumped by a relock that changes the lock
+  (lock/lock_version.py). Not PEP 751's top-level `lock-version`, the format's version.
 
 Every string is a TOML basic string (backslash, double quote and control characters escaped);
 `requirements` keep their order. A layer whose packages all come from lower layers has no
@@ -95,7 +99,17 @@ _KEYS = {
     "tool": ("[tool]", {"venvstacks"}),
     "venvstacks": (
         "[tool.venvstacks]",
-        {"layer", "kind", "inputs-hash", "python-version", "platform", "platforms", "requirements", "provided"},
+        {
+            "layer",
+            "kind",
+            "inputs-hash",
+            "lock-version",
+            "python-version",
+            "platform",
+            "platforms",
+            "requirements",
+            "provided",
+        },
     ),
     "provided": ("a provided entry", {"name", "version", "layer"}),
     "package": ("a [[packages]] table", {"name", "version", "marker", "wheels", "tool"}),
@@ -183,7 +197,9 @@ class Lock:
     """The content of a layer's lock file.
 
     `python_version` is the target runtime's full version the lock was resolved for; `platforms`
-    the PBS triples it covers (one for a lock in the old single-platform form).
+    the PBS triples it covers (one for a lock in the old single-platform form). `lock_version`
+    is the layer's lock version (`lock-version` in `[tool.venvstacks]`), counted only for a
+    versioned layer (lock/lock_version.py); None for an unversioned one.
     """
 
     layer: str
@@ -194,6 +210,7 @@ class Lock:
     requirements: list[str] = field(default_factory=list)
     packages: list[LockedPackage] = field(default_factory=list)
     provided: list[ProvidedPackage] = field(default_factory=list)
+    lock_version: int | None = None
 
 
 def package_marker(package: LockedPackage, platforms: Iterable[str]) -> str:
@@ -275,6 +292,7 @@ def render_lock(lock: Lock, lock_target: str | None = None) -> str:
         f"layer = {toml_string(lock.layer)}",
         f"kind = {toml_string(lock.kind)}",
         f"inputs-hash = {toml_string(lock.inputs_hash)}",
+        *([] if lock.lock_version is None else [f"lock-version = {lock.lock_version}"]),
         f"python-version = {toml_string(lock.python_version)}",
         *_string_array("platforms", platforms),
         *_string_array("requirements", lock.requirements),
@@ -485,6 +503,9 @@ def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
     inputs_hash = r.string(meta, "inputs-hash", where)
     if not _INPUTS_HASH.fullmatch(inputs_hash):
         raise r.fail(where, f"'inputs-hash' must be 'sha256:' and 64 hex digits, not {inputs_hash!r}")
+    lock_version = meta.get("lock-version")
+    if lock_version is not None and (type(lock_version) is not int or lock_version < 1):
+        raise r.fail(where, f"'lock-version' must be a positive integer, not {lock_version!r}")
     legacy = "platforms" not in meta
     if legacy:
         platforms = [r.string(meta, "platform", where)]
@@ -580,6 +601,7 @@ def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
         requirements=requirements,
         packages=packages,
         provided=provided,
+        lock_version=lock_version,
     )
 
 

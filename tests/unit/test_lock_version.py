@@ -1,0 +1,160 @@
+"""tools/venvstacks_tool/lock/lock_version.py: a versioned layer's lock version, and `lock`/`check-lock` using it.
+
+The rules as pure functions first, then the real `lock` (pip's resolver, an index served on
+127.0.0.1 by tests/support/wheel_index.py): the first lock is version 1, a relock that changes
+nothing keeps it (with or without `--upgrade`), a changed requirement bumps it, a newer release
+found by `--upgrade` bumps it, and `check-lock` holds the lock to the layer's `versioned`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from venvstacks_testing.wheel_index import WheelIndex
+from venvstacks_tool.core import cli
+from venvstacks_tool.lock import pylock
+from venvstacks_tool.lock.lock_version import FIRST_LOCK_VERSION, next_lock_version, versioning_problem
+
+PY = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
+LINUX = "x86_64-unknown-linux-gnu"
+LOCK_PATH = "stacks/pylock.framework.toml"
+
+
+def a_lock(requirements: list[str], lock_version: int | None = None) -> pylock.Lock:
+    return pylock.Lock(
+        layer="framework",
+        kind="framework",
+        inputs_hash="sha256:" + "0" * 64,
+        python_version=PY,
+        platforms=[LINUX],
+        requirements=requirements,
+        lock_version=lock_version,
+    )
+
+
+# --- the rules -----------------------------------------------------------------------------------
+
+
+def test_an_unversioned_layer_has_no_lock_version() -> None:
+    assert next_lock_version(None, a_lock(["a"]), versioned=False) is None
+    assert next_lock_version(a_lock(["a"], 4), a_lock(["b"]), versioned=False) is None
+
+
+def test_the_first_lock_and_the_first_versioned_lock_are_version_1() -> None:
+    assert next_lock_version(None, a_lock(["a"]), versioned=True) == FIRST_LOCK_VERSION == 1
+    assert next_lock_version(a_lock(["a"]), a_lock(["b"]), versioned=True) == 1, "the old lock had no version"
+
+
+def test_a_changed_lock_bumps_and_an_unchanged_one_keeps_its_version() -> None:
+    previous = a_lock(["a"], 4)
+    assert next_lock_version(previous, a_lock(["a"]), versioned=True) == 4
+    assert next_lock_version(previous, a_lock(["a"], 9), versioned=True) == 4, "the new lock's own version is ignored"
+    assert next_lock_version(previous, a_lock(["a", "b"]), versioned=True) == 5
+    other_hash = dataclasses.replace(a_lock(["a"]), inputs_hash="sha256:" + "1" * 64)
+    assert next_lock_version(previous, other_hash, versioned=True) == 5, "any change of the lock counts"
+
+
+def test_versioning_problem_says_which_way_the_lock_does_not_fit() -> None:
+    assert versioning_problem(a_lock(["a"], 2), versioned=True) is None
+    assert versioning_problem(a_lock(["a"]), versioned=False) is None
+    assert "has no lock version, but the layer is versioned" in str(versioning_problem(a_lock(["a"]), versioned=True))
+    assert versioning_problem(a_lock(["a"], 2), versioned=False) == "has lock version 2, but the layer is not versioned"
+
+
+def test_the_lock_version_round_trips_and_a_bad_one_is_refused() -> None:
+    text = pylock.render_lock(a_lock(["a"], 7))
+    assert "\nlock-version = 7\n" in text
+    assert pylock.parse_lock(text, "x.toml").lock_version == 7
+    assert "lock-version = " not in pylock.render_lock(a_lock(["a"])).partition("[tool.venvstacks]")[2]
+    for bad in ("0", '"7"', "-1", "1.5"):
+        with pytest.raises(Exception, match="'lock-version' must be a positive integer"):
+            pylock.parse_lock(text.replace("lock-version = 7", f"lock-version = {bad}"), "x.toml")
+
+
+# --- `lock` and `check-lock` -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[tuple[WheelIndex, str]]:
+    wheels = WheelIndex(tmp_path / "index")
+    wheels.add_wheel("alpha", "1.0")
+    wheels.add_wheel("beta", "1.0")
+    with wheels.serve() as url:
+        yield wheels, url
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """The source tree the lock is written into (`--workspace-dir`)."""
+    (tmp_path / "ws" / "stacks").mkdir(parents=True)
+    return tmp_path / "ws"
+
+
+def shared(url: str, requirements: list[str], versioned: bool) -> list[str]:
+    argv = ["--layer-name", "framework", "--layer-kind", "framework", "--python-version", PY]
+    argv += ["--index-url", url, "--platform", LINUX, "--lock-target", "//stacks:framework.lock"]
+    for requirement in requirements:
+        argv += ["--requirement", requirement]
+    return argv + (["--versioned"] if versioned else [])
+
+
+def lock(workspace: Path, url: str, requirements: list[str], *more: str, versioned: bool = True) -> int | None:
+    """Lock the framework; return the lock version written."""
+    argv = ["lock", *shared(url, requirements, versioned), "--workspace-dir", str(workspace)]
+    assert cli.main([*argv, "--output-lock", LOCK_PATH, *more]) == 0
+    return pylock.read_lock(workspace / LOCK_PATH).lock_version
+
+
+def check(workspace: Path, url: str, requirements: list[str], versioned: bool = True) -> int:
+    return cli.main(["check-lock", *shared(url, requirements, versioned), "--lock", str(workspace / LOCK_PATH)])
+
+
+def test_relocking_bumps_the_version_only_when_the_lock_changes(
+    workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    wheels, url = index
+    assert lock(workspace, url, ["alpha"]) == 1
+    assert "lock version 1 ->" in capsys.readouterr().out
+    text = (workspace / LOCK_PATH).read_text()
+    assert lock(workspace, url, ["alpha"]) == 1, "same inputs: kept"
+    assert lock(workspace, url, ["alpha"], "--upgrade") == 1, "--upgrade finding nothing new: kept"
+    assert (workspace / LOCK_PATH).read_text() == text, "byte for byte"
+    assert check(workspace, url, ["alpha"]) == 0
+
+    assert check(workspace, url, ["alpha", "beta"]) == 1, "a changed requirement makes the lock stale"
+    assert lock(workspace, url, ["alpha", "beta"]) == 2
+    assert lock(workspace, url, ["alpha", "beta"]) == 2
+    wheels.add_wheel("alpha", "1.1")
+    assert lock(workspace, url, ["alpha", "beta"]) == 2, "without --upgrade the current pins are kept"
+    assert lock(workspace, url, ["alpha", "beta"], "--upgrade") == 3, "a newer release found by --upgrade"
+    assert [(p.name, p.version) for p in pylock.read_lock(workspace / LOCK_PATH).packages] == [
+        ("alpha", "1.1"),
+        ("beta", "1.0"),
+    ]
+    assert check(workspace, url, ["alpha", "beta"]) == 0
+
+
+def test_check_lock_holds_the_lock_to_versioned_and_lock_writes_it(
+    workspace: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, url = index
+    assert lock(workspace, url, ["alpha"], versioned=False) is None
+    assert check(workspace, url, ["alpha"], versioned=False) == 0
+    capsys.readouterr()
+    assert check(workspace, url, ["alpha"], versioned=True) == 1
+    assert capsys.readouterr().err == (
+        f"{workspace / LOCK_PATH} has no lock version, but the layer is versioned (`versioned = True`; locked"
+        " before it was): run `bazel run //stacks:framework.lock`\n"
+    )
+    # The inputs are unchanged: relocking writes the version without resolving again.
+    assert lock(workspace, url, ["alpha"]) == 1
+    assert "is up to date" in capsys.readouterr().out
+    assert check(workspace, url, ["alpha"], versioned=True) == 0
+    assert check(workspace, url, ["alpha"], versioned=False) == 1
+    assert "has lock version 1, but the layer is not versioned" in capsys.readouterr().err
+    assert lock(workspace, url, ["alpha"], versioned=False) is None
