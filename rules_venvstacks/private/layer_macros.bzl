@@ -372,9 +372,9 @@ def layer_stack(name, layers, published_summary = DEFAULT_PUBLISHED_SUMMARY, **k
     Creates NAME (`bazel build`: every layer's archive, `NAME.json`, all their metadata keyed
     by layer name, and venvstacks' stack summary `__venvstacks__/<platform>/venvstacks.json`,
     every layer's venvstacks metadata by category, as `venvstacks publish` writes it), NAME.lock
-    (`bazel run`: lock every layer of the stack in one command, lower layers first, without a
-    Bazel start-up per layer; `bazel run NAME.lock -- --upgrade` passes `--upgrade` to each; a
-    layer whose inputs are unchanged is kept as it is) and NAME.deploy
+    (`bazel run`: lock every layer of the stack in one command and one tool process, each layer
+    as soon as the layers below it are locked; `bazel run NAME.lock -- --upgrade` passes
+    `--upgrade` to each; a layer whose inputs are unchanged is kept as it is) and NAME.deploy
     (`bazel run NAME.deploy -- DIR [--force]`: deploy every layer of the stacks into DIR, each
     once, lower layers first, as a layer's `.deploy` does).
 

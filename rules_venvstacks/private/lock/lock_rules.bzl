@@ -12,7 +12,7 @@ load("//rules_venvstacks/private/common:c3.bzl", "c3_conflict_message", "c3_line
 load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_INDEX_URL", "LAYER_KINDS")
 load("//rules_venvstacks/private/common:names.bzl", "check_layer_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksIndexesInfo", "VenvstacksLayerInfo", "VenvstacksLockInfo")
-load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool", "shell_quote", "tool_launcher", "tool_sequence_launcher")
+load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "check_no_credentials", "lock_tool_tree", "run_tool", "shell_quote", "tool_launcher")
 load(":named_indexes.bzl", "merge_named_indexes", "named_index_arguments")
 
 def _check_stack(ctx, runtime_layer, declared):
@@ -209,23 +209,17 @@ def _lower_lock_file(info, lower):
         fail("%s: the lock of framework %s does not exist yet; run `bazel run %s.lock` first" % (info.label, lower.label, lower.label))
     return lower.lock
 
-def _lock_arguments(info, lowers_from_workspace = False):
+def _lock_arguments(info):
     """Arguments shared by `lock` and `check-lock`, quoted for the shell, and the files they read.
 
-    Paths are runfiles-relative. With `lowers_from_workspace` (the stack's `.lock`, which writes
-    the lower layers' locks before it reads them) the lower locks are read from the source tree,
-    so they need not exist when the target is analyzed.
+    Paths are runfiles-relative: the lower layers' locks are the checked-in ones.
     """
     arguments, files = _input_arguments(info, in_action = False)
     quoted = [shell_quote(argument) for argument in arguments]
     for lower in info.lower:
-        if lowers_from_workspace:
-            path = "\"$BUILD_WORKSPACE_DIRECTORY\"/" + shell_quote(lower.lock_path)
-        else:
-            lock = _lower_lock_file(info, lower)
-            path = shell_quote(lock.short_path)
-            files.append(lock)
-        quoted += ["--lower-lock", shell_quote(lower.layer_name + "=") + path]
+        lock = _lower_lock_file(info, lower)
+        files.append(lock)
+        quoted += ["--lower-lock", shell_quote("%s=%s" % (lower.layer_name, lock.short_path))]
     return quoted, files
 
 # The attribute of a layer rule that reads //settings:stale_lock (see `stale_lock_validation`).
@@ -312,7 +306,7 @@ _RESOLVER_ATTRS = {
 }
 
 def _resolver_arguments(ctx):
-    """`lock`'s arguments choosing the resolver (quoted for the shell), and the files they need.
+    """`lock`'s arguments choosing the resolver (unquoted), and the files they need.
 
     With uv, `_uv` is the execution platform's uv binary (its own repository, fetched only then);
     the tool checks that it can run it and says what to do otherwise.
@@ -320,7 +314,7 @@ def _resolver_arguments(ctx):
     if ctx.attr._resolver[BuildSettingInfo].value != "uv":
         return [], []
     uv = ctx.files._uv[0]
-    return [shell_quote(a) for a in ["--resolver", "uv", "--uv", uv.short_path]], [uv]
+    return ["--resolver", "uv", "--uv", uv.short_path], [uv]
 
 def _runs_locally_prelude(ctx):
     """Shell lines that print `_RUNS_LOCALLY` to stderr when remote execution is set, else ""."""
@@ -335,17 +329,17 @@ def _lock_target(info):
     return info.label + ".lock"
 
 def _output_arguments(info):
-    """`lock`'s arguments naming what it writes, quoted for the shell."""
+    """`lock`'s arguments naming what it writes (unquoted)."""
     lock_dir, _, lock_name = info.lock_path.rpartition("/")
     stem = lock_name.removesuffix(".toml").removesuffix(".pylock").removeprefix("pylock.")
-    return [shell_quote(argument) for argument in [
+    return [
         "--lock-target",
         _lock_target(info),
         "--output-lock",
         info.lock_path,
         "--output-requirements",
         (lock_dir + "/" if lock_dir else "") + stem + ".requirements.txt",
-    ]]
+    ]
 
 def _lock_impl(ctx):
     """Shared by `.lock` (re-resolve and write the lock) and `.lock_test` (check it is fresh)."""
@@ -358,8 +352,9 @@ def _lock_impl(ctx):
         arguments += [shell_quote(a) for a in ["--lock-target", _lock_target(info), "--lock", lock]]
     else:
         resolver_arguments, resolver_files = _resolver_arguments(ctx)
-        arguments += _output_arguments(info) + resolver_arguments
+        arguments += [shell_quote(a) for a in _output_arguments(info) + resolver_arguments]
         files += resolver_files
+    resolves = ctx.attr._subcommand == "lock"
     return [tool_launcher(
         ctx,
         runtime = info.runtime_layer.runtime,
@@ -367,7 +362,8 @@ def _lock_impl(ctx):
         subcommand = ctx.attr._subcommand,
         arguments = arguments,
         extra_runfiles = files,
-        prelude = _runs_locally_prelude(ctx) if ctx.attr._subcommand == "lock" else "",
+        prelude = _runs_locally_prelude(ctx) if resolves else "",
+        tool_tree = lock_tool_tree(ctx, info.runtime_layer.runtime) if resolves else None,
     )]
 
 def _lock_attrs(subcommand):
@@ -402,11 +398,6 @@ def _lower_first(info):
     """
     return list(reversed(info.lower)) + [info]
 
-# Shell lines that make `$uv_cache`, a directory removed when the script exits.
-_SHARED_UV_CACHE = """uv_cache="$(mktemp -d "${TMPDIR:-/tmp}/venvstacks-uv-cache.XXXXXX")"
-trap 'rm -rf "$uv_cache"' EXIT
-"""
-
 def _lock_all_impl(ctx):
     ordered = []
     seen = {}
@@ -416,32 +407,40 @@ def _lock_all_impl(ctx):
                 seen[layer.label] = True
                 ordered.append(layer)
 
-    # A layer's wave is one more than the highest wave of the frameworks it sits on: the layers of
-    # one wave read only locks of earlier waves, so they are locked at the same time (every
-    # application on one framework, for one).
-    runtime = ordered[0].runtime_layer.runtime
+    # One tool process locks every layer (`lock-stack`, lock/lock_stack.py), each as soon as the
+    # layers below it are locked, from this plan. A layer's arguments are its `.lock` target's;
+    # its lower locks are named by their path in the source tree, where the command writes them
+    # before it reads them, so they need not exist when the target is analyzed.
     resolver_arguments, files = _resolver_arguments(ctx)
-    prelude = _runs_locally_prelude(ctx)
-    if resolver_arguments:
-        # One uv cache for every layer of the command: the upper layers' runs find the index
-        # pages and the interpreter's description the lower layers' runs fetched. It lives as
-        # long as the command and nothing of it reaches a lock.
-        prelude += _SHARED_UV_CACHE
-        resolver_arguments = resolver_arguments + ['--uv-cache-dir "$uv_cache"']
-    waves, wave_of = [], {}
+    layers = []
     for info in ordered:
-        wave = 1 + max([wave_of[lower.label] for lower in info.lower] + [-1])
-        wave_of[info.label] = wave
-        if wave == len(waves):
-            waves.append([])
-        arguments, read = _lock_arguments(info, lowers_from_workspace = True)
-        waves[wave].append(("lock", arguments + _output_arguments(info) + resolver_arguments))
+        arguments, read = _input_arguments(info, in_action = False)
+        arguments += _output_arguments(info) + resolver_arguments
+        check_no_credentials(ctx, arguments)
         files += read
-    return [tool_sequence_launcher(ctx, runtime, "lock", waves, files, prelude = prelude)]
+        layers.append({
+            # keep the field names in sync with lock_stack.py
+            "arguments": arguments,
+            "layer": info.layer_name,
+            "lower_locks": [[lower.layer_name, lower.lock_path] for lower in info.lower],
+        })
+    plan = ctx.actions.declare_file(ctx.label.name + ".plan.json")
+    ctx.actions.write(plan, json.encode_indent({"layers": layers}, indent = "  ") + "\n")
+    runtime = ordered[0].runtime_layer.runtime
+    return [tool_launcher(
+        ctx,
+        runtime = runtime,
+        phase = "lock",
+        subcommand = "lock-stack",
+        arguments = [shell_quote(a) for a in ["--plan", plan.short_path]],
+        extra_runfiles = files + [plan],
+        prelude = _runs_locally_prelude(ctx),
+        tool_tree = lock_tool_tree(ctx, runtime),
+    )]
 
 venvstacks_lock_all = rule(
     implementation = _lock_all_impl,
-    doc = "`bazel run` target that locks every layer of a stack in one command, lower layers first, the layers that read the same lower locks at the same time (`layer_stack`'s `NAME.lock`).",
+    doc = "`bazel run` target that locks every layer of a stack in one tool process, each layer as soon as the layers below it are locked (`layer_stack`'s `NAME.lock`).",
     executable = True,
     attrs = dict(TOOL_ATTRS, **dict(_REMOTE_EXECUTION_ATTR, **dict(_RESOLVER_ATTRS, **{
         "layers": attr.label_list(

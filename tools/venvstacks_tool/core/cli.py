@@ -28,6 +28,8 @@ SUBCOMMANDS: dict[str, str] = {
     "image-layer": "venvstacks_tool.image.image_layer",
     "layer-metadata": "venvstacks_tool.build.layer_metadata",
     "lock": "venvstacks_tool.lock.lock_command",
+    "lock-stack": "venvstacks_tool.lock.lock_stack",
+    "lock-tool-tree": "venvstacks_tool.lock.tool_tree",
     "pack-runtime": "venvstacks_tool.build.runtime",
     "run-key": "venvstacks_tool.build.run_key",
     "run-prepare": "venvstacks_tool.deploy.run_cache",

@@ -42,7 +42,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from venvstacks_tool.core.cli import add_repeatable, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
@@ -780,7 +780,8 @@ def default_requirements_path(lock_path: str) -> str:
     return (directory + "/" if directory else "") + stem + ".requirements.txt"
 
 
-def _workspace_dir(request: LockRequest) -> Path:
+def workspace_dir(request: LockRequest) -> Path:
+    """The source tree the request writes into: `--workspace-dir`, else $BUILD_WORKSPACE_DIRECTORY."""
     if request.workspace_dir is not None:
         return request.workspace_dir
     workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY")
@@ -862,6 +863,11 @@ def _write_requirements(workspace: Path, request: LockRequest, locked: pylock.Lo
         write_bytes_atomic(path, data)
 
 
+def _say(message: str, stream: TextIO | None = None) -> None:
+    """Print `message` as one line in one write: `lock-stack` locks layers in threads, whose lines must not mix."""
+    (stream or sys.stdout).write(message + "\n")
+
+
 def _routed(layer: str, named: NamedIndexes, index: IndexOptions) -> AbstractContextManager[IndexOptions]:
     """`index_router.routed`, imported only for a layer with named indexes (http.server and urllib.request
     cost every lock run's start a quarter of a second)."""
@@ -876,7 +882,7 @@ def lock(request: LockRequest) -> pylock.Lock:
     """Resolve the layer for every platform, write its lock and requirements.txt into the workspace; return the lock."""
     layer_inputs = request.inputs
     layer = layer_inputs.layer_name
-    workspace = _workspace_dir(request)
+    workspace = workspace_dir(request)
     _check_interpreter(layer_inputs)
 
     inputs = _read_inputs(layer_inputs)
@@ -899,16 +905,16 @@ def lock(request: LockRequest) -> pylock.Lock:
         if current.lock_version != previous.lock_version:
             pylock.write_lock(lock_file, current, layer_inputs.lock_target or None)
         _write_requirements(workspace, request, current)
-        print(
+        _say(
             f"venvstacks: layer '{layer}' is up to date: its inputs are unchanged since {request.output_lock} was"
             " written (`-- --upgrade` resolves it afresh)"
         )
         return current
 
-    print(
+    _say(
         f"venvstacks: resolving {len(top_level)} requirement(s) of layer '{layer}' for"
         f" {', '.join(p.name for p in platforms)} with {request.resolver}...",
-        file=sys.stderr,
+        sys.stderr,
     )
     preferred = {} if request.upgrade else _preferred(previous)
     with tempfile.TemporaryDirectory(prefix="venvstacks-lock-") as tmp:
@@ -946,14 +952,14 @@ def lock(request: LockRequest) -> pylock.Lock:
                 uv_cache_dir=request.uv_cache_dir,
             )
     for triple in result.without_preferred:
-        print(
+        _say(
             f"venvstacks: layer '{layer}': the current lock's versions no longer resolve on {by_triple(triple).name};"
             " resolved afresh there",
-            file=sys.stderr,
+            sys.stderr,
         )
     for name, versions in result.divergent().items():
         detail = ", ".join(f"{by_triple(triple).name} {version}" for triple, version in sorted(versions.items()))
-        print(f"venvstacks: layer '{layer}': no version of {name} fits every platform: {detail}", file=sys.stderr)
+        _say(f"venvstacks: layer '{layer}': no version of {name} fits every platform: {detail}", sys.stderr)
     packages, provided = _lock_packages(layer_inputs, result, pins, workspace, lock_file.parent, built)
 
     resolved = pylock.Lock(
@@ -970,7 +976,7 @@ def lock(request: LockRequest) -> pylock.Lock:
     pylock.write_lock(lock_file, locked, layer_inputs.lock_target or None)
     _write_requirements(workspace, request, locked)
     version = "" if locked.lock_version is None else f", lock version {locked.lock_version}"
-    print(
+    _say(
         f"venvstacks: locked layer '{layer}' for {len(platforms)} platform(s): {len(packages)} package(s),"
         f" {len(provided)} provided by lower layers{version} -> {request.output_lock}"
     )
