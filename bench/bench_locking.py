@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from venvstacks_bench.workspace import APPS, FRAMEWORK, FRAMEWORK_REQUIREMENTS
 from venvstacks_tool.core.platforms import DEFAULT_GLIBC_MINIMUM
 
 # uv's target for the host (Linux x86_64) at the lock's default glibc floor: both sides pick
@@ -79,3 +80,24 @@ def uv_lock_layers(
         subprocess.run(command, check=True, capture_output=True)
         seconds[name] = time.perf_counter() - start
     return seconds
+
+
+def uv_lock_bench_stack(
+    uv: Sequence[str], app_report: Sequence[str], python_version: str, workdir: Path
+) -> dict[str, float]:
+    """The baseline of the bench's stack: each layer locked by uv for the host, bottom up; seconds per layer.
+
+    `app_report` is app_report's requirements (the variant the workspace has); both
+    applications are constrained by the framework's result.
+    """
+    layers = {FRAMEWORK: list(FRAMEWORK_REQUIREMENTS), **{app: [] for app in APPS}, "app_report": list(app_report)}
+    lower = dict.fromkeys(APPS, FRAMEWORK)
+    return uv_lock_layers(uv, layers, lower, python_version, UV_HOST_PLATFORM, workdir)
+
+
+def ratio_line(what: str, ratio: float | None, target: float | None = None) -> str:
+    """One plain line of a lock bench's result: `what: 1.23x` and, with a target, whether it is met."""
+    if ratio is None:
+        return f"{what}: n/a"
+    verdict = "" if target is None else f" (target < {target:.2f}x: {'met' if ratio < target else 'not met'})"
+    return f"{what}: {ratio:.2f}x{verdict}"

@@ -71,6 +71,18 @@ def snapshot_rules(destination: Path) -> dict[str, Any]:
     return {"git": head, "modified_files": len(status.splitlines())}
 
 
+def copy_other_rules(source: Path, destination: Path) -> dict[str, Any]:
+    """Copies another tree of the rules (`--before`: e.g. `git archive` of main) to `destination`.
+
+    Without its `bazel-*` links, `.git` and bytecode, as a release archive would hold it.
+    Returns what it copied, for the report.
+    """
+    if not (source / "MODULE.bazel").is_file() or not (source / "tools" / "venvstacks_tool").is_dir():
+        raise SystemExit(f"{source} is not a tree of rules_venvstacks (no MODULE.bazel or tools/venvstacks_tool)")
+    shutil.copytree(source, destination, symlinks=True, ignore=shutil.ignore_patterns("bazel-*", ".git", "__pycache__"))
+    return {"tree": str(source)}
+
+
 @dataclass(frozen=True)
 class RuntimeArchive:
     """One platform's PBS archive of the runtime, as a `venvstacks.runtime_archive` tag gives it."""

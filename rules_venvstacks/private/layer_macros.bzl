@@ -14,15 +14,16 @@
 load("@platforms//host:constraints.bzl", "HOST_CONSTRAINTS")
 load("//rules_venvstacks/private/build:layer.bzl", "venvstacks_layer")
 load("//rules_venvstacks/private/build:runtime_layer.bzl", _runtime_layer_rule = "runtime_layer")
-load("//rules_venvstacks/private/build:stack.bzl", "venvstacks_stack")
+load("//rules_venvstacks/private/build:stack.bzl", "DEFAULT_PUBLISHED_SUMMARY", "check_published_summary", "venvstacks_stack")
 load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_ARCHIVE_FORMAT", "DEFAULT_BYTECODE", "DEFAULT_INDEX_URL")
 load("//rules_venvstacks/private/deploy:deploy_rules.bzl", "venvstacks_deploy", "venvstacks_test")
 load("//rules_venvstacks/private/image:image_layer.bzl", "layer_image_layer")
 load("//rules_venvstacks/private/image:prefix.bzl", "DEFAULT_IMAGE_COMPRESSION", "DEFAULT_IMAGE_PREFIX")
 load("//rules_venvstacks/private/lock:lock_rules.bzl", "venvstacks_lock", "venvstacks_lock_all", "venvstacks_lock_inputs", "venvstacks_lock_test")
 
-# Deploying runs the stack's interpreters: only where the target platform is this machine's.
-# Elsewhere the targets are incompatible, so `bazel test //...` for another platform skips them.
+# Testing a deployed stack runs its interpreters: only where the target platform is this machine's.
+# Elsewhere the `.test` targets are incompatible, so `bazel test //...` for another platform skips
+# them. `.deploy` (manual, never in `//...`) fails at analysis instead, naming both platforms.
 # Label(): the constraints resolve in this module's repository mapping, not the caller's.
 _HOST_ONLY = [Label(constraint) for constraint in HOST_CONSTRAINTS]
 
@@ -85,6 +86,7 @@ def _layer(
         package_indexes = {},
         priority_indexes = [],
         index_overrides = {},
+        build_from_sdist = [],
         layer_name = None,
         versioned = False,
         archive_format = DEFAULT_ARCHIVE_FORMAT,
@@ -118,6 +120,7 @@ def _layer(
         priority_indexes = priority_indexes,
         index_overrides = index_overrides,
         versioned = versioned,
+        build_from_sdist = build_from_sdist,
         visibility = visibility,
         tags = tags,
     )
@@ -145,7 +148,6 @@ def _layer(
         name = name + ".deploy",
         layers = [":" + name],
         tags = tags + ["manual"],
-        target_compatible_with = _HOST_ONLY,
     )
     _image_layer(
         name,
@@ -179,6 +181,7 @@ def framework_layer(
         package_indexes = {},
         priority_indexes = [],
         index_overrides = {},
+        build_from_sdist = [],
         layer_name = None,
         versioned = False,
         archive_format = DEFAULT_ARCHIVE_FORMAT,
@@ -227,6 +230,12 @@ def framework_layer(
       index_overrides: `{"pytorch_cpu": "pytorch_cu128"}`: an inherited `package_indexes` entry
         naming the first index is accepted where this layer or a framework with priority says
         the second (-> NAME.lock_inputs).
+      build_from_sdist: top-level requirements installed from a wheel built from their sdist, in
+        a sandboxed action, for the packages with no wheel (`["docopt"]`): locked with the
+        sdist's hash and its build requirements' pure-Python wheels, built once for every
+        platform when the wheel is pure Python; one with extension modules only in a layer
+        that targets the execution platform alone (docs/locking.md, "Packages with no wheel")
+        (-> NAME.lock_inputs).
       layer_name: the layer's directory name when deployed (default: `name`).
       versioned: venvstacks' `versioned`: the lock carries a lock version N, bumped by a relock
         that changes the lock and kept by one that changes nothing; the layer deploys as
@@ -280,6 +289,7 @@ def framework_layer(
         package_indexes = package_indexes,
         priority_indexes = priority_indexes,
         index_overrides = index_overrides,
+        build_from_sdist = build_from_sdist,
         layer_name = layer_name,
         versioned = versioned,
         archive_format = archive_format,
@@ -320,7 +330,7 @@ def application_layer(name, runtime, frameworks, launch_module, srcs = [], deps 
         (-> NAME).
       **kwargs: any optional argument of `framework_layer` (requirements, requirements_in,
         lock, wheels, index_url, extra_index_urls, find_links, package_indexes, priority_indexes,
-        index_overrides, layer_name, versioned, archive_format,
+        index_overrides, build_from_sdist, layer_name, versioned, archive_format,
         bytecode, test_script, dynlib_exclude, image_prefix, image_compression, strict_libraries,
         allowed_libraries), and common
         attributes (visibility, tags).
@@ -356,12 +366,14 @@ def runtime_layer(name, image_prefix = DEFAULT_IMAGE_PREFIX, image_compression =
         tags = kwargs.get("tags", []),
     )
 
-def layer_stack(name, layers, **kwargs):
+def layer_stack(name, layers, published_summary = DEFAULT_PUBLISHED_SUMMARY, **kwargs):
     """A set of stacks: every layer below the given layers, their metadata in one file, and one `.lock`.
 
-    Creates NAME (`bazel build`: every layer's archive, and `NAME.json`, all their metadata keyed
-    by layer name), NAME.lock (`bazel run`: lock every layer of the stack in one command, lower
-    layers first, without a Bazel start-up per layer; `bazel run NAME.lock -- --upgrade` passes
+    Creates NAME (`bazel build`: every layer's archive, `NAME.json`, all their metadata keyed
+    by layer name, and venvstacks' stack summary `__venvstacks__/<platform>/venvstacks.json`,
+    every layer's venvstacks metadata by category, as `venvstacks publish` writes it), NAME.lock
+    (`bazel run`: lock every layer of the stack in one command and one tool process, each layer
+    as soon as the layers below it are locked; `bazel run NAME.lock -- --upgrade` passes
     `--upgrade` to each; a layer whose inputs are unchanged is kept as it is) and NAME.deploy
     (`bazel run NAME.deploy -- DIR [--force]`: deploy every layer of the stacks into DIR, each
     once, lower layers first, as a layer's `.deploy` does).
@@ -369,21 +381,23 @@ def layer_stack(name, layers, **kwargs):
     Args:
       name: target name.
       layers: the top layers (framework or application layer targets); the layers below them
-        come along (-> NAME, NAME.deploy, and their `.lock_inputs` to NAME.lock).
+        come along (-> NAME, NAME.deploy, NAME.lock).
+      published_summary: the file name of venvstacks' stack summary in `__venvstacks__/<platform>/`
+        (-> NAME); two `layer_stack`s of one package need two names, which fails early otherwise.
       **kwargs: common attributes (visibility, tags) for the generated targets.
     """
     tags = kwargs.pop("tags", [])
-    venvstacks_stack(name = name, layers = layers, tags = tags, **kwargs)
+    check_published_summary(name, published_summary)
+    venvstacks_stack(name = name, layers = layers, published_summary = published_summary, tags = tags, **kwargs)
     venvstacks_deploy(
         name = name + ".deploy",
         layers = layers,
         tags = tags + ["manual"],
-        target_compatible_with = _HOST_ONLY,
         **kwargs
     )
     venvstacks_lock_all(
         name = name + ".lock",
-        inputs = [_sibling(layer, ".lock_inputs") for layer in layers],
+        layers = layers,
         tags = tags + ["manual"],
         **kwargs
     )

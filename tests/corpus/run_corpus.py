@@ -36,16 +36,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from venvstacks_maint.local_runtime import LocalRuntime, make_local_runtime, runtime_archive_tag
 from venvstacks_testing.bazel_workspace import Workspace
 from venvstacks_testing.http_server import serve_directory
-from venvstacks_testing.local_pbs import LocalRuntime, make_local_runtime
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 CORPUS = CHECKOUT / "tests" / "corpus"
 DOCS = CHECKOUT / "docs" / "compatibility.md"
 TORCH_WHEEL = "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
 TORCH_WHEEL_DIR = Path(os.environ.get("VENVSTACKS_CORPUS_TORCH_WHEELS", "/opt/wheels"))
-_RUNTIME_BLOCK = re.compile(r"# RUNTIME-BEGIN.*?# RUNTIME-END", re.DOTALL)
+# The corpus' runtime (tests/corpus/MODULE.bazel), declared on this machine's CPython.
+RUNTIME = "cpython3_11"
 _TABLE_BLOCK = re.compile(r"<!-- corpus-table-begin -->.*?<!-- corpus-table-end -->", re.DOTALL)
 
 
@@ -89,19 +90,15 @@ def log(message: str) -> None:
 
 
 def copy_corpus(destination: Path, runtime: LocalRuntime, url: str) -> Workspace:
-    """Copies tests/corpus (no wheels/, no bazel-* links) to `destination`, on this checkout's rules and runtime."""
+    """Copies tests/corpus (no wheels/, no bazel-* links) to `destination`, on this checkout's rules and runtime.
+
+    The copy's MODULE.bazel names this checkout and ends with the runtime_archive tag of `runtime`
+    (`local-runtime`'s, as examples/run_example.py appends it), its archive served from `url`.
+    """
     shutil.copytree(CORPUS, destination, ignore=shutil.ignore_patterns("bazel-*", "wheels", "__pycache__"))
-    declaration = {
-        "runtime": "cpython3_11",
-        "platform": "linux_x86_64",
-        "python_version": runtime.python_version,
-        "urls": [f"{url}/{runtime.path.name}"],
-        "sha256": runtime.sha256,
-    }
-    arguments = "".join(f"    {key} = {json.dumps(value)},\n" for key, value in declaration.items())
     module = (destination / "MODULE.bazel").read_text().replace('path = "../.."', f'path = "{CHECKOUT}"')
-    module = _RUNTIME_BLOCK.sub(lambda _: f"venvstacks.runtime_archive(\n{arguments})", module)
-    (destination / "MODULE.bazel").write_text(module)
+    tag = runtime_archive_tag(runtime, RUNTIME, url=f"{url}/{runtime.path.name}")
+    (destination / "MODULE.bazel").write_text(f"{module}\n# Appended by tests/corpus/run_corpus.py.\n{tag}")
     return Workspace(destination)
 
 

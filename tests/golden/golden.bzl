@@ -8,6 +8,7 @@ Python tests compare the writers' output with (tests/unit/test_pylock.py), read 
 
 # The files handed over; each must also be exported by tests/golden/BUILD.bazel.
 _FILES = [
+    "binary_names.txt",
     "pylock.golden.toml",
     "lock_edits.json",
     "platform_lists.txt",

@@ -18,6 +18,7 @@ load(
     "application_layer",
     "framework_layer",
     "layer_image_layer",
+    "layer_stack",
     "runtime_layer",
     "stack_image",
 )
@@ -89,7 +90,25 @@ filegroup(name = "not_a_layout", srcs = ["MODULE.bazel"])
 
 # A typo in a framework's label.
 application_layer(name = "app_typo", frameworks = ["//:framwork"], launch_module = "m", runtime = ":rt_a")
+
+# A typo in a stack's layers.
+layer_stack(name = "stack_typo", layers = ["//:ap_ok"])
 """
+
+
+_LOAD_STACK = 'load("@rules_venvstacks//rules_venvstacks:defs.bzl", "layer_stack")\n\n'
+
+# Two stacks of one package would both write __venvstacks__/<platform>/venvstacks.json.
+TWO_STACKS = (
+    _LOAD_STACK
+    + """\
+layer_stack(name = "first", layers = ["//:app_ok"])
+
+layer_stack(name = "second", layers = ["//:fw_a"])
+"""
+)
+
+BAD_SUMMARY = _LOAD_STACK + 'layer_stack(name = "stack", layers = ["//:app_ok"], published_summary = "../x.json")\n'
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +131,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
         declarations += "".join(f'venvstacks.lock(name = "{n}", file = "//:pylock.{n}.toml")\n' for n in layers)
         workspace.write_module(declarations + 'use_repo(venvstacks, "rt_a", "rt_b", "venvstacks_wheels")\n')
         workspace.write("BUILD.bazel", BUILD_FILE)
+        workspace.write("two_stacks/BUILD.bazel", TWO_STACKS)
+        workspace.write("bad_summary/BUILD.bazel", BAD_SUMMARY)
         yield workspace
         workspace.shutdown()
 
@@ -173,11 +194,39 @@ def test_bad_stack_fails_at_analysis_naming_the_targets(workspace: Workspace, ta
         assert text in result.stderr, f"{text!r} not in:\n{result.stderr[-3000:]}"
 
 
-@pytest.mark.parametrize("command", [("build", "//:app_typo"), ("run", "//:app_typo.lock")])
-def test_unknown_framework_is_named_as_written(workspace: Workspace, command: tuple[str, str]) -> None:
-    """`frameworks = ["//:framwork"]`: the build and the lock name `//:framwork` as written, not a
-    target derived from it (`//:framwork.lock_inputs`)."""
+@pytest.mark.parametrize(
+    ("command", "typo"),
+    [
+        (("build", "//:app_typo"), "framwork"),
+        (("run", "//:app_typo.lock"), "framwork"),
+        (("build", "//:stack_typo"), "ap_ok"),
+        (("run", "//:stack_typo.lock"), "ap_ok"),
+    ],
+)
+def test_unknown_layer_is_named_as_written(workspace: Workspace, command: tuple[str, str], typo: str) -> None:
+    """`frameworks = ["//:framwork"]`, `layer_stack(layers = ["//:ap_ok"])`: the build and the lock
+    name the label as written, not a target derived from it (`//:framwork.lock_inputs`)."""
     result = workspace.bazel(*command, check=False)
     assert result.returncode != 0
-    assert "'//:framwork' does not exist" in result.stderr, result.stderr[-3000:]
-    assert "framwork." not in result.stderr, result.stderr[-3000:]
+    assert f"'//:{typo}' does not exist" in result.stderr, result.stderr[-3000:]
+    assert f"{typo}." not in result.stderr, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("package", "expected"),
+    [
+        (
+            "two_stacks",
+            "layer_stack 'second': layer_stack 'first' of this package already writes "
+            "__venvstacks__/<platform>/venvstacks.json; give one of them another `published_summary`",
+        ),
+        ("bad_summary", "`published_summary` must be a plain file name ending in .json, got '../x.json'"),
+    ],
+)
+def test_a_stack_summary_that_cannot_be_written_fails_at_loading(
+    workspace: Workspace, package: str, expected: str
+) -> None:
+    """Before any analysis: the package's BUILD file is refused, naming the stacks."""
+    result = workspace.bazel("query", f"//{package}:all", check=False)
+    assert result.returncode != 0
+    assert expected in result.stderr, result.stderr[-3000:]

@@ -318,3 +318,15 @@ def test_switching_back_to_a_platform_built_before_runs_no_layer_action(stack: P
         for file_name, reference in stack.built[name].items():
             path = stack.workspace.root / "bazel-out" / directory / "bin" / file_name
             assert path.read_bytes() == reference.read_bytes(), path
+
+
+def test_deploying_another_platforms_stack_fails_at_analysis_naming_both_platforms(stack: PlatformStack) -> None:
+    """`.deploy` post-installs here: for a Windows stack it fails before anything runs, naming the
+    target, the stack's platform and this machine's (`--nobuild`: an analysis error)."""
+    result = stack.workspace.bazel(
+        "build", "--nobuild", "--platforms=@rules_venvstacks//platforms:windows_x86_64", "//:app.deploy", check=False
+    )
+    assert result.returncode != 0
+    expected = "//:app.deploy: the stack is built for windows_x86_64, but `.deploy` unpacks and post-installs it"
+    assert expected in result.stderr and "on this machine (linux_x86_64)" in result.stderr, result.stderr[-3000:]
+    assert "incompatible" not in result.stderr

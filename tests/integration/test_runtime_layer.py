@@ -497,7 +497,7 @@ def test_an_index_url_with_credentials_fails_at_analysis_without_showing_them(
     scratch.write(
         "creds/BUILD.bazel",
         f"""\
-load("@rules_venvstacks//rules_venvstacks:defs.bzl", "framework_layer", "runtime_layer")
+load("@rules_venvstacks//rules_venvstacks:defs.bzl", "framework_layer", "layer_stack", "runtime_layer")
 
 runtime_layer(name = "rt", runtime = "@cpython_local")
 
@@ -506,6 +506,8 @@ framework_layer(
     index_url = "https://user:{secret}@index.example/simple",
     runtime = ":rt",
 )
+
+layer_stack(name = "stack", layers = [":fw"])
 """,
     )
     module = _module(runtime, url).replace(
@@ -514,7 +516,8 @@ framework_layer(
         '        use_repo(venvstacks, "cpython_local", "venvstacks_wheels")',
     )
     scratch.write_module(module)
-    for target in ("//creds:fw.lock", "//creds:fw.lock_test"):
+    # The stack's `.lock` writes its layers' arguments into a plan in bazel-bin: refused too.
+    for target in ("//creds:fw.lock", "//creds:fw.lock_test", "//creds:stack.lock"):
         result = scratch.bazel("build", "--nobuild", target, check=False)
         assert result.returncode != 0
         expected = f"{target}: the URL https://***@index.example/simple carries credentials"
@@ -523,5 +526,5 @@ framework_layer(
         assert secret not in result.stderr + result.stdout
     # Without credentials in the URL (pip takes them from ~/.netrc) the targets analyze.
     scratch.write("creds/BUILD.bazel", (scratch.root / "creds/BUILD.bazel").read_text().replace(f"user:{secret}@", ""))
-    scratch.bazel("build", "--nobuild", "//creds:fw.lock", "//creds:fw.lock_test")
+    scratch.bazel("build", "--nobuild", "//creds:fw.lock", "//creds:fw.lock_test", "//creds:stack.lock")
     (scratch.root / "creds/BUILD.bazel").unlink()

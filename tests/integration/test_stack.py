@@ -93,14 +93,18 @@ def test_the_stack_locks_every_layer_in_one_command(stack: Stack, resolver: str)
     order = [line.split("'")[1] for line in written.stdout.splitlines() if line.startswith("venvstacks: locked layer")]
     assert order[0] == "framework" and sorted(order) == ["app", "framework", "hello"], written.stdout
     assert written.stderr.count(f"with {resolver}...") == 3, written.stderr
-    # Both applications read only the framework's lock: one wave, locked at the same time.
+    # One tool process locks the stack from the plan beside the script; both applications read
+    # only the framework's lock, so both start once it is written (lock/lock_stack.py).
     script = stack.workspace.output("stack.lock.sh").read_text()
-    assert script.count("pids+=($!)") == 2 and script.count("pids=()") == 1, script
+    assert script.count(" lock-stack '--plan' 'stack.lock.plan.json'") == 1, script
+    # ... run from the byte-compiled tool tree (lock/tool_tree.py), not compiled at each start.
+    assert "-I 'stack.lock.tool/bin/venvstacks_tool.py' lock-stack" in script, script
+    plan = json.loads(stack.workspace.output("stack.lock.plan.json").read_text())
+    lower = {layer["layer"]: [name for name, _ in layer["lower_locks"]] for layer in plan["layers"]}
+    assert lower == {"framework": [], "app": ["framework"], "hello": ["framework"]}, plan
     # uv is the pinned wheel's binary, from its own repository (fetched by Bazel's downloader).
-    assert ("venvstacks_uv_linux_x86_64/unpacked/uv-" in script) is (resolver == "uv"), script
-    # With uv, the three runs share one uv cache, which the script removes when it exits.
-    assert script.count('--uv-cache-dir "$uv_cache"') == (3 if resolver == "uv" else 0), script
-    assert ("trap 'rm -rf \"$uv_cache\"' EXIT" in script) is (resolver == "uv"), script
+    uv = [a for layer in plan["layers"] for a in layer["arguments"] if "venvstacks_uv_linux_x86_64/unpacked/uv-" in a]
+    assert len(uv) == (3 if resolver == "uv" else 0), plan
     for path, text in saved.items():
         assert path.read_text() == text, f"{path.name}: the same inputs resolve to the same lock"
 

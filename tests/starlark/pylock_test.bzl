@@ -41,6 +41,7 @@ _EXPECTED = [
         _MACOS: "numpy-2.1.2-cp312-cp312-macosx_14_0_arm64.whl",
     }),
     ("requests", "2.32.3", {triple: _REQUESTS for triple in [_LINUX, _MACOS, _WINDOWS]}),
+    ("toposort", "1.10", {triple: "toposort-1.10-py3-none-any.whl" for triple in [_LINUX, _MACOS, _WINDOWS]}),
 ]
 
 def _golden_test(ctx):
@@ -51,7 +52,7 @@ def _golden_test(ctx):
     asserts.equals(env, _EXPECTED, [(p.name, p.version, p.platform_wheels) for p in lock.packages])
     asserts.equals(
         env,
-        [3, 1, 1, 1, 1, 2, 1],
+        [3, 1, 1, 1, 1, 2, 1, 0],
         [len(p.wheels) for p in lock.packages],
         "one entry per distinct wheel file",
     )
@@ -69,8 +70,16 @@ def _golden_test(ctx):
             asserts.equals(env, wheel.sha256, "".join(parts[4:7]), wheel.name)
             asserts.equals(env, wheel.name, parts[7])
             asserts.equals(env, "", wheel.path)
-    requests = lock.packages[-1].wheels[0]
+    requests = lock.packages[-2].wheels[0]
     asserts.equals(env, "bd0c80ddb748e530fc1c4dec6b66909a820f246d37f72b3461438ce1fcd8a30a", requests.sha256)
+
+    # A package built from its sdist: the sdist, the wheel it builds and its build wheels.
+    toposort = lock.packages[-1]
+    asserts.equals(env, "toposort-1.10.tar.gz", toposort.sdist.name)
+    asserts.equals(env, "e419e539044a0137fd317537015afa35a7e02f165418130426b9116f003438d5", toposort.sdist.sha256)
+    asserts.equals(env, "toposort-1.10-py3-none-any.whl", toposort.built_wheel)
+    asserts.equals(env, ["setuptools-80.9.0-py3-none-any.whl"], [wheel.name for wheel in toposort.build_wheels])
+    asserts.equals(env, [None] * 7, [package.sdist for package in lock.packages[:-1]])
     return unittest.end(env)
 
 golden_test = unittest.make(_golden_test)

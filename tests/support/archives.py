@@ -56,6 +56,31 @@ def archive_listing(path: Path) -> dict[str, tuple[str, int, Any]]:
 Member = tuple[str, str, Any]
 
 
+# Archives that try to write outside the directory they are unpacked into, each with what deploy's
+# refusal says: every member is below the top directory `fw/` but what escapes. Deploy's readers
+# (tests/unit/test_deploy_hardening.py) and the sdist unpacker (test_sdist_build.py) refuse them all.
+ESCAPES: dict[str, tuple[list[Member], str]] = {
+    "dotdot": ([("fw/../escaped.txt", "file", b"x")], "contains a '..' component"),
+    "absolute": ([("/tmp/escaped.txt", "file", b"x")], "has an absolute name"),
+    # Not ASCII, so tarfile puts the name (and its NUL) in a pax header: a ustar field ends at a NUL.
+    "nul-name": ([("fw/\u00e9\x00.txt", "file", b"x")], "contains a NUL character"),
+    "symlink-out-of-dest": ([("fw/up", "symlink", "../../..")], "points outside"),
+    "absolute-symlink": ([("fw/etc", "symlink", "/etc")], "points outside"),
+    "backslash-rooted-symlink": ([("fw/etc", "symlink", "\\etc")], "points outside"),
+    "backslash-symlink-out-of-dest": ([("fw/up", "symlink", "..\\..\\..")], "points outside"),
+    "through-symlink": (
+        [("fw/sub", "dir", None), ("fw/link", "symlink", "sub"), ("fw/link/x.txt", "file", b"x")],
+        "which is not a directory",
+    ),
+    "chained-symlink": ([("fw/a", "symlink", "b/../.."), ("fw/b", "symlink", "../..")], "points outside"),
+    "symlink-loop": ([("fw/a", "symlink", "b"), ("fw/b", "symlink", "a")], "is a symlink loop"),
+    "hardlink-out": ([("fw/passwd", "hardlink", "../../etc/passwd")], "contains a '..' component"),
+    "hardlink-dangling": ([("fw/passwd", "hardlink", "fw/nothing")], "not a link to an earlier regular file"),
+    "second-top-level": ([("other/file.txt", "file", b"x")], "is outside the layer directory 'fw'"),
+    "fifo": ([("fw/pipe", "fifo", None)], "is a device, FIFO or other special file"),
+}
+
+
 def tar_bytes(members: list[Member], tar_format: int = tarfile.PAX_FORMAT) -> bytes:
     """An uncompressed tar of `members`, written by tarfile without any checks."""
     buf = io.BytesIO()

@@ -155,6 +155,13 @@ class WheelIndex:
         self._add(name, path)
         return path
 
+    def add_file(self, name: str, path: Path) -> Path:
+        """List a file made elsewhere (a wheel or an sdist of project `name`) in the index; return its copy."""
+        copy = self.files_dir / path.name
+        copy.write_bytes(path.read_bytes())
+        self._add(name, copy)
+        return copy
+
     def sha256(self, path: Path) -> str:
         """The hex sha256 of a file of the index."""
         return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from venvstacks_testing.archives import Member, archive_bytes, compress, tar_bytes, write_with_metadata
+from venvstacks_testing.archives import ESCAPES, Member, archive_bytes, compress, tar_bytes, write_with_metadata
 from venvstacks_testing.deploy_layers import (
     READER_IDS,
     READERS,
@@ -42,27 +42,6 @@ def dest(tmp_path: Path) -> Path:
 
 
 # --- escapes -------------------------------------------------------------------------------------
-
-ESCAPES: dict[str, tuple[list[Member], str]] = {
-    "dotdot": ([("fw/../escaped.txt", "file", b"x")], "contains a '..' component"),
-    "absolute": ([("/tmp/escaped.txt", "file", b"x")], "has an absolute name"),
-    # Not ASCII, so tarfile puts the name (and its NUL) in a pax header: a ustar field ends at a NUL.
-    "nul-name": ([("fw/\u00e9\x00.txt", "file", b"x")], "contains a NUL character"),
-    "symlink-out-of-dest": ([("fw/up", "symlink", "../../..")], "points outside"),
-    "absolute-symlink": ([("fw/etc", "symlink", "/etc")], "points outside"),
-    "backslash-rooted-symlink": ([("fw/etc", "symlink", "\\etc")], "points outside"),
-    "backslash-symlink-out-of-dest": ([("fw/up", "symlink", "..\\..\\..")], "points outside"),
-    "through-symlink": (
-        [("fw/sub", "dir", None), ("fw/link", "symlink", "sub"), ("fw/link/x.txt", "file", b"x")],
-        "which is not a directory",
-    ),
-    "chained-symlink": ([("fw/a", "symlink", "b/../.."), ("fw/b", "symlink", "../..")], "points outside"),
-    "symlink-loop": ([("fw/a", "symlink", "b"), ("fw/b", "symlink", "a")], "is a symlink loop"),
-    "hardlink-out": ([("fw/passwd", "hardlink", "../../etc/passwd")], "contains a '..' component"),
-    "hardlink-dangling": ([("fw/passwd", "hardlink", "fw/nothing")], "not a link to an earlier regular file"),
-    "second-top-level": ([("other/file.txt", "file", b"x")], "is outside the layer directory 'fw'"),
-    "fifo": ([("fw/pipe", "fifo", None)], "is a device, FIFO or other special file"),
-}
 
 
 @pytest.mark.parametrize(("reader", "fmt"), READERS, ids=READER_IDS)

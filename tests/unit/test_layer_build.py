@@ -519,6 +519,20 @@ def test_metadata_action_writes_the_run_key_run_key_would(tmp_path: Path, fw_bui
     assert key.read_bytes() == expected.read_bytes() and len(key.read_text().strip()) == 32
 
 
+def test_metadata_records_the_packages_built_from_sdists(tmp_path: Path, fw_build: Path) -> None:
+    """`--built-from-sdist NAME=SHA256` (build_from_sdist): listed in the metadata, sorted; absent without one."""
+    out, metadata_args = _app_on_fw(tmp_path)
+    lower = ["--lower-record", str(fw_build / "_fw.archive.json")]
+    assert cli.main(["layer-metadata", *metadata_args, *lower]) == 0
+    assert "built_from_sdists" not in json.loads((out / "app.json").read_text())
+    built = ["--built-from-sdist", f"docopt={'d' * 64}", "--built-from-sdist", f"attrs={'a' * 64}"]
+    assert cli.main(["layer-metadata", *metadata_args, *lower, *built]) == 0
+    assert json.loads((out / "app.json").read_text())["built_from_sdists"] == [
+        {"name": "attrs", "sdist_sha256": "a" * 64},
+        {"name": "docopt", "sdist_sha256": "d" * 64},
+    ]
+
+
 def test_metadata_records_the_lock_and_the_lower_layers(tmp_path: Path, fw_build: Path) -> None:
     """`layer-metadata` as the Bazel rule runs it: the lock file's sha256, the lower layers' records."""
     out, metadata_args = _app_on_fw(tmp_path)

@@ -35,6 +35,9 @@ THIRD_PARTY = {
 # only this module imports them.
 LOADER_MODULE = "venvstacks_tool.build.binaries"
 LOADER_THIRD_PARTY = {"elftools", "macholib", "pefile"}
+# pyproject-hooks (tool_wheels.json's role "sdist") is on the path of the sdist build action alone.
+SDIST_MODULE = "venvstacks_tool.build.sdist_build"
+SDIST_THIRD_PARTY = {"pyproject_hooks"}
 
 
 def _module_name(path: Path) -> str:
@@ -88,6 +91,8 @@ def test_third_party_imports_are_on_the_phase_path(module: str) -> None:
     allowed = set().union(*THIRD_PARTY.values()) if floor == "top" else THIRD_PARTY[floor]
     if module == LOADER_MODULE:
         allowed = allowed | LOADER_THIRD_PARTY
+    if module == SDIST_MODULE:
+        allowed = allowed | SDIST_THIRD_PARTY
     stdlib = set(sys.stdlib_module_names) | {"tomllib", "__future__"}
     for imported in _imports(MODULES[module]):
         top = imported.partition(".")[0]
@@ -123,10 +128,40 @@ def test_subcommands_live_in_their_phase() -> None:
         assert f"def {function or 'main'}(" in source, f"{subcommand}: no {function or 'main'} in {module}"
 
 
+def _filegroup_sources(build_file: str, name: str) -> list[str]:
+    """The quoted source files of filegroup `name` in tools/BUILD.bazel (its glob-free list)."""
+    block = build_file.split(f'name = "{name}"', 1)[1].split("\n)", 1)[0]
+    return re.findall(r'^\s+"([\w/]+\.py)",$', block, flags=re.MULTILINE)
+
+
 def test_maintainer_tools_are_outside_the_action_package() -> None:
+    """No action's inputs hold the maintainer tools: only the importer's `bazel run` target names them."""
     assert not list(PACKAGE.rglob("pbs_table.py")) and not list(PACKAGE.rglob("archive_diff.py"))
     build_file = (TOOLS / "BUILD.bazel").read_text(encoding="utf-8")
-    assert "venvstacks_maint" not in build_file.replace("(venvstacks_maint) are in no target's inputs", "")
+    importer = _filegroup_sources(build_file, "import_venvstacks_sources")
+    outside = build_file.split('name = "import_venvstacks_sources"', 1)[0]
+    assert "venvstacks_maint/" not in outside, "a maintainer tool in a phase's inputs"
+    assert importer and all(not path.startswith("venvstacks_maint/") or path in importer for path in importer)
+
+
+def test_the_importers_runfiles_hold_every_module_it_imports() -> None:
+    """What `bazel run //tools:import_venvstacks` imports, from its entry down, is in its filegroup (or `core`)."""
+    listed = set(_filegroup_sources((TOOLS / "BUILD.bazel").read_text(encoding="utf-8"), "import_venvstacks_sources"))
+    # `_CORE` of tools/BUILD.bazel: the package's own files and `core/`.
+    core = {path.relative_to(TOOLS).as_posix() for path in [*PACKAGE.glob("*.py"), *(PACKAGE / "core").glob("*.py")]}
+    modules = {_module_name(path): path for path in TOOLS.rglob("*.py") if "bin" not in path.parts}
+    todo, seen = ["venvstacks_maint.bazel_run"], set()
+    while todo:
+        module = todo.pop()
+        if module in seen or module not in modules:
+            continue
+        seen.add(module)
+        package = module.rpartition(".")[0]
+        for name in (module, package) if package in modules else (module,):
+            path = modules[name].relative_to(TOOLS).as_posix()
+            assert path in listed | core, f"{path} is not in the importer's runfiles"
+        todo += sorted(_imports(modules[module]))
+    assert "venvstacks_maint.import_venvstacks" in seen and "venvstacks_tool.lock.pylock" in seen
 
 
 def _documented_modules() -> dict[str, set[str]]:

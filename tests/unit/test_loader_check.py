@@ -220,6 +220,15 @@ def test_a_wheels_data_scheme_lands_at_the_layer_root_and_headers_nowhere() -> N
     assert loader_check.is_binary_name("libcudart.so.12") and not loader_check.is_binary_name("x.py")
 
 
+def test_binary_names_are_the_golden_table() -> None:
+    """The names tests/golden/binary_names.txt says may be binaries, as the layer rule's `_may_be_library` says."""
+    golden = Path(__file__).resolve().parents[1] / "golden" / "binary_names.txt"
+    cases = [line.split(" ") for line in golden.read_text(encoding="utf-8").splitlines() if line and line[0] != "#"]
+    assert len(cases) >= 20
+    for name, expected in cases:
+        assert ("yes" if loader_check.is_binary_name(name) else "no") == expected, name
+
+
 def test_cli_arguments_are_checked(tmp_path: Path) -> None:
     args = request(tmp_path, "linux_x86_64", [], "--app-file=nodest")
     with pytest.raises(VenvstacksError, match="--app-file 'nodest' is not of the form DEST=PATH"):

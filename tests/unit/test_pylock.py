@@ -47,6 +47,9 @@ NUMPY_1_WINDOWS = "numpy-1.26.4-cp312-cp312-win_amd64.whl"
 NUMPY_2_LINUX = "numpy-2.1.2-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
 NUMPY_2_MACOS = "numpy-2.1.2-cp312-cp312-macosx_14_0_arm64.whl"
 REQUESTS = "requests-2.32.3-py3-none-any.whl"
+TOPOSORT_SDIST = "toposort-1.10.tar.gz"
+TOPOSORT = "toposort-1.10-py3-none-any.whl"
+SETUPTOOLS = "setuptools-80.9.0-py3-none-any.whl"
 # requests installs on every platform: its platform-wheels table, as the writer sorts it.
 REQUESTS_TABLE = "[packages.tool.venvstacks.platform-wheels]\n" + "".join(
     f'{triple} = "{REQUESTS}"\n' for triple in (MACOS, WINDOWS, LINUX)
@@ -79,9 +82,10 @@ def golden_lock() -> Lock:
     with one wheel for all, colorama on Windows only (one platform's marker), numpy at two
     versions (Windows' and the others', whose marker joins two platforms with `or`), a find-links
     wheel recorded by its path from the lock's directory, index hashes, the inputs-hash of fixed
-    inputs, requirements that need escaping and a versioned layer's lock version.
+    inputs, requirements that need escaping, a versioned layer's lock version, and toposort built
+    from its sdist with one build wheel (`build_from_sdist`).
     """
-    requirements = ["click>=8", 'colorama; sys_platform == "win32"', "numpy", "requests", "local-tool"]
+    requirements = ["click>=8", 'colorama; sys_platform == "win32"', "numpy", "requests", "local-tool", "toposort"]
     digest = lock_command.inputs_hash(
         layer_name="app",
         layer_kind="application",
@@ -93,7 +97,9 @@ def golden_lock() -> Lock:
         index_url="https://pypi.org/simple",
         extra_index_urls=[],
         find_links=["wheels"],
+        build_from_sdist=["toposort"],
     )
+    built = pylock.BuiltFromSdist(index_wheel(TOPOSORT_SDIST), TOPOSORT, [index_wheel(SETUPTOOLS)])
     local = LockedWheel(LOCAL, "", sha(LOCAL), path=f"../wheels/{LOCAL}")
     return Lock(
         layer="app",
@@ -103,6 +109,7 @@ def golden_lock() -> Lock:
         platforms=[WINDOWS, LINUX, MACOS],
         requirements=requirements,
         packages=[
+            LockedPackage("toposort", "1.10", [], {p: TOPOSORT for p in (LINUX, MACOS, WINDOWS)}, built=built),
             LockedPackage(
                 "requests", "2.32.3", [index_wheel(REQUESTS)], {p: REQUESTS for p in (LINUX, MACOS, WINDOWS)}
             ),
@@ -141,6 +148,7 @@ def _sorted(lock: Lock) -> Lock:
             sorted(p.wheels, key=lambda w: w.name),
             dict(sorted(p.platform_wheels.items())),
             pylock.package_marker(p, lock.platforms),
+            p.built,
         )
         for p in sorted(lock.packages, key=lambda p: (normalize_name(p.name), p.version))
     ]
@@ -180,7 +188,9 @@ def test_the_golden_lock_holds_every_feature_of_the_form() -> None:
     assert f'path = "../wheels/{LOCAL}"' in GOLDEN
     assert re.search(r'^inputs-hash = "sha256:[0-9a-f]{64}"$', GOLDEN, re.MULTILINE)
     assert '\\"win32\\"' in GOLDEN
-    assert len(set(re.findall(r'sha256 = "([0-9a-f]{64})"', GOLDEN))) == 10
+    assert len(set(re.findall(r'sha256 = "([0-9a-f]{64})"', GOLDEN))) == 12
+    assert f'sdist = {{ name = "{TOPOSORT_SDIST}", url = "' in GOLDEN
+    assert f'built-wheel = "{TOPOSORT}"\nbuild-wheels = [\n    {{ name = "{SETUPTOOLS}"' in GOLDEN
 
 
 def test_render_without_target_has_generic_header() -> None:
@@ -215,6 +225,7 @@ def test_parses_as_toml_with_pep751_keys() -> None:
         ("numpy", "1.26.4"),
         ("numpy", "2.1.2"),
         ("requests", "2.32.3"),
+        ("toposort", "1.10"),
     ]
     assert [p.get("marker", "") for p in packages] == [
         "",
@@ -224,7 +235,12 @@ def test_parses_as_toml_with_pep751_keys() -> None:
         WINDOWS_MARKER,
         f"({MACOS_MARKER}) or ({LINUX_MARKER})",
         "",
+        "",
     ]
+    sdist = index_wheel(TOPOSORT_SDIST)
+    assert packages[7]["sdist"] == {"name": TOPOSORT_SDIST, "url": sdist.url, "hashes": {"sha256": sdist.sha256}}
+    assert "wheels" not in packages[7]
+    assert packages[7]["tool"]["venvstacks"]["built-wheel"] == TOPOSORT
     assert packages[1]["wheels"] == [{"name": CLICK, "url": index_wheel(CLICK).url, "hashes": {"sha256": sha(CLICK)}}]
     assert packages[3]["wheels"] == [{"name": LOCAL, "path": f"../wheels/{LOCAL}", "hashes": {"sha256": sha(LOCAL)}}]
     assert packages[0]["tool"]["venvstacks"]["platform-wheels"] == {MACOS: C_MACOS, WINDOWS: C_WINDOWS, LINUX: C_LINUX}

@@ -1,6 +1,7 @@
 """`import-venvstacks`: a venvstacks stack specification turned into Bazel targets.
 
-    python3 -m venvstacks_maint import-venvstacks path/to/venvstacks.toml [--package stacks]
+    python3 -m venvstacks_maint import-venvstacks path/to/venvstacks.toml [--package stacks] [--strict] [--force]
+    bazel run @rules_venvstacks//tools:import_venvstacks -- path/to/venvstacks.toml   (venvstacks_maint/bazel_run.py)
 
 Writes, beside the specification (or in `--output-dir`), `BUILD.bazel` (a `runtime_layer` per
 runtime, a `framework_layer`/`application_layer` per layer, a `layer_stack` named `stack` of
@@ -12,8 +13,8 @@ Layer names become venvstacks' deployed names (`cpython-3.11`, `framework-NAME`,
 the deployed directories are the ones venvstacks deploys. A specification venvstacks refuses is
 refused (venvstacks_spec.py), and nothing is written. What venvstacks accepts but these rules
 cannot say yet is never dropped silently: each item is printed, and written at the top of
-BUILD.bazel; `--strict` refuses to write anything then. The mapping of every field is
-docs/migrating-from-venvstacks.md's table.
+BUILD.bazel; `--strict` refuses to write anything then. An existing BUILD file is kept unless
+`--force`. The mapping of every field is docs/migrating-from-venvstacks.md's table.
 """
 
 from __future__ import annotations
@@ -390,7 +391,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", type=Path, help="where to write (default: the specification's folder)")
     parser.add_argument("--package", default="", help="the Bazel package of that folder, e.g. stacks (default: root)")
     parser.add_argument("--strict", action="store_true", help="fail, writing nothing, if anything is not converted")
+    parser.add_argument("--force", action="store_true", help="overwrite a BUILD file already in the output folder")
     return parser
+
+
+def refuse_overwrite(output: Path) -> None:
+    """Fails, naming the file, when `output` already holds a BUILD file (an import must not lose a hand edit).
+
+    `BUILD` counts too: Bazel would read the new BUILD.bazel instead of it.
+    """
+    for name in (BUILD_NAME, "BUILD"):
+        if (output / name).exists():
+            raise VenvstacksError(f"{(output / name).absolute()} already exists; pass --force to overwrite it")
 
 
 def main(argv: list[str]) -> int:
@@ -405,6 +417,8 @@ def main(argv: list[str]) -> int:
     if not conversion.locks and not conversion.repos:
         raise VenvstacksError(f"{args.spec}: no layer could be converted")
     output = args.output_dir or args.spec.parent
+    if not args.force:
+        refuse_overwrite(output)
     output.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(output / BUILD_NAME, render_build(conversion, args.spec.name).encode())
     write_bytes_atomic(output / MODULE_FRAGMENT_NAME, render_module(conversion, args.spec.name).encode())

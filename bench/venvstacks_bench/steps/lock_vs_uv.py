@@ -10,7 +10,7 @@ from venvstacks_bench.core import Bench
 from venvstacks_bench.host import loadavg, log, quiesce
 from venvstacks_bench.report import s, times, verdict
 from venvstacks_bench.stats import median
-from venvstacks_bench.workspace import APP_REPORT_VARIANTS, APPS, FRAMEWORK, FRAMEWORK_REQUIREMENTS
+from venvstacks_bench.workspace import APP_REPORT_VARIANTS
 
 
 def run(bench: Bench) -> None:
@@ -19,8 +19,6 @@ def run(bench: Bench) -> None:
     stacks = ws.root / "stacks"
     saved = {path: path.read_text() for path in stacks.glob("pylock.*.toml")}
     uv = bench_locking.uv_command(bench.scratch)
-    layers = {FRAMEWORK: FRAMEWORK_REQUIREMENTS, **{app: [] for app in APPS}}
-    layers["app_report"] = list(APP_REPORT_VARIANTS[bench.variant])
     python = ".".join(bench.runtime.python_version.split(".")[:2])
     ws.bazel("build", "//stacks:stack.lock")  # untimed: the lock launcher and its runtime built
     ours, theirs = [], []
@@ -36,13 +34,8 @@ def run(bench: Bench) -> None:
                     ours.append({"wall": ws.bazel("run", "//stacks:stack.lock").wall, "load": load})
                 else:
                     log(f"lock {i + 1}/{bench.runs}: uv pip compile per layer, no cache")
-                    per_layer = bench_locking.uv_lock_layers(
-                        uv,
-                        layers,
-                        {app: FRAMEWORK for app in APPS},
-                        python,
-                        bench_locking.UV_HOST_PLATFORM,
-                        bench.scratch / f"uv-lock-{i}",
+                    per_layer = bench_locking.uv_lock_bench_stack(
+                        uv, APP_REPORT_VARIANTS[bench.variant], python, bench.scratch / f"uv-lock-{i}"
                     )
                     theirs.append({"wall": sum(per_layer.values()), "layers": per_layer, "load": load})
         # Nothing changed since the last lock: every layer is kept without asking the index.

@@ -89,11 +89,15 @@ def host_and_fixture_archives(
     return archives
 
 
-def platform_workspace(bench: Bench, count: int) -> Workspace:
-    """The bench's stack for the first `count` platforms (host first), with its own output base."""
-    root = bench.scratch / f"ws-platforms-{count}"
-    write_workspace(root, bench.rules, platforms_module_text(bench.rules, runtime_archives(bench)[:count]))
-    return Workspace(root, bench.scratch / f"ob-platforms-{count}")
+def platform_workspace(bench: Bench, count: int, rules: Path | None = None, suffix: str = "") -> Workspace:
+    """The bench's stack for the first `count` platforms (host first), with its own output base.
+
+    On the bench's copy of the rules, or on `rules` (then give a `suffix` for the directories).
+    """
+    root = bench.scratch / f"ws-platforms-{count}{suffix}"
+    rules = rules or bench.rules
+    write_workspace(root, rules, platforms_module_text(rules, runtime_archives(bench)[:count]))
+    return Workspace(root, bench.scratch / f"ob-platforms-{count}{suffix}")
 
 
 def platform_locks(bench: Bench, one: Workspace, every: Workspace) -> dict[str, Any]:

@@ -195,6 +195,10 @@ def _venvstacks_layer_impl(ctx):
     args.add_all([f.layer_name for f in stacked], before_each = "--lower-layer")
     for wheel in sorted(wheels.wheels, key = lambda w: w.file.basename):
         args.add("--wheel", "%s=%s" % (wheel.file.path, wheel.sha256))
+    for built in sorted(wheels.built, key = lambda w: w.file.basename):
+        # Built from its sdist by the hub's `sdist_wheel` (once, in the execution configuration):
+        # installed as a wheel built in this build, its files scanned for build paths.
+        args.add("--local-wheel", built.file.path)
     srcs_files = {}
     app_files = []
     for file in sorted(ctx.files.srcs, key = lambda f: f.short_path):
@@ -224,7 +228,7 @@ def _venvstacks_layer_impl(ctx):
         runtime = runtime,
         subcommand = "build-layer",
         arguments = args,
-        inputs = [w.file for w in wheels.wheels] + ctx.files.srcs + first_party.files.values() + [launcher.file for launcher in runtime.venv_launchers],
+        inputs = [w.file for w in wheels.wheels] + [w.file for w in wheels.built] + ctx.files.srcs + first_party.files.values() + [launcher.file for launcher in runtime.venv_launchers],
         outputs = [archive, archive_record, contents],
         mnemonic = "VenvstacksLayer",
         resource_set = _layer_resource_set,
@@ -237,6 +241,8 @@ def _venvstacks_layer_impl(ctx):
         metadata_args.add("--lock-version", str(wheels.lock_version))
     metadata_args.add_all([layer.archive_record for layer in lower_layers], before_each = "--lower-record")
     metadata_args.add("--archive-record", archive_record)
+    for built in sorted(wheels.built, key = lambda w: w.file.basename):
+        metadata_args.add("--built-from-sdist", "%s=%s" % (built.file.basename.partition("-")[0], built.sdist_sha256))
     metadata_args.add("--output", metadata)
 
     # venvstacks' schema too: its launch module hash needs the application's own files.

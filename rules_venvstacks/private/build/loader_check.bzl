@@ -25,13 +25,17 @@ LOADER_CHECK_ATTRS = {
     ),
 }
 
-# The runtime's files whose names the check needs: its shared libraries.
-_LIBRARY_EXTENSIONS = ["so", "dylib", "dll", "pyd"]
+# The runtime's files whose names the check needs: its shared libraries. The tool's
+# `BINARY_SUFFIXES` (loader_check.py); tests/golden/binary_names.txt holds both sides to one table.
+_LIBRARY_SUFFIXES = (".so", ".dylib", ".pyd", ".dll")
 
 def _may_be_library(basename):
     """Whether a file of this name may be a shared library or extension module (`libpython3.12.so.1.0` too)."""
     name = basename.lower()  # as the tool's `is_binary_name` (loader_check.py): `FOO.DLL` too
-    return name.rpartition(".")[2] in _LIBRARY_EXTENSIONS or ".so." in name
+    return name.endswith(_LIBRARY_SUFFIXES) or ".so." in name
+
+# For tests/starlark/loader_check_test.bzl, which reads the golden table.
+loader_check_testlib = struct(may_be_library = _may_be_library)
 
 def _runtime_library(file):
     """A runtime file's path when it may be a shared library, else None."""

@@ -40,6 +40,7 @@ def _venvstacks_runtime_impl(ctx):
             tool_site = depset(ctx.files.tool_site),
             lock_zips = ctx.files.lock_zips,
             loader_zips = ctx.files.loader_zips,
+            sdist_zips = ctx.files.sdist_zips,
             tool_site_marker = ctx.file.tool_site_marker,
             tool_zips = ctx.files.tool_zips,
             source_date_epoch = ctx.attr.source_date_epoch,
@@ -63,6 +64,7 @@ venvstacks_runtime = rule(
         "strip_prefix": attr.string(mandatory = True, doc = "Installation directory inside the archive."),
         "loader_zips": attr.label_list(allow_files = [".whl"], doc = "Pure-Python wheels only the loader check needs (the binary parsers)."),
         "lock_zips": attr.label_list(allow_files = [".whl"], doc = "Pure-Python wheels only locking needs (pip and what it needs)."),
+        "sdist_zips": attr.label_list(allow_files = [".whl"], doc = "Pure-Python wheels only the action building a wheel from an sdist needs (pyproject-hooks)."),
         "tool_site": attr.label_list(allow_files = True, doc = "The tool's unpacked wheels for build actions."),
         "tool_zips": attr.label_list(allow_files = [".whl"], doc = "Pure-Python tool wheels imported from the zip."),
         "tool_site_marker": attr.label(

@@ -17,6 +17,7 @@ _BUILD_FIELDS = [
     "tool_zips",
     "lock_zips",
     "loader_zips",
+    "sdist_zips",
     "tool_site_marker",
     "source_date_epoch",
 ]
@@ -42,6 +43,7 @@ def _runtime_info_init(
         tool_zips = [],
         lock_zips = [],
         loader_zips = [],
+        sdist_zips = [],
         tool_site_marker = None,
         source_date_epoch = 0,
         build = None):
@@ -74,6 +76,7 @@ def _runtime_info_init(
       tool_zips: the field; taken from `build` when given.
       lock_zips: the field; taken from `build` when given.
       loader_zips: the field; taken from `build` when given.
+      sdist_zips: the field; taken from `build` when given.
       tool_site_marker: the field; taken from `build` when given.
       source_date_epoch: the field; taken from `build` when given.
       build: a VenvstacksRuntimeInfo of one platform whose build fields (the archive, the
@@ -99,6 +102,7 @@ def _runtime_info_init(
         "tool_zips": tool_zips,
         "lock_zips": lock_zips,
         "loader_zips": loader_zips,
+        "sdist_zips": sdist_zips,
         "tool_site_marker": tool_site_marker,
         "source_date_epoch": source_date_epoch,
     }
@@ -143,6 +147,7 @@ target's files, the tool runs on the execution platform's interpreter.""",
         "tool_zips": "list of File: pure-Python wheels for build actions, put on sys.path as zip files (installer).",
         "lock_zips": "list of File: pure-Python wheels only locking needs, as zip files (pip, packaging, tomli).",
         "loader_zips": "list of File: pure-Python wheels only the loader check needs, as zip files (macholib, altgraph, pefile).",
+        "sdist_zips": "list of File: pure-Python wheels only the action building a wheel from an sdist needs, as zip files (pyproject-hooks).",
         "tool_site_marker": "File: `zstandard/__init__.py` in the directory of the tool's unpacked wheels, which locates that directory.",
         "source_date_epoch": "int: the mtime of every archive member, from the PBS release date.",
     },
@@ -184,9 +189,9 @@ VenvstacksLockInfo = provider(
         "requirements": "list of requirement strings given inline.",
         "requirements_in": "list of File: requirements.in files.",
         "lower": "list of VenvstacksLockInfo of every framework below, in sys.path order: the C3 linearization of the layer's `frameworks` (each framework before those it sits on; private/common/c3.bzl).",
-        "index": "struct(index_url, extra_index_urls, find_links) for the resolver.",
         "named_indexes": "struct(package_indexes = {normalized project: index name}, origins = {project: label string of the layer that set it}, priority = [index names]): the layer's own and inherited named-index routing (private/lock/named_indexes.bzl).",
         "index_urls": "dict of index name -> URL: every declared named index (`venvstacks.index` tags).",
+        "index": "struct(index_url, extra_index_urls, find_links, build_from_sdist) for the resolver: where packages come from, and which are built from their sdists.",
     },
 )
 
@@ -203,6 +208,7 @@ VenvstacksWheelsInfo = provider(
         "missing": "True when the lock file does not exist yet.",
         "platform_triples": "list of the PBS triples the lock covers.",
         "wheels": "list of struct(file = File, sha256 = hex string): the target platform's wheels.",
+        "built": "list of struct(file = File, sdist_sha256 = hex string): the target platform's wheels built from sdists (in the execution configuration), with the sha256 of each one's sdist.",
     },
 )
 

@@ -95,7 +95,7 @@ def tool_inputs(ctx, runtime, phase = "build"):
         depset([ctx.file._tool_entry, runtime.interpreter] + zips),
     ])
 
-def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, progress_message, resource_set = None, phase = "build", extra_zips = []):
+def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, progress_message, resource_set = None, phase = "build", extra_zips = [], execution_requirements = None):
     """Registers an action that runs `venvstacks_tool SUBCOMMAND @params` on `runtime`.
 
     Args:
@@ -115,6 +115,7 @@ def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, pro
         (lock_rules.bzl `stale_lock_validation`).
       extra_zips: list of File: pure-Python wheels of the execution runtime that this action
         alone needs (the loader check's `loader_zips`), put on sys.path after the tool's own.
+      execution_requirements: None, or the action's execution requirements (e.g. `no-remote-exec`).
     """
     arguments.use_param_file("@%s", use_always = True)
     arguments.set_param_file_format("multiline")
@@ -133,9 +134,10 @@ def run_tool(ctx, runtime, subcommand, arguments, inputs, outputs, mnemonic, pro
         use_default_shell_env = False,
         env = dict(TOOL_ENV, VENVSTACKS_TOOL_PATH = tool_site_path(runtime, phase, extra_zips)),
         resource_set = resource_set,
+        execution_requirements = execution_requirements,
     )
 
-def tool_launcher(ctx, runtime, phase, subcommand, arguments, extra_runfiles, prelude = "", epilogue = ""):
+def tool_launcher(ctx, runtime, phase, subcommand, arguments, extra_runfiles, prelude = "", epilogue = "", tool_tree = None):
     """Writes an executable script that runs the tool from runfiles; returns DefaultInfo.
 
     For `bazel run` and `bazel test` targets. The script starts in the runfiles directory of
@@ -152,13 +154,57 @@ def tool_launcher(ctx, runtime, phase, subcommand, arguments, extra_runfiles, pr
       prelude: shell lines run before the tool (may set variables used by `arguments`).
       epilogue: shell lines run after the tool succeeds, in the caller's environment (the tool's
         own is given to the tool alone); when empty the tool replaces the shell.
+      tool_tree: None, or the byte-compiled tool of `lock_tool_tree`, whose entry script then
+        runs (its directory first on sys.path: the tool and the wheels it holds come from there).
 
     Returns:
       DefaultInfo with the script as executable and its runfiles.
     """
-    command = _tool_command(ctx, runtime, subcommand, arguments)
+    command = _tool_command(ctx, runtime, subcommand, arguments, tool_tree)
     body = "%s\n%s %s%s \"$@\"\n%s" % (prelude, _tool_env_assignments(runtime, phase), "" if epilogue else "exec ", command, epilogue)
-    return _launcher(ctx, runtime, phase, body, extra_runfiles)
+    return _launcher(ctx, runtime, phase, body, extra_runfiles + ([tool_tree] if tool_tree else []))
+
+# The pure-Python wheels that the lock process imports itself, unpacked and compiled into its tool
+# tree; pip stays a zip on sys.path, as only the pip resolver's children import it.
+_TREE_WHEELS = ("packaging-", "tomli-")
+
+def _tree_source_argument(file):
+    """`--source` of `lock-tool-tree` for a source file of //tools: its path below that package (its label's name), then its own."""
+    return "%s=%s" % (file.owner.name, file.path)
+
+def lock_tool_tree(ctx, runtime):
+    """Registers the action that byte-compiles the lock phase's tool once; returns its directory.
+
+    The `.lock` launchers run the tool from it (`tool_launcher`'s `tool_tree`) rather than
+    compiling the tool's modules and `packaging` at every start (lock/tool_tree.py says why and
+    how it stays deterministic). Only launchers get it: no build action's key depends on it.
+
+    Args:
+      ctx: the rule context (with TOOL_ATTRS).
+      runtime: VenvstacksRuntimeInfo whose execution runtime runs the tool (and compiles it).
+
+    Returns:
+      The tree artifact (File).
+    """
+    tree = ctx.actions.declare_directory(ctx.label.name + ".tool")
+    args = ctx.actions.args()
+    args.add("--output", tree.path)
+    args.add_all(depset([ctx.file._tool_entry], transitive = [ctx.attr._tool_lock_sources[DefaultInfo].files]), before_each = "--source", map_each = _tree_source_argument)
+    args.add_all([wheel for wheel in tool_runtime(runtime).lock_zips if wheel.basename.startswith(_TREE_WHEELS)], before_each = "--wheel")
+    run_tool(
+        ctx,
+        runtime = runtime,
+        subcommand = "lock-tool-tree",
+        arguments = args,
+        inputs = [],
+        outputs = [tree],
+        mnemonic = "VenvstacksLockTool",
+        progress_message = "Byte-compiling the lock tool %{label}",
+        phase = "lock",
+        # Locking runs on this machine (with remote execution set too): so does what it runs.
+        execution_requirements = {"no-remote-exec": "1"},
+    )
+    return tree
 
 def tool_shell_command(ctx, runtime, phase, subcommand, arguments):
     """One shell command running the tool from the runfiles directory, its environment on the line.
@@ -186,42 +232,6 @@ def _tool_env_assignments(runtime, phase):
     """
     env = dict(TOOL_ENV, VENVSTACKS_TOOL_PATH = tool_site_runfiles_path(runtime, phase))
     return " ".join(["%s=%s" % (key, shell_quote(value)) for key, value in sorted(env.items())])
-
-# At most this many runs of one wave of `tool_sequence_launcher` at once: each lock run starts a
-# pip child per target platform, so a wave of 20 applications must not start 100 of them.
-_MAX_CONCURRENT_RUNS = 4
-
-def tool_sequence_launcher(ctx, runtime, phase, waves, extra_runfiles, prelude = ""):
-    """Like `tool_launcher`, for several runs of the tool in one script: waves one after the other.
-
-    The runs of a wave start together (at most `_MAX_CONCURRENT_RUNS` at once) and the script waits
-    for all of them; a failed run fails the script once its wave is over, before the next wave.
-    The script's own arguments go to every run. Portable to bash 3.2 (macOS): no `wait -n`.
-
-    Args:
-      ctx: the rule context (with TOOL_ATTRS).
-      runtime: VenvstacksRuntimeInfo whose interpreter runs the tool.
-      phase: "lock" or "deploy": which of the tool's packages the target carries.
-      waves: list of lists of (subcommand, arguments), arguments quoted for the shell.
-      extra_runfiles: list of File the runs read.
-      prelude: shell lines run before the first run.
-
-    Returns:
-      DefaultInfo with the script as executable and its runfiles.
-    """
-    lines = []
-    for wave in waves:
-        commands = ["%s \"$@\"" % tool_shell_command(ctx, runtime, phase, subcommand, arguments) for subcommand, arguments in wave]
-        if len(commands) == 1:
-            lines.append(commands[0])
-            continue
-        lines.append("failed=0")
-        for start in range(0, len(commands), _MAX_CONCURRENT_RUNS):
-            lines.append("pids=()")
-            lines += ["%s &\npids+=($!)" % command for command in commands[start:start + _MAX_CONCURRENT_RUNS]]
-            lines.append('for pid in "${pids[@]}"; do wait "$pid" || failed=1; done')
-        lines.append("if ((failed)); then exit 1; fi")
-    return _launcher(ctx, runtime, phase, prelude + "\n".join(lines) + "\n", extra_runfiles)
 
 # Characters of a URL scheme (RFC 3986), and those that end an authority in a quoted argument.
 _SCHEME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-."
@@ -256,16 +266,28 @@ def _url_with_credentials(text):
         rest = after
     return ""
 
-def _tool_command(ctx, runtime, subcommand, arguments):
-    # The script is a file in bazel-bin, and its command line is in every process listing: a
-    # credential given in a BUILD file (an index URL's `user:password@`) would be kept and shown.
+def check_no_credentials(ctx, arguments):
+    """Fails, naming the target and the URL (masked), when an argument of a run or test target carries credentials.
+
+    Its script and the files beside it are kept in bazel-bin, and its command line is in every
+    process listing: a credential given in a BUILD file (an index URL's `user:password@`) would
+    be kept and shown.
+
+    Args:
+      ctx: the rule context.
+      arguments: list of strings (quoted for the shell or not).
+    """
     for argument in arguments:
         masked = _url_with_credentials(argument)
         if masked:
             fail("%s: the URL %s carries credentials, which a `bazel run`/`bazel test` script would keep in bazel-bin and show in the process list; put them in ~/.netrc, which pip reads for the host (docs/locking.md, Credentials), and give the URL without them" % (ctx.label, masked))
+
+def _tool_command(ctx, runtime, subcommand, arguments, tool_tree = None):
+    check_no_credentials(ctx, arguments)
+    entry = tool_tree.short_path + "/bin/venvstacks_tool.py" if tool_tree else ctx.file._tool_entry.short_path
     return "%s -I %s %s %s" % (
         shell_quote(tool_runtime(runtime).interpreter.short_path),
-        shell_quote(ctx.file._tool_entry.short_path),
+        shell_quote(entry),
         subcommand,
         " ".join(arguments),
     )

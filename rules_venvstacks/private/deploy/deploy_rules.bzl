@@ -1,11 +1,32 @@
 """Rules behind `<layer>.deploy` (bazel run: unpack a stack into a directory) and `<layer>.test`."""
 
+load("//rules_venvstacks/private/common:platforms.bzl", "platform_name")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo")
 load("//rules_venvstacks/private/common:stack_layers.bzl", "stack_archives")
-load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "shell_quote", "tool_launcher")
+load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "shell_quote", "tool_launcher", "tool_runtime")
+load(":run.bzl", "RUN_ATTRS", "is_host_platform")
+
+def _check_deploys_here(ctx, tops):
+    """Fails at analysis when the layers are built for another platform than this machine's.
+
+    Deploying runs each layer's `postinstall.py` with its own runtime, here: a stack of another
+    platform is deployed on a machine of that platform, from its archives.
+    """
+    runtime = tops[0].runtime
+    if runtime.unavailable:
+        fail("%s: %s" % (ctx.label, runtime.unavailable))
+    if not is_host_platform(ctx):
+        fail("%s: the stack is built for %s, but `.deploy` unpacks and post-installs it on this machine (%s); deploy the archives of `bazel build %s` on a %s machine, or build for this one (no `--platforms`)" % (
+            ctx.label,
+            platform_name(runtime.platform_triple),
+            platform_name(tool_runtime(runtime).platform_triple),
+            " ".join([str(top.label) for top in tops]),
+            platform_name(runtime.platform_triple),
+        ))
 
 def _deploy_impl(ctx):
     tops = [target[VenvstacksLayerInfo] for target in ctx.attr.layers]
+    _check_deploys_here(ctx, tops)
     arguments, files = stack_archives(ctx.label, tops)
     what = "the stack of '%s'" % tops[0].layer_name if len(tops) == 1 else "every layer of the stacks of %s" % ", ".join(["'%s'" % top.layer_name for top in tops])
     prelude = """\
@@ -29,12 +50,13 @@ Each archive is checked against its layer's metadata (sha256, size, layer name) 
 unpacked beside DIR's other layers and finished by its `postinstall.py`, runtime first; a layer
 replaces an earlier deployment of itself only once it is whole. A layer shared by several of the
 given layers is deployed once. A layer already deployed in DIR from the same archive is skipped
-(`-- DIR --force` unpacks it again).
+(`-- DIR --force` unpacks it again). For a stack built for another platform than this machine's
+(`--platforms`), analysis fails naming both platforms.
 """,
     executable = True,
-    attrs = dict(TOOL_ATTRS, **{
+    attrs = dict(TOOL_ATTRS, **dict(RUN_ATTRS, **{
         "layers": attr.label_list(mandatory = True, allow_empty = False, providers = [VenvstacksLayerInfo], doc = "The top layers of the stack(s): one for a layer's `.deploy`, a `layer_stack`'s layers for its `.deploy`."),
-    }),
+    })),
 )
 
 def _test_impl(ctx):

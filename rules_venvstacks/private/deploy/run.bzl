@@ -40,7 +40,8 @@ RUN_ATTRS = {
 # shared flock on it tells the cache's cleaner the entry is in use.
 _USED_FD = 200
 
-def _is_host_platform(ctx):
+def is_host_platform(ctx):
+    """Whether the target platform is this machine's (the rule has RUN_ATTRS)."""
     return all([
         ctx.target_platform_has_constraint(constraint[platform_common.ConstraintValueInfo])
         for constraint in ctx.attr._host_constraints
@@ -183,7 +184,7 @@ def layer_run_info(ctx, layer, interpreter_args = [], key = None):
     if runtime.unavailable:
         launcher = _refusing_launcher(ctx, "%s: %s" % (ctx.label, runtime.unavailable))
         return DefaultInfo(files = depset(files + published + [launcher]), executable = launcher)
-    if not _is_host_platform(ctx):
+    if not is_host_platform(ctx):
         launcher = _refusing_launcher(ctx, "%s is built for %s, not for this machine; `bazel run` runs a layer of this machine's platform only" % (
             ctx.label,
             platform_name(runtime.platform_triple),

@@ -10,11 +10,16 @@ when that platform is built or runs the tool) and the hub `@NAME`, which selects
 and the execution platform's. Per lock it declares one repository per wheel file and the hub of
 locked wheels, which selects each target platform's wheels. The named indexes
 (`venvstacks.index(name, url)`) go into `@venvstacks_indexes`, which every layer's lock reads.
+locked wheels, which selects each target platform's wheels. A package the lock builds from its
+sdist (`build_from_sdist`) gets a repository for the sdist and for each of its build wheels, and
+an `sdist_wheel` target in the hub that builds it with the execution platform's interpreter of the
+first declared runtime of the lock's Python X.Y.
 """
 
 load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_GLIBC_MINIMUM", "DEFAULT_MACOS_MINIMUM")
 load("//rules_venvstacks/private/common:platforms.bzl", "PLATFORMS", "config_setting_label", "platform_name", "platform_triples", "wheel_floor_problem")
 load("//rules_venvstacks/private/common:versions.bzl", "is_python_version")
+load(":host_runtime.bzl", "host_runtime_repository", "pick_host_runtime")
 load(":indexes_repository.bzl", "indexes_repository")
 load(":pbs.bzl", "asset_urls", "host_platform", "python_minor", "release_epoch", "resolve_version")
 load(":pylock.bzl", "lock_depth", "parse_pylock")
@@ -120,8 +125,45 @@ def _declare_indexes(module_ctx):
 def _repo_name(text):
     return "".join([char if char.isalnum() else "_" for char in text.elems()])
 
-def _declare_locks(module_ctx):
-    """Declares one repository per locked wheel and the hub repositories."""
+def _declare_file(wheel_repos, hub, package, lock_label, lock_dir, wheel, kind = ""):
+    """Declares the repository of one locked file (wheel or sdist) once per hub; returns its name."""
+    repo = "%s__%s%s_%s" % (hub, _repo_name(package.name.lower()), kind, wheel.sha256[:12])
+    if repo not in wheel_repos:
+        wheel_repos[repo] = True
+        wheel_repository(
+            name = repo,
+            file_name = wheel.name,
+            url = wheel.url or "file://%s/%s" % (lock_dir, wheel.path),
+            sha256 = wheel.sha256,
+            package = "%s %s" % (package.name, package.version),
+            lock = lock_label,
+        )
+    return repo
+
+def _sdist_build(wheel_repos, hub, package, lock_label, lock_dir, runtime):
+    """The hub's `sdist_wheel` target (as a dict) that builds `package` from its sdist, its repositories declared."""
+    sdist_repo = _declare_file(wheel_repos, hub, package, lock_label, lock_dir, package.sdist, "_sdist")
+    build_wheels = {}
+    for wheel in package.build_wheels:
+        build_package = struct(name = wheel.name.partition("-")[0], version = package.name + " build requirement")
+        build_wheels["@%s//:wheel" % _declare_file(wheel_repos, hub, build_package, lock_label, lock_dir, wheel)] = wheel.sha256
+    return {
+        "name": "%s_built_%s" % (_repo_name(package.name.lower()), package.sdist.sha256[:12]),
+        "build_wheels": build_wheels,
+        "lock": lock_label,
+        "package": "%s %s" % (package.name, package.version),
+        "runtime": "@" + runtime if runtime else None,
+        "sdist": "@%s//:wheel" % sdist_repo,
+        "sdist_sha256": package.sdist.sha256,
+        "wheel_name": package.built_wheel,
+    }
+
+def _declare_locks(module_ctx, runtimes_by_minor):
+    """Declares one repository per locked file and the hub repositories.
+
+    `runtimes_by_minor`: {"3.12" -> the name of a runtime of that Python}, whose execution
+    platform's interpreter builds the sdists of locks for that Python.
+    """
     hubs = {}
     wheel_repos = {}
     for mod in module_ctx.modules:
@@ -131,7 +173,7 @@ def _declare_locks(module_ctx):
                 fail("venvstacks.lock(name = '%s'): declared twice in hub '%s'" % (tag.name, tag.hub))
             path = module_ctx.path(tag.file)
             module_ctx.watch(path)
-            entry = {"lock": str(tag.file), "lock_version": 0, "missing": not path.exists, "platform_triples": [], "wheels": {}}
+            entry = {"built": {}, "lock": str(tag.file), "lock_version": 0, "missing": not path.exists, "platform_triples": [], "sdist_builds": {}, "wheels": {}}
             hub[tag.name] = entry
             if not path.exists:
                 continue
@@ -139,21 +181,17 @@ def _declare_locks(module_ctx):
             entry["platform_triples"] = lock.platform_triples
             entry["lock_version"] = lock.lock_version or 0
             for package in lock.packages:
+                if package.sdist != None:
+                    # Built once, in the execution configuration, whatever the target platform.
+                    build = _sdist_build(wheel_repos, tag.hub, package, str(tag.file), path.dirname, runtimes_by_minor.get(python_minor(lock.python_version) if lock.python_version else ""))
+                    entry["sdist_builds"][build["name"]] = build
+                    for triple in package.platform_wheels:
+                        entry["built"].setdefault(triple, []).append([build["name"], package.sdist.sha256])
+                    continue
                 repos = {}
                 for wheel in package.wheels:
-                    repo = "%s__%s_%s" % (tag.hub, _repo_name(package.name.lower()), wheel.sha256[:12])
+                    repo = _declare_file(wheel_repos, tag.hub, package, str(tag.file), path.dirname, wheel)
                     repos[wheel.name] = (repo, wheel.sha256)
-                    if repo not in wheel_repos:
-                        wheel_repos[repo] = True
-                        url = wheel.url or "file://%s/%s" % (path.dirname, wheel.path)
-                        wheel_repository(
-                            name = repo,
-                            file_name = wheel.name,
-                            url = url,
-                            sha256 = wheel.sha256,
-                            package = "%s %s" % (package.name, package.version),
-                            lock = str(tag.file),
-                        )
                 for triple, wheel_name in package.platform_wheels.items():
                     repo, sha256 = repos[wheel_name]
                     entry["wheels"].setdefault(triple, []).append([repo, sha256])
@@ -296,6 +334,8 @@ def _venvstacks_impl(module_ctx):
     archives = _runtime_archives(module_ctx)
     settings = {entry.triple: str(config_setting_label(name)) for name, entry in PLATFORMS.items()}
     declared = {}
+    runtimes_by_minor = {}
+    host_candidates = []
     for mod in module_ctx.modules:
         for tag in mod.tags.runtime:
             what = "runtime '%s' (module '%s')" % (tag.name, mod.name)
@@ -343,6 +383,9 @@ def _venvstacks_impl(module_ctx):
                 repos[triple] = repo
                 if tool_wheels != None and python_minor(source.version) == python_minor(lock_version):
                     execs[triple] = repo
+            runtimes_by_minor.setdefault(python_minor(lock_version), tag.name)
+            if host in execs:
+                host_candidates.append((mod.is_root, tag.name))
             runtime_hub(
                 name = tag.name,
                 runtime_name = tag.name,
@@ -357,9 +400,10 @@ def _venvstacks_impl(module_ctx):
     for runtime in archives:
         if runtime not in declared:
             fail("venvstacks.runtime_archive(runtime = '%s'): no venvstacks.runtime of that name" % runtime)
+    host_runtime_repository(name = "venvstacks_host_runtime", runtime = pick_host_runtime(host_candidates))
     _declare_uv(wheel_table)
     _declare_indexes(module_ctx)
-    _declare_locks(module_ctx)
+    _declare_locks(module_ctx, runtimes_by_minor)
     return module_ctx.extension_metadata(reproducible = True)
 
 venvstacks = module_extension(

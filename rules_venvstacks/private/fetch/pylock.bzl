@@ -8,7 +8,10 @@ tests/golden/pylock.golden.toml, which the writer must reproduce byte for byte
 - `[[packages]]` tables with `name`, `version`, an optional `marker` and a `wheels` array holding
   one inline table per line, each followed by a `[packages.tool.venvstacks.platform-wheels]`
   table of `<triple> = "<wheel file name>"` lines: the wheel each platform installs;
-- `platforms = [` in `[tool.venvstacks]`, one quoted triple a line.
+- `platforms = [` in `[tool.venvstacks]`, one quoted triple a line;
+- for a package built from its sdist, `sdist = { name, url, hashes }` instead of `wheels`, and a
+  `[packages.tool.venvstacks]` table before its platform-wheels with `built-wheel` (the file
+  name platform-wheels names) and a `build-wheels` array (its build requirements' wheels).
 
 A lock in the older single-platform form (`platform = "<triple>"` in `[tool.venvstacks]`, no
 platform-wheels tables) still reads: its platforms are `[platform]` and each package's one wheel
@@ -34,13 +37,15 @@ load("//rules_venvstacks/private/common:names.bzl", "normalized_project_name")
 load("//rules_venvstacks/private/common:platforms.bzl", "platform_name", "platforms_problem", "triple_problem")
 
 _PLATFORM_WHEELS_HEADER = "[packages.tool.venvstacks.platform-wheels]"
+_PACKAGE_TOOL_HEADER = "[packages.tool.venvstacks]"
 _TRIPLE_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 _EDIT_HINT = "this file is written by `bazel run <layer>.lock`; re-run it instead of editing"
 _HEX = "0123456789abcdef"
 
 # The keys the writer writes, per table (keep in sync: tools/venvstacks_tool/lock/pylock.py _KEYS).
 _TOP_KEYS = ["lock-version", "created-by", "requires-python", "environments"]
-_PACKAGE_KEYS = ["name", "version", "marker", "wheels"]
+_PACKAGE_KEYS = ["name", "version", "marker", "sdist", "wheels"]
+_PACKAGE_TOOL_KEYS = ["built-wheel", "build-wheels"]
 _WHEEL_KEYS = ["name", "url", "path", "hashes", "sha256"]
 _TOOL_KEYS = ["layer", "kind", "inputs-hash", "lock-version", "python-version", "platform", "platforms", "requirements", "provided"]
 _PROVIDED_KEYS = ["name", "version", "layer"]
@@ -236,24 +241,34 @@ def _version_error(package):
             return "package '%s' has version '%s', but its wheel %s is version '%s'" % (package["name"], package["version"], wheel.name, found)
     return ""
 
+def _file_entry(line, where):
+    """The struct(name, url, path, sha256) of one inline file table (a wheel, a build wheel or an sdist)."""
+    _check_inline_keys(line, _WHEEL_KEYS, "a wheel entry", where)
+
+    # A local wheel has `path` (relative to the lock file, as in PEP 751) instead of `url`.
+    path = _field(line, "path", where, required = False)
+    return struct(
+        name = _field(line, "name", where),
+        url = "" if path else _field(line, "url", where),
+        path = path,
+        sha256 = _field(line, "sha256", where),
+    )
+
+def _file_array_line(current, array, line, where, table):
+    """Reads one line of an open array of file entries (`wheels`, `build_wheels`) into `current[array]`; `]` closes it."""
+    if line == "]":
+        current["in_" + array] = False
+    elif line.startswith("{ name = ") and line.endswith(" },"):
+        current[array].append(_file_entry(line, where))
+    else:
+        _unexpected(where, table, line)
+
 def _package_line(current, line, where):
     """Reads one line of a `[[packages]]` table into `current`."""
     if current["in_wheels"]:
-        if line == "]":
-            current["in_wheels"] = False
-        elif line.startswith("{ name = ") and line.endswith(" },"):
-            _check_inline_keys(line, _WHEEL_KEYS, "a wheel entry", where)
-
-            # A local wheel has `path` (relative to the lock file, as in PEP 751) instead of `url`.
-            path = _field(line, "path", where, required = False)
-            current["wheels"].append(struct(
-                name = _field(line, "name", where),
-                url = "" if path else _field(line, "url", where),
-                path = path,
-                sha256 = _field(line, "sha256", where),
-            ))
-        else:
-            _unexpected(where, "[[packages]]", line)
+        _file_array_line(current, "wheels", line, where, "[[packages]]")
+    elif line.startswith("sdist = { name = ") and line.endswith(" }"):
+        current["sdist"] = _file_entry(line.removeprefix("sdist = "), where)
     elif line.startswith("name = "):
         current["name"] = _value(line, "name", where)
     elif line.startswith("version = "):
@@ -266,6 +281,19 @@ def _package_line(current, line, where):
         _unknown_key(where, _line_key(line), "a [[packages]] table")
     else:
         _unexpected(where, "[[packages]]", line)
+
+def _package_tool_line(current, line, where):
+    """Reads one line of a package's `[packages.tool.venvstacks]` table (a package built from its sdist)."""
+    if current["in_build_wheels"]:
+        _file_array_line(current, "build_wheels", line, where, _PACKAGE_TOOL_HEADER)
+    elif line.startswith("built-wheel = "):
+        current["built_wheel"] = _value(line, "built-wheel", where)
+    elif line == "build-wheels = [":
+        current["in_build_wheels"] = True
+    elif _line_key(line) and _line_key(line) not in _PACKAGE_TOOL_KEYS:
+        _unknown_key(where, _line_key(line), _PACKAGE_TOOL_HEADER)
+    else:
+        _unexpected(where, _PACKAGE_TOOL_HEADER, line)
 
 def _platform_wheels_line(current, line, where):
     """Reads one `<triple> = "<wheel file name>"` line of a platform-wheels table into `current`."""
@@ -308,6 +336,8 @@ def _tool_line(tool, line, where):
         if not digits.isdigit() or digits.startswith("0"):
             fail("%s: 'lock-version' must be a positive integer, not %s (%s)" % (where, digits, _EDIT_HINT))
         tool["lock_version"] = int(digits)
+    elif line.startswith("python-version = "):
+        tool["python_version"] = _value(line, "python-version", where)
     elif line.startswith("platform = "):
         tool["platform"] = _value(line, "platform", where)
         tool["platform_line"] = where
@@ -335,18 +365,26 @@ def _finish_package(package, platforms, legacy, source, depth):
     where = "%s:%d" % (source, package["line"])
     if not package["name"] or not package["version"]:
         fail("%s: a [[packages]] table without name or version" % where)
-    if package["in_wheels"]:
+    if package["in_wheels"] or package["in_build_wheels"]:
         fail("%s: package '%s': unterminated wheels array" % (where, package["name"]))
-    if not package["wheels"]:
+    sdist = package["sdist"]
+    if sdist != None:
+        if package["wheels"]:
+            fail("%s: package '%s' has both an sdist and wheels (%s)" % (where, package["name"], _EDIT_HINT))
+        if not package["built_wheel"]:
+            fail("%s: package '%s' has an sdist but no 'built-wheel' in its %s table (%s)" % (where, package["name"], _PACKAGE_TOOL_HEADER, _EDIT_HINT))
+    elif not package["wheels"]:
         fail("%s: package '%s' has no wheels" % (where, package["name"]))
-    for wheel in package["wheels"]:
+    elif package["has_tool_table"]:
+        fail("%s: package '%s' has a %s table but no sdist (%s)" % (where, package["name"], _PACKAGE_TOOL_HEADER, _EDIT_HINT))
+    for wheel in package["wheels"] + package["build_wheels"] + ([sdist] if sdist else []):
         error = _wheel_error(package["name"], wheel, depth)
         if error:
             fail("%s: %s" % (where, error))
     error = _version_error(package)
     if error:
         fail("%s: %s (%s)" % (where, error, _EDIT_HINT))
-    names = [wheel.name for wheel in package["wheels"]]
+    names = [package["built_wheel"]] if sdist else [wheel.name for wheel in package["wheels"]]
     platform_wheels = package["platform_wheels"]
     if not package["has_platform_wheels"]:
         if not legacy:
@@ -366,6 +404,9 @@ def _finish_package(package, platforms, legacy, source, depth):
         version = package["version"],
         wheels = package["wheels"],
         platform_wheels = platform_wheels,
+        sdist = sdist,
+        built_wheel = package["built_wheel"],
+        build_wheels = package["build_wheels"],
     )
 
 def parse_pylock(text, source, depth = None):
@@ -382,16 +423,19 @@ def parse_pylock(text, source, depth = None):
 
     Returns:
       struct(platform_triples = list of target triples, lock_version = the versioned layer's lock
-      version (an int) or None, packages = list of struct(name, version,
+      version (an int) or None, python_version = the lock's `python-version` ("" in a lock
+      without it), packages = list of struct(name, version,
       wheels = list of struct(name, url, path, sha256), platform_wheels = dict of triple to the
-      file name of the wheel that platform installs)). A package is installed on exactly the
-      platforms its platform_wheels names.
+      file name of the wheel that platform installs, sdist = None or the struct of the sdist a
+      package without wheels is built from, built_wheel = "" or the file name of the wheel it
+      builds, build_wheels = list of the structs of its build requirements' wheels)). A package
+      is installed on exactly the platforms its platform_wheels names.
     """
     packages = []
     current = None
     section = "top"  # "top" (before the first table), "package", "platform_wheels", "tool"
     top = {"array": False}
-    tool = {"array": None, "lock_version": None, "platform": None, "platform_line": None, "platform_lines": [], "platforms": []}
+    tool = {"array": None, "lock_version": None, "python_version": "", "platform": None, "platform_line": None, "platform_lines": [], "platforms": []}
     for number, raw in enumerate(text.splitlines()):
         line = raw.strip()
         where = "%s:%d" % (source, number + 1)
@@ -399,8 +443,13 @@ def parse_pylock(text, source, depth = None):
             continue
         if line == "[[packages]]":
             current = {
+                "build_wheels": [],
+                "built_wheel": "",
                 "has_platform_wheels": False,
+                "has_tool_table": False,
+                "in_build_wheels": False,
                 "in_wheels": False,
+                "sdist": None,
                 "line": number + 1,
                 "name": None,
                 "platform_wheels": {},
@@ -409,20 +458,27 @@ def parse_pylock(text, source, depth = None):
             }
             packages.append(current)
             section = "package"
+        elif line == _PACKAGE_TOOL_HEADER:
+            if current == None or current["has_tool_table"] or current["has_platform_wheels"] or current["in_wheels"]:
+                fail("%s: %s must follow its package's table, once (%s)" % (where, line, _EDIT_HINT))
+            current["has_tool_table"] = True
+            section = "package_tool"
         elif line == _PLATFORM_WHEELS_HEADER:
-            if current == None or current["has_platform_wheels"] or current["in_wheels"]:
+            if current == None or current["has_platform_wheels"] or current["in_wheels"] or current["in_build_wheels"]:
                 fail("%s: %s must follow its package's table, once (%s)" % (where, line, _EDIT_HINT))
             current["has_platform_wheels"] = True
             section = "platform_wheels"
         elif line == "[tool.venvstacks]":
             current = None
             section = "tool"
-        elif line.startswith("[") and not (current != None and current["in_wheels"]):
+        elif line.startswith("[") and not (current != None and (current["in_wheels"] or current["in_build_wheels"])):
             _unknown_table(line, where)
         elif section == "top":
             _top_line(top, line, where)
         elif section == "package":
             _package_line(current, line, where)
+        elif section == "package_tool":
+            _package_tool_line(current, line, where)
         elif section == "platform_wheels":
             _platform_wheels_line(current, line, where)
         elif section == "tool":
@@ -439,6 +495,7 @@ def parse_pylock(text, source, depth = None):
     return struct(
         platform_triples = platforms,
         lock_version = tool["lock_version"],
+        python_version = tool["python_version"],
         packages = [_finish_package(package, platforms, legacy, source, depth) for package in packages],
     )
 

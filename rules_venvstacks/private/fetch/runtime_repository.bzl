@@ -136,11 +136,12 @@ def _runtime_repository_impl(rctx):
 
     # Build actions get tool_site (zstandard) and tool_zips (installer); `.lock` targets also
     # lock_zips (pip, packaging, tomli), so a resolver bump never changes a layer's action
-    # key; the loader check's validation action alone gets loader_zips (the binary parsers).
+    # key; the loader check's validation action alone gets loader_zips (the binary parsers), and
+    # the action that builds a wheel from an sdist alone gets sdist_zips (pyproject-hooks).
     # A pure-Python wheel stays one zip file on sys.path (zipimport): one action input instead
     # of hundreds, which the sandbox pays for per action, and nothing to unpack in every fresh
     # output base. Only binary wheels are unpacked.
-    zips = {"build": [], "loader": [], "lock": []}
+    zips = {"build": [], "loader": [], "lock": [], "sdist": []}
     has_tool = bool(rctx.attr.tool_wheels)
     for wheel in json.decode(rctx.attr.tool_wheels or "[]"):
         file_name = wheel["url"].rpartition("/")[2]
@@ -172,6 +173,7 @@ venvstacks_runtime(
     strip_prefix = "{strip_prefix}",
     loader_zips = {loader_zips},
     lock_zips = {lock_zips},
+    sdist_zips = {sdist_zips},
     tool_site = glob(["tool_site/**"], exclude = {excludes}),
     tool_site_marker = {tool_site_marker},
     tool_zips = {tool_zips},
@@ -197,6 +199,7 @@ venvstacks_runtime(
         tool_zips = repr(sorted(zips["build"])),
         lock_zips = repr(sorted(zips["lock"])),
         loader_zips = repr(sorted(zips["loader"])),
+        sdist_zips = repr(sorted(zips["sdist"])),
         tool_site_marker = repr("tool_site/zstandard/__init__.py") if has_tool else "None",
         launcher_names = repr(sorted(launchers)),
         launcher_files = repr([launchers[name] for name in sorted(launchers)]),

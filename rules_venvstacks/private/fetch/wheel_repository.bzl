@@ -1,7 +1,9 @@
 """Repository rules for locked wheels: one repository per wheel file, and the hub that groups them.
 
 Each wheel is its own repository so that Bazel fetches it lazily: only the layers being built
-pull their wheels, and a wheel shared by several locks is downloaded once.
+pull their wheels, and a wheel shared by several locks is downloaded once. A package built from
+its sdist has a repository for the sdist and for each build requirement's wheel (the same rule:
+one verified file), and an `sdist_wheel` target in the hub that builds it.
 """
 
 load(":download.bzl", "download_verified")
@@ -26,12 +28,22 @@ wheel_repository = repository_rule(
 
 def _wheels_hub_impl(rctx):
     settings = json.decode(rctx.attr.config_settings)
-    targets = [render.load_line(Label("//rules_venvstacks/private/build:locked_wheels.bzl"), ["locked_wheels"])]
+    targets = [
+        render.load_line(Label("//rules_venvstacks/private/build:locked_wheels.bzl"), ["locked_wheels"]),
+        render.load_line(Label("//rules_venvstacks/private/build:sdist_wheel.bzl"), ["sdist_wheel"]),
+    ]
+    builds = {}
     for name, entry in sorted(json.decode(rctx.attr.locks).items()):
+        builds.update(entry.get("sdist_builds", {}))
+
         # One branch per platform the lock covers: only the built platform's wheels are fetched.
         wheels = {
             settings[triple]: {"@%s//:wheel" % repo: sha256 for repo, sha256 in repos}
             for triple, repos in entry["wheels"].items()
+        }
+        built = {
+            settings[triple]: {":" + target: sha256 for target, sha256 in targets_of}
+            for triple, targets_of in entry.get("built", {}).items()
         }
         attrs = {
             "lock": entry["lock"],
@@ -43,7 +55,14 @@ def _wheels_hub_impl(rctx):
         if entry["lock_version"]:
             # Only a versioned layer's lock has one: an unversioned hub's BUILD text is unchanged.
             attrs["lock_version"] = entry["lock_version"]
+        if built:
+            attrs["built_wheels"] = render.select(built, {})
         targets.append(render.call("locked_wheels", name, attrs))
+    for _, build in sorted(builds.items()):
+        targets.append(render.call("sdist_wheel", build["name"], {
+            key: build[key]
+            for key in ["build_wheels", "lock", "package", "runtime", "sdist", "sdist_sha256", "wheel_name"]
+        }))
     rctx.file("BUILD.bazel", render.build_file(targets))
 
 wheels_hub = repository_rule(
@@ -51,6 +70,6 @@ wheels_hub = repository_rule(
     doc = "The hub repository: one `locked_wheels` target per lock, named as in `venvstacks.lock`, selecting the target platform's wheels.",
     attrs = {
         "config_settings": attr.string(mandatory = True, doc = "JSON: triple -> label of its config_setting."),
-        "locks": attr.string(mandatory = True, doc = "JSON: name -> {lock, lock_version (0: none), missing, platform_triples, wheels: {triple: [[repo, sha256]]}}."),
+        "locks": attr.string(mandatory = True, doc = "JSON: name -> {lock, lock_version (0: none), missing, platform_triples, wheels: {triple: [[repo, sha256]]}, built: {triple: [[sdist_wheel target, sdist sha256]]}, sdist_builds: {target: its attributes}}."),
     },
 )

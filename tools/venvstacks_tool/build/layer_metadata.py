@@ -21,10 +21,16 @@ from pathlib import Path
 from venvstacks_tool.build import published_metadata
 from venvstacks_tool.build.identity import LayerIdentity, add_identity_arguments, identity_from_args
 from venvstacks_tool.build.run_key import stack_key
-from venvstacks_tool.core.cli import add_repeatable, subcommand_parser
+from venvstacks_tool.core.cli import add_repeatable, split_pair, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import sha256_file, write_bytes_atomic
-from venvstacks_tool.core.protocol import ArchiveRecord, layer_metadata, read_archive_record, write_metadata
+from venvstacks_tool.core.protocol import (
+    ArchiveRecord,
+    is_sha256,
+    layer_metadata,
+    read_archive_record,
+    write_metadata,
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ class MetadataRequest:
     output: Path
     published: PublishedRequest | None = None
     run_key_output: Path | None = None
+    built_from_sdists: tuple[tuple[str, str], ...] = ()  # (package, sha256 of its sdist)
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
     )
     parser.add_argument("--output", required=True, type=Path, help="the metadata JSON to write")
+    add_repeatable(
+        parser,
+        "--built-from-sdist",
+        "built_from_sdists",
+        "NAME=SHA256",
+        "a package installed from a wheel built from its sdist, and the sdist's sha256 (repeatable)",
+    )
     parser.add_argument(
         "--published-metadata", type=Path, help="also write the metadata in venvstacks' published schema here"
     )
@@ -126,7 +140,17 @@ def parse_request(argv: list[str]) -> MetadataRequest:
         args.output,
         published,
         args.run_key_output,
+        _built_from_sdists(args.built_from_sdists, identity.name),
     )
+
+
+def _built_from_sdists(values: list[str], layer: str) -> tuple[tuple[str, str], ...]:
+    """`--built-from-sdist NAME=SHA256` values, each checked."""
+    pairs = tuple(split_pair(value, "--built-from-sdist", f"layer {layer!r}", "NAME=SHA256") for value in values)
+    for name, sha256 in pairs:
+        if not is_sha256(sha256):
+            raise VenvstacksError(f"layer {layer!r}: --built-from-sdist {name}: {sha256!r} is not a hex sha256")
+    return pairs
 
 
 def _lock_hash(path: Path, layer: str) -> str:
@@ -170,6 +194,7 @@ def write_layer_metadata(request: MetadataRequest) -> str:
         python_version=identity.python_version,
         launch_module=identity.launch_module,
         required=required,
+        built_from_sdists=dict(request.built_from_sdists),
     )
     write_metadata(request.output, metadata)
     if request.published is not None:

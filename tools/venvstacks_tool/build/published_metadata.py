@@ -11,9 +11,10 @@ builds.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import sha256_file
@@ -132,3 +133,38 @@ def published_metadata(
         if launch_module_hash is not None:
             metadata["app_launch_module_hash"] = launch_module_hash
     return metadata
+
+
+# The stack summary venvstacks publishes beside `env_metadata/` (its BuildEnvironment's
+# METADATA_MANIFEST): every layer's published metadata under its category, in stack order.
+# `layer_stack` declares `__venvstacks__/<platform>/venvstacks.json` (private/build/stack.bzl;
+# keep in sync).
+SUMMARY_NAME = "venvstacks.json"
+# venvstacks' LayerCategory of each layer kind, in the order its summary lists them.
+CATEGORIES = {"runtime": "runtimes", "framework": "frameworks", "application": "applications"}
+
+
+def published_summary(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, object]:
+    """venvstacks' stack summary, `{"layers": {"runtimes": [...], "frameworks": [...], "applications": [...]}}`.
+
+    `layers` holds (kind, published metadata) in stack order (each layer after those it needs),
+    kept within each category, as venvstacks keeps its specification's order. All layers must
+    target one platform (venvstacks publishes one summary per platform) and name one
+    `install_target` each.
+    """
+    summary: dict[str, list[Mapping[str, object]]] = {category: [] for category in CATEGORIES.values()}
+    platforms: dict[object, str] = {}
+    seen: set[object] = set()
+    for kind, metadata in layers:
+        name = metadata.get("install_target")
+        if kind not in CATEGORIES:
+            raise VenvstacksError(f"layer {name!r}: unknown layer kind {kind!r} (one of {', '.join(CATEGORIES)})")
+        if name in seen:
+            raise VenvstacksError(f"two layers of the stack deploy as {name!r}")
+        seen.add(name)
+        platforms.setdefault(metadata.get("target_platform"), str(name))
+        summary[CATEGORIES[kind]].append(metadata)
+    if len(platforms) > 1:
+        found = ", ".join(f"{platform} ({layer})" for platform, layer in platforms.items())
+        raise VenvstacksError(f"the stack's layers target more than one platform: {found}")
+    return {"layers": summary}

@@ -492,6 +492,29 @@ def write_tar_stream(entries: Iterable[ArchiveEntry], out: IO[bytes], mtime: int
     _write_tar(members, [_tar_header(m, mtime) for m in members], out, consumed)
 
 
+def write_tree(entries: Iterable[ArchiveEntry], root: Path) -> None:
+    """Create `entries` below the existing directory `root`: the inverse of `tree_entries`.
+
+    The entries are validated first, as `write_archive` validates them (no absolute name, no `..`,
+    no duplicate, nothing below a file, no symlink leaving `root`), so an untrusted archive read
+    into entries (`read_tar_entries`) cannot write outside `root`. Files get mode 0o755 or 0o644
+    by their x bit; parent directories are created.
+    """
+    for member in _plan(entries):
+        path = root.joinpath(*member.name.split("/"))
+        if member.kind == "dir":
+            path.mkdir(exist_ok=True)
+        elif member.kind == "symlink":
+            assert member.entry is not None and member.entry.link_target is not None
+            path.symlink_to(member.entry.link_target)
+        else:
+            assert member.entry is not None
+            with open(path, "wb") as out:
+                for chunk in _iter_content(member, None):
+                    out.write(chunk)
+            path.chmod(member.mode)
+
+
 def tree_entries(root: Path, top: str) -> Iterator[ArchiveEntry]:
     """Archive entries for the directory tree at `root`, named under the top directory `top`.
 

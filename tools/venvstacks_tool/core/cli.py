@@ -19,6 +19,7 @@ from venvstacks_tool.core.errors import VenvstacksError
 # so this table names modules by string and imports only the one asked for.
 SUBCOMMANDS: dict[str, str] = {
     "build-layer": "venvstacks_tool.build.layer",
+    "build-sdist": "venvstacks_tool.build.sdist_build",
     "check-libraries": "venvstacks_tool.build.loader_check",
     "check-lock": "venvstacks_tool.lock.lock_command:check_lock_main",
     "check-layer-stack": "venvstacks_tool.build.stack_checks",
@@ -27,6 +28,8 @@ SUBCOMMANDS: dict[str, str] = {
     "image-layer": "venvstacks_tool.image.image_layer",
     "layer-metadata": "venvstacks_tool.build.layer_metadata",
     "lock": "venvstacks_tool.lock.lock_command",
+    "lock-stack": "venvstacks_tool.lock.lock_stack",
+    "lock-tool-tree": "venvstacks_tool.lock.tool_tree",
     "pack-runtime": "venvstacks_tool.build.runtime",
     "run-key": "venvstacks_tool.build.run_key",
     "run-prepare": "venvstacks_tool.deploy.run_cache",

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,9 +225,14 @@ def layer_metadata(
     python_version: str,
     launch_module: str,
     required: list[ArchiveRecord],
+    built_from_sdists: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
-    """A framework or application layer's metadata JSON."""
-    return {
+    """A framework or application layer's metadata JSON.
+
+    `built_from_sdists`: {package (wheel file name form) -> sha256 of its sdist} of the packages
+    installed from wheels built from their sdists; recorded as `built_from_sdists` when there are any.
+    """
+    metadata: dict[str, object] = {
         "archive": record.archive_entry(),
         "kind": kind,
         "launch_module": launch_module or None,
@@ -236,6 +242,11 @@ def layer_metadata(
         "python_version": python_version,
         "required_layers": [{"archive_sha256": lower.sha256, "name": lower.layer_name} for lower in required],
     }
+    if built_from_sdists:
+        metadata["built_from_sdists"] = [
+            {"name": name, "sdist_sha256": sha256} for name, sha256 in sorted(built_from_sdists.items())
+        ]
+    return metadata
 
 
 def runtime_metadata(

@@ -42,7 +42,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from venvstacks_tool.core.cli import add_repeatable, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
@@ -57,7 +57,7 @@ from venvstacks_tool.core.platforms import (
 )
 from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.core.protocol import LAYER_KINDS, PYTHON_VERSION_RE
-from venvstacks_tool.lock import lock_version, pylock, resolve, uv_resolver
+from venvstacks_tool.lock import lock_version, pylock, resolve, sdists, uv_resolver
 from venvstacks_tool.lock.index_options import DEFAULT_INDEX_URL, IndexOptions
 from venvstacks_tool.lock.named_indexes import NO_NAMED_INDEXES, NamedIndexes
 from venvstacks_tool.lock.results import ResolvedWheel
@@ -100,6 +100,7 @@ class LayerInputs:
     floors: WheelFloors = DEFAULT_FLOORS
     named_indexes: NamedIndexes = NO_NAMED_INDEXES
     versioned: bool = False
+    build_from_sdist: tuple[str, ...] = ()
 
     @property
     def target_platforms(self) -> tuple[TargetPlatform, ...]:
@@ -204,6 +205,13 @@ def _add_layer_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _add_named_index_arguments(parser)
     parser.add_argument("--lock-target", default="", help="the layer's lock target, e.g. //stacks:app.lock")
+    add_repeatable(
+        parser,
+        "--build-from-sdist",
+        "build_from_sdist",
+        "NAME",
+        "a package installed from a wheel built from its sdist (lock/sdists.py); repeatable",
+    )
     parser.add_argument(
         "--versioned", action="store_true", help="the layer is versioned: its lock carries a lock version"
     )
@@ -271,6 +279,7 @@ def _layer_inputs(args: argparse.Namespace) -> LayerInputs:
         lock_target=str(args.lock_target),
         named_indexes=NamedIndexes.parse(layer, args.named_indexes, args.package_indexes, args.priority_indexes),
         versioned=bool(args.versioned),
+        build_from_sdist=tuple(sorted({normalize_name(name) for name in args.build_from_sdist})),
         floors=WheelFloors(
             glibc=parse_floor(args.glibc_minimum, f"layer '{layer}': --glibc-minimum") or DEFAULT_FLOORS.glibc,
             macos=parse_floor(args.macos_minimum, f"layer '{layer}': --macos-minimum") or DEFAULT_FLOORS.macos,
@@ -379,6 +388,7 @@ def inputs_hash(
     find_links: Sequence[str],
     floors: Mapping[str, str] | None = None,
     named_indexes: Mapping[str, object] | None = None,
+    build_from_sdist: Sequence[str] = (),
 ) -> str:
     """`sha256:<hex>` of everything a lock is resolved from, and of nothing of the machine it runs on.
 
@@ -409,6 +419,8 @@ def inputs_hash(
         document["wheel_floors"] = dict(floors)
     if named_indexes:
         document["named_indexes"] = dict(named_indexes)
+    if build_from_sdist:  # absent when empty: the locks written before it stay fresh
+        document["build_from_sdist"] = sorted(build_from_sdist)
     blob = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return "sha256:" + hashlib.sha256(blob).hexdigest()
 
@@ -454,6 +466,7 @@ class _Inputs:
             find_links=request.find_links,
             floors=request.floors.as_dict(platform.os for platform in request.target_platforms),
             named_indexes=request.named_indexes.for_hash() if request.named_indexes else None,
+            build_from_sdist=request.build_from_sdist,
         )
 
 
@@ -705,8 +718,13 @@ def _lock_packages(
     pins: Mapping[str, Mapping[str, _Pin]],
     workspace: Path,
     lock_dir: Path,
+    built: Mapping[str, sdists.PreparedSdist],
 ) -> tuple[list[pylock.LockedPackage], list[pylock.ProvidedPackage]]:
-    """This layer's packages, one per (name, version) with the wheel of each platform, and what lower layers provide."""
+    """This layer's packages, one per (name, version) with the wheel of each platform, and what lower layers provide.
+
+    A package of `built` (`build_from_sdist`) is recorded with its sdist instead of the wheel the
+    resolver found in the find-links directory of the built wheels.
+    """
     wheels: dict[tuple[str, str], dict[str, pylock.LockedWheel]] = {}
     platform_wheels: dict[tuple[str, str], dict[str, str]] = {}
     provided: set[pylock.ProvidedPackage] = set()
@@ -717,6 +735,16 @@ def _lock_packages(
                 provided.add(pylock.ProvidedPackage(name, pin.version, pin.layer))
                 continue
             key = (name, wheel.version)
+            if name in built:
+                if wheel.version != built[name].version:
+                    raise VenvstacksError(
+                        f"layer '{request.layer_name}': '{name}' is built from its sdist"
+                        f" {built[name].built.sdist.name}, but {platform.name} resolves it to version"
+                        f" {wheel.version}; pin it in the requirements"
+                    )
+                platform_wheels.setdefault(key, {})[platform.triple] = built[name].built.wheel_name
+                wheels.setdefault(key, {})
+                continue
             locked = _locked_wheel(request.layer_name, wheel, workspace, lock_dir)
             previous = wheels.setdefault(key, {}).setdefault(wheel.file_name, locked)
             if previous.sha256 != locked.sha256:
@@ -735,7 +763,10 @@ def _lock_packages(
             platform_wheels[name, version],
         )
         marker = pylock.package_marker(package, request.platforms)
-        packages.append(pylock.LockedPackage(package.name, version, package.wheels, package.platform_wheels, marker))
+        from_sdist = built[name].built if name in built else None
+        packages.append(
+            pylock.LockedPackage(package.name, version, package.wheels, package.platform_wheels, marker, from_sdist)
+        )
     return packages, sorted(provided, key=lambda p: (p.name, p.version, p.layer))
 
 
@@ -749,7 +780,8 @@ def default_requirements_path(lock_path: str) -> str:
     return (directory + "/" if directory else "") + stem + ".requirements.txt"
 
 
-def _workspace_dir(request: LockRequest) -> Path:
+def workspace_dir(request: LockRequest) -> Path:
+    """The source tree the request writes into: `--workspace-dir`, else $BUILD_WORKSPACE_DIRECTORY."""
     if request.workspace_dir is not None:
         return request.workspace_dir
     workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY")
@@ -809,7 +841,8 @@ def render_requirements(lock: pylock.Lock, lock_path: str, lock_target: str) -> 
     for provided in sorted(lock.provided, key=lambda p: (normalize_name(p.name), p.version)):
         lines.append(f"# {provided.name}=={provided.version}: provided by layer '{provided.layer}'")
     for package in sorted(lock.packages, key=lambda p: (normalize_name(p.name), p.version)):
-        hashes = sorted(wheel.sha256 for wheel in package.wheels)
+        files = [package.built.sdist] if package.built is not None else package.wheels
+        hashes = sorted(wheel.sha256 for wheel in files)
         marker = pylock.package_marker(package, lock.platforms)
         lines.append(f"{package.name}=={package.version}" + (f" ; {marker}" if marker else "") + " \\")
         lines += [f"    --hash=sha256:{h}" + (" \\" if i < len(hashes) - 1 else "") for i, h in enumerate(hashes)]
@@ -830,6 +863,11 @@ def _write_requirements(workspace: Path, request: LockRequest, locked: pylock.Lo
         write_bytes_atomic(path, data)
 
 
+def _say(message: str, stream: TextIO | None = None) -> None:
+    """Print `message` as one line in one write: `lock-stack` locks layers in threads, whose lines must not mix."""
+    (stream or sys.stdout).write(message + "\n")
+
+
 def _routed(layer: str, named: NamedIndexes, index: IndexOptions) -> AbstractContextManager[IndexOptions]:
     """`index_router.routed`, imported only for a layer with named indexes (http.server and urllib.request
     cost every lock run's start a quarter of a second)."""
@@ -844,7 +882,7 @@ def lock(request: LockRequest) -> pylock.Lock:
     """Resolve the layer for every platform, write its lock and requirements.txt into the workspace; return the lock."""
     layer_inputs = request.inputs
     layer = layer_inputs.layer_name
-    workspace = _workspace_dir(request)
+    workspace = workspace_dir(request)
     _check_interpreter(layer_inputs)
 
     inputs = _read_inputs(layer_inputs)
@@ -867,45 +905,62 @@ def lock(request: LockRequest) -> pylock.Lock:
         if current.lock_version != previous.lock_version:
             pylock.write_lock(lock_file, current, layer_inputs.lock_target or None)
         _write_requirements(workspace, request, current)
-        print(
+        _say(
             f"venvstacks: layer '{layer}' is up to date: its inputs are unchanged since {request.output_lock} was"
             " written (`-- --upgrade` resolves it afresh)"
         )
         return current
 
-    print(
+    _say(
         f"venvstacks: resolving {len(top_level)} requirement(s) of layer '{layer}' for"
         f" {', '.join(p.name for p in platforms)} with {request.resolver}...",
-        file=sys.stderr,
+        sys.stderr,
     )
-    with (
-        tempfile.TemporaryDirectory(prefix="venvstacks-lock-") as tmp,
-        _routed(layer, layer_inputs.named_indexes, index) as index,
-    ):
-        result = resolve.resolve(
-            layer,
-            platforms,
-            layer_inputs.python_version,
-            [top.written for top in top_level],
-            {triple: {name: pin.version for name, pin in by_name.items()} for triple, by_name in pins.items()},
-            index,
-            {} if request.upgrade else _preferred(previous),
-            Path(tmp),
-            pinned_by={name: pin.describe() for by_name in pins.values() for name, pin in by_name.items()},
-            floors=layer_inputs.floors,
-            uv=uv,
-            uv_cache_dir=request.uv_cache_dir,
-        )
+    preferred = {} if request.upgrade else _preferred(previous)
+    with tempfile.TemporaryDirectory(prefix="venvstacks-lock-") as tmp:
+        built: dict[str, sdists.PreparedSdist] = {}
+        if layer_inputs.build_from_sdist:
+            built, wheel_dir = sdists.prepare(
+                layer,
+                layer_inputs.build_from_sdist,
+                {normalize_name(top.requirement.name): str(top.requirement.specifier) for top in top_level},
+                platforms,
+                layer_inputs.python_version,
+                index,
+                preferred,
+                Path(tmp),
+                layer_inputs.floors,
+                uv,
+                request.uv_cache_dir,
+            )
+            # The resolvers see the built wheels as find-links, pinned to the sdists' versions.
+            index = dataclasses.replace(index, find_links=(*index.find_links, str(wheel_dir)))
+            preferred = {**preferred, **{name: sdist.version for name, sdist in built.items()}}
+        with _routed(layer, layer_inputs.named_indexes, index) as routed_index:
+            result = resolve.resolve(
+                layer,
+                platforms,
+                layer_inputs.python_version,
+                [top.written for top in top_level],
+                {triple: {name: pin.version for name, pin in by_name.items()} for triple, by_name in pins.items()},
+                routed_index,
+                preferred,
+                Path(tmp),
+                pinned_by={name: pin.describe() for by_name in pins.values() for name, pin in by_name.items()},
+                floors=layer_inputs.floors,
+                uv=uv,
+                uv_cache_dir=request.uv_cache_dir,
+            )
     for triple in result.without_preferred:
-        print(
+        _say(
             f"venvstacks: layer '{layer}': the current lock's versions no longer resolve on {by_triple(triple).name};"
             " resolved afresh there",
-            file=sys.stderr,
+            sys.stderr,
         )
     for name, versions in result.divergent().items():
         detail = ", ".join(f"{by_triple(triple).name} {version}" for triple, version in sorted(versions.items()))
-        print(f"venvstacks: layer '{layer}': no version of {name} fits every platform: {detail}", file=sys.stderr)
-    packages, provided = _lock_packages(layer_inputs, result, pins, workspace, lock_file.parent)
+        _say(f"venvstacks: layer '{layer}': no version of {name} fits every platform: {detail}", sys.stderr)
+    packages, provided = _lock_packages(layer_inputs, result, pins, workspace, lock_file.parent, built)
 
     resolved = pylock.Lock(
         layer=layer,
@@ -921,7 +976,7 @@ def lock(request: LockRequest) -> pylock.Lock:
     pylock.write_lock(lock_file, locked, layer_inputs.lock_target or None)
     _write_requirements(workspace, request, locked)
     version = "" if locked.lock_version is None else f", lock version {locked.lock_version}"
-    print(
+    _say(
         f"venvstacks: locked layer '{layer}' for {len(platforms)} platform(s): {len(packages)} package(s),"
         f" {len(provided)} provided by lower layers{version} -> {request.output_lock}"
     )

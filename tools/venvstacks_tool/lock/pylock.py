@@ -58,6 +58,22 @@ Starlark reader:
 - `lock-version` (an integer, only in the lock of a layer with `versioned = True`): the layer's
   lock version, venvstacks' `lock_version`, bumped by a relock that changes the lock
   (lock/lock_version.py). Not PEP 751's top-level `lock-version`, the format's version.
+- A package built from its sdist (the layer's `build_from_sdist`, docs/locking.md "Packages with
+  no wheel") has `sdist = { name, url, hashes }` (PEP 751) instead of `wheels`, and a
+  `[packages.tool.venvstacks]` table before its platform-wheels: `built-wheel`, the file name of
+  the wheel the sdist builds (what platform-wheels names), and `build-wheels`, the pure-Python
+  wheels of its build requirements, one inline table a line as `wheels`:
+
+      [[packages]]
+      name = "docopt"
+      version = "0.6.2"
+      sdist = { name = "docopt-0.6.2.tar.gz", url = "https://...", hashes = { sha256 = "<hex>" } }
+
+      [packages.tool.venvstacks]
+      built-wheel = "docopt-0.6.2-py3-none-any.whl"
+      build-wheels = [
+          { name = "setuptools-80.9.0-py3-none-any.whl", url = "https://...", hashes = { sha256 = "<hex>" } },
+      ]
 
 Every string is a TOML basic string (backslash, double quote and control characters escaped);
 `requirements` keep their order. A layer whose packages all come from lower layers has no
@@ -112,9 +128,9 @@ _KEYS = {
         },
     ),
     "provided": ("a provided entry", {"name", "version", "layer"}),
-    "package": ("a [[packages]] table", {"name", "version", "marker", "wheels", "tool"}),
+    "package": ("a [[packages]] table", {"name", "version", "marker", "sdist", "wheels", "tool"}),
     "package_tool": ("[packages.tool]", {"venvstacks"}),
-    "package_venvstacks": ("[packages.tool.venvstacks]", {"platform-wheels"}),
+    "package_venvstacks": ("[packages.tool.venvstacks]", {"built-wheel", "build-wheels", "platform-wheels"}),
     "wheel": ("a wheel entry", {"name", "url", "path", "hashes"}),
     "hashes": ("a wheel entry", {"sha256"}),
 }
@@ -157,6 +173,20 @@ class LockedWheel:
 
 
 @dataclass(frozen=True)
+class BuiltFromSdist:
+    """How a package without wheels is built: its sdist, the wheel it builds, and its build requirements' wheels.
+
+    `sdist` is the source archive (file name, URL, sha256); `wheel_name` the file name of the
+    wheel it builds (what the package's `platform_wheels` name); `build_wheels` the pure-Python
+    wheels of its `[build-system] requires`, locked once for every platform.
+    """
+
+    sdist: LockedWheel
+    wheel_name: str
+    build_wheels: list[LockedWheel] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class LockedPackage:
     """A package installed into this layer at one version, on some or all of the lock's platforms.
 
@@ -164,7 +194,7 @@ class LockedPackage:
     `platform_wheels` maps each platform (triple) that installs the package to the file name of
     its wheel. `marker` is "" when every platform of the lock installs this version, else the
     marker of the platforms that do (`platforms_marker`); `render_lock` computes it, so it need
-    not be given.
+    not be given. `built` is set, and `wheels` empty, for a package built from its sdist.
     """
 
     name: str
@@ -172,6 +202,7 @@ class LockedPackage:
     wheels: list[LockedWheel]
     platform_wheels: dict[str, str] = field(default_factory=dict)
     marker: str = ""
+    built: BuiltFromSdist | None = None
 
     def installs_on(self, triple: str) -> bool:
         """Whether platform `triple` installs this package (at this version)."""
@@ -255,6 +286,12 @@ def _string_array(key: str, values: Iterable[str]) -> list[str]:
     return [f"{key} = [", *(f"    {toml_string(value)}," for value in values), "]"]
 
 
+def _file_entry(wheel: LockedWheel) -> str:
+    """The inline table of one locked file (a wheel or an sdist): name, url or path, sha256."""
+    where = f"path = {toml_string(wheel.path)}" if wheel.path else f"url = {toml_string(wheel.url)}"
+    return f"{{ name = {toml_string(wheel.name)}, {where}, hashes = {{ sha256 = {toml_string(wheel.sha256)} }} }}"
+
+
 def render_lock(lock: Lock, lock_target: str | None = None) -> str:
     """The text of `lock` in the fixed form described in the module docstring.
 
@@ -279,11 +316,18 @@ def render_lock(lock: Lock, lock_target: str | None = None) -> str:
         marker = package_marker(package, platforms)
         if marker:
             lines.append(f"marker = {toml_string(marker)}")
-        lines.append("wheels = [")
-        for wheel in sorted(package.wheels, key=lambda w: w.name):
-            where = f"path = {toml_string(wheel.path)}" if wheel.path else f"url = {toml_string(wheel.url)}"
-            digest = f"hashes = {{ sha256 = {toml_string(wheel.sha256)} }}"
-            lines.append(f"    {{ name = {toml_string(wheel.name)}, {where}, {digest} }},")
+        if package.built is not None:
+            lines += [
+                f"sdist = {_file_entry(package.built.sdist)}",
+                "",
+                "[packages.tool.venvstacks]",
+                f"built-wheel = {toml_string(package.built.wheel_name)}",
+                "build-wheels = [",
+                *(f"    {_file_entry(wheel)}," for wheel in sorted(package.built.build_wheels, key=lambda w: w.name)),
+            ]
+        else:
+            lines.append("wheels = [")
+            lines += [f"    {_file_entry(wheel)}," for wheel in sorted(package.wheels, key=lambda w: w.name)]
         lines += ["]", "", "[packages.tool.venvstacks.platform-wheels]"]
         lines += [f"{triple} = {toml_string(name)}" for triple, name in sorted(package.platform_wheels.items())]
         lines.append("")
@@ -546,36 +590,17 @@ def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
             raise _at_line(source, line, f"{message} ({_EDIT_HINT})")
         first[key] = line
         marker = r.string(entry, "marker", package_where) if "marker" in entry else ""
-        wheels = []
-        for wheel_index, wheel_item in enumerate(r.array(entry, "wheels", package_where)):
-            wheel_where = f"{package_where} wheels[{wheel_index}]"
-            wheel = r.table(wheel_item, wheel_where)
-            lines.check_keys(wheel, "wheel", line)
-            hashes = r.table(wheel.get("hashes"), f"{wheel_where} hashes")
-            lines.check_keys(hashes, "hashes", line)
-            sha256 = r.string(hashes, "sha256", f"{wheel_where} hashes")
-            if not is_sha256(sha256):
-                raise r.fail(wheel_where, f"sha256 must be 64 lowercase hex digits, not {sha256!r}")
-            wheel_name = r.string(wheel, "name", wheel_where)
-            path = r.string(wheel, "path", wheel_where) if "path" in wheel else ""
-            if "path" in wheel:
-                reason = wheel_path_error(path, depth)
-                if reason:
-                    raise r.fail(
-                        package_where,
-                        f"the path {path!r} of {wheel_name} points outside the workspace ({reason}); a"
-                        " local wheel must be in a find-links directory in the workspace",
-                    )
-            wheels.append(
-                LockedWheel(
-                    name=wheel_name,
-                    url="" if "path" in wheel else r.string(wheel, "url", wheel_where),
-                    sha256=sha256,
-                    path=path,
-                )
-            )
-        if not wheels:
-            raise r.fail(package_where, "has no wheels")
+        built = None
+        if "sdist" in entry:
+            built = _built_from_sdist(r, lines, entry, package_where, line, depth)
+            wheels = []
+        else:
+            wheels = [
+                _file(r, lines, item, f"{package_where} wheels[{index}]", package_where, line, depth)
+                for index, item in enumerate(r.array(entry, "wheels", package_where))
+            ]
+            if not wheels:
+                raise r.fail(package_where, "has no wheels")
         for locked in wheels:
             found = wheel_version(locked.name)
             if found and comparable_version(found) != comparable_version(package_version):
@@ -589,8 +614,9 @@ def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
         if tool_table is not None:
             lines.check_keys(r.table(tool_table, f"{package_where} tool"), "package_tool", line)
             lines.check_keys(r.table(tool_table.get("venvstacks", {}), package_where), "package_venvstacks", line)
-        platform_wheels = _platform_wheels(r, text, entry, package_where, legacy, platforms, wheels)
-        packages.append(LockedPackage(name, package_version, wheels, platform_wheels, marker))
+        installable = [LockedWheel(built.wheel_name, "", "")] if built is not None else wheels
+        platform_wheels = _platform_wheels(r, text, entry, package_where, legacy, platforms, installable)
+        packages.append(LockedPackage(name, package_version, wheels, platform_wheels, marker, built))
 
     return Lock(
         layer=r.string(meta, "layer", where),
@@ -603,6 +629,50 @@ def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
         provided=provided,
         lock_version=lock_version,
     )
+
+
+def _file(
+    r: _Reader, lines: _Lines, item: Any, where: str, package_where: str, line: int | None, depth: int | None
+) -> LockedWheel:
+    """One locked file entry (a wheel, a build wheel or an sdist), its sha256 and local path checked."""
+    wheel = r.table(item, where)
+    lines.check_keys(wheel, "wheel", line)
+    hashes = r.table(wheel.get("hashes"), f"{where} hashes")
+    lines.check_keys(hashes, "hashes", line)
+    sha256 = r.string(hashes, "sha256", f"{where} hashes")
+    if not is_sha256(sha256):
+        raise r.fail(where, f"sha256 must be 64 lowercase hex digits, not {sha256!r}")
+    wheel_name = r.string(wheel, "name", where)
+    path = r.string(wheel, "path", where) if "path" in wheel else ""
+    if "path" in wheel:
+        reason = wheel_path_error(path, depth)
+        if reason:
+            raise r.fail(
+                package_where,
+                f"the path {path!r} of {wheel_name} points outside the workspace ({reason}); a"
+                " local wheel must be in a find-links directory in the workspace",
+            )
+    return LockedWheel(
+        name=wheel_name, url="" if "path" in wheel else r.string(wheel, "url", where), sha256=sha256, path=path
+    )
+
+
+def _built_from_sdist(
+    r: _Reader, lines: _Lines, entry: dict[str, Any], where: str, line: int | None, depth: int | None
+) -> BuiltFromSdist:
+    """The sdist of a package built from it, with its `[packages.tool.venvstacks]` built-wheel and build-wheels."""
+    if "wheels" in entry:
+        raise r.fail(where, "has both an sdist and wheels; a package is built from its sdist or installed from wheels")
+    sdist = _file(r, lines, entry["sdist"], f"{where} sdist", where, line, depth)
+    tool = entry.get("tool")
+    table = tool.get("venvstacks") if isinstance(tool, dict) else None
+    if not isinstance(table, dict) or "built-wheel" not in table:
+        raise r.fail(where, "has an sdist but no 'built-wheel' in its [packages.tool.venvstacks] table")
+    build_wheels = [
+        _file(r, lines, item, f"{where} build-wheels[{index}]", where, line, depth)
+        for index, item in enumerate(r.array(table, "build-wheels", where))
+    ]
+    return BuiltFromSdist(sdist, r.string(table, "built-wheel", where), build_wheels)
 
 
 def _platform_wheels(

@@ -56,6 +56,11 @@ from venvstacks_tool.lock.urls import file_url_path, strip_credentials
 # and parsing index pages, so more children than cores only queue (measured on 2 cores: 5
 # platforms take 5.2 s one at a time, 3.0 s two at a time, 3.5 s five at a time).
 DEFAULT_MAX_WORKERS = max(2, min(5, os.cpu_count() or 1))
+# At most this many uv runs at once: every platform of a layer (there are five). A uv run is
+# native code that mostly waits for the index, so on 2 cores five at once beat two at a time:
+# the bench's five-platform `stack.lock` run by hand, 2.9 s against 3.75 s (medians of four
+# rounds, load 16 to 19; docs/performance.md, run 13).
+UV_MAX_WORKERS = 5
 # Rounds of "pin what differs to its lowest version" after the first resolution; each round can
 # only add pins or give a platform up, so a few suffice (a dependency moved by one pin may differ).
 _CONSISTENCY_ROUNDS = 3
@@ -129,7 +134,7 @@ def resolve(
     workdir: Path,
     *,
     pinned_by: Mapping[str, str] | None = None,
-    max_workers: int = DEFAULT_MAX_WORKERS,
+    max_workers: int | None = None,
     floors: WheelFloors = DEFAULT_FLOORS,
     uv: Path | None = None,
     uv_cache_dir: Path | None = None,
@@ -153,6 +158,8 @@ def resolve(
       around each platform's resolution are the same for both.
     - `uv_cache_dir`: uv's cache (index pages, the interpreter's description), for several
       layers locked in one command to share; default: a new one in `workdir`.
+    - `max_workers`: how many platforms are resolved at once (default: `DEFAULT_MAX_WORKERS`
+      pip children, `UV_MAX_WORKERS` uv runs).
 
     Returns a MultiResolution with, per platform, the exact wheel of each package and its sha256
     (no wheel is downloaded). Raises VenvstacksError, one line naming the layer, the platform's
@@ -184,7 +191,8 @@ def resolve(
         for triple in triples
     }
     whose = {normalize_name(name): text for name, text in (pinned_by or {}).items()}
-    run = _Runner(layer, python_full_version, index, workdir, lower, whose, max_workers, floors, uv, uv_cache_dir)
+    workers = max_workers or (DEFAULT_MAX_WORKERS if uv is None else UV_MAX_WORKERS)
+    run = _Runner(layer, python_full_version, index, workdir, lower, whose, workers, floors, uv, uv_cache_dir)
     run.requirements.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
     # The current lock's versions, where no lower layer pins the package on that platform.

@@ -194,6 +194,13 @@ def _jupyterlab(layer: Path) -> str:
     return _expect(json.loads(package_json.read_text())["name"], jupyterlab_pygments.__name__)
 
 
+def _docopt(layer: Path) -> str:
+    # Published as an sdist only: the layer holds the wheel built from it in a sandboxed action.
+    import docopt
+
+    return _expect(docopt.docopt("Usage: tool <name>", argv=["world"]), {"<name>": "world"})
+
+
 def _certifi(layer: Path) -> str:
     import certifi
 
@@ -239,6 +246,7 @@ CHECKS: dict[str, Check] = {
         "read share/jupyter/labextensions/.../package.json (.data/data)", _jupyterlab, "jupyterlab_pygments"
     ),
     "certifi": Check("read certifi.where() (package data)", _certifi, "certifi"),
+    "docopt": Check("docopt.docopt on a usage string (built from its sdist: build_from_sdist)", _docopt, "docopt"),
     "torch": Check("torch.arange(6).reshape(2, 3) @ its transpose, summed", _torch, "torch"),
 }
 
@@ -254,6 +262,7 @@ CORPORA: dict[str, dict[str, str]] = {
         "numexpr": "ci_app",
         "tabulate": "ci_app",
         "jupyterlab-pygments": "ci_app",
+        "docopt": "ci_app",
     },
     "corpus_app": {
         "numpy": "sci_framework",

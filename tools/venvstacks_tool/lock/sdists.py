@@ -1,0 +1,358 @@
+"""Packages a layer builds from their sdist (`build_from_sdist`): chosen, built once and described at lock time.
+
+A package named in the layer's `build_from_sdist` is installed from a wheel that a build action
+makes from its sdist (docs/locking.md, "Packages with no wheel"). At lock time, where the network
+is allowed but only to the layer's indexes, `prepare` does for each such package:
+
+1. picks the sdist: the newest version on the indexes (PEP 691 JSON or PEP 503 HTML pages) that satisfies the
+   layer's top-level requirement on the package, its `Requires-Python` and no yank, the current
+   lock's version first when it still does; the sdist is downloaded and checked against the
+   index's sha256;
+2. reads its build requirements (`[build-system] requires` of its `pyproject.toml`, or
+   setuptools' legacy default `setuptools>=40.8.0` without one) and resolves them, once, as
+   pure-Python wheels (`*-none-any.whl`): the build action runs on whatever execution platform
+   builds (a remote executor too), so only wheels that install on every one of them are locked;
+3. builds the wheel with pip (build isolation, from the same indexes), which tells the package's
+   dependencies (its METADATA, for the resolvers) and whether the wheel is pure Python. A
+   platform-specific wheel (extension modules) is refused here, naming the package, the layer and
+   its platforms (`check_pure`): it needs a C toolchain, which no build action has as an input.
+
+The built wheels are put in a find-links directory the resolvers see for the rest of the lock, so
+pip and uv resolve the package (and its dependencies) as if the index had that wheel, and both
+write the same lock; `lock_command` then records the sdist, the built wheel's name and the build
+wheels instead of the find-links file (`pylock.BuiltFromSdist`).
+"""
+
+from __future__ import annotations
+
+import html.parser
+import json
+import sys
+import tarfile
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from venvstacks_tool.core.errors import VenvstacksError
+from venvstacks_tool.core.fsutil import sha256_file
+from venvstacks_tool.core.platforms import TargetPlatform, WheelFloors
+from venvstacks_tool.core.process import output_tail, run_captured
+from venvstacks_tool.core.project_names import normalize_name
+from venvstacks_tool.lock import resolve
+from venvstacks_tool.lock.index_options import IndexOptions
+from venvstacks_tool.lock.pylock import BuiltFromSdist, LockedWheel, load_toml
+from venvstacks_tool.lock.urls import strip_credentials
+
+# What pip and `build` assume for an sdist without `[build-system]` (PEP 517's legacy fallback).
+LEGACY_BUILD_REQUIRES = ("setuptools>=40.8.0",)
+# PEP 691: the JSON form of a simple index page, which carries every file's sha256 and yank.
+_JSON_PAGE = "application/vnd.pypi.simple.v1+json"
+# pip's own CLI, started on the tool's pinned pip (the lock targets' sys.path).
+_PIP_BOOTSTRAP = "import sys; sys.path[0:0] = {paths!r}; from pip._internal.cli.main import main; sys.exit(main())"
+
+
+@dataclass(frozen=True)
+class PreparedSdist:
+    """One package of `build_from_sdist`, ready for the resolvers and the lock."""
+
+    name: str  # normalized
+    version: str
+    built: BuiltFromSdist
+
+
+def parse_build_requires(pyproject: str | None, origin: str) -> list[str]:
+    """The `[build-system] requires` of a `pyproject.toml` text (None: no such file), PEP 518's rules.
+
+    No file, or a file without `[build-system]`, gives the legacy default; a `requires` that is
+    not a list of strings is a VenvstacksError naming `origin`.
+    """
+    if pyproject is None:
+        return list(LEGACY_BUILD_REQUIRES)
+    build_system = load_toml(pyproject, f"{origin}: pyproject.toml").get("build-system")
+    if build_system is None:
+        return list(LEGACY_BUILD_REQUIRES)
+    requires = build_system.get("requires") if isinstance(build_system, dict) else None
+    if not isinstance(requires, list) or not all(isinstance(item, str) for item in requires):
+        raise VenvstacksError(f"{origin}: pyproject.toml: [build-system] requires must be a list of strings")
+    return list(requires)
+
+
+def read_pyproject(sdist: Path) -> str | None:
+    """The text of `<top>/pyproject.toml` in the sdist (a .tar.gz), or None when it has none."""
+    top = sdist_stem(sdist.name)
+    try:
+        with tarfile.open(sdist, "r:gz") as archive:
+            try:
+                member = archive.getmember(f"{top}/pyproject.toml")
+            except KeyError:
+                return None
+            stream = archive.extractfile(member)
+            return None if stream is None else stream.read().decode("utf-8")
+    except (OSError, tarfile.TarError, UnicodeDecodeError) as error:
+        raise VenvstacksError(f"sdist {sdist.name}: cannot read its pyproject.toml: {error}") from error
+
+
+def sdist_stem(file_name: str) -> str:
+    """`docopt-0.6.2` of `docopt-0.6.2.tar.gz`: the directory a PEP 625 sdist holds everything in."""
+    if not file_name.endswith(".tar.gz"):
+        raise VenvstacksError(f"sdist {file_name}: not a .tar.gz (PEP 625); only .tar.gz sdists are built")
+    return file_name.removesuffix(".tar.gz")
+
+
+def is_pure_wheel(file_name: str) -> bool:
+    """Whether the wheel file name is tagged for every platform and ABI (`...-none-any.whl`)."""
+    return file_name.endswith("-none-any.whl")
+
+
+class _Anchors(html.parser.HTMLParser):
+    """The files of a PEP 503 HTML page, in the form of PEP 691's `files` (filename, url, hashes, ...)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.files: list[dict[str, Any]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag != "a":
+            return
+        attributes = dict(attrs)
+        href = attributes.get("href") or ""
+        url, _, fragment = href.partition("#")
+        algorithm, _, digest = fragment.partition("=")
+        self.files.append(
+            {
+                "filename": urllib.parse.unquote(url.rstrip("/").rpartition("/")[2]),
+                "url": url,
+                "hashes": {algorithm: digest} if algorithm == "sha256" else {},
+                "requires-python": attributes.get("data-requires-python") or "",
+                "yanked": "data-yanked" in attributes,
+            }
+        )
+
+
+def parse_index_page(body: str, content_type: str) -> list[dict[str, Any]] | None:
+    """The `files` of an index page: PEP 691 JSON, or PEP 503 HTML; None when it is neither."""
+    if "json" in content_type:
+        data = json.loads(body)
+        files = data.get("files") if isinstance(data, dict) else None
+        return files if isinstance(files, list) else None
+    if "html" in content_type:
+        anchors = _Anchors()
+        anchors.feed(body)
+        return anchors.files
+    return None
+
+
+def _index_page(index_url: str, name: str) -> list[dict[str, Any]]:
+    """The files of project `name` on one index ([] when it has no such project), URLs made absolute."""
+    # Imported here: every lock run imports this module, and most build nothing from an sdist.
+    import urllib.error
+    import urllib.request
+
+    url = index_url.rstrip("/") + "/" + name + "/"
+    request = urllib.request.Request(url, headers={"Accept": f"{_JSON_PAGE}, text/html;q=0.1"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            files = parse_index_page(response.read().decode("utf-8"), response.headers.get("Content-Type", ""))
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return []
+        raise VenvstacksError(f"cannot read the index page {strip_credentials(url)}: {error}") from error
+    except (OSError, ValueError) as error:
+        raise VenvstacksError(f"cannot read the index page {strip_credentials(url)}: {error}") from error
+    if files is None:
+        raise VenvstacksError(f"the index page {strip_credentials(url)} is neither PEP 691 JSON nor PEP 503 HTML")
+    return [{**item, "url": urllib.parse.urljoin(url, str(item.get("url", "")))} for item in files]
+
+
+def choose_sdist(
+    layer: str,
+    name: str,
+    files_by_index: Sequence[list[dict[str, Any]]],
+    specifier: str,
+    python_version: str,
+    preferred: str | None,
+) -> LockedWheel:
+    """The sdist of `name` to build: the preferred version if it fits, else the newest that does.
+
+    Fits: satisfies `specifier` (the layer's requirement), `Requires-Python` holds for
+    `python_version`, not yanked, and the index gives a sha256.
+    """
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.utils import InvalidSdistFilename, parse_sdist_filename
+    from packaging.version import Version
+
+    wanted = SpecifierSet(specifier)
+    candidates: dict[Version, LockedWheel] = {}
+    for files in files_by_index:
+        for item in files:
+            file_name = str(item.get("filename", ""))
+            sha256 = str((item.get("hashes") or {}).get("sha256", "")).lower()
+            if not file_name.endswith(".tar.gz") or item.get("yanked") or not sha256:
+                continue
+            try:
+                project, version = parse_sdist_filename(file_name)
+                requires_python = SpecifierSet(str(item.get("requires-python") or ""))
+            except (InvalidSdistFilename, InvalidSpecifier):
+                continue
+            if normalize_name(project) != name or not requires_python.contains(python_version, prereleases=True):
+                continue
+            if version in wanted and version not in candidates:
+                candidates[version] = LockedWheel(file_name, strip_credentials(str(item["url"])), sha256)
+    if not candidates:
+        raise VenvstacksError(
+            f"layer '{layer}': build_from_sdist names '{name}', but the index has no sdist (.tar.gz) of it that"
+            f" satisfies '{name}{specifier}' on Python {python_version}"
+        )
+    if preferred is not None and Version(preferred) in candidates:
+        return candidates[Version(preferred)]
+    return candidates[max(candidates)]
+
+
+def _download(url: str, sha256: str, output: Path, layer: str) -> None:
+    """Download `url` to `output` and check its sha256 against the index's."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=300) as response, open(output, "wb") as out:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+    except OSError as error:
+        raise VenvstacksError(f"layer '{layer}': cannot download {strip_credentials(url)}: {error}") from error
+    found = sha256_file(output)
+    if found != sha256:
+        raise VenvstacksError(
+            f"layer '{layer}': {output.name} from {strip_credentials(url)} has sha256 {found}, the index says {sha256}"
+        )
+
+
+def _build_wheel(layer: str, name: str, sdist: Path, index: IndexOptions, wheel_dir: Path) -> str:
+    """Build the wheel of `sdist` into `wheel_dir` with pip (isolated, from the layer's indexes); its file name."""
+    paths = [str(Path(entry).resolve()) for entry in sys.path if entry]
+    command = [
+        sys.executable,
+        "-I",
+        "-c",
+        _PIP_BOOTSTRAP.format(paths=paths),
+        "wheel",
+        "--no-deps",
+        "--no-cache-dir",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--only-binary=:all:",  # the build requirements as wheels, as they are locked
+        "--wheel-dir",
+        str(wheel_dir),
+        str(sdist),
+        *index.pip_arguments(),
+    ]
+    process = run_captured(command, env={**resolve.isolated_pip_environ(), **index.pip_environ()})
+    built = sorted(path.name for path in wheel_dir.glob("*.whl"))
+    if process.returncode != 0 or len(built) != 1:
+        detail = output_tail(process.stdout + "\n" + process.stderr, 1500).replace("\n", " | ")
+        raise VenvstacksError(f"layer '{layer}': the sdist {sdist.name} of '{name}' does not build a wheel: {detail}")
+    return built[0]
+
+
+def check_pure(layer: str, name: str, wheel_name: str, platforms: Sequence[TargetPlatform]) -> None:
+    """Refuse a built wheel that is not pure Python, naming the package, the layer and its platforms.
+
+    A wheel with extension modules is built for the platform the build runs on, by a C toolchain
+    the build action does not have as an input (it would not be hermetic), and would serve that
+    platform alone: such an sdist is refused at lock time, before anything is built in Bazel.
+    """
+    if is_pure_wheel(wheel_name):
+        return
+    names = ", ".join(platform.name for platform in platforms)
+    raise VenvstacksError(
+        f"layer '{layer}': the sdist of '{name}' builds the platform-specific wheel {wheel_name} (it has extension"
+        f" modules), which cannot be built for the layer's platforms {names}: only pure-Python sdists are built"
+        f" in actions (a compiled one needs a C toolchain and builds for the execution platform only); use wheels"
+        f" of '{name}' (an index or find-links that has them) instead of build_from_sdist"
+    )
+
+
+def prepare(
+    layer: str,
+    names: Sequence[str],
+    specifiers: Mapping[str, str],
+    platforms: Sequence[TargetPlatform],
+    python_version: str,
+    index: IndexOptions,
+    preferred: Mapping[str, str],
+    workdir: Path,
+    floors: WheelFloors,
+    uv: Path | None,
+    uv_cache_dir: Path | None,
+) -> tuple[dict[str, PreparedSdist], Path]:
+    """Choose, download and build each package of `names`; returns them and the find-links directory of their wheels.
+
+    `specifiers`: {normalized name -> the specifier of the layer's top-level requirement on it};
+    a name without one is refused (a `build_from_sdist` package must be a top-level requirement,
+    so its version is chosen by the layer, not by the order of a resolution).
+    """
+    wheel_dir = workdir / "sdist-wheels"
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    prepared: dict[str, PreparedSdist] = {}
+    for name in sorted({normalize_name(name) for name in names}):
+        if name not in specifiers:
+            raise VenvstacksError(
+                f"layer '{layer}': build_from_sdist names '{name}', which is not a top-level requirement of the"
+                " layer; add it to the requirements (with the version you want)"
+            )
+        pages = [_index_page(url, name) for url in [index.index_url, *index.extra_index_urls]]
+        sdist = choose_sdist(layer, name, pages, specifiers[name], python_version, preferred.get(name))
+        scratch = workdir / f"sdist-{name}"
+        scratch.mkdir()
+        local = scratch / sdist.name
+        _download(sdist.url, sdist.sha256, local, layer)
+        requires = parse_build_requires(read_pyproject(local), f"sdist {sdist.name}")
+        build_wheels = _lock_build_requirements(
+            layer, name, requires, platforms, python_version, index, scratch, floors, uv, uv_cache_dir
+        )
+        wheel_name = _build_wheel(layer, name, local, index, wheel_dir)
+        check_pure(layer, name, wheel_name, platforms)
+        version = sdist_stem(sdist.name).rpartition("-")[2]
+        prepared[name] = PreparedSdist(name, version, BuiltFromSdist(sdist, wheel_name, build_wheels))
+    return prepared, wheel_dir
+
+
+def _lock_build_requirements(
+    layer: str,
+    name: str,
+    requires: Sequence[str],
+    platforms: Sequence[TargetPlatform],
+    python_version: str,
+    index: IndexOptions,
+    scratch: Path,
+    floors: WheelFloors,
+    uv: Path | None,
+    uv_cache_dir: Path | None,
+) -> list[LockedWheel]:
+    """The pure-Python wheels of `requires`, resolved once (for the lock's first platform, sorted)."""
+    if not requires:
+        return []
+    platform = sorted(platforms, key=lambda p: p.triple)[0]
+    result = resolve.resolve(
+        f"{layer}' (build requirements of '{name}",
+        [platform],
+        python_version,
+        requires,
+        {},
+        index,
+        {},
+        scratch / "build-requirements",
+        floors=floors,
+        uv=uv,
+        uv_cache_dir=uv_cache_dir,
+    )
+    wheels = []
+    for wheel in result.for_platform(platform).values():
+        if not is_pure_wheel(wheel.file_name) or wheel.local_path is not None:
+            raise VenvstacksError(
+                f"layer '{layer}': the build requirement '{wheel.name}' of the sdist of '{name}' has no pure-Python"
+                f" wheel on the index ({wheel.file_name}); build requirements must be pure-Python wheels"
+                " (`*-none-any.whl`), which every execution platform can run"
+            )
+        wheels.append(LockedWheel(wheel.file_name, wheel.url, wheel.sha256))
+    return sorted(wheels, key=lambda wheel: wheel.name)
