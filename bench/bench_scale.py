@@ -24,12 +24,19 @@ workspace and output base of its own, the sizes one after the other. At each siz
   time, the actions' CPU time and every action that ran;
 - `bazel run //stacks:stack.deploy -- DIR` into an empty directory, and again after the
   application-only change (only that application is unpacked), and the bytes the deployed stack
-  takes on disk.
+  takes on disk;
+- with `--remote-execution`, last, the cold build on the local BuildGrid
+  (tests/support/reapi_service.py: BuildGrid, PostgreSQL and the workers on 127.0.0.1) with 1
+  worker, then with 2 (`--remote-workers`; at the sizes of `--remote-sizes`, default every one),
+  each against a new, empty service (`bazel clean` before): every action is
+  executed remotely, on the same cores as Bazel, so this is the protocol's and the service's cost
+  and how it grows, not a build farm's speed.
 
 CPU time is what a loaded, shared machine changes least: compare its growth first.
 Cheap figures (analysis, no-op, the change) are medians of `--runs`. Prints a Markdown table with
 each figure against the size and the growth factor from the size before, and writes it and the
-JSON into `--out` (`scale-<time>.md`/`.json`). A command of its own beside run_bench.py: that
+JSON into `--out` (`scale-<time>.md`/`.json`; the JSON of the sizes done so far is also written
+after each size, `scale-<time>.partial.json`). A command of its own beside run_bench.py: that
 script's set-up builds the numpy/scipy stack, which this one does not need.
 """
 
@@ -41,6 +48,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +59,7 @@ from venvstacks_testing.stack_workspace import read_execution_log
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_bench import scratch_dir
 
-from venvstacks_bench.bazel import CHECKOUT, Workspace
+from venvstacks_bench.bazel import CHECKOUT, Workspace, remove_tree
 from venvstacks_bench.host import loadavg, log, machine_info
 from venvstacks_bench.logs import profile_events
 from venvstacks_bench.scale_stack import (
@@ -66,10 +74,12 @@ from venvstacks_bench.scale_stack import (
 )
 from venvstacks_bench.stats import median
 from venvstacks_bench.steps.platforms import HOST_PLATFORM, host_and_fixture_archives, platform_flag
+from venvstacks_bench.steps.remote_execution import REMOTE_TIMEOUT, buildgrid_missing
 from venvstacks_bench.workspace import snapshot_rules
 from venvstacks_tool.core.platforms import PLATFORMS
 
 DEFAULT_LOCK_CACHE = Path("/var/cache/rules_venvstacks/bench-scale-locks")
+REMOTE_WORKERS = (1, 2)  # the table's rows for the local BuildGrid (`--remote-workers`), one service each
 CHECKS_PROGRESS = "Checking layer "  # the VenvstacksLayerChecks actions' progress message (layer.bzl)
 
 
@@ -92,11 +102,31 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="the runtime for all five platforms (fixture PBS archives beside the host's); the cold build for each",
     )
+    parser.add_argument(
+        "--remote-execution",
+        action="store_true",
+        help="also the cold build on the local BuildGrid with 1 and with 2 workers, at each size",
+    )
+    parser.add_argument(
+        "--remote-sizes", help="with --remote-execution: only at these sizes (default: every size of --sizes)"
+    )
+    parser.add_argument(
+        "--remote-workers", default="1,2", help="with --remote-execution: the numbers of workers (default 1,2)"
+    )
     args = parser.parse_args(argv)
+    if args.remote_execution and args.analysis_only:
+        parser.error("--remote-execution builds: it cannot go with --analysis-only")
+    missing = buildgrid_missing() if args.remote_execution else None
+    if missing is not None:
+        parser.error(f"--remote-execution: {missing}")
     sizes = [int(size) for size in args.sizes.split(",") if size]
+    args.remote_sizes = [int(size) for size in (args.remote_sizes or args.sizes).split(",") if size]
+    args.remote_workers = [int(workers) for workers in args.remote_workers.split(",") if workers]
     if min(sizes, default=0) < len(APP_FRAMEWORKS):
         parser.error(f"--sizes: at least {len(APP_FRAMEWORKS)} applications, so that every framework is in the stack")
     results: dict[str, Any] = {"sizes": {}}
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     with scratch_dir(args.keep) as scratch:
         runtime = make_local_runtime(scratch)
         results["machine"] = machine_info(runtime.python_version)
@@ -110,8 +140,15 @@ def main(argv: list[str]) -> int:
             for apps in sizes:
                 ws = Workspace(scratch / f"ws-{apps}", scratch / f"ob-{apps}")
                 write_scale_stack(ws.root, rules, module_text(rules, runtime_url, runtime, apps, archives), apps)
+                partial = args.out / f"scale-{stamp}.partial.json"  # a run stopped later keeps what it measured
                 try:
-                    results["sizes"][apps] = _measure(ws, scratch, apps, args, runtime.python_version)
+                    figures = results["sizes"][apps] = _measure(ws, scratch, apps, args, runtime.python_version)
+                    partial.write_text(json.dumps(results, indent=2, sort_keys=True))
+                    if args.remote_execution and apps in args.remote_sizes:
+                        figures["remote"] = {}
+                        for workers in args.remote_workers:
+                            figures["remote"][workers] = _remote_cold_build(ws, scratch, apps, workers)
+                            partial.write_text(json.dumps(results, indent=2, sort_keys=True))
                 finally:
                     ws.shutdown(remove=not args.keep)
                 log(f"{apps} applications: {json.dumps(results['sizes'][apps], sort_keys=True)[:2000]}")
@@ -119,8 +156,6 @@ def main(argv: list[str]) -> int:
     results["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     table = render(results)
     print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     (args.out / f"scale-{stamp}.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     (args.out / f"scale-{stamp}.md").write_text(table)
     return 0
@@ -186,6 +221,19 @@ def _measure(ws: Workspace, scratch: Path, apps: int, args: Any, python_version:
     return figures
 
 
+def _remote_cold_build(ws: Workspace, scratch: Path, apps: int, workers: int) -> dict[str, Any]:
+    """The cold build on a new, empty local BuildGrid with `workers` workers (`_build`'s figures)."""
+    from venvstacks_testing.reapi_service import reapi_service
+
+    log(f"{apps} applications: the cold build on the local BuildGrid, {workers} worker(s)")
+    with reapi_service(scratch / f"reapi-{apps}-{workers}", workers=workers) as service:
+        ws.bazel("clean")
+        built = _build(ws, scratch, f"remote-{apps}-{workers}", remote=(*service.bazel_flags(), REMOTE_TIMEOUT))
+        built["leases"] = len(service.executed_leases())
+    remove_tree(scratch / f"reapi-{apps}-{workers}")
+    return built
+
+
 def _lock(ws: Workspace, apps: int, args: Any, python_version: str) -> dict[str, Any]:
     """Locks the stack (timed from scratch and unchanged), or takes the cached locks."""
     cache = args.lock_cache / lock_key(apps, python_version, args.platforms)
@@ -204,18 +252,19 @@ def _lock(ws: Workspace, apps: int, args: Any, python_version: str) -> dict[str,
     return {"lock_scratch": scratch_lock, "lock_unchanged": unchanged}
 
 
-def _build(ws: Workspace, scratch: Path, name: str, platform: str | None = None) -> dict[str, Any]:
-    """`bazel build //stacks:stack` (for `platform`, else the host's) with an execution log and a
-    profile: times, what ran, the validations."""
+def _build(
+    ws: Workspace, scratch: Path, name: str, platform: str | None = None, remote: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """`bazel build //stacks:stack` (for `platform`, else the host's; with the `remote` execution
+    flags, else locally) with an execution log and a profile: times, what ran, the validations."""
     log, profile = scratch / f"{name}.exec.json", scratch / f"{name}.profile.json"
     flags = [platform_flag(platform)] if platform else []
+    flags += remote
     cpu_before = _server_cpu(ws)
     result = ws.bazel("build", f"--execution_log_json_file={log}", f"--profile={profile}", *flags, TARGET)
     cpu_after = _server_cpu(ws)
     entries = read_execution_log(log)
-    mnemonics: dict[str, int] = {}
-    for entry in entries:
-        mnemonics[entry.get("mnemonic", "?")] = mnemonics.get(entry.get("mnemonic", "?"), 0) + 1
+    mnemonics = _count(entry.get("mnemonic", "?") for entry in entries)
     checks = [
         e["dur"] / 1e6
         for e in profile_events(profile)
@@ -226,11 +275,20 @@ def _build(ws: Workspace, scratch: Path, name: str, platform: str | None = None)
         "elapsed": result.elapsed,
         "critical_path": result.critical_path,
         "actions": mnemonics,
+        "runners": _count(e.get("runner", "?") for e in entries),
         "executed": sorted(f"{e.get('mnemonic')} {e.get('targetLabel')}" for e in entries),
         "checks": {"count": len(checks), "seconds": sum(checks)},
         "cpu_server": cpu_after[0] - cpu_before[0],
         "cpu_actions": cpu_after[1] - cpu_before[1],
     }
+
+
+def _count(names: Iterable[str]) -> dict[str, int]:
+    """How many times each name comes (sorted by name)."""
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _server_rss_mb(ws: Workspace) -> float:
@@ -331,6 +389,32 @@ ROWS: tuple[tuple[str, Any, str], ...] = (
     ("deploy of the whole stack into an empty directory (s)", lambda f: f["deploy_all"], "{:.1f}"),
     ("deploy again after the application-only change (s)", lambda f: f["deploy_changed_app"], "{:.2f}"),
     ("deployed stack on disk (MB)", lambda f: f["deployed_bytes"] / 1e6, "{:.0f}"),
+    *(
+        row
+        for workers in REMOTE_WORKERS
+        for row in (
+            (
+                f"cold build on the local BuildGrid, {workers} worker{'s' if workers > 1 else ''}, Bazel elapsed (s)",
+                lambda f, w=workers: f["remote"][w]["elapsed"],
+                "{:.1f}",
+            ),
+            (
+                "the same, critical path (s)",
+                lambda f, w=workers: f["remote"][w]["critical_path"],
+                "{:.1f}",
+            ),
+            (
+                "the same, actions executed remotely",
+                lambda f, w=workers: f["remote"][w]["runners"]["remote"],
+                "{:d}",
+            ),
+            (
+                "the same, the server's CPU time (s)",
+                lambda f, w=workers: f["remote"][w]["cpu_server"],
+                "{:.1f}",
+            ),
+        )
+    ),
 )
 
 

@@ -105,3 +105,29 @@ def use_reader(monkeypatch: pytest.MonkeyPatch, reader: str) -> None:
             raise deploy.NotLean
 
         monkeypatch.setattr(deploy, "_extract_lean", not_lean)
+
+
+def deploy_records(dest: Path) -> dict[str, dict[str, object]]:
+    """What DEST's state records, read from the files themselves: layer -> its record.
+
+    One JSON file a layer in `DEST/.venvstacks-deployed/` (`transaction.DeployState`); none when
+    nothing is recorded.
+    """
+    records = dest / ".venvstacks-deployed"
+    if not records.is_dir():
+        return {}
+    return {path.stem: json.loads(path.read_text()) for path in sorted(records.glob("*.json"))}
+
+
+def to_legacy_state(dest: Path) -> None:
+    """Turn DEST's records into the single state file that releases before the records wrote.
+
+    `DEST/.venvstacks-deployed.json`, as they wrote it (sorted keys, 2-space indent, final
+    newline): `{"dest": DEST, "layers": {layer: {"archive", "archive_sha256", "symlinks"}}}`.
+    """
+    layers = {name: {k: v for k, v in record.items() if k != "dest"} for name, record in deploy_records(dest).items()}
+    document = {"dest": os.fspath(dest), "layers": layers}
+    (dest / ".venvstacks-deployed.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    for path in (dest / ".venvstacks-deployed").iterdir():
+        path.unlink()
+    (dest / ".venvstacks-deployed").rmdir()

@@ -318,3 +318,38 @@ def test_scale_table_of_an_analysis_only_run_leaves_the_build_rows_empty() -> No
     table = bench_scale.render(results)
     assert "| the same, the server's CPU time since its launch (s) | 9.00 | 10.80 (x1.20) |" in table
     assert "| cold build, Bazel elapsed (s) |  |  |" in table
+
+
+def test_scale_table_gives_the_buildgrid_rows_with_their_growth() -> None:
+    """bench_scale.py `--remote-execution`: one block of rows for 1 worker and one for 2, each
+    figure against the size with its growth; a size without them leaves the cells empty."""
+    import bench_scale
+
+    def remote(elapsed: float) -> dict[str, Any]:
+        return {"elapsed": elapsed, "critical_path": 3.0, "runners": {"remote": 65}, "cpu_server": 4.0}
+
+    results = {
+        "code": "test",
+        "date": "2026-12-07",
+        "machine": {"load_at_end": [1.0, 1.0, 1.0]},
+        "platforms": ["linux_x86_64"],
+        "sizes": {
+            10: {"load_at_start": [1.0], "remote": {1: remote(40.0), 2: remote(30.0)}},
+            20: {"load_at_start": [1.0], "remote": {1: remote(80.0), 2: remote(45.0)}},
+            40: {"load_at_start": [1.0]},
+        },
+    }
+    table = bench_scale.render(results)
+    assert "| cold build on the local BuildGrid, 1 worker, Bazel elapsed (s) | 40.0 | 80.0 (x2.00) |  |" in table
+    assert "| cold build on the local BuildGrid, 2 workers, Bazel elapsed (s) | 30.0 | 45.0 (x1.50) |  |" in table
+    assert table.count("| the same, actions executed remotely | 65 | 65 (x1.00) |  |") == 2
+
+
+def test_the_deploy_state_bench_profiles_real_deploys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """bench_deploy_state.py on 2 and 3 layers: real deploys under cProfile, each row filled."""
+    import bench_deploy_state
+
+    assert bench_deploy_state.main(["--layers", "2,3", "--scratch", str(tmp_path)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| this checkout: ")]
+    assert len(rows) == len(bench_deploy_state.ROWS)
+    assert all(re.fullmatch(r"\| this checkout: .* \| [0-9.]+ \| [0-9.]+ \(x[0-9.]+\) \|", row) for row in rows), rows

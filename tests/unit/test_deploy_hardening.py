@@ -23,6 +23,7 @@ from venvstacks_testing.deploy_layers import (
     READER_IDS,
     READERS,
     RUNTIME,
+    deploy_records,
     dest_entries,
     framework_archive,
     layer,
@@ -160,11 +161,9 @@ def test_a_lower_layer_that_sends_a_deployed_link_outside_is_refused(
         deploy.deploy([bad], dest)
     assert os.readlink(dest / "fw/d") == "lib/sub"
     assert dest_entries(dest) == [transaction.STATE_NAME, "app", "fw"]
-    # The same when DEST's state does not record the app's links (a layer deployed by hand, or
+    # The same when DEST's state has no record of the app's links (a layer deployed by hand, or
     # by an older deploy): its tree is walked.
-    state = json.loads((dest / transaction.STATE_NAME).read_text())
-    del state["layers"]["app"]
-    (dest / transaction.STATE_NAME).write_text(json.dumps(state))
+    (dest / transaction.STATE_NAME / "app.json").unlink()
     with pytest.raises(VenvstacksError, match=message):
         deploy.deploy([bad], dest)
     assert os.readlink(dest / "fw/d") == "lib/sub"
@@ -172,6 +171,34 @@ def test_a_lower_layer_that_sends_a_deployed_link_outside_is_refused(
     deploy.deploy([bad, _app_with_link(tmp_path, fmt, "", name="app2")], dest)
     assert os.readlink(dest / "fw/d") == "."
     assert not os.path.lexists(dest / "app/up")
+
+
+def test_a_deployed_link_that_reaches_the_new_layer_through_a_third_layer_is_checked(
+    dest: Path, tmp_path: Path
+) -> None:
+    """`app/up -> ../mid/to_fw/../..` reaches `fw` only through `mid/to_fw -> ../fw/d`: replacing
+    `fw` with `d -> .` sends it outside DEST, and is refused, with the app's records or without
+    (the index of the links by the layers they look into must not lose it); `mid`'s own link
+    stays inside, so only the app's is named."""
+    mid = write_with_metadata(
+        tmp_path / "mid.tar.zst",
+        archive_bytes(layer("mid", extra=[("mid/to_fw", "symlink", "../fw/d")]), "tar.zst"),
+        "mid",
+    )
+    deploy.deploy(
+        [_fw_with_d(tmp_path, "tar.zst", "lib/sub"), mid, _app_with_link(tmp_path, "tar.zst", "../mid/to_fw/../..")],
+        dest,
+    )
+    assert os.path.realpath(dest / "app/up") == os.path.realpath(dest / "fw")
+    bad = _fw_with_d(tmp_path, "tar.zst", ".")
+    message = r"would make the deployed symlink 'app/up' -> '\.\./mid/to_fw/\.\./\.\.' of layer 'app' point outside"
+    with pytest.raises(VenvstacksError, match=message):
+        deploy.deploy([bad], dest)
+    (dest / transaction.STATE_NAME / "app.json").unlink()
+    (dest / transaction.STATE_NAME / "mid.json").unlink()
+    with pytest.raises(VenvstacksError, match=message):
+        deploy.deploy([bad], dest)
+    assert os.readlink(dest / "fw/d") == "lib/sub"
 
 
 # --- damage --------------------------------------------------------------------------------------
@@ -368,7 +395,7 @@ def test_a_versioned_layer_deploys_beside_its_other_version_under_the_same_recov
     two = framework_archive(tmp_path / "two", b"two", name="fw@2")
     deploy.deploy([two], dest)
     assert dest_entries(dest) == [transaction.STATE_NAME, "fw@1", "fw@2"]
-    assert sorted(json.loads((dest / transaction.STATE_NAME).read_text())["layers"]) == ["fw@1", "fw@2"]
+    assert sorted(deploy_records(dest)) == ["fw@1", "fw@2"]
     assert [(dest / f"fw@{n}/lib/data.txt").read_bytes() for n in (1, 2)] == [b"one", b"two"]
     (dest / "fw@1").rename(dest / ".venvstacks-old-fw@1")  # a kill between the two renames of a swap
     deploy.deploy([two], dest)  # fw@2 is skipped; recovery still puts fw@1 back first
@@ -418,8 +445,8 @@ def test_unchanged_layers_are_not_unpacked_again(
     (dest / "fw/marker").write_text("kept")
     deploy.deploy([changed], dest, force=True)
     assert not (dest / "fw/marker").exists()
-    state = json.loads((dest / transaction.STATE_NAME).read_text())
-    assert state["dest"] == str(dest) and set(state["layers"]) == {"fw", "app"}
+    records = deploy_records(dest)
+    assert set(records) == {"fw", "app"} and all(record["dest"] == str(dest) for record in records.values())
 
 
 def test_a_moved_dest_is_deployed_again(dest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,7 +2,7 @@
 
 Each case is a real `deploy` subprocess replacing layer `fw` (deployed from one archive) with
 another archive, killed by SIGKILL at the Nth step of `transaction.at_step` (post-install, the
-state writes, the exchange or the two renames, the removal of the old tree), N = 1, 2, ... until
+record's removal and writes, the exchange or the two renames, the removal of the old tree), N = 1, 2, ... until
 the deploy completes; and once more in the middle of removing the old tree. Both swaps are
 stepped: the exchange (`renameat2`/`renamex_np`) and the two renames it falls back to, forced.
 After each kill, DEST and its record must hold the old or the new layer, never anything else,
@@ -21,7 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from venvstacks_testing.deploy_layers import deployed_trees, dest_entries, framework_archive, make_runtime, tree
+from venvstacks_testing.deploy_layers import (
+    deploy_records,
+    deployed_trees,
+    dest_entries,
+    framework_archive,
+    make_runtime,
+    to_legacy_state,
+    tree,
+)
 from venvstacks_tool.deploy import deploy, exchange, transaction, verify
 
 # Run in the subprocess: argv = archive, dest, steps log, N (0: no kill), mode.
@@ -93,11 +101,23 @@ def _check_after_kill(dest: Path, trees: dict[str, dict[str, object]], shas: dic
         assert fallback and not (dest / "fw").exists(), f"DEST/fw is neither layer: {dest_entries(dest)}"
         assert tree(dest / ".venvstacks-old-fw") == trees["old"]
         held = "aside"
-    state = json.loads((dest / transaction.STATE_NAME).read_text())
-    recorded = state["layers"].get("fw", {}).get("archive_sha256")
+    # While the state file of an earlier release is there, it is what counts (the records are
+    # being made from it); after, the records.
+    legacy = dest / transaction.LEGACY_STATE_NAME
+    recorded = (
+        (json.loads(legacy.read_text())["layers"] if legacy.exists() else deploy_records(dest))
+        .get("fw", {})
+        .get("archive_sha256")
+    )
     assert recorded in (None, shas.get(held)), f"the record names {recorded}, DEST/fw is the {held} layer"
-    others = [n for n in dest_entries(dest) if not n.startswith((".venvstacks-tmp-", ".venvstacks-old-"))]
-    assert others == [transaction.STATE_NAME, "fw"] or (held == "aside" and others == [transaction.STATE_NAME])
+    others = [
+        n
+        for n in dest_entries(dest)
+        if not n.startswith((".venvstacks-tmp-", ".venvstacks-old-")) and n != transaction.LEGACY_STATE_NAME
+    ]
+    assert others in ([transaction.STATE_NAME, "fw"], ["fw"]) or (
+        held == "aside" and others == [transaction.STATE_NAME]
+    )
     return held
 
 
@@ -110,13 +130,18 @@ class Versions:
     shas: dict[str, str]
 
 
-def _kill_and_recover(tmp_path: Path, versions: Versions, kill_at: int, mode: str) -> tuple[str, str] | None:
+def _kill_and_recover(
+    tmp_path: Path, versions: Versions, kill_at: int, mode: str, legacy: bool = False
+) -> tuple[str, str] | None:
     """Deploy the old layer, then the new one killed at step `kill_at`; check DEST, deploy again.
 
+    `legacy`: the old layer's record is turned into an earlier release's state file first.
     Returns (the step killed at, what DEST/fw held then), or None when the deploy completed.
     """
-    dest = make_runtime(tmp_path / f"dest-{mode}-{kill_at}")
+    dest = make_runtime(tmp_path / f"dest-{mode}-{kill_at}{'-legacy' if legacy else ''}")
     deploy.deploy([versions.archives["old"]], dest)
+    if legacy:
+        to_legacy_state(dest)
     log = dest.parent / f"{dest.name}.steps"
     returncode = _kill(versions.archives["new"], dest, log, kill_at, mode)
     steps = log.read_text().split()
@@ -128,44 +153,57 @@ def _kill_and_recover(tmp_path: Path, versions: Versions, kill_at: int, mode: st
     deploy.deploy([versions.archives["new"]], dest)
     assert tree(dest / "fw") == versions.trees["new"]
     assert dest_entries(dest) == [transaction.STATE_NAME, "fw"]
-    state = json.loads((dest / transaction.STATE_NAME).read_text())
-    assert state["layers"]["fw"]["archive_sha256"] == versions.shas["new"]
+    assert deploy_records(dest)["fw"]["archive_sha256"] == versions.shas["new"]
     return step, held
+
+
+def _commit_steps(swap: list[str], migration: list[str] | None = None) -> list[str]:
+    """The steps of a layer's commit, in order: `swap` its steps, `migration` those before the records."""
+    return ["post-install", *(migration or []), "drop-record", *swap, "remove-old", "write-record", "replace-record"]
+
+
+def _kill_at_every_step(tmp_path: Path, mode: str, legacy: bool = False) -> tuple[Versions, list[tuple[str, str]]]:
+    """`_kill_and_recover` at step 1, 2, ... until the deploy completes: (the step, what DEST/fw held) each."""
+    archives = _archives(tmp_path)
+    shas = {version: _sha(archive) for version, archive in archives.items()}
+    versions = Versions(archives, deployed_trees(tmp_path, archives), shas)
+    seen: list[tuple[str, str]] = []
+    for kill_at in range(1, 20):
+        case = _kill_and_recover(tmp_path, versions, kill_at, mode, legacy)
+        if case is None:
+            break
+        seen.append(case)
+    return versions, seen
 
 
 @pytest.mark.parametrize("mode", ["exchange", "fallback"])
 def test_a_kill_at_every_step_leaves_the_old_or_the_new_layer(tmp_path: Path, mode: str) -> None:
     if mode == "exchange" and not exchange.available():
         pytest.skip("this system has no exchanging rename")
-    archives = _archives(tmp_path)
-    shas = {version: _sha(archive) for version, archive in archives.items()}
-    versions = Versions(archives, deployed_trees(tmp_path, archives), shas)
+    versions, seen = _kill_at_every_step(tmp_path, mode)
     fallback = mode == "fallback"
-    seen: list[tuple[str, str]] = []  # (the step killed at, what DEST/fw held)
-    for kill_at in range(1, 20):
-        case = _kill_and_recover(tmp_path, versions, kill_at, mode)
-        if case is None:
-            break
-        seen.append(case)
     names = [step for step, _ in seen]
     mid = _kill_and_recover(tmp_path, versions, names.index("remove-old") + 1, mode + "-mid")
     assert mid is not None
     seen.append(mid)
     swap = ["exchange", "rename-old-aside", "rename-new"] if fallback else ["exchange"]
-    assert [step for step, _ in seen] == [
-        "post-install",
-        "write-state",
-        "replace-state",
-        *swap,
-        "remove-old",
-        "write-state",
-        "replace-state",
-        "remove-old (mid-way)",
-    ], seen
+    assert [step for step, _ in seen] == [*_commit_steps(swap), "remove-old (mid-way)"], seen
     held = dict(seen)
     assert held["post-install"] == held["exchange"] == "old"
-    assert held["remove-old"] == held["remove-old (mid-way)"] == held["replace-state"] == "new"
+    assert held["remove-old"] == held["remove-old (mid-way)"] == held["replace-record"] == "new"
     if fallback:
         assert held["rename-new"] == "aside"  # the one window that two renames cannot close
     else:
         assert "aside" not in held.values()
+
+
+def test_a_kill_while_an_earlier_release_s_state_becomes_records_leaves_dest_whole(tmp_path: Path) -> None:
+    """DEST deployed by an earlier release (one state file): its first deploy by this one makes a
+    record a layer from that file, then removes it. Killed at every step, DEST holds the old or the
+    new layer, the state that counts vouches for nothing else, and the next deploy finishes."""
+    _, seen = _kill_at_every_step(tmp_path, "exchange", legacy=True)
+    swap = ["exchange"] if exchange.available() else ["exchange", "rename-old-aside", "rename-new"]
+    migration = ["migrate-record", "replace-migrated-record", "remove-old-state"]
+    assert [step for step, _ in seen] == _commit_steps(swap, migration), seen
+    held = dict(seen)
+    assert all(held[step] == "old" for step in migration)

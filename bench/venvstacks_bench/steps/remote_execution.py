@@ -11,6 +11,23 @@ from venvstacks_bench.report import mb, s, times
 from venvstacks_bench.stats import median, ratio
 from venvstacks_bench.workspace import copy_workspace
 
+# The flags of a build on the local service besides `ReapiService.bazel_flags()`: a cold action
+# waits for a worker on the same cores, longer than Bazel's default 60 s.
+REMOTE_TIMEOUT = "--remote_timeout=120s"
+
+
+def buildgrid_missing() -> str | None:
+    """Why the local BuildGrid cannot run here (its support module or BuildGrid itself missing), or None."""
+    try:
+        from venvstacks_testing.reapi_service import ReapiServiceError, ensure_buildgrid
+    except ImportError as error:
+        return f"tests/support/reapi_service.py is missing ({error})"
+    try:
+        ensure_buildgrid()
+    except ReapiServiceError as error:
+        return f"no BuildGrid ({error})"
+    return None
+
 
 def run(bench: Bench) -> None:
     """The stack built on a local REAPI service: BuildGrid + PostgreSQL + 2 workers on 127.0.0.1.
@@ -23,18 +40,12 @@ def run(bench: Bench) -> None:
     blobs Bazel read by ByteStream. The local reference is the `cold` step's sandboxed build
     (measured here once if that step did not run).
     """
-    try:
-        from venvstacks_testing.reapi_service import ReapiServiceError, ensure_buildgrid, reapi_service
-    except ImportError as error:
-        log(f"skipping remote execution: tests/support/reapi_service.py is missing ({error})")
-        bench.results["remote_execution"] = {"skipped": str(error)}
+    missing = buildgrid_missing()
+    if missing is not None:
+        log(f"skipping remote execution: {missing}")
+        bench.results["remote_execution"] = {"skipped": missing}
         return
-    try:
-        ensure_buildgrid()
-    except ReapiServiceError as error:
-        log(f"skipping remote execution: no BuildGrid ({error})")
-        bench.results["remote_execution"] = {"skipped": str(error)}
-        return
+    from venvstacks_testing.reapi_service import reapi_service
 
     def fresh_build(name: str, *flags: str, meter: Any = None) -> dict[str, Any]:
         root = bench.scratch / f"rx-{name}"
@@ -64,7 +75,7 @@ def run(bench: Bench) -> None:
         log("remote execution: the local reference, a cold sandboxed build (the cold step did not run)")
         entry["local_cold"] = fresh_build("local-cold")
     with reapi_service(bench.scratch / "reapi", workers=2) as service:
-        flags = (*service.metered_flags(), "--remote_timeout=120s")
+        flags = (*service.metered_flags(), REMOTE_TIMEOUT)
         log("remote execution: cold build against an empty service")
         entry["cold"] = fresh_build("cold", *flags, meter=service.meter)
         blobs, stored = service.cas_usage()

@@ -13,7 +13,8 @@ each with the metadata JSON the build wrote for it. In order:
    sibling of the deployed layers, so the layer's relative paths to its runtime and lower layers
    already resolve there (`extract_layer`: the lean reader, else tarfile/zipfile, every member
    checked by `extraction.Extraction`); the symlinks of the other layers in DEST must still
-   resolve inside DEST with its new symlinks (`Extraction.check_deployed_links`); its
+   resolve inside DEST with its new symlinks (`Extraction.check_deployed_links`, given those
+   whose resolution passes through the layer: `DeployState.links_reaching`); its
    `postinstall.py` then runs with the deployed runtime's interpreter; only then does it replace
    `DEST/<layer>` (`transaction.swap_in`: one exchange where the system has it), and its sha256
    and symlinks are recorded. On any failure the staging directory is removed and the previous
@@ -24,10 +25,11 @@ each with the metadata JSON the build wrote for it. In order:
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -196,7 +198,11 @@ def _swap_in(staged: Path, final: Path) -> None:
 
 
 def _deploy_layer(
-    expected: verify.Expected, fileobj: BinaryIO, dest: Path, state: transaction.DeployState, replaced_later: set[str]
+    expected: verify.Expected,
+    fileobj: BinaryIO,
+    dest: Path,
+    state: transaction.DeployState,
+    replaced_later: Collection[str],
 ) -> str:
     """Deploy one checked archive into `dest`; return the layer name.
 
@@ -212,7 +218,7 @@ def _deploy_layer(
         extraction = extract_layer(
             archive, dest, staged, fileobj=fileobj, expected_layer=layer, metadata=str(expected.metadata)
         )
-        extraction.check_deployed_links(state.deployed_links({layer, *replaced_later}))
+        extraction.check_deployed_links(state.links_reaching(layer, replaced_later))
         transaction.at_step("post-install")
         _run_postinstall(layer, staged, final, archive.name)
         state.forget(layer)
@@ -281,17 +287,22 @@ def _deploy_checked(expected: list[verify.Expected], checked: list[verify.Checke
     transaction.recover(dest)
     state = transaction.DeployState(dest)
     # Skipped only on the archive's own sha256 (just computed) and the layer its first member names.
-    todo = [
+    todo = {
         i
         for i, (e, c) in enumerate(zip(expected, checked, strict=True))
         if force or c.layer != e.layer or not state.is_deployed(e.layer, e.sha256)
-    ]
+    }
+    # The layers still to replace after the current one, with how many times: updated in place,
+    # so a deploy of N layers does not build N sets of up to N names.
+    later = collections.Counter(expected[j].layer for j in todo)
     for i, item in enumerate(expected):
         if i not in todo:
             print(f"layer {item.layer!r} is already deployed (archive sha256 {item.sha256}); skipped", flush=True)
             continue
-        later = {expected[j].layer for j in todo if j > i}
-        layer = _deploy_layer(item, checked[i].fileobj, dest, state, later)
+        later[item.layer] -= 1
+        if not later[item.layer]:
+            del later[item.layer]
+        layer = _deploy_layer(item, checked[i].fileobj, dest, state, later.keys())
         print(f"deployed layer {layer!r} to {dest / layer}", flush=True)
 
 

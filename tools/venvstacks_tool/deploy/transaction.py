@@ -6,19 +6,22 @@
 * **Recovery.** Under the lock, before anything else, what a killed deploy left is put right:
   `.venvstacks-old-X` (the previous layer X, renamed aside during the swap) is renamed back when
   there is no `X` (the kill came between the two renames), else removed; every `.venvstacks-tmp-*`
-  (a staging directory, or the state file being written) is removed.
+  (a staging directory, or a record being written) is removed.
 * **The swap** (`swap_in`): where the system can exchange two entries in one call (`exchange`:
   Linux, macOS), the staged layer and `X` trade places, so `X` is the old or the new layer at
   every instant, and the old one, now under the staging name, is removed. Elsewhere (Windows, or
   a file system that refuses the exchange) the old layer is renamed to `.venvstacks-old-X`, the
   staged one to `X`, and the old one removed: a kill between the two renames leaves no `X` until
   the next deploy's recovery renames the old one back.
-* **The state** (`DEST/.venvstacks-deployed.json`): the archive sha256 of each layer deployed and
-  post-installed, its symlinks, and the DEST it was deployed to (post-install writes absolute
-  paths). The layer's entry is dropped before its swap and written after it, atomically, so it
-  never names a layer directory that holds something else. A layer whose recorded sha256 matches
-  is not unpacked again; the recorded symlinks let a deploy check, without walking the other
-  layers' trees, that a new layer leaves every deployed link inside DEST (`deployed_links`).
+* **The state** (`DEST/.venvstacks-deployed/<layer>.json`, `DeployState`): a record a layer, of
+  the archive sha256 it was deployed and post-installed from, its symlinks, and the DEST it was
+  deployed to (post-install writes absolute paths). The layer's record is removed before its swap
+  and written after it, atomically, so it never names a layer directory that holds something else;
+  each write is one small file, whatever the number of layers. A layer whose recorded sha256
+  matches is not unpacked again; the recorded symlinks, indexed by the layers their resolution
+  looks into (`link_index`), let a deploy check, without walking the other layers' trees, that a
+  new layer leaves every deployed link inside DEST (`links_reaching`). The single state file of
+  earlier releases (`.venvstacks-deployed.json`) is still read, and replaced by records.
 """
 
 from __future__ import annotations
@@ -29,18 +32,20 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import json_bytes
 from venvstacks_tool.core.protocol import is_layer_name, is_sha256
-from venvstacks_tool.deploy import dest_errors, exchange
+from venvstacks_tool.deploy import dest_errors, exchange, link_index
 from venvstacks_tool.deploy.extraction import OLD_PREFIX, TMP_PREFIX
 
 LOCK_NAME = ".venvstacks-deploy.lock"
-STATE_NAME = ".venvstacks-deployed.json"
+STATE_NAME = ".venvstacks-deployed"  # a directory: one record a layer
+RECORD_SUFFIX = ".json"
+LEGACY_STATE_NAME = ".venvstacks-deployed.json"  # one file for every layer, before the records
 # How long a deploy waits for another one into the same DEST by default: a large stack deploys
 # in well under a minute, so waiting longer means the other deploy is stuck.
 DEFAULT_LOCK_TIMEOUT = 300.0
@@ -48,7 +53,7 @@ _POLL = 0.1
 
 
 def at_step(name: str) -> None:
-    """A point of a layer's commit (swap, state writes) just before DEST changes; does nothing.
+    """A point of a layer's commit (swap, record writes) just before DEST changes; does nothing.
 
     The kill tests replace it in a deploy subprocess to SIGKILL the deploy at every such point.
     """
@@ -232,22 +237,48 @@ def _walk_symlinks(dest: Path, layer: str) -> dict[str, str]:
     return links
 
 
+def _read_json(path: Path) -> Any:
+    """The JSON document at `path`, or None when it cannot be read."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 class DeployState:
-    """The archive sha256 of each layer deployed into DEST (`DEST/.venvstacks-deployed.json`)."""
+    """What is deployed in DEST: one record a layer, `DEST/.venvstacks-deployed/<layer>.json`.
+
+    A record holds the archive and its sha256, the layer's symlinks, and the DEST it was deployed
+    to; each is written atomically on its own, so recording a layer costs the same whatever the
+    number of layers deployed (the single state file of earlier releases was rewritten whole after
+    every layer). A DEST deployed by an earlier release (`.venvstacks-deployed.json`) is read, and
+    turned into records at the first change, before that file is removed: while it exists it is
+    what counts, so a kill half-way through leaves nothing stale.
+    """
 
     def __init__(self, dest: Path) -> None:
         self.dest = dest
         self.path = dest / STATE_NAME
         self.layers: dict[str, dict[str, Any]] = {}
+        self._links: link_index.LinkIndex | None = None  # built at the first check, kept for the run
+        self._legacy = os.path.lexists(dest / LEGACY_STATE_NAME)
+        if self._legacy:
+            document = _read_json(dest / LEGACY_STATE_NAME)
+            # Post-install wrote DEST's absolute path into each layer: a moved DEST is redeployed.
+            if isinstance(document, dict) and document.get("dest") == os.fspath(dest):
+                layers = document.get("layers")
+                if isinstance(layers, dict):
+                    self.layers = {k: v for k, v in layers.items() if is_layer_name(k) and isinstance(v, dict)}
+            return
         try:
-            document = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return  # no state (or an unreadable one): every layer is deployed
-        # Post-install wrote DEST's absolute path into each layer: a moved DEST is redeployed.
-        if isinstance(document, dict) and document.get("dest") == os.fspath(dest):
-            layers = document.get("layers")
-            if isinstance(layers, dict):
-                self.layers = {k: v for k, v in layers.items() if isinstance(v, dict)}
+            names = sorted(os.listdir(self.path))
+        except OSError:
+            return  # no records (or none readable): every layer is deployed
+        for name in names:
+            layer = name.removesuffix(RECORD_SUFFIX)
+            record = _read_json(self.path / name) if name.endswith(RECORD_SUFFIX) and is_layer_name(layer) else None
+            if isinstance(record, dict) and record.get("dest") == os.fspath(dest):
+                self.layers[layer] = record
 
     def is_deployed(self, layer: str, sha256: str) -> bool:
         """Whether `layer` was deployed from an archive with `sha256` and its directory exists."""
@@ -255,46 +286,73 @@ class DeployState:
         return is_sha256(recorded) and recorded == sha256 and (self.dest / layer).is_dir()
 
     def forget(self, layer: str) -> None:
-        """Drop `layer` (before its directory is replaced)."""
+        """Drop `layer`'s record (before its directory is replaced)."""
+        self._migrate()
         if self.layers.pop(layer, None) is not None:
-            self._write()
+            at_step("drop-record")
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._record_path(layer))
 
     def record(self, layer: str, sha256: str, archive: str, symlinks: dict[str, str]) -> None:
         """Record that `layer` is deployed and post-installed from `archive` with `sha256`.
 
         `symlinks` are the layer's symlinks (DEST-relative path -> target), as unpacked.
         """
-        self.layers[layer] = {"archive": archive, "archive_sha256": sha256, "symlinks": symlinks}
-        self._write()
+        self._migrate()
+        entry = {"archive": archive, "archive_sha256": sha256, "symlinks": symlinks}
+        self._write_record(layer, entry, "write-record", "replace-record")
+        self.layers[layer] = entry
+        if self._links is not None:
+            self._links.replace(layer, symlinks)
 
-    def deployed_links(self, exclude: set[str]) -> dict[str, dict[str, str]]:
-        """The symlinks of each layer directory in DEST not in `exclude` (layer -> path -> target).
+    def links_reaching(self, layer: str, exclude: Collection[str]) -> dict[str, dict[str, str]]:
+        """The symlinks of the layer directories in DEST not in `exclude` that `layer` can affect.
 
-        From the state where it records them; a layer it does not (deployed by hand, by an older
-        deploy, or into a DEST since moved) has its tree walked.
+        Layer -> path -> target: every link of another layer whose resolution looks into
+        DEST/`layer` (`link_index`). The links of each layer come from its record; a layer with
+        none (deployed by hand, by an older deploy, or into a DEST since moved) has its tree walked
+        once in a run.
         """
-        with os.scandir(self.dest) as entries:
-            names = sorted(e.name for e in entries if is_layer_name(e.name) and e.is_dir(follow_symlinks=False))
-        found: dict[str, dict[str, str]] = {}
-        for layer in names:
-            if layer in exclude:
-                continue
-            recorded = self.layers.get(layer, {}).get("symlinks")
-            if isinstance(recorded, dict) and all(isinstance(v, str) for v in recorded.values()):
-                found[layer] = recorded
-            else:
-                found[layer] = _walk_symlinks(self.dest, layer)
-        return found
+        if self._links is None:
+            with os.scandir(self.dest) as entries:
+                names = sorted(e.name for e in entries if is_layer_name(e.name) and e.is_dir(follow_symlinks=False))
+            found: dict[str, dict[str, str]] = {}
+            for name in names:
+                recorded = self.layers.get(name, {}).get("symlinks")
+                if isinstance(recorded, dict) and all(isinstance(v, str) for v in recorded.values()):
+                    found[name] = recorded
+                else:
+                    found[name] = _walk_symlinks(self.dest, name)
+            self._links = link_index.LinkIndex(self.dest, found)
+        return self._links.reaching(layer, exclude)
 
-    def _write(self) -> None:
-        # A fixed temp name in the TMP_PREFIX namespace: the lock makes it ours, and recovery
-        # removes it if a kill leaves it.
-        tmp = self.dest / f"{TMP_PREFIX}{STATE_NAME.lstrip('.')}"
-        at_step("write-state")
+    def _record_path(self, layer: str) -> Path:
+        return self.path / f"{layer}{RECORD_SUFFIX}"
+
+    def _migrate(self) -> None:
+        """Turn an earlier release's state file into records, then remove it (once, before a change)."""
+        if not self._legacy:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            stale = sorted(set(os.listdir(self.path)) - {f"{layer}{RECORD_SUFFIX}" for layer in self.layers})
+            for name in stale:  # left by this release before an earlier one deployed here again
+                _remove(os.fspath(self.path / name))
+        for layer in sorted(self.layers):
+            self._write_record(layer, self.layers[layer], "migrate-record", "replace-migrated-record")
+        at_step("remove-old-state")
+        os.unlink(self.dest / LEGACY_STATE_NAME)
+        self._legacy = False
+
+    def _write_record(self, layer: str, entry: dict[str, Any], step: str, replace_step: str) -> None:
+        # A fixed temp name in the TMP_PREFIX namespace at DEST's top: the lock makes it ours,
+        # and recovery removes it if a kill leaves it.
+        tmp = self.dest / f"{TMP_PREFIX}record-{layer}{RECORD_SUFFIX}"
+        at_step(step)
         try:
-            tmp.write_bytes(json_bytes({"dest": os.fspath(self.dest), "layers": self.layers}))
-            at_step("replace-state")
-            os.replace(tmp, self.path)
+            self.path.mkdir(exist_ok=True)
+            tmp.write_bytes(json_bytes({**entry, "dest": os.fspath(self.dest)}))
+            at_step(replace_step)
+            os.replace(tmp, self._record_path(layer))
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)  # a full disk must not leave it for the next deploy
