@@ -193,11 +193,18 @@ class Router:
     named: NamedIndexes
     layer_urls: tuple[str, ...]
     pages: dict[tuple[str, str], list[IndexFile] | None] = field(default_factory=dict, compare=False)
+    # One lock per page: uv asks for a page once per platform, in parallel, and the first asker
+    # fetches it while the others wait for its answer.
+    page_locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict, compare=False)
+    locks_guard: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
     def _fetch(self, url: str, project: str) -> list[IndexFile] | None:
         key = (url, project)
-        if key not in self.pages:  # two threads may both fetch it: the same answer, stored twice
-            self.pages[key] = fetch_project(url, project)
+        with self.locks_guard:
+            page_lock = self.page_locks.setdefault(key, threading.Lock())
+        with page_lock:
+            if key not in self.pages:
+                self.pages[key] = fetch_project(url, project)
         return self.pages[key]
 
     def files(self, project: str) -> list[IndexFile] | None:
