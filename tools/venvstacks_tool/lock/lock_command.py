@@ -64,7 +64,7 @@ from venvstacks_tool.lock import lock_version, pylock, resolve, sdists, uv_resol
 from venvstacks_tool.lock.index_options import DEFAULT_INDEX_URL, IndexOptions
 from venvstacks_tool.lock.named_indexes import NO_NAMED_INDEXES, NamedIndexes
 from venvstacks_tool.lock.results import ResolvedWheel
-from venvstacks_tool.lock.urls import strip_credentials
+from venvstacks_tool.lock.urls import file_url_path, strip_credentials
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -752,6 +752,15 @@ def _locked_wheel(layer: str, wheel: ResolvedWheel, workspace: Path, lock_dir: P
     return pylock.LockedWheel(wheel.file_name, "", wheel.sha256, path=os.path.relpath(local, lock_dir.resolve()))
 
 
+def _recorded_sdist(layer: str, built: pylock.BuiltFromSdist, workspace: Path, lock_dir: Path) -> pylock.BuiltFromSdist:
+    """`built` as the lock records it: a local sdist (from find-links) by its path beside the lock, as a local wheel."""
+    sdist = built.sdist
+    if not sdist.url.startswith("file:"):
+        return built
+    local = ResolvedWheel("", "", sdist.name, sdist.url, sdist.sha256, local_path=file_url_path(sdist.url))
+    return dataclasses.replace(built, sdist=_locked_wheel(layer, local, workspace, lock_dir))
+
+
 def _lock_packages(
     request: LayerInputs,
     result: resolve.MultiResolution,
@@ -803,7 +812,9 @@ def _lock_packages(
             platform_wheels[name, version],
         )
         marker = pylock.package_marker(package, request.platforms)
-        from_sdist = built[name].built if name in built else None
+        from_sdist = (
+            _recorded_sdist(request.layer_name, built[name].built, workspace, lock_dir) if name in built else None
+        )
         packages.append(
             pylock.LockedPackage(package.name, version, package.wheels, package.platform_wheels, marker, from_sdist)
         )
@@ -974,6 +985,7 @@ def lock(request: LockRequest) -> pylock.Lock:
                 layer_inputs.floors,
                 uv,
                 request.uv_cache_dir,
+                named=layer_inputs.named_indexes,
             )
             # The resolvers see the built wheels as find-links, pinned to the sdists' versions.
             index = dataclasses.replace(index, find_links=(*index.find_links, str(wheel_dir)))

@@ -561,7 +561,8 @@ def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
         raise r.fail(where, f"'lock-version' must be a positive integer, not {lock_version!r}")
     launch_module_hash = r.string(meta, "launch-module-hash", where) if "launch-module-hash" in meta else None
     if launch_module_hash is not None and not _LAUNCH_MODULE_HASH.fullmatch(launch_module_hash):
-        raise r.fail(where, f"'launch-module-hash' must be 'sha256:' or 'sha256/' and 64 hex digits, not {launch_module_hash!r}")
+        shown = repr(launch_module_hash)
+        raise r.fail(where, f"'launch-module-hash' must be 'sha256:' or 'sha256/' and 64 hex digits, not {shown}")
     legacy = "platforms" not in meta
     if legacy:
         platforms = [r.string(meta, "platform", where)]
