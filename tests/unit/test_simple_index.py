@@ -7,7 +7,6 @@ credentials in the URL or in a netrc file, and none of them in what the reader r
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,24 +28,20 @@ SHA = "ab" * 32
 USER, SECRET = "reader", "s3cret-of-the-private-index"
 
 
+def _json_entry(filename: str, url: str, sha256: str, **more: object) -> dict[str, object]:
+    """One file of a PEP 691 page."""
+    return {"filename": filename, "url": url, "hashes": {"sha256": sha256} if sha256 else {}, **more}
+
+
 def test_json_and_html_pages_give_the_same_files() -> None:
     page_url = "https://files.example/simple/x/"
-    json_page = {
-        "files": [
-            {
-                "filename": "x-1.tar.gz",
-                "url": "../../f/x-1.tar.gz",
-                "hashes": {"sha256": SHA},
-                "requires-python": ">=3.8",
-            },
-            {"filename": "x-2.tar.gz", "url": "x-2.tar.gz", "hashes": {}, "yanked": True},
-        ]
-    }
+    first_entry = _json_entry("x-1.tar.gz", "../../f/x-1.tar.gz", SHA, **{"requires-python": ">=3.8"})
+    json_page = {"files": [first_entry, _json_entry("x-2.tar.gz", "x-2.tar.gz", "", yanked=True)]}
     html_page = (
         f'<a href="../../f/x-1.tar.gz#sha256={SHA}" data-requires-python="&gt;=3.8">x-1.tar.gz</a>'
         '<a href="x-2.tar.gz" data-yanked="">x-2.tar.gz</a>'
     )
-    from_json = parse_json(json.loads(json.dumps(json_page)), page_url, page_url)
+    from_json = parse_json(json_page, page_url, page_url)
     assert parse_html(html_page, page_url, page_url) == from_json
     first, second = from_json
     assert (first.name, first.bare_url, first.sha256) == ("x-1.tar.gz", "https://files.example/f/x-1.tar.gz", SHA)
