@@ -68,6 +68,8 @@ def test_a_changed_launch_module_bumps_even_when_the_resolution_is_the_same() ->
     changed = dataclasses.replace(a_lock(["a"]), launch_module_hash="sha256/" + "b" * 64)
     assert next_lock_version(previous, same, versioned=True) == 4
     assert next_lock_version(previous, changed, versioned=True) == 5
+    recorded_before = a_lock(["a"], 4)  # written before locks recorded the launch module's hash
+    assert next_lock_version(recorded_before, same, versioned=True) == 4, "recorded for the first time: kept"
 
 
 def test_versioning_problem_says_which_way_the_lock_does_not_fit() -> None:
@@ -223,6 +225,16 @@ def test_a_versioned_application_follows_its_launch_module(
     assert second.packages == first.packages, "the same resolution"
     assert relock().lock_version == 2
     assert check_app() == 0
+
+    # A lock written before locks recorded the hash: stale, and relocked without a bump.
+    text = lock_path.read_text()
+    lock_path.write_text("".join(line for line in text.splitlines(True) if not line.startswith("launch-module-hash")))
+    capsys.readouterr()
+    assert check_app() == 1
+    assert (
+        "launch module 'app' of versioned application layer 'app' is not recorded in it yet" in capsys.readouterr().err
+    )
+    assert relock() == second
 
     # Unversioned, the launch module leaves no trace: the lock an application without it would get.
     unversioned = relock(versioned=False)

@@ -555,9 +555,10 @@ def lock_problem(request: CheckRequest) -> str | None:
     if versioning is not None:
         return f"{path} {versioning}: {hint}"
     if recorded.launch_module_hash != inputs.launch_module_hash:
+        what = "changed since it was locked" if recorded.launch_module_hash else "is not recorded in it yet"
         return (
             f"{path} is stale: the launch module '{inputs.launch_module}' of versioned application layer"
-            f" '{inputs.layer_name}' changed since it was locked (its lock version follows it): {hint}"
+            f" '{inputs.layer_name}' {what} (its lock version follows it): {hint}"
         )
     return None
 
