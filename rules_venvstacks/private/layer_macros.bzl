@@ -7,11 +7,13 @@
     NAME.test          deploy into a temporary directory and run the launch module (applications)
     NAME.image_layer   the layer as one OCI image layer under the stack's image prefix (docs/images.md)
     NAME.lock_inputs   internal: what the lock is resolved from
+    NAME.launch_module internal, versioned applications: the launch module's files, hashed into the lock
 
 `runtime_layer` is the rule of the same name plus its `NAME.image_layer`.
 """
 
 load("@platforms//host:constraints.bzl", "HOST_CONSTRAINTS")
+load("//rules_venvstacks/private/build:launch_module.bzl", "venvstacks_launch_module_files")
 load("//rules_venvstacks/private/build:layer.bzl", "venvstacks_layer")
 load("//rules_venvstacks/private/build:runtime_layer.bzl", _runtime_layer_rule = "runtime_layer")
 load("//rules_venvstacks/private/build:stack.bzl", "DEFAULT_PUBLISHED_SUMMARY", "check_published_summary", "venvstacks_stack")
@@ -102,6 +104,20 @@ def _layer(
     package = native.package_name()
     visibility = kwargs.pop("visibility", None)
     tags = kwargs.pop("tags", [])
+
+    # A versioned application's lock records its launch module's hash (venvstacks bumps the lock
+    # version when the launch module changes): the lock inputs get the module's files.
+    launch_module_files = None
+    if kind == "application" and versioned == True:
+        launch_module_files = ":%s.launch_module" % name
+        venvstacks_launch_module_files(
+            name = name + ".launch_module",
+            launch_module = launch_module,
+            srcs = srcs,
+            deps = deps,
+            visibility = ["//visibility:private"],
+            tags = tags,
+        )
     venvstacks_lock_inputs(
         name = name + ".lock_inputs",
         layer = "//%s:%s" % (package, name),
@@ -120,6 +136,7 @@ def _layer(
         priority_indexes = priority_indexes,
         index_overrides = index_overrides,
         versioned = versioned,
+        launch_module = launch_module_files,
         build_from_sdist = build_from_sdist,
         visibility = visibility,
         tags = tags,
@@ -241,7 +258,9 @@ def framework_layer(
         that changes the lock and kept by one that changes nothing; the layer deploys as
         `layer_name@N`, its archive is `NAME@N.<format>`, and the layers above are built on
         `layer_name@N`, so two versions deploy side by side (docs/layers.md, "Versioned
-        layers") (-> NAME, NAME.lock_inputs).
+        layers"); a versioned application's lock also records its launch module's hash, so a
+        relock after the launch module changed bumps N, as venvstacks does (-> NAME,
+        NAME.lock_inputs, and NAME.launch_module for an application).
       archive_format: `tar.zst`, `tar.xz` or `zip` (-> NAME).
       bytecode: `compiled` (deterministic .pyc files) or `none` (-> NAME).
       test_script: a Python script that NAME.test runs with the layer's interpreter after
@@ -318,16 +337,17 @@ def application_layer(name, runtime, frameworks, launch_module, srcs = [], deps 
       runtime: a `runtime_layer` target (-> NAME, NAME.lock_inputs).
       frameworks: the framework layers it uses directly, in sys.path order; the rest of the
         stack's order is derived as for `framework_layer` (-> NAME, NAME.lock_inputs).
-      launch_module: the module `python -m` runs (-> NAME, NAME.test); or a `.py` file of this
+      launch_module: the module `python -m` runs (-> NAME, NAME.test; and NAME.launch_module when
+        versioned); or a `.py` file of this
         package, which is added to `srcs` and becomes that module (`main.py` -> `main`,
         `cli/run.py` -> `cli.run`).
       srcs: application code (files or targets); each file lands in site-packages at its path
         below this package (a `py_library`'s `imports` are not read here: use `deps`); a `.whl`
         file (a wheel built by another rule) is installed like the locked wheels, its
-        dependencies coming from the lock (-> NAME).
+        dependencies coming from the lock (-> NAME; and NAME.launch_module when versioned).
       deps: first-party Python libraries (anything that provides `PyInfo`), placed at their
         import roots as for `framework_layer`; the launch module may be one of their modules
-        (-> NAME).
+        (-> NAME; and NAME.launch_module when versioned).
       **kwargs: any optional argument of `framework_layer` (requirements, requirements_in,
         lock, wheels, index_url, extra_index_urls, find_links, package_indexes, priority_indexes,
         index_overrides, build_from_sdist, layer_name, versioned, archive_format,

@@ -17,7 +17,7 @@ import pytest
 
 from venvstacks_testing.stack_workspace import ExtraLayers, Stack, make_stack, serve_stack_sources
 from venvstacks_testing.wheel_index import build_wheel
-from venvstacks_tool.build.published_metadata import module_hash
+from venvstacks_tool.core.launch_module import module_hash
 
 pytestmark = pytest.mark.integration
 

@@ -4,10 +4,13 @@ The stack workspace of `stack_workspace` (this machine's CPython in PBS layout, 
 127.0.0.1) with two more layers: `vfw`, a versioned framework holding `six` from PyPI, and
 `vapp`, a versioned application on it, locked by `bazel run //:stack.lock` against PyPI. Locked,
 built and deployed into DEST (the archive, both metadata files, the layer config and the
-framework's image layer named for `NAME@1`); then the framework's requirement changes, the
-stack is relocked (both become version 2: the app's lock names the framework's), rebuilt and
-deployed into the same DEST. `vfw@1`, `vapp@1`, `vfw@2` and `vapp@2` are then all there, and each app runs on its
-own framework. Last, a versioned layer whose lock has no lock version fails at analysis naming
+framework's image layer named for `NAME@1`); then only the app's launch module changes: its
+`.lock_test` reports the lock stale, and a relock bumps the app alone to version 2 (venvstacks
+bumps a versioned application when its launch module changes), whose build publishes the hash
+the lock records. Then the framework's requirement changes, the stack is relocked (the framework
+becomes version 2, the app 3: the app's lock names the framework's), rebuilt and deployed into
+the same DEST. `vfw@1`, `vapp@1`, `vfw@2` and `vapp@3` are then all there, and each app runs on
+its own framework. Last, a versioned layer whose lock has no lock version fails at analysis naming
 the target and the `.lock` to run.
 """
 
@@ -72,13 +75,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             stack.workspace.shutdown()
 
 
+def tool_line(stack: Stack, layer: str, key: str) -> str:
+    """The `key = ...` line of the layer's lock's `[tool.venvstacks]` table."""
+    tool = (stack.root / f"pylock.{layer}.toml").read_text().partition("[tool.venvstacks]")[2]
+    return next(line for line in tool.splitlines() if line.startswith(f"{key} = "))
+
+
 def lock_versions(stack: Stack) -> dict[str, str]:
     """Each layer's `lock-version` line in its lock's `[tool.venvstacks]` (not PEP 751's, the format's)."""
-    found = {}
-    for name in ("vfw", "vapp"):
-        tool = (stack.root / f"pylock.{name}.toml").read_text().partition("[tool.venvstacks]")[2]
-        found[name] = next(line for line in tool.splitlines() if line.startswith("lock-version = "))
-    return found
+    return {name: tool_line(stack, name, "lock-version") for name in ("vfw", "vapp")}
 
 
 def lock_build_deploy(stack: Stack, six_version: str, dest: Path) -> None:
@@ -124,11 +129,26 @@ def test_two_versions_of_a_framework_deploy_side_by_side(stack: Stack, tmp_path:
     top = {part[2] for part in parts if len(part) > 2 and part[2]}
     assert top == {"vfw@1"}, top
 
+    # Only the launch module changes: the lock is stale, and a relock bumps the app alone.
+    stack.workspace.write("vapp/__main__.py", APP_MAIN + "# changed\n")
+    stale = stack.workspace.bazel("test", "--test_output=errors", "//:vapp.lock_test", check=False)
+    assert stale.returncode != 0
+    log = stale.stdout + stale.stderr
+    assert "launch module 'vapp' of versioned application layer 'vapp' changed" in log, log[-2000:]
+    assert "run `bazel run //:vapp.lock`" in log, log[-2000:]
+    stack.workspace.bazel("run", "//:stack.lock")
+    assert lock_versions(stack) == {"vfw": "lock-version = 1", "vapp": "lock-version = 2"}
+    stack.workspace.bazel("build", "//:vapp")
+    assert stack.workspace.output("vapp@2.tar.zst").is_file()
+    published = json.loads(stack.workspace.output("__venvstacks__/linux_x86_64/env_metadata/vapp.json").read_text())
+    recorded = tool_line(stack, "vapp", "launch-module-hash")
+    assert recorded == f'launch-module-hash = "{published["app_launch_module_hash"]}"', (recorded, published)
+
     # The framework's requirement changes: both locks change, so both versions are bumped.
     lock_build_deploy(stack, "1.17.0", dest)
-    assert lock_versions(stack) == {"vfw": "lock-version = 2", "vapp": "lock-version = 2"}
-    assert deployed(dest) == ["cpython", "vapp@1", "vapp@2", "vfw@1", "vfw@2"]
-    old, new = run_app(dest, "vapp@1"), run_app(dest, "vapp@2")
+    assert lock_versions(stack) == {"vfw": "lock-version = 2", "vapp": "lock-version = 3"}
+    assert deployed(dest) == ["cpython", "vapp@1", "vapp@3", "vfw@1", "vfw@2"]
+    old, new = run_app(dest, "vapp@1"), run_app(dest, "vapp@3")
     assert (old["six"], new["six"]) == ("1.16.0", "1.17.0")
     assert Path(old["six_file"]).is_relative_to(dest / "vfw@1"), old
     assert Path(new["six_file"]).is_relative_to(dest / "vfw@2"), new

@@ -22,7 +22,8 @@ from venvstacks_testing.wheel_index import WheelIndex
 from venvstacks_tool.core import cli
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.lock import lock_command, pylock
-from venvstacks_tool.lock.index_router import parse_html, parse_json, render_page
+from venvstacks_tool.lock.index_router import render_page
+from venvstacks_tool.lock.simple_index import parse_html, parse_json
 
 LINUX = "x86_64-unknown-linux-gnu"
 PY = f"{sys.version_info[0]}.{sys.version_info[1]}.{sys.version_info[2]}"

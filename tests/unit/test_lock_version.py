@@ -3,7 +3,9 @@
 The rules as pure functions first, then the real `lock` (pip's resolver, an index served on
 127.0.0.1 by tests/support/wheel_index.py): the first lock is version 1, a relock that changes
 nothing keeps it (with or without `--upgrade`), a changed requirement bumps it, a newer release
-found by `--upgrade` bumps it, and `check-lock` holds the lock to the layer's `versioned`.
+found by `--upgrade` bumps it, and `check-lock` holds the lock to the layer's `versioned`; a
+versioned application's changed launch module bumps it too (venvstacks' `app_launch_module_hash`)
+and makes the lock stale, while an unversioned application's lock records nothing of it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest
 
 from venvstacks_testing.wheel_index import WheelIndex
 from venvstacks_tool.core import cli
+from venvstacks_tool.core.launch_module import module_hash
 from venvstacks_tool.lock import pylock
 from venvstacks_tool.lock.lock_version import FIRST_LOCK_VERSION, next_lock_version, versioning_problem
 
@@ -59,6 +62,16 @@ def test_a_changed_lock_bumps_and_an_unchanged_one_keeps_its_version() -> None:
     assert next_lock_version(previous, other_hash, versioned=True) == 5, "any change of the lock counts"
 
 
+def test_a_changed_launch_module_bumps_even_when_the_resolution_is_the_same() -> None:
+    previous = dataclasses.replace(a_lock(["a"], 4), launch_module_hash="sha256:" + "a" * 64)
+    same = dataclasses.replace(a_lock(["a"]), launch_module_hash="sha256:" + "a" * 64)
+    changed = dataclasses.replace(a_lock(["a"]), launch_module_hash="sha256/" + "b" * 64)
+    assert next_lock_version(previous, same, versioned=True) == 4
+    assert next_lock_version(previous, changed, versioned=True) == 5
+    recorded_before = a_lock(["a"], 4)  # written before locks recorded the launch module's hash
+    assert next_lock_version(recorded_before, same, versioned=True) == 4, "recorded for the first time: kept"
+
+
 def test_versioning_problem_says_which_way_the_lock_does_not_fit() -> None:
     assert versioning_problem(a_lock(["a"], 2), versioned=True) is None
     assert versioning_problem(a_lock(["a"]), versioned=False) is None
@@ -74,6 +87,17 @@ def test_the_lock_version_round_trips_and_a_bad_one_is_refused() -> None:
     for bad in ("0", '"7"', "-1", "1.5"):
         with pytest.raises(Exception, match="'lock-version' must be a positive integer"):
             pylock.parse_lock(text.replace("lock-version = 7", f"lock-version = {bad}"), "x.toml")
+
+
+def test_the_launch_module_hash_round_trips_and_a_bad_one_is_refused() -> None:
+    digest = "sha256/" + "c" * 64
+    text = pylock.render_lock(dataclasses.replace(a_lock(["a"], 2), launch_module_hash=digest))
+    assert f'\nlock-version = 2\nlaunch-module-hash = "{digest}"\n' in text
+    assert pylock.parse_lock(text, "x.toml").launch_module_hash == digest
+    assert "launch-module-hash" not in pylock.render_lock(a_lock(["a"], 2))
+    for bad in ('"sha256:abc"', '"md5:' + "c" * 64 + '"', "7"):
+        with pytest.raises(Exception, match="'launch-module-hash' must be"):
+            pylock.parse_lock(text.replace(f'"{digest}"', bad), "x.toml")
 
 
 # --- `lock` and `check-lock` -----------------------------------------------------------------------
@@ -158,3 +182,61 @@ def test_check_lock_holds_the_lock_to_versioned_and_lock_writes_it(
     assert check(workspace, url, ["alpha"], versioned=False) == 1
     assert "has lock version 1, but the layer is not versioned" in capsys.readouterr().err
     assert lock(workspace, url, ["alpha"], versioned=False) is None
+
+
+def app_argv(url: str, main: Path, versioned: bool) -> list[str]:
+    """An application layer whose launch module `app` is the file `main` (as `NAME.launch_module` passes it)."""
+    argv = ["--layer-name", "app", "--layer-kind", "application", "--python-version", PY, "--index-url", url]
+    argv += ["--platform", LINUX, "--lock-target", "//stacks:app.lock", "--requirement", "alpha"]
+    argv += ["--launch-module", "app", "--launch-module-file", f"app.py={main}"]
+    return argv + (["--versioned"] if versioned else [])
+
+
+def test_a_versioned_application_follows_its_launch_module(
+    workspace: Path, tmp_path: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, url = index
+    main = tmp_path / "app.py"
+    main.write_text("print('hello')\n")
+    lock_path = workspace / "stacks/pylock.app.toml"
+
+    def relock(versioned: bool = True) -> pylock.Lock:
+        argv = ["lock", *app_argv(url, main, versioned), "--workspace-dir", str(workspace)]
+        assert cli.main([*argv, "--output-lock", "stacks/pylock.app.toml"]) == 0
+        return pylock.read_lock(lock_path)
+
+    def check_app() -> int:
+        return cli.main(["check-lock", *app_argv(url, main, True), "--lock", str(lock_path)])
+
+    first = relock()
+    assert (first.lock_version, first.launch_module_hash) == (1, module_hash("app", {"app.py": main}))
+    assert relock() == first, "nothing changed: version kept"
+    assert check_app() == 0
+    capsys.readouterr()
+
+    main.write_text("print('hello, world')\n")
+    assert check_app() == 1
+    assert capsys.readouterr().err == (
+        f"{lock_path} is stale: the launch module 'app' of versioned application layer 'app' changed since it"
+        " was locked (its lock version follows it): run `bazel run //stacks:app.lock`\n"
+    )
+    second = relock()
+    assert (second.lock_version, second.launch_module_hash) == (2, module_hash("app", {"app.py": main}))
+    assert second.packages == first.packages, "the same resolution"
+    assert relock().lock_version == 2
+    assert check_app() == 0
+
+    # A lock written before locks recorded the hash: stale, and relocked without a bump.
+    text = lock_path.read_text()
+    lock_path.write_text("".join(line for line in text.splitlines(True) if not line.startswith("launch-module-hash")))
+    capsys.readouterr()
+    assert check_app() == 1
+    assert (
+        "launch module 'app' of versioned application layer 'app' is not recorded in it yet" in capsys.readouterr().err
+    )
+    assert relock() == second
+
+    # Unversioned, the launch module leaves no trace: the lock an application without it would get.
+    unversioned = relock(versioned=False)
+    assert (unversioned.lock_version, unversioned.launch_module_hash) == (None, None)
+    assert "launch-module" not in lock_path.read_text()

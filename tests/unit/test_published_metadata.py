@@ -10,9 +10,10 @@ import pytest
 
 from venvstacks_testing.layer_inputs import write_lower_record
 from venvstacks_testing.venvstacks_sdist import sdist_tests_dir
-from venvstacks_tool.build.published_metadata import module_hash, published_metadata
+from venvstacks_tool.build.published_metadata import published_metadata
 from venvstacks_tool.core import cli
 from venvstacks_tool.core.errors import VenvstacksError
+from venvstacks_tool.core.launch_module import module_hash
 from venvstacks_tool.core.platforms import PLATFORMS, by_name, by_venvstacks_name
 from venvstacks_tool.core.protocol import ArchiveRecord
 

@@ -7,24 +7,27 @@ build requirement, nothing compiled), with both resolvers.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 import uv
 
+from venvstacks_testing.http_server import auth_handler, serve
 from venvstacks_testing.sdists import backend_sdist
 from venvstacks_testing.wheel_index import WheelIndex
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.lock import lock_command, pylock, sdists
+from venvstacks_tool.lock.simple_index import IndexFile
 
 PY = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
 CP = f"cp{sys.version_info.major}{sys.version_info.minor}"
 LINUX = "x86_64-unknown-linux-gnu"
 WINDOWS = "x86_64-pc-windows-msvc"
 SHA = "ab" * 32
+USER, SECRET = "sdists", "s3cret-of-the-sdist-index"
 
 
 def test_build_requires_are_read_with_pep_518s_defaults() -> None:
@@ -37,47 +40,23 @@ def test_build_requires_are_read_with_pep_518s_defaults() -> None:
         sdists.parse_build_requires('[build-system]\nrequires = "setuptools"\n', "sdist x-1.tar.gz")
 
 
-def test_index_pages_are_read_as_pep_691_json_or_pep_503_html() -> None:
-    json_page = json.dumps({"files": [{"filename": "x-1.tar.gz", "url": "x-1.tar.gz", "hashes": {"sha256": SHA}}]})
-    assert sdists.parse_index_page(json_page, "application/vnd.pypi.simple.v1+json") == [
-        {"filename": "x-1.tar.gz", "url": "x-1.tar.gz", "hashes": {"sha256": SHA}}
-    ]
-    html_page = (
-        f'<a href="../../f/x-1.tar.gz#sha256={SHA}" data-requires-python="&gt;=3.8">x-1.tar.gz</a>'
-        '<a href="x-2.tar.gz" data-yanked="">x-2.tar.gz</a>'
-    )
-    assert sdists.parse_index_page(html_page, "text/html; charset=utf-8") == [
-        {
-            "filename": "x-1.tar.gz",
-            "url": "../../f/x-1.tar.gz",
-            "hashes": {"sha256": SHA},
-            "requires-python": ">=3.8",
-            "yanked": False,
-        },
-        {"filename": "x-2.tar.gz", "url": "x-2.tar.gz", "hashes": {}, "requires-python": "", "yanked": True},
-    ]
-    assert sdists.parse_index_page("x", "text/plain") is None
-
-
-def _file(version: str, **extra: object) -> dict[str, object]:
-    return {
-        "filename": f"x-{version}.tar.gz",
-        "url": f"https://i/x-{version}.tar.gz",
-        "hashes": {"sha256": SHA},
-        **extra,
-    }
+def _file(version: str, sha256: str = SHA, **attributes: str) -> IndexFile:
+    url = f"https://i/x-{version}.tar.gz" + (f"#sha256={sha256}" if sha256 else "")
+    return IndexFile(f"x-{version}.tar.gz", url, tuple(sorted(attributes.items())))
 
 
 def test_the_sdist_chosen_is_the_preferred_or_the_newest_that_fits() -> None:
     files = [
         _file("1.0"),
         _file("1.5"),
-        _file("2.0", **{"requires-python": ">=3.99"}),
-        _file("1.9", yanked=True),
-        {"filename": "x-1.8-py3-none-any.whl", "url": "w", "hashes": {"sha256": SHA}},
-        {**_file("1.7"), "hashes": {}},
+        _file("2.0", **{"data-requires-python": ">=3.99"}),
+        _file("1.9", **{"data-yanked": ""}),
+        IndexFile("x-1.8-py3-none-any.whl", f"https://i/x-1.8-py3-none-any.whl#sha256={SHA}", ()),
+        _file("1.7", sha256=""),
     ]
-    assert sdists.choose_sdist("app", "x", [files], "", PY, None).name == "x-1.5.tar.gz"
+    assert sdists.choose_sdist("app", "x", [files], "", PY, None) == pylock.LockedWheel(
+        "x-1.5.tar.gz", "https://i/x-1.5.tar.gz", SHA
+    )
     assert sdists.choose_sdist("app", "x", [files], "", PY, "1.0").name == "x-1.0.tar.gz"
     assert sdists.choose_sdist("app", "x", [files], "<1.5", PY, "1.5").name == "x-1.0.tar.gz"
     with pytest.raises(VenvstacksError, match=r"layer 'app': build_from_sdist names 'x', but the index has no sdist"):
@@ -96,8 +75,10 @@ def index_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def _lock(workspace: Path, index_url: str, requirement: str, resolver: str, *platforms: str) -> pylock.Lock:
-    argv = ["--layer-name", "app", "--layer-kind", "application", "--python-version", PY]
+def _lock(
+    workspace: Path, index_url: str, requirement: str, resolver: str, *platforms: str, more: Sequence[str] = ()
+) -> pylock.Lock:
+    argv = [*more, "--layer-name", "app", "--layer-kind", "application", "--python-version", PY]
     argv += [argument for triple in platforms for argument in ("--platform", triple)]
     argv += ["--requirement", requirement, "--requirement", "helper", "--build-from-sdist", requirement]
     argv += ["--index-url", index_url, "--workspace-dir", str(workspace), "--output-lock", "pylock.app.toml"]
@@ -157,3 +138,56 @@ def test_the_lock_reader_refuses_an_sdist_package_that_also_has_wheels() -> None
     wheels = "\nwheels = [\n]\n\n[packages.tool.venvstacks]"
     with pytest.raises(VenvstacksError, match="has both an sdist and wheels"):
         pylock.parse_lock(text.replace("\n\n[packages.tool.venvstacks]", wheels, 1), "pylock.app.toml")
+
+
+# --- where sdists are looked up: the index route with its credentials, find-links, named indexes ---
+
+
+def test_an_sdist_on_a_private_index_is_read_and_downloaded_with_its_credentials(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    index = WheelIndex(tmp_path / "private")
+    index.add_wheel("helper", "1.0")
+    index.add_file("tiny", backend_sdist(tmp_path, "tiny", "1.0"))
+    (tmp_path / "ws").mkdir()
+    seen: list[str] = []
+    with serve(auth_handler(index.root, USER, SECRET, seen)) as base:
+        url = base.replace("http://", f"http://{USER}:{SECRET}@") + "/simple"
+        locked = _lock(tmp_path / "ws", url, "tiny", "pip", LINUX)
+    [tiny] = [package for package in locked.packages if package.built is not None]
+    assert tiny.built is not None and tiny.built.sdist.url == base + "/files/tiny-1.0.tar.gz"
+    assert any(header.startswith("Basic ") for header in seen)
+    out, err = capfd.readouterr()
+    for text in (out, err, *(path.read_text() for path in (tmp_path / "ws").iterdir())):
+        assert SECRET not in text and f"{USER}:" not in text
+
+
+def test_an_sdist_in_a_find_links_directory_is_used_with_its_sha256_computed(index_url: str, tmp_path: Path) -> None:
+    links = tmp_path / "third_party"
+    links.mkdir()
+    local = backend_sdist(links, "lonely", "0.3")  # on no index
+    locked = _lock(tmp_path, index_url, "lonely", "pip", LINUX, more=["--find-links", "third_party"])
+    [lonely] = [package for package in locked.packages if package.name == "lonely"]
+    assert lonely.built is not None
+    # Recorded as a local wheel is: by its path beside the lock, which the extension fetches.
+    assert lonely.built.sdist == pylock.LockedWheel(
+        "lonely-0.3.tar.gz", "", hashlib.sha256(local.read_bytes()).hexdigest(), path="third_party/lonely-0.3.tar.gz"
+    )
+
+
+def test_an_sdist_routed_to_a_named_index_is_looked_up_there_only(tmp_path: Path) -> None:
+    public = WheelIndex(tmp_path / "public")
+    public.add_wheel("helper", "1.0")
+    public.add_file("tiny", backend_sdist(tmp_path, "tiny", "2.0"))  # newer, but not where tiny may come from
+    private = WheelIndex(tmp_path / "private")
+    private.add_file("tiny", backend_sdist(tmp_path, "tiny", "1.0"))
+    (tmp_path / "ws").mkdir()
+    with public.serve() as public_url, private.serve() as private_url:
+        routing = ["--named-index", f"private={private_url}", "--package-index", "tiny=private"]
+        locked = _lock(tmp_path / "ws", public_url, "tiny", "pip", LINUX, more=routing)
+    [tiny] = [package for package in locked.packages if package.name == "tiny"]
+    assert tiny.built is not None
+    assert (tiny.version, tiny.built.sdist.url) == (
+        "1.0",
+        private_url.removesuffix("/simple") + "/files/tiny-1.0.tar.gz",
+    )

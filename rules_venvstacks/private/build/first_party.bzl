@@ -193,6 +193,22 @@ def _place(label, placement, files, packages = None):
             ))
         placement.chosen[dest] = file
 
+def srcs_destination(ctx, file):
+    """Where a file of a layer's `srcs` goes in site-packages: its path below the layer's package.
+
+    Args:
+      ctx: the rule context of a target in the layer's package (the layer, its launch module files).
+      file: a File of `srcs`.
+
+    Returns:
+      Its path below site-packages.
+    """
+    path = file.short_path
+    prefix = ctx.label.package + "/" if ctx.label.package else ""
+    if file.owner.workspace_name == ctx.label.workspace_name and path.startswith(prefix):
+        return path[len(prefix):]
+    return path.removeprefix("../").partition("/")[2] if path.startswith("../") else path
+
 def first_party_files(ctx, deps, lower_files, srcs_files):
     """The first-party files of `deps` for one layer, and the hub wheels they need.
 

@@ -35,7 +35,7 @@ load("//rules_venvstacks/private/deploy:run.bzl", "RUN_ATTRS", "layer_run_info")
 load("//rules_venvstacks/private/lock:lock_rules.bzl", "LOCK_ONLY_ATTRS", "STALE_LOCK_ATTRS", "lock_only_providers", "stale_lock_validation")
 load(":compression.bzl", "COMPRESSION_ATTRS", "add_compression_arg")
 load(":dynlib_exclude.bzl", "dynlib_exclude_problem")
-load(":first_party.bzl", "first_party_aspect", "first_party_files", "first_party_owners")
+load(":first_party.bzl", "first_party_aspect", "first_party_files", "first_party_owners", "srcs_destination")
 load(":loader_check.bzl", "LOADER_CHECK_ATTRS", "loader_check_action")
 load(":published_metadata.bzl", "declare_published_metadata")
 
@@ -59,14 +59,6 @@ def _layer_resource_set(_os, _inputs_size):
     the layers of a stack still build side by side on a small machine.
     """
     return {"cpu": 1, "memory": LAYER_MEMORY_MB}
-
-def _app_destination(ctx, file):
-    """Where an application file goes in site-packages: its path below the layer's package."""
-    path = file.short_path
-    prefix = ctx.label.package + "/" if ctx.label.package else ""
-    if file.owner.workspace_name == ctx.label.workspace_name and path.startswith(prefix):
-        return path[len(prefix):]
-    return path.removeprefix("../").partition("/")[2] if path.startswith("../") else path
 
 def _lower_layers(ctx, runtime_layer, frameworks):
     """The frameworks below in sys.path order, and every layer below in deployment order.
@@ -206,8 +198,8 @@ def _venvstacks_layer_impl(ctx):
             # A wheel built by another rule: installed with the locked wheels, not copied.
             args.add("--local-wheel", file.path)
         else:
-            srcs_files[_app_destination(ctx, file)] = file
-            app_files.append("%s=%s" % (_app_destination(ctx, file), file.path))
+            srcs_files[srcs_destination(ctx, file)] = file
+            app_files.append("%s=%s" % (srcs_destination(ctx, file), file.path))
     first_party = first_party_files(ctx, ctx.attr.deps, [f.first_party for f in stacked], srcs_files)
     for dest in sorted(first_party.files):
         app_files.append("%s=%s" % (dest, first_party.files[dest].path))

@@ -47,7 +47,7 @@ _TOP_KEYS = ["lock-version", "created-by", "requires-python", "environments"]
 _PACKAGE_KEYS = ["name", "version", "marker", "sdist", "wheels"]
 _PACKAGE_TOOL_KEYS = ["built-wheel", "build-wheels"]
 _WHEEL_KEYS = ["name", "url", "path", "hashes", "sha256"]
-_TOOL_KEYS = ["layer", "kind", "inputs-hash", "lock-version", "python-version", "platform", "platforms", "requirements", "provided"]
+_TOOL_KEYS = ["layer", "kind", "inputs-hash", "lock-version", "launch-module-hash", "python-version", "platform", "platforms", "requirements", "provided"]
 _PROVIDED_KEYS = ["name", "version", "layer"]
 
 def _sha256_error(value):

@@ -11,7 +11,7 @@ load("@bazel_skylib//rules:common_settings.bzl", "BuildSettingInfo")
 load("//rules_venvstacks/private/common:c3.bzl", "c3_conflict_message", "c3_linearize", "duplicates")
 load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_INDEX_URL", "LAYER_KINDS")
 load("//rules_venvstacks/private/common:names.bzl", "check_layer_name")
-load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksIndexesInfo", "VenvstacksLayerInfo", "VenvstacksLockInfo")
+load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksIndexesInfo", "VenvstacksLaunchModuleInfo", "VenvstacksLayerInfo", "VenvstacksLockInfo")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "check_no_credentials", "lock_tool_tree", "run_tool", "shell_quote", "tool_launcher")
 load(":named_indexes.bzl", "merge_named_indexes", "named_index_arguments")
 
@@ -130,6 +130,7 @@ def _lock_inputs_impl(ctx):
         named_indexes = named_indexes,
         index_urls = index_urls,
         versioned = ctx.attr.versioned,
+        launch_module = ctx.attr.launch_module[VenvstacksLaunchModuleInfo] if ctx.attr.launch_module else None,
     )]
 
 venvstacks_lock_inputs = rule(
@@ -148,6 +149,10 @@ venvstacks_lock_inputs = rule(
         "index_url": attr.string(default = DEFAULT_INDEX_URL, doc = "The package index."),
         "kind": attr.string(mandatory = True, values = LAYER_KINDS, doc = "Layer kind."),
         "layer": attr.string(mandatory = True, doc = "The layer's label, e.g. '//stacks:app' (for messages and hints); not a dependency."),
+        "launch_module": attr.label(
+            providers = [VenvstacksLaunchModuleInfo],
+            doc = "A versioned application's `NAME.launch_module`: its lock records the launch module's hash, so a change of it bumps the lock version.",
+        ),
         "layer_name": attr.string(mandatory = True, doc = "The layer's name."),
         "lock": attr.label(allow_single_file = True, doc = "The lock file, when it exists."),
         "lock_path": attr.string(mandatory = True, doc = "Workspace-relative path of the lock file."),
@@ -201,7 +206,13 @@ def _input_arguments(info, in_action):
         arguments.append("--versioned")
     for name in info.index.build_from_sdist:
         arguments += ["--build-from-sdist", name]
-    return arguments, list(info.requirements_in)
+    files = list(info.requirements_in)
+    if info.launch_module != None:
+        arguments += ["--launch-module", info.launch_module.module]
+        for dest, file in sorted(info.launch_module.files.items()):
+            arguments += ["--launch-module-file", "%s=%s" % (dest, file.path if in_action else file.short_path)]
+            files.append(file)
+    return arguments, files
 
 def _lower_lock_file(info, lower):
     """The checked-in lock of `lower`, a framework below `info`'s layer; fails when it does not exist yet."""

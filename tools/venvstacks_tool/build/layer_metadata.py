@@ -21,6 +21,7 @@ from pathlib import Path
 from venvstacks_tool.build import published_metadata
 from venvstacks_tool.build.identity import LayerIdentity, add_identity_arguments, identity_from_args
 from venvstacks_tool.build.run_key import stack_key
+from venvstacks_tool.core import launch_module
 from venvstacks_tool.core.cli import add_repeatable, split_pair, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import sha256_file, write_bytes_atomic
@@ -228,7 +229,7 @@ def _published(request: MetadataRequest, record: ArchiveRecord, lock_hash: str, 
         platform=identity.platform,
         required_layers=frameworks,
         launch_module=identity.launch_module,
-        launch_module_hash=published_metadata.module_hash(top_module, published.app_files) if top_module else None,
+        launch_module_hash=launch_module.module_hash(top_module, published.app_files) if top_module else None,
         lock_version=published.lock_version,
     )
 

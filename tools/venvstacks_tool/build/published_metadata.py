@@ -10,14 +10,11 @@ builds.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from venvstacks_tool.core.errors import VenvstacksError
-from venvstacks_tool.core.fsutil import sha256_file
 from venvstacks_tool.core.platforms import TargetPlatform
 from venvstacks_tool.core.protocol import ArchiveRecord
 
@@ -37,47 +34,6 @@ UNVERSIONED_LOCK_VERSION = 1
 def locked_at(epoch: int) -> str:
     """The ISO 8601 UTC time venvstacks writes, from seconds since the epoch (`2025-08-27T00:00:00+00:00`)."""
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
-
-
-def _file_hash(name: str, path: Path) -> bytes:
-    """One file's contribution to a module hash: its name, then `sha256:<hex>` of its bytes."""
-    return name.encode() + f"sha256:{sha256_file(path)}".encode()
-
-
-def module_hash(module: str, app_files: Mapping[str, Path]) -> str | None:
-    """The hash venvstacks records for a launch module, or None when the layer's own files lack it.
-
-    `module` is a top-level module name, `app_files` maps each file's destination in
-    site-packages to the file. A module file `NAME.py` hashes as `sha256:` + sha256 of its name
-    and its content hash; a package directory `NAME/` as `sha256/` + sha256 over the directory
-    tree walked top-down (each directory's name, then each of its files' names and content
-    hashes in sorted order, then its subdirectories in sorted order), as venvstacks hashes a
-    launch module (the two prefixes are venvstacks'). A launch module that comes from a wheel is
-    not among the layer's files: venvstacks cannot name it either, and the field is left out.
-    """
-    if f"{module}.py" in app_files:
-        return "sha256:" + hashlib.sha256(_file_hash(f"{module}.py", app_files[f"{module}.py"])).hexdigest()
-    prefix = module + "/"
-    inside = {dest[len(prefix) :]: path for dest, path in app_files.items() if dest.startswith(prefix)}
-    if not inside:
-        return None
-    digest = hashlib.sha256()
-    _hash_tree(digest, module, inside)
-    return "sha256/" + digest.hexdigest()
-
-
-def _hash_tree(digest: hashlib._Hash, name: str, files: Mapping[str, Path]) -> None:
-    """Feed directory `name`, whose files are `files` (paths relative to it), into `digest`."""
-    digest.update(name.encode())
-    subdirs: dict[str, dict[str, Path]] = {}
-    for relative in sorted(files):
-        head, sep, rest = relative.partition("/")
-        if sep:
-            subdirs.setdefault(head, {})[rest] = files[relative]
-        else:
-            digest.update(_file_hash(head, files[relative]))
-    for subdir in sorted(subdirs):
-        _hash_tree(digest, subdir, subdirs[subdir])
 
 
 def published_metadata(

@@ -20,7 +20,9 @@ platform anyway, never for the host:
    (refused outside the workspace); no URL written carries credentials.
 
 `check-lock` (a `bazel test`, no network) recomputes `inputs_hash` from the staged inputs and
-compares it with the lock's `inputs-hash`; it also fails when a lower lock covers other platforms.
+compares it with the lock's `inputs-hash`; it also fails when a lower lock covers other platforms,
+and, for a versioned application, when its launch module's hash is not the lock's
+`launch-module-hash` (lock/lock_version.py).
 The same command is each layer's stale-lock validation action at build time (`--report`, with
 `--stale warn` unless //settings:stale_lock is `error`): one definition of fresh for both.
 
@@ -44,9 +46,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from venvstacks_tool.core.cli import add_repeatable, subcommand_parser
+from venvstacks_tool.core.cli import add_repeatable, split_pair, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import write_bytes_atomic
+from venvstacks_tool.core.launch_module import module_hash
 from venvstacks_tool.core.platforms import (
     DEFAULT_FLOORS,
     TargetPlatform,
@@ -61,7 +64,7 @@ from venvstacks_tool.lock import lock_version, pylock, resolve, sdists, uv_resol
 from venvstacks_tool.lock.index_options import DEFAULT_INDEX_URL, IndexOptions
 from venvstacks_tool.lock.named_indexes import NO_NAMED_INDEXES, NamedIndexes
 from venvstacks_tool.lock.results import ResolvedWheel
-from venvstacks_tool.lock.urls import strip_credentials
+from venvstacks_tool.lock.urls import file_url_path, strip_credentials
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -84,6 +87,9 @@ class LayerInputs:
     `python_version` is the target runtime's full version (`3.11.7`), used for markers.
     `versioned`: the lock carries a lock version (lock/lock_version.py); not among the inputs
     `inputs_hash` covers, but a lock that does not fit it is stale all the same.
+    `launch_module` and `launch_module_files` ({destination below site-packages: file}, the
+    layer's own files of that module): a versioned application's lock records their hash, so a
+    changed launch module bumps the lock version as venvstacks bumps it; also not in `inputs_hash`.
     """
 
     layer_name: str
@@ -101,11 +107,24 @@ class LayerInputs:
     named_indexes: NamedIndexes = NO_NAMED_INDEXES
     versioned: bool = False
     build_from_sdist: tuple[str, ...] = ()
+    launch_module: str = ""
+    launch_module_files: tuple[tuple[str, Path], ...] = ()
 
     @property
     def target_platforms(self) -> tuple[TargetPlatform, ...]:
         """The TargetPlatform of each triple, in `platforms` order."""
         return tuple(by_triple(triple) for triple in self.platforms)
+
+    @property
+    def launch_module_hash(self) -> str | None:
+        """What the lock records of the launch module: its hash for a versioned application, else None.
+
+        None too when the module is none of the layer's own files (it comes from a wheel), as the
+        published metadata then leaves `app_launch_module_hash` out.
+        """
+        if not (self.versioned and self.layer_kind == "application" and self.launch_module):
+            return None
+        return module_hash(self.launch_module.partition(".")[0], dict(self.launch_module_files))
 
     @property
     def hint(self) -> str:
@@ -215,6 +234,14 @@ def _add_layer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--versioned", action="store_true", help="the layer is versioned: its lock carries a lock version"
     )
+    parser.add_argument("--launch-module", default="", help="an application's launch module, e.g. app.main")
+    add_repeatable(
+        parser,
+        "--launch-module-file",
+        "launch_module_files",
+        "DEST=PATH",
+        "a file of the launch module, by its destination below site-packages; repeatable",
+    )
     parser.add_argument(
         "--glibc-minimum",
         default="",
@@ -279,6 +306,14 @@ def _layer_inputs(args: argparse.Namespace) -> LayerInputs:
         lock_target=str(args.lock_target),
         named_indexes=NamedIndexes.parse(layer, args.named_indexes, args.package_indexes, args.priority_indexes),
         versioned=bool(args.versioned),
+        launch_module=str(args.launch_module),
+        launch_module_files=tuple(
+            (dest, Path(path))
+            for dest, path in (
+                split_pair(value, "--launch-module-file", f"layer '{layer}'", "DEST=PATH")
+                for value in args.launch_module_files
+            )
+        ),
         build_from_sdist=tuple(sorted({normalize_name(name) for name in args.build_from_sdist})),
         floors=WheelFloors(
             glibc=parse_floor(args.glibc_minimum, f"layer '{layer}': --glibc-minimum") or DEFAULT_FLOORS.glibc,
@@ -519,6 +554,12 @@ def lock_problem(request: CheckRequest) -> str | None:
     versioning = lock_version.versioning_problem(recorded, versioned=inputs.versioned)
     if versioning is not None:
         return f"{path} {versioning}: {hint}"
+    if recorded.launch_module_hash != inputs.launch_module_hash:
+        what = "changed since it was locked" if recorded.launch_module_hash else "is not recorded in it yet"
+        return (
+            f"{path} is stale: the launch module '{inputs.launch_module}' of versioned application layer"
+            f" '{inputs.layer_name}' {what} (its lock version follows it): {hint}"
+        )
     return None
 
 
@@ -712,6 +753,15 @@ def _locked_wheel(layer: str, wheel: ResolvedWheel, workspace: Path, lock_dir: P
     return pylock.LockedWheel(wheel.file_name, "", wheel.sha256, path=os.path.relpath(local, lock_dir.resolve()))
 
 
+def _recorded_sdist(layer: str, built: pylock.BuiltFromSdist, workspace: Path, lock_dir: Path) -> pylock.BuiltFromSdist:
+    """`built` as the lock records it: a local sdist (from find-links) by its path beside the lock, as a local wheel."""
+    sdist = built.sdist
+    if not sdist.url.startswith("file:"):
+        return built
+    local = ResolvedWheel("", "", sdist.name, sdist.url, sdist.sha256, local_path=file_url_path(sdist.url))
+    return dataclasses.replace(built, sdist=_locked_wheel(layer, local, workspace, lock_dir))
+
+
 def _lock_packages(
     request: LayerInputs,
     result: resolve.MultiResolution,
@@ -763,7 +813,9 @@ def _lock_packages(
             platform_wheels[name, version],
         )
         marker = pylock.package_marker(package, request.platforms)
-        from_sdist = built[name].built if name in built else None
+        from_sdist = (
+            _recorded_sdist(request.layer_name, built[name].built, workspace, lock_dir) if name in built else None
+        )
         packages.append(
             pylock.LockedPackage(package.name, version, package.wheels, package.platform_wheels, marker, from_sdist)
         )
@@ -850,7 +902,8 @@ def render_requirements(lock: pylock.Lock, lock_path: str, lock_target: str) -> 
 
 
 def _versioned(lock: pylock.Lock, previous: pylock.Lock | None, inputs: LayerInputs) -> pylock.Lock:
-    """`lock` with the lock version it gets replacing `previous` (lock/lock_version.py)."""
+    """`lock` with the launch module's hash and the lock version it gets replacing `previous` (lock/lock_version.py)."""
+    lock = dataclasses.replace(lock, launch_module_hash=inputs.launch_module_hash)
     version = lock_version.next_lock_version(previous, lock, versioned=inputs.versioned)
     return dataclasses.replace(lock, lock_version=version)
 
@@ -900,9 +953,10 @@ def lock(request: LockRequest) -> pylock.Lock:
     if previous is not None and previous.inputs_hash == digest and not request.upgrade:
         # Same inputs, same answer: resolving again would keep every pin anyway (the current
         # versions are preferred), and costs an index round trip per platform. Only the lock
-        # version may need writing (the layer became versioned, or stopped being).
+        # version may need writing (the layer became versioned, or stopped being, or a versioned
+        # application's launch module changed).
         current = _versioned(previous, previous, layer_inputs)
-        if current.lock_version != previous.lock_version:
+        if current != previous:
             pylock.write_lock(lock_file, current, layer_inputs.lock_target or None)
         _write_requirements(workspace, request, current)
         _say(
@@ -932,6 +986,7 @@ def lock(request: LockRequest) -> pylock.Lock:
                 layer_inputs.floors,
                 uv,
                 request.uv_cache_dir,
+                named=layer_inputs.named_indexes,
             )
             # The resolvers see the built wheels as find-links, pinned to the sdists' versions.
             index = dataclasses.replace(index, find_links=(*index.find_links, str(wheel_dir)))

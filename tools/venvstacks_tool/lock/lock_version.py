@@ -8,6 +8,11 @@ checked-in lock alone says which version a build makes, and the rules read it at
 The rules, one function each:
 
 * a relock that changes the lock (its packages, requirements, inputs hash...) bumps N;
+* a versioned application's lock also records its launch module's hash (`launch-module-hash`,
+  core/launch_module.py, venvstacks' `app_launch_module_hash`), so a relock after the launch
+  module changed bumps N even when the resolution is the same, as venvstacks bumps it; a lock
+  that records none yet (written before locks recorded it) gets it without a bump, as nothing
+  says the module changed;
 * a relock that changes nothing (the same inputs, or `--upgrade` finding nothing new) keeps N;
 * the first lock of a versioned layer, or of a layer that just became versioned, is version 1;
 * an unversioned layer's lock carries no lock version (venvstacks reports 1 for it).
@@ -40,6 +45,8 @@ def next_lock_version(previous: pylock.Lock | None, new: pylock.Lock, *, version
         return None
     if previous is None or previous.lock_version is None:
         return FIRST_LOCK_VERSION
+    if previous.launch_module_hash is None:
+        new = dataclasses.replace(new, launch_module_hash=None)  # recorded for the first time: no change
     if same_content(previous, new):
         return previous.lock_version
     return previous.lock_version + 1

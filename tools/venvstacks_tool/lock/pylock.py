@@ -58,6 +58,9 @@ Starlark reader:
 - `lock-version` (an integer, only in the lock of a layer with `versioned = True`): the layer's
   lock version, venvstacks' `lock_version`, bumped by a relock that changes the lock
   (lock/lock_version.py). Not PEP 751's top-level `lock-version`, the format's version.
+- `launch-module-hash` (only in the lock of a versioned application): venvstacks'
+  `app_launch_module_hash` of the launch module's files (core/launch_module.py), so that a
+  relock after the launch module changed bumps `lock-version` as venvstacks does.
 - A package built from its sdist (the layer's `build_from_sdist`, docs/locking.md "Packages with
   no wheel") has `sdist = { name, url, hashes }` (PEP 751) instead of `wheels`, and a
   `[packages.tool.venvstacks]` table before its platform-wheels: `built-wheel`, the file name of
@@ -106,6 +109,8 @@ LOCK_VERSION = "1.0"
 CREATED_BY = "rules_venvstacks"
 
 _INPUTS_HASH = re.compile(r"sha256:[0-9a-f]{64}")
+# A module file's hash is `sha256:<hex>`, a package directory's `sha256/<hex>` (core/launch_module.py).
+_LAUNCH_MODULE_HASH = re.compile(r"sha256[:/][0-9a-f]{64}")
 _EDIT_HINT = "this file is written by `bazel run <layer>.lock`; re-run it instead of editing"
 
 # The keys the writer writes, per table, and the table's name in messages (keep in sync:
@@ -120,6 +125,7 @@ _KEYS = {
             "kind",
             "inputs-hash",
             "lock-version",
+            "launch-module-hash",
             "python-version",
             "platform",
             "platforms",
@@ -230,7 +236,8 @@ class Lock:
     `python_version` is the target runtime's full version the lock was resolved for; `platforms`
     the PBS triples it covers (one for a lock in the old single-platform form). `lock_version`
     is the layer's lock version (`lock-version` in `[tool.venvstacks]`), counted only for a
-    versioned layer (lock/lock_version.py); None for an unversioned one.
+    versioned layer (lock/lock_version.py); None for an unversioned one. `launch_module_hash` is
+    the launch module's hash a versioned application was locked with (None for any other layer).
     """
 
     layer: str
@@ -242,6 +249,7 @@ class Lock:
     packages: list[LockedPackage] = field(default_factory=list)
     provided: list[ProvidedPackage] = field(default_factory=list)
     lock_version: int | None = None
+    launch_module_hash: str | None = None
 
 
 def package_marker(package: LockedPackage, platforms: Iterable[str]) -> str:
@@ -337,6 +345,7 @@ def render_lock(lock: Lock, lock_target: str | None = None) -> str:
         f"kind = {toml_string(lock.kind)}",
         f"inputs-hash = {toml_string(lock.inputs_hash)}",
         *([] if lock.lock_version is None else [f"lock-version = {lock.lock_version}"]),
+        *([] if lock.launch_module_hash is None else [f"launch-module-hash = {toml_string(lock.launch_module_hash)}"]),
         f"python-version = {toml_string(lock.python_version)}",
         *_string_array("platforms", platforms),
         *_string_array("requirements", lock.requirements),
@@ -550,6 +559,10 @@ def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
     lock_version = meta.get("lock-version")
     if lock_version is not None and (type(lock_version) is not int or lock_version < 1):
         raise r.fail(where, f"'lock-version' must be a positive integer, not {lock_version!r}")
+    launch_module_hash = r.string(meta, "launch-module-hash", where) if "launch-module-hash" in meta else None
+    if launch_module_hash is not None and not _LAUNCH_MODULE_HASH.fullmatch(launch_module_hash):
+        shown = repr(launch_module_hash)
+        raise r.fail(where, f"'launch-module-hash' must be 'sha256:' or 'sha256/' and 64 hex digits, not {shown}")
     legacy = "platforms" not in meta
     if legacy:
         platforms = [r.string(meta, "platform", where)]
@@ -628,6 +641,7 @@ def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
         packages=packages,
         provided=provided,
         lock_version=lock_version,
+        launch_module_hash=launch_module_hash,
     )
 
 

@@ -25,15 +25,12 @@ wheels instead of the find-links file (`pylock.BuiltFromSdist`).
 
 from __future__ import annotations
 
-import html.parser
-import json
 import sys
 import tarfile
-import urllib.parse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import sha256_file
@@ -42,13 +39,15 @@ from venvstacks_tool.core.process import output_tail, run_captured
 from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.lock import resolve
 from venvstacks_tool.lock.index_options import IndexOptions
+from venvstacks_tool.lock.named_indexes import NO_NAMED_INDEXES, NamedIndexes
 from venvstacks_tool.lock.pylock import BuiltFromSdist, LockedWheel, load_toml
-from venvstacks_tool.lock.urls import strip_credentials
+from venvstacks_tool.lock.urls import file_url_path, strip_credentials
+
+if TYPE_CHECKING:
+    from venvstacks_tool.lock.simple_index import IndexFile
 
 # What pip and `build` assume for an sdist without `[build-system]` (PEP 517's legacy fallback).
 LEGACY_BUILD_REQUIRES = ("setuptools>=40.8.0",)
-# PEP 691: the JSON form of a simple index page, which carries every file's sha256 and yank.
-_JSON_PAGE = "application/vnd.pypi.simple.v1+json"
 # pip's own CLI, started on the tool's pinned pip (the lock targets' sys.path).
 _PIP_BOOTSTRAP = "import sys; sys.path[0:0] = {paths!r}; from pip._internal.cli.main import main; sys.exit(main())"
 
@@ -106,70 +105,40 @@ def is_pure_wheel(file_name: str) -> bool:
     return file_name.endswith("-none-any.whl")
 
 
-class _Anchors(html.parser.HTMLParser):
-    """The files of a PEP 503 HTML page, in the form of PEP 691's `files` (filename, url, hashes, ...)."""
+def sdist_files(name: str, index: IndexOptions, named: NamedIndexes) -> list[list[IndexFile]]:
+    """The files each place offers for project `name`, in order: its index route, then each find-links entry.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.files: list[dict[str, Any]] = []
+    The indexes are read as the routing index routes them for the resolvers (`index_router`):
+    a project of `package_indexes` from its index only, else the first priority index that has
+    it, else the layer's `index_url` and `extra_index_urls` merged. The find-links entries are
+    read as pip reads them (`simple_index.find_links_files`), and a local sdist of the project
+    gets its sha256 computed here, as no page gives one.
+    """
+    # Imported here: every lock run imports this module, and most build nothing from an sdist
+    # (the reader pulls in urllib.request and http.server).
+    from venvstacks_tool.lock.index_router import Router
+    from venvstacks_tool.lock.simple_index import find_links_files
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag != "a":
-            return
-        attributes = dict(attrs)
-        href = attributes.get("href") or ""
-        url, _, fragment = href.partition("#")
-        algorithm, _, digest = fragment.partition("=")
-        self.files.append(
-            {
-                "filename": urllib.parse.unquote(url.rstrip("/").rpartition("/")[2]),
-                "url": url,
-                "hashes": {algorithm: digest} if algorithm == "sha256" else {},
-                "requires-python": attributes.get("data-requires-python") or "",
-                "yanked": "data-yanked" in attributes,
-            }
-        )
+    places = [Router(named, (index.index_url, *index.extra_index_urls)).files(name) or []]
+    for link in index.find_links:
+        places.append([_with_local_hash(file, name) for file in find_links_files(link)])
+    return places
 
 
-def parse_index_page(body: str, content_type: str) -> list[dict[str, Any]] | None:
-    """The `files` of an index page: PEP 691 JSON, or PEP 503 HTML; None when it is neither."""
-    if "json" in content_type:
-        data = json.loads(body)
-        files = data.get("files") if isinstance(data, dict) else None
-        return files if isinstance(files, list) else None
-    if "html" in content_type:
-        anchors = _Anchors()
-        anchors.feed(body)
-        return anchors.files
-    return None
-
-
-def _index_page(index_url: str, name: str) -> list[dict[str, Any]]:
-    """The files of project `name` on one index ([] when it has no such project), URLs made absolute."""
-    # Imported here: every lock run imports this module, and most build nothing from an sdist.
-    import urllib.error
-    import urllib.request
-
-    url = index_url.rstrip("/") + "/" + name + "/"
-    request = urllib.request.Request(url, headers={"Accept": f"{_JSON_PAGE}, text/html;q=0.1"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            files = parse_index_page(response.read().decode("utf-8"), response.headers.get("Content-Type", ""))
-    except urllib.error.HTTPError as error:
-        if error.code == 404:
-            return []
-        raise VenvstacksError(f"cannot read the index page {strip_credentials(url)}: {error}") from error
-    except (OSError, ValueError) as error:
-        raise VenvstacksError(f"cannot read the index page {strip_credentials(url)}: {error}") from error
-    if files is None:
-        raise VenvstacksError(f"the index page {strip_credentials(url)} is neither PEP 691 JSON nor PEP 503 HTML")
-    return [{**item, "url": urllib.parse.urljoin(url, str(item.get("url", "")))} for item in files]
+def _with_local_hash(file: IndexFile, name: str) -> IndexFile:
+    """`file` with the sha256 of its bytes when it is a local sdist of project `name` that has none."""
+    stem = file.name.removesuffix(".tar.gz")
+    if file.sha256 or stem == file.name or not file.url.startswith("file:"):
+        return file
+    if normalize_name(stem.rpartition("-")[0]) != name:
+        return file
+    return replace(file, url=f"{file.bare_url}#sha256={sha256_file(file_url_path(file.bare_url))}")
 
 
 def choose_sdist(
     layer: str,
     name: str,
-    files_by_index: Sequence[list[dict[str, Any]]],
+    files_by_index: Sequence[Sequence[IndexFile]],
     specifier: str,
     python_version: str,
     preferred: str | None,
@@ -177,7 +146,9 @@ def choose_sdist(
     """The sdist of `name` to build: the preferred version if it fits, else the newest that does.
 
     Fits: satisfies `specifier` (the layer's requirement), `Requires-Python` holds for
-    `python_version`, not yanked, and the index gives a sha256.
+    `python_version`, not yanked, and the page gives a sha256 (or it is a local file, hashed by
+    `sdist_files`). Of one version on several places (`files_by_index`, in `sdist_files`' order),
+    the first place's file is taken.
     """
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
     from packaging.utils import InvalidSdistFilename, parse_sdist_filename
@@ -187,19 +158,18 @@ def choose_sdist(
     candidates: dict[Version, LockedWheel] = {}
     for files in files_by_index:
         for item in files:
-            file_name = str(item.get("filename", ""))
-            sha256 = str((item.get("hashes") or {}).get("sha256", "")).lower()
-            if not file_name.endswith(".tar.gz") or item.get("yanked") or not sha256:
+            file_name = item.name
+            if not file_name.endswith(".tar.gz") or item.yanked or not item.sha256:
                 continue
             try:
                 project, version = parse_sdist_filename(file_name)
-                requires_python = SpecifierSet(str(item.get("requires-python") or ""))
+                requires_python = SpecifierSet(item.requires_python)
             except (InvalidSdistFilename, InvalidSpecifier):
                 continue
             if normalize_name(project) != name or not requires_python.contains(python_version, prereleases=True):
                 continue
             if version in wanted and version not in candidates:
-                candidates[version] = LockedWheel(file_name, strip_credentials(str(item["url"])), sha256)
+                candidates[version] = LockedWheel(file_name, strip_credentials(item.bare_url), item.sha256)
     if not candidates:
         raise VenvstacksError(
             f"layer '{layer}': build_from_sdist names '{name}', but the index has no sdist (.tar.gz) of it that"
@@ -210,16 +180,22 @@ def choose_sdist(
     return candidates[max(candidates)]
 
 
-def _download(url: str, sha256: str, output: Path, layer: str) -> None:
-    """Download `url` to `output` and check its sha256 against the index's."""
-    import urllib.request
+def _download(url: str, sha256: str, output: Path, layer: str, index_urls: Sequence[str] = ()) -> None:
+    """Download `url` to `output` and check its sha256 against the index's.
+
+    `url` has no credentials (it is what the lock records): those of the index on its host, if
+    any of `index_urls`, authenticate the download, else a netrc entry does (`simple_index`).
+    """
+    from venvstacks_tool.lock.simple_index import open_url, with_credentials_of
 
     try:
-        with urllib.request.urlopen(url, timeout=300) as response, open(output, "wb") as out:
+        with open_url(with_credentials_of(url, index_urls), timeout=300) as response, open(output, "wb") as out:
             while chunk := response.read(1 << 20):
                 out.write(chunk)
     except OSError as error:
         raise VenvstacksError(f"layer '{layer}': cannot download {strip_credentials(url)}: {error}") from error
+    except VenvstacksError as error:  # unreachable: the message names the URL, without credentials
+        raise VenvstacksError(f"layer '{layer}': {error}") from None
     found = sha256_file(output)
     if found != sha256:
         raise VenvstacksError(
@@ -284,12 +260,14 @@ def prepare(
     floors: WheelFloors,
     uv: Path | None,
     uv_cache_dir: Path | None,
+    named: NamedIndexes = NO_NAMED_INDEXES,
 ) -> tuple[dict[str, PreparedSdist], Path]:
     """Choose, download and build each package of `names`; returns them and the find-links directory of their wheels.
 
     `specifiers`: {normalized name -> the specifier of the layer's top-level requirement on it};
     a name without one is refused (a `build_from_sdist` package must be a top-level requirement,
-    so its version is chosen by the layer, not by the order of a resolution).
+    so its version is chosen by the layer, not by the order of a resolution). Each sdist is looked
+    up where `sdist_files` says, `named` routing it as it routes the resolvers.
     """
     wheel_dir = workdir / "sdist-wheels"
     wheel_dir.mkdir(parents=True, exist_ok=True)
@@ -300,12 +278,12 @@ def prepare(
                 f"layer '{layer}': build_from_sdist names '{name}', which is not a top-level requirement of the"
                 " layer; add it to the requirements (with the version you want)"
             )
-        pages = [_index_page(url, name) for url in [index.index_url, *index.extra_index_urls]]
-        sdist = choose_sdist(layer, name, pages, specifiers[name], python_version, preferred.get(name))
+        places = sdist_files(name, index, named)
+        sdist = choose_sdist(layer, name, places, specifiers[name], python_version, preferred.get(name))
         scratch = workdir / f"sdist-{name}"
         scratch.mkdir()
         local = scratch / sdist.name
-        _download(sdist.url, sdist.sha256, local, layer)
+        _download(sdist.url, sdist.sha256, local, layer, [index.index_url, *index.extra_index_urls, *named.all_urls()])
         requires = parse_build_requires(read_pyproject(local), f"sdist {sdist.name}")
         build_wheels = _lock_build_requirements(
             layer, name, requires, platforms, python_version, index, scratch, floors, uv, uv_cache_dir
