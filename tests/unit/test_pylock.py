@@ -588,7 +588,9 @@ def test_a_native_sdist_edited_by_hand_is_refused(old: str, new: str, message: s
 
 
 def test_a_native_sdist_reads_back_with_each_platforms_wheel() -> None:
-    [fastext] = [package for package in pylock.parse_lock(GOLDEN, "stacks/app.pylock.toml").packages if package.name == "fastext"]
+    [fastext] = [
+        package for package in pylock.parse_lock(GOLDEN, "stacks/app.pylock.toml").packages if package.name == "fastext"
+    ]
     assert fastext.built is not None and fastext.built.native and fastext.built.wheel_name == ""
     assert fastext.platform_wheels == FASTEXT
     assert fastext.wheels == []

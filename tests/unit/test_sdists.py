@@ -105,7 +105,9 @@ def test_a_pure_sdist_is_locked_with_its_hash_for_every_platform(index_url: str,
     assert pylock.parse_lock(pylock.render_lock(locked), "again") == locked
 
 
-def test_an_sdist_with_extension_modules_is_locked_with_each_platforms_own_wheel(index_url: str, tmp_path: Path) -> None:
+def test_an_sdist_with_extension_modules_is_locked_with_each_platforms_own_wheel(
+    index_url: str, tmp_path: Path
+) -> None:
     """Native: each platform builds its own wheel, named from the host's build; both resolvers write the same lock."""
     texts = {}
     for resolver in ("pip", "uv"):
