@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from venvstacks_testing.fixture_pbs import make_fixture_runtime
+from venvstacks_testing.fixture_pbs import make_fixture_runtime, windows_runtime_module
 from venvstacks_testing.sdists import compiled_sdist
 from venvstacks_testing.stack_workspace import ExtraLayers, Stack, make_stack, serve_stack_sources, sha256
 from venvstacks_tool.core.platforms import by_name
@@ -74,27 +74,6 @@ print(json.dumps({"sum": fastext.add(2, 3), "module": fastext._speed.__file__, "
 DOCOPT_SHA256 = "49b3a825280bd66b3aa83585ef59c4a8c82f2c8a522dbe754a8bc8d08c85c491"
 
 
-def _module(version: str, url: str, host: str, host_sha256: str, windows: str, windows_sha256: str) -> str:
-    """`cpython_two` (the host's runtime for linux_x86_64, a fixture for windows_x86_64) and the two locks."""
-    return f"""\
-venvstacks.runtime(
-    name = "cpython_two",
-    platforms = ["linux_x86_64", "windows_x86_64"],
-    python_version = "{version}",
-    urls = ["{url}/{host}"],
-    sha256 = "{host_sha256}",
-)
-venvstacks.runtime_archive(
-    runtime = "cpython_two",
-    platform = "windows_x86_64",
-    python_version = "{version}",
-    urls = ["{url}/{windows}"],
-    sha256 = "{windows_sha256}",
-)
-use_repo(venvstacks, "cpython_two")
-"""
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The stack workspace with the `cli` and `native` layers, both locked."""
@@ -102,14 +81,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         sources.index.add_file("fastext", compiled_sdist(tmp_path_factory.mktemp("fastext")))
         runtime = sources.runtime
         windows = make_fixture_runtime(sources.runtimes_dir, by_name("windows_x86_64"), runtime.python_version)
-        module = _module(
-            runtime.python_version,
-            sources.runtime_url,
-            runtime.path.name,
-            runtime.sha256,
-            windows.path.name,
-            windows.sha256,
-        )
+        module = windows_runtime_module("cpython_two", runtime, sources.runtime_url, windows)
         extra = ExtraLayers(build=LAYERS, locks=("cli", "native"), module=module)
         result = make_stack(tmp_path_factory.mktemp("sdist_ws"), sources, extra=extra)
         result.workspace.write("cli.py", CLI_MAIN)
