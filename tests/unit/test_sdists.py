@@ -16,7 +16,7 @@ import pytest
 import uv
 
 from venvstacks_testing.http_server import auth_handler, serve
-from venvstacks_testing.sdists import backend_sdist
+from venvstacks_testing.sdists import backend_sdist, sdist_file
 from venvstacks_testing.wheel_index import WheelIndex
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.lock import lock_command, pylock, sdists
@@ -72,6 +72,10 @@ def index_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     index.add_wheel("helper", "1.0")
     index.add_file("tiny", backend_sdist(root, "tiny", "1.0"))
     index.add_file("fastext", backend_sdist(root, "fastext", "2.0", wheel_tag=f"{CP}-{CP}-linux_x86_64"))
+    # needsc: built with a compiled build requirement (as Cython or numpy would be), which is refused.
+    index.add_wheel("cythonish", "3.0", tag=f"{CP}-{CP}-win_amd64")
+    pyproject = b'[build-system]\nrequires = ["cythonish"]\nbuild-backend = "backend"\n'
+    index.add_file("needsc", sdist_file(root, [("needsc-1.0/pyproject.toml", "file", pyproject)], "needsc-1.0.tar.gz"))
     with index.serve() as url:
         yield url
 
@@ -129,6 +133,16 @@ def test_an_sdist_with_extension_modules_is_locked_with_each_platforms_own_wheel
         assert pylock.parse_lock(texts[resolver], "again") == locked
     assert "native = true\n" in texts["pip"]
     assert texts["pip"] == texts["uv"]
+
+
+def test_a_compiled_build_requirement_is_refused_at_lock_time(index_url: str, tmp_path: Path) -> None:
+    expected = (
+        f"layer 'app': the build requirement 'cythonish' of the sdist of 'needsc' has no pure-Python wheel on the"
+        f" index (cythonish-3.0-{CP}-{CP}-win_amd64.whl)"
+    )
+    with pytest.raises(VenvstacksError, match=expected.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        _lock(tmp_path, index_url, "needsc", "pip", LINUX, WINDOWS)
+    assert not (tmp_path / "pylock.app.toml").exists()
 
 
 def test_a_build_from_sdist_package_must_be_a_top_level_requirement(index_url: str, tmp_path: Path) -> None:
