@@ -150,8 +150,15 @@ def test_the_compiled_wheel_is_built_for_the_target_with_its_c_toolchain_and_run
     printed = _run(stack, "//:native")
     assert printed["sum"] == 5  # the extension module, compiled by gcc in the action, imported and called
     assert "/native/" in printed["module"] and printed["module"].endswith(".so")
-    # __FILE__ names the fixed build directory, not the action's scratch or sandbox paths.
-    assert printed["source"] == "fastext/_speed.c" or printed["source"].startswith("/venvstacks/build/")
+    metadata = json.loads(stack.workspace.output("native.json").read_text())
+    [built] = metadata["built_from_sdists"]
+    assert built["name"] == "fastext" and built["sdist_sha256"] in (stack.root / "pylock.native.toml").read_text()
+    assert printed["source"] == "fastext/_speed.c"  # __FILE__, as setuptools names the source
+    # Its debug info names the fixed directories -ffile-prefix-map gives, not the action's scratch
+    # tree, sandbox or output base.
+    binary = Path(printed["module"]).read_bytes()
+    assert b"/venvstacks/build/" in binary
+    assert not any(path in binary for path in (b"venvstacks-sdist-", b"/sandbox/", b"output_user_root"))
 
 
 def test_a_foreign_platform_fails_at_analysis_for_the_compiled_sdist_only(stack: Stack) -> None:

@@ -302,7 +302,8 @@ def build(request: SdistBuild) -> None:
         if built != request.wheel_name:
             raise VenvstacksError(
                 f"{what}: {request.sdist.name} built {built}, but the lock expects {request.wheel_name}; a wheel with"
-                " extension modules builds only on the platform the lock was made for (re-lock, or build on it)"
+                " extension modules is named after the Python and OS that build it, which must be the target's"
+                " (build on the target platform, or re-lock)"
             )
         # Rewritten deterministically: the backend's member order, timestamps and modes are its own.
         write_archive(zip_entries(out_dir / built), request.output, "zip", SOURCE_DATE_EPOCH)
