@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from venvstacks_testing.archives import archive_listing
 from venvstacks_testing.fixture_pbs import make_fixture_runtime, windows_runtime_module
 from venvstacks_testing.sdists import compiled_sdist
 from venvstacks_testing.stack_workspace import ExtraLayers, Stack, make_stack, serve_stack_sources, sha256
@@ -156,7 +157,8 @@ def test_the_compiled_wheel_is_built_for_the_target_with_its_c_toolchain_and_run
     assert printed["source"] == "fastext/_speed.c"  # __FILE__, as setuptools names the source
     # Its debug info names the fixed directories -ffile-prefix-map gives, not the action's scratch
     # tree, sandbox or output base.
-    binary = Path(printed["module"]).read_bytes()
+    members = archive_listing(stack.workspace.output("native.tar.zst"))
+    [binary] = [data for name, (_, _, data) in members.items() if name.endswith(".so") and "/fastext/" in name]
     assert b"/venvstacks/build/" in binary
     assert not any(path in binary for path in (b"venvstacks-sdist-", b"/sandbox/", b"output_user_root"))
 

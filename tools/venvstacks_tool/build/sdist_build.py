@@ -205,14 +205,38 @@ def _hook_environ(build_env: Path, scratch: Path) -> dict[str, str]:
     }
 
 
-def compiler_environ(request: SdistBuild, scratch: Path, execroot: Path, runtime: Path) -> dict[str, str]:
+@dataclass(frozen=True)
+class RuntimeForC:
+    """What a native sdist compiles against, of the runtime that runs the backend.
+
+    `prefix` is its root (`sys.base_prefix`), `include` its headers (`sysconfig`'s `include`
+    path, which follows the runtime wherever it is unpacked), `cflags` its sysconfig `CFLAGS`.
+    """
+
+    prefix: Path
+    include: Path
+    cflags: str
+
+    @classmethod
+    def running(cls) -> RuntimeForC:
+        """The runtime this tool runs on (the execution runtime, which runs the backend too)."""
+        import sysconfig
+
+        return cls(Path(sys.base_prefix), Path(sysconfig.get_path("include")), sysconfig.get_config_var("CFLAGS") or "")
+
+
+def compiler_environ(request: SdistBuild, scratch: Path, execroot: Path, runtime: RuntimeForC) -> dict[str, str]:
     """What the backend of a native sdist gets to compile with ({} for a pure one).
 
     setuptools (and the backends built on its compiler classes) take `CC` and `LDSHARED` from the
-    environment over the runtime's sysconfig, which names the machine PBS was built on; `CFLAGS`
-    is added to sysconfig's. A relative compiler path (a hermetic toolchain's) is made absolute:
-    the backend runs in the unpacked sdist. Windows: setuptools finds MSVC on its own and reads
-    none of these (untested here: docs/locking.md).
+    environment over the runtime's sysconfig, which names the machine the runtime was built on,
+    and `CFLAGS` in place of sysconfig's (older setuptools add it to them): the runtime's own
+    flags, then `-I` of its headers, ahead of the `INCLUDEPY` setuptools adds (the directory the
+    runtime was configured for: Debian's `/usr/include`, PBS' `/install/include`), then
+    `-ffile-prefix-map` for each absolute path that would reach the debug info. A relative
+    compiler path (a hermetic toolchain's) is made absolute: the backend runs in the unpacked
+    sdist. Windows: setuptools finds MSVC on its own and reads none of these (untested here:
+    docs/locking.md).
     """
     if not request.cc:
         return {}
@@ -220,11 +244,14 @@ def compiler_environ(request: SdistBuild, scratch: Path, execroot: Path, runtime
     cc = str(execroot / request.cc) if "/" in request.cc and not os.path.isabs(request.cc) else request.cc
     if platform.os == "windows":
         return {}
-    # Later maps win in GCC and clang: the runtime may lie inside the execroot.
-    maps = [(scratch, "/venvstacks/build"), (execroot, "/venvstacks/execroot"), (runtime, "/venvstacks/python")]
+    # Later maps win in GCC and clang, and one of these may lie inside another (the runtime or the
+    # scratch tree in the execroot): the longest path last.
+    maps = [(scratch, "/venvstacks/build"), (execroot, "/venvstacks/execroot"), (runtime.prefix, "/venvstacks/python")]
+    maps.sort(key=lambda pair: len(str(pair[0])))
+    flags = [runtime.cflags, f"-I{runtime.include}", *(f"-ffile-prefix-map={path}={fixed}" for path, fixed in maps)]
     environ = {
         "CC": cc,
-        "CFLAGS": " ".join(f"-ffile-prefix-map={path}={fixed}" for path, fixed in maps),
+        "CFLAGS": " ".join(flag for flag in flags if flag),
         "LDSHARED": f"{cc} -bundle -undefined dynamic_lookup" if platform.os == "macos" else f"{cc} -shared",
     }
     floor = re.search(r"-macosx_(\d+)_(\d+)_[^-]+\.whl$", request.wheel_name)
@@ -273,8 +300,8 @@ def build(request: SdistBuild) -> None:
             installed.add(normalize_name(wheel.name.partition("-")[0]))
         source = unpack_sdist(request.sdist, scratch / "src")
         backend, backend_path = build_backend(source)
-        runtime = Path(sys.base_prefix)
-        environ = {**_hook_environ(build_env, scratch), **compiler_environ(request, scratch, Path.cwd(), runtime)}
+        compiler = compiler_environ(request, scratch, Path.cwd(), RuntimeForC.running()) if request.cc else {}
+        environ = {**_hook_environ(build_env, scratch), **compiler}
 
         def runner(cmd: Sequence[str], cwd: str | None = None, extra_environ: Mapping[str, str] | None = None) -> None:
             # -S: only the build requirements and the backend path are importable, not the runtime's site-packages.
