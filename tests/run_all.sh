@@ -29,6 +29,9 @@ missing=()
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
 compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || missing+=(faketime)
 command -v cc >/dev/null || missing+=(gcc)
+# tests/integration/test_sdist.py: the local runtime packs the distro CPython's headers, which a
+# compiled sdist is built against (python3-dev).
+compgen -G '/usr/include/python3.*/Python.h' >/dev/null || missing+=(python3-dev)
 # tests/integration/test_aarch64.py: qemu-user runs the aarch64 stack (the test registers it with
 # binfmt_misc and extracts Debian's arm64 CPython with mmdebstrap, which tests/bazel.sh installs).
 [[ -e /usr/lib/binfmt.d/qemu-aarch64.conf ]] || missing+=(qemu-user-static)

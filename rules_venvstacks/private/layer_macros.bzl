@@ -250,9 +250,10 @@ def framework_layer(
       build_from_sdist: top-level requirements installed from a wheel built from their sdist, in
         a sandboxed action, for the packages with no wheel (`["docopt"]`): locked with the
         sdist's hash and its build requirements' pure-Python wheels, built once for every
-        platform when the wheel is pure Python; one with extension modules only in a layer
-        that targets the execution platform alone (docs/locking.md, "Packages with no wheel")
-        (-> NAME.lock_inputs).
+        platform when the wheel is pure Python; one with extension modules is built for each
+        platform with the target's C toolchain, only where the target is the execution
+        platform (another platform's build fails at analysis, saying so; docs/locking.md,
+        "Packages with no wheel") (-> NAME.lock_inputs).
       layer_name: the layer's directory name when deployed (default: `name`).
       versioned: venvstacks' `versioned`: the lock carries a lock version N, bumped by a relock
         that changes the lock and kept by one that changes nothing; the layer deploys as

@@ -17,7 +17,7 @@ import pytest
 import zstandard
 
 from venvstacks_testing.bazel_workspace import CHECKOUT, Workspace
-from venvstacks_testing.fixture_pbs import FixtureRuntime, make_fixture_runtime
+from venvstacks_testing.fixture_pbs import make_fixture_runtime, windows_runtime_module
 from venvstacks_testing.http_server import serve_directory
 from venvstacks_testing.local_pbs import LocalRuntime, make_local_runtime
 from venvstacks_testing.stack_workspace import copy_checkout
@@ -337,27 +337,6 @@ def test_a_runtime_of_another_patch_release_fails_when_its_repository_is_made(
     )
 
 
-def _windows_module(runtime: LocalRuntime, url: str, fixture: FixtureRuntime) -> str:
-    """The host runtime (to run the tool) and a Windows fixture archive, both of `cpython_local`."""
-    return f"""\
-        venvstacks.runtime(
-            name = "cpython_local",
-            platforms = ["linux_x86_64", "windows_x86_64"],
-            python_version = "{runtime.python_version}",
-            urls = ["{url}/{runtime.path.name}"],
-            sha256 = "{runtime.sha256}",
-        )
-        venvstacks.runtime_archive(
-            runtime = "cpython_local",
-            platform = "windows_x86_64",
-            python_version = "{fixture.python_version}",
-            urls = ["{url}/{fixture.path.name}"],
-            sha256 = "{fixture.sha256}",
-        )
-        use_repo(venvstacks, "cpython_local")
-        """
-
-
 def _analyze_for_windows(workspace: Workspace) -> subprocess.CompletedProcess[str]:
     # Analysis selects, hence makes, the Windows runtime repository; nothing is built.
     return workspace.bazel(
@@ -373,7 +352,7 @@ def test_a_windows_runtime_is_checked_by_its_include_patchlevel_h(
     declared = f"{_xy(runtime.python_version)}.14"
     fixture = make_fixture_runtime(directory, by_name("windows_x86_64"), declared, patchlevel=f"{_xy(declared)}.2")
     shutil.copy(fixture.path, runtime.path.parent / fixture.path.name)
-    scratch.write_module(_windows_module(runtime, url, fixture))
+    scratch.write_module(windows_runtime_module("cpython_local", runtime, url, fixture))
     result = _analyze_for_windows(scratch)
     assert result.returncode != 0
     expected = (
@@ -390,7 +369,7 @@ def test_an_archive_without_patchlevel_h_is_checked_on_its_x_y(
     runtime, url = served
     fixture = make_fixture_runtime(scratch.root / "pbs", by_name("windows_x86_64"), f"{_xy(runtime.python_version)}.14")
     shutil.copy(fixture.path, runtime.path.parent / fixture.path.name)
-    scratch.write_module(_windows_module(runtime, url, fixture))
+    scratch.write_module(windows_runtime_module("cpython_local", runtime, url, fixture))
     result = _analyze_for_windows(scratch)
     assert result.returncode == 0, result.stderr[-4000:]
 

@@ -34,6 +34,11 @@ _EXPECTED = [
     }),
     ("click", "8.1.8", {triple: "click-8.1.8-py3-none-any.whl" for triple in [_LINUX, _MACOS, _WINDOWS]}),
     ("colorama", "0.4.6", {_WINDOWS: "colorama-0.4.6-py2.py3-none-any.whl"}),
+    ("fastext", "2.0", {
+        _LINUX: "fastext-2.0-cp312-cp312-linux_x86_64.whl",
+        _MACOS: "fastext-2.0-cp312-cp312-macosx_14_0_arm64.whl",
+        _WINDOWS: "fastext-2.0-cp312-cp312-win_amd64.whl",
+    }),
     ("local-tool", "0.1", {triple: _LOCAL for triple in [_LINUX, _MACOS, _WINDOWS]}),
     ("numpy", "1.26.4", {_WINDOWS: "numpy-1.26.4-cp312-cp312-win_amd64.whl"}),
     ("numpy", "2.1.2", {
@@ -52,7 +57,7 @@ def _golden_test(ctx):
     asserts.equals(env, _EXPECTED, [(p.name, p.version, p.platform_wheels) for p in lock.packages])
     asserts.equals(
         env,
-        [3, 1, 1, 1, 1, 2, 1, 0],
+        [3, 1, 1, 0, 1, 1, 2, 1, 0],
         [len(p.wheels) for p in lock.packages],
         "one entry per distinct wheel file",
     )
@@ -79,7 +84,15 @@ def _golden_test(ctx):
     asserts.equals(env, "e419e539044a0137fd317537015afa35a7e02f165418130426b9116f003438d5", toposort.sdist.sha256)
     asserts.equals(env, "toposort-1.10-py3-none-any.whl", toposort.built_wheel)
     asserts.equals(env, ["setuptools-80.9.0-py3-none-any.whl"], [wheel.name for wheel in toposort.build_wheels])
-    asserts.equals(env, [None] * 7, [package.sdist for package in lock.packages[:-1]])
+    asserts.false(env, toposort.native)
+
+    # A native sdist (extension modules): no built wheel, each platform builds the one it names.
+    fastext = lock.packages[3]
+    asserts.equals(env, "fastext-2.0.tar.gz", fastext.sdist.name)
+    asserts.true(env, fastext.native)
+    asserts.equals(env, "", fastext.built_wheel)
+    asserts.equals(env, ["setuptools-80.9.0-py3-none-any.whl"], [wheel.name for wheel in fastext.build_wheels])
+    asserts.equals(env, [None] * 7, [package.sdist for package in lock.packages[:3] + lock.packages[4:-1]])
     return unittest.end(env)
 
 golden_test = unittest.make(_golden_test)
@@ -189,6 +202,9 @@ def _refused_test_impl(ctx):
 
 refused_test = analysistest.make(_refused_test_impl, expect_failure = True, attrs = {"expected": attr.string()})
 
+# The first line of fastext's table (a native sdist).
+_FASTEXT_AT = '[[packages]]\nname = "fastext"'
+
 # The first line of requests' table, where the reader reports what is wrong with the package as a whole.
 _REQUESTS_AT = '[[packages]]\nname = "requests"'
 
@@ -201,6 +217,8 @@ _REFUSED = {
     "foreign_wheel": (_GOLDEN, _WINDOWS + ' = "' + _REQUESTS + '"', _WINDOWS + ' = "other.whl"', "package 'requests': platform-wheels gives windows_x86_64 the wheel 'other.whl', which is not in its wheels", _REQUESTS_AT),
     "hand_comment": (_GOLDEN, 'version = "2.32.3"', 'version = "2.32.3" # hand edit', "unexpected text after the value of 'version'", None),
     "junk_in_wheels": (_GOLDEN, "wheels = [\n    { name = \"click", "wheels = [\n    junk,\n    { name = \"click", "unexpected line in a [[packages]] table", "junk,"),
+    "native_and_built_wheel": (_GOLDEN, "native = true\n", "native = true\nbuilt-wheel = \"fastext-2.0-cp312-cp312-linux_x86_64.whl\"\n", "package 'fastext' has an sdist but not one of 'built-wheel' or 'native = true' in its [packages.tool.venvstacks] table", _FASTEXT_AT),
+    "native_false": (_GOLDEN, "native = true\n", "native = false\n", "unexpected line in a [packages.tool.venvstacks] table", None),
     "no_platform_wheels": (_GOLDEN, "[packages.tool.venvstacks.platform-wheels]\n" + "".join([t + ' = "' + _REQUESTS + '"\n' for t in [_MACOS, _WINDOWS, _LINUX]]), "", "package 'requests' has no [packages.tool.venvstacks.platform-wheels] table", _REQUESTS_AT),
     "no_wheels": (_GOLDEN, [line + "\n" for line in _GOLDEN.split("\n") if line.startswith('    { name = "' + _REQUESTS)][0], "", "package 'requests' has no wheels", _REQUESTS_AT),
     "platform_not_locked": (_GOLDEN, _LINUX + ' = "' + _REQUESTS + '"', 'aarch64-unknown-linux-gnu = "' + _REQUESTS + '"', "package 'requests': platform-wheels names linux_aarch64, which is not among the lock's platforms (macos_arm64, windows_x86_64, linux_x86_64)", _REQUESTS_AT),

@@ -19,6 +19,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from venvstacks_testing.local_pbs import LocalRuntime
 from venvstacks_tool.core.platforms import TargetPlatform
 
 # 2020-01-01T00:00:00Z, for every member.
@@ -205,3 +206,28 @@ def make_fixture_runtime(
     return FixtureRuntime(
         path=path, sha256=hashlib.sha256(data).hexdigest(), python_version=python_version, platform=platform
     )
+
+
+def windows_runtime_module(name: str, host: LocalRuntime, url: str, windows: FixtureRuntime) -> str:
+    """MODULE.bazel lines of runtime `name` for linux_x86_64 and windows_x86_64, and its `use_repo`.
+
+    linux_x86_64 is `host` (the host's CPython, which runs the tool), windows_x86_64 the fixture
+    `windows`: analysed, never run. Both archives are served at `url`.
+    """
+    return f"""\
+venvstacks.runtime(
+    name = "{name}",
+    platforms = ["linux_x86_64", "windows_x86_64"],
+    python_version = "{host.python_version}",
+    urls = ["{url}/{host.path.name}"],
+    sha256 = "{host.sha256}",
+)
+venvstacks.runtime_archive(
+    runtime = "{name}",
+    platform = "windows_x86_64",
+    python_version = "{windows.python_version}",
+    urls = ["{url}/{windows.path.name}"],
+    sha256 = "{windows.sha256}",
+)
+use_repo(venvstacks, "{name}")
+"""

@@ -76,3 +76,60 @@ def backend_sdist(
         (f"{top}/backend.py", "file", backend.encode()),
     ]
     return sdist_file(directory, members, f"{top}.tar.gz")
+
+
+COMPILED_SETUP = """\
+from setuptools import Extension, setup
+
+setup(
+    name="{name}",
+    version="{version}",
+    packages=["{name}"],
+    ext_modules=[Extension("{name}._speed", ["{name}/_speed.c"])],
+)
+"""
+
+COMPILED_PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=70.1"]
+build-backend = "setuptools.build_meta"
+"""
+
+# A C extension module with one function, add(a, b), and the file name of its source in
+# `__file__` terms (`__FILE__`), which the build must not leave as a sandbox path.
+COMPILED_SOURCE = """\
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+static PyObject *add(PyObject *self, PyObject *args) {{
+    long a, b;
+    if (!PyArg_ParseTuple(args, "ll", &a, &b)) return NULL;
+    return PyLong_FromLong(a + b);
+}}
+
+static PyObject *source(PyObject *self, PyObject *args) {{ return PyUnicode_FromString(__FILE__); }}
+
+static PyMethodDef methods[] = {{
+    {{"add", add, METH_VARARGS, "a + b"}},
+    {{"source", source, METH_NOARGS, "the C file it was compiled from"}},
+    {{NULL, NULL, 0, NULL}},
+}};
+
+static struct PyModuleDef module = {{PyModuleDef_HEAD_INIT, "_speed", NULL, -1, methods}};
+
+PyMODINIT_FUNC PyInit__speed(void) {{ return PyModule_Create(&module); }}
+"""
+
+
+def compiled_sdist(directory: Path, name: str = "fastext", version: str = "1.0") -> Path:
+    """`<name>-<version>.tar.gz`: a setuptools sdist with one C extension module, `<name>._speed`."""
+    top = f"{name}-{version}"
+    pkg_info = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    members: list[Member] = [
+        (f"{top}/PKG-INFO", "file", pkg_info.encode()),
+        (f"{top}/pyproject.toml", "file", COMPILED_PYPROJECT.encode()),
+        (f"{top}/setup.py", "file", COMPILED_SETUP.format(name=name, version=version).encode()),
+        (f"{top}/{name}/__init__.py", "file", b"from ._speed import add, source\n"),
+        (f"{top}/{name}/_speed.c", "file", COMPILED_SOURCE.format().encode()),
+    ]
+    return sdist_file(directory, members, f"{top}.tar.gz")

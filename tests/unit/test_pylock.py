@@ -50,6 +50,13 @@ REQUESTS = "requests-2.32.3-py3-none-any.whl"
 TOPOSORT_SDIST = "toposort-1.10.tar.gz"
 TOPOSORT = "toposort-1.10-py3-none-any.whl"
 SETUPTOOLS = "setuptools-80.9.0-py3-none-any.whl"
+FASTEXT_SDIST = "fastext-2.0.tar.gz"
+# What each platform's build of fastext's sdist (extension modules) makes: a native sdist.
+FASTEXT = {
+    LINUX: "fastext-2.0-cp312-cp312-linux_x86_64.whl",
+    MACOS: "fastext-2.0-cp312-cp312-macosx_14_0_arm64.whl",
+    WINDOWS: "fastext-2.0-cp312-cp312-win_amd64.whl",
+}
 # requests installs on every platform: its platform-wheels table, as the writer sorts it.
 REQUESTS_TABLE = "[packages.tool.venvstacks.platform-wheels]\n" + "".join(
     f'{triple} = "{REQUESTS}"\n' for triple in (MACOS, WINDOWS, LINUX)
@@ -82,10 +89,12 @@ def golden_lock() -> Lock:
     with one wheel for all, colorama on Windows only (one platform's marker), numpy at two
     versions (Windows' and the others', whose marker joins two platforms with `or`), a find-links
     wheel recorded by its path from the lock's directory, index hashes, the inputs-hash of fixed
-    inputs, requirements that need escaping, a versioned layer's lock version, and toposort built
-    from its sdist with one build wheel (`build_from_sdist`).
+    inputs, requirements that need escaping, a versioned layer's lock version, toposort built
+    from its sdist with one build wheel (`build_from_sdist`), and fastext, a native sdist (extension
+    modules) that each platform builds into a wheel of its own.
     """
     requirements = ["click>=8", 'colorama; sys_platform == "win32"', "numpy", "requests", "local-tool", "toposort"]
+    requirements.append("fastext")
     digest = lock_command.inputs_hash(
         layer_name="app",
         layer_kind="application",
@@ -97,9 +106,10 @@ def golden_lock() -> Lock:
         index_url="https://pypi.org/simple",
         extra_index_urls=[],
         find_links=["wheels"],
-        build_from_sdist=["toposort"],
+        build_from_sdist=["toposort", "fastext"],
     )
     built = pylock.BuiltFromSdist(index_wheel(TOPOSORT_SDIST), TOPOSORT, [index_wheel(SETUPTOOLS)])
+    native = pylock.BuiltFromSdist(index_wheel(FASTEXT_SDIST), "", [index_wheel(SETUPTOOLS)], native=True)
     local = LockedWheel(LOCAL, "", sha(LOCAL), path=f"../wheels/{LOCAL}")
     return Lock(
         layer="app",
@@ -110,6 +120,7 @@ def golden_lock() -> Lock:
         requirements=requirements,
         packages=[
             LockedPackage("toposort", "1.10", [], {p: TOPOSORT for p in (LINUX, MACOS, WINDOWS)}, built=built),
+            LockedPackage("fastext", "2.0", [], dict(FASTEXT), built=native),
             LockedPackage(
                 "requests", "2.32.3", [index_wheel(REQUESTS)], {p: REQUESTS for p in (LINUX, MACOS, WINDOWS)}
             ),
@@ -188,7 +199,7 @@ def test_the_golden_lock_holds_every_feature_of_the_form() -> None:
     assert f'path = "../wheels/{LOCAL}"' in GOLDEN
     assert re.search(r'^inputs-hash = "sha256:[0-9a-f]{64}"$', GOLDEN, re.MULTILINE)
     assert '\\"win32\\"' in GOLDEN
-    assert len(set(re.findall(r'sha256 = "([0-9a-f]{64})"', GOLDEN))) == 12
+    assert len(set(re.findall(r'sha256 = "([0-9a-f]{64})"', GOLDEN))) == 13
     assert f'sdist = {{ name = "{TOPOSORT_SDIST}", url = "' in GOLDEN
     assert f'built-wheel = "{TOPOSORT}"\nbuild-wheels = [\n    {{ name = "{SETUPTOOLS}"' in GOLDEN
 
@@ -221,6 +232,7 @@ def test_parses_as_toml_with_pep751_keys() -> None:
         ("charset-normalizer", "3.4.0"),
         ("click", "8.1.8"),
         ("colorama", "0.4.6"),
+        ("fastext", "2.0"),
         ("local-tool", "0.1"),
         ("numpy", "1.26.4"),
         ("numpy", "2.1.2"),
@@ -232,17 +244,21 @@ def test_parses_as_toml_with_pep751_keys() -> None:
         "",
         WINDOWS_MARKER,
         "",
+        "",
         WINDOWS_MARKER,
         f"({MACOS_MARKER}) or ({LINUX_MARKER})",
         "",
         "",
     ]
     sdist = index_wheel(TOPOSORT_SDIST)
-    assert packages[7]["sdist"] == {"name": TOPOSORT_SDIST, "url": sdist.url, "hashes": {"sha256": sdist.sha256}}
-    assert "wheels" not in packages[7]
-    assert packages[7]["tool"]["venvstacks"]["built-wheel"] == TOPOSORT
+    assert packages[8]["sdist"] == {"name": TOPOSORT_SDIST, "url": sdist.url, "hashes": {"sha256": sdist.sha256}}
+    assert "wheels" not in packages[8]
+    assert packages[8]["tool"]["venvstacks"]["built-wheel"] == TOPOSORT
+    assert packages[3]["tool"]["venvstacks"]["native"] is True
+    assert "built-wheel" not in packages[3]["tool"]["venvstacks"]
+    assert packages[3]["tool"]["venvstacks"]["platform-wheels"] == FASTEXT
     assert packages[1]["wheels"] == [{"name": CLICK, "url": index_wheel(CLICK).url, "hashes": {"sha256": sha(CLICK)}}]
-    assert packages[3]["wheels"] == [{"name": LOCAL, "path": f"../wheels/{LOCAL}", "hashes": {"sha256": sha(LOCAL)}}]
+    assert packages[4]["wheels"] == [{"name": LOCAL, "path": f"../wheels/{LOCAL}", "hashes": {"sha256": sha(LOCAL)}}]
     assert packages[0]["tool"]["venvstacks"]["platform-wheels"] == {MACOS: C_MACOS, WINDOWS: C_WINDOWS, LINUX: C_LINUX}
     assert data["tool"]["venvstacks"]["platforms"] == [MACOS, WINDOWS, LINUX]
     assert data["tool"]["venvstacks"]["provided"] == [
@@ -367,7 +383,7 @@ def test_a_layer_without_own_packages_has_no_packages_table() -> None:
         (lambda t: t.replace('kind = "application"', 'kind = "runtime"'), "unknown layer kind 'runtime'"),
         (lambda t: re.sub(r'inputs-hash = ".*"', 'inputs-hash = "md5:00"', t), "'inputs-hash' must be 'sha256:'"),
         (lambda t: t.replace(sha(REQUESTS), "A" * 64), "sha256 must be 64 lowercase hex digits"),
-        (lambda t: t.replace('version = "2.32.3"\n', ""), "packages[6]: missing 'version'"),
+        (lambda t: t.replace('version = "2.32.3"\n', ""), "packages[7]: missing 'version'"),
         (lambda t: t.replace(f'    "{MACOS}",\n    "{WINDOWS}",\n    "{LINUX}",\n', ""), "'platforms' is empty"),
         (lambda t: t.replace(f'    "{MACOS}",\n', "    3,\n"), "platforms[0]: must be a string"),
         (lambda t: t.replace(f'{LINUX} = "{REQUESTS}"', f'{LINUX} = "x.whl"'), "which is not in its wheels"),
@@ -551,3 +567,30 @@ def test_lock_depth() -> None:
     assert pylock.lock_depth("../repo/stacks/pylock.app.toml") == 1
     assert pylock.lock_depth("/abs/stacks/pylock.app.toml") is None
     assert pylock.lock_depth("stacks/../../pylock.app.toml") is None
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("native = true\n", "native = false\n", "package 'fastext' 2.0: 'native' must be true, not False"),
+        (
+            "native = true\n",
+            'native = true\nbuilt-wheel = "fastext-2.0-cp312-cp312-linux_x86_64.whl"\n',
+            "package 'fastext' 2.0: has an sdist but not one of 'built-wheel' or 'native'",
+        ),
+        ("native = true\n", "", "package 'fastext' 2.0: has an sdist but not one of 'built-wheel' or 'native'"),
+    ],
+)
+def test_a_native_sdist_edited_by_hand_is_refused(old: str, new: str, message: str) -> None:
+    assert GOLDEN.count(old) == 1
+    with pytest.raises(VenvstacksError, match=re.escape(message)):
+        pylock.parse_lock(GOLDEN.replace(old, new), "stacks/app.pylock.toml")
+
+
+def test_a_native_sdist_reads_back_with_each_platforms_wheel() -> None:
+    [fastext] = [
+        package for package in pylock.parse_lock(GOLDEN, "stacks/app.pylock.toml").packages if package.name == "fastext"
+    ]
+    assert fastext.built is not None and fastext.built.native and fastext.built.wheel_name == ""
+    assert fastext.platform_wheels == FASTEXT
+    assert fastext.wheels == []

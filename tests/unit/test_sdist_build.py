@@ -92,3 +92,62 @@ def test_build_requirement_wheels_are_the_backends_only_imports(tmp_path: Path) 
         sdist_build.main(argv)
     assert sdist_build.main([*argv, "--build-wheel", f"{wheel}={wheel_digest}"]) == 0
     assert zipfile.is_zipfile(tmp_path / "out.whl")
+
+
+RUNTIME = sdist_build.RuntimeForC(Path("/r"), Path("/r/include/python3.11"), "")
+
+
+def _native_request(tmp_path: Path, triple: str, wheel_name: str, cc: str = "/usr/bin/gcc") -> sdist_build.SdistBuild:
+    argv = ["--sdist", str(tmp_path / "x-1.0.tar.gz"), "--sdist-sha256", "a" * 64, "--wheel-name", wheel_name]
+    argv += ["--package", "x 1.0", "--lock", "//:l", "--output", str(tmp_path / "out.whl")]
+    return sdist_build.parse_request([*argv, "--cc", cc, "--platform-triple", triple])
+
+
+def test_a_native_sdist_compiles_with_the_toolchains_cc_and_fixed_prefixes(tmp_path: Path) -> None:
+    request = _native_request(tmp_path, "x86_64-unknown-linux-gnu", "x-1.0-cp311-cp311-linux_x86_64.whl")
+    runtime = sdist_build.RuntimeForC(Path("/out/python"), Path("/out/python/include/python3.11"), "-O2 -g")
+    environ = sdist_build.compiler_environ(request, Path("/s"), Path("/sandbox/execroot/_main"), runtime)
+    assert environ == {
+        "CC": "/usr/bin/gcc",
+        "CFLAGS": "-O2 -g -I/out/python/include/python3.11 -ffile-prefix-map=/s=/venvstacks/build"
+        " -ffile-prefix-map=/out/python=/venvstacks/python"
+        " -ffile-prefix-map=/sandbox/execroot/_main=/venvstacks/execroot",
+        "LDSHARED": "/usr/bin/gcc -shared",
+    }
+    # A hermetic toolchain's compiler is execroot-relative; the backend runs elsewhere.
+    relative = _native_request(tmp_path, "x86_64-unknown-linux-gnu", "x.whl", cc="external/gcc/bin/gcc")
+    assert sdist_build.compiler_environ(relative, Path("/s"), Path("/e"), RUNTIME)["CC"] == "/e/external/gcc/bin/gcc"
+    # A scratch tree inside the execroot keeps its own name: the longer path's map comes later.
+    nested = sdist_build.compiler_environ(request, Path("/e/tmp/s"), Path("/e"), RUNTIME)["CFLAGS"]
+    assert nested.index("/e=/venvstacks/execroot") < nested.index("/e/tmp/s=/venvstacks/build")
+
+
+def test_a_native_macos_build_gets_a_bundle_and_the_floor_of_the_locked_name(tmp_path: Path) -> None:
+    request = _native_request(tmp_path, "aarch64-apple-darwin", "x-1.0-cp311-cp311-macosx_14_0_arm64.whl", "cc")
+    environ = sdist_build.compiler_environ(request, Path("/s"), Path("/e"), RUNTIME)
+    assert environ["LDSHARED"] == "cc -bundle -undefined dynamic_lookup"
+    assert environ["MACOSX_DEPLOYMENT_TARGET"] == "14.0"
+
+
+def test_a_native_windows_build_leaves_the_compiler_to_setuptools(tmp_path: Path) -> None:
+    request = _native_request(tmp_path, "x86_64-pc-windows-msvc", "x-1.0-cp311-cp311-win_amd64.whl", "cl.exe")
+    assert sdist_build.compiler_environ(request, Path("/s"), Path("/e"), RUNTIME) == {}
+
+
+def test_a_pure_sdist_gets_no_compiler(tmp_path: Path) -> None:
+    argv = ["--sdist", "x-1.0.tar.gz", "--sdist-sha256", "a" * 64, "--wheel-name", "x-1.0-py3-none-any.whl"]
+    request = sdist_build.parse_request([*argv, "--package", "x 1.0", "--lock", "//:l", "--output", "o.whl"])
+    assert sdist_build.compiler_environ(request, Path("/s"), Path("/e"), RUNTIME) == {}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--cc", "gcc"], "--cc and --platform-triple go together"),
+        (["--cc", "gcc", "--platform-triple", "x86_64-unknown-freebsd"], "'x86_64-unknown-freebsd' is not the triple"),
+    ],
+)
+def test_native_arguments_are_checked(extra: list[str], message: str) -> None:
+    argv = ["--sdist", "x-1.0.tar.gz", "--sdist-sha256", "a" * 64, "--wheel-name", "x.whl", "--package", "x 1.0"]
+    with pytest.raises(VenvstacksError, match=message):
+        sdist_build.parse_request([*argv, "--lock", "//:l", "--output", "o.whl", *extra])

@@ -16,7 +16,7 @@ import pytest
 import uv
 
 from venvstacks_testing.http_server import auth_handler, serve
-from venvstacks_testing.sdists import backend_sdist
+from venvstacks_testing.sdists import backend_sdist, sdist_file
 from venvstacks_testing.wheel_index import WheelIndex
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.lock import lock_command, pylock, sdists
@@ -26,6 +26,7 @@ PY = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro
 CP = f"cp{sys.version_info.major}{sys.version_info.minor}"
 LINUX = "x86_64-unknown-linux-gnu"
 WINDOWS = "x86_64-pc-windows-msvc"
+MACOS = "aarch64-apple-darwin"
 SHA = "ab" * 32
 USER, SECRET = "sdists", "s3cret-of-the-sdist-index"
 
@@ -71,6 +72,10 @@ def index_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     index.add_wheel("helper", "1.0")
     index.add_file("tiny", backend_sdist(root, "tiny", "1.0"))
     index.add_file("fastext", backend_sdist(root, "fastext", "2.0", wheel_tag=f"{CP}-{CP}-linux_x86_64"))
+    # needsc: built with a compiled build requirement (as Cython or numpy would be), which is refused.
+    index.add_wheel("cythonish", "3.0", tag=f"{CP}-{CP}-win_amd64")
+    pyproject = b'[build-system]\nrequires = ["cythonish"]\nbuild-backend = "backend"\n'
+    index.add_file("needsc", sdist_file(root, [("needsc-1.0/pyproject.toml", "file", pyproject)], "needsc-1.0.tar.gz"))
     with index.serve() as url:
         yield url
 
@@ -104,14 +109,39 @@ def test_a_pure_sdist_is_locked_with_its_hash_for_every_platform(index_url: str,
     assert pylock.parse_lock(pylock.render_lock(locked), "again") == locked
 
 
-@pytest.mark.parametrize("resolver", ["pip", "uv"])
-def test_an_sdist_with_extension_modules_is_refused_at_lock_time(index_url: str, tmp_path: Path, resolver: str) -> None:
+def test_an_sdist_with_extension_modules_is_locked_with_each_platforms_own_wheel(
+    index_url: str, tmp_path: Path
+) -> None:
+    """Native: each platform builds its own wheel, named from the host's build; both resolvers write the same lock."""
+    texts = {}
+    for resolver in ("pip", "uv"):
+        workspace = tmp_path / resolver
+        workspace.mkdir()
+        locked = _lock(workspace, index_url, "fastext", resolver, LINUX, WINDOWS, MACOS)
+        [fastext] = [package for package in locked.packages if package.name == "fastext"]
+        assert fastext.wheels == []
+        assert fastext.built is not None and fastext.built.native
+        assert fastext.built.wheel_name == ""
+        assert fastext.built.sdist.name == "fastext-2.0.tar.gz"
+        assert fastext.platform_wheels == {
+            LINUX: f"fastext-2.0-{CP}-{CP}-linux_x86_64.whl",
+            MACOS: f"fastext-2.0-{CP}-{CP}-macosx_14_0_arm64.whl",  # the default macOS floor
+            WINDOWS: f"fastext-2.0-{CP}-{CP}-win_amd64.whl",
+        }
+        assert "helper" in {package.name for package in locked.packages}
+        texts[resolver] = (workspace / "pylock.app.toml").read_text()
+        assert pylock.parse_lock(texts[resolver], "again") == locked
+    assert "native = true\n" in texts["pip"]
+    assert texts["pip"] == texts["uv"]
+
+
+def test_a_compiled_build_requirement_is_refused_at_lock_time(index_url: str, tmp_path: Path) -> None:
     expected = (
-        f"layer 'app': the sdist of 'fastext' builds the platform-specific wheel fastext-2.0-{CP}-{CP}-linux_x86_64.whl"
-        " (it has extension modules), which cannot be built for the layer's platforms windows_x86_64, linux_x86_64"
+        f"layer 'app': the build requirement 'cythonish' of the sdist of 'needsc' has no pure-Python wheel on the"
+        f" index (cythonish-3.0-{CP}-{CP}-win_amd64.whl)"
     )
     with pytest.raises(VenvstacksError, match=expected.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
-        _lock(tmp_path, index_url, "fastext", resolver, LINUX, WINDOWS)
+        _lock(tmp_path, index_url, "needsc", "pip", LINUX, WINDOWS)
     assert not (tmp_path / "pylock.app.toml").exists()
 
 

@@ -55,6 +55,8 @@ print(json.dumps({
     "system": platform.system(),
     "machine": platform.machine(),
     "stdlib": sysconfig.get_path("stdlib"),
+    "include": sysconfig.get_path("include"),
+    "multiarch": sysconfig.get_config_var("MULTIARCH") or "",
     "shared": any("libpython" in line for line in open("/proc/self/maps")),
     "executable": sys.executable,
 }))
@@ -79,6 +81,8 @@ class _Interpreter:
     stdlib: Path
     version: str
     triple: str
+    include: Path | None = None  # its C headers (`Python.h`), None when not installed (no python3-dev)
+    multiarch: str = ""  # Debian's multiarch triple, whose directory holds the real pyconfig.h
 
     @property
     def minor(self) -> str:
@@ -128,7 +132,19 @@ def _describe(python: Path, sysroot: Path | None = None) -> _Interpreter:
     triples = [p.triple for p in PLATFORMS if p.os == "linux" and p.machine == facts["machine"]]
     if not triples:
         raise VenvstacksError(f"{python} runs on a {facts['machine']} machine, which no PBS target platform has")
-    return _Interpreter(Path(facts["executable"]).resolve(), Path(facts["stdlib"]), facts["version"], triples[0])
+    include = Path(facts["include"]) if facts["include"] else None
+    if include is not None and sysroot is not None:
+        include = sysroot / include.relative_to("/")
+    if include is not None and not (include / "Python.h").is_file():
+        include = None
+    return _Interpreter(
+        Path(facts["executable"]).resolve(),
+        Path(facts["stdlib"]),
+        facts["version"],
+        triples[0],
+        include,
+        facts["multiarch"],
+    )
 
 
 def _add_member(
@@ -188,8 +204,29 @@ def patchlevel_header(version: str) -> bytes:
     ).encode()
 
 
+def _headers(interpreter: _Interpreter) -> dict[str, bytes]:
+    """{file name -> bytes} of the C headers to pack in `include/python3.X/`, as PBS ships them.
+
+    The interpreter's own when installed (python3-dev), so that an sdist with extension modules
+    compiles against the runtime's headers; Debian's `pyconfig.h` there only includes the
+    multiarch one (`<x86_64-linux-gnu/python3.X/pyconfig.h>`), which is packed in its place. Always
+    `patchlevel.h`, written (the runtime repository reads its `PY_VERSION`). Subdirectories
+    (`cpython/`, `internal/`) are packed by `_tar_bytes`.
+    """
+    headers = {}
+    if interpreter.include is not None:
+        for path in sorted(interpreter.include.iterdir()):
+            if path.is_file():
+                headers[path.name] = path.read_bytes()
+        multiarch = interpreter.include.parent / interpreter.multiarch / interpreter.include.name / "pyconfig.h"
+        if interpreter.multiarch and multiarch.is_file():
+            headers["pyconfig.h"] = multiarch.read_bytes()
+    headers["patchlevel.h"] = patchlevel_header(interpreter.version)
+    return headers
+
+
 def _tar_bytes(interpreter: _Interpreter) -> bytes:
-    """The uncompressed tar: `python/bin`, `python/lib/python3.X` and the version header."""
+    """The uncompressed tar: `python/bin`, `python/lib/python3.X` and the headers (`_headers`)."""
     minor = interpreter.minor
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -202,9 +239,15 @@ def _tar_bytes(interpreter: _Interpreter) -> bytes:
         _add_member(tar, f"python/lib/python{minor}", tarfile.DIRTYPE, mode=0o755)
         _add_tree(tar, interpreter.stdlib, f"python/lib/python{minor}")
         _add_member(tar, "python/include", tarfile.DIRTYPE, mode=0o755)
-        _add_member(tar, f"python/include/python{minor}", tarfile.DIRTYPE, mode=0o755)
-        header = patchlevel_header(interpreter.version)
-        _add_member(tar, f"python/include/python{minor}/patchlevel.h", tarfile.REGTYPE, mode=0o644, data=header)
+        include = f"python/include/python{minor}"
+        _add_member(tar, include, tarfile.DIRTYPE, mode=0o755)
+        if interpreter.include is not None:
+            for path in sorted(interpreter.include.iterdir()):
+                if path.is_dir():
+                    _add_member(tar, f"{include}/{path.name}", tarfile.DIRTYPE, mode=0o755)
+                    _add_tree(tar, path, f"{include}/{path.name}")
+        for name, data in sorted(_headers(interpreter).items()):
+            _add_member(tar, f"{include}/{name}", tarfile.REGTYPE, mode=0o644, data=data)
     return buffer.getvalue()
 
 

@@ -8,7 +8,7 @@ def _locked_wheels_impl(ctx):
         for file in target.files.to_list():
             wheels.append(struct(file = file, sha256 = sha256))
     built = []
-    for target, sdist_sha256 in ctx.attr.built_wheels.items():
+    for target, sdist_sha256 in ctx.attr.built_wheels.items() + ctx.attr.built_native_wheels.items():
         for file in target.files.to_list():
             built.append(struct(file = file, sdist_sha256 = sdist_sha256))
     return [
@@ -31,6 +31,12 @@ locked_wheels = rule(
             # pure-Python sdist serves them all (one action key, one remote cache entry).
             cfg = "exec",
             doc = "`sdist_wheel` target -> the sha256 of its sdist, of the target platform (a select): wheels built from sdists.",
+        ),
+        "built_native_wheels": attr.label_keyed_string_dict(
+            allow_files = [".whl"],
+            # The target configuration: a wheel with extension modules is the target's, built
+            # with a C toolchain for it, where the target is the execution platform.
+            doc = "`native_sdist_wheel` target -> the sha256 of its sdist, of the target platform (a select): wheels built from sdists with extension modules.",
         ),
     },
 )

@@ -13,7 +13,8 @@ locked wheels, which selects each target platform's wheels. The named indexes
 locked wheels, which selects each target platform's wheels. A package the lock builds from its
 sdist (`build_from_sdist`) gets a repository for the sdist and for each of its build wheels, and
 an `sdist_wheel` target in the hub that builds it with the execution platform's interpreter of the
-first declared runtime of the lock's Python X.Y.
+first declared runtime of the lock's Python X.Y; a native sdist (extension modules) gets a
+`native_sdist_wheel` target per platform of its lock instead, built in the target configuration.
 """
 
 load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_GLIBC_MINIMUM", "DEFAULT_MACOS_MINIMUM")
@@ -140,23 +141,31 @@ def _declare_file(wheel_repos, hub, package, lock_label, lock_dir, wheel, kind =
         )
     return repo
 
-def _sdist_build(wheel_repos, hub, package, lock_label, lock_dir, runtime):
-    """The hub's `sdist_wheel` target (as a dict) that builds `package` from its sdist, its repositories declared."""
+def _sdist_build(wheel_repos, hub, package, lock_label, lock_dir, runtime, triple = None):
+    """The hub's `sdist_wheel` target (as a dict) that builds `package` from its sdist, its repositories declared.
+
+    With `triple`, the `native_sdist_wheel` target that builds the wheel of that platform (a
+    native sdist: extension modules), named for the platform.
+    """
     sdist_repo = _declare_file(wheel_repos, hub, package, lock_label, lock_dir, package.sdist, "_sdist")
     build_wheels = {}
     for wheel in package.build_wheels:
         build_package = struct(name = wheel.name.partition("-")[0], version = package.name + " build requirement")
         build_wheels["@%s//:wheel" % _declare_file(wheel_repos, hub, build_package, lock_label, lock_dir, wheel)] = wheel.sha256
-    return {
-        "name": "%s_built_%s" % (_repo_name(package.name.lower()), package.sdist.sha256[:12]),
+    name = "%s_built_%s" % (_repo_name(package.name.lower()), package.sdist.sha256[:12])
+    build = {
+        "name": name + ("_" + platform_name(triple) if triple else ""),
         "build_wheels": build_wheels,
         "lock": lock_label,
         "package": "%s %s" % (package.name, package.version),
         "runtime": "@" + runtime if runtime else None,
         "sdist": "@%s//:wheel" % sdist_repo,
         "sdist_sha256": package.sdist.sha256,
-        "wheel_name": package.built_wheel,
+        "wheel_name": package.platform_wheels[triple] if triple else package.built_wheel,
     }
+    if triple:
+        build["platform_triple"] = triple
+    return build
 
 def _declare_locks(module_ctx, runtimes_by_minor):
     """Declares one repository per locked file and the hub repositories.
@@ -173,7 +182,7 @@ def _declare_locks(module_ctx, runtimes_by_minor):
                 fail("venvstacks.lock(name = '%s'): declared twice in hub '%s'" % (tag.name, tag.hub))
             path = module_ctx.path(tag.file)
             module_ctx.watch(path)
-            entry = {"built": {}, "lock": str(tag.file), "lock_version": 0, "missing": not path.exists, "platform_triples": [], "sdist_builds": {}, "wheels": {}}
+            entry = {"built": {}, "built_native": {}, "lock": str(tag.file), "lock_version": 0, "missing": not path.exists, "platform_triples": [], "sdist_builds": {}, "wheels": {}}
             hub[tag.name] = entry
             if not path.exists:
                 continue
@@ -181,6 +190,14 @@ def _declare_locks(module_ctx, runtimes_by_minor):
             entry["platform_triples"] = lock.platform_triples
             entry["lock_version"] = lock.lock_version or 0
             for package in lock.packages:
+                if package.native:
+                    # Built per platform, in the target configuration, with the target's C toolchain.
+                    runtime = runtimes_by_minor.get(python_minor(lock.python_version) if lock.python_version else "")
+                    for triple in package.platform_wheels:
+                        build = _sdist_build(wheel_repos, tag.hub, package, str(tag.file), path.dirname, runtime, triple)
+                        entry["sdist_builds"][build["name"]] = build
+                        entry["built_native"].setdefault(triple, []).append([build["name"], package.sdist.sha256])
+                    continue
                 if package.sdist != None:
                     # Built once, in the execution configuration, whatever the target platform.
                     build = _sdist_build(wheel_repos, tag.hub, package, str(tag.file), path.dirname, runtimes_by_minor.get(python_minor(lock.python_version) if lock.python_version else ""))

@@ -11,7 +11,9 @@ tests/golden/pylock.golden.toml, which the writer must reproduce byte for byte
 - `platforms = [` in `[tool.venvstacks]`, one quoted triple a line;
 - for a package built from its sdist, `sdist = { name, url, hashes }` instead of `wheels`, and a
   `[packages.tool.venvstacks]` table before its platform-wheels with `built-wheel` (the file
-  name platform-wheels names) and a `build-wheels` array (its build requirements' wheels).
+  name platform-wheels names) and a `build-wheels` array (its build requirements' wheels); an
+  sdist with extension modules has `native = true` instead of `built-wheel`: each platform
+  builds its own wheel, the one its platform-wheels line names.
 
 A lock in the older single-platform form (`platform = "<triple>"` in `[tool.venvstacks]`, no
 platform-wheels tables) still reads: its platforms are `[platform]` and each package's one wheel
@@ -45,7 +47,7 @@ _HEX = "0123456789abcdef"
 # The keys the writer writes, per table (keep in sync: tools/venvstacks_tool/lock/pylock.py _KEYS).
 _TOP_KEYS = ["lock-version", "created-by", "requires-python", "environments"]
 _PACKAGE_KEYS = ["name", "version", "marker", "sdist", "wheels"]
-_PACKAGE_TOOL_KEYS = ["built-wheel", "build-wheels"]
+_PACKAGE_TOOL_KEYS = ["built-wheel", "native", "build-wheels"]
 _WHEEL_KEYS = ["name", "url", "path", "hashes", "sha256"]
 _TOOL_KEYS = ["layer", "kind", "inputs-hash", "lock-version", "launch-module-hash", "python-version", "platform", "platforms", "requirements", "provided"]
 _PROVIDED_KEYS = ["name", "version", "layer"]
@@ -288,6 +290,8 @@ def _package_tool_line(current, line, where):
         _file_array_line(current, "build_wheels", line, where, _PACKAGE_TOOL_HEADER)
     elif line.startswith("built-wheel = "):
         current["built_wheel"] = _value(line, "built-wheel", where)
+    elif line == "native = true":
+        current["native"] = True
     elif line == "build-wheels = [":
         current["in_build_wheels"] = True
     elif _line_key(line) and _line_key(line) not in _PACKAGE_TOOL_KEYS:
@@ -371,8 +375,8 @@ def _finish_package(package, platforms, legacy, source, depth):
     if sdist != None:
         if package["wheels"]:
             fail("%s: package '%s' has both an sdist and wheels (%s)" % (where, package["name"], _EDIT_HINT))
-        if not package["built_wheel"]:
-            fail("%s: package '%s' has an sdist but no 'built-wheel' in its %s table (%s)" % (where, package["name"], _PACKAGE_TOOL_HEADER, _EDIT_HINT))
+        if package["native"] == bool(package["built_wheel"]):
+            fail("%s: package '%s' has an sdist but not one of 'built-wheel' or 'native = true' in its %s table (%s)" % (where, package["name"], _PACKAGE_TOOL_HEADER, _EDIT_HINT))
     elif not package["wheels"]:
         fail("%s: package '%s' has no wheels" % (where, package["name"]))
     elif package["has_tool_table"]:
@@ -384,7 +388,13 @@ def _finish_package(package, platforms, legacy, source, depth):
     error = _version_error(package)
     if error:
         fail("%s: %s (%s)" % (where, error, _EDIT_HINT))
-    names = [package["built_wheel"]] if sdist else [wheel.name for wheel in package["wheels"]]
+    if package["native"]:
+        # Each platform builds its own wheel: the names are the platform-wheels table's.
+        names = package["platform_wheels"].values()
+    elif sdist:
+        names = [package["built_wheel"]]
+    else:
+        names = [wheel.name for wheel in package["wheels"]]
     platform_wheels = package["platform_wheels"]
     if not package["has_platform_wheels"]:
         if not legacy:
@@ -406,6 +416,7 @@ def _finish_package(package, platforms, legacy, source, depth):
         platform_wheels = platform_wheels,
         sdist = sdist,
         built_wheel = package["built_wheel"],
+        native = package["native"],
         build_wheels = package["build_wheels"],
     )
 
@@ -428,7 +439,9 @@ def parse_pylock(text, source, depth = None):
       wheels = list of struct(name, url, path, sha256), platform_wheels = dict of triple to the
       file name of the wheel that platform installs, sdist = None or the struct of the sdist a
       package without wheels is built from, built_wheel = "" or the file name of the wheel it
-      builds, build_wheels = list of the structs of its build requirements' wheels)). A package
+      builds, native = whether each platform builds its own wheel from the sdist (extension
+      modules; built_wheel is then ""), build_wheels = list of the structs of its build
+      requirements' wheels)). A package
       is installed on exactly the platforms its platform_wheels names.
     """
     packages = []
@@ -449,6 +462,7 @@ def parse_pylock(text, source, depth = None):
                 "has_tool_table": False,
                 "in_build_wheels": False,
                 "in_wheels": False,
+                "native": False,
                 "sdist": None,
                 "line": number + 1,
                 "name": None,

@@ -3,7 +3,8 @@
 Each wheel is its own repository so that Bazel fetches it lazily: only the layers being built
 pull their wheels, and a wheel shared by several locks is downloaded once. A package built from
 its sdist has a repository for the sdist and for each build requirement's wheel (the same rule:
-one verified file), and an `sdist_wheel` target in the hub that builds it.
+one verified file), and an `sdist_wheel` target in the hub that builds it (a native sdist, with
+extension modules: a `native_sdist_wheel` target per platform).
 """
 
 load(":download.bzl", "download_verified")
@@ -30,7 +31,7 @@ def _wheels_hub_impl(rctx):
     settings = json.decode(rctx.attr.config_settings)
     targets = [
         render.load_line(Label("//rules_venvstacks/private/build:locked_wheels.bzl"), ["locked_wheels"]),
-        render.load_line(Label("//rules_venvstacks/private/build:sdist_wheel.bzl"), ["sdist_wheel"]),
+        render.load_line(Label("//rules_venvstacks/private/build:sdist_wheel.bzl"), ["native_sdist_wheel", "sdist_wheel"]),
     ]
     builds = {}
     for name, entry in sorted(json.decode(rctx.attr.locks).items()):
@@ -45,6 +46,10 @@ def _wheels_hub_impl(rctx):
             settings[triple]: {":" + target: sha256 for target, sha256 in targets_of}
             for triple, targets_of in entry.get("built", {}).items()
         }
+        built_native = {
+            settings[triple]: {":" + target: sha256 for target, sha256 in targets_of}
+            for triple, targets_of in entry.get("built_native", {}).items()
+        }
         attrs = {
             "lock": entry["lock"],
             "missing": entry["missing"],
@@ -57,12 +62,13 @@ def _wheels_hub_impl(rctx):
             attrs["lock_version"] = entry["lock_version"]
         if built:
             attrs["built_wheels"] = render.select(built, {})
+        if built_native:
+            attrs["built_native_wheels"] = render.select(built_native, {})
         targets.append(render.call("locked_wheels", name, attrs))
     for _, build in sorted(builds.items()):
-        targets.append(render.call("sdist_wheel", build["name"], {
-            key: build[key]
-            for key in ["build_wheels", "lock", "package", "runtime", "sdist", "sdist_sha256", "wheel_name"]
-        }))
+        keys = ["build_wheels", "lock", "package", "platform_triple", "runtime", "sdist", "sdist_sha256", "wheel_name"]
+        rule_name = "native_sdist_wheel" if "platform_triple" in build else "sdist_wheel"
+        targets.append(render.call(rule_name, build["name"], {key: build[key] for key in keys if key in build}))
     rctx.file("BUILD.bazel", render.build_file(targets))
 
 wheels_hub = repository_rule(
@@ -70,6 +76,6 @@ wheels_hub = repository_rule(
     doc = "The hub repository: one `locked_wheels` target per lock, named as in `venvstacks.lock`, selecting the target platform's wheels.",
     attrs = {
         "config_settings": attr.string(mandatory = True, doc = "JSON: triple -> label of its config_setting."),
-        "locks": attr.string(mandatory = True, doc = "JSON: name -> {lock, lock_version (0: none), missing, platform_triples, wheels: {triple: [[repo, sha256]]}, built: {triple: [[sdist_wheel target, sdist sha256]]}, sdist_builds: {target: its attributes}}."),
+        "locks": attr.string(mandatory = True, doc = "JSON: name -> {lock, lock_version (0: none), missing, platform_triples, wheels: {triple: [[repo, sha256]]}, built: {triple: [[sdist_wheel target, sdist sha256]]}, built_native: the same of native_sdist_wheel targets, sdist_builds: {target: its attributes}}."),
     },
 )

@@ -19,7 +19,13 @@ only (docs/locking.md, "Packages with no wheel"):
    depend on its contents only.
 
 The action is keyed by the sdist alone and runs in the execution configuration, so a pure-Python
-sdist is built once for every target platform (`locked_wheels.bzl` `built_wheels`).
+sdist is built once for every target platform (`locked_wheels.bzl` `built_wheels`). A native
+sdist (extension modules, `--cc`) is built per target platform, in the target configuration, by
+the target's C toolchain (`native_sdist_wheel`): the backend gets that compiler as `CC` and
+`LDSHARED`, `-ffile-prefix-map` flags that put fixed names in place of the scratch tree, the
+execroot and the runtime (debug info and `__FILE__` name no sandbox), and on macOS the floor of
+the wheel name as `MACOSX_DEPLOYMENT_TARGET` (`compiler_environ`). The Python headers are the
+execution runtime's own (`include/python3.X`, an input of every tool action).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from venvstacks_tool.core.archive import (
 from venvstacks_tool.core.cli import add_repeatable, split_pair, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import sha256_file
+from venvstacks_tool.core.platforms import by_triple, triple_problem
 from venvstacks_tool.core.process import output_tail, run_captured
 from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.core.protocol import is_sha256
@@ -69,6 +76,8 @@ class SdistBuild:
     package: str  # "name version", for messages
     lock: str  # the lock's label, for messages
     output: Path
+    cc: str = ""  # the target's C compiler (a native sdist), else ""
+    platform_triple: str = ""  # the target's PBS triple (a native sdist), else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--package", required=True, help="'name version' of the package, for messages")
     parser.add_argument("--lock", required=True, help="the lock file's label, for messages")
     parser.add_argument("--output", required=True, type=Path, help="where to write the wheel")
+    parser.add_argument("--cc", default="", help="the target's C compiler: the sdist has extension modules")
+    parser.add_argument("--platform-triple", default="", help="the PBS triple of the target (with --cc)")
     return parser
 
 
@@ -95,8 +106,20 @@ def parse_request(argv: Sequence[str]) -> SdistBuild:
     for sha256 in [args.sdist_sha256, *(sha256 for _, sha256 in wheels)]:
         if not is_sha256(sha256.lower()):
             raise VenvstacksError(f"{what}: {sha256!r} is not a hex sha256")
+    if bool(args.cc) != bool(args.platform_triple):
+        raise VenvstacksError(f"{what}: --cc and --platform-triple go together (a native sdist's build)")
+    if args.platform_triple and triple_problem(args.platform_triple):
+        raise VenvstacksError(f"{what}: {triple_problem(args.platform_triple)}")
     return SdistBuild(
-        args.sdist, args.sdist_sha256.lower(), tuple(wheels), args.wheel_name, args.package, args.lock, args.output
+        args.sdist,
+        args.sdist_sha256.lower(),
+        tuple(wheels),
+        args.wheel_name,
+        args.package,
+        args.lock,
+        args.output,
+        args.cc,
+        args.platform_triple,
     )
 
 
@@ -182,6 +205,62 @@ def _hook_environ(build_env: Path, scratch: Path) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class RuntimeForC:
+    """What a native sdist compiles against, of the runtime that runs the backend.
+
+    `prefix` is its root (`sys.base_prefix`), `include` its headers (`sysconfig`'s `include`
+    path, which follows the runtime wherever it is unpacked), `cflags` its sysconfig `CFLAGS`.
+    """
+
+    prefix: Path
+    include: Path
+    cflags: str
+
+    @classmethod
+    def running(cls) -> RuntimeForC:
+        """The runtime this tool runs on (the execution runtime, which runs the backend too)."""
+        import sysconfig
+
+        return cls(Path(sys.base_prefix), Path(sysconfig.get_path("include")), sysconfig.get_config_var("CFLAGS") or "")
+
+
+def compiler_environ(request: SdistBuild, scratch: Path, execroot: Path, runtime: RuntimeForC) -> dict[str, str]:
+    """What the backend of a native sdist gets to compile with ({} for a pure one).
+
+    setuptools (and the backends built on its compiler classes) take `CC` and `LDSHARED` from the
+    environment over the runtime's sysconfig, which names the machine the runtime was built on,
+    and `CFLAGS` in place of sysconfig's (older setuptools add it to them): the runtime's own
+    flags, then `-I` of its headers, ahead of the `INCLUDEPY` setuptools adds (the directory the
+    runtime was configured for: Debian's `/usr/include`, PBS' `/install/include`), then
+    `-ffile-prefix-map` for each absolute path that would reach the debug info. A relative
+    compiler path (a hermetic toolchain's) is made absolute: the backend runs in the unpacked
+    sdist. Windows: setuptools finds MSVC on its own and reads none of these (untested here:
+    docs/locking.md).
+    """
+    if not request.cc:
+        return {}
+    platform = by_triple(request.platform_triple)
+    cc = str(execroot / request.cc) if "/" in request.cc and not os.path.isabs(request.cc) else request.cc
+    if platform.os == "windows":
+        return {}
+    # Later maps win in GCC and clang, and one of these may lie inside another (the runtime or the
+    # scratch tree in the execroot): the longest path last.
+    maps = [(scratch, "/venvstacks/build"), (execroot, "/venvstacks/execroot"), (runtime.prefix, "/venvstacks/python")]
+    maps.sort(key=lambda pair: len(str(pair[0])))
+    flags = [runtime.cflags, f"-I{runtime.include}", *(f"-ffile-prefix-map={path}={fixed}" for path, fixed in maps)]
+    environ = {
+        "CC": cc,
+        "CFLAGS": " ".join(flag for flag in flags if flag),
+        "LDSHARED": f"{cc} -bundle -undefined dynamic_lookup" if platform.os == "macos" else f"{cc} -shared",
+    }
+    floor = re.search(r"-macosx_(\d+)_(\d+)_[^-]+\.whl$", request.wheel_name)
+    if platform.os == "macos" and floor:
+        # setuptools names the wheel after it: the lock's name, at the stack's macOS floor.
+        environ["MACOSX_DEPLOYMENT_TARGET"] = f"{floor.group(1)}.{floor.group(2)}"
+    return environ
+
+
 def _missing_requirements(requested: Sequence[str], installed: set[str]) -> list[str]:
     """The requirements of `requested` whose project is not among `installed` (normalized names)."""
     missing = []
@@ -221,7 +300,8 @@ def build(request: SdistBuild) -> None:
             installed.add(normalize_name(wheel.name.partition("-")[0]))
         source = unpack_sdist(request.sdist, scratch / "src")
         backend, backend_path = build_backend(source)
-        environ = _hook_environ(build_env, scratch)
+        compiler = compiler_environ(request, scratch, Path.cwd(), RuntimeForC.running()) if request.cc else {}
+        environ = {**_hook_environ(build_env, scratch), **compiler}
 
         def runner(cmd: Sequence[str], cwd: str | None = None, extra_environ: Mapping[str, str] | None = None) -> None:
             # -S: only the build requirements and the backend path are importable, not the runtime's site-packages.
@@ -249,7 +329,8 @@ def build(request: SdistBuild) -> None:
         if built != request.wheel_name:
             raise VenvstacksError(
                 f"{what}: {request.sdist.name} built {built}, but the lock expects {request.wheel_name}; a wheel with"
-                " extension modules builds only on the platform the lock was made for (re-lock, or build on it)"
+                " extension modules is named after the Python and OS that build it, which must be the target's"
+                " (build on the target platform, or re-lock)"
             )
         # Rewritten deterministically: the backend's member order, timestamps and modes are its own.
         write_archive(zip_entries(out_dir / built), request.output, "zip", SOURCE_DATE_EPOCH)

@@ -792,7 +792,7 @@ def _lock_packages(
                         f" {built[name].built.sdist.name}, but {platform.name} resolves it to version"
                         f" {wheel.version}; pin it in the requirements"
                     )
-                platform_wheels.setdefault(key, {})[platform.triple] = built[name].built.wheel_name
+                platform_wheels.setdefault(key, {})[platform.triple] = built[name].wheel_names[platform.triple]
                 wheels.setdefault(key, {})
                 continue
             locked = _locked_wheel(request.layer_name, wheel, workspace, lock_dir)

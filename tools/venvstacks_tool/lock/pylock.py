@@ -65,7 +65,9 @@ Starlark reader:
   no wheel") has `sdist = { name, url, hashes }` (PEP 751) instead of `wheels`, and a
   `[packages.tool.venvstacks]` table before its platform-wheels: `built-wheel`, the file name of
   the wheel the sdist builds (what platform-wheels names), and `build-wheels`, the pure-Python
-  wheels of its build requirements, one inline table a line as `wheels`:
+  wheels of its build requirements, one inline table a line as `wheels`. An sdist with extension
+  modules has `native = true` instead of `built-wheel`: each platform builds its own wheel, the
+  one its platform-wheels line names (`linux_x86_64`, `macosx_14_0_arm64`, `win_amd64` tags):
 
       [[packages]]
       name = "docopt"
@@ -136,7 +138,7 @@ _KEYS = {
     "provided": ("a provided entry", {"name", "version", "layer"}),
     "package": ("a [[packages]] table", {"name", "version", "marker", "sdist", "wheels", "tool"}),
     "package_tool": ("[packages.tool]", {"venvstacks"}),
-    "package_venvstacks": ("[packages.tool.venvstacks]", {"built-wheel", "build-wheels", "platform-wheels"}),
+    "package_venvstacks": ("[packages.tool.venvstacks]", {"built-wheel", "native", "build-wheels", "platform-wheels"}),
     "wheel": ("a wheel entry", {"name", "url", "path", "hashes"}),
     "hashes": ("a wheel entry", {"sha256"}),
 }
@@ -184,12 +186,15 @@ class BuiltFromSdist:
 
     `sdist` is the source archive (file name, URL, sha256); `wheel_name` the file name of the
     wheel it builds (what the package's `platform_wheels` name); `build_wheels` the pure-Python
-    wheels of its `[build-system] requires`, locked once for every platform.
+    wheels of its `[build-system] requires`, locked once for every platform. `native`: the
+    sdist has extension modules and each platform builds its own wheel (where the target is the
+    execution platform), named in the package's `platform_wheels`; `wheel_name` is then "".
     """
 
     sdist: LockedWheel
     wheel_name: str
     build_wheels: list[LockedWheel] = field(default_factory=list)
+    native: bool = False
 
 
 @dataclass(frozen=True)
@@ -329,7 +334,7 @@ def render_lock(lock: Lock, lock_target: str | None = None) -> str:
                 f"sdist = {_file_entry(package.built.sdist)}",
                 "",
                 "[packages.tool.venvstacks]",
-                f"built-wheel = {toml_string(package.built.wheel_name)}",
+                "native = true" if package.built.native else f"built-wheel = {toml_string(package.built.wheel_name)}",
                 "build-wheels = [",
                 *(f"    {_file_entry(wheel)}," for wheel in sorted(package.built.build_wheels, key=lambda w: w.name)),
             ]
@@ -627,7 +632,7 @@ def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
         if tool_table is not None:
             lines.check_keys(r.table(tool_table, f"{package_where} tool"), "package_tool", line)
             lines.check_keys(r.table(tool_table.get("venvstacks", {}), package_where), "package_venvstacks", line)
-        installable = [LockedWheel(built.wheel_name, "", "")] if built is not None else wheels
+        installable = wheels if built is None else [LockedWheel(name, "", "") for name in _built_names(entry, built)]
         platform_wheels = _platform_wheels(r, text, entry, package_where, legacy, platforms, installable)
         packages.append(LockedPackage(name, package_version, wheels, platform_wheels, marker, built))
 
@@ -680,13 +685,27 @@ def _built_from_sdist(
     sdist = _file(r, lines, entry["sdist"], f"{where} sdist", where, line, depth)
     tool = entry.get("tool")
     table = tool.get("venvstacks") if isinstance(tool, dict) else None
-    if not isinstance(table, dict) or "built-wheel" not in table:
-        raise r.fail(where, "has an sdist but no 'built-wheel' in its [packages.tool.venvstacks] table")
+    native = isinstance(table, dict) and "native" in table
+    if not isinstance(table, dict) or native == ("built-wheel" in table):
+        raise r.fail(
+            where, "has an sdist but not one of 'built-wheel' or 'native' in its [packages.tool.venvstacks] table"
+        )
+    if native and table["native"] is not True:
+        raise r.fail(where, f"'native' must be true, not {table['native']!r}")
     build_wheels = [
         _file(r, lines, item, f"{where} build-wheels[{index}]", where, line, depth)
         for index, item in enumerate(r.array(table, "build-wheels", where))
     ]
-    return BuiltFromSdist(sdist, r.string(table, "built-wheel", where), build_wheels)
+    wheel_name = "" if native else r.string(table, "built-wheel", where)
+    return BuiltFromSdist(sdist, wheel_name, build_wheels, native=native)
+
+
+def _built_names(entry: dict[str, Any], built: BuiltFromSdist) -> list[str]:
+    """The wheels a package built from its sdist may install: the built wheel, or a native sdist's per-platform ones."""
+    if not built.native:
+        return [built.wheel_name]
+    table = entry.get("tool", {}).get("venvstacks", {}).get("platform-wheels")
+    return sorted({name for name in table.values() if isinstance(name, str)}) if isinstance(table, dict) else []
 
 
 def _platform_wheels(

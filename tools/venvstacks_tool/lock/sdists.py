@@ -14,8 +14,9 @@ is allowed but only to the layer's indexes, `prepare` does for each such package
    builds (a remote executor too), so only wheels that install on every one of them are locked;
 3. builds the wheel with pip (build isolation, from the same indexes), which tells the package's
    dependencies (its METADATA, for the resolvers) and whether the wheel is pure Python. A
-   platform-specific wheel (extension modules) is refused here, naming the package, the layer and
-   its platforms (`check_pure`): it needs a C toolchain, which no build action has as an input.
+   platform-specific wheel (extension modules) makes the package native: each platform builds
+   its own wheel, where the target is the execution platform, whose names `native_sdists`
+   derives from the host's (`built_wheel_names`).
 
 The built wheels are put in a find-links directory the resolvers see for the rest of the lock, so
 pip and uv resolve the package (and its dependencies) as if the index had that wheel, and both
@@ -37,7 +38,7 @@ from venvstacks_tool.core.fsutil import sha256_file
 from venvstacks_tool.core.platforms import TargetPlatform, WheelFloors
 from venvstacks_tool.core.process import output_tail, run_captured
 from venvstacks_tool.core.project_names import normalize_name
-from venvstacks_tool.lock import resolve
+from venvstacks_tool.lock import native_sdists, resolve
 from venvstacks_tool.lock.index_options import IndexOptions
 from venvstacks_tool.lock.named_indexes import NO_NAMED_INDEXES, NamedIndexes
 from venvstacks_tool.lock.pylock import BuiltFromSdist, LockedWheel, load_toml
@@ -59,6 +60,7 @@ class PreparedSdist:
     name: str  # normalized
     version: str
     built: BuiltFromSdist
+    wheel_names: dict[str, str]  # {triple -> the wheel that platform's build makes}
 
 
 def parse_build_requires(pyproject: str | None, origin: str) -> list[str]:
@@ -230,22 +232,20 @@ def _build_wheel(layer: str, name: str, sdist: Path, index: IndexOptions, wheel_
     return built[0]
 
 
-def check_pure(layer: str, name: str, wheel_name: str, platforms: Sequence[TargetPlatform]) -> None:
-    """Refuse a built wheel that is not pure Python, naming the package, the layer and its platforms.
+def built_wheel_names(
+    wheel_dir: Path, wheel_name: str, platforms: Sequence[TargetPlatform], floors: WheelFloors
+) -> dict[str, str]:
+    """{triple -> the wheel each platform's build makes}, from the host's build `wheel_name` (in `wheel_dir`).
 
-    A wheel with extension modules is built for the platform the build runs on, by a C toolchain
-    the build action does not have as an input (it would not be hermetic), and would serve that
-    platform alone: such an sdist is refused at lock time, before anything is built in Bazel.
+    A pure-Python wheel is the one every platform installs. A platform-specific one (extension
+    modules) is built by each platform for itself, in the target configuration where the target
+    is the execution platform: each platform gets its own name (`native_sdists`), and the
+    resolvers get a stand-in per platform in `wheel_dir`.
     """
     if is_pure_wheel(wheel_name):
-        return
-    names = ", ".join(platform.name for platform in platforms)
-    raise VenvstacksError(
-        f"layer '{layer}': the sdist of '{name}' builds the platform-specific wheel {wheel_name} (it has extension"
-        f" modules), which cannot be built for the layer's platforms {names}: only pure-Python sdists are built"
-        f" in actions (a compiled one needs a C toolchain and builds for the execution platform only); use wheels"
-        f" of '{name}' (an index or find-links that has them) instead of build_from_sdist"
-    )
+        return {platform.triple: wheel_name for platform in platforms}
+    native_sdists.write_stand_ins(wheel_dir / wheel_name, platforms, floors)
+    return native_sdists.native_wheel_names(wheel_name, platforms, floors)
 
 
 def prepare(
@@ -289,9 +289,11 @@ def prepare(
             layer, name, requires, platforms, python_version, index, scratch, floors, uv, uv_cache_dir
         )
         wheel_name = _build_wheel(layer, name, local, index, wheel_dir)
-        check_pure(layer, name, wheel_name, platforms)
+        wheel_names = built_wheel_names(wheel_dir, wheel_name, platforms, floors)
         version = sdist_stem(sdist.name).rpartition("-")[2]
-        prepared[name] = PreparedSdist(name, version, BuiltFromSdist(sdist, wheel_name, build_wheels))
+        native = not is_pure_wheel(wheel_name)
+        built = BuiltFromSdist(sdist, "" if native else wheel_name, build_wheels, native=native)
+        prepared[name] = PreparedSdist(name, version, built, wheel_names)
     return prepared, wheel_dir
 
 
