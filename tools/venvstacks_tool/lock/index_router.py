@@ -8,7 +8,9 @@ PEP 503 HTML whatever the upstream spoke (PEP 503 or PEP 691 JSON), with every f
 absolute on the real index, so the lock records the real URL of each wheel, and its hash,
 `Requires-Python`, yanked and PEP 658 metadata attributes kept.
 
-The pages are read by `simple_index`, the lock phase's one reader (credentials: an upstream
+The router speaks HTTP/1.1 with keep-alive to the resolver, and reads upstream through
+`simple_index`'s kept-alive connections (`http_pool`), so routing costs a page no new connection
+on either side. The pages are read by `simple_index`, the lock phase's one reader (credentials: an upstream
 URL's `user:password@`, or a netrc entry for its host, authenticates the reading and stays on the
 absolute file URLs of that host so the resolvers can read metadata there); `resolve` strips it
 from what it records, and every message of this module names URLs without it.
@@ -92,6 +94,13 @@ class Router:
 
 def _handler(router: Router, errors: list[str]) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
+        # HTTP/1.1: uv and pip keep their connection to the router for every page (each answer
+        # carries its Content-Length), rather than a new one per request as with HTTP/1.0.
+        protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: without this, on a kept connection the body
+        # waits for the client's delayed ACK of the headers (Nagle), some 40 ms a page.
+        disable_nagle_algorithm = True
+
         def do_GET(self) -> None:
             parts = [part for part in urllib.parse.urlsplit(self.path).path.split("/") if part]
             if len(parts) == 1 and parts[0] == "simple":
