@@ -48,6 +48,18 @@ def test_concurrent_fetches_are_bounded_and_their_connections_reused() -> None:
     assert visits.connections == 3 and len(visits.requests) == len(paths)
 
 
+def test_preconnected_connections_serve_the_first_pages() -> None:
+    visits = Visits()
+    pool = ConnectionPool()
+    first = list(PAGES)[:3]
+    with serve(keepalive_handler(PAGES, visits, delay=0.05)) as base, ThreadPoolExecutor(3) as threads:
+        pool.preconnect(base + "/", 3, timeout=10)
+        pool.preconnect(base + "/", 3, timeout=10)  # three are idle already: none more
+        bodies = list(threads.map(lambda path: _read(pool, base + path), first))
+    assert bodies == [PAGES[path] for path in first]
+    assert visits.connections == 3 and len(visits.requests) == 3
+
+
 def test_a_connection_the_server_closed_while_idle_is_replaced_once() -> None:
     visits = Visits()
     pool = ConnectionPool()

@@ -138,6 +138,38 @@ class ConnectionPool:
             return response
         raise ValueError(f"more than {_MAX_REDIRECTS} redirects")
 
+    def preconnect(self, url: str, count: int, timeout: float) -> None:
+        """Open up to `count` connections to `url`'s host now, in parallel, and keep them idle for its first requests.
+
+        For a caller that knows where it will read before its first request (the routing index,
+        while the resolver starts): the TCP and TLS handshakes are then done by the time the first
+        pages are asked. Does nothing for a URL `pooled` refuses; a failure is left for a request
+        to report.
+        """
+        if not pooled(url):
+            return
+        key = _key(url)
+        with self._guard:
+            slot = self._slots.setdefault(key, threading.BoundedSemaphore(self._per_host))
+            wanted = count - len(self._idle.get(key, ()))
+        threads = [threading.Thread(target=self._open_idle, args=(key, slot, timeout)) for _ in range(wanted)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _open_idle(self, key: _Key, slot: threading.BoundedSemaphore, timeout: float) -> None:
+        if not slot.acquire(blocking=False):
+            return  # the connections are all in use already: no need to open one more
+        connection = self._connect(key, timeout)
+        try:
+            connection.connect()
+        except OSError:
+            connection.close()
+            slot.release()
+            return
+        self._give_back(key, connection, True, slot)
+
     def close_idle(self) -> None:
         """Close every idle connection (those in use are closed when given back)."""
         with self._guard:

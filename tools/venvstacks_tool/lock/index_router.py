@@ -28,10 +28,15 @@ from dataclasses import dataclass, field, replace
 
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.project_names import normalize_name
+from venvstacks_tool.lock.http_pool import shared as shared_pool
 from venvstacks_tool.lock.index_options import IndexOptions
 from venvstacks_tool.lock.named_indexes import NamedIndexes
 from venvstacks_tool.lock.simple_index import IndexFile, fetch_project
 from venvstacks_tool.lock.urls import strip_credentials
+
+# Connections opened to each upstream index as the router starts: uv's first wave of pages asks
+# for every direct requirement at once.
+_PRECONNECT = 4
 
 
 def render_page(project: str, files: Sequence[IndexFile]) -> bytes:
@@ -149,6 +154,14 @@ def routed(layer: str, named: NamedIndexes, index: IndexOptions) -> Iterator[Ind
         yield index
         return
     router = Router(named, (index.index_url, *index.extra_index_urls))
+    # The upstream handshakes happen while the resolver starts, not on its first pages.
+    hosts = {urllib.parse.urlsplit(strip_credentials(url)) for url in (*router.layer_urls, *named.all_urls())}
+    upstream = sorted({f"{parts.scheme}://{parts.netloc}/" for parts in hosts})
+    warm = [
+        threading.Thread(target=shared_pool.preconnect, args=(url, _PRECONNECT, 10), daemon=True) for url in upstream
+    ]
+    for thread in warm:
+        thread.start()
     errors: list[str] = []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(router, errors))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

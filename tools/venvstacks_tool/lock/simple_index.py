@@ -102,8 +102,15 @@ def _file_name(url: str) -> str:
     return urllib.parse.unquote(urllib.parse.urlsplit(url).path.rpartition("/")[2])
 
 
+def _absolute(page_url: str, url: str) -> str:
+    """`url` made absolute against `page_url`; one already absolute as it is (PyPI's are: no parsing, which is slow)."""
+    return url if url.startswith(("https://", "http://")) else urllib.parse.urljoin(page_url, url)
+
+
 def _with_credentials(url: str, index_url: str) -> str:
     """`url` with `index_url`'s `user:password@` when both are on one host (the resolver must authenticate there)."""
+    if "@" not in index_url:  # the common case, decided without parsing (a page may list thousands of files)
+        return url
     index = urllib.parse.urlsplit(index_url)
     target = urllib.parse.urlsplit(url)
     if "@" not in index.netloc or "@" in target.netloc or target.hostname != index.hostname:
@@ -132,7 +139,7 @@ def parse_html(page: str, page_url: str, index_url: str) -> list[IndexFile]:
     for href, attributes in parser.anchors:
         if not href:
             continue
-        url = _with_credentials(urllib.parse.urljoin(page_url, html.unescape(href)), index_url)
+        url = _with_credentials(_absolute(page_url, html.unescape(href)), index_url)
         kept = tuple(sorted((key, value) for key, value in attributes.items() if key in _KEPT))
         files.append(IndexFile(_file_name(url), url, kept))
     return files
@@ -142,7 +149,7 @@ def parse_json(page: Mapping[str, Any], page_url: str, index_url: str) -> list[I
     """The files of a PEP 691 JSON page, as `parse_html` gives them."""
     files = []
     for entry in page.get("files", []):
-        url = urllib.parse.urljoin(page_url, str(entry["url"]))
+        url = _absolute(page_url, str(entry["url"]))
         url = _with_credentials(url.partition("#")[0], index_url)
         sha256 = entry.get("hashes", {}).get("sha256")
         if sha256:
