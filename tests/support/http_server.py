@@ -102,7 +102,7 @@ def keepalive_handler(
     """
     expected = "Basic " + base64.b64encode(":".join(basic_auth).encode()).decode() if basic_auth else ""
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(_QuietHandler):  # its do_GET replaced: it serves `pages`, no directory
         protocol_version = "HTTP/1.1"
         timeout = idle_timeout
 
@@ -133,8 +133,5 @@ def keepalive_handler(
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
 
     return Handler
