@@ -149,14 +149,19 @@ class ConnectionPool:
         if not pooled(url):
             return
         key = _key(url)
+        slot = self._slot(key)
         with self._guard:
-            slot = self._slots.setdefault(key, threading.BoundedSemaphore(self._per_host))
             wanted = count - len(self._idle.get(key, ()))
         threads = [threading.Thread(target=self._open_idle, args=(key, slot, timeout)) for _ in range(wanted)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+
+    def _slot(self, key: _Key) -> threading.BoundedSemaphore:
+        """The semaphore that bounds the connections to `key` in use at once."""
+        with self._guard:
+            return self._slots.setdefault(key, threading.BoundedSemaphore(self._per_host))
 
     def _open_idle(self, key: _Key, slot: threading.BoundedSemaphore, timeout: float) -> None:
         if not slot.acquire(blocking=False):
@@ -170,20 +175,11 @@ class ConnectionPool:
             return
         self._give_back(key, connection, True, slot)
 
-    def close_idle(self) -> None:
-        """Close every idle connection (those in use are closed when given back)."""
-        with self._guard:
-            idle, self._idle = self._idle, {}
-        for connections in idle.values():
-            for connection in connections:
-                connection.close()
-
     def _get(self, url: str, headers: Mapping[str, str], timeout: float) -> Response:
         key = _key(url)
         parts = urllib.parse.urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        with self._guard:
-            slot = self._slots.setdefault(key, threading.BoundedSemaphore(self._per_host))
+        slot = self._slot(key)
         if not slot.acquire(timeout=timeout):
             raise TimeoutError(f"no free connection to {key[1]} within {timeout} s")
         try:
