@@ -148,3 +148,22 @@ def test_proxied_and_non_http_urls_keep_urllibs_path(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("no_proxy", "internal.example")
     assert not pooled("https://pypi.org/simple/x/")
     assert pooled("https://internal.example/simple/x/") and pooled("http://127.0.0.1:8080/simple/")
+
+
+def test_a_proxy_in_the_environment_is_used_through_urllib(monkeypatch: pytest.MonkeyPatch) -> None:
+    visits = Visits()
+    page = b'<a href="/files/x-1.0.tar.gz">x-1.0.tar.gz</a>'
+    # A forward proxy is asked for the absolute URL: this one answers it itself.
+    with serve(keepalive_handler({"http://index.example/simple/x/": page}, visits)) as proxy:
+        for name in ("no_proxy", "NO_PROXY", "HTTP_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("http_proxy", proxy)
+        (sdist,) = fetch_project("http://index.example/simple", "x") or []
+    assert sdist.bare_url == "http://index.example/files/x-1.0.tar.gz"
+    assert visits.paths() == ["http://index.example/simple/x/"]
+
+
+def test_a_timeout_names_the_url() -> None:
+    with serve(keepalive_handler(PAGES, Visits(), delay=1.0)) as base, pytest.raises(VenvstacksError) as caught:
+        open_url(base + "/page/1", timeout=0.2)
+    assert str(caught.value) == f"cannot read {base}/page/1: timed out"
