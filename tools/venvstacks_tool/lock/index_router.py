@@ -9,8 +9,10 @@ absolute on the real index, so the lock records the real URL of each wheel, and 
 `Requires-Python`, yanked and PEP 658 metadata attributes kept.
 
 The router speaks HTTP/1.1 with keep-alive to the resolver, and reads upstream through
-`simple_index`'s kept-alive connections (`http_pool`), so routing costs a page no new connection
-on either side. The pages are read by `simple_index`, the lock phase's one reader (credentials: an upstream
+`simple_index`'s kept-alive connections (`http_pool`, the first few opened as the router starts),
+so routing costs a page no new connection on either side.
+
+The pages are read by `simple_index`, the lock phase's one reader (credentials: an upstream
 URL's `user:password@`, or a netrc entry for its host, authenticates the reading and stays on the
 absolute file URLs of that host so the resolvers can read metadata there); `resolve` strips it
 from what it records, and every message of this module names URLs without it.
