@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import functools
+import gzip
 import http.server
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,5 +67,71 @@ def auth_handler(
 
         def do_HEAD(self) -> None:
             self.do_GET()
+
+    return Handler
+
+
+@dataclass
+class Visits:
+    """What a `keepalive_handler` server saw: connections opened, and each request's path and headers, in order."""
+
+    connections: int = 0
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def paths(self) -> list[str]:
+        """The paths asked, in order."""
+        return [path for path, _ in self.requests]
+
+
+def keepalive_handler(
+    pages: Mapping[str, bytes],
+    visits: Visits,
+    *,
+    redirects: Mapping[str, str] | None = None,
+    basic_auth: tuple[str, str] | None = None,
+    idle_timeout: float | None = None,
+    delay: float = 0.0,
+) -> Callable[..., http.server.BaseHTTPRequestHandler]:
+    """An HTTP/1.1 handler that keeps connections open, as PyPI's CDN does, and records them in `visits`.
+
+    `pages`: {path: HTML body}; any other path is a 404. `redirects`: {path: Location} answered
+    301. `basic_auth` (user, secret): anything else is a 401. `idle_timeout`: the server closes a
+    connection idle that long. `delay`: seconds each answer waits (to overlap requests). Bodies
+    are sent gzipped when the request accepts gzip.
+    """
+    expected = "Basic " + base64.b64encode(":".join(basic_auth).encode()).decode() if basic_auth else ""
+
+    class Handler(_QuietHandler):  # its do_GET replaced: it serves `pages`, no directory
+        protocol_version = "HTTP/1.1"
+        timeout = idle_timeout
+
+        def setup(self) -> None:
+            super().setup()
+            with visits.guard:
+                visits.connections += 1
+
+        def do_GET(self) -> None:
+            with visits.guard:
+                visits.requests.append((self.path, dict(self.headers.items())))
+            time.sleep(delay)
+            if expected and self.headers.get("Authorization") != expected:
+                self._answer(401, b"", {"WWW-Authenticate": 'Basic realm="index"'})
+            elif redirects and self.path in redirects:
+                self._answer(301, b"", {"Location": redirects[self.path]})
+            elif self.path in pages:
+                self._answer(200, pages[self.path], {"Content-Type": "text/html"})
+            else:
+                self._answer(404, b"", {})
+
+        def _answer(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+            if "gzip" in self.headers.get("Accept-Encoding", "") and body:
+                body, headers = gzip.compress(body, mtime=0), {**headers, "Content-Encoding": "gzip"}
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
     return Handler

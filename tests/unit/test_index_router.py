@@ -7,6 +7,7 @@ tag (`2.0+cpu`, older than PyPI's 2.1) and a decoy `helper` newer than PyPI's.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import http.server
 import sys
 import urllib.parse
@@ -17,12 +18,14 @@ from typing import Any
 import pytest
 import uv
 
-from venvstacks_testing.http_server import auth_handler, serve
+from venvstacks_testing.http_server import Visits, auth_handler, keepalive_handler, serve
 from venvstacks_testing.wheel_index import WheelIndex
 from venvstacks_tool.core import cli
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.lock import lock_command, pylock
-from venvstacks_tool.lock.index_router import render_page
+from venvstacks_tool.lock.index_options import IndexOptions
+from venvstacks_tool.lock.index_router import _PRECONNECT, render_page, routed
+from venvstacks_tool.lock.named_indexes import NamedIndexes
 from venvstacks_tool.lock.simple_index import parse_html, parse_json
 
 LINUX = "x86_64-unknown-linux-gnu"
@@ -230,3 +233,27 @@ def test_json_and_html_pages_become_one_html_page_with_absolute_urls() -> None:
     # A file on another host never gets the index's credentials.
     (elsewhere,) = parse_html('<a href="https://cdn.example/x-1.0-py3-none-any.whl#sha256=00">x</a>', index, index)
     assert elsewhere.url == "https://cdn.example/x-1.0-py3-none-any.whl#sha256=00"
+
+
+def test_the_router_keeps_one_connection_each_way() -> None:
+    visits = Visits()
+    projects = [f"project-{number}" for number in range(12)]
+    pages = {f"/simple/{p}/": f'<a href="/files/{p}-1.0.tar.gz">{p}-1.0.tar.gz</a>'.encode() for p in projects}
+    with serve(keepalive_handler(pages, visits)) as upstream:
+        named = NamedIndexes.parse("app", [f"cpu={upstream}/simple"], ["project-0=cpu"], [])
+        with routed("app", named, IndexOptions.create(upstream + "/simple")) as index:
+            router = urllib.parse.urlsplit(index.index_url)
+            client = http.client.HTTPConnection(router.hostname or "", router.port, timeout=10)
+            answers, sockets = [], set()
+            for project in projects:
+                client.request("GET", f"/simple/{project}/")
+                response = client.getresponse()
+                listed = project + "-1.0.tar.gz" in response.read().decode()
+                answers.append((response.status, response.version, response.will_close, listed))
+                sockets.add(id(client.sock))
+            client.close()
+    # HTTP/1.1, kept open: the resolver's twelve pages over one connection to the router...
+    assert answers == [(200, 11, False, True)] * len(projects) and len(sockets) == 1
+    # ...and the router's twelve upstream reads over the few connections it opened as it started
+    # (`_PRECONNECT`, and one more if a page was asked before they were up), none a page.
+    assert visits.connections <= _PRECONNECT + 1 and sorted(visits.paths()) == sorted(pages)

@@ -8,6 +8,10 @@ PEP 503 HTML whatever the upstream spoke (PEP 503 or PEP 691 JSON), with every f
 absolute on the real index, so the lock records the real URL of each wheel, and its hash,
 `Requires-Python`, yanked and PEP 658 metadata attributes kept.
 
+The router speaks HTTP/1.1 with keep-alive to the resolver, and reads upstream through
+`simple_index`'s kept-alive connections (`http_pool`, the first few opened as the router starts),
+so routing costs a page no new connection on either side.
+
 The pages are read by `simple_index`, the lock phase's one reader (credentials: an upstream
 URL's `user:password@`, or a netrc entry for its host, authenticates the reading and stays on the
 absolute file URLs of that host so the resolvers can read metadata there); `resolve` strips it
@@ -26,10 +30,15 @@ from dataclasses import dataclass, field, replace
 
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.project_names import normalize_name
+from venvstacks_tool.lock.http_pool import shared as shared_pool
 from venvstacks_tool.lock.index_options import IndexOptions
 from venvstacks_tool.lock.named_indexes import NamedIndexes
 from venvstacks_tool.lock.simple_index import IndexFile, fetch_project
 from venvstacks_tool.lock.urls import strip_credentials
+
+# Connections opened to each upstream index as the router starts: uv's first wave of pages asks
+# for every direct requirement at once.
+_PRECONNECT = 4
 
 
 def render_page(project: str, files: Sequence[IndexFile]) -> bytes:
@@ -92,6 +101,13 @@ class Router:
 
 def _handler(router: Router, errors: list[str]) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
+        # HTTP/1.1: uv and pip keep their connection to the router for every page (each answer
+        # carries its Content-Length), rather than a new one per request as with HTTP/1.0.
+        protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: without this, on a kept connection the body
+        # waits for the client's delayed ACK of the headers (Nagle), some 40 ms a page.
+        disable_nagle_algorithm = True
+
         def do_GET(self) -> None:
             parts = [part for part in urllib.parse.urlsplit(self.path).path.split("/") if part]
             if len(parts) == 1 and parts[0] == "simple":
@@ -140,6 +156,14 @@ def routed(layer: str, named: NamedIndexes, index: IndexOptions) -> Iterator[Ind
         yield index
         return
     router = Router(named, (index.index_url, *index.extra_index_urls))
+    # The upstream handshakes happen while the resolver starts, not on its first pages.
+    hosts = {urllib.parse.urlsplit(strip_credentials(url)) for url in (*router.layer_urls, *named.all_urls())}
+    upstream = sorted({f"{parts.scheme}://{parts.netloc}/" for parts in hosts})
+    warm = [
+        threading.Thread(target=shared_pool.preconnect, args=(url, _PRECONNECT, 10), daemon=True) for url in upstream
+    ]
+    for thread in warm:
+        thread.start()
     errors: list[str] = []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(router, errors))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

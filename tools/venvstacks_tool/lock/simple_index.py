@@ -5,6 +5,9 @@
 local directory's files, or an HTML page of links). The routing index (`index_router`) serves
 what it reads to the resolvers; `sdists` chooses a `build_from_sdist` package's sdist from it.
 
+Pages are read over kept-alive connections (`http_pool`, gzip asked for), other URLs and
+proxied ones through urllib (`open_url`).
+
 Credentials: an index URL's `user:password@` is sent as a basic-auth header, or a netrc entry for
 the host is (`$NETRC`, else `~/.netrc`, as pip and uv read one), never as part of the URL. The
 absolute file URLs keep the index's `user:password@` when they are on its host, so that a
@@ -17,18 +20,21 @@ from __future__ import annotations
 import base64
 import html
 import html.parser
+import http.client
 import json
 import netrc
 import os
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from venvstacks_tool.core.errors import VenvstacksError
+from venvstacks_tool.lock import http_pool
 from venvstacks_tool.lock.urls import file_url_path, is_url, strip_credentials
 
 # PEP 691: the JSON form of a simple index page, which carries every file's sha256 and yank.
@@ -96,8 +102,15 @@ def _file_name(url: str) -> str:
     return urllib.parse.unquote(urllib.parse.urlsplit(url).path.rpartition("/")[2])
 
 
+def _absolute(page_url: str, url: str) -> str:
+    """`url` made absolute against `page_url`; one already absolute as it is (PyPI's are: no parsing, which is slow)."""
+    return url if url.startswith(("https://", "http://")) else urllib.parse.urljoin(page_url, url)
+
+
 def _with_credentials(url: str, index_url: str) -> str:
     """`url` with `index_url`'s `user:password@` when both are on one host (the resolver must authenticate there)."""
+    if "@" not in index_url:  # the common case, decided without parsing (a page may list thousands of files)
+        return url
     index = urllib.parse.urlsplit(index_url)
     target = urllib.parse.urlsplit(url)
     if "@" not in index.netloc or "@" in target.netloc or target.hostname != index.hostname:
@@ -126,7 +139,7 @@ def parse_html(page: str, page_url: str, index_url: str) -> list[IndexFile]:
     for href, attributes in parser.anchors:
         if not href:
             continue
-        url = _with_credentials(urllib.parse.urljoin(page_url, html.unescape(href)), index_url)
+        url = _with_credentials(_absolute(page_url, html.unescape(href)), index_url)
         kept = tuple(sorted((key, value) for key, value in attributes.items() if key in _KEPT))
         files.append(IndexFile(_file_name(url), url, kept))
     return files
@@ -136,7 +149,7 @@ def parse_json(page: Mapping[str, Any], page_url: str, index_url: str) -> list[I
     """The files of a PEP 691 JSON page, as `parse_html` gives them."""
     files = []
     for entry in page.get("files", []):
-        url = urllib.parse.urljoin(page_url, str(entry["url"]))
+        url = _absolute(page_url, str(entry["url"]))
         url = _with_credentials(url.partition("#")[0], index_url)
         sha256 = entry.get("hashes", {}).get("sha256")
         if sha256:
@@ -174,21 +187,27 @@ def _authorization(url: str) -> tuple[str, str | None]:
     return strip_credentials(url), "Basic " + token
 
 
-def open_url(url: str, timeout: float = _TIMEOUT, accept: str = "") -> Any:
+def open_url(url: str, timeout: float = _TIMEOUT, accept: str = "", gzip: bool = False) -> Any:
     """Open `url` for reading, authenticated as `_authorization` says; errors name it without credentials.
 
-    An HTTP error status is raised as `urllib.error.HTTPError` (the caller decides what a 404
-    means); anything else that fails is a VenvstacksError.
+    http and https go through the lock's connection pool (`http_pool.shared`: one kept-alive
+    connection per host serves every page); `file:` URLs, and any URL when a proxy is configured
+    for its scheme (`https_proxy`...), go through urllib as before. `gzip` asks for a compressed
+    answer (the pool decodes it; urllib is not asked). An HTTP error status is raised as
+    `urllib.error.HTTPError` (the caller decides what a 404 means); anything else that fails is a
+    VenvstacksError.
     """
     bare, header = _authorization(url)
-    request = urllib.request.Request(bare, headers={"Accept": accept} if accept else {})
+    headers = {"Accept": accept} if accept else {}
     if header:
-        request.add_header("Authorization", header)
+        headers["Authorization"] = header
     try:
-        return urllib.request.urlopen(request, timeout=timeout)
+        if http_pool.pooled(bare):
+            return http_pool.shared.open(bare, {**headers, "Accept-Encoding": "gzip"} if gzip else headers, timeout)
+        return urllib.request.urlopen(urllib.request.Request(bare, headers=headers), timeout=timeout)
     except urllib.error.HTTPError:
         raise
-    except (urllib.error.URLError, OSError) as error:
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
         reason = getattr(error, "reason", error)
         raise VenvstacksError(f"cannot read {bare}: {reason}") from None
 
@@ -196,7 +215,7 @@ def open_url(url: str, timeout: float = _TIMEOUT, accept: str = "") -> Any:
 def _read_page(url: str, index_url: str) -> list[IndexFile] | None:
     """The files of the page at `url` (JSON or HTML, by its content type); None on a 404."""
     try:
-        with open_url(url, accept=f"{_JSON}, text/html;q=0.1") as response:
+        with open_url(url, accept=f"{_JSON}, text/html;q=0.1", gzip=True) as response:
             body = response.read()
             final = strip_credentials(response.geturl())
             kind = response.headers.get_content_type()
@@ -204,6 +223,8 @@ def _read_page(url: str, index_url: str) -> list[IndexFile] | None:
         if error.code == 404:
             return None
         raise VenvstacksError(f"cannot read {strip_credentials(url)}: HTTP {error.code} {error.reason}") from None
+    except (OSError, http.client.HTTPException, zlib.error) as error:  # the body cut short, or not gzip
+        raise VenvstacksError(f"cannot read {strip_credentials(url)}: {error}") from None
     if kind == _JSON:
         return parse_json(json.loads(body), final, index_url)
     return parse_html(body.decode("utf-8", "replace"), final, index_url)
