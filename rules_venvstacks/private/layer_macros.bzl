@@ -6,6 +6,7 @@
     NAME.deploy        unpack the stack into a directory (bazel run ... -- DIR); for a layer_stack, every layer
     NAME.test          deploy into a temporary directory and run the launch module (applications)
     NAME.image_layer   the layer as one OCI image layer under the stack's image prefix (docs/images.md)
+    NAME.in_stack      what a `layer_stack` builds of the layer: the layer on its `platforms`, nothing elsewhere
     NAME.lock_inputs   internal: what the lock is resolved from
     NAME.launch_module internal, versioned applications: the launch module's files, hashed into the lock
 
@@ -18,6 +19,7 @@ load("//rules_venvstacks/private/build:layer.bzl", "venvstacks_layer")
 load("//rules_venvstacks/private/build:runtime_layer.bzl", _runtime_layer_rule = "runtime_layer")
 load("//rules_venvstacks/private/build:stack.bzl", "DEFAULT_PUBLISHED_SUMMARY", "check_published_summary", "venvstacks_stack")
 load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_ARCHIVE_FORMAT", "DEFAULT_BYTECODE", "DEFAULT_INDEX_URL")
+load("//rules_venvstacks/private/common:platforms.bzl", "config_setting_label", "platform_triples")
 load("//rules_venvstacks/private/deploy:deploy_rules.bzl", "venvstacks_deploy", "venvstacks_test")
 load("//rules_venvstacks/private/image:image_layer.bzl", "layer_image_layer")
 load("//rules_venvstacks/private/image:prefix.bzl", "DEFAULT_IMAGE_COMPRESSION", "DEFAULT_IMAGE_PREFIX")
@@ -64,6 +66,38 @@ def _unless_lock_only(value, lock_only_value):
         return value
     return select({_LOCK_ONLY: lock_only_value, "//conditions:default": value})
 
+# What a layer narrowed by `platforms` is on the other target platforms: incompatible, so
+# `bazel build //...` skips it (and its `.deploy`, `.test`, `.image_layer`, which depend on it)
+# and asking for it by name says so; and, in a stack, left out (`_in_stack`).
+_INCOMPATIBLE = Label("@platforms//:incompatible")
+_NOT_ON_THIS_PLATFORM = Label("//rules_venvstacks/private/build:not_on_this_platform")
+
+def _on_platforms(platforms, value, otherwise):
+    """A select() giving `value` on the target platforms `platforms` (short names), `otherwise` elsewhere."""
+    cases = {config_setting_label(platform): value for platform in platforms}
+    cases["//conditions:default"] = otherwise
+    return select(cases)
+
+def _compatible_with(platforms):
+    """`target_compatible_with` of a layer narrowed to `platforms`.
+
+    Compatible in the lock-only configuration whatever the platform: the layers above and a
+    stack's `.lock` reach it there for its lock inputs, and locking covers every platform.
+    """
+    cases = {config_setting_label(platform): [] for platform in platforms}
+    cases[_LOCK_ONLY] = []
+    cases["//conditions:default"] = [_INCOMPATIBLE]
+    return select(cases)
+
+def _in_stack(name, platforms, visibility, tags):
+    """`NAME.in_stack`: the layer on its platforms (all of its runtime's when `platforms` is empty), nothing elsewhere."""
+    native.alias(
+        name = name + ".in_stack",
+        actual = _on_platforms(platforms, ":" + name, _NOT_ON_THIS_PLATFORM) if platforms else ":" + name,
+        visibility = visibility,
+        tags = tags,
+    )
+
 def _sibling(label, suffix):
     """The label of `label`'s generated `<name><suffix>` target, as a string."""
     label = str(label)
@@ -99,11 +133,16 @@ def _layer(
         test_script = None,
         image_prefix = DEFAULT_IMAGE_PREFIX,
         image_compression = DEFAULT_IMAGE_COMPRESSION,
+        platforms = [],
         **kwargs):
     lock = lock or "pylock.%s.toml" % name
     package = native.package_name()
     visibility = kwargs.pop("visibility", None)
     tags = kwargs.pop("tags", [])
+    if platforms:
+        # An unknown or repeated name fails while the BUILD file loads, naming the valid ones.
+        platform_triples(platforms, "%s_layer '%s': `platforms`" % (kind, name))
+        kwargs["target_compatible_with"] = kwargs.pop("target_compatible_with", []) + _compatible_with(platforms)
 
     # A versioned application's lock records its launch module's hash (venvstacks bumps the lock
     # version when the launch module changes): the lock inputs get the module's files.
@@ -138,6 +177,7 @@ def _layer(
         versioned = versioned,
         launch_module = launch_module_files,
         build_from_sdist = build_from_sdist,
+        platforms = platforms,
         visibility = visibility,
         tags = tags,
     )
@@ -161,6 +201,7 @@ def _layer(
         tags = tags,
         **kwargs
     )
+    _in_stack(name, platforms, visibility, tags)
     venvstacks_deploy(
         name = name + ".deploy",
         layers = [":" + name],
@@ -210,6 +251,7 @@ def framework_layer(
         image_compression = DEFAULT_IMAGE_COMPRESSION,
         strict_libraries = False,
         allowed_libraries = [],
+        platforms = [],
         **kwargs):
     """A framework layer: a virtual environment of shared packages on one runtime.
 
@@ -292,6 +334,12 @@ def framework_layer(
       allowed_libraries: library names the targets are known to provide although the check does
         not count them (`libGL.so.1` on desktops, a GPU driver's `libcuda.so.1`): never reported
         (-> NAME).
+      platforms: venvstacks' per-layer `platforms`: the short names of the platforms the layer is
+        built for (`["macos_arm64"]`), among its runtime's and every framework's below (checked
+        at analysis, naming the layer that lacks one); empty (default): the runtime's. Its lock
+        covers these only; on the other target platforms NAME and the targets built from it are
+        incompatible (`bazel build //...` skips them), and a `layer_stack` leaves the layer out
+        there (docs/layers.md, "Narrower platforms") (-> NAME, NAME.lock_inputs, NAME.in_stack).
       **kwargs: common attributes (visibility, tags) for the generated targets.
     """
     _layer(
@@ -321,6 +369,7 @@ def framework_layer(
         image_compression = image_compression,
         strict_libraries = strict_libraries,
         allowed_libraries = allowed_libraries,
+        platforms = platforms,
         **kwargs
     )
 
@@ -353,7 +402,7 @@ def application_layer(name, runtime, frameworks, launch_module, srcs = [], deps 
         lock, wheels, index_url, extra_index_urls, find_links, package_indexes, priority_indexes,
         index_overrides, build_from_sdist, layer_name, versioned, archive_format,
         bytecode, test_script, dynlib_exclude, image_prefix, image_compression, strict_libraries,
-        allowed_libraries), and common
+        allowed_libraries, platforms), and common
         attributes (visibility, tags).
     """
     if launch_module.endswith(".py"):
@@ -399,6 +448,11 @@ def layer_stack(name, layers, published_summary = DEFAULT_PUBLISHED_SUMMARY, **k
     (`bazel run NAME.deploy -- DIR [--force]`: deploy every layer of the stacks into DIR, each
     once, lower layers first, as a layer's `.deploy` does).
 
+    A layer narrowed by `platforms` is in the stack only on its platforms: built for another
+    target platform, the stack (its archives, `NAME.json`, venvstacks' summary, `NAME.deploy`)
+    leaves it out, with the layers only it brings; `NAME.lock` locks every layer whatever the
+    platform (docs/layers.md, "Narrower platforms").
+
     Args:
       name: target name.
       layers: the top layers (framework or application layer targets); the layers below them
@@ -409,10 +463,11 @@ def layer_stack(name, layers, published_summary = DEFAULT_PUBLISHED_SUMMARY, **k
     """
     tags = kwargs.pop("tags", [])
     check_published_summary(name, published_summary)
-    venvstacks_stack(name = name, layers = layers, published_summary = published_summary, tags = tags, **kwargs)
+    stacked = [_sibling(layer, ".in_stack") for layer in layers]
+    venvstacks_stack(name = name, layers = layers, stacked = stacked, published_summary = published_summary, tags = tags, **kwargs)
     venvstacks_deploy(
         name = name + ".deploy",
-        layers = layers,
+        layers = stacked,
         tags = tags + ["manual"],
         **kwargs
     )

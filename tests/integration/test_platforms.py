@@ -9,7 +9,8 @@ platform, every platform's archives are built on this Linux host and checked (la
 module tags, reproducibility), the host's stack is deployed and run, a second checkout gets
 another platform's layers from a remote cache, and switching from one platform to another and
 back keeps both platforms' archives (the checkout's `.bazelrc`, as examples/stack's, gives each
-platform an output directory of its own).
+platform an output directory of its own). A framework and an application narrowed to macos_arm64
+(`platforms`) are locked for it alone, and a `layer_stack` holds them on that platform only.
 """
 
 from __future__ import annotations
@@ -50,7 +51,13 @@ import numpy
 click.echo(f"numpy {numpy.__version__} from {numpy.__file__}")
 """
 BUILD = """\
-load("@rules_venvstacks//rules_venvstacks:defs.bzl", "application_layer", "framework_layer", "runtime_layer")
+load(
+    "@rules_venvstacks//rules_venvstacks:defs.bzl",
+    "application_layer",
+    "framework_layer",
+    "layer_stack",
+    "runtime_layer",
+)
 
 runtime_layer(name = "cpython", runtime = "@cpython")
 
@@ -67,6 +74,28 @@ application_layer(
     launch_module = "app",
     requirements = ["click==8.1.8", "numpy"],
     runtime = ":cpython",
+)
+
+# Narrowed to one platform of the runtime's five (docs/layers.md, "Narrower platforms").
+framework_layer(
+    name = "mac_framework",
+    platforms = ["macos_arm64"],
+    requirements = ["six"],
+    runtime = ":cpython",
+)
+
+application_layer(
+    name = "mac_app",
+    srcs = ["mac_app/__main__.py"],
+    frameworks = [":mac_framework"],
+    launch_module = "mac_app",
+    platforms = ["macos_arm64"],
+    runtime = ":cpython",
+)
+
+layer_stack(
+    name = "stack",
+    layers = [":app", ":mac_app"],
 )
 """
 # What an extension module of numpy is named on each target (one of numpy's core modules).
@@ -110,6 +139,8 @@ def _module_body(runtimes_url: str, archives: dict[str, tuple[str, str, str]]) -
     lines += [
         'venvstacks.lock(name = "numpy_framework", file = "//:pylock.numpy_framework.toml")',
         'venvstacks.lock(name = "app", file = "//:pylock.app.toml")',
+        'venvstacks.lock(name = "mac_framework", file = "//:pylock.mac_framework.toml")',
+        'venvstacks.lock(name = "mac_app", file = "//:pylock.mac_app.toml")',
         'use_repo(venvstacks, "cpython", "venvstacks_wheels")',
     ]
     return "\n".join(lines) + "\n"
@@ -143,8 +174,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformStack]:
         workspace.write_module(body)
         workspace.write("BUILD.bazel", BUILD)
         workspace.write("app/__main__.py", APP_MAIN)
+        workspace.write("mac_app/__main__.py", "import six\n")
         stack.callback(workspace.shutdown)
-        for layer in ("numpy_framework", "app"):
+        for layer in ("numpy_framework", "app", "mac_framework", "mac_app"):
             workspace.bazel("run", f"//:{layer}.lock")
         built = {name: _build(workspace, name, base / "built" / name) for name in NAMES}
         yield PlatformStack(workspace, body, built, runtimes_url)
@@ -330,3 +362,51 @@ def test_deploying_another_platforms_stack_fails_at_analysis_naming_both_platfor
     expected = "//:app.deploy: the stack is built for windows_x86_64, but `.deploy` unpacks and post-installs it"
     assert expected in result.stderr and "on this machine (linux_x86_64)" in result.stderr, result.stderr[-3000:]
     assert "incompatible" not in result.stderr
+
+
+# --- layers narrowed by `platforms` (docs/layers.md, "Narrower platforms") ----------------------
+
+MAC = by_name("macos_arm64")
+
+
+def _stack_outputs(stack: PlatformStack, name: str) -> tuple[str, str]:
+    """`bazel build --platforms=...:NAME //:stack`: the text of stack.json and of venvstacks' summary."""
+    stack.workspace.bazel("build", f"--platforms=@rules_venvstacks//platforms:{name}", "//:stack")
+    platform_dir = {"linux_x86_64": "linux_x86_64", "macos_arm64": "macosx_arm64"}[name]
+    summary = stack.workspace.output(f"__venvstacks__/{platform_dir}/venvstacks.json").read_text()
+    return stack.workspace.output("stack.json").read_text(), summary
+
+
+def test_a_narrowed_layer_is_locked_for_its_platforms_only(stack: PlatformStack) -> None:
+    for layer in ("mac_framework", "mac_app"):
+        lock = _lock(stack, layer)
+        assert lock["tool"]["venvstacks"]["platforms"] == [MAC.triple]  # type: ignore[index]
+        assert len(lock["environments"]) == 1  # type: ignore[arg-type]
+    # The check of `.lock_test` (and of the build) agrees: the narrowed locks are fresh; and the
+    # stack's `.lock`, run on this machine, locks them too, for their platforms (kept as they are).
+    stack.workspace.bazel("test", "//:mac_framework.lock_test", "//:mac_app.lock_test")
+    locks = {layer: stack.workspace.root / f"pylock.{layer}.toml" for layer in ("mac_framework", "mac_app")}
+    before = {layer: path.read_bytes() for layer, path in locks.items()}
+    stack.workspace.bazel("run", "//:stack.lock")
+    for layer, data in before.items():
+        assert locks[layer].read_bytes() == data, layer
+
+
+def test_a_stack_leaves_a_narrowed_layer_out_on_other_platforms(stack: PlatformStack) -> None:
+    # `//...` for this machine skips the macOS-only layers and every target built from them
+    # (analysed only: the stack below builds what this machine gets).
+    result = stack.workspace.bazel("build", "--nobuild", f"--platforms=@rules_venvstacks//platforms:{HOST}", "//...")
+    assert "//:mac_app" not in result.stderr, result.stderr[-3000:]
+    combined, summary = _stack_outputs(stack, HOST)
+    assert '"app"' in combined and '"numpy_framework"' in summary
+    for layer in ("mac_app", "mac_framework"):
+        assert layer not in combined and layer not in summary
+        assert not stack.workspace.output(f"{layer}.tar.zst").exists()
+
+
+def test_a_stack_holds_a_narrowed_layer_on_its_platform(stack: PlatformStack) -> None:
+    combined, summary = _stack_outputs(stack, "macos_arm64")
+    for layer in ("app", "numpy_framework", "mac_app", "mac_framework"):
+        assert f'"{layer}"' in combined and layer in summary, layer
+    assert json.loads(stack.workspace.output("mac_app.json").read_text())["platform"] == MAC.triple
+    assert any(m.endswith("/six.py") for m in _members(stack.workspace.output("mac_framework.tar.zst")))

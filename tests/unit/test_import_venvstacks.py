@@ -188,6 +188,60 @@ def test_launch_modules_in_folders_become_libraries_at_the_top_of_site_packages(
     )
 
 
+SPEC_WITH_NARROWER_LAYERS = """
+[[runtimes]]
+name = "cpython-3.11"
+python_implementation = "cpython@3.11.11"
+requirements = []
+platforms = ["linux_x86_64", "macosx_arm64", "win_amd64", "win_arm64"]
+
+[[frameworks]]
+name = "mlx"
+runtime = "cpython-3.11"
+requirements = []
+platforms = ["macosx_arm64", "win_arm64"]
+
+[[frameworks]]
+name = "mlx-tools"
+frameworks = ["mlx"]
+requirements = []
+platforms = ["macosx_arm64"]
+
+[[frameworks]]
+name = "everywhere"
+runtime = "cpython-3.11"
+requirements = []
+platforms = ["linux_x86_64", "macosx_arm64", "win_amd64", "win_arm64"]
+
+[[frameworks]]
+name = "arm-windows-only"
+runtime = "cpython-3.11"
+requirements = []
+platforms = ["win_arm64"]
+"""
+
+
+def test_a_layers_narrower_platforms_convert_to_its_platforms(specs: Path) -> None:
+    """venvstacks' per-layer `platforms`, narrower than the runtime's: the layer's `platforms` here."""
+    spec = specs / "sample_project/narrower.toml"
+    spec.write_text(SPEC_WITH_NARROWER_LAYERS)
+    conversion = import_venvstacks.convert(read_stack_spec(spec), "")
+    build = import_venvstacks.render_build(conversion, "narrower.toml")
+
+    def block(target: str) -> str:
+        return build[build.index(f'name = "{target}"') :].partition("\n)")[0]
+
+    # win_arm64 has no PBS target here: the runtime's conversion lists it, once.
+    assert 'platforms = ["macos_arm64"],' in block("framework-mlx")
+    assert 'platforms = ["macos_arm64"],' in block("framework-mlx-tools")
+    assert "platforms" not in block("framework-everywhere"), "the runtime's platforms: nothing to say"
+    assert conversion.not_converted == [
+        "runtime 'cpython-3.11': platform 'win_arm64' is not supported by rules_venvstacks",
+        f"runtime 'cpython-3.11': {PIN_NOTE}",
+        "framework layer 'arm-windows-only': platforms ['win_arm64']: none is a platform rules_venvstacks builds for",
+    ]
+
+
 def test_a_uv_settings_file_is_listed_not_dropped(specs: Path, tmp_path: Path) -> None:
     project = Path(shutil.copytree(specs / "minimal_project", tmp_path / "project"))
     (project / "venvstacks.uv.toml").write_text('exclude-newer = "2025-01-01T00:00:00Z"\n')

@@ -432,17 +432,28 @@ def test_a_lower_lock_of_another_layer_is_an_error(workspace: Path, capsys: pyte
     )
 
 
-def test_a_lower_lock_for_other_platforms_is_an_error(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_lower_lock_lacking_a_platform_is_an_error(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     framework = write_fake_lock(workspace, "framework", {"numpy": "2.1.2"}, platforms=(LINUX,))
     app = Layer(workspace, "app", requirements=("rich",), lower=(("framework", framework),), platforms=(LINUX, WINDOWS))
     expected = (
         "venvstacks: error: layer 'app' is locked for windows_x86_64, linux_x86_64 but layer 'framework' for"
         " linux_x86_64"
-        " (stacks/framework.pylock.toml); lock both for the same platforms"
+        " (stacks/framework.pylock.toml), without windows_x86_64; re-lock 'framework' for every platform of the"
+        " layers above it"
     )
     assert lock_failure(app, capsys) == expected
     assert cli.main(app.check_argv()) == 1
     assert capsys.readouterr().err == expected + "\n"
+
+
+def test_a_lower_lock_covering_more_platforms_is_read(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A layer narrowed by `platforms` sits on a framework locked for more: its platforms are among those."""
+    framework = write_fake_lock(workspace, "framework", {"numpy": "2.1.2"}, platforms=(LINUX, WINDOWS))
+    app = Layer(workspace, "app", requirements=("rich",), lower=(("framework", framework),), platforms=(WINDOWS,))
+    assert cli.main(app.check_argv()) == 1
+    err = capsys.readouterr().err
+    assert "stacks/app.pylock.toml does not exist" in err, err
+    assert "layer 'framework' for" not in err
 
 
 def test_errors_are_venvstacks_errors(workspace: Path) -> None:

@@ -156,6 +156,20 @@ def _platforms(conversion: Conversion, layer: LayerSpec) -> list[str]:
     return sorted(names)
 
 
+def _narrowed_platforms(layer: LayerSpec, runtime: LayerSpec) -> list[str] | None:
+    """A layer's `platforms` when narrower than its runtime's, in this project's names; None when not.
+
+    The specification was checked to list only platforms of the layers below (venvstacks'
+    rule), so the names are among the runtime's. A platform with no PBS target here
+    (`win_arm64`) is left out: the runtime's conversion lists it. `[]` means the layer names
+    none that rules_venvstacks builds for.
+    """
+    ours = sorted({found.name for found in map(by_venvstacks_name, layer.platforms) if found is not None})
+    if ours == sorted({found.name for found in map(by_venvstacks_name, runtime.platforms) if found is not None}):
+        return None
+    return ours
+
+
 def _floor(conversion: Conversion, runtime: LayerSpec, layers: Sequence[LayerSpec], key: str) -> str:
     """The runtime's glibc (`linux_target`) or macOS (`macosx_target`) floor: one value for all its layers."""
 
@@ -259,9 +273,10 @@ def _convert_layer(conversion: Conversion, layer: LayerSpec) -> None:
     if outside:
         conversion.skip(what, f"modules {outside} are outside the specification's folder (its Bazel package)")
         return
-    runtime = conversion.spec_layer(layer.runtime)
-    if set(layer.platforms) != set(runtime.platforms):
-        conversion.skip(what, f"platforms {list(layer.platforms)}: every layer builds for its runtime's platforms here")
+    narrowed = _narrowed_platforms(layer, conversion.spec_layer(layer.runtime))
+    if narrowed == []:
+        conversion.skip(what, f"platforms {list(layer.platforms)}: none is a platform rules_venvstacks builds for")
+        return
     conversion.skip_unconverted_fields(what, layer)
     conversion.targets[layer.name] = target
     arguments: list[tuple[str, object]] = [("name", target), ("runtime", f":{conversion.targets[layer.runtime]}")]
@@ -269,6 +284,8 @@ def _convert_layer(conversion: Conversion, layer: LayerSpec) -> None:
         arguments.append(("frameworks", [f":{conversion.targets[name]}" for name in layer.frameworks]))
     arguments.append(("requirements", list(layer.get("requirements", []))))
     arguments += _index_arguments(conversion, layer)
+    if narrowed:
+        arguments.append(("platforms", narrowed))
     if layer.get("dynlib_exclude"):
         arguments.append(("dynlib_exclude", list(layer.get("dynlib_exclude"))))
     if layer.get("versioned") is True:

@@ -1,8 +1,9 @@
 """The `venvstacks_stack` rule behind `layer_stack`: the stack's combined metadata, and venvstacks' summary of it."""
 
-load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo")
-load("//rules_venvstacks/private/common:stack_layers.bzl", "stack_layers")
+load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksAbsentLayerInfo", "VenvstacksLayerInfo", "VenvstacksLockInfo")
+load("//rules_venvstacks/private/common:stack_layers.bzl", "present_layers", "stack_layers")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "run_tool")
+load("//rules_venvstacks/private/lock:lock_rules.bzl", "lock_only_transition")
 load(":published_metadata.bzl", "VENVSTACKS_PLATFORM_NAMES")
 
 # The file name venvstacks gives its stack summary (tools' build/published_metadata.py
@@ -10,9 +11,13 @@ load(":published_metadata.bzl", "VENVSTACKS_PLATFORM_NAMES")
 DEFAULT_PUBLISHED_SUMMARY = "venvstacks.json"
 
 def _venvstacks_stack_impl(ctx):
-    layers = stack_layers(ctx.label, [target[VenvstacksLayerInfo] for target in ctx.attr.layers])
+    tops = present_layers(ctx.attr.stacked)
+    if not tops:
+        # Every layer is narrowed to other platforms (`platforms`): nothing of the stack exists here.
+        return [DefaultInfo(files = depset())]
+    layers = stack_layers(ctx.label, tops)
     output = ctx.actions.declare_file(ctx.label.name + ".json")
-    platform_triple = ctx.attr.layers[0][VenvstacksLayerInfo].runtime.platform_triple
+    platform_triple = tops[0].runtime.platform_triple
     summary = ctx.actions.declare_file("__venvstacks__/%s/%s" % (VENVSTACKS_PLATFORM_NAMES[platform_triple], ctx.attr.published_summary))
     args = ctx.actions.args()
     args.add("--output", output)
@@ -23,7 +28,7 @@ def _venvstacks_stack_impl(ctx):
     args.add_all(["%s=%s" % (layer.kind, layer.published_metadata.path) for layer in layers], before_each = "--published-layer")
     run_tool(
         ctx,
-        runtime = ctx.attr.layers[0][VenvstacksLayerInfo].runtime,
+        runtime = tops[0].runtime,
         subcommand = "stack-metadata",
         arguments = args,
         inputs = [layer.metadata for layer in layers] + [layer.published_metadata for layer in layers],
@@ -45,12 +50,27 @@ venvstacks_stack = rule(
 
 Also writes venvstacks' stack summary, `__venvstacks__/<platform>/venvstacks.json` in the
 target's package (`published_summary` names it otherwise), beside the layers' own published
-metadata when they are in the same package (docs/migrating-from-venvstacks.md).""",
+metadata when they are in the same package (docs/migrating-from-venvstacks.md).
+
+A layer narrowed by `platforms` to other platforms than the target's is left out, with the
+layers only it brings (docs/layers.md, "Narrower platforms"); when every layer is, the stack
+builds nothing.""",
     attrs = dict(TOOL_ATTRS, **{
-        "layers": attr.label_list(mandatory = True, allow_empty = False, providers = [VenvstacksLayerInfo], doc = "Top layers (their lower layers come along)."),
+        "layers": attr.label_list(
+            mandatory = True,
+            allow_empty = False,
+            providers = [VenvstacksLockInfo],
+            cfg = lock_only_transition,
+            doc = "Top layers as the user wrote them (a typo is named as written), analysed in the lock-only configuration, where they reach no wheel; what the stack builds is `stacked`.",
+        ),
         "published_summary": attr.string(
             default = DEFAULT_PUBLISHED_SUMMARY,
             doc = "File name of venvstacks' stack summary in `__venvstacks__/<platform>/`; two stacks in one package need two names.",
+        ),
+        "stacked": attr.label_list(
+            mandatory = True,
+            providers = [[VenvstacksLayerInfo], [VenvstacksAbsentLayerInfo]],
+            doc = "Each top layer's `NAME.in_stack`: the layer on the platforms it is built for, left out (an `absent_layer`) on the others; the lower layers come along.",
         ),
     }),
 )

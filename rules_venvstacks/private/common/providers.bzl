@@ -185,6 +185,7 @@ VenvstacksLockInfo = provider(
         "runtime_layer": "VenvstacksLayerInfo of the runtime layer.",
         "lock": "File: the checked-in lock, or None before the first `bazel run <layer>.lock`.",
         "lock_path": "Workspace-relative path of the lock file (where `.lock` writes it).",
+        "platform_triples": "list of the PBS triples the layer is locked and built for: its `platforms`, or its runtime's when it names none (in the runtime's order).",
         "versioned": "True when the layer is versioned: its lock carries a lock version (`lock` and `check-lock` take `--versioned`).",
         "requirements": "list of requirement strings given inline.",
         "requirements_in": "list of File: requirements.in files.",
@@ -202,6 +203,11 @@ VenvstacksLaunchModuleInfo = provider(
         "module": "The launch module, as `python -m` takes it (`app.main`).",
         "files": "dict of destination below site-packages -> File: the layer's `srcs` and `deps` files of the launch module's top-level module (`app.py`, or everything below `app/`).",
     },
+)
+
+VenvstacksAbsentLayerInfo = provider(
+    doc = "What a layer's `NAME.in_stack` gives on a platform outside the layer's `platforms`: a stack leaves it out there (build/absent_layer.bzl).",
+    fields = [],
 )
 
 VenvstacksIndexesInfo = provider(

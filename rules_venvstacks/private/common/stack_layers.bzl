@@ -1,6 +1,22 @@
 """The layers (and archives) of one or more stacks, in deployment order: for every rule that deploys or gathers a stack."""
 
+load(":providers.bzl", "VenvstacksAbsentLayerInfo", "VenvstacksLayerInfo")
 load(":tool.bzl", "shell_quote")
+
+def present_layers(targets):
+    """The layers of a stack's `layers` that are built for the target platform, in order.
+
+    A stack names each layer's `NAME.in_stack` (layer_macros.bzl): the layer itself on the
+    platforms it is built for, an `absent_layer` (build/absent_layer.bzl) on the others, which is
+    left out here.
+
+    Args:
+      targets: the stack's `layers` targets.
+
+    Returns:
+      list of VenvstacksLayerInfo (possibly empty: every layer narrowed away).
+    """
+    return [target[VenvstacksLayerInfo] for target in targets if VenvstacksAbsentLayerInfo not in target]
 
 def stack_layers(owner, tops):
     """Every layer below and including `tops`, in deployment order, each once.

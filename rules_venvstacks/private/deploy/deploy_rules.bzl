@@ -1,8 +1,8 @@
 """Rules behind `<layer>.deploy` (bazel run: unpack a stack into a directory) and `<layer>.test`."""
 
 load("//rules_venvstacks/private/common:platforms.bzl", "platform_name")
-load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksLayerInfo")
-load("//rules_venvstacks/private/common:stack_layers.bzl", "stack_archives")
+load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksAbsentLayerInfo", "VenvstacksLayerInfo")
+load("//rules_venvstacks/private/common:stack_layers.bzl", "present_layers", "stack_archives")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "shell_quote", "tool_launcher", "tool_runtime")
 load(":run.bzl", "RUN_ATTRS", "is_host_platform")
 
@@ -25,7 +25,9 @@ def _check_deploys_here(ctx, tops):
         ))
 
 def _deploy_impl(ctx):
-    tops = [target[VenvstacksLayerInfo] for target in ctx.attr.layers]
+    tops = present_layers(ctx.attr.layers)
+    if not tops:
+        fail("%s: every layer of the stack is narrowed by `platforms` to other platforms than the target platform; build for one of theirs (`--platforms`)" % ctx.label)
     _check_deploys_here(ctx, tops)
     arguments, files = stack_archives(ctx.label, tops)
     what = "the stack of '%s'" % tops[0].layer_name if len(tops) == 1 else "every layer of the stacks of %s" % ", ".join(["'%s'" % top.layer_name for top in tops])
@@ -55,7 +57,12 @@ given layers is deployed once. A layer already deployed in DIR from the same arc
 """,
     executable = True,
     attrs = dict(TOOL_ATTRS, **dict(RUN_ATTRS, **{
-        "layers": attr.label_list(mandatory = True, allow_empty = False, providers = [VenvstacksLayerInfo], doc = "The top layers of the stack(s): one for a layer's `.deploy`, a `layer_stack`'s layers for its `.deploy`."),
+        "layers": attr.label_list(
+            mandatory = True,
+            allow_empty = False,
+            providers = [[VenvstacksLayerInfo], [VenvstacksAbsentLayerInfo]],
+            doc = "The top layers of the stack(s): one for a layer's `.deploy`, a `layer_stack`'s layers' `NAME.in_stack` for its `.deploy` (a layer narrowed to other platforms by `platforms` is left out).",
+        ),
     })),
 )
 

@@ -11,6 +11,7 @@ load("@bazel_skylib//rules:common_settings.bzl", "BuildSettingInfo")
 load("//rules_venvstacks/private/common:c3.bzl", "c3_conflict_message", "c3_linearize", "duplicates")
 load("//rules_venvstacks/private/common:constants.bzl", "DEFAULT_INDEX_URL", "LAYER_KINDS")
 load("//rules_venvstacks/private/common:names.bzl", "check_layer_name")
+load("//rules_venvstacks/private/common:platforms.bzl", "PLATFORMS", "platform_name", "platforms_problem")
 load("//rules_venvstacks/private/common:providers.bzl", "VenvstacksIndexesInfo", "VenvstacksLaunchModuleInfo", "VenvstacksLayerInfo", "VenvstacksLockInfo")
 load("//rules_venvstacks/private/common:tool.bzl", "TOOL_ATTRS", "check_no_credentials", "lock_tool_tree", "run_tool", "shell_quote", "tool_launcher")
 load(":named_indexes.bzl", "merge_named_indexes", "named_index_arguments")
@@ -54,6 +55,43 @@ def _check_stack(ctx, runtime_layer, declared):
             fail("%s: two layers of the stack are named '%s': %s and %s" % (ctx.attr.layer, info.layer_name, names[info.layer_name], info.label))
         names[info.layer_name] = info.label
     return lower
+
+def _names(triples):
+    """The short names of `triples`, comma-separated, for messages."""
+    return ", ".join([platform_name(triple) for triple in triples])
+
+def _layer_platform_triples(ctx, runtime_layer, lower):
+    """The PBS triples the layer is locked and built for, in its runtime's order.
+
+    With no `platforms`, the runtime's: the layer's lock and its arguments are exactly what they
+    were before layers could narrow their platforms. Otherwise each named platform must be one
+    of the runtime's and of every framework's below (venvstacks' rule: a layer's platforms are
+    among those of every layer it sits on); the first that is not fails here, at analysis,
+    naming the layer, the platform and the layer that lacks it.
+    """
+    runtime_triples = runtime_layer.runtime.platform_triples
+    if not ctx.attr.platforms:
+        return runtime_triples
+    problem = platforms_problem(ctx.attr.platforms, short_names = True)
+    if problem:
+        fail("%s: `platforms`: %s" % (ctx.attr.layer, problem.message))
+    wanted = [PLATFORMS[name].triple for name in ctx.attr.platforms]
+
+    # The runtime's label as the user writes it ("//:rt", not Bazel 7's "@@//:rt").
+    runtime_label = str(runtime_layer.label).removeprefix("@@//").removeprefix("@//")
+    runtime_label = runtime_label if runtime_label.startswith("@") else "//" + runtime_label
+    below = [(runtime_label, "runtime", runtime_triples)] + [(info.label, "framework", info.platform_triples) for info in lower]
+    for triple in wanted:
+        for label, kind, triples in below:
+            if triple not in triples:
+                fail("%s: `platforms` names %s, but the %s %s it sits on is not built for it (its platforms: %s); a layer's platforms must be among those of every layer below it" % (
+                    ctx.attr.layer,
+                    platform_name(triple),
+                    kind,
+                    label,
+                    _names(triples),
+                ))
+    return [triple for triple in runtime_triples if triple in wanted]
 
 # The private build setting of the "lock only" configuration (BUILD.bazel here says what it is).
 # str(Label()): a transition names the setting by its canonical label, in and out alike.
@@ -118,6 +156,7 @@ def _lock_inputs_impl(ctx):
         runtime_layer = runtime_layer,
         lock = ctx.file.lock,
         lock_path = ctx.attr.lock_path,
+        platform_triples = _layer_platform_triples(ctx, runtime_layer, lower),
         requirements = ctx.attr.requirements,
         requirements_in = ctx.files.requirements_in,
         lower = lower,
@@ -157,6 +196,7 @@ venvstacks_lock_inputs = rule(
         "lock": attr.label(allow_single_file = True, doc = "The lock file, when it exists."),
         "lock_path": attr.string(mandatory = True, doc = "Workspace-relative path of the lock file."),
         "package_indexes": attr.string_dict(doc = "Project -> named index it comes from, only (inherited by the layers above)."),
+        "platforms": attr.string_list(doc = "The short names of the platforms the layer is locked for, among its runtime's and every framework's below; empty: the runtime's."),
         "priority_indexes": attr.string_list(doc = "Named indexes searched first for every project, in order (not inherited)."),
         "requirements": attr.string_list(doc = "Top-level requirements."),
         "requirements_in": attr.label_list(allow_files = True, doc = "requirements.in files."),
@@ -186,7 +226,7 @@ def _input_arguments(info, in_action):
         "--index-url",
         info.index.index_url,
     ]
-    for triple in info.runtime_layer.runtime.platform_triples:
+    for triple in info.platform_triples:
         arguments += ["--platform", triple]
     floors = info.runtime_layer.runtime.wheel_floors
     if floors.glibc:

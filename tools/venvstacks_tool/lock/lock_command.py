@@ -20,7 +20,7 @@ platform anyway, never for the host:
    (refused outside the workspace); no URL written carries credentials.
 
 `check-lock` (a `bazel test`, no network) recomputes `inputs_hash` from the staged inputs and
-compares it with the lock's `inputs-hash`; it also fails when a lower lock covers other platforms,
+compares it with the lock's `inputs-hash`; it also fails when a lower lock lacks one of the layer's platforms,
 and, for a versioned application, when its launch module's hash is not the lock's
 `launch-module-hash` (lock/lock_version.py).
 The same command is each layer's stale-lock validation action at build time (`--report`, with
@@ -506,7 +506,7 @@ class _Inputs:
 
 
 def _read_inputs(request: LayerInputs) -> _Inputs:
-    """Read the requirements files and lower locks; a lower lock of another layer or other platforms fails."""
+    """Read the requirements files and lower locks; a lower lock of another layer, or lacking a platform, fails."""
     requirements_in = [(path, _read_input(path, "the requirements file")) for path in request.requirements_in]
     lower_locks = []
     for layer, path in request.lower_locks:
@@ -518,11 +518,14 @@ def _read_inputs(request: LayerInputs) -> _Inputs:
         lock = pylock.parse_lock(text, str(path))
         if lock.layer != layer:
             raise VenvstacksError(f"{path}: the lock of layer '{lock.layer}' was given as the lock of layer '{layer}'")
-        if sorted(lock.platforms) != list(request.platforms):
-            # Per-platform constraints need the lower layer's choice on every platform of this one.
+        missing = sorted(set(request.platforms) - set(lock.platforms))
+        if missing:
+            # Per-platform constraints need the lower layer's choice on every platform of this one;
+            # a lower layer may cover more (a layer's `platforms` may narrow its frameworks').
             raise VenvstacksError(
                 f"layer '{request.layer_name}' is locked for {_names(request.platforms)} but layer '{layer}'"
-                f" for {_names(sorted(lock.platforms))} ({path}); lock both for the same platforms"
+                f" for {_names(sorted(lock.platforms))} ({path}), without {_names(missing)}; re-lock '{layer}'"
+                " for every platform of the layers above it"
             )
         lower_locks.append(_LowerLock(layer, path, data, lock))
     return _Inputs(requirements_in, lower_locks)
@@ -534,7 +537,7 @@ def _read_inputs(request: LayerInputs) -> _Inputs:
 def lock_problem(request: CheckRequest) -> str | None:
     """The line saying why the lock is missing, unreadable or stale, with the command to run; None when fresh.
 
-    A lower lock for other platforms (or of another layer) raises a VenvstacksError (one line).
+    A lower lock lacking one of the platforms (or of another layer) raises a VenvstacksError (one line).
     """
     inputs = request.inputs
     digest = _read_inputs(inputs).hash(inputs)
