@@ -19,7 +19,7 @@ import pytest
 
 from venvstacks_testing.wheel_index import WheelIndex
 from venvstacks_tool.core import cli
-from venvstacks_tool.core.launch_module import module_hash
+from venvstacks_tool.core.launch_module import SupportModule, module_hash
 from venvstacks_tool.lock import pylock
 from venvstacks_tool.lock.lock_version import FIRST_LOCK_VERSION, next_lock_version, versioning_problem
 
@@ -184,11 +184,16 @@ def test_check_lock_holds_the_lock_to_versioned_and_lock_writes_it(
     assert lock(workspace, url, ["alpha"], versioned=False) is None
 
 
-def app_argv(url: str, main: Path, versioned: bool) -> list[str]:
-    """An application layer whose launch module `app` is the file `main` (as `NAME.launch_module` passes it)."""
+def app_argv(url: str, main: Path, versioned: bool, support: dict[str, Path] | None = None) -> list[str]:
+    """An application layer whose launch module `app` is the file `main`, with `support` files beside it.
+
+    `support` maps destinations below site-packages to files, as `NAME.launch_module` passes the
+    application's own files.
+    """
     argv = ["--layer-name", "app", "--layer-kind", "application", "--python-version", PY, "--index-url", url]
     argv += ["--platform", LINUX, "--lock-target", "//stacks:app.lock", "--requirement", "alpha"]
-    argv += ["--launch-module", "app", "--launch-module-file", f"app.py={main}"]
+    argv += ["--launch-module", "app", "--app-module-file", f"app.py={main}"]
+    argv += [arg for dest, path in (support or {}).items() for arg in ("--app-module-file", f"{dest}={path}")]
     return argv + (["--versioned"] if versioned else [])
 
 
@@ -240,3 +245,93 @@ def test_a_versioned_application_follows_its_launch_module(
     unversioned = relock(versioned=False)
     assert (unversioned.lock_version, unversioned.launch_module_hash) == (None, None)
     assert "launch-module" not in lock_path.read_text()
+
+
+def test_a_versioned_application_follows_its_support_modules(
+    workspace: Path, tmp_path: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A changed, added or removed support module alone bumps N; a lock that predates them relocks without a bump."""
+    _, url = index
+    main = tmp_path / "app.py"
+    main.write_text("import helpers\n")
+    helpers = tmp_path / "helpers.py"
+    helpers.write_text("X = 1\n")
+    (tmp_path / "tools").mkdir()
+    tools = tmp_path / "tools" / "__init__.py"
+    tools.write_text("")
+    lock_path = workspace / "stacks/pylock.app.toml"
+    support: dict[str, Path] = {"helpers.py": helpers}
+
+    def relock(versioned: bool = True) -> pylock.Lock:
+        argv = ["lock", *app_argv(url, main, versioned, support), "--workspace-dir", str(workspace)]
+        assert cli.main([*argv, "--output-lock", "stacks/pylock.app.toml"]) == 0
+        return pylock.read_lock(lock_path)
+
+    def check_app() -> int:
+        return cli.main(["check-lock", *app_argv(url, main, True, support), "--lock", str(lock_path)])
+
+    first = relock()
+    assert first.lock_version == 1
+    assert first.support_modules == (SupportModule("helpers", module_hash("helpers", support) or ""),)
+    assert f'support-modules = [\n    {{ name = "helpers", hash = "{first.support_modules[0].hash}" }},\n]\n' in (
+        lock_path.read_text()
+    )
+    assert relock() == first, "nothing changed: version kept"
+    assert check_app() == 0
+    capsys.readouterr()
+
+    helpers.write_text("X = 2\n")
+    assert check_app() == 1
+    assert capsys.readouterr().err == (
+        f"{lock_path} is stale: the support module(s) 'helpers' changed since it was locked, in versioned"
+        " application layer 'app' (its lock version follows them): run `bazel run //stacks:app.lock`\n"
+    )
+    second = relock()
+    assert (second.lock_version, second.launch_module_hash) == (2, first.launch_module_hash), (
+        "the launch module is the same"
+    )
+    assert second.packages == first.packages, "the same resolution"
+    assert check_app() == 0
+
+    support["tools/__init__.py"] = tools  # a package added: a new support module
+    assert check_app() == 1
+    assert "the support module(s) 'tools' changed" in capsys.readouterr().err
+    third = relock()
+    assert [m.name for m in third.support_modules or ()] == ["helpers", "tools"]
+    assert third.lock_version == 3
+    del support["tools/__init__.py"], support["helpers.py"]  # none left: recorded as none, and a bump
+    fourth = relock()
+    assert (fourth.support_modules, fourth.lock_version) == ((), 4)
+    assert "support-modules = [\n]\n" in lock_path.read_text()
+
+    # A lock written before locks recorded support modules: stale, and relocked without a bump.
+    support["helpers.py"] = helpers
+    fifth = relock()
+    text = lock_path.read_text()
+    start = text.index("support-modules = [")
+    lock_path.write_text(text[:start] + text[text.index("]\n", start) + 2 :])
+    assert pylock.read_lock(lock_path).support_modules is None
+    capsys.readouterr()
+    assert check_app() == 1
+    assert "the support modules are not recorded in it yet" in capsys.readouterr().err
+    assert relock() == fifth
+
+    # Unversioned: no trace in the lock.
+    unversioned = relock(versioned=False)
+    assert unversioned.support_modules is None
+    assert "support-modules" not in lock_path.read_text()
+
+
+def test_support_modules_in_a_lock_are_checked() -> None:
+    """A hand-edited entry fails naming the lock and what is wrong."""
+    digest = "sha256:" + "c" * 64
+    lock = dataclasses.replace(
+        a_lock(["a"], 2), support_modules=(SupportModule("b", digest), SupportModule("a", digest))
+    )
+    text = pylock.render_lock(lock)
+    assert '\nsupport-modules = [\n    { name = "a", hash = "' in text, "sorted by name"
+    assert pylock.parse_lock(text, "x.toml").support_modules == tuple(sorted(lock.support_modules or ()))
+    with pytest.raises(Exception, match=r"support-modules\[0\]: 'hash' must be 'sha256:' or 'sha256/'"):
+        pylock.parse_lock(text.replace(digest, "sha256:abc", 1), "x.toml")
+    with pytest.raises(Exception, match=r"x.toml:\d+: unknown key 'size' in a support-modules entry"):
+        pylock.parse_lock(text.replace(" }", ', size = "1" }', 1), "x.toml")

@@ -160,7 +160,10 @@ def test_support_modules_are_the_other_top_level_modules_and_packages(tmp_path: 
         (tmp_path / name).write_text(name)
     files = _files_below(tmp_path)
     found = support_modules("app.cli", files, layer="app")
-    assert found == (SupportModule("helpers", module_hash("helpers", files) or ""), SupportModule("tools", module_hash("tools", files) or ""))
+    assert found == (
+        SupportModule("helpers", module_hash("helpers", files) or ""),
+        SupportModule("tools", module_hash("tools", files) or ""),
+    )
     assert found[1].hash.startswith("sha256/") and found[0].hash.startswith("sha256:")
     assert support_modules("app", {"app.py": tmp_path / "helpers.py"}, layer="app") == ()
     (tmp_path / "tools.py").write_text("")
@@ -208,7 +211,12 @@ def _layer_metadata_in(directory: Path) -> bytes:
     argv += ["--lock-file", str(lock), "--archive-record", str(own), "--output", str(directory / "app.json")]
     argv += [arg for record in records for arg in ("--lower-record", str(record))]
     argv += ["--published-metadata", str(published), "--runtime-layer", "rt", "--source-date-epoch", "315532800"]
-    argv += ["--app-file", f"app/__main__.py={app / '__main__.py'}", "--app-file", f"helpers.py={app.parent / 'helpers.py'}"]
+    argv += [
+        "--app-file",
+        f"app/__main__.py={app / '__main__.py'}",
+        "--app-file",
+        f"helpers.py={app.parent / 'helpers.py'}",
+    ]
     assert cli.main(argv) == 0
     return published.read_bytes()
 
