@@ -187,7 +187,7 @@ def test_check_lock_holds_the_lock_to_versioned_and_lock_writes_it(
 def app_argv(url: str, main: Path, versioned: bool, support: dict[str, Path] | None = None) -> list[str]:
     """An application layer whose launch module `app` is the file `main`, with `support` files beside it.
 
-    `support` maps destinations below site-packages to files, as `NAME.launch_module` passes the
+    `support` maps destinations below site-packages to files, as `NAME.app_modules` passes the
     application's own files.
     """
     argv = ["--layer-name", "app", "--layer-kind", "application", "--python-version", PY, "--index-url", url]
