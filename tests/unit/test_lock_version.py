@@ -197,35 +197,62 @@ def app_argv(url: str, main: Path, versioned: bool, support: dict[str, Path] | N
     return argv + (["--versioned"] if versioned else [])
 
 
-def test_a_versioned_application_follows_its_launch_module(
-    workspace: Path, tmp_path: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    _, url = index
+@dataclasses.dataclass
+class AppLock:
+    """`lock` and `check-lock` of the application of `app_argv` in `workspace`, its lock at `path`."""
+
+    workspace: Path
+    url: str
+    main: Path
+    support: dict[str, Path] = dataclasses.field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return self.workspace / "stacks/pylock.app.toml"
+
+    def relock(self, versioned: bool = True) -> pylock.Lock:
+        argv = ["lock", *app_argv(self.url, self.main, versioned, self.support), "--workspace-dir", str(self.workspace)]
+        assert cli.main([*argv, "--output-lock", "stacks/pylock.app.toml"]) == 0
+        return pylock.read_lock(self.path)
+
+    def check(self) -> int:
+        return cli.main(["check-lock", *app_argv(self.url, self.main, True, self.support), "--lock", str(self.path)])
+
+    def locked_fresh(self, capsys: pytest.CaptureFixture[str]) -> pylock.Lock:
+        """The first lock, once a second lock kept it and it checked fresh."""
+        first = self.relock()
+        assert self.relock() == first, "nothing changed: version kept"
+        assert self.check() == 0
+        capsys.readouterr()
+        return first
+
+    def stale_then_relocked(self, capsys: pytest.CaptureFixture[str], problem: str) -> pylock.Lock:
+        """The lock checked stale for `problem` (the words after 'is stale: '), then relocked."""
+        assert self.check() == 1
+        assert capsys.readouterr().err == f"{self.path} is stale: {problem}: run `bazel run //stacks:app.lock`\n"
+        return self.relock()
+
+
+@pytest.fixture
+def app(workspace: Path, tmp_path: Path, index: tuple[WheelIndex, str]) -> AppLock:
+    """The application of `app_argv`, its launch module `tmp_path/app.py`, on the test index."""
     main = tmp_path / "app.py"
     main.write_text("print('hello')\n")
-    lock_path = workspace / "stacks/pylock.app.toml"
+    return AppLock(workspace, index[1], main)
 
-    def relock(versioned: bool = True) -> pylock.Lock:
-        argv = ["lock", *app_argv(url, main, versioned), "--workspace-dir", str(workspace)]
-        assert cli.main([*argv, "--output-lock", "stacks/pylock.app.toml"]) == 0
-        return pylock.read_lock(lock_path)
 
-    def check_app() -> int:
-        return cli.main(["check-lock", *app_argv(url, main, True), "--lock", str(lock_path)])
+def test_a_versioned_application_follows_its_launch_module(app: AppLock, capsys: pytest.CaptureFixture[str]) -> None:
+    main, relock, check_app, lock_path = app.main, app.relock, app.check, app.path
 
-    first = relock()
+    first = app.locked_fresh(capsys)
     assert (first.lock_version, first.launch_module_hash) == (1, module_hash("app", {"app.py": main}))
-    assert relock() == first, "nothing changed: version kept"
-    assert check_app() == 0
-    capsys.readouterr()
 
     main.write_text("print('hello, world')\n")
-    assert check_app() == 1
-    assert capsys.readouterr().err == (
-        f"{lock_path} is stale: the launch module 'app' of versioned application layer 'app' changed since it"
-        " was locked (its lock version follows it): run `bazel run //stacks:app.lock`\n"
+    second = app.stale_then_relocked(
+        capsys,
+        "the launch module 'app' of versioned application layer 'app' changed since it was locked"
+        " (its lock version follows it)",
     )
-    second = relock()
     assert (second.lock_version, second.launch_module_hash) == (2, module_hash("app", {"app.py": main}))
     assert second.packages == first.packages, "the same resolution"
     assert relock().lock_version == 2
@@ -247,46 +274,30 @@ def test_a_versioned_application_follows_its_launch_module(
     assert "launch-module" not in lock_path.read_text()
 
 
-def test_a_versioned_application_follows_its_support_modules(
-    workspace: Path, tmp_path: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_versioned_application_follows_its_support_modules(app: AppLock, capsys: pytest.CaptureFixture[str]) -> None:
     """A changed, added or removed support module alone bumps N; a lock that predates them relocks without a bump."""
-    _, url = index
-    main = tmp_path / "app.py"
-    main.write_text("import helpers\n")
-    helpers = tmp_path / "helpers.py"
+    helpers = app.main.parent / "helpers.py"
     helpers.write_text("X = 1\n")
-    (tmp_path / "tools").mkdir()
-    tools = tmp_path / "tools" / "__init__.py"
+    (app.main.parent / "tools").mkdir()
+    tools = app.main.parent / "tools" / "__init__.py"
     tools.write_text("")
-    lock_path = workspace / "stacks/pylock.app.toml"
-    support: dict[str, Path] = {"helpers.py": helpers}
+    support = app.support
+    support["helpers.py"] = helpers
+    relock, check_app, lock_path = app.relock, app.check, app.path
 
-    def relock(versioned: bool = True) -> pylock.Lock:
-        argv = ["lock", *app_argv(url, main, versioned, support), "--workspace-dir", str(workspace)]
-        assert cli.main([*argv, "--output-lock", "stacks/pylock.app.toml"]) == 0
-        return pylock.read_lock(lock_path)
-
-    def check_app() -> int:
-        return cli.main(["check-lock", *app_argv(url, main, True, support), "--lock", str(lock_path)])
-
-    first = relock()
+    first = app.locked_fresh(capsys)
     assert first.lock_version == 1
     assert first.support_modules == (SupportModule("helpers", module_hash("helpers", support) or ""),)
     assert f'support-modules = [\n    {{ name = "helpers", hash = "{first.support_modules[0].hash}" }},\n]\n' in (
         lock_path.read_text()
     )
-    assert relock() == first, "nothing changed: version kept"
-    assert check_app() == 0
-    capsys.readouterr()
 
     helpers.write_text("X = 2\n")
-    assert check_app() == 1
-    assert capsys.readouterr().err == (
-        f"{lock_path} is stale: the support module(s) 'helpers' changed since it was locked, in versioned"
-        " application layer 'app' (its lock version follows them): run `bazel run //stacks:app.lock`\n"
+    second = app.stale_then_relocked(
+        capsys,
+        "the support module(s) 'helpers' changed since it was locked, in versioned application layer 'app'"
+        " (its lock version follows them)",
     )
-    second = relock()
     assert (second.lock_version, second.launch_module_hash) == (2, first.launch_module_hash), (
         "the launch module is the same"
     )

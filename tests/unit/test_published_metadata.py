@@ -33,7 +33,12 @@ def documented_fields() -> dict[str, tuple[type, str, str]]:
     return fields
 
 
-def metadata_of(kind: str, platform: str = "linux_x86_64") -> dict[str, object]:
+HELPERS = (SupportModule("helpers", "sha256/" + "01" * 32),)
+
+
+def metadata_of(
+    kind: str, platform: str = "linux_x86_64", support: tuple[SupportModule, ...] = HELPERS
+) -> dict[str, object]:
     return published_metadata(
         record=RECORD,
         kind=kind,
@@ -45,7 +50,7 @@ def metadata_of(kind: str, platform: str = "linux_x86_64") -> dict[str, object]:
         required_layers=[] if kind == "runtime" else ["numpy", "base"],
         launch_module="app.cli" if kind == "application" else "",
         launch_module_hash="sha256:" + "ef" * 32 if kind == "application" else None,
-        support_modules=[SupportModule("helpers", "sha256/" + "01" * 32)] if kind == "application" else (),
+        support_modules=support if kind == "application" else (),
     )
 
 
@@ -173,18 +178,7 @@ def test_support_modules_are_the_other_top_level_modules_and_packages(tmp_path: 
 
 def test_support_modules_are_written_only_when_there_are_some() -> None:
     assert metadata_of("application")["app_support_modules"] == [{"name": "helpers", "hash": "sha256/" + "01" * 32}]
-    without = published_metadata(
-        record=RECORD,
-        kind="application",
-        requirements_hash="sha256:" + "cd" * 32,
-        locked_at_epoch=0,
-        runtime_layer="rt",
-        python_version="3.12.7",
-        platform=by_name("linux_x86_64"),
-        required_layers=[],
-        launch_module="app",
-    )
-    assert "app_support_modules" not in without
+    assert "app_support_modules" not in metadata_of("application", support=())
 
 
 def test_venvstacks_own_metadata_has_only_documented_fields() -> None:

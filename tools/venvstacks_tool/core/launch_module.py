@@ -40,7 +40,7 @@ def _file_hash(name: str, path: Path) -> bytes:
 
 
 def module_hash(module: str, app_files: Mapping[str, Path]) -> str | None:
-    """The hash venvstacks records for a launch module, or None when the layer's own files lack it.
+    """The hash venvstacks records for a launch or support module, or None when the layer's own files lack it.
 
     `module` is a top-level module name, `app_files` maps each file's destination in
     site-packages to the file. A module file `NAME.py` hashes as `sha256:` + sha256 of its name
