@@ -8,7 +8,8 @@ with these functions, so the two agree whenever the lock is fresh.
 The support modules are the application's own top-level modules and packages other than the
 launch module's (venvstacks' `support_modules`, shipped beside it): each `NAME.py` file and each
 `NAME/` directory among its files. Other top-level files (data, stubs, extension modules) are
-not modules venvstacks could name, and are not counted.
+not counted: venvstacks' support modules are the paths its specification lists, and here,
+with no such list, only top-level Python modules and packages are.
 """
 
 from __future__ import annotations
