@@ -8,13 +8,13 @@
     NAME.image_layer   the layer as one OCI image layer under the stack's image prefix (docs/images.md)
     NAME.in_stack      what a `layer_stack` builds of the layer: the layer on its `platforms`, nothing elsewhere
     NAME.lock_inputs   internal: what the lock is resolved from
-    NAME.launch_module internal, versioned applications: the launch module's files, hashed into the lock
+    NAME.app_modules   internal, versioned applications: the app's own module files, hashed into the lock
 
 `runtime_layer` is the rule of the same name plus its `NAME.image_layer`.
 """
 
 load("@platforms//host:constraints.bzl", "HOST_CONSTRAINTS")
-load("//rules_venvstacks/private/build:launch_module.bzl", "venvstacks_launch_module_files")
+load("//rules_venvstacks/private/build:app_modules.bzl", "venvstacks_app_modules")
 load("//rules_venvstacks/private/build:layer.bzl", "venvstacks_layer")
 load("//rules_venvstacks/private/build:runtime_layer.bzl", _runtime_layer_rule = "runtime_layer")
 load("//rules_venvstacks/private/build:stack.bzl", "DEFAULT_PUBLISHED_SUMMARY", "check_published_summary", "venvstacks_stack")
@@ -144,13 +144,13 @@ def _layer(
         platform_triples(platforms, "%s_layer '%s': `platforms`" % (kind, name))
         kwargs["target_compatible_with"] = kwargs.pop("target_compatible_with", []) + _compatible_with(platforms)
 
-    # A versioned application's lock records its launch module's hash (venvstacks bumps the lock
-    # version when the launch module changes): the lock inputs get the module's files.
-    launch_module_files = None
+    # A versioned application's lock records its launch and support modules' hashes (venvstacks
+    # bumps the lock version when one of them changes): the lock inputs get the app's own files.
+    app_modules = None
     if kind == "application" and versioned == True:
-        launch_module_files = ":%s.launch_module" % name
-        venvstacks_launch_module_files(
-            name = name + ".launch_module",
+        app_modules = ":%s.app_modules" % name
+        venvstacks_app_modules(
+            name = name + ".app_modules",
             launch_module = launch_module,
             srcs = srcs,
             deps = deps,
@@ -175,7 +175,7 @@ def _layer(
         priority_indexes = priority_indexes,
         index_overrides = index_overrides,
         versioned = versioned,
-        launch_module = launch_module_files,
+        app_modules = app_modules,
         build_from_sdist = build_from_sdist,
         platforms = platforms,
         visibility = visibility,
@@ -301,9 +301,10 @@ def framework_layer(
         that changes the lock and kept by one that changes nothing; the layer deploys as
         `layer_name@N`, its archive is `NAME@N.<format>`, and the layers above are built on
         `layer_name@N`, so two versions deploy side by side (docs/layers.md, "Versioned
-        layers"); a versioned application's lock also records its launch module's hash, so a
-        relock after the launch module changed bumps N, as venvstacks does (-> NAME,
-        NAME.lock_inputs, and NAME.launch_module for an application).
+        layers"); a versioned application's lock also records the hashes of its launch module
+        and of its support modules (its other top-level modules and packages), so a relock
+        after one of them changed bumps N, as venvstacks does (-> NAME,
+        NAME.lock_inputs, and NAME.app_modules for an application).
       archive_format: `tar.zst`, `tar.xz` or `zip` (-> NAME).
       bytecode: `compiled` (deterministic .pyc files) or `none` (-> NAME).
       test_script: a Python script that NAME.test runs with the layer's interpreter after
@@ -387,17 +388,17 @@ def application_layer(name, runtime, frameworks, launch_module, srcs = [], deps 
       runtime: a `runtime_layer` target (-> NAME, NAME.lock_inputs).
       frameworks: the framework layers it uses directly, in sys.path order; the rest of the
         stack's order is derived as for `framework_layer` (-> NAME, NAME.lock_inputs).
-      launch_module: the module `python -m` runs (-> NAME, NAME.test; and NAME.launch_module when
+      launch_module: the module `python -m` runs (-> NAME, NAME.test; and NAME.app_modules when
         versioned); or a `.py` file of this
         package, which is added to `srcs` and becomes that module (`main.py` -> `main`,
         `cli/run.py` -> `cli.run`).
       srcs: application code (files or targets); each file lands in site-packages at its path
         below this package (a `py_library`'s `imports` are not read here: use `deps`); a `.whl`
         file (a wheel built by another rule) is installed like the locked wheels, its
-        dependencies coming from the lock (-> NAME; and NAME.launch_module when versioned).
+        dependencies coming from the lock (-> NAME; and NAME.app_modules when versioned).
       deps: first-party Python libraries (anything that provides `PyInfo`), placed at their
         import roots as for `framework_layer`; the launch module may be one of their modules
-        (-> NAME; and NAME.launch_module when versioned).
+        (-> NAME; and NAME.app_modules when versioned).
       **kwargs: any optional argument of `framework_layer` (requirements, requirements_in,
         lock, wheels, index_url, extra_index_urls, find_links, package_indexes, priority_indexes,
         index_overrides, build_from_sdist, layer_name, versioned, archive_format,

@@ -6,12 +6,14 @@ The stack workspace of `stack_workspace` (this machine's CPython in PBS layout, 
 built and deployed into DEST (the archive, both metadata files, the layer config and the
 framework's image layer named for `NAME@1`); then only the app's launch module changes: its
 `.lock_test` reports the lock stale, and a relock bumps the app alone to version 2 (venvstacks
-bumps a versioned application when its launch module changes), whose build publishes the hash
-the lock records. Then the framework's requirement changes, the stack is relocked (the framework
-becomes version 2, the app 3: the app's lock names the framework's), rebuilt and deployed into
-the same DEST. `vfw@1`, `vapp@1`, `vfw@2` and `vapp@3` are then all there, and each app runs on
-its own framework. Last, a versioned layer whose lock has no lock version fails at analysis naming
-the target and the `.lock` to run.
+bumps a versioned application when its launch module changes), whose build publishes the hashes
+the lock records (the launch module's, and its support module `vhelp`'s). Then only the support
+module changes: stale again, and the relock bumps the app alone to version 3. Then the
+framework's requirement changes, the stack is relocked (the framework becomes version 2, the app
+4: the app's lock names the framework's), rebuilt and deployed into the same DEST. `vfw@1`,
+`vapp@1`, `vfw@2` and `vapp@4` are then all there, and each app runs on its own framework.
+Last, a versioned layer whose lock has no lock version fails at analysis naming the target and
+the `.lock` to run.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ framework_layer(
 
 application_layer(
     name = "vapp",
-    srcs = ["vapp/__main__.py"],
+    srcs = ["vapp/__main__.py", "vhelp.py"],
     frameworks = [":vfw"],
     launch_module = "vapp",
     runtime = ":cpython",
@@ -69,6 +71,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with serve_stack_sources(root / "sources") as sources:
         stack = make_stack(root / "ws", sources, extra=versioned_layers("1.16.0"))
         stack.workspace.write("vapp/__main__.py", APP_MAIN)
+        stack.workspace.write("vhelp.py", "HELP = 1\n")
         try:
             yield stack
         finally:
@@ -143,12 +146,24 @@ def test_two_versions_of_a_framework_deploy_side_by_side(stack: Stack, tmp_path:
     published = json.loads(stack.workspace.output("__venvstacks__/linux_x86_64/env_metadata/vapp.json").read_text())
     recorded = tool_line(stack, "vapp", "launch-module-hash")
     assert recorded == f'launch-module-hash = "{published["app_launch_module_hash"]}"', (recorded, published)
+    [support] = published["app_support_modules"]
+    assert support["name"] == "vhelp"
+    assert f'{{ name = "vhelp", hash = "{support["hash"]}" }}' in (stack.root / "pylock.vapp.toml").read_text()
+
+    # Only the support module changes: stale again, and the relock bumps the app alone.
+    stack.workspace.write("vhelp.py", "HELP = 2\n")
+    stale = stack.workspace.bazel("test", "--test_output=errors", "//:vapp.lock_test", check=False)
+    assert stale.returncode != 0
+    log = stale.stdout + stale.stderr
+    assert "the support module(s) 'vhelp' changed since it was locked" in log, log[-2000:]
+    stack.workspace.bazel("run", "//:stack.lock")
+    assert lock_versions(stack) == {"vfw": "lock-version = 1", "vapp": "lock-version = 3"}
 
     # The framework's requirement changes: both locks change, so both versions are bumped.
     lock_build_deploy(stack, "1.17.0", dest)
-    assert lock_versions(stack) == {"vfw": "lock-version = 2", "vapp": "lock-version = 3"}
-    assert deployed(dest) == ["cpython", "vapp@1", "vapp@3", "vfw@1", "vfw@2"]
-    old, new = run_app(dest, "vapp@1"), run_app(dest, "vapp@3")
+    assert lock_versions(stack) == {"vfw": "lock-version = 2", "vapp": "lock-version = 4"}
+    assert deployed(dest) == ["cpython", "vapp@1", "vapp@4", "vfw@1", "vfw@2"]
+    old, new = run_app(dest, "vapp@1"), run_app(dest, "vapp@4")
     assert (old["six"], new["six"]) == ("1.16.0", "1.17.0")
     assert Path(old["six_file"]).is_relative_to(dest / "vfw@1"), old
     assert Path(new["six_file"]).is_relative_to(dest / "vfw@2"), new

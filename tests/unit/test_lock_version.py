@@ -19,7 +19,7 @@ import pytest
 
 from venvstacks_testing.wheel_index import WheelIndex
 from venvstacks_tool.core import cli
-from venvstacks_tool.core.launch_module import module_hash
+from venvstacks_tool.core.launch_module import SupportModule, module_hash
 from venvstacks_tool.lock import pylock
 from venvstacks_tool.lock.lock_version import FIRST_LOCK_VERSION, next_lock_version, versioning_problem
 
@@ -184,43 +184,75 @@ def test_check_lock_holds_the_lock_to_versioned_and_lock_writes_it(
     assert lock(workspace, url, ["alpha"], versioned=False) is None
 
 
-def app_argv(url: str, main: Path, versioned: bool) -> list[str]:
-    """An application layer whose launch module `app` is the file `main` (as `NAME.launch_module` passes it)."""
+def app_argv(url: str, main: Path, versioned: bool, support: dict[str, Path] | None = None) -> list[str]:
+    """An application layer whose launch module `app` is the file `main`, with `support` files beside it.
+
+    `support` maps destinations below site-packages to files, as `NAME.app_modules` passes the
+    application's own files.
+    """
     argv = ["--layer-name", "app", "--layer-kind", "application", "--python-version", PY, "--index-url", url]
     argv += ["--platform", LINUX, "--lock-target", "//stacks:app.lock", "--requirement", "alpha"]
-    argv += ["--launch-module", "app", "--launch-module-file", f"app.py={main}"]
+    argv += ["--launch-module", "app", "--app-module-file", f"app.py={main}"]
+    argv += [arg for dest, path in (support or {}).items() for arg in ("--app-module-file", f"{dest}={path}")]
     return argv + (["--versioned"] if versioned else [])
 
 
-def test_a_versioned_application_follows_its_launch_module(
-    workspace: Path, tmp_path: Path, index: tuple[WheelIndex, str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    _, url = index
+@dataclasses.dataclass
+class AppLock:
+    """`lock` and `check-lock` of the application of `app_argv` in `workspace`, its lock at `path`."""
+
+    workspace: Path
+    url: str
+    main: Path
+    support: dict[str, Path] = dataclasses.field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return self.workspace / "stacks/pylock.app.toml"
+
+    def relock(self, versioned: bool = True) -> pylock.Lock:
+        argv = ["lock", *app_argv(self.url, self.main, versioned, self.support), "--workspace-dir", str(self.workspace)]
+        assert cli.main([*argv, "--output-lock", "stacks/pylock.app.toml"]) == 0
+        return pylock.read_lock(self.path)
+
+    def check(self) -> int:
+        return cli.main(["check-lock", *app_argv(self.url, self.main, True, self.support), "--lock", str(self.path)])
+
+    def locked_fresh(self, capsys: pytest.CaptureFixture[str]) -> pylock.Lock:
+        """The first lock, once a second lock kept it and it checked fresh."""
+        first = self.relock()
+        assert self.relock() == first, "nothing changed: version kept"
+        assert self.check() == 0
+        capsys.readouterr()
+        return first
+
+    def stale_then_relocked(self, capsys: pytest.CaptureFixture[str], problem: str) -> pylock.Lock:
+        """The lock checked stale for `problem` (the words after 'is stale: '), then relocked."""
+        assert self.check() == 1
+        assert capsys.readouterr().err == f"{self.path} is stale: {problem}: run `bazel run //stacks:app.lock`\n"
+        return self.relock()
+
+
+@pytest.fixture
+def app(workspace: Path, tmp_path: Path, index: tuple[WheelIndex, str]) -> AppLock:
+    """The application of `app_argv`, its launch module `tmp_path/app.py`, on the test index."""
     main = tmp_path / "app.py"
     main.write_text("print('hello')\n")
-    lock_path = workspace / "stacks/pylock.app.toml"
+    return AppLock(workspace, index[1], main)
 
-    def relock(versioned: bool = True) -> pylock.Lock:
-        argv = ["lock", *app_argv(url, main, versioned), "--workspace-dir", str(workspace)]
-        assert cli.main([*argv, "--output-lock", "stacks/pylock.app.toml"]) == 0
-        return pylock.read_lock(lock_path)
 
-    def check_app() -> int:
-        return cli.main(["check-lock", *app_argv(url, main, True), "--lock", str(lock_path)])
+def test_a_versioned_application_follows_its_launch_module(app: AppLock, capsys: pytest.CaptureFixture[str]) -> None:
+    main, relock, check_app, lock_path = app.main, app.relock, app.check, app.path
 
-    first = relock()
+    first = app.locked_fresh(capsys)
     assert (first.lock_version, first.launch_module_hash) == (1, module_hash("app", {"app.py": main}))
-    assert relock() == first, "nothing changed: version kept"
-    assert check_app() == 0
-    capsys.readouterr()
 
     main.write_text("print('hello, world')\n")
-    assert check_app() == 1
-    assert capsys.readouterr().err == (
-        f"{lock_path} is stale: the launch module 'app' of versioned application layer 'app' changed since it"
-        " was locked (its lock version follows it): run `bazel run //stacks:app.lock`\n"
+    second = app.stale_then_relocked(
+        capsys,
+        "the launch module 'app' of versioned application layer 'app' changed since it was locked"
+        " (its lock version follows it)",
     )
-    second = relock()
     assert (second.lock_version, second.launch_module_hash) == (2, module_hash("app", {"app.py": main}))
     assert second.packages == first.packages, "the same resolution"
     assert relock().lock_version == 2
@@ -240,3 +272,77 @@ def test_a_versioned_application_follows_its_launch_module(
     unversioned = relock(versioned=False)
     assert (unversioned.lock_version, unversioned.launch_module_hash) == (None, None)
     assert "launch-module" not in lock_path.read_text()
+
+
+def test_a_versioned_application_follows_its_support_modules(app: AppLock, capsys: pytest.CaptureFixture[str]) -> None:
+    """A changed, added or removed support module alone bumps N; a lock that predates them relocks without a bump."""
+    helpers = app.main.parent / "helpers.py"
+    helpers.write_text("X = 1\n")
+    (app.main.parent / "tools").mkdir()
+    tools = app.main.parent / "tools" / "__init__.py"
+    tools.write_text("")
+    support = app.support
+    support["helpers.py"] = helpers
+    relock, check_app, lock_path = app.relock, app.check, app.path
+
+    first = app.locked_fresh(capsys)
+    assert first.lock_version == 1
+    assert first.support_modules == (SupportModule("helpers", module_hash("helpers", support) or ""),)
+    assert f'support-modules = [\n    {{ name = "helpers", hash = "{first.support_modules[0].hash}" }},\n]\n' in (
+        lock_path.read_text()
+    )
+
+    helpers.write_text("X = 2\n")
+    second = app.stale_then_relocked(
+        capsys,
+        "the support module(s) 'helpers' changed since it was locked, in versioned application layer 'app'"
+        " (its lock version follows them)",
+    )
+    assert (second.lock_version, second.launch_module_hash) == (2, first.launch_module_hash), (
+        "the launch module is the same"
+    )
+    assert second.packages == first.packages, "the same resolution"
+    assert check_app() == 0
+
+    support["tools/__init__.py"] = tools  # a package added: a new support module
+    assert check_app() == 1
+    assert "the support module(s) 'tools' changed" in capsys.readouterr().err
+    third = relock()
+    assert [m.name for m in third.support_modules or ()] == ["helpers", "tools"]
+    assert third.lock_version == 3
+    del support["tools/__init__.py"], support["helpers.py"]  # none left: recorded as none, and a bump
+    fourth = relock()
+    assert (fourth.support_modules, fourth.lock_version) == ((), 4)
+    assert "support-modules = [\n]\n" in lock_path.read_text()
+
+    # A lock written before locks recorded support modules: stale, and relocked without a bump.
+    support["helpers.py"] = helpers
+    fifth = relock()
+    text = lock_path.read_text()
+    start = text.index("support-modules = [")
+    lock_path.write_text(text[:start] + text[text.index("]\n", start) + 2 :])
+    assert pylock.read_lock(lock_path).support_modules is None
+    capsys.readouterr()
+    assert check_app() == 1
+    assert "the support modules are not recorded in it yet" in capsys.readouterr().err
+    assert relock() == fifth
+
+    # Unversioned: no trace in the lock.
+    unversioned = relock(versioned=False)
+    assert unversioned.support_modules is None
+    assert "support-modules" not in lock_path.read_text()
+
+
+def test_support_modules_in_a_lock_are_checked() -> None:
+    """A hand-edited entry fails naming the lock and what is wrong."""
+    digest = "sha256:" + "c" * 64
+    lock = dataclasses.replace(
+        a_lock(["a"], 2), support_modules=(SupportModule("b", digest), SupportModule("a", digest))
+    )
+    text = pylock.render_lock(lock)
+    assert '\nsupport-modules = [\n    { name = "a", hash = "' in text, "sorted by name"
+    assert pylock.parse_lock(text, "x.toml").support_modules == tuple(sorted(lock.support_modules or ()))
+    with pytest.raises(Exception, match=r"support-modules\[0\]: 'hash' must be 'sha256:' or 'sha256/'"):
+        pylock.parse_lock(text.replace(digest, "sha256:abc", 1), "x.toml")
+    with pytest.raises(Exception, match=r"x.toml:\d+: unknown key 'size' in a support-modules entry"):
+        pylock.parse_lock(text.replace(" }", ', size = "1" }', 1), "x.toml")

@@ -13,7 +13,7 @@ from venvstacks_testing.venvstacks_sdist import sdist_tests_dir
 from venvstacks_tool.build.published_metadata import published_metadata
 from venvstacks_tool.core import cli
 from venvstacks_tool.core.errors import VenvstacksError
-from venvstacks_tool.core.launch_module import module_hash
+from venvstacks_tool.core.launch_module import SupportModule, module_hash, support_modules
 from venvstacks_tool.core.platforms import PLATFORMS, by_name, by_venvstacks_name
 from venvstacks_tool.core.protocol import ArchiveRecord
 
@@ -33,7 +33,12 @@ def documented_fields() -> dict[str, tuple[type, str, str]]:
     return fields
 
 
-def metadata_of(kind: str, platform: str = "linux_x86_64") -> dict[str, object]:
+HELPERS = (SupportModule("helpers", "sha256/" + "01" * 32),)
+
+
+def metadata_of(
+    kind: str, platform: str = "linux_x86_64", support: tuple[SupportModule, ...] = HELPERS
+) -> dict[str, object]:
     return published_metadata(
         record=RECORD,
         kind=kind,
@@ -45,6 +50,7 @@ def metadata_of(kind: str, platform: str = "linux_x86_64") -> dict[str, object]:
         required_layers=[] if kind == "runtime" else ["numpy", "base"],
         launch_module="app.cli" if kind == "application" else "",
         launch_module_hash="sha256:" + "ef" * 32 if kind == "application" else None,
+        support_modules=support if kind == "application" else (),
     )
 
 
@@ -133,9 +139,51 @@ def test_launch_module_hashes_match_what_venvstacks_published() -> None:
     assert module_hash("absent", app_files) is None
 
 
+def test_support_modules_match_what_venvstacks_published() -> None:
+    """The sample project's support modules (`empty.py`, `app_support.py`) get venvstacks' names and hashes.
+
+    venvstacks lists them in the order of their paths in its specification (`../minimal_project/empty.py`
+    before `support_modules/app_support.py`); here there are no such paths, and the order is by name.
+    """
+    tests = sdist_tests_dir()
+    sample = tests / "sample_project"
+    app_files = {
+        "scipy_import.py": sample / "launch_modules/scipy_import.py",
+        "app_support.py": sample / "support_modules/app_support.py",
+        "empty.py": tests / "minimal_project/empty.py",
+    }
+    expected = json.loads((sample / "expected_manifests/linux_x86_64/env_metadata/app-scipy-import.json").read_text())
+    found = [module.as_json() for module in support_modules("scipy_import", app_files, layer="app-scipy-import")]
+    assert found == sorted(expected["app_support_modules"], key=lambda module: module["name"])
+    assert [module["name"] for module in found] == ["app_support", "empty"]
+
+
+def test_support_modules_are_the_other_top_level_modules_and_packages(tmp_path: Path) -> None:
+    """Every top-level module file and package but the launch module's; data files are no modules."""
+    for name in ("app/__main__.py", "app/cli.py", "helpers.py", "tools/__init__.py", "tools/x/y.py", "data.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    files = _files_below(tmp_path)
+    found = support_modules("app.cli", files, layer="app")
+    assert found == (
+        SupportModule("helpers", module_hash("helpers", files) or ""),
+        SupportModule("tools", module_hash("tools", files) or ""),
+    )
+    assert found[1].hash.startswith("sha256/") and found[0].hash.startswith("sha256:")
+    assert support_modules("app", {"app.py": tmp_path / "helpers.py"}, layer="app") == ()
+    (tmp_path / "tools.py").write_text("")
+    with pytest.raises(VenvstacksError, match=r"application layer 'app': 'tools.py' and 'tools/' are both"):
+        support_modules("app", _files_below(tmp_path), layer="app")
+
+
+def test_support_modules_are_written_only_when_there_are_some() -> None:
+    assert metadata_of("application")["app_support_modules"] == [{"name": "helpers", "hash": "sha256/" + "01" * 32}]
+    assert "app_support_modules" not in metadata_of("application", support=())
+
+
 def test_venvstacks_own_metadata_has_only_documented_fields() -> None:
-    """The golden list is venvstacks' real schema: its own published files use those fields (and support modules)."""
-    documented = set(documented_fields()) | {"app_support_modules"}
+    """The golden list is venvstacks' real schema: its own published files use those fields and no other."""
+    documented = set(documented_fields())
     for path in (sdist_tests_dir() / "sample_project/expected_manifests").rglob("env_metadata/*.json"):
         assert set(json.loads(path.read_text(encoding="utf-8"))) <= documented, path
 
@@ -148,6 +196,7 @@ def _layer_metadata_in(directory: Path) -> bytes:
     app = directory / "src" / "app"
     app.mkdir(parents=True)
     (app / "__main__.py").write_text("print('hi')\n")
+    (directory / "src" / "helpers.py").write_text("X = 1\n")
     records = [write_lower_record(directory, name, digest * 64) for name, digest in (("rt", "1"), ("fw", "2"))]
     own = write_lower_record(directory, "app", "3" * 64)
     published = directory / "out.json"
@@ -156,7 +205,12 @@ def _layer_metadata_in(directory: Path) -> bytes:
     argv += ["--lock-file", str(lock), "--archive-record", str(own), "--output", str(directory / "app.json")]
     argv += [arg for record in records for arg in ("--lower-record", str(record))]
     argv += ["--published-metadata", str(published), "--runtime-layer", "rt", "--source-date-epoch", "315532800"]
-    argv += ["--app-file", f"app/__main__.py={app / '__main__.py'}"]
+    argv += [
+        "--app-file",
+        f"app/__main__.py={app / '__main__.py'}",
+        "--app-file",
+        f"helpers.py={app.parent / 'helpers.py'}",
+    ]
     assert cli.main(argv) == 0
     return published.read_bytes()
 
@@ -169,4 +223,5 @@ def test_the_published_file_depends_on_the_inputs_only(tmp_path: Path) -> None:
     assert metadata["required_layers"] == ["fw"]
     assert metadata["locked_at"] == "1980-01-01T00:00:00+00:00"
     assert metadata["app_launch_module_hash"].startswith("sha256/")
+    assert [module["name"] for module in metadata["app_support_modules"]] == ["helpers"]
     assert one == json.dumps(metadata, indent=2, sort_keys=True).encode() + b"\n"

@@ -193,15 +193,15 @@ VenvstacksLockInfo = provider(
         "named_indexes": "struct(package_indexes = {normalized project: index name}, origins = {project: label string of the layer that set it}, priority = [index names]): the layer's own and inherited named-index routing (private/lock/named_indexes.bzl).",
         "index_urls": "dict of index name -> URL: every declared named index (`venvstacks.index` tags).",
         "index": "struct(index_url, extra_index_urls, find_links, build_from_sdist) for the resolver: where packages come from, and which are built from their sdists.",
-        "launch_module": "VenvstacksLaunchModuleInfo of a versioned application (its lock records the launch module's hash), else None.",
+        "app_modules": "VenvstacksAppModulesInfo of a versioned application (its lock records its launch and support modules' hashes), else None.",
     },
 )
 
-VenvstacksLaunchModuleInfo = provider(
-    doc = "An application's launch module and the layer's own files of it (`NAME.launch_module`, for a versioned application's lock).",
+VenvstacksAppModulesInfo = provider(
+    doc = "An application's launch module and the layer's own module files (`NAME.app_modules`, for a versioned application's lock).",
     fields = {
         "module": "The launch module, as `python -m` takes it (`app.main`).",
-        "files": "dict of destination below site-packages -> File: the layer's `srcs` and `deps` files of the launch module's top-level module (`app.py`, or everything below `app/`).",
+        "files": "dict of destination below site-packages -> File: the layer's own files from `srcs` (wheels aside) and `deps`, whose top-level modules are the launch module's and the support modules.",
     },
 )
 

@@ -49,8 +49,9 @@ _TOP_KEYS = ["lock-version", "created-by", "requires-python", "environments"]
 _PACKAGE_KEYS = ["name", "version", "marker", "sdist", "wheels"]
 _PACKAGE_TOOL_KEYS = ["built-wheel", "native", "build-wheels"]
 _WHEEL_KEYS = ["name", "url", "path", "hashes", "sha256"]
-_TOOL_KEYS = ["layer", "kind", "inputs-hash", "lock-version", "launch-module-hash", "python-version", "platform", "platforms", "requirements", "provided"]
+_TOOL_KEYS = ["layer", "kind", "inputs-hash", "lock-version", "launch-module-hash", "support-modules", "python-version", "platform", "platforms", "requirements", "provided"]
 _PROVIDED_KEYS = ["name", "version", "layer"]
+_SUPPORT_MODULE_KEYS = ["name", "hash"]
 
 def _sha256_error(value):
     """Why `value` is not a lowercase hex sha256, or "" when it is one."""
@@ -332,6 +333,8 @@ def _tool_line(tool, line, where):
             tool["platform_lines"].append(where)
         elif tool["array"] == "provided":
             _check_inline_keys(line, _PROVIDED_KEYS, "a provided entry", where)
+        elif tool["array"] == "support-modules":
+            _check_inline_keys(line, _SUPPORT_MODULE_KEYS, "a support-modules entry", where)
     elif _line_key(line) not in _TOOL_KEYS:
         _unknown_key(where, _line_key(line) or line, "[tool.venvstacks]")
     elif line.startswith("lock-version = "):

@@ -3,7 +3,7 @@
 With `--published-metadata` it also writes the layer's metadata in venvstacks' published schema
 (build/published_metadata.py), from the same inputs plus the runtime layer's name, the archive
 members' timestamp (venvstacks' `locked_at`) and the application's own files (its
-`app_launch_module_hash`).
+`app_launch_module_hash` and `app_support_modules`).
 
 Kept apart from `build-layer` so that the archive action needs no lower layer: in Bazel, a layer's
 archive builds in parallel with the layers below it, and only this small step waits for their
@@ -55,7 +55,7 @@ class PublishedRequest:
     output: Path
     runtime_layer: str
     locked_at_epoch: int
-    app_files: dict[str, Path]  # destination below site-packages -> file (for the launch module's hash)
+    app_files: dict[str, Path]  # destination below site-packages -> file (for the module hashes)
     lock_version: int | None = None  # a versioned layer's (its name is then NAME@N)
 
 
@@ -230,6 +230,9 @@ def _published(request: MetadataRequest, record: ArchiveRecord, lock_hash: str, 
         required_layers=frameworks,
         launch_module=identity.launch_module,
         launch_module_hash=launch_module.module_hash(top_module, published.app_files) if top_module else None,
+        support_modules=launch_module.support_modules(identity.launch_module, published.app_files, layer=identity.name)
+        if top_module
+        else (),
         lock_version=published.lock_version,
     )
 

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from venvstacks_tool.core.errors import VenvstacksError
+from venvstacks_tool.core.launch_module import SupportModule
 from venvstacks_tool.core.platforms import TargetPlatform
 from venvstacks_tool.core.protocol import ArchiveRecord
 
@@ -48,6 +49,7 @@ def published_metadata(
     required_layers: list[str],
     launch_module: str = "",
     launch_module_hash: str | None = None,
+    support_modules: Sequence[SupportModule] = (),
     lock_version: int | None = None,
 ) -> dict[str, object]:
     """A layer's metadata in venvstacks' published schema (the fields of an archived layer).
@@ -58,6 +60,8 @@ def published_metadata(
     `required_layers` the frameworks' below in sys.path order (a runtime has none).
     `bound_to_implementation` is venvstacks' rule: a runtime is its implementation; a venv on
     Windows holds copies of the runtime's launcher, elsewhere only links to it.
+    `support_modules` (core/launch_module.py, sorted by name) become `app_support_modules`,
+    written only when there are some, as venvstacks writes it.
     """
     if not requirements_hash.startswith("sha256:"):
         raise VenvstacksError(f"layer {record.layer_name!r}: requirements hash {requirements_hash!r} is not sha256:HEX")
@@ -88,6 +92,8 @@ def published_metadata(
         metadata["app_launch_module"] = launch_module
         if launch_module_hash is not None:
             metadata["app_launch_module_hash"] = launch_module_hash
+        if support_modules:
+            metadata["app_support_modules"] = [module.as_json() for module in support_modules]
     return metadata
 
 

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, TextIO
 from venvstacks_tool.core.cli import add_repeatable, split_pair, subcommand_parser
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import write_bytes_atomic
-from venvstacks_tool.core.launch_module import module_hash
+from venvstacks_tool.core.launch_module import SupportModule, module_hash, support_modules
 from venvstacks_tool.core.platforms import (
     DEFAULT_FLOORS,
     TargetPlatform,
@@ -87,9 +87,11 @@ class LayerInputs:
     `python_version` is the target runtime's full version (`3.11.7`), used for markers.
     `versioned`: the lock carries a lock version (lock/lock_version.py); not among the inputs
     `inputs_hash` covers, but a lock that does not fit it is stale all the same.
-    `launch_module` and `launch_module_files` ({destination below site-packages: file}, the
-    layer's own files of that module): a versioned application's lock records their hash, so a
-    changed launch module bumps the lock version as venvstacks bumps it; also not in `inputs_hash`.
+    `launch_module` and `app_module_files` ({destination below site-packages: file}, the
+    layer's own files, `srcs` and first-party `deps`): a versioned application's lock records the
+    hashes of its launch module and of its support modules (the other top-level modules of those
+    files), so a change of any of them bumps the lock version as venvstacks bumps it; also not in
+    `inputs_hash`.
     """
 
     layer_name: str
@@ -108,7 +110,7 @@ class LayerInputs:
     versioned: bool = False
     build_from_sdist: tuple[str, ...] = ()
     launch_module: str = ""
-    launch_module_files: tuple[tuple[str, Path], ...] = ()
+    app_module_files: tuple[tuple[str, Path], ...] = ()
 
     @property
     def target_platforms(self) -> tuple[TargetPlatform, ...]:
@@ -122,9 +124,21 @@ class LayerInputs:
         None too when the module is none of the layer's own files (it comes from a wheel), as the
         published metadata then leaves `app_launch_module_hash` out.
         """
-        if not (self.versioned and self.layer_kind == "application" and self.launch_module):
+        if not self._records_modules:
             return None
-        return module_hash(self.launch_module.partition(".")[0], dict(self.launch_module_files))
+        return module_hash(self.launch_module.partition(".")[0], dict(self.app_module_files))
+
+    @property
+    def support_modules(self) -> tuple[SupportModule, ...] | None:
+        """What the lock records of the support modules: a versioned application's (maybe none), else None."""
+        if not self._records_modules:
+            return None
+        return support_modules(self.launch_module, dict(self.app_module_files), layer=self.layer_name)
+
+    @property
+    def _records_modules(self) -> bool:
+        """Whether the lock records module hashes: only a versioned application's does."""
+        return self.versioned and self.layer_kind == "application" and bool(self.launch_module)
 
     @property
     def hint(self) -> str:
@@ -237,10 +251,11 @@ def _add_layer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--launch-module", default="", help="an application's launch module, e.g. app.main")
     add_repeatable(
         parser,
-        "--launch-module-file",
-        "launch_module_files",
+        "--app-module-file",
+        "app_module_files",
         "DEST=PATH",
-        "a file of the launch module, by its destination below site-packages; repeatable",
+        "a file of the application's own code (srcs, first-party deps), by its destination below site-packages;"
+        " repeatable",
     )
     parser.add_argument(
         "--glibc-minimum",
@@ -307,11 +322,11 @@ def _layer_inputs(args: argparse.Namespace) -> LayerInputs:
         named_indexes=NamedIndexes.parse(layer, args.named_indexes, args.package_indexes, args.priority_indexes),
         versioned=bool(args.versioned),
         launch_module=str(args.launch_module),
-        launch_module_files=tuple(
+        app_module_files=tuple(
             (dest, Path(path))
             for dest, path in (
-                split_pair(value, "--launch-module-file", f"layer '{layer}'", "DEST=PATH")
-                for value in args.launch_module_files
+                split_pair(value, "--app-module-file", f"layer '{layer}'", "DEST=PATH")
+                for value in args.app_module_files
             )
         ),
         build_from_sdist=tuple(sorted({normalize_name(name) for name in args.build_from_sdist})),
@@ -563,7 +578,23 @@ def lock_problem(request: CheckRequest) -> str | None:
             f"{path} is stale: the launch module '{inputs.launch_module}' of versioned application layer"
             f" '{inputs.layer_name}' {what} (its lock version follows it): {hint}"
         )
+    support = inputs.support_modules
+    if recorded.support_modules != support:
+        change = _support_modules_change(recorded.support_modules, support or ())
+        return (
+            f"{path} is stale: {change}, in versioned application layer '{inputs.layer_name}'"
+            f" (its lock version follows them): {hint}"
+        )
     return None
+
+
+def _support_modules_change(recorded: tuple[SupportModule, ...] | None, current: tuple[SupportModule, ...]) -> str:
+    """What differs between the support modules a lock records and the application's, for messages."""
+    if recorded is None:
+        return "the support modules are not recorded in it yet"
+    old, new = {m.name: m.hash for m in recorded}, {m.name: m.hash for m in current}
+    changed = sorted(name for name in old.keys() | new.keys() if old.get(name) != new.get(name))
+    return "the support module(s) " + ", ".join(f"'{name}'" for name in changed) + " changed since it was locked"
 
 
 def check_lock(request: CheckRequest) -> int:
@@ -905,8 +936,10 @@ def render_requirements(lock: pylock.Lock, lock_path: str, lock_target: str) -> 
 
 
 def _versioned(lock: pylock.Lock, previous: pylock.Lock | None, inputs: LayerInputs) -> pylock.Lock:
-    """`lock` with the launch module's hash and the lock version it gets replacing `previous` (lock/lock_version.py)."""
-    lock = dataclasses.replace(lock, launch_module_hash=inputs.launch_module_hash)
+    """`lock` with the module hashes and the lock version it gets replacing `previous` (lock/lock_version.py)."""
+    lock = dataclasses.replace(
+        lock, launch_module_hash=inputs.launch_module_hash, support_modules=inputs.support_modules
+    )
     version = lock_version.next_lock_version(previous, lock, versioned=inputs.versioned)
     return dataclasses.replace(lock, lock_version=version)
 

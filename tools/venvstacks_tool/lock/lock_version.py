@@ -13,6 +13,10 @@ The rules, one function each:
   module changed bumps N even when the resolution is the same, as venvstacks bumps it; a lock
   that records none yet (written before locks recorded it) gets it without a bump, as nothing
   says the module changed;
+* so do its support modules (`support-modules`, venvstacks' `app_support_modules`: the other
+  top-level modules and packages of its own code), written even when there are none, so that
+  adding a first one bumps N too; a lock without the key (written before locks recorded them)
+  gets it without a bump, for the same reason;
 * a relock that changes nothing (the same inputs, or `--upgrade` finding nothing new) keeps N;
 * the first lock of a versioned layer, or of a layer that just became versioned, is version 1;
 * an unversioned layer's lock carries no lock version (venvstacks reports 1 for it).
@@ -47,6 +51,8 @@ def next_lock_version(previous: pylock.Lock | None, new: pylock.Lock, *, version
         return FIRST_LOCK_VERSION
     if previous.launch_module_hash is None:
         new = dataclasses.replace(new, launch_module_hash=None)  # recorded for the first time: no change
+    if previous.support_modules is None:
+        new = dataclasses.replace(new, support_modules=None)  # as the launch module's hash
     if same_content(previous, new):
         return previous.lock_version
     return previous.lock_version + 1

@@ -61,6 +61,10 @@ Starlark reader:
 - `launch-module-hash` (only in the lock of a versioned application): venvstacks'
   `app_launch_module_hash` of the launch module's files (core/launch_module.py), so that a
   relock after the launch module changed bumps `lock-version` as venvstacks does.
+- `support-modules` (only in the lock of a versioned application, written even when empty):
+  venvstacks' `app_support_modules`, one `{ name, hash }` inline table a line, sorted by name
+  (core/launch_module.py), so that a changed support module bumps `lock-version` too. A lock
+  without the key was written before locks recorded support modules (lock/lock_version.py).
 - A package built from its sdist (the layer's `build_from_sdist`, docs/locking.md "Packages with
   no wheel") has `sdist = { name, url, hashes }` (PEP 751) instead of `wheels`, and a
   `[packages.tool.venvstacks]` table before its platform-wheels: `built-wheel`, the file name of
@@ -103,6 +107,7 @@ from typing import Any
 
 from venvstacks_tool.core.errors import VenvstacksError
 from venvstacks_tool.core.fsutil import write_bytes_atomic
+from venvstacks_tool.core.launch_module import SupportModule
 from venvstacks_tool.core.platforms import by_triple, platforms_problem, triple_problem
 from venvstacks_tool.core.project_names import normalize_name
 from venvstacks_tool.core.protocol import LAYER_KINDS, PYTHON_VERSION_RE, is_sha256
@@ -112,7 +117,7 @@ CREATED_BY = "rules_venvstacks"
 
 _INPUTS_HASH = re.compile(r"sha256:[0-9a-f]{64}")
 # A module file's hash is `sha256:<hex>`, a package directory's `sha256/<hex>` (core/launch_module.py).
-_LAUNCH_MODULE_HASH = re.compile(r"sha256[:/][0-9a-f]{64}")
+_MODULE_HASH = re.compile(r"sha256[:/][0-9a-f]{64}")
 _EDIT_HINT = "this file is written by `bazel run <layer>.lock`; re-run it instead of editing"
 
 # The keys the writer writes, per table, and the table's name in messages (keep in sync:
@@ -128,6 +133,7 @@ _KEYS = {
             "inputs-hash",
             "lock-version",
             "launch-module-hash",
+            "support-modules",
             "python-version",
             "platform",
             "platforms",
@@ -136,6 +142,7 @@ _KEYS = {
         },
     ),
     "provided": ("a provided entry", {"name", "version", "layer"}),
+    "support_module": ("a support-modules entry", {"name", "hash"}),
     "package": ("a [[packages]] table", {"name", "version", "marker", "sdist", "wheels", "tool"}),
     "package_tool": ("[packages.tool]", {"venvstacks"}),
     "package_venvstacks": ("[packages.tool.venvstacks]", {"built-wheel", "native", "build-wheels", "platform-wheels"}),
@@ -242,7 +249,9 @@ class Lock:
     the PBS triples it covers (one for a lock in the old single-platform form). `lock_version`
     is the layer's lock version (`lock-version` in `[tool.venvstacks]`), counted only for a
     versioned layer (lock/lock_version.py); None for an unversioned one. `launch_module_hash` is
-    the launch module's hash a versioned application was locked with (None for any other layer).
+    the launch module's hash a versioned application was locked with (None for any other layer),
+    `support_modules` its support modules' (None for any other layer, and in a versioned
+    application's lock written before locks recorded them).
     """
 
     layer: str
@@ -255,6 +264,7 @@ class Lock:
     provided: list[ProvidedPackage] = field(default_factory=list)
     lock_version: int | None = None
     launch_module_hash: str | None = None
+    support_modules: tuple[SupportModule, ...] | None = None
 
 
 def package_marker(package: LockedPackage, platforms: Iterable[str]) -> str:
@@ -297,6 +307,11 @@ def _requires_python(python_version: str) -> str:
 
 def _string_array(key: str, values: Iterable[str]) -> list[str]:
     return [f"{key} = [", *(f"    {toml_string(value)}," for value in values), "]"]
+
+
+def _support_modules_lines(modules: Iterable[SupportModule]) -> list[str]:
+    entries = (f"    {{ name = {toml_string(m.name)}, hash = {toml_string(m.hash)} }}," for m in sorted(modules))
+    return ["support-modules = [", *entries, "]"]
 
 
 def _file_entry(wheel: LockedWheel) -> str:
@@ -351,6 +366,7 @@ def render_lock(lock: Lock, lock_target: str | None = None) -> str:
         f"inputs-hash = {toml_string(lock.inputs_hash)}",
         *([] if lock.lock_version is None else [f"lock-version = {lock.lock_version}"]),
         *([] if lock.launch_module_hash is None else [f"launch-module-hash = {toml_string(lock.launch_module_hash)}"]),
+        *([] if lock.support_modules is None else _support_modules_lines(lock.support_modules)),
         f"python-version = {toml_string(lock.python_version)}",
         *_string_array("platforms", platforms),
         *_string_array("requirements", lock.requirements),
@@ -565,9 +581,10 @@ def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
     if lock_version is not None and (type(lock_version) is not int or lock_version < 1):
         raise r.fail(where, f"'lock-version' must be a positive integer, not {lock_version!r}")
     launch_module_hash = r.string(meta, "launch-module-hash", where) if "launch-module-hash" in meta else None
-    if launch_module_hash is not None and not _LAUNCH_MODULE_HASH.fullmatch(launch_module_hash):
+    if launch_module_hash is not None and not _MODULE_HASH.fullmatch(launch_module_hash):
         shown = repr(launch_module_hash)
         raise r.fail(where, f"'launch-module-hash' must be 'sha256:' or 'sha256/' and 64 hex digits, not {shown}")
+    support_modules = _support_modules(r, lines, meta) if "support-modules" in meta else None
     legacy = "platforms" not in meta
     if legacy:
         platforms = [r.string(meta, "platform", where)]
@@ -647,7 +664,22 @@ def parse_lock(text: str, source: str, *, location: str | None = None) -> Lock:
         provided=provided,
         lock_version=lock_version,
         launch_module_hash=launch_module_hash,
+        support_modules=support_modules,
     )
+
+
+def _support_modules(r: _Reader, lines: _Lines, meta: dict[str, Any]) -> tuple[SupportModule, ...]:
+    """The `support-modules` entries of `[tool.venvstacks]`, each with a name and a module hash."""
+    found = []
+    for index, item in enumerate(r.array(meta, "support-modules", "[tool.venvstacks]")):
+        where = f"[tool.venvstacks] support-modules[{index}]"
+        entry = r.table(item, where)
+        lines.check_keys(entry, "support_module", lines.key("support-modules", lines.header("[tool.venvstacks]")))
+        name, digest = r.string(entry, "name", where), r.string(entry, "hash", where)
+        if not _MODULE_HASH.fullmatch(digest):
+            raise r.fail(where, f"'hash' must be 'sha256:' or 'sha256/' and 64 hex digits, not {digest!r}")
+        found.append(SupportModule(name, digest))
+    return tuple(found)
 
 
 def _file(
