@@ -63,4 +63,5 @@ step "bazel (provisioned once, then reused)"
 tests/bazel.sh --version
 
 step "pytest: unit and integration tests"
-python3 -m pytest tests "$@"
+# --durations: the slowest tests at the end of the log, to see where the suite's time goes.
+python3 -m pytest --durations=30 tests "$@"
