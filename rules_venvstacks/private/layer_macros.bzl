@@ -72,9 +72,11 @@ def _unless_lock_only(value, lock_only_value):
 _INCOMPATIBLE = Label("@platforms//:incompatible")
 _NOT_ON_THIS_PLATFORM = Label("//rules_venvstacks/private/build:not_on_this_platform")
 
-def _on_platforms(platforms, value, otherwise):
-    """A select() giving `value` on the target platforms `platforms` (short names), `otherwise` elsewhere."""
+def _on_platforms(platforms, value, otherwise, also = []):
+    """A select() giving `value` on the target platforms `platforms` (short names) and the conditions `also`, `otherwise` elsewhere."""
     cases = {config_setting_label(platform): value for platform in platforms}
+    for condition in also:
+        cases[condition] = value
     cases["//conditions:default"] = otherwise
     return select(cases)
 
@@ -84,10 +86,7 @@ def _compatible_with(platforms):
     Compatible in the lock-only configuration whatever the platform: the layers above and a
     stack's `.lock` reach it there for its lock inputs, and locking covers every platform.
     """
-    cases = {config_setting_label(platform): [] for platform in platforms}
-    cases[_LOCK_ONLY] = []
-    cases["//conditions:default"] = [_INCOMPATIBLE]
-    return select(cases)
+    return _on_platforms(platforms, [], [_INCOMPATIBLE], also = [_LOCK_ONLY])
 
 def _in_stack(name, platforms, visibility, tags):
     """`NAME.in_stack`: the layer on its platforms (all of its runtime's when `platforms` is empty), nothing elsewhere."""

@@ -189,18 +189,20 @@ def _declare_locks(module_ctx, runtimes_by_minor):
             lock = parse_pylock(module_ctx.read(path), str(tag.file), lock_depth(tag.file.package, tag.file.name))
             entry["platform_triples"] = lock.platform_triples
             entry["lock_version"] = lock.lock_version or 0
+
+            # The runtime whose interpreter builds the lock's sdists: the first declared of its Python X.Y.
+            sdist_runtime = runtimes_by_minor.get(python_minor(lock.python_version) if lock.python_version else "")
             for package in lock.packages:
                 if package.native:
                     # Built per platform, in the target configuration, with the target's C toolchain.
-                    runtime = runtimes_by_minor.get(python_minor(lock.python_version) if lock.python_version else "")
                     for triple in package.platform_wheels:
-                        build = _sdist_build(wheel_repos, tag.hub, package, str(tag.file), path.dirname, runtime, triple)
+                        build = _sdist_build(wheel_repos, tag.hub, package, str(tag.file), path.dirname, sdist_runtime, triple)
                         entry["sdist_builds"][build["name"]] = build
                         entry["built_native"].setdefault(triple, []).append([build["name"], package.sdist.sha256])
                     continue
                 if package.sdist != None:
                     # Built once, in the execution configuration, whatever the target platform.
-                    build = _sdist_build(wheel_repos, tag.hub, package, str(tag.file), path.dirname, runtimes_by_minor.get(python_minor(lock.python_version) if lock.python_version else ""))
+                    build = _sdist_build(wheel_repos, tag.hub, package, str(tag.file), path.dirname, sdist_runtime)
                     entry["sdist_builds"][build["name"]] = build
                     for triple in package.platform_wheels:
                         entry["built"].setdefault(triple, []).append([build["name"], package.sdist.sha256])
